@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what sagflow needs on a Debian machine, and only what is missing.
+#   scripts/deps.sh build   - compiler, meson, libraries
+#   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients
+#   scripts/deps.sh bench   - test + nginx, wrk, softflowd
+set -euo pipefail
+cd "$(dirname "$0")/.."
+level=${1:-build}
+
+build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libssl-dev
+	libjansson-dev libsqlite3-dev libpcap-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps)
+bench_pkgs=(nginx-light wrk softflowd time)
+
+want=("${build_pkgs[@]}")
+case "$level" in
+build) ;;
+test) want+=("${test_pkgs[@]}") ;;
+bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	# node and npm may come from outside Debian (the machine image has them).
+	if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
+	if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}" >&2
+	SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+	# tshark asks whether non-root users may capture unless told not to.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ "$level" != build ] && [ -f tests/e2e/package-lock.json ]; then
+	if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
+		(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error) >&2
+	fi
+fi

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# make test: installs what the tests need, builds the sanitizer build, runs every
+# suite (unit, fuzz-corpus replay, brief libFuzzer runs, end-to-end) and ends with
+# one line "N passed, N failed".
+#   FUZZ_SECONDS=N   how long each libFuzzer target runs (default 10, 0 to skip)
+#   E2E_FILTER=glob  run only matching tests/e2e/*.test.mjs files
+set -uo pipefail
+cd "$(dirname "$0")/.."
+TESTBUILD=${TESTBUILD:-build-test}
+FUZZBUILD=${FUZZBUILD:-build-fuzz}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+fuzz_only=0
+[ "${1:-}" = --fuzz-only ] && fuzz_only=1
+
+passed=0 failed=0
+note_fail() { failed=$((failed + 1)); echo "FAILED: $*"; }
+
+scripts/deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [ $fuzz_only -eq 0 ]; then
+	# The test build: ASan + UBSan, no recovery, warnings are errors.
+	if [ ! -f "$TESTBUILD/build.ninja" ]; then
+		meson setup "$TESTBUILD" --buildtype=debug -Db_sanitize=address,undefined \
+			-Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null ||
+			{ echo "0 passed, 1 failed"; exit 1; }
+	fi
+	if ! ninja -C "$TESTBUILD" >"$TESTBUILD.log" 2>&1; then
+		cat "$TESTBUILD.log"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+
+	# Unit tests and fuzz-corpus replays (meson's runner).
+	out=$(meson test -C "$TESTBUILD" --print-errorlogs 2>&1)
+	echo "$out" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Expected Fail|Unexpected Pass|Skipped|Timeout):' || true
+	ok=$(echo "$out" | awk '/^Ok:/{print $2}')
+	ko=$(echo "$out" | awk '/^(Fail|Timeout|Unexpected Pass):/{s+=$NF} END{print s+0}')
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + ${ko:-0}))
+	[ "${ko:-0}" -gt 0 ] && echo "$out" | tail -n 80
+fi
+
+# Brief libFuzzer runs of every target (clang build with ASan + UBSan).
+if [ "$FUZZ_SECONDS" != 0 ] && ls tests/fuzz/*.c 2>/dev/null | grep -qv replay.c; then
+	if [ ! -f "$FUZZBUILD/build.ninja" ]; then
+		CC=clang meson setup "$FUZZBUILD" --buildtype=debugoptimized -Dfuzz=true \
+			-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	fi
+	if ninja -C "$FUZZBUILD" >"$FUZZBUILD.log" 2>&1; then
+		for t in "$FUZZBUILD"/tests/fuzz/fuzz_*; do
+			[ -x "$t" ] || continue
+			name=$(basename "$t")
+			work=$(mktemp -d)
+			if "$t" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 \
+				-artifact_prefix="$work/" "$work" "tests/fuzz/corpus/$name" >"$work/log" 2>&1; then
+				passed=$((passed + 1))
+				echo "fuzz $name: $(grep -Eo 'Done [0-9]+ runs' "$work/log" | tail -1)"
+			else
+				tail -n 40 "$work/log"
+				note_fail "fuzz $name (artifacts kept in $work)"
+				continue
+			fi
+			rm -rf "$work"
+		done
+	else
+		cat "$FUZZBUILD.log"
+		note_fail "fuzz build"
+	fi
+fi
+
+if [ $fuzz_only -eq 0 ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
+	# End to end: the real binary (sanitizer build) driven by the real clients.
+	export SAGFLOW_BIN=${SAGFLOW_BIN:-$PWD/$TESTBUILD/sagflow}
+	tap=$(mktemp)
+	files=$(ls tests/e2e/${E2E_FILTER:-*}.test.mjs)
+	node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+		--test-reporter=tap --test-reporter-destination="$tap" $files
+	ep=$(awk '/^# pass /{print $3}' "$tap")
+	ef=$(awk '/^# fail /{print $3}' "$tap")
+	[ -z "$ep" ] && { ef=$((${ef:-0} + 1)); echo "FAILED: the e2e runner reported nothing"; }
+	passed=$((passed + ${ep:-0}))
+	failed=$((failed + ${ef:-0}))
+	rm -f "$tap"
+fi
+
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,50 @@
+/* Byte slices and a growable buffer: every byte pointer travels with its length. */
+#ifndef CORE_STR_H
+#define CORE_STR_H
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+struct str {
+	const char *p;
+	size_t len;
+};
+
+#define STR_LIT(s) ((struct str){(s), sizeof(s) - 1})
+#define STR_NULL ((struct str){NULL, 0})
+
+static inline struct str str_c(const char *s)
+{
+	return (struct str){s, s ? strlen(s) : 0};
+}
+
+static inline bool str_eq(struct str a, struct str b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline bool str_eqc(struct str a, const char *b)
+{
+	return str_eq(a, str_c(b));
+}
+
+bool str_caseeq(struct str a, const char *b); /* ASCII case-insensitive */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+void buf_reserve(struct buf *b, size_t extra);
+void buf_add(struct buf *b, const void *p, size_t len);
+void buf_adds(struct buf *b, const char *s);
+void buf_addc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+const char *buf_cstr(struct buf *b); /* NUL-terminates without counting the NUL */
+char *buf_steal(struct buf *b);      /* returns the NUL-terminated bytes; b is reset */
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+#endif

@@ -1,0 +1,102 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/ids.h"
+#include "core/num.h"
+#include "core/str.h"
+#include "core/timeutil.h"
+
+static void test_num_parse(void **state)
+{
+	int64_t v = 0;
+	assert_int_equal(num_parse_i64(STR_LIT("300"), 60, 6000, &v), 0);
+	assert_int_equal(v, 300);
+	assert_int_equal(num_parse_i64(STR_LIT("-5"), -10, 10, &v), 0);
+	assert_int_equal(v, -5);
+	assert_int_equal(num_parse_i64(STR_LIT("59"), 60, 6000, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT(""), 0, 10, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT("-"), -10, 10, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT("+1"), 0, 10, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT(" 1"), 0, 10, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT("1x"), 0, 10, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT("9223372036854775807"), INT64_MIN, INT64_MAX, &v), 0);
+	assert_true(v == INT64_MAX);
+	assert_int_equal(num_parse_i64(STR_LIT("-9223372036854775808"), INT64_MIN, INT64_MAX, &v), 0);
+	assert_true(v == INT64_MIN);
+	assert_int_equal(num_parse_i64(STR_LIT("9223372036854775808"), INT64_MIN, INT64_MAX, &v), -1);
+	assert_int_equal(num_parse_i64(STR_LIT("99999999999999999999"), INT64_MIN, INT64_MAX, &v), -1);
+}
+
+static void test_version_cmp(void **state)
+{
+	bool ok;
+	assert_int_equal(num_version_cmp(STR_LIT("1.7.0"), STR_LIT("1.7.0"), &ok), 0);
+	assert_true(ok);
+	assert_int_equal(num_version_cmp(STR_LIT("1.6.9"), STR_LIT("1.7.0"), &ok), -1);
+	assert_int_equal(num_version_cmp(STR_LIT("2.3.0.0"), STR_LIT("1.7.0"), &ok), 1);
+	assert_int_equal(num_version_cmp(STR_LIT("1.7"), STR_LIT("1.7.0"), &ok), 0);
+	assert_int_equal(num_version_cmp(STR_LIT("1.10.0"), STR_LIT("1.9.9"), &ok), 1);
+	num_version_cmp(STR_LIT("1..0"), STR_LIT("1.7.0"), &ok);
+	assert_false(ok);
+	num_version_cmp(STR_LIT(""), STR_LIT("1.7.0"), &ok);
+	assert_false(ok);
+	num_version_cmp(STR_LIT("v1.7"), STR_LIT("1.7.0"), &ok);
+	assert_false(ok);
+}
+
+static void test_iso8601(void **state)
+{
+	int64_t t;
+	char out[21];
+	assert_int_equal(time_parse_iso8601(STR_LIT("2024-01-01T12:00:00Z"), &t), 0);
+	assert_true(t == 1704110400);
+	time_format_iso8601(t, out);
+	assert_string_equal(out, "2024-01-01T12:00:00Z");
+	assert_int_equal(time_parse_iso8601(STR_LIT("2024-02-29T00:00:00Z"), &t), 0);
+	assert_true(t == 1709164800);
+	assert_int_equal(time_parse_iso8601(STR_LIT("2024-01-01T12:00:00"), &t), -1);
+	assert_int_equal(time_parse_iso8601(STR_LIT("2024-13-01T12:00:00Z"), &t), -1);
+	assert_int_equal(time_parse_iso8601(STR_LIT("2024-01-01 12:00:00Z"), &t), -1);
+	assert_int_equal(time_parse_iso8601(STR_LIT("20x4-01-01T12:00:00Z"), &t), -1);
+}
+
+static void test_ids(void **state)
+{
+	char id[32], uuid[IDS_UUID_LEN + 1];
+	ids_resource(id, sizeof(id), "fl-");
+	assert_int_equal(strlen(id), 3 + IDS_RESOURCE_SUFFIX);
+	for (size_t i = 3; i < strlen(id); i++)
+		assert_true((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9'));
+	ids_uuid_upper(uuid);
+	assert_int_equal(strlen(uuid), 36);
+	assert_int_equal(uuid[8], '-');
+	assert_int_equal(uuid[14], '4');
+	for (size_t i = 0; i < 36; i++)
+		assert_false(uuid[i] >= 'a' && uuid[i] <= 'z');
+}
+
+static void test_buf(void **state)
+{
+	struct buf b = {0};
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&b, "%d,", i);
+	assert_true(b.len > 1000);
+	assert_memory_equal(b.p, "0,1,2,", 6);
+	assert_true(str_caseeq(STR_LIT("JsOn"), "json"));
+	assert_false(str_caseeq(STR_LIT("jso"), "json"));
+	buf_free(&b);
+	buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_num_parse), cmocka_unit_test(test_version_cmp),
+		cmocka_unit_test(test_iso8601),   cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_buf),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
