@@ -1,0 +1,55 @@
+/* The action layer: one handler per Alibaba RPC action, dispatched by name.
+ *
+ * The HTTP adapter parses and authenticates a request, then calls the action's
+ * handler with a struct api_call. A handler reads its parameters, does its work
+ * and calls api_finish() exactly once, either before it returns (reads) or later
+ * from the store's writer thread (store_write_async's done callback, for durable
+ * writes). The adapter suspends the connection until api_finish() is called and
+ * then renders c->out (JSON or XML; RequestId is added by the adapter) or the
+ * error c->err with c->err_detail replacing "{}" in its message. */
+#ifndef API_API_H
+#define API_API_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/str.h"
+#include "rpc/errors.h"
+
+struct params;
+struct store;
+
+#define API_ERR_DETAIL_MAX 128
+
+struct api_config {
+	int64_t flowlog_quota; /* per account and region, `serve --flowlog-quota` */
+};
+
+struct api_call {
+	/* Inputs, valid until api_finish() returns. */
+	const struct params *params; /* query and body merged, decoded */
+	int64_t account_id;           /* the authenticated caller's account */
+	struct store *store;
+	const struct api_config *cfg;
+	/* Outputs. */
+	json_t *out; /* an empty object to fill; owned by the adapter */
+	enum err err;
+	char err_detail[API_ERR_DETAIL_MAX];
+	/* Private to the adapter. */
+	void *priv;
+};
+
+struct api_action {
+	const char *name;
+	void (*handler)(struct api_call *c);
+};
+
+/* Finishes a call with e (ERR_OK for success); thread-safe, exactly once. */
+void api_finish(struct api_call *c, enum err e);
+/* Same, with a detail for the message's "{}" (a parameter name, say). */
+void api_fail(struct api_call *c, enum err e, const char *detail);
+
+/* The action with this exact name, or NULL. */
+const struct api_action *api_action_find(struct str name);
+
+#endif
