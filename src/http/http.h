@@ -1,0 +1,80 @@
+/* The HTTP server adapter: libmicrohttpd in epoll mode with a pool of threads,
+ * a small route table and asynchronous answers.
+ *
+ * A route's handler runs on a pool thread once the whole request (headers and
+ * body, at most HTTP_MAX_BODY bytes) has arrived. It may answer at once or
+ * later from any thread (the store's writer, say): the adapter suspends the
+ * connection until http_respond() is called, so an event-loop thread never
+ * waits on a disk or a lock. http_respond() must be called exactly once per
+ * request; the request object is freed by the adapter after the answer is sent.
+ *
+ * Routes match the exact path, or a path prefix when the route's path ends in
+ * '/' and is longer than "/" (so "/device/" matches "/device/hello"). The first
+ * matching route wins; a path no route matches gets 404, a method a matching
+ * route does not accept gets 405. */
+#ifndef HTTP_HTTP_H
+#define HTTP_HTTP_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+#define HTTP_MAX_BODY (1u << 20)         /* larger bodies get 413 and the connection is closed */
+#define HTTP_MAX_URI 8192                /* request line target (path + query), bytes */
+#define HTTP_CONN_MEMORY (64u * 1024)    /* per-connection memory: request line + headers */
+#define HTTP_CONN_TIMEOUT_S 30           /* idle / slow-client timeout, seconds */
+#define HTTP_MAX_CONNECTIONS 4096        /* simultaneous connections, whole server */
+#define HTTP_MAX_THREADS 64              /* upper bound of --threads */
+#define HTTP_MAX_ROUTES 32
+#define HTTP_REMOTE_MAX 64               /* "[v6addr]:port" as text */
+
+struct http_server;
+struct http_conn; /* private to the adapter */
+
+struct http_request {
+	struct str method; /* "GET", "POST", ... */
+	struct str path;   /* raw (undecoded) path, before any '?' */
+	struct str query;  /* raw (undecoded) query string after '?', or empty */
+	struct str body;   /* raw body bytes, or empty */
+	char remote[HTTP_REMOTE_MAX]; /* the peer's numeric address and port */
+	int64_t start_us;             /* monotonic time the request arrived (time_mono_us) */
+	void *route_arg;              /* the arg given to http_route_add */
+	struct http_conn *conn;       /* private */
+};
+
+/* A header's value by case-insensitive name, or STR_NULL when absent. Callable
+ * from any thread until http_respond(); name is a C string (ours, not input). */
+struct str http_header(const struct http_request *r, const char *name);
+
+/* Answers the request: status, content type (a static or caller-owned string,
+ * copied) and body (copied). Thread-safe; call exactly once per request. */
+void http_respond(struct http_request *r, int status, const char *content_type, struct str body);
+
+/* Same, taking ownership of a malloc'd body (no copy). */
+void http_respond_owned(struct http_request *r, int status, const char *content_type, char *body,
+			size_t len);
+
+typedef void (*http_handler_fn)(struct http_request *r);
+
+/* method: "GET", "POST", ... or NULL for any method. Call before http_server_start. */
+int http_route_add(struct http_server *s, const char *method, const char *path, http_handler_fn fn,
+		   void *arg);
+
+struct http_config {
+	const char *host; /* numeric IPv4/IPv6 address or "localhost" */
+	uint16_t port;    /* 0: let the kernel choose; see http_server_port */
+	unsigned threads; /* 1..HTTP_MAX_THREADS */
+	/* Called for requests no route matched and for errors the adapter itself
+	 * answers (413, 405); when NULL a plain-text body is sent. It must answer r. */
+	void (*on_error)(struct http_request *r, int status, const char *why);
+};
+
+struct http_server *http_server_new(const struct http_config *cfg);
+int http_server_start(struct http_server *s); /* 0, or -1 with a logged reason */
+uint16_t http_server_port(const struct http_server *s);
+/* Stops accepting, waits up to grace_ms for answered-but-unsent and suspended
+ * requests to finish, then stops the threads. */
+void http_server_stop(struct http_server *s, int grace_ms);
+void http_server_free(struct http_server *s); /* NULL is a no-op */
+
+#endif
