@@ -1,0 +1,113 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include "rpc/nonce.h"
+
+#define T0 1700000000
+#define WINDOW 900
+
+static void test_replay(void **state)
+{
+	struct nonce_cache *c = nonce_new(0);
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0, T0 + WINDOW), NONCE_FRESH);
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0 + 1, T0 + WINDOW), NONCE_USED);
+	/* The same nonce under another key is a different pair. */
+	assert_int_equal(nonce_check(c, STR_LIT("ak2"), STR_LIT("n1"), T0, T0 + WINDOW), NONCE_FRESH);
+	/* Concatenation cannot collide two pairs. */
+	assert_int_equal(nonce_check(c, STR_LIT("ak"), STR_LIT("1n1"), T0, T0 + WINDOW), NONCE_FRESH);
+	/* After expiry the pair may be used again (its timestamp would fail anyway). */
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0 + WINDOW, T0 + 2 * WINDOW),
+			 NONCE_FRESH);
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0 + WINDOW + 1,
+				     T0 + 2 * WINDOW), NONCE_USED);
+	/* Nonsense times are refused, not stored. */
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n2"), T0, T0), NONCE_FULL);
+	nonce_free(c);
+	nonce_free(NULL);
+}
+
+static void test_bounded(void **state)
+{
+	/* 64 shards of 4 entries: filling with live entries refuses (fails closed),
+	 * and once they expire the space is reused. */
+	struct nonce_cache *c = nonce_new(256);
+	int fresh = 0, full = 0;
+	char n[32];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(n, sizeof(n), "n%d", i);
+		enum nonce_result r = nonce_check(c, STR_LIT("ak"), str_c(n), T0, T0 + WINDOW);
+		fresh += r == NONCE_FRESH;
+		full += r == NONCE_FULL;
+	}
+	assert_int_equal(fresh, 256);
+	assert_int_equal(full, 2000 - 256);
+	int first = -1;
+	for (int i = 0; i < 2000; i++) {
+		snprintf(n, sizeof(n), "m%d", i);
+		enum nonce_result r = nonce_check(c, STR_LIT("ak"), str_c(n), T0 + WINDOW, T0 + 2 * WINDOW);
+		assert_int_not_equal(r, NONCE_USED);
+		if (r == NONCE_FRESH && first < 0)
+			first = i;
+	}
+	/* A nonce stored after the ring wrapped around is still detected. */
+	assert_true(first >= 0);
+	snprintf(n, sizeof(n), "m%d", first);
+	assert_int_equal(nonce_check(c, STR_LIT("ak"), str_c(n), T0 + WINDOW + 5, T0 + 3 * WINDOW),
+			 NONCE_USED);
+	nonce_free(c);
+}
+
+#define THREADS 4
+#define PER_THREAD 5000
+
+struct worker {
+	struct nonce_cache *c;
+	int fresh;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	char n[32];
+	/* Every thread tries the same nonces: each must be accepted exactly once. */
+	for (int i = 0; i < PER_THREAD; i++) {
+		snprintf(n, sizeof(n), "%d", i);
+		w->fresh += nonce_check(w->c, STR_LIT("ak"), str_c(n), T0, T0 + WINDOW) == NONCE_FRESH;
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct nonce_cache *c = nonce_new(0);
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){c, 0};
+		pthread_create(&t[i], NULL, work, &w[i]);
+	}
+	int total = 0;
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		total += w[i].fresh;
+	}
+	assert_int_equal(total, PER_THREAD);
+	nonce_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
