@@ -23,6 +23,7 @@
 #define STORE_AKID_LEN 24       /* "LTAI" + 20 alnum */
 #define STORE_SECRET_LEN 30     /* alnum, ~178 bits */
 #define STORE_MAX_KEY_FIELD 128 /* AccessKeyId / secret as supplied by SAGFLOW_ACCESS_KEY_* */
+#define STORE_AKID_PREFIX "LTAI"
 
 struct store;
 struct store_tx; /* a connection inside a transaction (write) or a snapshot (read) */
@@ -33,11 +34,30 @@ typedef void (*store_done_fn)(void *arg, int rc);
 /* path: an SQLite file path ("sqlite:" prefix optional). Creates the file with
  * mode 0600, applies pending migrations. Returns NULL with a logged reason. */
 struct store *store_open(const char *path);
-void store_close(struct store *s); /* drains pending writes; NULL is a no-op */
+/* Drains pending writes, checkpoints, closes every connection; NULL is a no-op.
+ * No store_read may be running or start once it is called. */
+void store_close(struct store *s);
 
+/* Runs fn in a read transaction (one snapshot) on this thread's own connection
+ * and returns its result, or STORE_EIO. Not re-entrant: fn must not call
+ * store_read or store_write. */
 int store_read(struct store *s, store_fn fn, void *arg);
+/* Queues fn for the writer thread; done(arg, rc) runs exactly once, normally on
+ * the writer thread after the batch's COMMIT is durable. When the queue is full
+ * (STORE_QUEUE_MAX) or the store is closing, done(arg, STORE_EIO) runs on the
+ * calling thread before this returns. done may be NULL. */
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done);
+/* Blocking form; must not be called from inside a store_fn or a done(). */
 int store_write(struct store *s, store_fn fn, void *arg);
+
+/* Counters since store_open, for benchmarks and logs. */
+struct store_stats {
+	uint64_t batches;     /* COMMITs of the writer (one fsync each) */
+	uint64_t jobs;        /* write jobs run */
+	uint64_t max_batch;   /* the largest batch seen */
+	uint64_t checkpoints; /* background WAL checkpoints run */
+};
+void store_stats(struct store *s, struct store_stats *out);
 
 /* Accounts and access keys. */
 struct store_key {
@@ -48,10 +68,17 @@ struct store_key {
 	int64_t created_ms;
 };
 
+/* Fills k->akid ("LTAI" + 20 alnum) and k->secret (30 alnum) from the CSPRNG. */
+void store_key_generate(struct store_key *k);
+
 /* 0, or 1 when no such key (not an error), or STORE_EIO. */
 int store_key_get(struct store_tx *tx, const char *akid, struct store_key *out);
-/* Creates the account when new; returns its id in *account_id. */
+/* Creates the account when new; returns its id in *account_id. A name must be
+ * 1..STORE_MAX_ACCOUNT_NAME of [A-Za-z0-9._@-], else ERR_INVALID_PARAMETER. */
 int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id);
+/* Inserts k (account_id, akid, secret; created_ms 0 means now). 0, or 1 when
+ * the AccessKeyId exists already, ERR_INVALID_PARAMETER for an id or secret that
+ * is empty, too long or not printable ASCII, or STORE_EIO. */
 int store_key_insert(struct store_tx *tx, const struct store_key *k);
 /* 0, or 1 when no such key. */
 int store_key_delete(struct store_tx *tx, const char *akid);

@@ -1,0 +1,43 @@
+/* The SQLite backend's extension point: what a domain module needs to write its
+ * queries for SQLite (store_sqlite_keys.c is the worked example; docs/store.md).
+ *
+ * A struct store_tx handed to a store_fn by the SQLite backend is one
+ * connection inside a transaction: a BEGIN IMMEDIATE batch (under a savepoint
+ * of its own) for writes, a deferred read transaction for reads. Use only
+ * prepared statements from sqlite_tx_stmt; never BEGIN/COMMIT/SAVEPOINT
+ * yourself, and never keep a statement past the store_fn's return. */
+#ifndef STORE_SQLITE_INTERNAL_H
+#define STORE_SQLITE_INTERNAL_H
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "store/store_impl.h"
+
+#define SQLITE_STMT_CACHE_MAX 256 /* distinct SQL texts per connection */
+
+/* The connection under tx. */
+sqlite3 *sqlite_tx_db(struct store_tx *tx);
+
+/* The prepared statement for sql (a string constant: it is the cache key),
+ * reset and with its bindings cleared; prepared once per connection. NULL, with
+ * the reason logged, when sql does not compile or the cache is full — the
+ * caller returns STORE_EIO. Every statement is reset again when the store_fn
+ * returns, so it may stop stepping early. */
+sqlite3_stmt *sqlite_tx_stmt(struct store_tx *tx, const char *sql);
+
+/* Logs what failed with SQLite's message (never bound values: they may be
+ * secrets) and returns STORE_EIO. */
+int sqlite_tx_fail(struct store_tx *tx, const char *what);
+
+/* Copies text column col into out (capacity cap, NUL added). -1 when it is
+ * NULL or does not fit. */
+int sqlite_col_copy(sqlite3_stmt *st, int col, char *out, size_t cap);
+
+/* Key functions of the SQLite backend (store_sqlite_keys.c). */
+int sqlite_key_get(struct store_tx *tx, const char *akid, struct store_key *out);
+int sqlite_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id);
+int sqlite_key_insert(struct store_tx *tx, const struct store_key *k);
+int sqlite_key_delete(struct store_tx *tx, const char *akid);
+int sqlite_key_each(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,36 @@
+/* Inside the store: the ops table each backend fills in (store_sqlite.c now,
+ * store_pg.c later). store.c dispatches the public functions of store.h through
+ * it; nothing outside src/store/ includes this header. */
+#ifndef STORE_STORE_IMPL_H
+#define STORE_STORE_IMPL_H
+#include "store/store.h"
+
+struct store_ops {
+	const char *name;
+	void (*close)(struct store *s);
+	int (*read)(struct store *s, store_fn fn, void *arg);
+	void (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done);
+	void (*stats)(struct store *s, struct store_stats *out);
+	bool (*on_writer)(struct store *s); /* true on the backend's writer thread */
+	/* Accounts and access keys (store.h has their contracts). */
+	int (*key_get)(struct store_tx *tx, const char *akid, struct store_key *out);
+	int (*account_ensure)(struct store_tx *tx, const char *name, int64_t *account_id);
+	int (*key_insert)(struct store_tx *tx, const struct store_key *k);
+	int (*key_delete)(struct store_tx *tx, const char *akid);
+	int (*key_each)(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg),
+			void *arg);
+};
+
+/* Every backend's store and transaction begin with their ops pointer. */
+struct store {
+	const struct store_ops *ops;
+};
+
+struct store_tx {
+	const struct store_ops *ops;
+};
+
+/* Backend constructors; path has its scheme prefix removed. */
+struct store *store_sqlite_open(const char *path);
+
+#endif

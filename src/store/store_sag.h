@@ -1,0 +1,84 @@
+/* Flow logs, gateways and devices in the store (schema: sql/0002_flowlogs_sags.sql).
+ *
+ * These run inside a store_fn (store_read or store_write_async), so a handler
+ * composes them into one transaction: AssociateFlowLog reads the flow log and
+ * the gateway, checks the rules and sets the binding in the same write job,
+ * which makes the association rule a check-and-set. Lookups take the caller's
+ * (account, region): another owner's rows are simply not found.
+ *
+ * Returns: 0 success, 1 not found (lookups), STORE_EIO on a database failure.
+ * Only the SQLite backend implements them (sqlite_sag.c); a second backend
+ * would move them into the ops table. */
+#ifndef STORE_STORE_SAG_H
+#define STORE_STORE_SAG_H
+#include <stdint.h>
+
+#include "domain/domain.h"
+#include "store/store.h"
+
+struct owner {
+	int64_t account_id;
+	const char *region_id;
+};
+
+/* ---- flow logs ---- */
+
+int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+		      struct flowlog *out);
+int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n);
+int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl); /* sets fl->rowid */
+int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl);
+int store_flowlog_delete(struct store_tx *tx, const struct flowlog *fl);
+
+/* DescribeFlowLogs filters; NULL / -1 means "any". */
+struct flowlog_filter {
+	const char *flowlog_id, *name, *description, *resource_group_id;
+	int status; /* enum flowlog_status or -1 */
+	int output; /* enum flowlog_output or -1 */
+	int64_t offset, limit;
+};
+
+typedef int (*flowlog_each_fn)(const struct flowlog *fl, void *arg);
+/* Calls fn for each matching log of the page (creation order); *total counts all matches. */
+int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
+		       int64_t *total, flowlog_each_fn fn, void *arg);
+
+/* ---- gateways ---- */
+
+/* Fills g including its devices and bound flow-log id. */
+int store_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
+int store_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
+		     const char *order_json); /* sets g->rowid */
+int store_sag_delete(struct store_tx *tx, const struct sag *g); /* its devices go too */
+/* Binds g to flow log rowid fl_rowid, or unbinds it with 0. */
+int store_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
+
+struct sag_filter {
+	const char *sag_id, *name, *serial_number, *resource_group_id;
+	int spec; /* enum sag_spec or -1 */
+	int64_t offset, limit;
+};
+
+typedef int (*sag_each_fn)(const struct sag *g, void *arg);
+int store_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter *f, int64_t *total,
+		   sag_each_fn fn, void *arg);
+/* Gateways bound to a flow log (DescribeFlowLogSags), a page of them. */
+int store_sag_list_by_flowlog(struct store_tx *tx, const struct flowlog *fl, int64_t offset,
+			      int64_t limit, int64_t *total, sag_each_fn fn, void *arg);
+/* Gateways bound to no flow log (DescribeUnbindFlowLogSags), at most limit. */
+int store_sag_list_unbound(struct store_tx *tx, struct owner o, int64_t limit, int64_t *total,
+			   sag_each_fn fn, void *arg);
+
+/* ---- devices ---- */
+
+int store_device_insert(struct store_tx *tx, const struct sag *g, const struct device *d,
+			int64_t now_ms);
+/* 0, or 1 when that serial number is not bound to g. */
+int store_device_delete(struct store_tx *tx, const struct sag *g, const char *serial_number);
+/* 0 and the gateway that owns serial_number (any owner), or 1 when unbound. */
+int store_device_owner(struct store_tx *tx, const char *serial_number, struct sag *g);
+/* Records what a device reported (model, firmware, HA state) at now_ms. */
+int store_device_report(struct store_tx *tx, const char *serial_number, const struct device *d,
+			int64_t now_ms);
+
+#endif
