@@ -11,6 +11,7 @@ struct command {
 
 /* Subcommands are added here as they land; --help lists exactly this table. */
 static const struct command commands[] = {
+	{"keys", cmd_keys, "create, list and delete access keys"},
 	{NULL, NULL, NULL},
 };
 

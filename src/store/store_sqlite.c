@@ -198,7 +198,7 @@ static void conn_close(struct sconn *c)
 static const char *const conn_pragmas[] = {
 	"PRAGMA synchronous=FULL",
 	"PRAGMA foreign_keys=ON",
-	"PRAGMA journal_size_limit=" STORE_STR(STORE_JOURNAL_SIZE_LIMIT),
+	("PRAGMA journal_size_limit=" STORE_STR(STORE_JOURNAL_SIZE_LIMIT)),
 };
 
 static struct sconn *conn_open(struct sqlite_store *s, const char *role)
