@@ -46,6 +46,7 @@ enum flowlog_output { FLOWLOG_OUT_SLS, FLOWLOG_OUT_NETFLOW, FLOWLOG_OUT_ALL };
 enum netflow_version { NETFLOW_NONE, NETFLOW_V5, NETFLOW_V9, NETFLOW_V10 };
 
 struct flowlog {
+	int64_t rowid; /* the store's key; 0 until stored */
 	char id[DOMAIN_ID_MAX + 1];
 	char region_id[DOMAIN_REGION_MAX + 1];
 	char resource_group_id[DOMAIN_ID_MAX + 1];
@@ -118,6 +119,7 @@ struct device {
 };
 
 struct sag {
+	int64_t rowid; /* the store's key; 0 until stored */
 	char id[DOMAIN_ID_MAX + 1];
 	char region_id[DOMAIN_REGION_MAX + 1];
 	char resource_group_id[DOMAIN_ID_MAX + 1];

@@ -63,4 +63,4 @@ CREATE TABLE devices (
 	bound_ms         INTEGER NOT NULL
 );
 
-CREATE INDEX devices_by_sag ON devices(sag_rowid, bound_ms);
+CREATE INDEX devices_by_sag ON devices(sag_rowid, bound_ms, serial_number);
