@@ -1,0 +1,101 @@
+// `sagflow keys` end to end: the real binary (SAGFLOW_BIN) on a fresh database.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, statSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BIN = process.env.SAGFLOW_BIN || new URL('../../build/sagflow', import.meta.url).pathname;
+
+function keys(...args) {
+  const r = spawnSync(BIN, ['keys', ...args], { encoding: 'utf8', timeout: 30000 });
+  if (r.error) throw r.error;
+  return r;
+}
+
+function jsonLines(out) {
+  return out.split('\n').filter((l) => l.length).map((l) => JSON.parse(l));
+}
+
+test('keys create, list, delete on a fresh database', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sagflow-keys-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'sagflow.db');
+
+  const a = keys('create', '--db', db, '--account', 'alice');
+  assert.equal(a.status, 0, a.stderr);
+  const lines = a.stdout.split('\n').filter((l) => l.length);
+  assert.equal(lines.length, 1, 'exactly one JSON line');
+  const ka = JSON.parse(lines[0]);
+  assert.deepEqual(Object.keys(ka), ['AccountId', 'AccessKeyId', 'AccessKeySecret']);
+  assert.equal(typeof ka.AccountId, 'number');
+  assert.match(ka.AccessKeyId, /^LTAI[A-Za-z0-9]{20}$/);
+  assert.match(ka.AccessKeySecret, /^[A-Za-z0-9]{30}$/);
+  assert.ok(!a.stderr.includes(ka.AccessKeySecret), 'secret not on stderr');
+
+  // The same account again: same id, a new key.
+  const a2 = JSON.parse(keys('create', '--db', db, '--account', 'alice').stdout);
+  assert.equal(a2.AccountId, ka.AccountId);
+  assert.notEqual(a2.AccessKeyId, ka.AccessKeyId);
+
+  // A second account gets its own id.
+  const b = keys('create', `--db=${db}`, '--account', 'bob');
+  assert.equal(b.status, 0, b.stderr);
+  const kb = JSON.parse(b.stdout);
+  assert.notEqual(kb.AccountId, ka.AccountId);
+
+  // The database and its WAL companions are private to the owner.
+  assert.equal(statSync(db).mode & 0o777, 0o600);
+
+  const l = keys('list', '--db', db);
+  assert.equal(l.status, 0, l.stderr);
+  const listed = jsonLines(l.stdout);
+  assert.deepEqual(listed.map((k) => k.AccessKeyId), [ka.AccessKeyId, a2.AccessKeyId, kb.AccessKeyId]);
+  assert.deepEqual(listed.map((k) => k.AccountName), ['alice', 'alice', 'bob']);
+  for (const k of listed) {
+    assert.deepEqual(Object.keys(k), ['AccountId', 'AccountName', 'AccessKeyId', 'CreatedAt']);
+    assert.match(k.CreatedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  }
+  for (const secret of [ka.AccessKeySecret, a2.AccessKeySecret, kb.AccessKeySecret]) {
+    assert.ok(!l.stdout.includes(secret), 'list never shows a secret');
+    assert.ok(!l.stderr.includes(secret));
+  }
+
+  const d = keys('delete', '--db', db, '--access-key-id', ka.AccessKeyId);
+  assert.equal(d.status, 0, d.stderr);
+  const again = keys('delete', '--db', db, '--access-key-id', ka.AccessKeyId);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /no such access key/);
+  assert.deepEqual(jsonLines(keys('list', '--db', db).stdout).map((k) => k.AccessKeyId),
+    [a2.AccessKeyId, kb.AccessKeyId]);
+});
+
+test('keys rejects bad usage with a message, never a crash', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sagflow-keys-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'sagflow.db');
+
+  const help = keys('--help');
+  assert.equal(help.status, 0);
+  for (const word of ['create', 'list', 'delete', '--db', '--account', '--access-key-id'])
+    assert.ok(help.stdout.includes(word), `--help mentions ${word}`);
+
+  const cases = [
+    [['create', '--db', db], 2, /--account NAME is required/],
+    [['create', '--account', 'x'], 2, /--db PATH is required/],
+    [['create', '--db', db, '--account', 'has space'], 1, /invalid account name/],
+    [['create', '--db', db, '--account', 'x'.repeat(65)], 1, /invalid account name/],
+    [['delete', '--db', db], 2, /--access-key-id ID is required/],
+    [['delete', '--db', db, '--access-key-id', 'LTAI' + 'z'.repeat(300)], 1, /no such access key/],
+    [['list', '--db', db, '--bogus'], 2, /unknown or incomplete option/],
+    [['frobnicate', '--db', db], 2, /unknown subcommand/],
+    [['list', '--db', dir], 1, /cannot open the database/],
+  ];
+  for (const [args, status, msg] of cases) {
+    const r = keys(...args);
+    assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+    assert.equal(r.stdout, '');
+  }
+});
