@@ -12,6 +12,7 @@ struct command {
 /* Subcommands are added here as they land; --help lists exactly this table. */
 static const struct command commands[] = {
 	{"keys", cmd_keys, "create, list and delete access keys"},
+	{"meter", cmd_meter, "meter packets into flow records, export NetFlow V5/V9/IPFIX"},
 	{NULL, NULL, NULL},
 };
 
