@@ -11,6 +11,7 @@ struct command {
 
 /* Subcommands are added here as they land; --help lists exactly this table. */
 static const struct command commands[] = {
+	{"serve", cmd_serve, "serve the Smartag RPC API (flow logs, gateways) over HTTP"},
 	{"keys", cmd_keys, "create, list and delete access keys"},
 	{"meter", cmd_meter, "meter packets into flow records, export NetFlow V5/V9/IPFIX"},
 	{NULL, NULL, NULL},

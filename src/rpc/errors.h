@@ -32,6 +32,8 @@
 	  "The request exceeds the size limit: {}.")                                             \
 	X(UNSUPPORTED_HTTP_METHOD, 405, "UnsupportedHTTPMethod",                                 \
 	  "The HTTP method is not supported; use GET or POST.")                                  \
+	/* The replay cache is full of live nonces: refuse (clients retry Throttling). */            \
+	X(THROTTLING, 400, "Throttling", "Request was denied due to request throttling.")        \
 	X(FORBIDDEN, 403, "Forbidden", "User not authorized to operate on the specified resource.") \
 	X(INTERNAL_ERROR, 500, "InternalError",                                                  \
 	  "The request processing has failed due to some unknown error, exception or failure.")  \

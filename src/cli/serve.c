@@ -1,0 +1,247 @@
+/* sagflow serve: the control plane. Opens the store, makes sure the key from
+ * SAGFLOW_ACCESS_KEY_ID/SAGFLOW_ACCESS_KEY_SECRET exists, and serves the RPC
+ * API until SIGTERM or SIGINT, then drains in-flight requests and exits 0. */
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/num.h"
+#include "core/timeutil.h"
+#include "http/http.h"
+#include "rpc/rpc.h"
+#include "store/store.h"
+
+#define SERVE_DEFAULT_LISTEN "127.0.0.1:8080"
+#define SERVE_DEFAULT_DB "var/sagflow.db"
+#define SERVE_DEFAULT_QUOTA 100
+#define SERVE_MAX_QUOTA 1000000
+#define SERVE_MAX_HOST 256
+#define SERVE_DEFAULT_ACCOUNT "default"
+#define SERVE_EXIT_USAGE 2
+
+struct serve_opts {
+	char host[SERVE_MAX_HOST];
+	uint16_t port;
+	const char *db;
+	int64_t quota;
+	unsigned threads;
+};
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
+		"\n"
+		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP.\n"
+		"\n"
+		"options:\n"
+		"  --listen HOST:PORT    numeric address to listen on (default " SERVE_DEFAULT_LISTEN
+		");\n"
+		"                        IPv6 as [ADDR]:PORT; port 0 picks a free port\n"
+		"  --db PATH             SQLite database file (default " SERVE_DEFAULT_DB ")\n"
+		"  --flowlog-quota N     flow logs per account and region (default %d)\n"
+		"  --threads N           HTTP worker threads, 1-%d (default: one per core)\n"
+		"  -h, --help            this help\n"
+		"\n"
+		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
+		"SAGFLOW_ACCESS_KEY_SECRET are set, that key is created (or its secret updated) for the\n"
+		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
+		"accepting, finishes in-flight requests and exits 0.\n",
+		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS);
+}
+
+static int parse_listen(const char *s, struct serve_opts *o)
+{
+	const char *colon = strrchr(s, ':');
+	int64_t port;
+	if (!colon || colon == s || num_parse_i64(str_c(colon + 1), 0, 65535, &port) != 0)
+		return -1;
+	const char *h = s;
+	size_t hl = (size_t)(colon - s);
+	if (h[0] == '[') {
+		if (hl < 3 || h[hl - 1] != ']')
+			return -1;
+		h++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(o->host))
+		return -1;
+	memcpy(o->host, h, hl);
+	o->host[hl] = '\0';
+	o->port = (uint16_t)port;
+	return 0;
+}
+
+static const char *opt_value(const char *name, int argc, char **argv, int *i)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0' || *i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
+}
+
+static int parse_opts(int argc, char **argv, struct serve_opts *o)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	*o = (struct serve_opts){.db = SERVE_DEFAULT_DB, .quota = SERVE_DEFAULT_QUOTA,
+				 .threads = ncpu > 0 ? (unsigned)ncpu : 1};
+	parse_listen(SERVE_DEFAULT_LISTEN, o);
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		int64_t n;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			serve_usage(stdout);
+			exit(0);
+		} else if ((v = opt_value("--listen", argc, argv, &i))) {
+			if (parse_listen(v, o) < 0)
+				return fprintf(stderr, "serve: bad --listen '%s' (HOST:PORT)\n", v), -1;
+		} else if ((v = opt_value("--db", argc, argv, &i))) {
+			o->db = v;
+		} else if ((v = opt_value("--flowlog-quota", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), 0, SERVE_MAX_QUOTA, &n) != 0)
+				return fprintf(stderr, "serve: bad --flowlog-quota '%s'\n", v), -1;
+			o->quota = n;
+		} else if ((v = opt_value("--threads", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), 1, HTTP_MAX_THREADS, &n) != 0)
+				return fprintf(stderr, "serve: bad --threads '%s' (1-%d)\n", v,
+					       HTTP_MAX_THREADS), -1;
+			o->threads = (unsigned)n;
+		} else {
+			return fprintf(stderr, "serve: unknown option '%s'\n", argv[i]), -1;
+		}
+	}
+	if (o->threads > HTTP_MAX_THREADS)
+		o->threads = HTTP_MAX_THREADS;
+	return 0;
+}
+
+struct env_key {
+	const char *akid, *secret;
+};
+
+/* Creates the key for the default account, or replaces its secret/account
+ * when the environment now says something else. */
+static int ensure_env_key(struct store_tx *tx, void *arg)
+{
+	const struct env_key *e = arg;
+	struct store_key k = {0}, cur = {0};
+	int rc = store_account_ensure(tx, SERVE_DEFAULT_ACCOUNT, &k.account_id);
+	if (rc != 0)
+		return rc;
+	rc = store_key_get(tx, e->akid, &cur);
+	if (rc == 0 && cur.account_id == k.account_id && !strcmp(cur.secret, e->secret))
+		goto out;
+	if (rc == 0 && (rc = store_key_delete(tx, e->akid)) != 0)
+		goto out;
+	snprintf(k.akid, sizeof(k.akid), "%s", e->akid);
+	snprintf(k.secret, sizeof(k.secret), "%s", e->secret);
+	k.created_ms = time_now_ms();
+	rc = store_key_insert(tx, &k);
+out:
+	OPENSSL_cleanse(&k, sizeof(k));
+	OPENSSL_cleanse(&cur, sizeof(cur));
+	return rc < 0 ? rc : 0;
+}
+
+static int env_key(struct store *st)
+{
+	struct env_key e = {getenv("SAGFLOW_ACCESS_KEY_ID"), getenv("SAGFLOW_ACCESS_KEY_SECRET")};
+	if (!e.akid && !e.secret)
+		return 0;
+	if (!e.akid || !e.secret || !e.akid[0] || !e.secret[0] ||
+	    strlen(e.akid) > STORE_MAX_KEY_FIELD || strlen(e.secret) > STORE_MAX_KEY_FIELD) {
+		log_err("serve: SAGFLOW_ACCESS_KEY_ID and SAGFLOW_ACCESS_KEY_SECRET must both be set, "
+			"1-%d bytes each", STORE_MAX_KEY_FIELD);
+		return -1;
+	}
+	for (const char *p = e.akid; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == ',') {
+			log_err("serve: SAGFLOW_ACCESS_KEY_ID must be printable ASCII without spaces "
+				"or commas");
+			return -1;
+		}
+	if (store_write(st, ensure_env_key, &e) != 0) {
+		log_err("serve: cannot store the access key from the environment");
+		return -1;
+	}
+	log_info("serve: access key %s ready for account \"%s\"", e.akid, SERVE_DEFAULT_ACCOUNT);
+	return 0;
+}
+
+static int wait_for_signal(const sigset_t *set)
+{
+	int sig = 0;
+	while (sigwait(set, &sig) != 0)
+		;
+	return sig;
+}
+
+static struct http_server *start_http(const struct serve_opts *o, struct rpc_server *rpc)
+{
+	struct http_config hc = {.host = o->host, .port = o->port, .threads = o->threads,
+				 .on_error = rpc_http_error};
+	struct http_server *h = http_server_new(&hc);
+	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
+	http_route_add(h, NULL, "/", rpc_handle, rpc);
+	if (http_server_start(h) < 0) {
+		http_server_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o;
+	if (parse_opts(argc, argv, &o) < 0) {
+		serve_usage(stderr);
+		return SERVE_EXIT_USAGE;
+	}
+	/* Block the stop signals in every thread we start; main waits for them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct store *st = store_open(o.db);
+	if (!st)
+		return 1;
+	if (env_key(st) < 0) {
+		store_close(st);
+		return 1;
+	}
+	struct api_config cfg = {.flowlog_quota = o.quota};
+	struct rpc_server *rpc = rpc_new(st, &cfg, 0);
+	struct http_server *h = start_http(&o, rpc);
+	if (!h) {
+		rpc_free(rpc);
+		store_close(st);
+		return 1;
+	}
+	printf(strchr(o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n", o.host,
+	       http_server_port(h));
+	fflush(stdout);
+	log_info("serve: %u threads, database %s, flow-log quota %lld", o.threads, o.db,
+		 (long long)o.quota);
+	int sig = wait_for_signal(&set);
+	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	http_server_stop(h, RPC_GRACE_MS);
+	http_server_free(h);
+	rpc_free(rpc);
+	store_close(st);
+	log_info("serve: stopped");
+	return 0;
+}

@@ -1,0 +1,408 @@
+/* libmicrohttpd adapter: see http.h for the contract and ../../docs/protocol.md
+ * for the limits. MHD calls the access handler several times per request: once
+ * with the headers, once per body chunk, and once more when the body is
+ * complete; we answer on that last call (never the first — answering the first
+ * call of a GET costs keep-alive, see STYLE.md). */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/num.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+
+#define HTTP_MAX_METHOD 16
+#define HTTP_DRAIN_POLL_US 10000
+#define HTTP_DRAIN_WARN_MS 5000
+
+struct http_route_ent {
+	char method[HTTP_MAX_METHOD]; /* "" = any */
+	char *path;
+	size_t plen;
+	bool prefix;
+	http_handler_fn fn;
+	void *arg;
+};
+
+struct http_server {
+	struct http_config cfg;
+	char *host;
+	struct MHD_Daemon *d;
+	uint16_t port;
+	struct http_route_ent routes[HTTP_MAX_ROUTES];
+	size_t nroutes;
+	atomic_int pending;  /* dispatched requests not yet completed */
+	atomic_bool draining;
+};
+
+struct http_conn {
+	struct http_server *srv;
+	struct MHD_Connection *mc;
+	struct http_request req;
+	char *uri;
+	struct buf body;
+	bool seen_headers, too_large, uri_too_long, dispatched;
+	pthread_mutex_t mu; /* guards resp and suspended against http_respond */
+	struct MHD_Response *resp;
+	unsigned status;
+	bool suspended;
+};
+
+struct http_server *http_server_new(const struct http_config *cfg)
+{
+	struct http_server *s = xcalloc(1, sizeof(*s));
+	s->cfg = *cfg;
+	s->host = xstrdup(cfg->host ? cfg->host : "127.0.0.1");
+	s->cfg.host = s->host;
+	if (s->cfg.threads < 1)
+		s->cfg.threads = 1;
+	if (s->cfg.threads > HTTP_MAX_THREADS)
+		s->cfg.threads = HTTP_MAX_THREADS;
+	return s;
+}
+
+int http_route_add(struct http_server *s, const char *method, const char *path, http_handler_fn fn,
+		   void *arg)
+{
+	if (s->nroutes >= HTTP_MAX_ROUTES || s->d || (method && strlen(method) >= HTTP_MAX_METHOD))
+		return -1;
+	struct http_route_ent *r = &s->routes[s->nroutes++];
+	snprintf(r->method, sizeof(r->method), "%s", method ? method : "");
+	r->path = xstrdup(path);
+	r->plen = strlen(path);
+	r->prefix = r->plen > 1 && path[r->plen - 1] == '/';
+	r->fn = fn;
+	r->arg = arg;
+	return 0;
+}
+
+struct str http_header(const struct http_request *r, const char *name)
+{
+	const char *v = NULL;
+	size_t len = 0;
+	if (MHD_lookup_connection_value_n(r->conn->mc, MHD_HEADER_KIND, name, strlen(name), &v,
+					  &len) != MHD_YES || v == NULL)
+		return STR_NULL;
+	return (struct str){v, len};
+}
+
+static void respond_with(struct http_request *r, struct MHD_Response *resp, int status)
+{
+	struct http_conn *c = r->conn;
+	pthread_mutex_lock(&c->mu);
+	if (c->resp) {
+		/* A second answer is a programming error; keep the first. */
+		pthread_mutex_unlock(&c->mu);
+		log_err("http: request answered twice (status %d)", status);
+		MHD_destroy_response(resp);
+		return;
+	}
+	c->resp = resp;
+	c->status = (unsigned)status;
+	if (c->suspended) {
+		c->suspended = false;
+		MHD_resume_connection(c->mc);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void add_headers(struct MHD_Response *resp, int status, const char *ctype)
+{
+	if (ctype)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	/* After a refused body the rest of it is still on the wire: close. */
+	if (status == MHD_HTTP_CONTENT_TOO_LARGE || status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+void http_respond_owned(struct http_request *r, int status, const char *content_type, char *body,
+			size_t len)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		fatal("http: cannot create a response");
+	add_headers(resp, status, content_type);
+	respond_with(r, resp, status);
+}
+
+void http_respond(struct http_request *r, int status, const char *content_type, struct str body)
+{
+	http_respond_owned(r, status, content_type, xmemdup0(body.p ? body.p : "", body.len),
+			   body.len);
+}
+
+static void answer_error(struct http_server *s, struct http_request *r, int status, const char *why)
+{
+	if (s->cfg.on_error) {
+		s->cfg.on_error(r, status, why);
+		return;
+	}
+	char msg[128];
+	int n = snprintf(msg, sizeof(msg), "%d %s\n", status, why);
+	http_respond(r, status, "text/plain;charset=utf-8", (struct str){msg, (size_t)n});
+}
+
+/* The raw URI, before MHD decodes it: its own argument parser would hide
+ * duplicates and bad escapes, and V1/V3 must see exactly what was sent. */
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	struct http_conn *c = xcalloc(1, sizeof(*c));
+	c->srv = cls;
+	c->mc = mc;
+	pthread_mutex_init(&c->mu, NULL);
+	size_t n = strnlen(uri, HTTP_MAX_URI + 1);
+	c->uri_too_long = n > HTTP_MAX_URI;
+	c->uri = xmemdup0(uri, c->uri_too_long ? 0 : n);
+	c->req.conn = c;
+	c->req.start_us = time_mono_us();
+	const char *q = memchr(c->uri, '?', n <= HTTP_MAX_URI ? n : 0);
+	size_t plen = q ? (size_t)(q - c->uri) : strlen(c->uri);
+	c->req.path = (struct str){c->uri, plen};
+	c->req.query = q ? (struct str){q + 1, strlen(q + 1)} : (struct str){c->uri + plen, 0};
+	return c;
+}
+
+static void set_remote(struct http_conn *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[INET6_ADDRSTRLEN] = "?", port[8] = "0";
+	if (ci && ci->client_addr) {
+		socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								      : sizeof(struct sockaddr_in);
+		getnameinfo(ci->client_addr, sl, host, sizeof(host), port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV);
+	}
+	snprintf(c->req.remote, sizeof(c->req.remote), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
+		 port);
+}
+
+/* Headers arrived: note the method, refuse a declared oversized body early. */
+static bool on_headers(struct http_conn *c, const char *method)
+{
+	c->seen_headers = true;
+	c->req.method = (struct str){method, strlen(method)};
+	set_remote(c);
+	const char *cl = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	int64_t n;
+	if (cl && num_parse_i64(str_c(cl), 0, INT64_MAX, &n) == 0 && n > (int64_t)HTTP_MAX_BODY)
+		c->too_large = true;
+	return c->too_large;
+}
+
+static const struct http_route_ent *route_find(const struct http_server *s, struct str path,
+					       struct str method, bool *method_mismatch)
+{
+	*method_mismatch = false;
+	for (size_t i = 0; i < s->nroutes; i++) {
+		const struct http_route_ent *r = &s->routes[i];
+		bool match = r->prefix ? (path.len >= r->plen && memcmp(path.p, r->path, r->plen) == 0)
+				       : (path.len == r->plen && memcmp(path.p, r->path, r->plen) == 0);
+		if (!match)
+			continue;
+		if (r->method[0] && !str_eqc(method, r->method)) {
+			*method_mismatch = true;
+			continue;
+		}
+		return r;
+	}
+	return NULL;
+}
+
+static void dispatch(struct http_server *s, struct http_conn *c)
+{
+	c->dispatched = true;
+	atomic_fetch_add(&s->pending, 1);
+	c->req.body = (struct str){c->body.p ? c->body.p : "", c->body.len};
+	if (atomic_load(&s->draining)) {
+		answer_error(s, &c->req, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+		return;
+	}
+	if (c->too_large) {
+		answer_error(s, &c->req, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than 1 MiB");
+		return;
+	}
+	if (c->uri_too_long) {
+		answer_error(s, &c->req, MHD_HTTP_URI_TOO_LONG, "request target too long");
+		return;
+	}
+	bool mismatch;
+	const struct http_route_ent *r = route_find(s, c->req.path, c->req.method, &mismatch);
+	if (!r) {
+		answer_error(s, &c->req, mismatch ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND,
+			     mismatch ? "method not allowed" : "not found");
+		return;
+	}
+	c->req.route_arg = r->arg;
+	r->fn(&c->req);
+}
+
+/* Queues the answer when there is one; otherwise suspends until http_respond
+ * resumes us. Both under the lock, so an answer from another thread between
+ * dispatch and here is never lost. */
+static enum MHD_Result answer_or_suspend(struct http_conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->resp) {
+		c->suspended = true;
+		MHD_suspend_connection(c->mc);
+		pthread_mutex_unlock(&c->mu);
+		return MHD_YES;
+	}
+	struct MHD_Response *resp = c->resp;
+	unsigned status = c->status;
+	pthread_mutex_unlock(&c->mu);
+	return MHD_queue_response(c->mc, status, resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *s = cls;
+	struct http_conn *c = *con_cls;
+	if (!c)
+		return MHD_NO; /* the URI logger always runs first; nothing to answer with */
+	if (!c->seen_headers) {
+		if (on_headers(c, method)) {
+			dispatch(s, c); /* 413 before reading the body */
+			return answer_or_suspend(c);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!c->too_large && c->body.len + *upload_data_size <= HTTP_MAX_BODY)
+			buf_add(&c->body, upload_data, *upload_data_size);
+		else
+			c->too_large = true;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (!c->dispatched)
+		dispatch(s, c);
+	return answer_or_suspend(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *s = cls;
+	struct http_conn *c = *con_cls;
+	if (!c)
+		return;
+	*con_cls = NULL;
+	if (c->dispatched)
+		atomic_fetch_sub(&s->pending, 1);
+	if (c->resp)
+		MHD_destroy_response(c->resp);
+	pthread_mutex_destroy(&c->mu);
+	buf_free(&c->body);
+	free(c->uri);
+	free(c);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[256];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_debug("mhd: %s", line);
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE}, *res = NULL;
+	char ps[8];
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (strcmp(host, "localhost") != 0)
+		hints.ai_flags |= AI_NUMERICHOST;
+	if (getaddrinfo(host, ps, &hints, &res) != 0 || !res)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int http_server_start(struct http_server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (resolve(s->host, s->cfg.port, &ss, &sl) < 0) {
+		log_err("http: cannot use listen address '%s' (a numeric IPv4/IPv6 address)", s->host);
+		return -1;
+	}
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->d = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 1 ? s->cfg.threads : 0),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	if (!s->d) {
+		log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);
+		return -1;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : s->cfg.port;
+	return 0;
+}
+
+uint16_t http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
+
+void http_server_stop(struct http_server *s, int grace_ms)
+{
+	if (!s || !s->d)
+		return;
+	MHD_socket ls = MHD_quiesce_daemon(s->d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	atomic_store(&s->draining, true);
+	/* A suspended connection must be resumed before MHD_stop_daemon, and its
+	 * answer comes from the store's writer, which is still running: wait. */
+	int64_t start = time_mono_us(), warned = 0;
+	while (atomic_load(&s->pending) > 0) {
+		int64_t ms = (time_mono_us() - start) / 1000;
+		if (ms > grace_ms && ms - warned > HTTP_DRAIN_WARN_MS) {
+			log_warn("http: still waiting for %d in-flight request(s)",
+				 atomic_load(&s->pending));
+			warned = ms;
+		}
+		usleep(HTTP_DRAIN_POLL_US);
+	}
+	MHD_stop_daemon(s->d);
+	s->d = NULL;
+}
+
+void http_server_free(struct http_server *s)
+{
+	if (!s)
+		return;
+	http_server_stop(s, 0);
+	for (size_t i = 0; i < s->nroutes; i++)
+		free(s->routes[i].path);
+	free(s->host);
+	free(s);
+}

@@ -1,0 +1,371 @@
+#include "rpc/rpc.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "api/region.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+#include "rpc/nonce.h"
+#include "rpc/params.h"
+#include "rpc/render.h"
+#include "rpc/sig.h"
+#include "store/store.h"
+
+#define RPC_HOST_ID_MAX 96
+#define RPC_LOG_FIELD 64 /* bytes of Action / AccessKeyId in the access log */
+
+struct rpc_server {
+	struct store *store;
+	const struct api_config *cfg;
+	struct nonce_cache *nonces;
+};
+
+/* Per-request state; fin must stay first (api_call.priv points at it). */
+struct rpc_req {
+	struct api_finisher fin;
+	struct api_call call;
+	struct rpc_server *srv;
+	struct http_request *r;
+	struct params *params;
+	enum render_format fmt;
+	struct str action;
+	const struct api_action *act;
+	char request_id[IDS_UUID_LEN + 1];
+	char log_action[RPC_LOG_FIELD];
+	char log_akid[RPC_LOG_FIELD];
+};
+
+/* What authentication needs, from V1 parameters or V3 headers. */
+struct rpc_auth {
+	bool v3;
+	struct sig_v3_auth v3a;
+	struct str version, action, akid, timestamp, nonce;
+	int64_t ts;
+};
+
+struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
+			   unsigned nonce_entries)
+{
+	struct rpc_server *s = xcalloc(1, sizeof(*s));
+	s->store = store;
+	s->cfg = cfg;
+	s->nonces = nonce_new(nonce_entries);
+	return s;
+}
+
+void rpc_free(struct rpc_server *s)
+{
+	if (!s)
+		return;
+	nonce_free(s->nonces);
+	free(s);
+}
+
+static void host_id(const struct params *p, char out[RPC_HOST_ID_MAX])
+{
+	struct str region = params_get(p, "RegionId");
+	if (region.p && region_valid(region))
+		snprintf(out, RPC_HOST_ID_MAX, "smartag.%.*s.aliyuncs.com", (int)region.len, region.p);
+	else
+		snprintf(out, RPC_HOST_ID_MAX, "%s", RENDER_DEFAULT_HOST_ID);
+}
+
+static void access_log(const struct rpc_req *q, enum err e, int status)
+{
+	double ms = (double)(time_mono_us() - q->r->start_us) / 1000.0;
+	log_info("rpc id=%s remote=%s action=%s akid=%s code=%s status=%d ms=%.2f", q->request_id,
+		 q->r->remote, q->log_action[0] ? q->log_action : "-",
+		 q->log_akid[0] ? q->log_akid : "-", e == ERR_OK ? "OK" : err_info(e)->code, status,
+		 ms);
+}
+
+static void rpc_req_free(struct rpc_req *q)
+{
+	json_decref(q->call.out);
+	params_free(q->params);
+	free(q);
+}
+
+/* Renders the outcome, answers, logs and frees: the end of every request. */
+static void finish(struct rpc_req *q, enum err e, const char *detail)
+{
+	struct render_out out;
+	int status = 200;
+	if (e == ERR_OK) {
+		render_success(q->call.out, q->request_id, q->action, q->fmt, &out);
+	} else {
+		char hid[RPC_HOST_ID_MAX];
+		host_id(q->params, hid);
+		status = err_info(e)->http;
+		render_error(e, detail, q->request_id, hid, q->fmt, &out);
+	}
+	access_log(q, e, status);
+	http_respond_owned(q->r, status, out.content_type, out.body, out.len);
+	rpc_req_free(q);
+}
+
+static void call_done(struct api_call *c)
+{
+	struct rpc_req *q = (struct rpc_req *)c->priv;
+	finish(q, c->err, c->err_detail[0] ? c->err_detail : NULL);
+}
+
+static struct rpc_req *rpc_req_new(struct rpc_server *s, struct http_request *r)
+{
+	struct rpc_req *q = xcalloc(1, sizeof(*q));
+	q->fin.done = call_done;
+	q->srv = s;
+	q->r = r;
+	q->params = params_new();
+	ids_uuid_upper(q->request_id);
+	return q;
+}
+
+static bool is_form(struct http_request *r)
+{
+	struct str ct = http_header(r, "content-type");
+	static const char form[] = "application/x-www-form-urlencoded";
+	size_t n = sizeof(form) - 1;
+	if (ct.len < n || !str_caseeq((struct str){ct.p, n}, form))
+		return false;
+	return ct.len == n || ct.p[n] == ';' || ct.p[n] == ' ';
+}
+
+static enum err parse_request(struct rpc_req *q, char *detail)
+{
+	struct http_request *r = q->r;
+	enum err e = params_parse(q->params, r->query, PARAMS_QUERY, detail);
+	if (e == ERR_OK && r->body.len && is_form(r))
+		e = params_parse(q->params, r->body, PARAMS_BODY, detail);
+	q->fmt = render_format_of(params_get(q->params, "Format"));
+	return e;
+}
+
+static struct str v3_header(void *arg, const char *name)
+{
+	return http_header(arg, name);
+}
+
+/* Variant detection (spec §5.4): ACS3- Authorization → V3, Signature → V1. */
+static enum err detect_variant(struct rpc_req *q, struct rpc_auth *a)
+{
+	struct str authz = http_header(q->r, "authorization");
+	memset(a, 0, sizeof(*a));
+	if (authz.len >= 5 && memcmp(authz.p, "ACS3-", 5) == 0) {
+		a->v3 = true;
+		if (sig_v3_parse_auth(authz, &a->v3a) < 0 || !sig_v3_required_signed(&a->v3a))
+			return ERR_INCOMPLETE_SIGNATURE;
+		a->version = http_header(q->r, "x-acs-version");
+		a->action = http_header(q->r, "x-acs-action");
+		a->akid = a->v3a.credential;
+		a->timestamp = http_header(q->r, "x-acs-date");
+		a->nonce = http_header(q->r, "x-acs-signature-nonce");
+		return ERR_OK;
+	}
+	if (!params_has(q->params, "Signature"))
+		return ERR_INCOMPLETE_SIGNATURE;
+	a->version = params_get(q->params, "Version");
+	a->action = params_get(q->params, "Action");
+	a->akid = params_get(q->params, "AccessKeyId");
+	a->timestamp = params_get(q->params, "Timestamp");
+	a->nonce = params_get(q->params, "SignatureNonce");
+	return ERR_OK;
+}
+
+static enum err check_version_action(struct rpc_req *q, const struct rpc_auth *a, const char **detail)
+{
+	if (!a->version.p) {
+		*detail = "Version";
+		return ERR_MISSING_PARAMETER;
+	}
+	if (!str_eqc(a->version, RPC_API_VERSION))
+		return ERR_INVALID_VERSION;
+	if (!a->action.p || a->action.len == 0) {
+		*detail = "Action";
+		return ERR_MISSING_PARAMETER;
+	}
+	params_printable(a->action, q->log_action, sizeof(q->log_action));
+	q->act = a->action.len <= RPC_MAX_ACTION ? api_action_find(a->action) : NULL;
+	if (!q->act)
+		return ERR_INVALID_ACTION_NOT_FOUND;
+	q->action = str_c(q->act->name);
+	return ERR_OK;
+}
+
+struct key_lookup {
+	char akid[STORE_MAX_KEY_FIELD + 1];
+	struct store_key key;
+};
+
+static int key_get(struct store_tx *tx, void *arg)
+{
+	struct key_lookup *k = arg;
+	return store_key_get(tx, k->akid, &k->key);
+}
+
+static enum err lookup_key(struct rpc_req *q, const struct rpc_auth *a, struct key_lookup *k,
+			   const char **detail)
+{
+	if (!a->akid.p || a->akid.len == 0) {
+		*detail = "AccessKeyId";
+		return ERR_MISSING_PARAMETER;
+	}
+	params_printable(a->akid, q->log_akid, sizeof(q->log_akid));
+	if (a->akid.len > STORE_MAX_KEY_FIELD)
+		return ERR_INVALID_ACCESS_KEY_ID_NOT_FOUND;
+	memcpy(k->akid, a->akid.p, a->akid.len);
+	k->akid[a->akid.len] = '\0';
+	int rc = store_read(q->srv->store, key_get, k);
+	if (rc == 1)
+		return ERR_INVALID_ACCESS_KEY_ID_NOT_FOUND;
+	if (rc != 0) {
+		log_err("rpc id=%s: key lookup failed (%d)", q->request_id, rc);
+		return ERR_INTERNAL_ERROR;
+	}
+	return ERR_OK;
+}
+
+static enum err check_timestamp(struct rpc_auth *a, int64_t now)
+{
+	if (!a->timestamp.p || time_parse_iso8601(a->timestamp, &a->ts) != 0)
+		return ERR_ILLEGAL_TIMESTAMP;
+	if (a->ts > now + RPC_TIME_WINDOW_S || a->ts < now - RPC_TIME_WINDOW_S)
+		return ERR_INVALID_TIMESTAMP_EXPIRED;
+	return ERR_OK;
+}
+
+static enum err check_v1_common(const struct params *p, const struct rpc_auth *a, const char **detail)
+{
+	static const struct {
+		const char *name, *want;
+	} fixed[] = {{"SignatureMethod", "HMAC-SHA1"}, {"SignatureVersion", "1.0"}};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		struct str v = params_get(p, fixed[i].name);
+		*detail = fixed[i].name;
+		if (!v.p)
+			return ERR_MISSING_PARAMETER;
+		if (!str_eqc(v, fixed[i].want))
+			return ERR_INVALID_PARAMETER;
+	}
+	*detail = "SignatureNonce";
+	if (!a->nonce.p || a->nonce.len == 0)
+		return ERR_MISSING_PARAMETER;
+	*detail = NULL;
+	return ERR_OK;
+}
+
+static enum err verify_v3(struct rpc_req *q, const struct rpc_auth *a, struct str secret)
+{
+	char body_sha[SIG_V3_HEX_LEN + 1];
+	struct str claimed = http_header(q->r, "x-acs-content-sha256");
+	sig_sha256_hex(q->r->body, body_sha);
+	if (claimed.len != SIG_V3_HEX_LEN || CRYPTO_memcmp(claimed.p, body_sha, SIG_V3_HEX_LEN) != 0)
+		return ERR_SIGNATURE_DOES_NOT_MATCH;
+	struct buf cr = {0};
+	enum err e = ERR_OK;
+	if (sig_v3_canonical_request(&cr, q->r->method, q->params, &a->v3a, v3_header, q->r,
+				     (struct str){body_sha, SIG_V3_HEX_LEN}) < 0)
+		e = ERR_INCOMPLETE_SIGNATURE;
+	else if (!sig_v3_verify(&a->v3a, (struct str){cr.p, cr.len}, secret))
+		e = ERR_SIGNATURE_DOES_NOT_MATCH;
+	buf_free(&cr);
+	return e;
+}
+
+static enum err check_nonce(struct rpc_req *q, const struct rpc_auth *a, int64_t now,
+			    const char **detail)
+{
+	*detail = "SignatureNonce";
+	if (!a->nonce.p || a->nonce.len == 0)
+		return ERR_MISSING_PARAMETER;
+	if (a->nonce.len > NONCE_MAX_LEN)
+		return ERR_INVALID_PARAMETER;
+	*detail = NULL;
+	/* Remember it for as long as its timestamp stays acceptable. */
+	switch (nonce_check(q->srv->nonces, a->akid, a->nonce, now, a->ts + RPC_TIME_WINDOW_S + 1)) {
+	case NONCE_FRESH: return ERR_OK;
+	case NONCE_USED: return ERR_SIGNATURE_NONCE_USED;
+	default: return ERR_THROTTLING;
+	}
+}
+
+/* Everything between the parsed request and the handler; fills *k. */
+static enum err authenticate(struct rpc_req *q, struct key_lookup *k, const char **detail)
+{
+	struct rpc_auth a;
+	int64_t now = time_now_ms() / 1000;
+	enum err e = detect_variant(q, &a);
+	if (e == ERR_OK)
+		e = check_version_action(q, &a, detail);
+	if (e == ERR_OK)
+		e = lookup_key(q, &a, k, detail);
+	if (e == ERR_OK)
+		e = check_timestamp(&a, now);
+	if (e == ERR_OK && !a.v3)
+		e = check_v1_common(q->params, &a, detail);
+	if (e != ERR_OK)
+		return e;
+	struct str secret = str_c(k->key.secret);
+	if (a.v3)
+		e = verify_v3(q, &a, secret);
+	else if (!sig_v1_verify(q->r->method, q->params, secret))
+		e = ERR_SIGNATURE_DOES_NOT_MATCH;
+	if (e == ERR_OK)
+		e = check_nonce(q, &a, now, detail);
+	return e;
+}
+
+void rpc_handle(struct http_request *r)
+{
+	struct rpc_server *s = r->route_arg;
+	struct rpc_req *q = rpc_req_new(s, r);
+	char pdetail[PARAMS_DETAIL_MAX];
+	const char *detail = NULL;
+	struct key_lookup *k = xcalloc(1, sizeof(*k));
+	enum err e = parse_request(q, pdetail);
+	if (e != ERR_OK)
+		detail = pdetail;
+	else if (!str_eqc(r->method, "GET") && !str_eqc(r->method, "POST"))
+		e = ERR_UNSUPPORTED_HTTP_METHOD;
+	else
+		e = authenticate(q, k, &detail);
+	int64_t account = k->key.account_id;
+	OPENSSL_cleanse(k, sizeof(*k));
+	free(k);
+	if (e != ERR_OK) {
+		finish(q, e, detail);
+		return;
+	}
+	q->call = (struct api_call){.params = q->params, .account_id = account, .store = s->store,
+				    .cfg = s->cfg, .out = json_object(), .err = ERR_OK,
+				    .priv = &q->fin};
+	q->act->handler(&q->call); /* it calls api_finish(), now or later */
+}
+
+void rpc_http_error(struct http_request *r, int status, const char *why)
+{
+	struct rpc_req *q = rpc_req_new(NULL, r);
+	char d[PARAMS_DETAIL_MAX];
+	enum err e = ERR_INVALID_ACTION_NOT_FOUND;
+	const char *detail = NULL;
+	params_parse(q->params, r->query, PARAMS_QUERY, d); /* only for Format and RegionId */
+	q->fmt = render_format_of(params_get(q->params, "Format"));
+	if (status == 413 || status == 414) {
+		e = ERR_REQUEST_TOO_LARGE;
+		detail = why;
+	} else if (status == 405) {
+		e = ERR_UNSUPPORTED_HTTP_METHOD;
+	} else if (status == 503) {
+		e = ERR_SERVICE_UNAVAILABLE;
+	}
+	finish(q, e, detail);
+}
+
+void rpc_healthz(struct http_request *r)
+{
+	http_respond(r, 200, "text/plain;charset=utf-8", STR_LIT("ok\n"));
+}

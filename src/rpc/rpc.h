@@ -1,0 +1,41 @@
+/* The RPC endpoint: one HTTP route ("/") that parses, authenticates and
+ * dispatches Alibaba RPC requests to the action table (api/api.h), in the order
+ * of spec §5.7:
+ *
+ *   parse → variant (V3 Authorization / V1 Signature / IncompleteSignature)
+ *   → Version → Action → AccessKeyId → Timestamp and its ±15 min window
+ *   → signature → nonce → the action's handler.
+ *
+ * The handler finishes through api_finish(), from any thread; the response is
+ * rendered (JSON or XML) and the access-log line written then. */
+#ifndef RPC_RPC_H
+#define RPC_RPC_H
+#include "api/api.h"
+#include "http/http.h"
+
+#define RPC_API_VERSION "2018-03-13"
+#define RPC_TIME_WINDOW_S 900 /* ±15 minutes, spec §5.2 */
+#define RPC_MAX_ACTION 64     /* bytes of an action name */
+#define RPC_GRACE_MS 10000    /* shutdown: how long in-flight requests get before we warn */
+
+/* What api_finish() calls: api_call.priv points at one of these. The adapter's
+ * comes first in its per-request state; a unit test can supply its own. */
+struct api_finisher {
+	void (*done)(struct api_call *c);
+};
+
+struct rpc_server;
+
+/* nonce_entries: 0 for NONCE_MAX_ENTRIES. */
+struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
+			   unsigned nonce_entries);
+void rpc_free(struct rpc_server *s); /* NULL is a no-op */
+
+/* The "/" route handler; route_arg must be the rpc_server. */
+void rpc_handle(struct http_request *r);
+/* The HTTP adapter's on_error: renders 404/405/413/414/503 as an RPC error body. */
+void rpc_http_error(struct http_request *r, int status, const char *why);
+/* GET /healthz: 200 while the server (and so its store) is up. */
+void rpc_healthz(struct http_request *r);
+
+#endif
