@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "api/flowlog.h"
+#include "api/gateway.h"
 #include "api/region.h"
 #include "rpc/rpc.h"
 
@@ -9,6 +11,8 @@
  * one line here (and its file to src/api/meson.build). */
 static const struct api_action *const api_families[] = {
 	region_actions,
+	flowlog_actions,
+	gateway_actions,
 	NULL,
 };
 
