@@ -51,7 +51,7 @@ static void serve_usage(FILE *f)
 		"  -h, --help            this help\n"
 		"\n"
 		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
-		"SAGFLOW_ACCESS_KEY_SECRET are set, that key is created (or its secret updated) for the\n"
+		"SAGFLOW_ACCESS_KEY_SECRET are set (non-empty), that key is created (or its secret updated) for the\n"
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS);
@@ -157,9 +157,14 @@ out:
 static int env_key(struct store *st)
 {
 	struct env_key e = {getenv("SAGFLOW_ACCESS_KEY_ID"), getenv("SAGFLOW_ACCESS_KEY_SECRET")};
+	/* An empty variable counts as unset, as in most shells' idiom VAR= cmd. */
+	if (e.akid && !e.akid[0])
+		e.akid = NULL;
+	if (e.secret && !e.secret[0])
+		e.secret = NULL;
 	if (!e.akid && !e.secret)
 		return 0;
-	if (!e.akid || !e.secret || !e.akid[0] || !e.secret[0] ||
+	if (!e.akid || !e.secret ||
 	    strlen(e.akid) > STORE_MAX_KEY_FIELD || strlen(e.secret) > STORE_MAX_KEY_FIELD) {
 		log_err("serve: SAGFLOW_ACCESS_KEY_ID and SAGFLOW_ACCESS_KEY_SECRET must both be set, "
 			"1-%d bytes each", STORE_MAX_KEY_FIELD);

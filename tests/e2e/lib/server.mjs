@@ -1,0 +1,71 @@
+// Starts and stops the real `sagflow serve` (SAGFLOW_BIN) on 127.0.0.1:0 with a
+// temporary database, for every e2e test file.
+//
+//   const srv = await startServer({ env: { ... }, args: [ ... ] });
+//   srv.port, srv.url ('http://127.0.0.1:PORT'), srv.endpoint ('127.0.0.1:PORT'),
+//   srv.dbPath, srv.dir, srv.proc, srv.stderr() (log so far),
+//   await srv.stop() → { code, signal, stderr }  (SIGTERM, then waits for exit)
+//
+// By default the server gets the key TEST_AKID/TEST_SECRET through
+// SAGFLOW_ACCESS_KEY_ID/SECRET. Pass { dbPath } to reuse a database (restart
+// tests); the temporary directory is removed by stop() unless keepDir is set.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const BIN = process.env.SAGFLOW_BIN || new URL('../../../build/sagflow', import.meta.url).pathname;
+export const TEST_AKID = 'testid';
+export const TEST_SECRET = 'testsecret';
+const START_TIMEOUT_MS = 20000;
+const STOP_TIMEOUT_MS = 20000;
+
+export async function startServer({ env = {}, args = [], dbPath, keepDir = false } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'sagflow-e2e-'));
+  const db = dbPath || join(dir, 'sagflow.db');
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...args], {
+    env: {
+      ...process.env,
+      SAGFLOW_ACCESS_KEY_ID: TEST_AKID,
+      SAGFLOW_ACCESS_KEY_SECRET: TEST_SECRET,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let stdout = '';
+  proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), START_TIMEOUT_MS);
+    proc.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d;
+      const m = stdout.match(/^listening on 127\.0\.0\.1:(\d+)$/m);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited (${code ?? signal}) before listening: ${stderr}`));
+    });
+  });
+  let stopped = null;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    endpoint: `127.0.0.1:${port}`,
+    dbPath: db,
+    dir,
+    proc,
+    stderr: () => stderr,
+    async stop() {
+      if (stopped) return stopped;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      const r = await exited;
+      clearTimeout(timer);
+      if (!keepDir && !dbPath) rmSync(dir, { recursive: true, force: true });
+      stopped = { ...r, stderr };
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,314 @@
+// The RPC protocol end to end: the real binary (SAGFLOW_BIN) driven by the real
+// Alibaba clients (pop-core, openapi-client V3 and V2), a hand-built tea-rpc /
+// Terraform request and hand-built raw requests for what no client can send.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { BIN, TEST_AKID, TEST_SECRET, startServer } from './lib/server.mjs';
+import { commonParams, isoNow, openApi, percentEncode, popCore, raw, signV1, teaRpc, v3Raw } from './lib/clients.mjs';
+
+const UUID_UPPER = /^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/;
+const AWKWARD = "a b*c~d!(e)'f+g/中文&=%";
+
+let srv;
+before(async () => { srv = await startServer(); });
+after(async () => { if (srv) await srv.stop(); });
+
+function assertRegions(body, lang = 'zh') {
+  assert.match(body.RequestId, UUID_UPPER);
+  assert.equal(body.Code, undefined, 'no Code in a success body');
+  const list = body.Regions.Region;
+  assert.equal(list.length, 10);
+  const sh = list.find((r) => r.RegionId === 'cn-shanghai');
+  assert.equal(sh.RegionEndpoint, 'smartag.cn-shanghai.aliyuncs.com');
+  assert.equal(sh.LocalName, lang === 'en' ? 'China (Shanghai)' : '华东2（上海）');
+  for (const id of ['cn-hangzhou', 'cn-hongkong', 'cn-shanghai-finance-1', 'ap-southeast-1', 'ap-southeast-2',
+    'ap-southeast-3', 'ap-southeast-5', 'ap-northeast-1', 'eu-central-1'])
+    assert.ok(list.some((r) => r.RegionId === id), id);
+}
+
+// A normal signed request still works (after a bad one).
+async function stillWorks() {
+  const body = await popCore(srv).call('DescribeRegions', {});
+  assertRegions(body);
+}
+
+function assertError(r, status, code, message) {
+  assert.equal(r.status, status, r.text);
+  assert.ok(r.json, `JSON error body: ${r.text}`);
+  assert.equal(r.json.Code, code);
+  assert.match(r.json.RequestId, UUID_UPPER);
+  assert.equal(typeof r.json.HostId, 'string');
+  assert.ok(r.json.Recommend.includes(`q=${code}`));
+  if (message instanceof RegExp) assert.match(r.json.Message, message);
+  else if (message) assert.equal(r.json.Message, message);
+  assert.equal(r.headers['content-type'], 'application/json;charset=utf-8');
+}
+
+test('healthz', async () => {
+  const r = await raw(srv, { path: '/healthz' });
+  assert.equal(r.status, 200);
+  assert.equal(r.text, 'ok\n');
+});
+
+test('pop-core V1 GET and POST', async () => {
+  const c = popCore(srv);
+  assertRegions(await c.call('DescribeRegions', {}));
+  assertRegions(await c.call('DescribeRegions', { AcceptLanguage: 'en-US' }, { method: 'POST' }), 'en');
+  // Unknown extra parameters (with awkward characters) are ignored but signed.
+  assertRegions(await c.call('DescribeRegions', { Name: AWKWARD, OwnerId: '123' }, { method: 'POST' }));
+  assertRegions(await c.call('DescribeRegions', { Name: AWKWARD }));
+});
+
+test('openapi-client V3 (default) and V2', async () => {
+  const v3 = openApi(srv);
+  let r = await v3.call('DescribeRegions', { AcceptLanguage: 'en-US' });
+  assert.equal(r.statusCode, 200);
+  assertRegions(r.body, 'en');
+  // V3 with a form body: the body is covered by x-acs-content-sha256.
+  r = await v3.call('DescribeRegions', { Name: AWKWARD }, { body: { AcceptLanguage: 'en-US', Other: AWKWARD } });
+  assert.equal(r.statusCode, 200);
+  assertRegions(r.body, 'en');
+  const v2 = openApi(srv, { v2: true });
+  r = await v2.call('DescribeRegions', { AcceptLanguage: 'en-US', Name: AWKWARD });
+  assert.equal(r.statusCode, 200);
+  assertRegions(r.body, 'en');
+});
+
+test('tea-rpc / Terraform shape: common params in query, API params in a + encoded form body', async () => {
+  const r = await teaRpc(srv, 'DescribeRegions', { AcceptLanguage: 'en-US', Description: AWKWARD });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers['content-type'], 'application/json;charset=utf-8');
+  assertRegions(r.json, 'en');
+});
+
+test('hand-built V3 matches the server; tampering is refused', async () => {
+  let r = await v3Raw(srv, 'DescribeRegions', { AcceptLanguage: 'en-US' });
+  assert.equal(r.status, 200, r.text);
+  assertRegions(r.json, 'en');
+  // A query parameter changed after signing.
+  r = await v3Raw(srv, 'DescribeRegions', { AcceptLanguage: 'en-US' }, {
+    mutate: () => {} , secret: 'not-the-secret' });
+  assertError(r, 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation.');
+  // The body does not match x-acs-content-sha256.
+  r = await v3Raw(srv, 'DescribeRegions', {}, { body: 'AcceptLanguage=en-US',
+    mutate: (h) => { h['x-acs-content-sha256'] = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'; } });
+  assertError(r, 400, 'SignatureDoesNotMatch');
+  // A required header left out of SignedHeaders.
+  r = await v3Raw(srv, 'DescribeRegions', {}, { signed: ['host', 'x-acs-action', 'x-acs-version',
+    'x-acs-date', 'x-acs-signature-nonce'] });
+  assertError(r, 400, 'IncompleteSignature', 'The request signature does not conform to Aliyun standards.');
+  // A malformed Authorization header.
+  r = await v3Raw(srv, 'DescribeRegions', {}, { mutate: (h) => { h.authorization = h.authorization.replace(',Signature=', ', Signature='); } });
+  assertError(r, 400, 'IncompleteSignature');
+  await stillWorks();
+});
+
+test('wrong secret → SignatureDoesNotMatch (pop-core, openapi V3, V2)', async () => {
+  await assert.rejects(popCore(srv, { secret: 'wrong' }).call('DescribeRegions', {}), (e) => {
+    assert.equal(e.code, 'SignatureDoesNotMatch');
+    assert.equal(e.data.Message, 'Specified signature is not matched with our calculation.');
+    return true;
+  });
+  for (const v2 of [false, true]) {
+    await assert.rejects(openApi(srv, { secret: 'wrong', v2 }).call('DescribeRegions', {}), (e) => {
+      assert.equal(e.code, 'SignatureDoesNotMatch');
+      assert.equal(e.statusCode, 400);
+      return true;
+    });
+  }
+});
+
+test('unknown AccessKeyId → 404 InvalidAccessKeyId.NotFound', async () => {
+  await assert.rejects(openApi(srv, { akid: 'LTAInosuchkey0000000000' }).call('DescribeRegions', {}), (e) => {
+    assert.equal(e.statusCode, 404);
+    assert.equal(e.code, 'InvalidAccessKeyId.NotFound');
+    assert.equal(e.data.Message, 'Specified access key is not found.');
+    return true;
+  });
+  await assert.rejects(popCore(srv, { akid: 'nosuch' }).call('DescribeRegions', {}),
+    (e) => e.code === 'InvalidAccessKeyId.NotFound');
+});
+
+test('bad version → 400 InvalidVersion; unknown action → 404 InvalidAction.NotFound', async () => {
+  await assert.rejects(openApi(srv).call('DescribeRegions', {}, { version: '2018-03-14' }), (e) => {
+    assert.equal(e.statusCode, 400);
+    assert.equal(e.code, 'InvalidVersion');
+    assert.equal(e.data.Message, 'Specified parameter Version is not valid.');
+    return true;
+  });
+  const c = popCore(srv);
+  c.client.apiVersion = '2017-01-01';
+  await assert.rejects(c.call('DescribeRegions', {}), (e) => e.code === 'InvalidVersion');
+  await assert.rejects(openApi(srv, { v2: true }).call('NoSuchAction', {}), (e) => {
+    assert.equal(e.statusCode, 404);
+    assert.equal(e.code, 'InvalidAction.NotFound');
+    assert.equal(e.data.Message, 'Specified api is not found, please check your url and method.');
+    return true;
+  });
+  // Action names are exact: pop-core upper-cases only the first letter.
+  await assert.rejects(popCore(srv).call('describeregionS', {}), (e) => e.code === 'InvalidAction.NotFound');
+});
+
+test('replayed nonce → SignatureNonceUsed (V1 and V3)', async () => {
+  const nonce = randomUUID();
+  let r = await teaRpc(srv, 'DescribeRegions', {}, { common: { nonce } });
+  assert.equal(r.status, 200, r.text);
+  r = await teaRpc(srv, 'DescribeRegions', {}, { common: { nonce } });
+  assertError(r, 400, 'SignatureNonceUsed', 'Specified signature nonce was used already.');
+  const n3 = randomUUID().replace(/-/g, '');
+  const date = isoNow();
+  r = await v3Raw(srv, 'DescribeRegions', {}, { nonce: n3, date });
+  assert.equal(r.status, 200, r.text);
+  r = await v3Raw(srv, 'DescribeRegions', {}, { nonce: n3, date });
+  assertError(r, 400, 'SignatureNonceUsed');
+  await stillWorks();
+});
+
+test('timestamps: expired, future, malformed, missing', async () => {
+  for (const off of [-16 * 60, 16 * 60]) {
+    const r = await teaRpc(srv, 'DescribeRegions', {}, { common: { timestamp: isoNow(off) } });
+    assertError(r, 400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.');
+  }
+  let r = await teaRpc(srv, 'DescribeRegions', {}, { common: { timestamp: isoNow(-14 * 60) } });
+  assert.equal(r.status, 200, r.text);
+  r = await teaRpc(srv, 'DescribeRegions', {}, { common: { timestamp: '2024-13-01T00:00:00Z' } });
+  assertError(r, 400, 'IllegalTimestamp');
+  r = await v3Raw(srv, 'DescribeRegions', {}, { date: isoNow(-3600) });
+  assertError(r, 400, 'InvalidTimeStamp.Expired');
+  // Missing Timestamp (signed correctly otherwise).
+  const q = commonParams('DescribeRegions');
+  delete q.Timestamp;
+  q.Signature = signV1('GET', q);
+  r = await raw(srv, { path: '/?' + new URLSearchParams(q) });
+  assertError(r, 400, 'IllegalTimestamp');
+});
+
+test('missing common parameters → MissingParameter naming the parameter', async () => {
+  for (const name of ['SignatureNonce', 'AccessKeyId', 'Version', 'Action', 'SignatureMethod']) {
+    const q = commonParams('DescribeRegions');
+    delete q[name];
+    q.Signature = signV1('GET', q);
+    const r = await raw(srv, { path: '/?' + new URLSearchParams(q) });
+    assertError(r, 400, 'MissingParameter',
+      `The input parameter "${name}" that is mandatory for processing this request is not supplied.`);
+  }
+  const q = commonParams('DescribeRegions');
+  q.SignatureMethod = 'HMAC-SHA256';
+  q.Signature = signV1('GET', q);
+  assertError(await raw(srv, { path: '/?' + new URLSearchParams(q) }), 400, 'InvalidParameter',
+    'The specified parameter "SignatureMethod" is not valid.');
+});
+
+test('no signature → IncompleteSignature', async () => {
+  const q = commonParams('DescribeRegions');
+  const r = await raw(srv, { path: '/?' + new URLSearchParams(q) });
+  assertError(r, 400, 'IncompleteSignature', 'The request signature does not conform to Aliyun standards.');
+  assertError(await raw(srv, { method: 'POST', path: '/' }), 400, 'IncompleteSignature');
+});
+
+test('XML success and XML error', async () => {
+  let r = await teaRpc(srv, 'DescribeRegions', { AcceptLanguage: 'en-US' }, { common: { format: 'xml' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers['content-type'], 'text/xml;charset=utf-8');
+  assert.match(r.text, /^<\?xml version="1.0" encoding="UTF-8"\?><DescribeRegionsResponse><RequestId>[0-9A-F-]{36}<\/RequestId><Regions><Region><RegionId>cn-shanghai<\/RegionId><RegionEndpoint>smartag\.cn-shanghai\.aliyuncs\.com<\/RegionEndpoint><LocalName>China \(Shanghai\)<\/LocalName><\/Region><Region>/);
+  assert.equal(r.text.match(/<Region>/g).length, 10);
+  assert.ok(r.text.endsWith('</Regions></DescribeRegionsResponse>'));
+  r = await teaRpc(srv, 'DescribeRegions', {}, { common: { format: 'XML' }, secret: 'wrong' });
+  assert.equal(r.status, 400);
+  assert.equal(r.headers['content-type'], 'text/xml;charset=utf-8');
+  assert.match(r.text, /<Error><RequestId>[0-9A-F-]{36}<\/RequestId><HostId>[^<]+<\/HostId><Code>SignatureDoesNotMatch<\/Code><Message>Specified signature is not matched with our calculation\.<\/Message><Recommend>[^<]+<\/Recommend><\/Error>$/);
+});
+
+test('oversized body → 413 with an error body, then the server still works', async () => {
+  const big = 'A=' + 'x'.repeat((1 << 20) + 10);
+  const r = await raw(srv, { method: 'POST', path: '/', body: big,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assertError(r, 413, 'RequestEntityTooLarge');
+  assert.equal(r.headers.connection, 'close');
+  await stillWorks();
+});
+
+test('garbage, binary and bad escapes → 4xx with a Code, then the server still works', async () => {
+  let r = await raw(srv, { method: 'POST', path: '/', body: randomBytes(4096),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.ok(r.status >= 400 && r.status < 500, r.text);
+  assert.ok(r.json && r.json.Code, r.text);
+  await stillWorks();
+  r = await raw(srv, { method: 'POST', path: '/', body: randomBytes(2048), headers: { 'content-type': 'application/octet-stream' } });
+  assertError(r, 400, 'IncompleteSignature');
+  r = await raw(srv, { path: '/?Action=DescribeRegions&Name=%zz' });
+  assertError(r, 400, 'InvalidParameter', /malformed: bad percent-escape or NUL byte in "Name"/);
+  r = await raw(srv, { path: '/?A=%00' });
+  assertError(r, 400, 'InvalidParameter');
+  r = await raw(srv, { path: '/?Action=X&Action=Y' });
+  assertError(r, 400, 'InvalidParameter', 'The specified parameter "Action" is not valid.');
+  // A duplicate across query and body is refused too.
+  r = await raw(srv, { method: 'POST', path: '/?Version=2018-03-13', body: 'Version=2018-03-13',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assertError(r, 400, 'InvalidParameter', 'The specified parameter "Version" is not valid.');
+  r = await raw(srv, { method: 'PUT', path: '/' });
+  assertError(r, 405, 'UnsupportedHTTPMethod');
+  r = await raw(srv, { path: '/no/such/path' });
+  assertError(r, 404, 'InvalidAction.NotFound');
+  r = await raw(srv, { path: '/?' + 'A'.repeat(9000) });
+  assert.ok(r.status >= 400 && r.status < 500, String(r.status));
+  await stillWorks();
+});
+
+test('many concurrent clients', async () => {
+  const c = popCore(srv);
+  const all = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+    c.call('DescribeRegions', { AcceptLanguage: i % 2 ? 'en-US' : 'zh-CN' }, { method: i % 3 ? 'POST' : 'GET' })));
+  const ids = new Set(all.map((b) => b.RequestId));
+  assert.equal(ids.size, 200);
+});
+
+test('the access log names the request, never the secret or the signature', async () => {
+  const q = commonParams('DescribeRegions');
+  q.Signature = signV1('GET', q);
+  const r = await raw(srv, { path: '/?' + new URLSearchParams(q) });
+  assert.equal(r.status, 200);
+  await new Promise((res) => setTimeout(res, 100));
+  const log = srv.stderr();
+  const line = log.split('\n').find((l) => l.includes(r.json.RequestId));
+  assert.ok(line, 'a log line for the request');
+  assert.match(line, /action=DescribeRegions akid=testid code=OK status=200 ms=/);
+  assert.ok(!log.includes(TEST_SECRET), 'no secret in the log');
+  assert.ok(!log.includes(q.Signature), 'no signature in the log');
+});
+
+test('keys created by `sagflow keys` work; keys survive a restart; SIGTERM exits 0', async () => {
+  const s1 = await startServer({ keepDir: true });
+  const k = spawnSync(BIN, ['keys', 'create', '--db', s1.dbPath, '--account', 'bob'], { encoding: 'utf8' });
+  assert.equal(k.status, 0, k.stderr);
+  const key = JSON.parse(k.stdout.trim());
+  assertRegions(await popCore(s1, { akid: key.AccessKeyId, secret: key.AccessKeySecret }).call('DescribeRegions', {}));
+  const st = await s1.stop();
+  assert.equal(st.code, 0, st.stderr);
+  assert.ok(!st.stderr.includes(key.AccessKeySecret));
+  // Restart on the same database without the environment key.
+  const s2 = await startServer({ dbPath: s1.dbPath, env: { SAGFLOW_ACCESS_KEY_ID: '', SAGFLOW_ACCESS_KEY_SECRET: '' } });
+  try {
+    const r = await openApi(s2, { akid: key.AccessKeyId, secret: key.AccessKeySecret }).call('DescribeRegions', {});
+    assert.equal(r.statusCode, 200);
+    // The default key made on the first start is still there too.
+    assertRegions(await popCore(s2).call('DescribeRegions', {}));
+  } finally {
+    const st2 = await s2.stop();
+    assert.equal(st2.code, 0, st2.stderr);
+  }
+});
+
+test('serve --help and bad options', () => {
+  const h = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
+  assert.equal(h.status, 0);
+  for (const opt of ['--listen HOST:PORT', '--db PATH', '--flowlog-quota N', '--threads N'])
+    assert.ok(h.stdout.includes(opt), opt);
+  const b = spawnSync(BIN, ['serve', '--threads', '0'], { encoding: 'utf8' });
+  assert.equal(b.status, 2);
+  assert.match(b.stderr, /bad --threads/);
+  const l = spawnSync(BIN, ['serve', '--listen', 'nonsense'], { encoding: 'utf8' });
+  assert.equal(l.status, 2);
+});
