@@ -30,7 +30,8 @@
 #define STORE_MAX_PATH 4096
 #define STORE_CKPT_FRAMES 1000       /* WAL frames that wake the checkpointer early */
 #define STORE_CKPT_INTERVAL_MS 1000  /* otherwise it looks this often */
-#define STORE_CKPT_TRUNCATE_FRAMES 262144 /* ~1 GiB of WAL: then block writers and truncate */
+#define STORE_WAL_RESTART_FRAMES 8192 /* ~32 MiB of WAL: the writer makes it start over */
+#define STORE_CHECKPOINT_ENV "SAGFLOW_STORE_CHECKPOINT" /* "inline": SQLite's own, for comparison */
 #define STORE_JOURNAL_SIZE_LIMIT 67108864 /* WAL bytes kept after a reset (64 MiB) */
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
@@ -75,11 +76,14 @@ struct sqlite_store {
 	struct sconn *wconn, *cconn;
 	pthread_key_t reader_key;
 	struct sconn *readers, *free_readers;
-	atomic_int wal_frames;
+	atomic_int wal_frames; /* the WAL's size after the last commit */
+	atomic_int ckpt_base;  /* ... when the last checkpoint pass ran */
+	bool inline_checkpoint;
 	struct store_stats stats; /* under mu */
 };
 
 static const struct store_ops sqlite_ops;
+static void writer_maybe_restart(struct sqlite_store *s);
 
 /* Set on the writer thread, so a store_write from a job or a done() callback
  * (which would wait for itself forever) is refused instead. */
@@ -493,6 +497,7 @@ static void *writer_main(void *arg)
 			s->stats.max_batch = n;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, batch);
+		writer_maybe_restart(s);
 		pthread_mutex_lock(&s->mu);
 	}
 	s->writer_done = true;
@@ -504,12 +509,18 @@ static void *writer_main(void *arg)
 
 /* Called on the writer after each COMMIT with the WAL's size in frames.
  * Installing it turns off SQLite's own autocheckpoint, which would run the
- * checkpoint inside the COMMIT of whichever write crossed the threshold. */
+ * checkpoint inside the COMMIT of whichever write crossed the threshold. The
+ * checkpointer is woken once STORE_CKPT_FRAMES new frames have accumulated
+ * since its last pass, not on every commit: each pass fsyncs the database file,
+ * and that fsync competes with the WAL's. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct sqlite_store *s = arg;
 	atomic_store(&s->wal_frames, frames);
-	if (frames >= STORE_CKPT_FRAMES) {
+	int base = atomic_load(&s->ckpt_base);
+	if (frames < base) /* the WAL was restarted from the top */
+		atomic_store(&s->ckpt_base, base = 0);
+	if (frames - base >= STORE_CKPT_FRAMES) {
 		pthread_mutex_lock(&s->mu);
 		s->ckpt_wanted = true;
 		pthread_cond_signal(&s->cv_ckpt);
@@ -518,22 +529,48 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-static void checkpoint(struct sqlite_store *s)
+static void count_checkpoint(struct sqlite_store *s)
 {
-	int frames = atomic_exchange(&s->wal_frames, 0);
-	if (frames <= 0)
-		return;
-	/* PASSIVE copies what no reader still needs and never blocks the writer;
-	 * once it has copied everything the writer restarts the WAL from the top. */
-	int mode = frames >= STORE_CKPT_TRUNCATE_FRAMES ? SQLITE_CHECKPOINT_TRUNCATE
-							: SQLITE_CHECKPOINT_PASSIVE;
-	int log_frames = 0, done_frames = 0;
-	int rc = sqlite3_wal_checkpoint_v2(s->cconn->db, NULL, mode, &log_frames, &done_frames);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		log_warn("store: checkpoint: %s", sqlite3_errmsg(s->cconn->db));
 	pthread_mutex_lock(&s->mu);
 	s->stats.checkpoints++;
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* PASSIVE copies what no reader still needs and never blocks the writer. */
+static void checkpoint(struct sqlite_store *s)
+{
+	int frames = atomic_load(&s->wal_frames);
+	if (frames <= atomic_load(&s->ckpt_base))
+		return;
+	int log_frames = 0, done_frames = 0;
+	int rc = sqlite3_wal_checkpoint_v2(s->cconn->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+					   &done_frames);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_warn("store: checkpoint: %s", sqlite3_errmsg(s->cconn->db));
+	if (rc == SQLITE_OK)
+		atomic_store(&s->ckpt_base, log_frames);
+	count_checkpoint(s);
+}
+
+/* Under steady load a PASSIVE pass never quite catches up (the writer commits
+ * while it copies), so the WAL would never start over and would grow without
+ * end; appending to a growing file costs more per fsync than overwriting (see
+ * docs/store.md). So the writer itself, between batches and after their done()
+ * callbacks, runs a RESTART checkpoint once the WAL passes
+ * STORE_WAL_RESTART_FRAMES. Most frames were copied by the background pass
+ * already, so this costs the remainder plus one fsync. */
+static void writer_maybe_restart(struct sqlite_store *s)
+{
+	if (s->inline_checkpoint || atomic_load(&s->wal_frames) < STORE_WAL_RESTART_FRAMES)
+		return;
+	int rc = sqlite3_wal_checkpoint_v2(s->wconn->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	if (rc == SQLITE_OK) {
+		atomic_store(&s->wal_frames, 0);
+		atomic_store(&s->ckpt_base, 0);
+	} else if (rc != SQLITE_BUSY) {
+		log_warn("store: restart checkpoint: %s", sqlite3_errmsg(s->wconn->db));
+	}
+	count_checkpoint(s);
 }
 
 static void *ckpt_main(void *arg)
@@ -598,7 +635,12 @@ struct store *store_sqlite_open(const char *path)
 	s->cconn = conn_open(s, "checkpoint");
 	if (!s->cconn)
 		goto fail;
-	sqlite3_wal_hook(s->wconn->db, wal_hook, s);
+	/* SAGFLOW_STORE_CHECKPOINT=inline keeps SQLite's autocheckpoint inside
+	 * COMMIT; it exists to measure the difference (docs/benchmarks.md). */
+	const char *mode = getenv(STORE_CHECKPOINT_ENV);
+	s->inline_checkpoint = mode && !strcmp(mode, "inline");
+	if (!s->inline_checkpoint)
+		sqlite3_wal_hook(s->wconn->db, wal_hook, s);
 	if (pthread_key_create(&s->reader_key, reader_release) != 0)
 		goto fail;
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
