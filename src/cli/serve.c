@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
+#include "device/device.h"
 #include "http/http.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
@@ -192,13 +193,15 @@ static int wait_for_signal(const sigset_t *set)
 	return sig;
 }
 
-static struct http_server *start_http(const struct serve_opts *o, struct rpc_server *rpc)
+static struct http_server *start_http(const struct serve_opts *o, struct rpc_server *rpc,
+				      struct device_server *dev)
 {
 	struct http_config hc = {.host = o->host, .port = o->port, .threads = o->threads,
 				 .on_error = rpc_http_error};
 	struct http_server *h = http_server_new(&hc);
 	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
 	http_route_add(h, NULL, "/", rpc_handle, rpc);
+	device_routes_add(h, dev); /* /device/v1/... (docs/device-protocol.md) */
 	if (http_server_start(h) < 0) {
 		http_server_free(h);
 		return NULL;
@@ -230,8 +233,10 @@ int cmd_serve(int argc, char **argv)
 	}
 	struct api_config cfg = {.flowlog_quota = o.quota};
 	struct rpc_server *rpc = rpc_new(st, &cfg, 0);
-	struct http_server *h = start_http(&o, rpc);
+	struct device_server *dev = device_server_new(st);
+	struct http_server *h = start_http(&o, rpc, dev);
 	if (!h) {
+		device_server_free(dev);
 		rpc_free(rpc);
 		store_close(st);
 		return 1;
@@ -245,6 +250,7 @@ int cmd_serve(int argc, char **argv)
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
+	device_server_free(dev);
 	rpc_free(rpc);
 	store_close(st);
 	log_info("serve: stopped");

@@ -1,0 +1,440 @@
+/* The device channel, server side. Order of checks (docs/device-protocol.md §4):
+ * path and method, headers well-formed, body hash, clock window, then the one
+ * store read (serial number → gateway, device secret, flow log), signature,
+ * nonce, report — so an unauthenticated request never writes anything. */
+#include "device/device.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+#include "domain/domain.h"
+#include "http/http.h"
+#include "rpc/nonce.h"
+#include "store/store_sag.h"
+
+#define CT_JSON "application/json;charset=utf-8"
+
+/* The channel's errors: status, code and message in one table. */
+#define DEVICE_ERR_MAP(X)                                                                        \
+	X(OK, 200, "", "")                                                                       \
+	X(MALFORMED, 400, "Device.MalformedRequest",                                             \
+	  "A required X-Sag-* or Authorization header is missing or malformed.")                 \
+	X(CONTENT_HASH, 400, "Device.ContentHashMismatch",                                       \
+	  "X-Sag-Content-Sha256 is not the SHA-256 of the body.")                                \
+	X(TOO_LARGE, 413, "Device.RequestTooLarge", "The report exceeds 4096 bytes.")            \
+	X(EXPIRED, 401, "Device.TimestampExpired",                                               \
+	  "X-Sag-Date is more than 15 minutes away from the server's clock.")                    \
+	X(AUTH_FAILED, 401, "Device.AuthFailed",                                                 \
+	  "The serial number is not bound to a gateway or the signature does not match.")        \
+	X(NONCE_USED, 401, "Device.NonceUsed", "X-Sag-Nonce was used already.")                  \
+	X(BAD_REPORT, 400, "Device.InvalidReport",                                               \
+	  "The report must be a JSON object with a valid Model, SoftwareVersion and HaState.")   \
+	X(NOT_FOUND, 404, "Device.NotFound", "No such device endpoint.")                         \
+	X(METHOD, 405, "Device.MethodNotAllowed", "Use POST.")                                   \
+	X(BUSY, 503, "Device.Busy", "The server is busy; retry after the poll interval.")        \
+	X(INTERNAL, 500, "Device.InternalError", "The server failed to process the report.")
+
+enum dev_err {
+#define DEV_ENUM(name, status, code, msg) DEV_##name,
+	DEVICE_ERR_MAP(DEV_ENUM)
+#undef DEV_ENUM
+};
+
+static const struct {
+	int status;
+	const char *code, *message;
+} dev_errors[] = {
+#define DEV_ROW(name, status, code, msg) {status, code, msg},
+	DEVICE_ERR_MAP(DEV_ROW)
+#undef DEV_ROW
+};
+
+struct device_server {
+	struct store *store;
+	struct nonce_cache *nonces;
+};
+
+/* What one request carries, parsed. Slices point into the request. */
+struct dev_auth {
+	struct str serial, date, nonce, content_sha256, signature;
+	int64_t date_s;
+};
+
+struct report {
+	char model[DOMAIN_MODEL_MAX + 1];
+	char version[DOMAIN_VERSION_MAX + 1];
+	enum device_ha ha;
+	char have[DEVICE_CONFIG_VERSION_HEX + 1]; /* the device's ConfigVersion, or "" */
+};
+
+/* One sync, from the pool thread to (maybe) the writer's done callback. */
+struct sync {
+	struct device_server *ds;
+	struct http_request *r;
+	char serial[DOMAIN_SN_MAX + 1];
+	struct report rep;
+	struct sag g;
+	struct flowlog fl;
+	bool has_flowlog;
+};
+
+/* ---- signing ---- */
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void device_body_sha256(struct str body, char out[DEVICE_HEX_SHA256 + 1])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)(body.len ? body.p : ""), body.len, md);
+	hex(md, sizeof(md), out);
+}
+
+void device_string_to_sign(struct buf *out, struct str method, struct str path, struct str serial,
+			   struct str date, struct str nonce, struct str content_sha256)
+{
+	const struct str parts[] = {STR_LIT(DEVICE_AUTH_ALGORITHM), method, path, serial, date, nonce,
+				    content_sha256};
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (i)
+			buf_addc(out, '\n');
+		buf_add(out, parts[i].p, parts[i].len);
+	}
+}
+
+void device_sign(struct str secret, struct str sts, char out[DEVICE_HEX_SHA256 + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	HMAC(EVP_sha256(), secret.p, (int)secret.len, (const unsigned char *)sts.p, sts.len, md, &n);
+	hex(md, n, out);
+}
+
+/* ---- answering ---- */
+
+static void respond_err(struct http_request *r, enum dev_err e)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "Code", json_string(dev_errors[e].code));
+	json_object_set_new(o, "Message", json_string(dev_errors[e].message));
+	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	http_respond_owned(r, dev_errors[e].status, CT_JSON, body, strlen(body));
+}
+
+/* The effective configuration: the bound flow log while it is Active, else null. */
+static json_t *config_json(const struct sync *s)
+{
+	if (!s->has_flowlog || s->fl.status != FLOWLOG_ACTIVE)
+		return json_null();
+	const struct flowlog *fl = &s->fl;
+	json_t *o = json_object();
+	json_object_set_new(o, "FlowLogId", json_string(fl->id));
+	json_object_set_new(o, "OutputType", json_string(flowlog_output_name(fl->output)));
+	json_object_set_new(o, "NetflowServerIp", json_string(fl->netflow_server_ip));
+	json_object_set_new(o, "NetflowServerPort", json_integer(fl->netflow_server_port));
+	json_object_set_new(o, "NetflowVersion", json_string(netflow_version_name(fl->netflow_version)));
+	json_object_set_new(o, "ActiveAging", json_integer(fl->active_aging));
+	json_object_set_new(o, "InactiveAging", json_integer(fl->inactive_aging));
+	json_object_set_new(o, "SlsRegionId", json_string(fl->sls_region_id));
+	json_object_set_new(o, "ProjectName", json_string(fl->project_name));
+	json_object_set_new(o, "LogstoreName", json_string(fl->logstore_name));
+	return o;
+}
+
+/* Whether this device is the one that exports: the single device, or the HA
+ * pair's active one (spec §10: the one reporting HA state active). */
+static bool exports(const struct sync *s)
+{
+	const struct device *a = sag_active_device(&s->g);
+	return a && !strcmp(a->serial_number, s->serial) &&
+	       (s->g.ndevices == 1 || a->ha_state == DEVICE_HA_ACTIVE);
+}
+
+static void respond_sync(struct sync *s)
+{
+	json_t *cfg = config_json(s);
+	bool exp = exports(s);
+	/* The version covers everything the device acts on, so it changes iff
+	 * the device must change something. */
+	json_t *versioned = json_pack("{s:O,s:b}", "FlowLog", cfg, "Export", exp);
+	char *canon = json_dumps(versioned, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	json_decref(versioned);
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char version[2 * SHA256_DIGEST_LENGTH + 1];
+	SHA256((const unsigned char *)canon, strlen(canon), md);
+	free(canon);
+	hex(md, DEVICE_CONFIG_VERSION_HEX / 2, version);
+	bool changed = strcmp(version, s->rep.have) != 0;
+	json_t *o = json_object();
+	json_object_set_new(o, "SmartAGId", json_string(s->g.id));
+	json_object_set_new(o, "SerialNumber", json_string(s->serial));
+	json_object_set_new(o, "ConfigVersion", json_string(version));
+	json_object_set_new(o, "Changed", json_boolean(changed));
+	json_object_set_new(o, "Export", json_boolean(exp));
+	json_object_set_new(o, "FlowLog", changed ? cfg : json_null());
+	if (!changed)
+		json_decref(cfg);
+	json_object_set_new(o, "PollIntervalSeconds", json_integer(DEVICE_POLL_INTERVAL_S));
+	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	http_respond_owned(s->r, 200, CT_JSON, body, strlen(body));
+}
+
+/* ---- parsing ---- */
+
+static bool charset(struct str s, size_t min, size_t max, const char *extra)
+{
+	if (s.len < min || s.len > max)
+		return false;
+	for (size_t i = 0; i < s.len; i++) {
+		char c = s.p[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c && strchr(extra, c))))
+			return false;
+	}
+	return true;
+}
+
+static bool is_lower_hex(struct str s, size_t len)
+{
+	if (s.len != len)
+		return false;
+	for (size_t i = 0; i < s.len; i++)
+		if (!((s.p[i] >= '0' && s.p[i] <= '9') || (s.p[i] >= 'a' && s.p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static enum dev_err parse_auth(struct http_request *r, struct dev_auth *a)
+{
+	static const char prefix[] = DEVICE_AUTH_ALGORITHM " Signature=";
+	a->serial = http_header(r, "X-Sag-Serial-Number");
+	a->date = http_header(r, "X-Sag-Date");
+	a->nonce = http_header(r, "X-Sag-Nonce");
+	a->content_sha256 = http_header(r, "X-Sag-Content-Sha256");
+	struct str auth = http_header(r, "Authorization");
+	if (!domain_serial_valid(a->serial) || !charset(a->nonce, DEVICE_NONCE_MIN, DEVICE_NONCE_MAX, "-_") ||
+	    !is_lower_hex(a->content_sha256, DEVICE_HEX_SHA256) ||
+	    time_parse_iso8601(a->date, &a->date_s) < 0)
+		return DEV_MALFORMED;
+	if (auth.len != sizeof(prefix) - 1 + DEVICE_HEX_SHA256 || memcmp(auth.p, prefix, sizeof(prefix) - 1))
+		return DEV_MALFORMED;
+	a->signature = (struct str){auth.p + sizeof(prefix) - 1, DEVICE_HEX_SHA256};
+	if (!is_lower_hex(a->signature, DEVICE_HEX_SHA256))
+		return DEV_MALFORMED;
+	char sha[DEVICE_HEX_SHA256 + 1];
+	device_body_sha256(r->body, sha);
+	if (CRYPTO_memcmp(sha, a->content_sha256.p, DEVICE_HEX_SHA256) != 0)
+		return DEV_CONTENT_HASH;
+	int64_t now = time_now_ms() / 1000;
+	if (a->date_s < now - DEVICE_TIME_WINDOW_S || a->date_s > now + DEVICE_TIME_WINDOW_S)
+		return DEV_EXPIRED;
+	return DEV_OK;
+}
+
+static int str_field(json_t *o, const char *key, bool (*valid)(struct str), char *out, size_t cap)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_string(v))
+		return -1;
+	struct str s = {json_string_value(v), json_string_length(v)};
+	return valid(s) && domain_copy(out, cap, s) == 0 ? 0 : -1;
+}
+
+static bool config_version_valid(struct str s)
+{
+	return s.len == 0 || is_lower_hex(s, DEVICE_CONFIG_VERSION_HEX);
+}
+
+static enum dev_err parse_report(struct str body, struct report *rep)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(body.p ? body.p : "", body.len, JSON_REJECT_DUPLICATES, &jerr);
+	enum dev_err e = DEV_BAD_REPORT;
+	if (!json_is_object(o))
+		goto out;
+	if (str_field(o, "Model", domain_model_valid, rep->model, sizeof(rep->model)) < 0 ||
+	    str_field(o, "SoftwareVersion", domain_version_valid, rep->version, sizeof(rep->version)) < 0)
+		goto out;
+	json_t *ha = json_object_get(o, "HaState");
+	rep->ha = DEVICE_HA_UNKNOWN;
+	if (ha && (!json_is_string(ha) ||
+		   device_ha_parse((struct str){json_string_value(ha), json_string_length(ha)}, &rep->ha) < 0))
+		goto out;
+	if (json_object_get(o, "ConfigVersion") &&
+	    str_field(o, "ConfigVersion", config_version_valid, rep->have, sizeof(rep->have)) < 0)
+		goto out;
+	e = DEV_OK;
+out:
+	json_decref(o);
+	return e;
+}
+
+/* ---- the sync ---- */
+
+static const struct device *find_device(const struct sag *g, const char *serial)
+{
+	for (int i = 0; i < g->ndevices; i++)
+		if (!strcmp(g->devices[i].serial_number, serial))
+			return &g->devices[i];
+	return NULL;
+}
+
+/* Loads the gateway owning s->serial and its flow log; 0, 1 unbound, STORE_EIO. */
+static int load(struct store_tx *tx, struct sync *s)
+{
+	int rc = store_device_owner(tx, s->serial, &s->g);
+	if (rc != 0)
+		return rc;
+	s->has_flowlog = false;
+	if (!s->g.flowlog_id[0])
+		return 0;
+	struct owner o = {s->g.account_id, s->g.region_id};
+	rc = store_flowlog_get(tx, o, s->g.flowlog_id, &s->fl);
+	s->has_flowlog = rc == 0;
+	return rc == 1 ? 0 : rc;
+}
+
+static int load_tx(struct store_tx *tx, void *arg)
+{
+	return load(tx, arg);
+}
+
+/* The report and the answer's state in one write transaction. */
+static int report_tx(struct store_tx *tx, void *arg)
+{
+	struct sync *s = arg;
+	struct device d = {0};
+	memcpy(d.model, s->rep.model, sizeof(d.model));
+	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
+	d.ha_state = s->rep.ha;
+	int rc = store_device_report(tx, s->serial, &d, time_now_ms());
+	return rc != 0 ? rc : load(tx, s);
+}
+
+static void report_done(void *arg, int rc)
+{
+	struct sync *s = arg;
+	if (rc == 0)
+		respond_sync(s);
+	else
+		respond_err(s->r, rc == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
+	free(s);
+}
+
+static bool report_differs(const struct device *d, const struct report *rep)
+{
+	return strcmp(d->model, rep->model) || strcmp(d->software_version, rep->version) ||
+	       d->ha_state != rep->ha || time_now_ms() - d->reported_ms >= DEVICE_REPORT_REFRESH_MS;
+}
+
+static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const struct device **dev)
+{
+	int rc = store_read(s->ds->store, load_tx, s);
+	if (rc == 1)
+		return DEV_AUTH_FAILED;
+	if (rc != 0)
+		return DEV_INTERNAL;
+	const struct device *d = find_device(&s->g, s->serial);
+	if (!d)
+		return DEV_AUTH_FAILED;
+	struct buf sts = {0};
+	char want[DEVICE_HEX_SHA256 + 1];
+	device_string_to_sign(&sts, s->r->method, s->r->path, a->serial, a->date, a->nonce,
+			      a->content_sha256);
+	device_sign(str_c(d->secret_key), (struct str){sts.p, sts.len}, want);
+	buf_free(&sts);
+	if (CRYPTO_memcmp(want, a->signature.p, DEVICE_HEX_SHA256) != 0)
+		return DEV_AUTH_FAILED;
+	/* Only a verified request spends a nonce, so nobody can burn a device's. */
+	switch (nonce_check(s->ds->nonces, a->serial, a->nonce, time_now_ms() / 1000,
+			    a->date_s + DEVICE_TIME_WINDOW_S)) {
+	case NONCE_FRESH:
+		break;
+	case NONCE_USED:
+		return DEV_NONCE_USED;
+	case NONCE_FULL:
+		return DEV_BUSY;
+	}
+	*dev = d;
+	return DEV_OK;
+}
+
+static void sync_handler(struct http_request *r)
+{
+	struct device_server *ds = r->route_arg;
+	struct dev_auth a;
+	enum dev_err e;
+	if (!str_eqc(r->path, DEVICE_SYNC_PATH)) {
+		respond_err(r, DEV_NOT_FOUND);
+		return;
+	}
+	if (!str_eqc(r->method, "POST")) {
+		respond_err(r, DEV_METHOD);
+		return;
+	}
+	if (r->body.len > DEVICE_MAX_BODY) {
+		respond_err(r, DEV_TOO_LARGE);
+		return;
+	}
+	if ((e = parse_auth(r, &a)) != DEV_OK) {
+		respond_err(r, e);
+		return;
+	}
+	struct sync *s = xcalloc(1, sizeof(*s));
+	s->ds = ds;
+	s->r = r;
+	domain_copy(s->serial, sizeof(s->serial), a.serial); /* checked by parse_auth */
+	const struct device *d = NULL;
+	if ((e = authenticate(s, &a, &d)) == DEV_OK)
+		e = parse_report(r->body, &s->rep);
+	if (e != DEV_OK) {
+		respond_err(r, e);
+		free(s);
+		return;
+	}
+	if (report_differs(d, &s->rep)) {
+		store_write_async(ds->store, report_tx, s, report_done);
+		return;
+	}
+	respond_sync(s);
+	free(s);
+}
+
+struct device_server *device_server_new(struct store *st)
+{
+	struct device_server *d = xcalloc(1, sizeof(*d));
+	d->store = st;
+	d->nonces = nonce_new(DEVICE_NONCE_ENTRIES);
+	return d;
+}
+
+void device_server_free(struct device_server *d)
+{
+	if (!d)
+		return;
+	nonce_free(d->nonces);
+	free(d);
+}
+
+int device_routes_add(struct http_server *h, struct device_server *d)
+{
+	return http_route_add(h, NULL, DEVICE_PATH_PREFIX, sync_handler, d);
+}
