@@ -312,7 +312,9 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	free(c);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* MHD's own diagnostics (bad requests it answers itself) at debug level. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+							       va_list ap)
 {
 	char line[256];
 	vsnprintf(line, sizeof(line), fmt, ap);
