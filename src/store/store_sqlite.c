@@ -31,6 +31,7 @@
 #define STORE_CKPT_FRAMES 1000       /* WAL frames that wake the checkpointer early */
 #define STORE_CKPT_INTERVAL_MS 1000  /* otherwise it looks this often */
 #define STORE_WAL_RESTART_FRAMES 8192 /* ~32 MiB of WAL: the writer makes it start over */
+#define STORE_RESTART_BUSY_MS 10       /* how long that RESTART waits for readers */
 #define STORE_CHECKPOINT_ENV "SAGFLOW_STORE_CHECKPOINT" /* "inline": SQLite's own, for comparison */
 #define STORE_JOURNAL_SIZE_LIMIT 67108864 /* WAL bytes kept after a reset (64 MiB) */
 #define STORE_STR_(x) #x
@@ -79,6 +80,7 @@ struct sqlite_store {
 	atomic_int wal_frames; /* the WAL's size after the last commit */
 	atomic_int ckpt_base;  /* ... when the last checkpoint pass ran */
 	bool inline_checkpoint;
+	int restart_retry_at; /* writer thread only: WAL frames before the next RESTART try */
 	struct store_stats stats; /* under mu */
 };
 
@@ -374,6 +376,7 @@ static struct sconn *reader_get(struct sqlite_store *s)
 		pthread_mutex_lock(&s->mu);
 		c->next = s->readers;
 		s->readers = c;
+		s->stats.read_conns++;
 		pthread_mutex_unlock(&s->mu);
 	}
 	pthread_setspecific(s->reader_key, c);
@@ -561,14 +564,23 @@ static void checkpoint(struct sqlite_store *s)
  * already, so this costs the remainder plus one fsync. */
 static void writer_maybe_restart(struct sqlite_store *s)
 {
-	if (s->inline_checkpoint || atomic_load(&s->wal_frames) < STORE_WAL_RESTART_FRAMES)
+	int frames = atomic_load(&s->wal_frames);
+	if (s->inline_checkpoint || frames < STORE_WAL_RESTART_FRAMES || frames < s->restart_retry_at)
 		return;
+	/* RESTART waits for readers still on the old WAL; a long one must not
+	 * stall the writer for the whole busy timeout, so wait briefly and try
+	 * again STORE_CKPT_FRAMES frames later. */
+	sqlite3_busy_timeout(s->wconn->db, STORE_RESTART_BUSY_MS);
 	int rc = sqlite3_wal_checkpoint_v2(s->wconn->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	sqlite3_busy_timeout(s->wconn->db, STORE_BUSY_TIMEOUT_MS);
 	if (rc == SQLITE_OK) {
 		atomic_store(&s->wal_frames, 0);
 		atomic_store(&s->ckpt_base, 0);
-	} else if (rc != SQLITE_BUSY) {
-		log_warn("store: restart checkpoint: %s", sqlite3_errmsg(s->wconn->db));
+		s->restart_retry_at = 0;
+	} else {
+		if (rc != SQLITE_BUSY)
+			log_warn("store: restart checkpoint: %s", sqlite3_errmsg(s->wconn->db));
+		s->restart_retry_at = frames + STORE_CKPT_FRAMES;
 	}
 	count_checkpoint(s);
 }

@@ -28,6 +28,7 @@
 #define TEST_KILL_ROWS 100000 /* more than the child can write before it is killed */
 #define TEST_KILL_AFTER 2000  /* acknowledged rows before the parent kills it */
 #define TEST_KILL_THREADS 8
+#define TEST_READERS 8
 #define TEST_BIG_ROW 8000                 /* bytes: two overflow pages a row */
 #define TEST_BIG_ROWS 12800               /* ~100 MiB through the WAL */
 #define TEST_WAL_BOUND (64 * 1024 * 1024) /* the WAL without a restart would exceed 100 MiB */
@@ -532,6 +533,70 @@ static void test_misuse(void **state)
 	store_close(s);
 }
 
+/* ---- readers beside the writer ---- */
+
+struct reader {
+	struct store *s;
+	volatile bool *stop;
+	int reads, errors, backwards;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	int64_t last = 0;
+	while (!*r->stop) {
+		int64_t n = 0;
+		if (store_read(r->s, count_rows, &n) != 0)
+			r->errors++;
+		/* Snapshots only move forward, and a batch is seen whole or not at all. */
+		if (n < last)
+			r->backwards++;
+		last = n;
+		r->reads++;
+	}
+	return NULL;
+}
+
+/* Many reading threads (each with its own connection, as libmicrohttpd's pool
+ * threads have) run beside a stream of writes; threads that exit hand their
+ * connection to the next ones. */
+static void test_readers_and_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	assert_int_equal(store_write(s, make_table, NULL), 0);
+	for (int round = 0; round < 2; round++) {
+		volatile bool stop = false;
+		pthread_t th[TEST_READERS];
+		struct reader r[TEST_READERS];
+		for (int t = 0; t < TEST_READERS; t++) {
+			r[t] = (struct reader){.s = s, .stop = &stop};
+			assert_int_equal(pthread_create(&th[t], NULL, reader_main, &r[t]), 0);
+		}
+		for (int i = 0; i < TEST_JOBS_PER_THREAD; i++) {
+			struct row row = {.id = round * TEST_JOBS_PER_THREAD + i + 1, .v = i};
+			assert_int_equal(store_write(s, insert_row, &row), 0);
+		}
+		stop = true;
+		for (int t = 0; t < TEST_READERS; t++) {
+			pthread_join(th[t], NULL);
+			assert_int_equal(r[t].errors, 0);
+			assert_int_equal(r[t].backwards, 0);
+			assert_true(r[t].reads > 0);
+		}
+	}
+	int64_t n = 0;
+	assert_int_equal(store_read(s, count_rows, &n), 0);
+	assert_int_equal(n, 2 * TEST_JOBS_PER_THREAD);
+	/* The second round's threads reused the first round's connections. */
+	struct store_stats st;
+	store_stats(s, &st);
+	assert_true(st.read_conns <= TEST_READERS + 1);
+	store_close(s);
+}
+
 /* ---- a bounded WAL ---- */
 
 static int make_big(struct store_tx *tx, void *arg)
@@ -704,6 +769,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_sql_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readers_and_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_durability, setup, teardown),
 	};
