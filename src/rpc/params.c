@@ -5,9 +5,11 @@
 
 #include "core/xmalloc.h"
 
+#define PARAMS_INITIAL_CAP 16
+
 struct params {
-	struct param v[PARAMS_MAX_COUNT];
-	size_t n;
+	struct param *v; /* grown by doubling: most requests carry 10-20 parameters */
+	size_t n, cap;
 	/* Decoded bytes live in one arena per parsed source: decoding never grows
 	 * a string, so an arena as long as its input (plus a NUL per pair) suffices. */
 	char *arena[PARAMS_MAX_SOURCES];
@@ -25,6 +27,7 @@ void params_free(struct params *p)
 		return;
 	for (size_t i = 0; i < p->narena; i++)
 		free(p->arena[i]);
+	free(p->v);
 	free(p);
 }
 
@@ -132,6 +135,10 @@ static enum err add_pair(struct params *p, const char *pair, size_t len, enum pa
 	if (e != ERR_OK)
 		return e;
 	*used += (size_t)dn + 1 + (size_t)dv + 1;
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : PARAMS_INITIAL_CAP;
+		p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
+	}
 	p->v[p->n++] = (struct param){n, {value, (size_t)dv}, src};
 	return ERR_OK;
 }
