@@ -132,8 +132,8 @@ static void create_gateway(struct api_call *c)
 	if (sag_owner(c, j->region, &j->o) != ERR_OK)
 		goto out;
 	const char *bad = read_instance(c, &cj->g, &e);
-	if (!bad && read_order(c, &cj->order_json) != NULL)
-		bad = "order details", e = ERR_INVALID_PARAMETER;
+	if (!bad && (bad = read_order(c, &cj->order_json)) != NULL)
+		e = ERR_INVALID_PARAMETER;
 	if (bad) {
 		api_fail(c, e, bad);
 		goto out;
