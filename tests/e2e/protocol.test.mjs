@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { BIN, TEST_AKID, TEST_SECRET, startServer } from './lib/server.mjs';
 import { commonParams, isoNow, openApi, percentEncode, popCore, raw, signV1, teaRpc, v3Raw } from './lib/clients.mjs';
@@ -227,6 +228,30 @@ test('oversized body → 413 with an error body, then the server still works', a
     headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   assertError(r, 413, 'RequestEntityTooLarge');
   assert.equal(r.headers.connection, 'close');
+  await stillWorks();
+  // Chunked, so no Content-Length to refuse early: counted as it arrives.
+  const chunked = await new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, method: 'POST', path: '/',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d) => { text += d; }).on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    for (let i = 0; i < 18; i++) req.write('x'.repeat(64 * 1024));
+    req.end();
+  });
+  assert.equal(chunked.status, 413);
+  assert.equal(JSON.parse(chunked.text).Code, 'RequestEntityTooLarge');
+  // Exactly at the body limit is read and parsed (then refused: the value is over 64 KiB).
+  const atLimit = await raw(srv, { method: 'POST', path: '/', body: 'A=' + 'x'.repeat((1 << 20) - 2),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assertError(atLimit, 400, 'InvalidParameter', 'The specified parameter "A" is not valid.');
+  await stillWorks();
+});
+
+test('oversized headers are refused by the server, which keeps working', async () => {
+  const r = await raw(srv, { path: '/', headers: { 'x-big': 'y'.repeat(70 * 1024) } }).catch((e) => ({ status: 0, e }));
+  assert.ok(r.status === 0 || (r.status >= 400 && r.status < 500), String(r.status));
   await stillWorks();
 });
 
