@@ -2,6 +2,7 @@
  * collector and/or JSON lines. */
 #include <getopt.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #include "meter/meter.h"
 
 #define METER_SNAPLEN 256               /* headers only: bytes come from the IP header */
-#define METER_LIVE_TIMEOUT_MS 100       /* how often a quiet interface still runs the timers */
+#define METER_LIVE_TIMEOUT_MS 100 /* how often a quiet interface still runs the timers */
 #define METER_LIVE_BUFFER (16 << 20)
 #define METER_HOSTPORT_MAX 300
 #define METER_DEFAULT_PORT "9995"
@@ -52,7 +53,8 @@ static void meter_usage(FILE *f)
 		"  -I, --inactive-aging SEC   close a flow silent this long, %d-%d (default %d)\n"
 		"  -m, --max-flows N          open records at most; more evicts the least recently seen\n"
 		"                             (exported, reason lack-of-resources), %u-%u (default %u)\n"
-		"  -o, --observation-domain N V9 source id / IPFIX observation domain / V5 engine id (default 0)\n"
+		"  -o, --observation-domain N V9 source id / IPFIX observation domain / V5 engine id (default 1;\n"
+		"                             IPFIX sends its exporter options in domain 0, so 0 omits them)\n"
 		"  -j, --jsonl PATH           also write one JSON object per record to PATH ('-' = stdout)\n"
 		"  -h, --help                 this text\n\n"
 		"At least one of --collector and --jsonl is required. Statistics go to stderr at exit and\n"
@@ -91,6 +93,34 @@ static int meter_version(const char *arg, int *out)
 		}
 	fprintf(stderr, "sagflow meter: --netflow-version must be V5, V9 or V10, got '%s'\n", arg);
 	return -1;
+}
+
+/* Splits HOST:PORT or [V6]:PORT; a missing port means the product default. */
+static int meter_split_hostport(const char *s, char host[METER_HOSTPORT_MAX], char port[8])
+{
+	size_t n = strnlen(s, METER_HOSTPORT_MAX);
+	const char *colon = memrchr(s, ':', n);
+	const char *h = s, *hend = colon ? colon : s + n;
+	if (n == METER_HOSTPORT_MAX || n == 0)
+		return -1;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+		if (!close || (close + 1 != s + n && close + 1 != colon))
+			return -1;
+		h = s + 1;
+		hend = close;
+		colon = close + 1 == s + n ? NULL : colon;
+	} else if (colon && memchr(s, ':', (size_t)(colon - s))) {
+		return -1; /* a bare IPv6 address needs brackets */
+	}
+	int64_t p;
+	const char *ps = colon ? colon + 1 : METER_DEFAULT_PORT;
+	if (num_parse_i64(str_c(ps), 1, 65535, &p) || hend == h)
+		return -1;
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	snprintf(port, 8, "%d", (int)p);
+	return 0;
 }
 
 static int meter_parse(int argc, char **argv, struct meter_opts *o)
@@ -145,40 +175,17 @@ static int meter_parse(int argc, char **argv, struct meter_opts *o)
 		default: meter_usage(stderr); return -1;
 		}
 	}
+	char host[METER_HOSTPORT_MAX], port[8];
+	if (o->collector && meter_split_hostport(o->collector, host, port)) {
+		fprintf(stderr, "sagflow meter: --collector must be HOST:PORT, got '%s'\n", o->collector);
+		return -1;
+	}
 	if (optind != argc || !o->read == !o->iface || (!o->collector && !o->jsonl)) {
 		fprintf(stderr, "sagflow meter: need exactly one of --read and --interface, and --collector "
 				"and/or --jsonl\n\n");
 		meter_usage(stderr);
 		return -1;
 	}
-	return 0;
-}
-
-/* Splits HOST:PORT or [V6]:PORT; a missing port means the product default. */
-static int meter_split_hostport(const char *s, char host[METER_HOSTPORT_MAX], char port[8])
-{
-	size_t n = strnlen(s, METER_HOSTPORT_MAX);
-	const char *colon = memrchr(s, ':', n);
-	const char *h = s, *hend = colon ? colon : s + n;
-	if (n == METER_HOSTPORT_MAX || n == 0)
-		return -1;
-	if (s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-		if (!close || (close + 1 != s + n && close + 1 != colon))
-			return -1;
-		h = s + 1;
-		hend = close;
-		colon = close + 1 == s + n ? NULL : colon;
-	} else if (colon && memchr(s, ':', (size_t)(colon - s))) {
-		return -1; /* a bare IPv6 address needs brackets */
-	}
-	int64_t p;
-	const char *ps = colon ? colon + 1 : METER_DEFAULT_PORT;
-	if (num_parse_i64(str_c(ps), 1, 65535, &p) || hend == h)
-		return -1;
-	memcpy(host, h, (size_t)(hend - h));
-	host[hend - h] = '\0';
-	snprintf(port, 8, "%d", (int)p);
 	return 0;
 }
 
@@ -216,31 +223,68 @@ static int64_t meter_wall_us(void)
 	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-/* Reads until the file ends or a signal asks to stop. */
-static int meter_loop(pcap_t *p, struct meter *m, int live)
+static void meter_usr1_check(struct meter *m)
+{
+	if (meter_usr1) {
+		meter_usr1 = 0;
+		meter_print_stats(m, stderr);
+	}
+}
+
+/* A file: its timestamps are the only clock. Reads until the end or a signal. */
+static int meter_loop_file(pcap_t *p, struct meter *m)
 {
 	int link = pcap_datalink(p);
 	struct pcap_pkthdr *h;
 	const u_char *data;
 	while (!meter_stop) {
 		int rc = pcap_next_ex(p, &h, &data);
-		if (meter_usr1) {
-			meter_usr1 = 0;
-			meter_print_stats(m, stderr);
+		meter_usr1_check(m);
+		if (rc != 1) {
+			if (rc == PCAP_ERROR) {
+				fprintf(stderr, "sagflow meter: reading failed: %s\n", pcap_geterr(p));
+				return -1;
+			}
+			break; /* end of file or pcap_breakloop */
 		}
-		if (rc == 1) {
-			meter_packet(m, link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
-		} else if (rc == 0) {
-			/* A quiet interface: kernel timestamps are wall time, so is the timer. */
-			meter_advance(m, meter_wall_us());
-		} else if (rc == PCAP_ERROR_BREAK) {
-			break;
-		} else if (rc == PCAP_ERROR) {
+		meter_packet(m, link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
+	}
+	return 0;
+}
+
+struct meter_live {
+	struct meter *m;
+	int link;
+};
+
+static void meter_live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct meter_live *l = (struct meter_live *)user;
+	meter_packet(l->m, l->link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
+}
+
+/* An interface: non-blocking reads under our own poll(), because libpcap's
+ * read timeout does not fire on Linux while no packet arrives, and the
+ * timers must (kernel timestamps are wall time, so the timer uses it too). */
+static int meter_loop_live(pcap_t *p, struct meter *m)
+{
+	struct meter_live l = {m, pcap_datalink(p)};
+	char err[PCAP_ERRBUF_SIZE];
+	int fd = pcap_get_selectable_fd(p);
+	if (fd < 0 || pcap_setnonblock(p, 1, err) < 0) {
+		fprintf(stderr, "sagflow meter: cannot poll the capture: %s\n", err);
+		return -1;
+	}
+	while (!meter_stop) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		(void)poll(&pfd, 1, METER_LIVE_TIMEOUT_MS);
+		meter_usr1_check(m);
+		int n = pcap_dispatch(p, -1, meter_live_packet, (u_char *)&l);
+		if (n == PCAP_ERROR) {
 			fprintf(stderr, "sagflow meter: capture failed: %s\n", pcap_geterr(p));
 			return -1;
-		} else if (!live) {
-			break; /* end of file */
 		}
+		meter_advance(m, meter_wall_us());
 	}
 	return 0;
 }
@@ -281,7 +325,7 @@ static int meter_exporters(const struct meter_opts *o, struct meter_run *r)
 
 int cmd_meter(int argc, char **argv)
 {
-	struct meter_opts o = {.version = 9,
+	struct meter_opts o = {.version = 9, .domain = 1,
 			       .cfg = {METER_ACTIVE_DEFAULT, METER_INACTIVE_DEFAULT, METER_MAX_FLOWS_DEFAULT, 0}};
 	int rc = meter_parse(argc, argv, &o);
 	if (rc != 0)
@@ -306,11 +350,14 @@ int cmd_meter(int argc, char **argv)
 		return 1;
 	}
 	meter_pcap = p;
+	/* Tests and operators wait for this line: from here on packets count. */
+	fprintf(stderr, "sagflow meter: %s %s (link type %d)\n", o.read ? "reading" : "capturing on",
+		o.read ? o.read : o.iface, pcap_datalink(p));
 	struct sigaction sa = {.sa_handler = meter_on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
-	rc = meter_loop(p, m, o.iface != NULL);
+	rc = o.iface ? meter_loop_live(p, m) : meter_loop_file(p, m);
 	/* End of file or a stop signal: every open record is closed and sent. */
 	meter_flush(m);
 	meter_print_stats(m, stderr);

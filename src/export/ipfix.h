@@ -7,12 +7,13 @@
 #include "meter/flow.h"
 
 #define IPFIX_HDR_LEN 16
-/* Whether the options data record sent with the templates advances the
- * sequence number. RFC 7011 §3.1 counts every Data Record, but nfdump 1.7
- * (the collector we test against, and the most common one) counts only the
- * records of non-options templates and reports a sequence failure on every
- * template refresh otherwise; we follow the collector. */
-#define IPFIX_OPTIONS_DATA_RECORDS 0
+/* The options record (system init time, sampling) describes the Exporting
+ * Process, so it travels in Observation Domain 0 (RFC 7011 §3.1: "SHOULD be 0
+ * when no specific Observation Domain ID is relevant"), scoped to the flow
+ * domain. Keeping it out of the flow domain's stream keeps that stream's
+ * sequence numbers right for every collector: RFC 7011 and tshark count
+ * options data records, nfdump 1.7 does not. */
+#define IPFIX_PROCESS_DOMAIN 0
 
 struct ipfix_msg {
 	int64_t now_us;    /* Export Time (seconds) */
@@ -20,12 +21,16 @@ struct ipfix_msg {
 	uint32_t sequence; /* data records sent before this message (RFC 7011 §3.1) */
 	uint32_t domain;   /* Observation Domain ID */
 	uint32_t sampling_interval;
-	bool templates;    /* prepend the templates, the options template and its record */
+	bool templates;    /* prepend the IPv4 and IPv6 templates */
 };
 
-/* Like nf9_encode. The message holds *used flow records (and one options
- * data record when m->templates, see IPFIX_OPTIONS_DATA_RECORDS). */
+/* Like nf9_encode: a message of *used flow records (all data records). */
 size_t ipfix_encode(const struct ipfix_msg *m, const struct flow_rec *recs, size_t n, size_t *used,
 		    uint8_t *out, size_t cap);
+
+/* The Exporting Process message: the options template and one options data
+ * record scoped to scoped_domain; m->domain should be IPFIX_PROCESS_DOMAIN and
+ * m->sequence counts this stream's earlier options records. */
+size_t ipfix_encode_options(const struct ipfix_msg *m, uint32_t scoped_domain, uint8_t *out, size_t cap);
 
 #endif

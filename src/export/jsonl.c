@@ -11,8 +11,11 @@
 struct jsonl_exporter {
 	struct exporter ex;
 	FILE *f;
-	int own;
+	int own, dirty;
+	int64_t flushed_us;
 };
+
+#define JSONL_FLUSH_US 1000000LL /* a reader of a live run sees records within 1 s */
 
 static void jl_record(struct exporter *ex, const struct flow_rec *r)
 {
@@ -32,6 +35,7 @@ static void jl_record(struct exporter *ex, const struct flow_rec *r)
 			r->key.dport, r->packets, r->bytes, r->tcp_flags, r->key.tos, r->key.inport, r->outport,
 			flow_end_text((enum flow_end)r->end));
 	ex->st.records++;
+	jl->dirty = 1;
 	if (n < 0)
 		ex->st.send_errors++;
 	else
@@ -40,11 +44,19 @@ static void jl_record(struct exporter *ex, const struct flow_rec *r)
 
 static void jl_tick(struct exporter *ex, int64_t now_us)
 {
+	struct jsonl_exporter *jl = (struct jsonl_exporter *)ex;
+	if (jl->dirty && now_us - jl->flushed_us >= JSONL_FLUSH_US) {
+		jl->flushed_us = now_us;
+		jl->dirty = 0;
+		if (fflush(jl->f) != 0)
+			ex->st.send_errors++;
+	}
 }
 
 static void jl_flush(struct exporter *ex)
 {
 	struct jsonl_exporter *jl = (struct jsonl_exporter *)ex;
+	jl->dirty = 0;
 	if (fflush(jl->f) != 0)
 		ex->st.send_errors++;
 }

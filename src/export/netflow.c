@@ -23,6 +23,7 @@ struct netflow_exporter {
 	uint32_t seq_flows;     /* V5: flows exported before */
 	uint32_t seq_datagrams; /* V9: datagrams sent before */
 	uint32_t seq_records;   /* IPFIX: data records sent before */
+	uint32_t seq_options;   /* IPFIX: options records sent before in the process domain */
 	uint32_t since_templates;
 	int64_t templates_us;
 	int templates_sent;
@@ -63,6 +64,22 @@ static size_t nx_encode(struct netflow_exporter *nx, int templates, size_t *used
 	return ipfix_encode(&m, nx->pending, n, used, nx->buf, sizeof(nx->buf));
 }
 
+/* IPFIX: the Exporting Process options go first, in their own domain; with
+ * flows in domain 0 itself they would disturb its sequence, so they are left out. */
+static void nx_send_options(struct netflow_exporter *nx)
+{
+	if (nx->cfg.version != 10 || nx->cfg.domain == IPFIX_PROCESS_DOMAIN)
+		return;
+	struct ipfix_msg m = {nx->now_us, nx->boot_us, nx->seq_options, IPFIX_PROCESS_DOMAIN,
+			      NETFLOW_SAMPLING_INTERVAL, false};
+	size_t len = ipfix_encode_options(&m, nx->cfg.domain, nx->buf, sizeof(nx->buf));
+	if (len == 0 || nx->cfg.send(nx->cfg.send_ctx, nx->buf, len) != 0)
+		nx->ex.st.send_errors++;
+	nx->ex.st.datagrams++;
+	nx->ex.st.bytes += len;
+	nx->seq_options++;
+}
+
 /* Sends one datagram. Without force, only a full one: records that would
  * leave the datagram part-empty keep waiting for company. Returns the
  * number of records sent. */
@@ -79,6 +96,10 @@ static size_t nx_send_one(struct netflow_exporter *nx, int force)
 	}
 	if (!force && used == nx->npending && (nx->cfg.version != 5 || used < NF5_MAX_RECORDS))
 		return 0;
+	if (templates) {
+		nx_send_options(nx);
+		len = nx_encode(nx, templates, &used); /* the buffer was reused */
+	}
 	if (nx->cfg.send(nx->cfg.send_ctx, nx->buf, len) != 0)
 		nx->ex.st.send_errors++;
 	nx->ex.st.datagrams++;
@@ -87,7 +108,7 @@ static size_t nx_send_one(struct netflow_exporter *nx, int force)
 	 * see the loss. */
 	nx->seq_flows += (uint32_t)used;
 	nx->seq_datagrams++;
-	nx->seq_records += (uint32_t)used + (templates ? IPFIX_OPTIONS_DATA_RECORDS : 0);
+	nx->seq_records += (uint32_t)used;
 	if (templates) {
 		nx->templates_sent = 1;
 		nx->since_templates = 0;
