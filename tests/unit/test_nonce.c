@@ -27,6 +27,14 @@ static void test_replay(void **state)
 			 NONCE_FRESH);
 	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0 + WINDOW + 1,
 				     T0 + 2 * WINDOW), NONCE_USED);
+	/* Long keys take the streaming path and still match themselves only. */
+	char longnonce[600];
+	memset(longnonce, 'n', sizeof(longnonce));
+	struct str ln = {longnonce, sizeof(longnonce)};
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), ln, T0, T0 + WINDOW), NONCE_FRESH);
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), ln, T0, T0 + WINDOW), NONCE_USED);
+	ln.len--;
+	assert_int_equal(nonce_check(c, STR_LIT("ak1"), ln, T0, T0 + WINDOW), NONCE_FRESH);
 	/* Nonsense times are refused, not stored. */
 	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n2"), T0, T0), NONCE_FULL);
 	nonce_free(c);
