@@ -152,8 +152,14 @@ void render_error(enum err e, const char *detail, const char *request_id, const 
 	json_object_set_new(doc, "RequestId", json_string(request_id));
 	json_object_set_new(doc, "HostId", json_string(host_id ? host_id : RENDER_DEFAULT_HOST_ID));
 	json_object_set_new(doc, "Code", json_string(info->code));
-	/* detail is printable ASCII (params_printable), so this cannot fail on UTF-8. */
-	json_object_set_new(doc, "Message", json_string(msg));
+	/* A detail that is not valid UTF-8 (a handler passing client bytes) must not
+	 * lose the Message: fall back to the message without it. */
+	json_t *m = json_string(msg);
+	if (!m) {
+		err_message(e, "?", msg, sizeof(msg));
+		m = json_string(msg);
+	}
+	json_object_set_new(doc, "Message", m);
 	json_object_set_new(doc, "Recommend", json_string(buf_cstr(&rec)));
 	buf_free(&rec);
 	if (f == RENDER_JSON) {

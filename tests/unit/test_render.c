@@ -90,6 +90,19 @@ static void test_errors(void **state)
 	free(r.body);
 }
 
+static void test_error_bad_utf8_detail(void **state)
+{
+	struct render_out r;
+	render_error(ERR_INVALID_PARAMETER, "\xff\xfe", RID, NULL, RENDER_JSON, &r);
+	json_error_t e;
+	json_t *o = json_loads(r.body, 0, &e);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "Message")),
+			    "The specified parameter \"?\" is not valid.");
+	json_decref(o);
+	free(r.body);
+}
+
 static void test_xml_control_chars(void **state)
 {
 	json_t *o = json_object();
@@ -109,6 +122,7 @@ int main(void)
 		cmocka_unit_test(test_json_success),
 		cmocka_unit_test(test_xml_success),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_error_bad_utf8_detail),
 		cmocka_unit_test(test_xml_control_chars),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
