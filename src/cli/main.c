@@ -14,6 +14,7 @@ static const struct command commands[] = {
 	{"serve", cmd_serve, "serve the Smartag RPC API (flow logs, gateways) over HTTP"},
 	{"keys", cmd_keys, "create, list and delete access keys"},
 	{"meter", cmd_meter, "meter packets into flow records, export NetFlow V5/V9/IPFIX"},
+	{"agent", cmd_agent, "run as a gateway device: follow its bound flow log, meter and export"},
 	{NULL, NULL, NULL},
 };
 

@@ -1,0 +1,648 @@
+/* sagflow agent: a Smart Access Gateway device that follows the flow log bound
+ * to its gateway (docs/agent.md). It syncs over the device channel
+ * (src/device/client.c), meters the gateway's traffic with the bound flow
+ * log's agings (src/meter) and exports NetFlow/IPFIX to its collector; when the
+ * configuration changes, meter_reconfigure closes what was counted under the
+ * old settings and continues under the new ones. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/timeutil.h"
+#include "device/client.h"
+#include "export/exporter.h"
+#include "export/udp.h"
+#include "meter/meter.h"
+
+#define AGENT_MODEL "sag-1000"
+#define AGENT_POLL_MS 1000          /* a cheap poll (the version is sent), well inside 5 s */
+#define AGENT_BACKOFF_MIN_MS 1000   /* first retry after a failed sync */
+#define AGENT_BACKOFF_MAX_MS 16000  /* retries never wait longer than this */
+#define AGENT_SNAPLEN 256           /* headers only: bytes come from the IP header */
+#define AGENT_LIVE_TIMEOUT_MS 100   /* a quiet interface still runs timers and polls */
+#define AGENT_LIVE_BUFFER (16 << 20)
+#define AGENT_STATE_FILE "state.json"
+#define AGENT_STATE_MAX (16 << 10)  /* bytes of the state file */
+#define AGENT_PATH_MAX 4096
+#define AGENT_FILTER_MAX 1024       /* bytes of --filter */
+#define AGENT_OBSERVATION_DOMAIN 1  /* V9 source id / IPFIX observation domain / V5 engine id */
+#define AGENT_SECRET_ENV "SAGFLOW_DEVICE_SECRET"
+
+/* Exit codes (also in --help and docs/agent.md). */
+enum {
+	AGENT_EXIT_OK = 0,
+	AGENT_EXIT_FAIL = 1,    /* control plane unreachable, capture or file failed */
+	AGENT_EXIT_USAGE = 2,
+	AGENT_EXIT_REFUSED = 3, /* wrong secret key or serial number not bound */
+};
+
+struct agent_opts {
+	const char *control_plane, *serial, *secret, *iface, *read, *firmware, *ha, *state_dir, *filter;
+	bool once;
+};
+
+/* The configuration the agent runs: what the control plane last said. */
+struct agent_config {
+	bool known; /* from the control plane or the state file */
+	char version[DEVICE_CONFIG_VERSION_HEX + 1];
+	char sag_id[DOMAIN_ID_MAX + 1];
+	bool exports, has_flowlog;
+	struct devclient_flowlog fl;
+};
+
+struct agent {
+	struct agent_opts o;
+	struct devclient *dc;
+	struct agent_config cfg;
+	bool applied;             /* cfg drives the meter (not only loaded from the state file) */
+	struct meter *m;          /* NULL while nothing is exported */
+	struct udp_sender *udp;   /* the meter's exporter sends through it */
+	int failures;             /* syncs failed in a row */
+	int64_t next_sync_us;     /* monotonic */
+	char state_path[AGENT_PATH_MAX];
+};
+
+static volatile sig_atomic_t agent_stop;
+static pcap_t *agent_pcap;
+
+static void agent_on_signal(int sig)
+{
+	(void)sig;
+	agent_stop = 1;
+	if (agent_pcap)
+		pcap_breakloop(agent_pcap);
+}
+
+static void agent_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sagflow agent --control-plane URL --serial SN --secret KEY\n"
+		"                     (--interface IFACE | --read FILE | --once)\n"
+		"                     [--firmware-version V] [--ha-state active|standby]\n"
+		"                     [--state-dir DIR] [--filter BPF]\n\n"
+		"Runs as the Smart Access Gateway device SN: syncs with the control plane over the device\n"
+		"channel (signed with the SecretKey that BindSerialNumber created), meters traffic with the\n"
+		"bound flow log's ActiveAging/InactiveAging and exports NetFlow V5/V9/IPFIX to its\n"
+		"NetflowServerIp:NetflowServerPort. No bound flow log, an Inactive one, or a standby device\n"
+		"means no export. Changes are picked up within %d s; records counted under the old settings\n"
+		"are closed and exported before the new ones apply.\n\n"
+		"  -c, --control-plane URL   http://HOST[:PORT] of 'sagflow serve' (http only: no TLS)\n"
+		"  -s, --serial SN           this device's serial number\n"
+		"  -k, --secret KEY          its SecretKey (or set %s; never logged)\n"
+		"  -i, --interface IFACE     capture live on IFACE until SIGTERM/SIGINT (flushes, exits 0)\n"
+		"  -r, --read FILE           sync once, replay a pcap/pcapng file under that config, flush, exit\n"
+		"  -1, --once                sync once, print the effective configuration as JSON, exit\n"
+		"  -f, --firmware-version V  firmware version to report (default %s)\n"
+		"  -H, --ha-state STATE      report HA state active or standby (default: not reported)\n"
+		"  -d, --state-dir DIR       keep the last configuration in DIR/%s; a restarted agent\n"
+		"                            resumes it while the control plane is unreachable\n"
+		"  -F, --filter BPF          capture only packets matching this pcap filter\n"
+		"  -h, --help                this text\n\n"
+		"Model reported: %s. Log Service (OutputType sls/all): the NetFlow leg is exported, the sls\n"
+		"leg is not delivered and is reported so in the log, in --once output and to the control plane.\n"
+		"Exit codes: 0 ok, 1 control plane unreachable or capture failed, 2 usage, 3 refused\n"
+		"(wrong SecretKey or serial number not bound).\n",
+		AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION, AGENT_STATE_FILE, AGENT_MODEL);
+}
+
+static int agent_parse(int argc, char **argv, struct agent_opts *o)
+{
+	static const struct option longopts[] = {
+		{"control-plane", required_argument, NULL, 'c'},
+		{"serial", required_argument, NULL, 's'},
+		{"secret", required_argument, NULL, 'k'},
+		{"interface", required_argument, NULL, 'i'},
+		{"read", required_argument, NULL, 'r'},
+		{"once", no_argument, NULL, '1'},
+		{"firmware-version", required_argument, NULL, 'f'},
+		{"ha-state", required_argument, NULL, 'H'},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"filter", required_argument, NULL, 'F'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1f:H:d:F:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->control_plane = optarg; break;
+		case 's': o->serial = optarg; break;
+		case 'k': o->secret = optarg; break;
+		case 'i': o->iface = optarg; break;
+		case 'r': o->read = optarg; break;
+		case '1': o->once = true; break;
+		case 'f': o->firmware = optarg; break;
+		case 'H': o->ha = optarg; break;
+		case 'd': o->state_dir = optarg; break;
+		case 'F': o->filter = optarg; break;
+		case 'h': agent_usage(stdout); return 1;
+		default: agent_usage(stderr); return -1;
+		}
+	}
+	if (!o->secret)
+		o->secret = getenv(AGENT_SECRET_ENV);
+	int modes = (o->iface != NULL) + (o->read != NULL) + o->once;
+	const char *why = NULL;
+	if (optind != argc)
+		why = "unexpected argument";
+	else if (!o->control_plane || !o->serial || !o->secret || !o->secret[0])
+		why = "--control-plane, --serial and --secret are required";
+	else if (modes != 1)
+		why = "need exactly one of --interface, --read and --once";
+	else if (!domain_version_valid(str_c(o->firmware)))
+		why = "--firmware-version must be digits and dots, like 1.7.0";
+	else if (o->ha && strcmp(o->ha, "active") && strcmp(o->ha, "standby"))
+		why = "--ha-state must be active or standby";
+	else if (o->state_dir && strnlen(o->state_dir, AGENT_PATH_MAX) > AGENT_PATH_MAX - sizeof(AGENT_STATE_FILE) - 8)
+		why = "--state-dir is too long";
+	else if (o->filter && strnlen(o->filter, AGENT_FILTER_MAX + 1) > AGENT_FILTER_MAX)
+		why = "--filter is too long";
+	if (why) {
+		fprintf(stderr, "sagflow agent: %s\n\n", why);
+		agent_usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the state file: the last configuration, so a restart resumes it ---- */
+
+static json_t *flowlog_json(const struct devclient_flowlog *f)
+{
+	static const char *const versions[] = {[5] = "V5", [9] = "V9", [10] = "V10"};
+	json_t *o = json_object();
+	json_object_set_new(o, "FlowLogId", json_string(f->id));
+	json_object_set_new(o, "OutputType", json_string(f->output));
+	if (f->version) {
+		json_object_set_new(o, "NetflowServerIp", json_string(f->server_ip));
+		json_object_set_new(o, "NetflowServerPort", json_integer(f->server_port));
+		json_object_set_new(o, "NetflowVersion", json_string(versions[f->version]));
+	}
+	json_object_set_new(o, "ActiveAging", json_integer(f->active_aging_s));
+	json_object_set_new(o, "InactiveAging", json_integer(f->inactive_aging_s));
+	json_object_set_new(o, "ProjectName", json_string(f->project));
+	json_object_set_new(o, "LogstoreName", json_string(f->logstore));
+	return o;
+}
+
+static bool sls_leg(const struct agent_config *c)
+{
+	return c->exports && c->has_flowlog && strcmp(c->fl.output, "netflow") != 0;
+}
+
+static bool netflow_leg(const struct agent_config *c)
+{
+	return c->exports && c->has_flowlog && strcmp(c->fl.output, "sls") != 0;
+}
+
+/* The effective configuration as JSON: the state file and --once's output. */
+static char *config_dump(const struct agent *a)
+{
+	const struct agent_config *c = &a->cfg;
+	json_t *o = json_object();
+	json_object_set_new(o, "SerialNumber", json_string(a->o.serial));
+	json_object_set_new(o, "SmartAGId", json_string(c->sag_id));
+	json_object_set_new(o, "ConfigVersion", json_string(c->version));
+	json_object_set_new(o, "Export", json_boolean(c->exports));
+	json_object_set_new(o, "FlowLog", c->has_flowlog ? flowlog_json(&c->fl) : json_null());
+	json_object_set_new(o, "NetflowLeg", json_string(netflow_leg(c) ? "exporting" : "off"));
+	json_object_set_new(o, "SlsLeg", json_string(sls_leg(c) ? "not-delivered" : "off"));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Write-then-rename, so a crash leaves the old state or the new, never half. */
+static void state_save(struct agent *a)
+{
+	if (!a->state_path[0])
+		return;
+	char tmp[AGENT_PATH_MAX + 8];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", a->state_path);
+	char *s = config_dump(a);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? -1 : write_all(fd, s, strlen(s));
+	if (fd >= 0 && (fsync(fd) < 0 || close(fd) < 0))
+		rc = -1;
+	if (rc < 0 || rename(tmp, a->state_path) < 0)
+		log_warn("agent: cannot save the configuration to %s: %s", a->state_path, strerror(errno));
+	free(s);
+}
+
+static int state_parse(struct agent *a, json_t *o)
+{
+	struct agent_config c = {.known = true};
+	json_t *sn = json_object_get(o, "SerialNumber"), *ver = json_object_get(o, "ConfigVersion");
+	json_t *id = json_object_get(o, "SmartAGId"), *exp = json_object_get(o, "Export");
+	json_t *fl = json_object_get(o, "FlowLog");
+	char err[256];
+	if (!json_is_string(sn) || strcmp(json_string_value(sn), a->o.serial) || !json_is_string(ver) ||
+	    json_string_length(ver) != DEVICE_CONFIG_VERSION_HEX || !json_is_string(id) ||
+	    json_string_length(id) > DOMAIN_ID_MAX || !json_is_boolean(exp))
+		return -1;
+	memcpy(c.version, json_string_value(ver), DEVICE_CONFIG_VERSION_HEX + 1);
+	memcpy(c.sag_id, json_string_value(id), json_string_length(id) + 1);
+	c.exports = json_is_true(exp);
+	c.has_flowlog = json_is_object(fl);
+	if (c.has_flowlog) {
+		char *s = json_dumps(fl, JSON_COMPACT);
+		int rc = devclient_parse_flowlog(s, strlen(s), &c.fl, err, sizeof(err));
+		free(s);
+		if (rc < 0)
+			return -1;
+	}
+	a->cfg = c;
+	return 0;
+}
+
+/* Loads DIR/state.json into a->cfg when it is this device's and valid. */
+static void state_load(struct agent *a)
+{
+	if (!a->o.state_dir)
+		return;
+	if (mkdir(a->o.state_dir, 0700) < 0 && errno != EEXIST)
+		log_warn("agent: cannot create --state-dir %s: %s", a->o.state_dir, strerror(errno));
+	snprintf(a->state_path, sizeof(a->state_path), "%s/%s", a->o.state_dir, AGENT_STATE_FILE);
+	json_error_t jerr;
+	json_t *o = json_load_file(a->state_path, JSON_REJECT_DUPLICATES, &jerr);
+	struct stat st;
+	if (!o) {
+		if (stat(a->state_path, &st) == 0)
+			log_warn("agent: ignoring %s: %s", a->state_path, jerr.text);
+		return;
+	}
+	if (stat(a->state_path, &st) < 0 || st.st_size > AGENT_STATE_MAX || state_parse(a, o) < 0)
+		log_warn("agent: ignoring %s: not a valid state of device %s", a->state_path, a->o.serial);
+	else
+		log_info("agent: loaded the last configuration %s from %s", a->cfg.version, a->state_path);
+	json_decref(o);
+}
+
+/* ---- following the configuration ---- */
+
+static bool same_netflow(const struct agent_config *x, const struct agent_config *y)
+{
+	if (netflow_leg(x) != netflow_leg(y))
+		return false;
+	if (!netflow_leg(x))
+		return true;
+	return !strcmp(x->fl.server_ip, y->fl.server_ip) && x->fl.server_port == y->fl.server_port &&
+	       x->fl.version == y->fl.version && x->fl.active_aging_s == y->fl.active_aging_s &&
+	       x->fl.inactive_aging_s == y->fl.inactive_aging_s;
+}
+
+static void describe(const struct agent_config *c)
+{
+	if (!c->exports)
+		log_info("agent: config %s: not exporting (this device is not the gateway's exporting device; "
+			 "a standby device exports only when it reports itself active)", c->version);
+	else if (!c->has_flowlog)
+		log_info("agent: config %s: not exporting (no flow log bound to %s, or it is Inactive)", c->version,
+			 c->sag_id);
+	else if (netflow_leg(c))
+		log_info("agent: config %s: flow log %s, NetFlow V%d to %s:%d, ActiveAging %" PRId64
+			 " s, InactiveAging %" PRId64 " s",
+			 c->version, c->fl.id, c->fl.version, c->fl.server_ip, c->fl.server_port, c->fl.active_aging_s,
+			 c->fl.inactive_aging_s);
+	else
+		log_info("agent: config %s: flow log %s has no NetFlow leg (OutputType sls)", c->version, c->fl.id);
+	if (sls_leg(c))
+		log_warn("agent: flow log %s: the Log Service leg (project '%s', logstore '%s') is NOT delivered: "
+			 "this agent does not implement SLS export yet; reported to the control plane",
+			 c->fl.id, c->fl.project, c->fl.logstore);
+}
+
+static void stop_metering(struct agent *a)
+{
+	if (!a->m)
+		return;
+	meter_flush(a->m);
+	meter_free(a->m);
+	udp_sender_close(a->udp);
+	a->m = NULL;
+	a->udp = NULL;
+}
+
+/* Starts, reconfigures or stops the meter for c; returns -1 when the new
+ * exporter cannot be opened (then nothing is exported, and it says so). */
+static int start_metering(struct agent *a, const struct agent_config *c)
+{
+	char err[256], port[8];
+	snprintf(port, sizeof(port), "%d", c->fl.server_port);
+	struct udp_sender *u = udp_sender_open(c->fl.server_ip, port, err, sizeof(err));
+	if (!u) {
+		log_err("agent: cannot export to %s:%s: %s; not exporting", c->fl.server_ip, port, err);
+		stop_metering(a);
+		return -1;
+	}
+	struct netflow_config nc = {c->fl.version, AGENT_OBSERVATION_DOMAIN, udp_sender_send, u};
+	struct exporter *ex = netflow_exporter_new(&nc);
+	struct meter_config mc = {c->fl.active_aging_s, c->fl.inactive_aging_s, METER_MAX_FLOWS_DEFAULT, 0};
+	if (a->m && meter_reconfigure(a->m, &mc, &ex, 1, err, sizeof(err)) == 0) {
+		/* The old records left through the old sender inside meter_reconfigure. */
+		udp_sender_close(a->udp);
+		a->udp = u;
+		return 0;
+	}
+	if (!a->m && (a->m = meter_new(&mc, &ex, 1, err, sizeof(err))) != NULL) {
+		a->udp = u;
+		return 0;
+	}
+	log_err("agent: cannot meter under config %s: %s", c->version, err);
+	exporter_free(ex);
+	udp_sender_close(u);
+	return -1;
+}
+
+static void apply(struct agent *a, const struct agent_config *c)
+{
+	bool changed_leg = !a->applied || !same_netflow(&a->cfg, c);
+	describe(c);
+	if (changed_leg) {
+		if (netflow_leg(c))
+			start_metering(a, c);
+		else
+			stop_metering(a);
+	}
+	a->cfg = *c;
+	a->applied = true;
+}
+
+/* ---- syncing ---- */
+
+static void schedule_retry(struct agent *a, const char *why)
+{
+	int64_t wait = AGENT_BACKOFF_MIN_MS;
+	for (int i = 1; i < a->failures && wait < AGENT_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > AGENT_BACKOFF_MAX_MS)
+		wait = AGENT_BACKOFF_MAX_MS;
+	a->next_sync_us = time_mono_us() + wait * 1000;
+	if (a->cfg.known)
+		log_warn("agent: sync failed (%d in a row): %s; keeping config %s (%s); retrying in %" PRId64 " ms",
+			 a->failures, why, a->cfg.version, netflow_leg(&a->cfg) ? "exporting" : "not exporting", wait);
+	else
+		log_warn("agent: sync failed (%d in a row): %s; no configuration yet, not exporting; retrying in %" PRId64
+			 " ms",
+			 a->failures, why, wait);
+}
+
+/* One sync; applies a changed configuration. Returns the exchange's status. */
+static enum devclient_status sync_once(struct agent *a)
+{
+	struct devclient_report rep = {AGENT_MODEL, a->o.firmware, a->o.ha, a->cfg.known ? a->cfg.version : "",
+				       sls_leg(&a->cfg)};
+	struct devclient_answer ans;
+	char err[512];
+	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
+	if (st != DEVCLIENT_OK) {
+		a->failures++;
+		if (st == DEVCLIENT_REFUSED)
+			log_err("agent: the control plane refused device %s: wrong SecretKey, or the serial number is "
+				"not bound to a gateway (%s)",
+				a->o.serial, err);
+		schedule_retry(a, err);
+		return st;
+	}
+	if (a->failures)
+		log_info("agent: the control plane answers again after %d failed syncs", a->failures);
+	a->failures = 0;
+	int64_t poll = (int64_t)ans.poll_interval_s * 1000;
+	a->next_sync_us = time_mono_us() + (poll < AGENT_POLL_MS ? poll : AGENT_POLL_MS) * 1000;
+	bool same = a->cfg.known && !strcmp(ans.config_version, a->cfg.version);
+	if (same && a->applied)
+		return st;
+	struct agent_config c = {.known = true, .exports = ans.exports, .has_flowlog = ans.has_flowlog};
+	if (ans.changed) {
+		memcpy(c.version, ans.config_version, sizeof(c.version));
+		memcpy(c.sag_id, ans.sag_id, sizeof(c.sag_id));
+		if (ans.has_flowlog)
+			c.fl = ans.flowlog;
+	} else if (same) {
+		c = a->cfg; /* the state file's configuration is still current */
+	} else {
+		/* "Unchanged" against a version we do not hold: ask again for all of it. */
+		a->cfg.known = false;
+		a->next_sync_us = time_mono_us();
+		return st;
+	}
+	bool sls_before = sls_leg(&a->cfg);
+	apply(a, &c);
+	state_save(a);
+	if (sls_leg(&a->cfg) != sls_before)
+		a->next_sync_us = time_mono_us(); /* tell the control plane about the sls leg now */
+	return st;
+}
+
+/* ---- capture ---- */
+
+static pcap_t *open_capture(const struct agent_opts *o)
+{
+	char err[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p;
+	if (o->read) {
+		p = pcap_open_offline_with_tstamp_precision(o->read, PCAP_TSTAMP_PRECISION_MICRO, err);
+		if (!p)
+			log_err("agent: cannot read %s: %s", o->read, err);
+	} else {
+		p = pcap_create(o->iface, err);
+		if (!p) {
+			log_err("agent: cannot open %s: %s", o->iface, err);
+			return NULL;
+		}
+		pcap_set_snaplen(p, AGENT_SNAPLEN);
+		pcap_set_timeout(p, AGENT_LIVE_TIMEOUT_MS);
+		pcap_set_buffer_size(p, AGENT_LIVE_BUFFER);
+		pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_MICRO);
+		if (pcap_activate(p) < 0) {
+			log_err("agent: cannot capture on %s: %s", o->iface, pcap_geterr(p));
+			pcap_close(p);
+			return NULL;
+		}
+	}
+	struct bpf_program prog;
+	if (p && o->filter) {
+		if (pcap_compile(p, &prog, o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0 || pcap_setfilter(p, &prog) < 0) {
+			log_err("agent: bad --filter: %s", pcap_geterr(p));
+			pcap_close(p);
+			return NULL;
+		}
+		pcap_freecode(&prog);
+	}
+	return p;
+}
+
+static int64_t wall_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* A file: its timestamps are the only clock. Reads until the end or a signal. */
+static int loop_file(struct agent *a, pcap_t *p)
+{
+	int link = pcap_datalink(p);
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	while (!agent_stop) {
+		int rc = pcap_next_ex(p, &h, &data);
+		if (rc != 1) {
+			if (rc == PCAP_ERROR) {
+				log_err("agent: reading %s failed: %s", a->o.read, pcap_geterr(p));
+				return -1;
+			}
+			break; /* end of file or pcap_breakloop */
+		}
+		if (a->m)
+			meter_packet(a->m, link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
+	}
+	return 0;
+}
+
+struct live_ctx {
+	struct agent *a;
+	int link;
+};
+
+static void live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct live_ctx *l = (struct live_ctx *)user;
+	/* Packets read after a reconfigure count under the new settings: each
+	 * packet is counted exactly once, under one configuration. */
+	if (l->a->m)
+		meter_packet(l->a->m, l->link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
+}
+
+/* An interface: non-blocking reads under our own poll() (as sagflow meter
+ * does), because libpcap's read timeout does not fire on Linux while no packet
+ * arrives, and both the timers and the polls of the control plane must. */
+static int loop_live(struct agent *a, pcap_t *p)
+{
+	struct live_ctx l = {a, pcap_datalink(p)};
+	char err[PCAP_ERRBUF_SIZE] = "";
+	int fd = pcap_get_selectable_fd(p);
+	if (fd < 0 || pcap_setnonblock(p, 1, err) < 0) {
+		log_err("agent: cannot poll the capture: %s", err);
+		return -1;
+	}
+	while (!agent_stop) {
+		if (time_mono_us() >= a->next_sync_us)
+			sync_once(a);
+		struct pollfd pfd = {fd, POLLIN, 0};
+		(void)poll(&pfd, 1, AGENT_LIVE_TIMEOUT_MS);
+		int n = pcap_dispatch(p, -1, live_packet, (u_char *)&l);
+		if (n == PCAP_ERROR) {
+			log_err("agent: capture failed: %s", pcap_geterr(p));
+			return -1;
+		}
+		/* Kernel timestamps are wall time, so the timers use it too. */
+		if (a->m)
+			meter_advance(a->m, wall_us());
+	}
+	return 0;
+}
+
+/* ---- modes ---- */
+
+static int first_sync(struct agent *a)
+{
+	enum devclient_status st = sync_once(a);
+	if (st == DEVCLIENT_REFUSED)
+		return AGENT_EXIT_REFUSED;
+	if (st == DEVCLIENT_OK)
+		return AGENT_EXIT_OK;
+	if (a->cfg.known && !a->o.once) {
+		log_warn("agent: control plane unreachable at start: resuming config %s from %s", a->cfg.version,
+			 a->state_path);
+		struct agent_config c = a->cfg;
+		apply(a, &c);
+		return AGENT_EXIT_OK;
+	}
+	if (a->o.iface)
+		return AGENT_EXIT_OK; /* keeps retrying; exports once a configuration arrives */
+	return AGENT_EXIT_FAIL;
+}
+
+static int run_capture(struct agent *a)
+{
+	pcap_t *p = open_capture(&a->o);
+	if (!p)
+		return AGENT_EXIT_FAIL;
+	agent_pcap = p;
+	/* Tests and operators wait for this line: from here on packets count. */
+	log_info("agent: %s %s (link type %d)", a->o.read ? "reading" : "capturing on",
+		 a->o.read ? a->o.read : a->o.iface, pcap_datalink(p));
+	int rc = a->o.read ? loop_file(a, p) : loop_live(a, p);
+	agent_pcap = NULL;
+	if (a->m) {
+		meter_flush(a->m);
+		meter_print_stats(a->m, stderr);
+	} else {
+		log_info("agent: nothing exported (no NetFlow leg in config %s)", a->cfg.known ? a->cfg.version : "none");
+	}
+	stop_metering(a);
+	pcap_close(p);
+	log_info("agent: %s, every record flushed", a->o.read ? "end of file" : "stopped");
+	return rc < 0 ? AGENT_EXIT_FAIL : AGENT_EXIT_OK;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	struct agent a = {.o = {.firmware = SAGFLOW_VERSION}};
+	int rc = agent_parse(argc, argv, &a.o);
+	if (rc != 0)
+		return rc > 0 ? AGENT_EXIT_OK : AGENT_EXIT_USAGE;
+	char err[512];
+	a.dc = devclient_new(a.o.control_plane, a.o.serial, a.o.secret, err, sizeof(err));
+	if (!a.dc) {
+		fprintf(stderr, "sagflow agent: %s\n", err);
+		return AGENT_EXIT_USAGE;
+	}
+	log_info("agent: device %s (model %s, firmware %s%s%s), control plane %s", a.o.serial, AGENT_MODEL,
+		 a.o.firmware, a.o.ha ? ", HA state " : "", a.o.ha ? a.o.ha : "", a.o.control_plane);
+	struct sigaction sa = {.sa_handler = agent_on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	state_load(&a);
+	rc = first_sync(&a);
+	if (rc == AGENT_EXIT_OK && a.o.once) {
+		char *s = config_dump(&a);
+		printf("%s\n", s);
+		free(s);
+	} else if (rc == AGENT_EXIT_OK) {
+		rc = run_capture(&a);
+	}
+	stop_metering(&a);
+	devclient_free(a.dc);
+	return rc;
+}
