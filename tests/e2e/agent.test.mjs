@@ -147,3 +147,154 @@ test('a wrong secret or an unknown serial number is refused: exit 3, a clear err
   assert.equal(down.status, 1, 'an unreachable control plane is exit 1');
   assert.match(down.stderr, /cannot connect/);
 });
+
+test('a live agent on loopback follows a Modify within 5 s; no record lost or doubled across the change', async () => {
+  const cport = await freeUdpPort(), tport = await freeUdpPort();
+  const cdir = join(dir, 'live-modify');
+  mkdirSync(cdir);
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: cport, NetflowVersion: 'V9', ActiveAging: 300, InactiveAging: 60 })).FlowLogId;
+  const g = await provision(a);
+  assert.equal(agentRun(srv.url, g, ['--once']).status, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  const nf = await nfcapdOn(cdir, cport);
+  const traffic = await udpFlows(tport, 8);
+  const agent = agentLive(srv.url, g, ['--interface', 'lo', '--filter', `udp and dst host 127.0.0.1 and dst port ${tport}`]);
+  try {
+    await agent.waitLog(/capturing on lo/);
+    await agent.waitLog(/NetFlow V9 to 127\.0\.0\.1:\d+, ActiveAging 300 s, InactiveAging 60 s/);
+    assert.equal(await gatewayStatus(a, g.id), 'Active', 'a running agent keeps its gateway online');
+    await traffic.send(25);
+    await sleep(300);
+    const mark = agent.mark();
+    const t0 = Date.now();
+    await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, NetflowVersion: 'V10', ActiveAging: 120, InactiveAging: 30 });
+    await agent.waitLog(/NetFlow V10 to 127\.0\.0\.1:\d+, ActiveAging 120 s, InactiveAging 30 s/, { after: mark, timeoutMs: NOTICE_MS });
+    const noticed = Date.now() - t0;
+    assert.ok(noticed <= NOTICE_MS, `noticed after ${noticed} ms`);
+    await traffic.send(25);
+    await sleep(300);
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.match(r.log, /stopped, every record flushed/);
+  } finally {
+    await agent.stop('SIGKILL');
+    traffic.close();
+    await sleep(300);
+    await nf.stop();
+  }
+  const t = traffic.totals();
+  // Each flow: one record closed at the change (V9), one flushed at SIGTERM (IPFIX).
+  assert.deepEqual(collected(cdir), { Flows: 2 * 8, Packets: t.packets, Bytes: t.bytes });
+});
+
+test('control plane restart, and an agent restart while it is away, lose no records', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'sagflow-agent-cp-'));
+  const db = join(home, 'cp.db'), state = join(home, 'state'), cdir = join(home, 'nfcapd');
+  mkdirSync(cdir);
+  const cpPort = await freeTcpPort();
+  const start = () => startServer({ dbPath: db, args: ['--listen', `127.0.0.1:${cpPort}`] });
+  let cp = await start();
+  const url = `http://127.0.0.1:${cpPort}`;
+  const ca = api(cp);
+  const cport = await freeUdpPort(), tport = await freeUdpPort();
+  const fl = (await ca.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: cport, NetflowVersion: 'V9', ActiveAging: 300, InactiveAging: 60 })).FlowLogId;
+  const g = await provision(ca);
+  assert.equal(agentRun(url, g, ['--once']).status, 0);
+  await ca.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  const nf = await nfcapdOn(cdir, cport);
+  const traffic = await udpFlows(tport, 6);
+  const live = ['--interface', 'lo', '--filter', `udp and dst host 127.0.0.1 and dst port ${tport}`, '--state-dir', state];
+  let agent = agentLive(url, g, live);
+  try {
+    await agent.waitLog(/capturing on lo/);
+    await agent.waitLog(/NetFlow V9 to/);
+    const saved = JSON.parse(readFileSync(join(state, 'state.json'), 'utf8'));
+    assert.equal(saved.FlowLog.FlowLogId, fl);
+    assert.ok(!JSON.stringify(saved).includes(g.secret), 'the state file holds no secret');
+    await traffic.send(10);
+
+    // The control plane goes away: the agent keeps exporting and says so.
+    let mark = agent.mark();
+    assert.equal((await cp.stop()).code, 0);
+    await agent.waitLog(/sync failed \(1 in a row\): cannot connect .*keeping config [0-9a-f]{16} \(exporting\); retrying in 1000 ms/, { after: mark });
+    await agent.waitLog(/sync failed \(2 in a row\).*retrying in 2000 ms/, { after: mark });
+    await traffic.send(10);
+    await sleep(300);
+
+    // The agent restarts while it is still away: it resumes the saved configuration.
+    let r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    agent = agentLive(url, g, live);
+    await agent.waitLog(/control plane unreachable at start: resuming config [0-9a-f]{16}/);
+    await agent.waitLog(/capturing on lo/);
+    await traffic.send(10);
+
+    // The control plane comes back on the same address and database.
+    mark = agent.mark();
+    cp = await start();
+    await agent.waitLog(/the control plane answers again after \d+ failed syncs/, { after: mark, timeoutMs: 20000 });
+    assert.equal(await gatewayStatus(api(cp), g.id), 'Active');
+    await traffic.send(10);
+    await sleep(300);
+    r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.doesNotMatch(r.log.slice(mark), /config [0-9a-f]{16}:/, 'same configuration: no reconfigure');
+  } finally {
+    await agent.stop('SIGKILL');
+    traffic.close();
+    await sleep(300);
+    await nf.stop();
+    await cp.stop();
+  }
+  const t = traffic.totals();
+  // One record per flow and agent run: nothing lost while away, nothing doubled.
+  assert.deepEqual(collected(cdir), { Flows: 2 * 6, Packets: t.packets, Bytes: t.bytes });
+  rmSync(home, { recursive: true, force: true });
+});
+
+test('HA pair: the standby device exports only when it reports itself active', async () => {
+  const port = await freeUdpPort();
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: port, NetflowVersion: 'V9', ActiveAging: 60, InactiveAging: 10 })).FlowLogId;
+  const g = await provision(a, { haType: 'warm_backup', serials: 2 });
+  const peer = device(srv, { serial: g.devices[0].serial, secret: g.devices[0].secret, version: '1.7.0', ha: 'active' });
+  assert.equal((await peer.sync()).status, 200);
+  const me = g.devices[1];
+  assert.equal(agentRun(srv.url, me, ['--once', '--ha-state', 'standby']).status, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+
+  let once = agentRun(srv.url, me, ['--once', '--ha-state', 'standby']);
+  assert.equal(once.status, 0, once.stderr);
+  assert.equal(once.json.Export, false);
+  assert.equal(once.json.NetflowLeg, 'off');
+  let r = await replay(me, port, ['--ha-state', 'standby']);
+  assert.deepEqual(r.got, { Flows: 0, Packets: 0, Bytes: 0 }, 'standby: nothing exported');
+  assert.match(r.run.stderr, /not exporting \(this device is not the gateway's exporting device/);
+
+  assert.equal((await peer.sync({ ha: 'standby' })).status, 200); // failover
+  once = agentRun(srv.url, me, ['--once', '--ha-state', 'active']);
+  assert.equal(once.json.Export, true);
+  assert.equal(once.json.NetflowLeg, 'exporting');
+  r = await replay(me, port, ['--ha-state', 'active']);
+  assert.deepEqual(r.got, want(totals(reference(packets, 60, 10))), 'active: everything exported');
+});
+
+test('OutputType all: the NetFlow leg exports, the sls leg is reported as not delivered', async () => {
+  const port = await freeUdpPort();
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'all', NetflowServerIp: '127.0.0.1', NetflowServerPort: port,
+    NetflowVersion: 'V9', ActiveAging: 60, InactiveAging: 10, SlsRegionId: 'cn-shanghai', ProjectName: 'proj1',
+    LogstoreName: 'store1' })).FlowLogId;
+  const g = await provision(a);
+  assert.equal(agentRun(srv.url, g, ['--once']).status, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  const once = agentRun(srv.url, g, ['--once']);
+  assert.equal(once.status, 0, once.stderr);
+  assert.equal(once.json.NetflowLeg, 'exporting');
+  assert.equal(once.json.SlsLeg, 'not-delivered');
+  assert.match(once.stderr, /Log Service leg \(project 'proj1', logstore 'store1'\) is NOT delivered/);
+  const r = await replay(g, port);
+  assert.deepEqual(r.got, want(totals(reference(packets, 60, 10))));
+  assert.match(r.run.stderr, /is NOT delivered/);
+});
