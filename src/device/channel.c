@@ -69,19 +69,15 @@ struct dev_auth {
 	int64_t date_s;
 };
 
-struct report {
-	char model[DOMAIN_MODEL_MAX + 1];
-	char version[DOMAIN_VERSION_MAX + 1];
-	enum device_ha ha;
-	char have[DEVICE_CONFIG_VERSION_HEX + 1]; /* the device's ConfigVersion, or "" */
-};
+_Static_assert(sizeof(((struct device_report *)0)->model) == DOMAIN_MODEL_MAX + 1, "model size");
+_Static_assert(sizeof(((struct device_report *)0)->version) == DOMAIN_VERSION_MAX + 1, "version size");
 
 /* One sync, from the pool thread to (maybe) the writer's done callback. */
 struct sync {
 	struct device_server *ds;
 	struct http_request *r;
 	char serial[DOMAIN_SN_MAX + 1];
-	struct report rep;
+	struct device_report rep;
 	struct sag g;
 	struct flowlog fl;
 	bool has_flowlog;
@@ -263,28 +259,30 @@ static bool config_version_valid(struct str s)
 	return s.len == 0 || is_lower_hex(s, DEVICE_CONFIG_VERSION_HEX);
 }
 
-static enum dev_err parse_report(struct str body, struct report *rep)
+int device_report_parse(struct str body, struct device_report *rep)
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(body.p ? body.p : "", body.len, JSON_REJECT_DUPLICATES, &jerr);
-	enum dev_err e = DEV_BAD_REPORT;
+	int rc = -1;
+	enum device_ha ha = DEVICE_HA_UNKNOWN;
+	memset(rep, 0, sizeof(*rep));
 	if (!json_is_object(o))
 		goto out;
 	if (str_field(o, "Model", domain_model_valid, rep->model, sizeof(rep->model)) < 0 ||
 	    str_field(o, "SoftwareVersion", domain_version_valid, rep->version, sizeof(rep->version)) < 0)
 		goto out;
-	json_t *ha = json_object_get(o, "HaState");
-	rep->ha = DEVICE_HA_UNKNOWN;
-	if (ha && (!json_is_string(ha) ||
-		   device_ha_parse((struct str){json_string_value(ha), json_string_length(ha)}, &rep->ha) < 0))
+	json_t *h = json_object_get(o, "HaState");
+	if (h && (!json_is_string(h) ||
+		  device_ha_parse((struct str){json_string_value(h), json_string_length(h)}, &ha) < 0))
 		goto out;
+	rep->ha = (int)ha;
 	if (json_object_get(o, "ConfigVersion") &&
 	    str_field(o, "ConfigVersion", config_version_valid, rep->have, sizeof(rep->have)) < 0)
 		goto out;
-	e = DEV_OK;
+	rc = 0;
 out:
 	json_decref(o);
-	return e;
+	return rc;
 }
 
 /* ---- the sync ---- */
@@ -324,7 +322,7 @@ static int report_tx(struct store_tx *tx, void *arg)
 	struct device d = {0};
 	memcpy(d.model, s->rep.model, sizeof(d.model));
 	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
-	d.ha_state = s->rep.ha;
+	d.ha_state = (enum device_ha)s->rep.ha;
 	int rc = store_device_report(tx, s->serial, &d, time_now_ms());
 	return rc != 0 ? rc : load(tx, s);
 }
@@ -339,10 +337,10 @@ static void report_done(void *arg, int rc)
 	free(s);
 }
 
-static bool report_differs(const struct device *d, const struct report *rep)
+static bool report_differs(const struct device *d, const struct device_report *rep)
 {
 	return strcmp(d->model, rep->model) || strcmp(d->software_version, rep->version) ||
-	       d->ha_state != rep->ha || time_now_ms() - d->reported_ms >= DEVICE_REPORT_REFRESH_MS;
+	       d->ha_state != (enum device_ha)rep->ha || time_now_ms() - d->reported_ms >= DEVICE_REPORT_REFRESH_MS;
 }
 
 static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const struct device **dev)
@@ -404,7 +402,7 @@ static void sync_handler(struct http_request *r)
 	domain_copy(s->serial, sizeof(s->serial), a.serial); /* checked by parse_auth */
 	const struct device *d = NULL;
 	if ((e = authenticate(s, &a, &d)) == DEV_OK)
-		e = parse_report(r->body, &s->rep);
+		e = device_report_parse(r->body, &s->rep) == 0 ? DEV_OK : DEV_BAD_REPORT;
 	if (e != DEV_OK) {
 		respond_err(r, e);
 		free(s);

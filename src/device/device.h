@@ -27,6 +27,17 @@ struct http_server;
 struct store;
 struct device_server;
 
+/* What a device reports in its sync body (docs/device-protocol.md §2). */
+struct device_report {
+	char model[33];           /* DOMAIN_MODEL_MAX + 1 */
+	char version[33];         /* DOMAIN_VERSION_MAX + 1 */
+	int ha;                   /* enum device_ha */
+	char have[DEVICE_CONFIG_VERSION_HEX + 1]; /* the device's ConfigVersion, or "" */
+};
+
+/* Parses and validates a report body: 0, or -1 (Device.InvalidReport). */
+int device_report_parse(struct str body, struct device_report *out);
+
 struct device_server *device_server_new(struct store *st);
 void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Adds the /device/ routes; call before http_server_start. */
