@@ -21,7 +21,8 @@
 
 #define HTTP_MAX_BODY (1u << 20)         /* larger bodies get 413 and the connection is closed */
 #define HTTP_MAX_URI 8192                /* request line target (path + query), bytes */
-#define HTTP_CONN_MEMORY (64u * 1024)    /* per-connection memory: request line + headers */
+#define HTTP_CONN_MEMORY (16u * 1024)    /* per-connection memory: request line + headers (MHD
+                                          * zeroes it between requests: keep it small) */
 #define HTTP_CONN_TIMEOUT_S 30           /* idle / slow-client timeout, seconds */
 #define HTTP_MAX_CONNECTIONS 4096        /* simultaneous connections, whole server */
 #define HTTP_MAX_THREADS 64              /* upper bound of --threads */
