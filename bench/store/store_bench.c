@@ -195,10 +195,10 @@ static void *submit_main(void *arg)
 	return NULL;
 }
 
-static struct result store_run(const char *path, int seconds, int nthreads, bool inline_ckpt)
+static struct result store_run(const char *path, int seconds, int nthreads, const char *ckpt)
 {
 	/* Read by store_open; the process is single-threaded here. */
-	setenv("SAGFLOW_STORE_CHECKPOINT", inline_ckpt ? "inline" : "background", 1);
+	setenv("SAGFLOW_STORE_CHECKPOINT", ckpt, 1);
 	struct store *s = store_open(path);
 	if (!s)
 		exit(1);
@@ -233,8 +233,8 @@ static struct result store_run(const char *path, int seconds, int nthreads, bool
 	double secs = (double)(time_mono_us() - t0) / 1e6;
 	store_stats(s, &after);
 	char name[80];
-	snprintf(name, sizeof(name), "(b) store_write_async, %d submitter%s%s", nthreads,
-		 nthreads > 1 ? "s" : "", inline_ckpt ? ", inline ckpt" : "");
+	snprintf(name, sizeof(name), "(b) store_write_async, %d submitter%s, ckpt %s", nthreads,
+		 nthreads > 1 ? "s" : "", ckpt);
 	struct result r = report(name, ops, secs, &all);
 	uint64_t batches = after.batches - before.batches, jobs = after.jobs - before.jobs;
 	printf("%-44s %llu commits, %.1f jobs each, largest %llu, %llu checkpoints\n", "",
@@ -266,7 +266,15 @@ static void cleanup(const char *path)
 	}
 }
 
-enum { RUN_BARE, RUN_BARE_NOCKPT, RUN_STORE_1, RUN_STORE_N, RUN_STORE_N_INLINE, RUN__COUNT };
+enum {
+	RUN_BARE,
+	RUN_BARE_NOCKPT,
+	RUN_STORE_1,
+	RUN_STORE_N,
+	RUN_STORE_N_INLINE,
+	RUN_STORE_N_THREAD,
+	RUN__COUNT
+};
 
 static struct result run_one(int which, const char *dir, int seconds, int threads)
 {
@@ -276,12 +284,34 @@ static struct result run_one(int which, const char *dir, int seconds, int thread
 	switch (which) {
 	case RUN_BARE: r = bare_loop(path, seconds, true); break;
 	case RUN_BARE_NOCKPT: r = bare_loop(path, seconds, false); break;
-	case RUN_STORE_1: r = store_run(path, seconds, 1, false); break;
-	case RUN_STORE_N: r = store_run(path, seconds, threads, false); break;
-	default: r = store_run(path, seconds, threads, true); break;
+	case RUN_STORE_1: r = store_run(path, seconds, 1, "writer"); break;
+	case RUN_STORE_N: r = store_run(path, seconds, threads, "writer"); break;
+	case RUN_STORE_N_INLINE: r = store_run(path, seconds, threads, "inline"); break;
+	default: r = store_run(path, seconds, threads, "thread"); break;
 	}
 	cleanup(path);
 	return r;
+}
+
+static const char *const run_keys[RUN__COUNT] = {"bare",   "bare-nockpt",   "store1",
+						   "storeN", "storeN-inline", "storeN-thread"};
+
+/* "--runs bare,storeN" -> a bit per run; -1 for an unknown name. */
+static int parse_runs(const char *list)
+{
+	int mask = 0;
+	while (*list) {
+		size_t n = strcspn(list, ",");
+		int k;
+		for (k = 0; k < RUN__COUNT; k++)
+			if (strlen(run_keys[k]) == n && !strncmp(run_keys[k], list, n))
+				break;
+		if (k == RUN__COUNT)
+			return -1;
+		mask |= 1 << k;
+		list += n + (list[n] == ',');
+	}
+	return mask;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -299,7 +329,7 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
 	const char *dir = ".";
-	int seconds = 3, threads = 64, trials = 3;
+	int seconds = 3, threads = 64, trials = 3, runs = (1 << RUN__COUNT) - 1;
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(argv[i], "--dir") && v)
@@ -310,9 +340,13 @@ int main(int argc, char **argv)
 			;
 		else if (!strcmp(argv[i], "--trials") && arg_int(v, BENCH_MAX_TRIALS, &trials) == 0)
 			;
+		else if (!strcmp(argv[i], "--runs") && v && (runs = parse_runs(v)) > 0)
+			;
 		else {
 			fprintf(stderr, "usage: store_bench [--dir DIR (.)] [--seconds N (3)] "
-					"[--threads N (64)] [--trials N (3)]\n");
+					"[--threads N (64)] [--trials N (3)]\n"
+					"                   [--runs bare,bare-nockpt,store1,storeN,"
+					"storeN-inline,storeN-thread (all)]\n");
 			return 2;
 		}
 		i++;
@@ -331,6 +365,8 @@ int main(int argc, char **argv)
 	for (int t = 0; t < trials; t++) {
 		printf("-- trial %d\n", t + 1);
 		for (int k = 0; k < RUN__COUNT; k++) {
+			if (!(runs & (1 << k)))
+				continue;
 			struct result r = run_one(k, tmpl, seconds, threads);
 			rate[k][t] = r.rate;
 			p99[k][t] = r.p99_ms;
@@ -340,14 +376,18 @@ int main(int argc, char **argv)
 	static const char *const names[RUN__COUNT] = {
 		"(a) bare loop, autocheckpoint 1000", "(a) bare loop, autocheckpoint off",
 		"(b) store, 1 submitter", "(b) store, N submitters",
-		"(b) store, N submitters, inline checkpoint"};
+		"(b) store, N submitters, ckpt inline", "(b) store, N submitters, ckpt thread"};
 	double med[RUN__COUNT];
 	printf("-- medians of %d trial(s), N = %d\n", trials, threads);
 	for (int k = 0; k < RUN__COUNT; k++) {
+		if (!(runs & (1 << k)))
+			continue;
 		med[k] = median(rate[k], trials);
 		printf("%-44s %9.0f writes/s  p99 %6.2f ms\n", names[k], med[k],
 		       median(p99[k], trials));
 	}
-	printf("ratio (b) N submitters / (a) bare loop: %.1fx\n", med[RUN_STORE_N] / med[RUN_BARE]);
+	if ((runs & (1 << RUN_STORE_N)) && (runs & (1 << RUN_BARE)))
+		printf("ratio (b) N submitters / (a) bare loop: %.1fx\n",
+		       med[RUN_STORE_N] / med[RUN_BARE]);
 	return 0;
 }

@@ -32,7 +32,7 @@
 #define STORE_CKPT_INTERVAL_MS 1000  /* otherwise it looks this often */
 #define STORE_WAL_RESTART_FRAMES 8192 /* ~32 MiB of WAL: the writer makes it start over */
 #define STORE_RESTART_BUSY_MS 10       /* how long that RESTART waits for readers */
-#define STORE_CHECKPOINT_ENV "SAGFLOW_STORE_CHECKPOINT" /* "inline": SQLite's own, for comparison */
+#define STORE_CHECKPOINT_ENV "SAGFLOW_STORE_CHECKPOINT" /* writer (default), inline, thread */
 #define STORE_JOURNAL_SIZE_LIMIT 67108864 /* WAL bytes kept after a reset (64 MiB) */
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
@@ -79,13 +79,14 @@ struct sqlite_store {
 	struct sconn *readers, *free_readers;
 	atomic_int wal_frames; /* the WAL's size after the last commit */
 	atomic_int ckpt_base;  /* ... when the last checkpoint pass ran */
-	bool inline_checkpoint;
+	enum ckpt_mode { CKPT_WRITER, CKPT_INLINE, CKPT_THREAD } ckpt_mode;
+	bool ckpt_started;
 	int restart_retry_at; /* writer thread only: WAL frames before the next RESTART try */
 	struct store_stats stats; /* under mu */
 };
 
 static const struct store_ops sqlite_ops;
-static void writer_maybe_restart(struct sqlite_store *s);
+static void writer_after_batch(struct sqlite_store *s);
 
 /* Set on the writer thread, so a store_write from a job or a done() callback
  * (which would wait for itself forever) is refused instead. */
@@ -500,7 +501,7 @@ static void *writer_main(void *arg)
 			s->stats.max_batch = n;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, batch);
-		writer_maybe_restart(s);
+		writer_after_batch(s);
 		pthread_mutex_lock(&s->mu);
 	}
 	s->writer_done = true;
@@ -510,12 +511,18 @@ static void *writer_main(void *arg)
 
 /* ---- checkpoints off the write path ---- */
 
-/* Called on the writer after each COMMIT with the WAL's size in frames.
- * Installing it turns off SQLite's own autocheckpoint, which would run the
- * checkpoint inside the COMMIT of whichever write crossed the threshold. The
- * checkpointer is woken once STORE_CKPT_FRAMES new frames have accumulated
- * since its last pass, not on every commit: each pass fsyncs the database file,
- * and that fsync competes with the WAL's. */
+/* Three ways to checkpoint, chosen by SAGFLOW_STORE_CHECKPOINT (docs/store.md
+ * has the measurements behind the default):
+ *   writer  (default) the writer thread runs a PASSIVE checkpoint between
+ *           batches, after their done() callbacks, once STORE_CKPT_FRAMES new
+ *           frames are in the WAL: no acknowledgement waits for it, and with no
+ *           write in progress it catches up fully, so the WAL starts over;
+ *   inline  SQLite's autocheckpoint, inside the COMMIT that crosses 1000 frames;
+ *   thread  a separate thread with its own connection runs PASSIVE checkpoints
+ *           concurrently with the writer.
+ *
+ * Called on the writer after each COMMIT with the WAL's size in frames.
+ * Installing it turns off SQLite's own autocheckpoint. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct sqlite_store *s = arg;
@@ -523,7 +530,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	int base = atomic_load(&s->ckpt_base);
 	if (frames < base) /* the WAL was restarted from the top */
 		atomic_store(&s->ckpt_base, base = 0);
-	if (frames - base >= STORE_CKPT_FRAMES) {
+	/* Woken once per STORE_CKPT_FRAMES new frames, not on every commit: each
+	 * pass fsyncs the database file, and that fsync competes with the WAL's. */
+	if (s->ckpt_mode == CKPT_THREAD && frames - base >= STORE_CKPT_FRAMES) {
 		pthread_mutex_lock(&s->mu);
 		s->ckpt_wanted = true;
 		pthread_cond_signal(&s->cv_ckpt);
@@ -539,33 +548,32 @@ static void count_checkpoint(struct sqlite_store *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* PASSIVE copies what no reader still needs and never blocks the writer. */
-static void checkpoint(struct sqlite_store *s)
+/* PASSIVE copies what no reader still needs and never waits for anyone. */
+static void checkpoint(struct sqlite_store *s, sqlite3 *db)
 {
 	int frames = atomic_load(&s->wal_frames);
 	if (frames <= atomic_load(&s->ckpt_base))
 		return;
 	int log_frames = 0, done_frames = 0;
-	int rc = sqlite3_wal_checkpoint_v2(s->cconn->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+	int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
 					   &done_frames);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		log_warn("store: checkpoint: %s", sqlite3_errmsg(s->cconn->db));
+		log_warn("store: checkpoint: %s", sqlite3_errmsg(db));
 	if (rc == SQLITE_OK)
 		atomic_store(&s->ckpt_base, log_frames);
 	count_checkpoint(s);
 }
 
-/* Under steady load a PASSIVE pass never quite catches up (the writer commits
- * while it copies), so the WAL would never start over and would grow without
- * end; appending to a growing file costs more per fsync than overwriting (see
- * docs/store.md). So the writer itself, between batches and after their done()
- * callbacks, runs a RESTART checkpoint once the WAL passes
- * STORE_WAL_RESTART_FRAMES. Most frames were copied by the background pass
- * already, so this costs the remainder plus one fsync. */
+/* A PASSIVE pass cannot finish while a reader still needs old frames (or, in
+ * thread mode, while the writer keeps committing), and then the WAL never
+ * starts over and grows without end; appending to a growing file costs more per
+ * fsync than overwriting (docs/store.md). So once the WAL passes
+ * STORE_WAL_RESTART_FRAMES the writer, between batches and after their done()
+ * callbacks, runs a RESTART checkpoint. */
 static void writer_maybe_restart(struct sqlite_store *s)
 {
 	int frames = atomic_load(&s->wal_frames);
-	if (s->inline_checkpoint || frames < STORE_WAL_RESTART_FRAMES || frames < s->restart_retry_at)
+	if (frames < STORE_WAL_RESTART_FRAMES || frames < s->restart_retry_at)
 		return;
 	/* RESTART waits for readers still on the old WAL; a long one must not
 	 * stall the writer for the whole busy timeout, so wait briefly and try
@@ -583,6 +591,16 @@ static void writer_maybe_restart(struct sqlite_store *s)
 		s->restart_retry_at = frames + STORE_CKPT_FRAMES;
 	}
 	count_checkpoint(s);
+}
+
+static void writer_after_batch(struct sqlite_store *s)
+{
+	if (s->ckpt_mode == CKPT_INLINE)
+		return;
+	if (s->ckpt_mode == CKPT_WRITER &&
+	    atomic_load(&s->wal_frames) - atomic_load(&s->ckpt_base) >= STORE_CKPT_FRAMES)
+		checkpoint(s, s->wconn->db);
+	writer_maybe_restart(s);
 }
 
 static void *ckpt_main(void *arg)
@@ -605,7 +623,7 @@ static void *ckpt_main(void *arg)
 			break;
 		s->ckpt_wanted = false;
 		pthread_mutex_unlock(&s->mu);
-		checkpoint(s);
+		checkpoint(s, s->cconn->db);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -613,6 +631,23 @@ static void *ckpt_main(void *arg)
 }
 
 /* ---- open and close ---- */
+
+static int ckpt_mode_from_env(enum ckpt_mode *out)
+{
+	static const char *const names[] = {[CKPT_WRITER] = "writer", [CKPT_INLINE] = "inline",
+					    [CKPT_THREAD] = "thread"};
+	const char *v = getenv(STORE_CHECKPOINT_ENV);
+	*out = CKPT_WRITER;
+	if (!v || !*v)
+		return 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(v, names[i])) {
+			*out = (enum ckpt_mode)i;
+			return 0;
+		}
+	log_err("store: %s must be writer, inline or thread", STORE_CHECKPOINT_ENV);
+	return -1;
+}
 
 static void sqlite_free(struct sqlite_store *s)
 {
@@ -644,14 +679,11 @@ struct store *store_sqlite_open(const char *path)
 	s->wconn = conn_open(s, "write");
 	if (!s->wconn || enable_wal(s->wconn->db, path) != 0 || migrate(s->wconn->db, path) != 0)
 		goto fail;
-	s->cconn = conn_open(s, "checkpoint");
-	if (!s->cconn)
+	if (ckpt_mode_from_env(&s->ckpt_mode) != 0)
 		goto fail;
-	/* SAGFLOW_STORE_CHECKPOINT=inline keeps SQLite's autocheckpoint inside
-	 * COMMIT; it exists to measure the difference (docs/benchmarks.md). */
-	const char *mode = getenv(STORE_CHECKPOINT_ENV);
-	s->inline_checkpoint = mode && !strcmp(mode, "inline");
-	if (!s->inline_checkpoint)
+	if (s->ckpt_mode == CKPT_THREAD && !(s->cconn = conn_open(s, "checkpoint")))
+		goto fail;
+	if (s->ckpt_mode != CKPT_INLINE)
 		sqlite3_wal_hook(s->wconn->db, wal_hook, s);
 	if (pthread_key_create(&s->reader_key, reader_release) != 0)
 		goto fail;
@@ -659,8 +691,11 @@ struct store *store_sqlite_open(const char *path)
 		pthread_key_delete(s->reader_key);
 		goto fail;
 	}
-	if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)
-		fatal("store: cannot start the checkpoint thread");
+	if (s->ckpt_mode == CKPT_THREAD) {
+		if (pthread_create(&s->ckpt, NULL, ckpt_main, s) != 0)
+			fatal("store: cannot start the checkpoint thread");
+		s->ckpt_started = true;
+	}
 	return &s->base;
 fail:
 	sqlite_free(s);
@@ -679,7 +714,8 @@ static void sqlite_close(struct store *base)
 	s->ckpt_stop = true;
 	pthread_cond_signal(&s->cv_ckpt);
 	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->ckpt, NULL);
+	if (s->ckpt_started)
+		pthread_join(s->ckpt, NULL);
 	/* The readers first: the last connection to close checkpoints and removes
 	 * the WAL, and that should be the writer. */
 	pthread_key_delete(s->reader_key);
