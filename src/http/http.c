@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #define HTTP_MAX_METHOD 16
 #define HTTP_DRAIN_POLL_US 10000
 #define HTTP_DRAIN_WARN_MS 5000
+#define HTTP_RESERVED_FDS 64 /* descriptors kept for SQLite, logs, the device channel */
 
 struct http_route_ent {
 	char method[HTTP_MAX_METHOD]; /* "" = any */
@@ -340,6 +342,19 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* HTTP_MAX_CONNECTIONS, or fewer when the descriptor limit would run out first
+ * (accept failing is worse than MHD refusing politely at its own limit). */
+static unsigned connection_limit(void)
+{
+	struct rlimit rl;
+	unsigned n = HTTP_MAX_CONNECTIONS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)n + HTTP_RESERVED_FDS)
+		n = rl.rlim_cur > 2 * HTTP_RESERVED_FDS ? (unsigned)(rl.rlim_cur - HTTP_RESERVED_FDS)
+							: HTTP_RESERVED_FDS;
+	return n;
+}
+
 int http_server_start(struct http_server *s)
 {
 	struct sockaddr_storage ss;
@@ -348,6 +363,7 @@ int http_server_start(struct http_server *s)
 		log_err("http: cannot use listen address '%s' (a numeric IPv4/IPv6 address)", s->host);
 		return -1;
 	}
+	unsigned max_conns = connection_limit();
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
@@ -358,7 +374,7 @@ int http_server_start(struct http_server *s)
 		s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 1 ? s->cfg.threads : 0),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+		MHD_OPTION_CONNECTION_LIMIT, max_conns,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!s->d) {
 		log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);

@@ -8,8 +8,6 @@
 
 #include "core/xmalloc.h"
 
-#define SIG_HMAC_MAX_KEY 512 /* secret + "&"; stored secrets are far shorter */
-
 void sig_percent_encode(struct buf *out, struct str s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -74,14 +72,16 @@ void sig_v1_string_to_sign(struct buf *out, struct str method, const struct para
 
 void sig_v1_sign(struct str secret, struct str sts, char out[SIG_V1_B64_LEN + 1])
 {
-	unsigned char key[SIG_HMAC_MAX_KEY + 1], mac[EVP_MAX_MD_SIZE];
+	/* The key is secret + "&" (spec §5.3 step 6). */
+	unsigned char *key = xmalloc(secret.len + 1), mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
-	size_t klen = secret.len < SIG_HMAC_MAX_KEY ? secret.len : SIG_HMAC_MAX_KEY;
-	if (klen)
-		memcpy(key, secret.p, klen);
-	key[klen++] = '&';
-	HMAC(EVP_sha1(), key, (int)klen, (const unsigned char *)sts.p, sts.len, mac, &maclen);
-	OPENSSL_cleanse(key, sizeof(key));
+	if (secret.len)
+		memcpy(key, secret.p, secret.len);
+	key[secret.len] = '&';
+	HMAC(EVP_sha1(), key, (int)(secret.len + 1), (const unsigned char *)sts.p, sts.len, mac,
+	     &maclen);
+	OPENSSL_cleanse(key, secret.len + 1);
+	free(key);
 	EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
 }
 
