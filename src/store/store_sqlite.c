@@ -1,5 +1,5 @@
 /* The SQLite backend: WAL, synchronous=FULL, one writer thread doing group
- * commit, one read connection per reading thread, a background checkpointer.
+ * commit, one read connection per reading thread, checkpoints between batches.
  *
  * Why one writer: SQLite allows one writer at a time anyway; serialising writes
  * in the process means no thread ever waits in SQLite's busy handler, and the
@@ -28,8 +28,8 @@
 #define STORE_QUEUE_MAX 65536        /* queued write jobs before store_write_async refuses */
 #define STORE_BUSY_TIMEOUT_MS 5000   /* another process (sagflow keys) holding the lock */
 #define STORE_MAX_PATH 4096
-#define STORE_CKPT_FRAMES 1000       /* WAL frames that wake the checkpointer early */
-#define STORE_CKPT_INTERVAL_MS 1000  /* otherwise it looks this often */
+#define STORE_CKPT_FRAMES 1000       /* new WAL frames that call for a checkpoint */
+#define STORE_CKPT_INTERVAL_MS 1000  /* thread mode: the checkpointer also looks this often */
 #define STORE_WAL_RESTART_FRAMES 8192 /* ~32 MiB of WAL: the writer makes it start over */
 #define STORE_RESTART_BUSY_MS 10       /* how long that RESTART waits for readers */
 #define STORE_CHECKPOINT_ENV "SAGFLOW_STORE_CHECKPOINT" /* writer (default), inline, thread */
