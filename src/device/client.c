@@ -264,7 +264,10 @@ static struct str trim(struct str s)
 static int header_line(struct str line, int64_t *clen, char *err, size_t errlen)
 {
 	const char *colon = memchr(line.p, ':', line.len);
-	if (!colon) {
+	bool ctl = false;
+	for (size_t i = 0; i < line.len; i++)
+		ctl |= ((unsigned char)line.p[i] < 0x20 && line.p[i] != '\t') || line.p[i] == 0x7f;
+	if (!colon || ctl) {
 		snprintf(err, errlen, "malformed header line in the answer");
 		return -1;
 	}
