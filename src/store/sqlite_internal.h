@@ -18,8 +18,9 @@
 /* The connection under tx. */
 sqlite3 *sqlite_tx_db(struct store_tx *tx);
 
-/* The prepared statement for sql (a string constant: it is the cache key),
- * reset and with its bindings cleared; prepared once per connection. NULL, with
+/* The prepared statement for sql (its text is the cache key, so build no SQL
+ * from values: bind them), reset and with its bindings cleared; prepared once
+ * per connection. NULL, with
  * the reason logged, when sql does not compile or the cache is full — the
  * caller returns STORE_EIO. Every statement is reset again when the store_fn
  * returns, so it may stop stepping early. */

@@ -40,7 +40,7 @@
 struct sqlite_store;
 
 struct stmt_slot {
-	const char *sql;
+	char *sql; /* our own copy: the caller's text need not outlive the connection */
 	sqlite3_stmt *st;
 };
 
@@ -125,7 +125,7 @@ static sqlite3_stmt *conn_stmt(struct sconn *c, const char *sql)
 	unsigned mask = SQLITE_STMT_CACHE_MAX - 1, i = sql_hash(sql) & mask;
 	for (unsigned n = 0; n < SQLITE_STMT_CACHE_MAX; n++, i = (i + 1) & mask) {
 		struct stmt_slot *slot = &c->cache[i];
-		if (slot->sql && (slot->sql == sql || !strcmp(slot->sql, sql))) {
+		if (slot->sql && !strcmp(slot->sql, sql)) {
 			sqlite3_reset(slot->st);
 			sqlite3_clear_bindings(slot->st);
 			return slot->st;
@@ -138,7 +138,7 @@ static sqlite3_stmt *conn_stmt(struct sconn *c, const char *sql)
 				slot->st = NULL;
 				return NULL;
 			}
-			slot->sql = sql;
+			slot->sql = xstrdup(sql);
 			return slot->st;
 		}
 	}
@@ -193,8 +193,10 @@ static void conn_close(struct sconn *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < SQLITE_STMT_CACHE_MAX; i++)
+	for (int i = 0; i < SQLITE_STMT_CACHE_MAX; i++) {
 		sqlite3_finalize(c->cache[i].st);
+		free(c->cache[i].sql);
+	}
 	if (sqlite3_close(c->db) != SQLITE_OK)
 		log_err("store: close: %s", sqlite3_errmsg(c->db));
 	free(c);
