@@ -99,3 +99,27 @@ test('keys rejects bad usage with a message, never a crash', (t) => {
     assert.equal(r.stdout, '');
   }
 });
+
+test('a key created and deleted while serve runs takes effect on the next request', async (t) => {
+  const { startServer } = await import('./lib/server.mjs');
+  const { popCore } = await import('./lib/clients.mjs');
+  const srv = await startServer();
+  t.after(() => srv.stop());
+
+  // The CLI writes to the database the server has open (two processes, one file).
+  const c = keys('create', '--db', srv.dbPath, '--account', 'carol');
+  assert.equal(c.status, 0, c.stderr);
+  const k = JSON.parse(c.stdout);
+  const client = popCore(srv, { akid: k.AccessKeyId, secret: k.AccessKeySecret });
+  const body = await client.call('DescribeRegions', {});
+  assert.ok(body.RequestId, JSON.stringify(body));
+
+  // A wrong secret for the same id is refused.
+  const wrong = popCore(srv, { akid: k.AccessKeyId, secret: 'x' + k.AccessKeySecret.slice(1) });
+  await assert.rejects(wrong.call('DescribeRegions', {}), (e) => e.code === 'SignatureDoesNotMatch');
+
+  assert.equal(keys('delete', '--db', srv.dbPath, '--access-key-id', k.AccessKeyId).status, 0);
+  await assert.rejects(client.call('DescribeRegions', {}),
+    (e) => e.code === 'InvalidAccessKeyId.NotFound');
+  assert.ok(!srv.stderr().includes(k.AccessKeySecret), 'the server never logs the secret');
+});
