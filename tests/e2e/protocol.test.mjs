@@ -173,6 +173,15 @@ test('replayed nonce → SignatureNonceUsed (V1 and V3)', async () => {
   await stillWorks();
 });
 
+test('the same nonce sent 20 times at once is accepted exactly once', async () => {
+  const q = commonParams('DescribeRegions');
+  q.Signature = signV1('GET', q);
+  const path = '/?' + new URLSearchParams(q);
+  const rs = await Promise.all(Array.from({ length: 20 }, () => raw(srv, { path })));
+  assert.equal(rs.filter((r) => r.status === 200).length, 1);
+  for (const r of rs.filter((x) => x.status !== 200)) assertError(r, 400, 'SignatureNonceUsed');
+});
+
 test('timestamps: expired, future, malformed, missing', async () => {
   for (const off of [-16 * 60, 16 * 60]) {
     const r = await teaRpc(srv, 'DescribeRegions', {}, { common: { timestamp: isoNow(off) } });
