@@ -100,12 +100,13 @@ int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_i
 int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
-		tx, "SELECT count(*) FROM flowlogs WHERE account_id = ?1 AND region_id = ?2");
+		tx, "SELECT n FROM flowlog_counts WHERE account_id = ?1 AND region_id = ?2");
 	if (!st || bind_owner(st, o) < 0)
 		return st ? sqlite_tx_fail(tx, "flowlog count bind") : STORE_EIO;
-	if (step_one(tx, st, "flowlog count") != 0)
-		return STORE_EIO;
-	*n = sqlite3_column_int64(st, 0);
+	int rc = step_one(tx, st, "flowlog count");
+	if (rc == STORE_EIO)
+		return rc;
+	*n = rc == 1 ? 0 : sqlite3_column_int64(st, 0); /* no row yet: none created */
 	return 0;
 }
 
@@ -203,11 +204,18 @@ static int bind_flowlog_filter(sqlite3_stmt *st, struct owner o, const struct fl
 int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
 		       int64_t *total, flowlog_each_fn fn, void *arg)
 {
-	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT count(*) FROM flowlogs f " FLOWLOG_WHERE);
-	if (!st || bind_flowlog_filter(st, o, f) < 0 || step_one(tx, st, "flowlog list count") != 0)
-		return st ? sqlite_tx_fail(tx, "flowlog list count") : STORE_EIO;
-	*total = sqlite3_column_int64(st, 0);
-	st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
+	/* Unfiltered (Terraform's sweeper, the console's list): the kept count. */
+	if (!f->flowlog_id && !f->name && !f->description && !f->resource_group_id && f->status < 0 &&
+	    f->output < 0) {
+		if (store_flowlog_count(tx, o, total) != 0)
+			return STORE_EIO;
+	} else {
+		sqlite3_stmt *c = sqlite_tx_stmt(tx, "SELECT count(*) FROM flowlogs f " FLOWLOG_WHERE);
+		if (!c || bind_flowlog_filter(c, o, f) < 0 || step_one(tx, c, "flowlog list count") != 0)
+			return c ? sqlite_tx_fail(tx, "flowlog list count") : STORE_EIO;
+		*total = sqlite3_column_int64(c, 0);
+	}
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
 				"ORDER BY f.id LIMIT ?9 OFFSET ?10");
 	if (!st || bind_flowlog_filter(st, o, f) < 0 ||
 	    sqlite3_bind_int64(st, 9, f->limit) != SQLITE_OK ||

@@ -186,7 +186,7 @@ static int plans(struct store_tx *tx, void *arg)
 	sqlite3 *db = sqlite_tx_db(tx);
 	for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st)) {
 		const char *sql = sqlite3_sql(st);
-		if (!strstr(sql, "flowlogs") && !strstr(sql, "sags") && !strstr(sql, "devices"))
+		if (!strstr(sql, "flowlog") && !strstr(sql, "sags") && !strstr(sql, "devices"))
 			continue;
 		if (strncmp(sql, "SELECT", 6) && strncmp(sql, "UPDATE", 6) && strncmp(sql, "DELETE", 6))
 			continue;
@@ -244,6 +244,27 @@ static int plans_replay(struct store_tx *tx, void *arg)
 	return 0;
 }
 
+/* The kept count follows inserts and deletes (triggers of 0003). */
+static int count_after(struct store_tx *tx, void *arg)
+{
+	struct ctx *c = arg;
+	struct owner o = {c->acct, "cn-shanghai"}, o2 = {c->acct2, "cn-shanghai"},
+		     none = {c->acct, "eu-central-1"};
+	int64_t n = -1, total = -1;
+	assert_int_equal(store_flowlog_count(tx, o, &n), 0);
+	assert_int_equal(n, N_FLOWLOGS - 1);
+	assert_int_equal(store_flowlog_count(tx, o2, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_flowlog_count(tx, none, &n), 0);
+	assert_int_equal(n, 0);
+	struct flowlog_filter f = {.status = -1, .output = -1, .limit = 1};
+	c->seen = 0;
+	c->last_id[0] = '\0';
+	assert_int_equal(store_flowlog_list(tx, o, &f, &total, count_cb, c), 0);
+	assert_int_equal(total, N_FLOWLOGS - 1);
+	return 0;
+}
+
 static void test_sag_store(void **state)
 {
 	char dir[] = "/tmp/sagflow-sag-XXXXXX", path[128];
@@ -257,6 +278,7 @@ static void test_sag_store(void **state)
 	assert_int_equal(store_read(s, plans, &c), 0);
 	assert_true(c.plans_checked >= 10);
 	assert_int_equal(store_write(s, writes, &c), 0);
+	assert_int_equal(store_read(s, count_after, &c), 0);
 	/* The writer's statements: checked on a read connection of this thread. */
 	assert_int_equal(store_write(s, plans_collect, &c), 0);
 	assert_int_equal(store_read(s, plans_replay, &c), 0);
