@@ -1,9 +1,14 @@
 /* Flow logs, gateways and devices for the SQLite backend (store_sag.h). */
 #include "store/store_sag.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/xmalloc.h"
 #include "store/sqlite_internal.h"
+
+/* Pages at most this long may be read backwards (held in memory meanwhile). */
+#define FLOWLOG_LIST_REVERSE_MAX FLOWLOG_PAGE_SIZE_MAX
 
 #define FLOWLOG_COLS                                                                            \
 	"f.id, f.flowlog_id, f.region_id, f.resource_group_id, f.name, f.description, f.status, " \
@@ -201,6 +206,34 @@ static int bind_flowlog_filter(sqlite3_stmt *st, struct owner o, const struct fl
 	return 0;
 }
 
+/* A page in the second half of the range: read it backwards from the end
+ * (skip rows from the last one, take rows) and hand it out in order. */
+static int list_from_end(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
+			 int64_t skip, int64_t take, flowlog_each_fn fn, void *arg)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
+					      "ORDER BY f.id DESC LIMIT ?9 OFFSET ?10");
+	if (!st || bind_flowlog_filter(st, o, f) < 0 || sqlite3_bind_int64(st, 9, take) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 10, skip) != SQLITE_OK)
+		return st ? sqlite_tx_fail(tx, "flowlog list bind") : STORE_EIO;
+	struct flowlog *page = xcalloc((size_t)take, sizeof(*page));
+	int64_t n = 0;
+	int rc;
+	while (n < take && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (row_flowlog(st, &page[n++]) < 0) {
+			free(page);
+			return sqlite_tx_fail(tx, "flowlog row");
+		}
+	if (n < take && rc != SQLITE_DONE) {
+		free(page);
+		return sqlite_tx_fail(tx, "flowlog list");
+	}
+	while (n > 0 && !fn(&page[--n], arg))
+		;
+	free(page);
+	return 0;
+}
+
 int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
 		       int64_t *total, flowlog_each_fn fn, void *arg)
 {
@@ -215,8 +248,14 @@ int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog
 			return c ? sqlite_tx_fail(tx, "flowlog list count") : STORE_EIO;
 		*total = sqlite3_column_int64(c, 0);
 	}
+	if (f->offset >= *total || f->limit <= 0)
+		return 0; /* past the end: no need to walk the range */
+	/* OFFSET costs a walk over the skipped rows; walk from the nearer end. */
+	int64_t end = f->offset + f->limit < *total ? f->offset + f->limit : *total;
+	if (*total - end < f->offset && f->limit <= FLOWLOG_LIST_REVERSE_MAX)
+		return list_from_end(tx, o, f, *total - end, end - f->offset, fn, arg);
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
-				"ORDER BY f.id LIMIT ?9 OFFSET ?10");
+					      "ORDER BY f.id LIMIT ?9 OFFSET ?10");
 	if (!st || bind_flowlog_filter(st, o, f) < 0 ||
 	    sqlite3_bind_int64(st, 9, f->limit) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 10, f->offset) != SQLITE_OK)
