@@ -401,6 +401,11 @@ static void apply(struct agent *a, const struct agent_config *c)
 
 static void schedule_retry(struct agent *a, const char *why)
 {
+	if (!a->o.iface) {
+		/* --once and --read sync once: no retry to announce. */
+		log_err("agent: sync failed: %s", why);
+		return;
+	}
 	int64_t wait = AGENT_BACKOFF_MIN_MS;
 	for (int i = 1; i < a->failures && wait < AGENT_BACKOFF_MAX_MS; i++)
 		wait *= 2;
@@ -416,6 +421,23 @@ static void schedule_retry(struct agent *a, const char *why)
 			 a->failures, why, wait);
 }
 
+/* The control plane no longer knows this device (its serial number was
+ * unbound): whatever it was told to export is no longer its gateway's, so it
+ * flushes, stops and forgets the saved configuration. */
+static void disown(struct agent *a)
+{
+	if (!a->cfg.known)
+		return;
+	bool was_exporting = a->m != NULL;
+	stop_metering(a);
+	if (a->state_path[0] && unlink(a->state_path) < 0 && errno != ENOENT)
+		log_warn("agent: cannot remove %s: %s", a->state_path, strerror(errno));
+	if (was_exporting)
+		log_warn("agent: not exporting any more: config %s no longer applies to this device", a->cfg.version);
+	a->cfg = (struct agent_config){0};
+	a->applied = false;
+}
+
 /* One sync; applies a changed configuration. Returns the exchange's status. */
 static enum devclient_status sync_once(struct agent *a)
 {
@@ -426,10 +448,12 @@ static enum devclient_status sync_once(struct agent *a)
 	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
 	if (st != DEVCLIENT_OK) {
 		a->failures++;
-		if (st == DEVCLIENT_REFUSED)
+		if (st == DEVCLIENT_REFUSED) {
 			log_err("agent: the control plane refused device %s: wrong SecretKey, or the serial number is "
 				"not bound to a gateway (%s)",
 				a->o.serial, err);
+			disown(a);
+		}
 		schedule_retry(a, err);
 		return st;
 	}

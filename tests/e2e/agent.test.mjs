@@ -9,12 +9,13 @@ import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer } from 'node:net';
 import { startServer } from './lib/server.mjs';
 import { api } from './lib/sag.mjs';
 import { device } from './lib/device.mjs';
 import { freeUdpPort } from './lib/collector.mjs';
 import { scenario, reference, totals, writePcap } from './lib/pcapgen.mjs';
-import { agentRun, agentLive, nfcapdOn, collected, udpFlows, provision, gatewayStatus, freeTcpPort } from './lib/agent.mjs';
+import { agentRun, agentRunAsync, agentLive, nfcapdOn, collected, udpFlows, provision, gatewayStatus, freeTcpPort } from './lib/agent.mjs';
 
 const NOTICE_MS = 5000; // the issue: a running agent notices a change within 5 s
 let srv, a, dir, pcap, packets;
@@ -188,6 +189,42 @@ test('a live agent on loopback follows a Modify within 5 s; no record lost or do
   assert.deepEqual(collected(cdir), { Flows: 2 * 8, Packets: t.packets, Bytes: t.bytes });
 });
 
+test('a live agent whose serial number is unbound stops exporting and forgets its saved configuration', async () => {
+  const cport = await freeUdpPort(), tport = await freeUdpPort();
+  const cdir = join(dir, 'live-unbind'), state = join(dir, 'state-unbind');
+  mkdirSync(cdir);
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: cport, NetflowVersion: 'V5', ActiveAging: 300, InactiveAging: 60 })).FlowLogId;
+  const g = await provision(a);
+  assert.equal(agentRun(srv.url, g, ['--once']).status, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  const nf = await nfcapdOn(cdir, cport);
+  const traffic = await udpFlows(tport, 4);
+  const agent = agentLive(srv.url, g, ['--interface', 'lo', '--filter', `udp and dst port ${tport}`, '--state-dir', state]);
+  let before;
+  try {
+    await agent.waitLog(/NetFlow V5 to/);
+    await agent.waitLog(/capturing on lo/);
+    await traffic.send(10);
+    await sleep(300);
+    before = traffic.totals();
+    const mark = agent.mark();
+    await a.call('UnbindSerialNumber', { SmartAGId: g.id, SerialNumber: g.serial });
+    await agent.waitLog(/refused device .*\n.*not exporting any more/, { after: mark, timeoutMs: NOTICE_MS });
+    assert.throws(() => readFileSync(join(state, 'state.json')), /ENOENT/);
+    await traffic.send(10); // counted by nobody
+    await sleep(300);
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+  } finally {
+    await agent.stop('SIGKILL');
+    traffic.close();
+    await sleep(300);
+    await nf.stop();
+  }
+  assert.deepEqual(collected(cdir), { Flows: 4, Packets: before.packets, Bytes: before.bytes });
+});
+
 test('control plane restart, and an agent restart while it is away, lose no records', async () => {
   const home = mkdtempSync(join(tmpdir(), 'sagflow-agent-cp-'));
   const db = join(home, 'cp.db'), state = join(home, 'state'), cdir = join(home, 'nfcapd');
@@ -297,4 +334,47 @@ test('OutputType all: the NetFlow leg exports, the sls leg is reported as not de
   const r = await replay(g, port);
   assert.deepEqual(r.got, want(totals(reference(packets, 60, 10))));
   assert.match(r.run.stderr, /is NOT delivered/);
+});
+
+// A control plane that misbehaves at the TCP level, answering every
+// connection with answer(socket) after reading the request.
+async function hostile(answer) {
+  const server = createServer((sock) => {
+    sock.on('error', () => {});
+    sock.once('data', () => answer(sock));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) };
+}
+
+test('the HTTP client bounds time and size: silent, huge, garbage and failing control planes are clear errors', async () => {
+  const g = { serial: 'SNhostile1', secret: 'B'.repeat(32) };
+  const body = '{"SmartAGId":"sag-x","ConfigVersion":"0123456789abcdef","Changed":true,"Export":true,"FlowLog":null}';
+  const cases = [
+    [() => {}, /no answer within 3000 ms/],
+    [(s) => s.end(`HTTP/1.1 200 OK\r\nX-Pad: ${'a'.repeat(100000)}\r\n\r\n`), /the answer exceeds 65536 bytes/],
+    [(s) => s.end('hello there\r\n\r\n'), /the answer is not HTTP\/1\.x/],
+    [(s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nnot json'), /the answer is not a JSON object/],
+    [(s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{}'), /shorter than its Content-Length/],
+    [(s) => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), /Transfer-Encoding/],
+    [(s) => s.end('HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\n{}'), /answered 503/],
+    [(s) => s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`), null],
+  ];
+  for (const [answer, re] of cases) {
+    const h = await hostile(answer);
+    try {
+      const t0 = Date.now();
+      const r = await agentRunAsync(h.url, g, ['--once']);
+      if (re) {
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, re);
+        assert.ok(Date.now() - t0 < 10000, 'bounded in time');
+      } else {
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.json.SmartAGId, 'sag-x');
+      }
+    } finally {
+      await h.close();
+    }
+  }
 });

@@ -82,6 +82,21 @@ export function agentRun(srvUrl, dev, extra) {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, json };
 }
 
+// The same without blocking this process (for servers that live in the test itself).
+export function agentRunAsync(srvUrl, dev, extra) {
+  const proc = spawn(BIN, agentArgs(srvUrl, dev, extra), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+  proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  const t = setTimeout(() => proc.kill('SIGKILL'), RUN_TIMEOUT_MS);
+  return new Promise((resolve) => proc.once('close', (status, signal) => {
+    clearTimeout(t);
+    let json = null;
+    try { json = JSON.parse(stdout.trim()); } catch { /* not --once, or it failed */ }
+    resolve({ status, signal, stdout, stderr, json });
+  }));
+}
+
 // --interface: a running agent. waitLog(re, after) waits for a log line
 // matching re that appears after offset `after` (default: anywhere).
 export function agentLive(srvUrl, dev, extra) {
