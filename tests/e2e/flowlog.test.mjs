@@ -400,3 +400,19 @@ test('a restart keeps every flow log, gateway, device and binding', async () => 
     (await import('node:fs')).rmSync(s1.dir, { recursive: true, force: true });
   }
 });
+
+test('Format=XML: flow-log lists repeat FlowLogSetType, names are escaped, errors are <Error>', async () => {
+  const xml = { common: { format: 'XML' } };
+  const c = await a.tf('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '10.0.0.1', Name: 'x<y>&z',
+    Description: 'xml-test' });
+  assert.equal(c.status, 200);
+  const { teaRpc } = await import('./lib/clients.mjs');
+  const d = await teaRpc(srv, 'DescribeFlowLogs', { RegionId: 'cn-shanghai', Description: 'xml-test' }, xml);
+  assert.equal(d.status, 200);
+  assert.match(d.headers['content-type'], /^text\/xml/);
+  assert.match(d.text, /<FlowLogs><FlowLogSetType><FlowLogId>fl-[a-z0-9]{18}<\/FlowLogId><Name>x&lt;y&gt;&amp;z<\/Name>/);
+  assert.match(d.text, /<NetflowServerPort>9995<\/NetflowServerPort>/);
+  const e = await teaRpc(srv, 'DeleteFlowLog', { RegionId: 'cn-shanghai', FlowLogId: 'fl-nosuchlog000000000' }, xml);
+  assert.equal(e.status, 400);
+  assert.match(e.text, /<Error>.*<Code>InvalidFlowLogId\.NotFound<\/Code><Message>The specified FlowLogId does not exist\.<\/Message>/);
+});
