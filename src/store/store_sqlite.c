@@ -447,6 +447,16 @@ static int run_job(struct sconn *c, struct job *j)
 	/* Some errors (disk full, I/O) make SQLite roll back the whole transaction. */
 	if (sqlite3_get_autocommit(c->db))
 		return -1;
+	/* A deferred foreign key left dangling would fail the COMMIT, and with it
+	 * every job of the batch: charge it to this job instead. The count was
+	 * zero before it ran, since every earlier job was checked the same way. */
+	int dangling = 0, high = 0;
+	if (j->rc == 0 &&
+	    sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &dangling, &high, 0) == SQLITE_OK &&
+	    dangling > 0) {
+		log_err("store: a write left a foreign key unresolved; it is rolled back");
+		j->rc = STORE_EIO;
+	}
 	if (j->rc != 0 && conn_exec(c, "ROLLBACK TO job") != 0)
 		return -1;
 	return conn_exec(c, "RELEASE job");

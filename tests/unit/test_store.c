@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #define TEST_KILL_AFTER 2000  /* acknowledged rows before the parent kills it */
 #define TEST_KILL_THREADS 8
 #define TEST_READERS 8
+#define TEST_FAIL_JOBS 100 /* rows of TEST_BIG_ROW bytes in the batch whose COMMIT fails */
 #define TEST_BIG_ROW 8000                 /* bytes: two overflow pages a row */
 #define TEST_BIG_ROWS 12800               /* ~100 MiB through the WAL */
 #define TEST_WAL_BOUND (64 * 1024 * 1024) /* the WAL without a restart would exceed 100 MiB */
@@ -534,6 +536,138 @@ static void test_misuse(void **state)
 	store_close(s);
 }
 
+/* ---- batches: a gate holds the writer so that the next jobs form one batch ---- */
+
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, open;
+};
+
+static int gate_job(struct store_tx *tx, void *arg)
+{
+	struct gate *g = arg;
+	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	return 0;
+}
+
+static void gate_close(struct store *s, struct gate *g)
+{
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->entered = g->open = false;
+	store_write_async(s, gate_job, g, NULL);
+	pthread_mutex_lock(&g->mu);
+	while (!g->entered)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->open = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+struct fk_row {
+	int64_t id, account;
+	int rc, calls;
+	pthread_mutex_t *mu;
+	pthread_cond_t *cv;
+	int *pending;
+};
+
+static int make_fk_table(struct store_tx *tx, void *arg)
+{
+	int64_t *account = arg;
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "CREATE TABLE IF NOT EXISTS fkc (id INTEGER PRIMARY KEY, "
+					      "acc INTEGER NOT NULL REFERENCES accounts(id) "
+					      "DEFERRABLE INITIALLY DEFERRED)");
+	if (!st || sqlite3_step(st) != SQLITE_DONE)
+		return STORE_EIO;
+	return store_account_ensure(tx, "fk-owner", account);
+}
+
+static int insert_fk(struct store_tx *tx, void *arg)
+{
+	struct fk_row *r = arg;
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO fkc(id, acc) VALUES (?1, ?2)");
+	if (!st)
+		return STORE_EIO;
+	sqlite3_bind_int64(st, 1, r->id);
+	sqlite3_bind_int64(st, 2, r->account);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "insert fk");
+}
+
+static void fk_done(void *arg, int rc)
+{
+	struct fk_row *r = arg;
+	pthread_mutex_lock(r->mu);
+	r->rc = rc;
+	r->calls++;
+	if (--*r->pending == 0)
+		pthread_cond_broadcast(r->cv);
+	pthread_mutex_unlock(r->mu);
+}
+
+static int count_fk(struct store_tx *tx, void *arg)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT count(*) FROM fkc");
+	if (!st || sqlite3_step(st) != SQLITE_ROW)
+		return STORE_EIO;
+	*(int64_t *)arg = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/* A job that leaves a deferred foreign key dangling would fail the whole
+ * batch's COMMIT; it must fail alone. */
+static void test_deferred_fk_isolated(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account = 0;
+	assert_int_equal(store_write(s, make_fk_table, &account), 0);
+
+	enum { N = 40 };
+	struct fk_row rows[N];
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = N;
+	struct gate g;
+	gate_close(s, &g);
+	for (int i = 0; i < N; i++) {
+		rows[i] = (struct fk_row){.id = i + 1, .account = i % 5 == 0 ? 999999 : account,
+					  .rc = -99, .mu = &mu, .cv = &cv, .pending = &pending};
+		store_write_async(s, insert_fk, &rows[i], fk_done);
+	}
+	gate_open(&g);
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(rows[i].calls, 1);
+		assert_int_equal(rows[i].rc, i % 5 == 0 ? STORE_EIO : 0);
+	}
+	struct store_stats st;
+	store_stats(s, &st);
+	assert_true(st.max_batch >= N); /* they did share one transaction */
+	int64_t n = 0;
+	assert_int_equal(store_read(s, count_fk, &n), 0);
+	assert_int_equal(n, N - N / 5);
+	store_close(s);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+
 /* ---- readers beside the writer ---- */
 
 struct reader {
@@ -685,6 +819,101 @@ static void test_checkpoint_mode_invalid(void **state)
 	assert_null(s);
 }
 
+/* ---- a COMMIT that fails ---- */
+
+struct big_job {
+	int rc, calls;
+	pthread_mutex_t *mu;
+	pthread_cond_t *cv;
+	int *pending;
+};
+
+static void big_done(void *arg, int rc)
+{
+	struct big_job *b = arg;
+	pthread_mutex_lock(b->mu);
+	b->rc = rc;
+	b->calls++;
+	if (--*b->pending == 0)
+		pthread_cond_broadcast(b->cv);
+	pthread_mutex_unlock(b->mu);
+}
+
+static int count_big(struct store_tx *tx, void *arg)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT count(*) FROM big");
+	if (!st || sqlite3_step(st) != SQLITE_ROW)
+		return STORE_EIO;
+	*(int64_t *)arg = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/* In a child whose file size limit (RLIMIT_FSIZE) stops the WAL from growing:
+ * one batch of jobs that each succeed, whose COMMIT then cannot be written.
+ * Every job must get STORE_EIO, and the store must work again once there is
+ * room. Returns the child's exit status. */
+static int commit_failure_child(const char *path)
+{
+	signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG instead */
+	struct store *s = store_open(path);
+	if (!s || store_write(s, make_big, NULL) != 0)
+		return 3;
+	char wal[192];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	struct stat a, b;
+	if (stat(path, &a) != 0 || stat(wal, &b) != 0)
+		return 4;
+	struct big_job jobs[TEST_FAIL_JOBS];
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = TEST_FAIL_JOBS;
+	struct gate g;
+	gate_close(s, &g);
+	struct rlimit lim = {(rlim_t)(a.st_size > b.st_size ? a.st_size : b.st_size) + 8192,
+			     RLIM_INFINITY};
+	if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+		return 5;
+	for (int i = 0; i < TEST_FAIL_JOBS; i++) {
+		jobs[i] = (struct big_job){.rc = -99, .mu = &mu, .cv = &cv, .pending = &pending};
+		store_write_async(s, insert_big, &jobs[i], big_done);
+	}
+	gate_open(&g);
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	for (int i = 0; i < TEST_FAIL_JOBS; i++)
+		if (jobs[i].calls != 1 || jobs[i].rc != STORE_EIO)
+			return 6;
+	lim.rlim_cur = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+		return 7;
+	if (store_write(s, insert_big, NULL) != 0)
+		return 8;
+	store_close(s);
+	return 0;
+}
+
+static void test_commit_failure(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(commit_failure_child(f->path));
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* Only the row written after the failure is there. */
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t n = -1;
+	assert_int_equal(store_read(s, count_big, &n), 0);
+	assert_int_equal(n, 1);
+	store_close(s);
+}
+
 /* ---- durability across kill -9 ---- */
 
 struct kill_writer {
@@ -792,6 +1021,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_sql_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_fk_isolated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_and_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded_thread, setup, teardown),
