@@ -14,7 +14,7 @@ void log_set_level(enum log_level lvl)
 	log_min = lvl;
 }
 
-static void log_v(enum log_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_v(enum log_level lvl, const char *fmt, va_list ap)
 {
 	char line[4096], ts[32];
 	struct timeval tv;
