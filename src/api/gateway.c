@@ -219,6 +219,9 @@ static json_t *device_json(const struct device *d)
 	json_object_set_new(o, "SoftwareVersion", json_string(d->software_version));
 	json_object_set_new(o, "HaState", json_string(device_ha_name(d->ha_state)));
 	json_object_set_new(o, "HcState", json_string(d->reported_ms ? "Normal" : ""));
+	/* sagflow's own field: whether the flow log's Log Service leg reaches
+	 * Log Service, as the device reports it (docs/device-protocol.md §6). */
+	json_object_set_new(o, "SlsDelivery", json_string(d->sls_delivery));
 	json_object_set_new(o, "MonitorVersion", json_string(""));
 	json_object_set_new(o, "DpiSignatureDbVersion", json_string(""));
 	/* Shown to the owner on purpose (spec §4.2): it is how the operator

@@ -259,6 +259,12 @@ static bool config_version_valid(struct str s)
 	return s.len == 0 || is_lower_hex(s, DEVICE_CONFIG_VERSION_HEX);
 }
 
+/* The Log Service leg of the device's flow log, as the device sees it. */
+static bool sls_delivery_valid(struct str s)
+{
+	return s.len == 0 || str_eqc(s, "delivered") || str_eqc(s, "not-delivered");
+}
+
 int device_report_parse(struct str body, struct device_report *rep)
 {
 	json_error_t jerr;
@@ -278,6 +284,9 @@ int device_report_parse(struct str body, struct device_report *rep)
 	rep->ha = (int)ha;
 	if (json_object_get(o, "ConfigVersion") &&
 	    str_field(o, "ConfigVersion", config_version_valid, rep->have, sizeof(rep->have)) < 0)
+		goto out;
+	if (json_object_get(o, "SlsDelivery") &&
+	    str_field(o, "SlsDelivery", sls_delivery_valid, rep->sls_delivery, sizeof(rep->sls_delivery)) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -315,6 +324,9 @@ static int load_tx(struct store_tx *tx, void *arg)
 	return load(tx, arg);
 }
 
+_Static_assert(sizeof(((struct device *)0)->sls_delivery) == sizeof(((struct device_report *)0)->sls_delivery),
+	       "a report's SlsDelivery is stored as is");
+
 /* The report and the answer's state in one write transaction. */
 static int report_tx(struct store_tx *tx, void *arg)
 {
@@ -323,6 +335,7 @@ static int report_tx(struct store_tx *tx, void *arg)
 	memcpy(d.model, s->rep.model, sizeof(d.model));
 	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
 	d.ha_state = (enum device_ha)s->rep.ha;
+	memcpy(d.sls_delivery, s->rep.sls_delivery, sizeof(d.sls_delivery));
 	int rc = store_device_report(tx, s->serial, &d, time_now_ms());
 	return rc != 0 ? rc : load(tx, s);
 }
@@ -340,7 +353,8 @@ static void report_done(void *arg, int rc)
 static bool report_differs(const struct device *d, const struct device_report *rep)
 {
 	return strcmp(d->model, rep->model) || strcmp(d->software_version, rep->version) ||
-	       d->ha_state != (enum device_ha)rep->ha || time_now_ms() - d->reported_ms >= DEVICE_REPORT_REFRESH_MS;
+	       d->ha_state != (enum device_ha)rep->ha || strcmp(d->sls_delivery, rep->sls_delivery) ||
+	       time_now_ms() - d->reported_ms >= DEVICE_REPORT_REFRESH_MS;
 }
 
 static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const struct device **dev)

@@ -33,6 +33,7 @@ struct device_report {
 	char version[33];         /* DOMAIN_VERSION_MAX + 1 */
 	int ha;                   /* enum device_ha */
 	char have[DEVICE_CONFIG_VERSION_HEX + 1]; /* the device's ConfigVersion, or "" */
+	char sls_delivery[16];    /* DOMAIN_SLS_DELIVERY_MAX + 1: "", "delivered", "not-delivered" */
 };
 
 /* Parses and validates a report body: 0, or -1 (Device.InvalidReport). */

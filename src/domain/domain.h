@@ -25,6 +25,7 @@
 #define DOMAIN_MODEL_MAX 32
 #define DOMAIN_SECRET_LEN 32       /* device SecretKey, [A-Za-z0-9] */
 #define DOMAIN_MAX_DEVICES 2       /* one for no_backup, two for an HA pair */
+#define DOMAIN_SLS_DELIVERY_MAX 15 /* a device's SlsDelivery: "", "delivered", "not-delivered" */
 
 #define FLOWLOG_ACTIVE_AGING_MIN 60
 #define FLOWLOG_ACTIVE_AGING_MAX 6000
@@ -116,6 +117,7 @@ struct device {
 	char software_version[DOMAIN_VERSION_MAX + 1]; /* as reported; "" never reported */
 	enum device_ha ha_state;
 	int64_t reported_ms; /* 0 = never */
+	char sls_delivery[DOMAIN_SLS_DELIVERY_MAX + 1]; /* as reported: "", "delivered", "not-delivered" */
 };
 
 struct sag {

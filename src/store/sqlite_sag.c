@@ -295,7 +295,7 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "SELECT serial_number, secret_key, model, software_version, ha_state, "
-		    "reported_ms FROM devices WHERE sag_rowid = ?1 ORDER BY bound_ms, serial_number");
+		    "reported_ms, sls_delivery FROM devices WHERE sag_rowid = ?1 ORDER BY bound_ms, serial_number");
 	if (!st || sqlite3_bind_int64(st, 1, g->rowid) != SQLITE_OK)
 		return st ? sqlite_tx_fail(tx, "devices bind") : STORE_EIO;
 	int rc;
@@ -308,6 +308,7 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 		    sqlite_col_copy(st, 1, d->secret_key, sizeof(d->secret_key)) < 0 ||
 		    sqlite_col_copy(st, 2, d->model, sizeof(d->model)) < 0 ||
 		    sqlite_col_copy(st, 3, d->software_version, sizeof(d->software_version)) < 0 ||
+		    sqlite_col_copy(st, 6, d->sls_delivery, sizeof(d->sls_delivery)) < 0 ||
 		    (ha.len && device_ha_parse(ha, &d->ha_state) < 0))
 			return sqlite_tx_fail(tx, "device row");
 		d->reported_ms = sqlite3_column_int64(st, 5);
@@ -498,10 +499,10 @@ int store_device_report(struct store_tx *tx, const char *serial_number, const st
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE devices SET model = ?2, software_version = ?3, ha_state = ?4, "
-		    "reported_ms = ?5 WHERE serial_number = ?1");
+		    "reported_ms = ?5, sls_delivery = ?6 WHERE serial_number = ?1");
 	if (!st || bind_text(st, 1, serial_number) || bind_text(st, 2, d->model) ||
 	    bind_text(st, 3, d->software_version) || bind_text(st, 4, device_ha_name(d->ha_state)) ||
-	    sqlite3_bind_int64(st, 5, now_ms))
+	    sqlite3_bind_int64(st, 5, now_ms) || bind_text(st, 6, d->sls_delivery))
 		return st ? sqlite_tx_fail(tx, "device report bind") : STORE_EIO;
 	return step_done(tx, st, "device report");
 }
