@@ -73,6 +73,7 @@ struct agent {
 	struct meter *m;          /* NULL while nothing is exported */
 	struct udp_sender *udp;   /* the meter's exporter sends through it */
 	int failures;             /* syncs failed in a row */
+	bool reported_sls;        /* the last accepted report said the sls leg is not delivered */
 	int64_t next_sync_us;     /* monotonic */
 	char state_path[AGENT_PATH_MAX];
 };
@@ -460,6 +461,7 @@ static enum devclient_status sync_once(struct agent *a)
 	if (a->failures)
 		log_info("agent: the control plane answers again after %d failed syncs", a->failures);
 	a->failures = 0;
+	a->reported_sls = rep.sls_not_delivered;
 	int64_t poll = (int64_t)ans.poll_interval_s * 1000;
 	a->next_sync_us = time_mono_us() + (poll < AGENT_POLL_MS ? poll : AGENT_POLL_MS) * 1000;
 	bool same = a->cfg.known && !strcmp(ans.config_version, a->cfg.version);
@@ -659,6 +661,10 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	state_load(&a);
 	rc = first_sync(&a);
+	/* The first report went out before the configuration was known: a
+	 * one-shot mode tells the control plane about the sls leg right away. */
+	if (rc == AGENT_EXIT_OK && !a.o.iface && a.failures == 0 && sls_leg(&a.cfg) != a.reported_sls)
+		sync_once(&a);
 	if (rc == AGENT_EXIT_OK && a.o.once) {
 		char *s = config_dump(&a);
 		printf("%s\n", s);

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:net';
 import { startServer } from './lib/server.mjs';
 import { api } from './lib/sag.mjs';
-import { device } from './lib/device.mjs';
+import { device, deviceRequest } from './lib/device.mjs';
 import { freeUdpPort } from './lib/collector.mjs';
 import { scenario, reference, totals, writePcap } from './lib/pcapgen.mjs';
 import { agentRun, agentRunAsync, agentLive, nfcapdOn, collected, udpFlows, provision, gatewayStatus, freeTcpPort } from './lib/agent.mjs';
@@ -106,7 +106,7 @@ test('a flow log follows its gateway: V10 300/15, modify to V5 60/10, deactivate
   const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
   assert.equal(attr.Status, 'Active', 'the device is online');
   assert.equal(attr.SoftwareVersion, '1.7.0');
-  assert.equal(attr.Devices.Device[0].Model ?? 'sag-1000', 'sag-1000');
+  assert.equal(attr.Devices.Device[0].SlsDelivery, '', 'no sls leg, nothing to report');
 
   await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
   let r = await replay(g, port);
@@ -331,6 +331,12 @@ test('OutputType all: the NetFlow leg exports, the sls leg is reported as not de
   assert.equal(once.json.NetflowLeg, 'exporting');
   assert.equal(once.json.SlsLeg, 'not-delivered');
   assert.match(once.stderr, /Log Service leg \(project 'proj1', logstore 'store1'\) is NOT delivered/);
+  const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
+  assert.equal(attr.Devices.Device[0].SlsDelivery, 'not-delivered', 'the device status says so too');
+  const bad = await deviceRequest(srv, { serial: g.serial, secret: g.secret,
+    report: { Model: 'sag-1000', SoftwareVersion: '1.7.0', SlsDelivery: 'maybe' } });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.json.Code, 'Device.InvalidReport');
   const r = await replay(g, port);
   assert.deepEqual(r.got, want(totals(reference(packets, 60, 10))));
   assert.match(r.run.stderr, /is NOT delivered/);
