@@ -387,15 +387,15 @@ static int start_metering(struct agent *a, const struct agent_config *c)
 static void apply(struct agent *a, const struct agent_config *c)
 {
 	bool changed_leg = !a->applied || !same_netflow(&a->cfg, c);
+	bool ok = true;
 	describe(c);
-	if (changed_leg) {
-		if (netflow_leg(c))
-			start_metering(a, c);
-		else
-			stop_metering(a);
-	}
+	if (changed_leg && netflow_leg(c))
+		ok = start_metering(a, c) == 0;
+	else if (changed_leg)
+		stop_metering(a);
 	a->cfg = *c;
-	a->applied = true;
+	/* A leg that could not start is tried again at the next sync. */
+	a->applied = ok;
 }
 
 /* ---- syncing ---- */
