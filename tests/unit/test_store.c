@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -672,7 +673,7 @@ static void test_deferred_fk_isolated(void **state)
 
 struct reader {
 	struct store *s;
-	volatile bool *stop;
+	atomic_bool *stop;
 	int reads, errors, backwards;
 };
 
@@ -680,7 +681,7 @@ static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 	int64_t last = 0;
-	while (!*r->stop) {
+	while (!atomic_load(r->stop)) {
 		int64_t n = 0;
 		if (store_read(r->s, count_rows, &n) != 0)
 			r->errors++;
@@ -703,7 +704,7 @@ static void test_readers_and_writer(void **state)
 	assert_non_null(s);
 	assert_int_equal(store_write(s, make_table, NULL), 0);
 	for (int round = 0; round < 2; round++) {
-		volatile bool stop = false;
+		atomic_bool stop = false;
 		pthread_t th[TEST_READERS];
 		struct reader r[TEST_READERS];
 		for (int t = 0; t < TEST_READERS; t++) {
@@ -714,7 +715,7 @@ static void test_readers_and_writer(void **state)
 			struct row row = {.id = round * TEST_JOBS_PER_THREAD + i + 1, .v = i};
 			assert_int_equal(store_write(s, insert_row, &row), 0);
 		}
-		stop = true;
+		atomic_store(&stop, true);
 		for (int t = 0; t < TEST_READERS; t++) {
 			pthread_join(th[t], NULL);
 			assert_int_equal(r[t].errors, 0);
