@@ -19,6 +19,7 @@
 #define METER_SNAPLEN 256               /* headers only: bytes come from the IP header */
 #define METER_LIVE_TIMEOUT_MS 100 /* how often a quiet interface still runs the timers */
 #define METER_LIVE_BUFFER (16 << 20)
+#define METER_FILE_BUFFER (1 << 20)
 #define METER_HOSTPORT_MAX 300
 #define METER_DEFAULT_PORT "9995"
 
@@ -194,9 +195,18 @@ static pcap_t *meter_open_capture(const struct meter_opts *o)
 	char err[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *p;
 	if (o->read) {
-		p = pcap_open_offline_with_tstamp_precision(o->read, PCAP_TSTAMP_PRECISION_MICRO, err);
-		if (!p)
+		/* libpcap reads through stdio: a large buffer saves a read(2) per 4 KB. */
+		FILE *f = fopen(o->read, "rb");
+		if (!f) {
+			fprintf(stderr, "sagflow meter: cannot read %s: %m\n", o->read);
+			return NULL;
+		}
+		setvbuf(f, NULL, _IOFBF, METER_FILE_BUFFER);
+		p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
+		if (!p) {
 			fprintf(stderr, "sagflow meter: cannot read %s: %s\n", o->read, err);
+			fclose(f);
+		}
 		return p;
 	}
 	p = pcap_create(o->iface, err);

@@ -89,7 +89,7 @@ void flowtable_free(struct flowtable *ft)
 
 #define FT_HASH_WORDS ((sizeof(struct flow_key) + 7) / 8)
 
-static uint32_t ft_hash(const struct flowtable *ft, const struct flow_key *k)
+uint32_t flowtable_hash(const struct flowtable *ft, const struct flow_key *k)
 {
 	uint64_t w[FT_HASH_WORDS] = {0};
 	memcpy(w, k, sizeof(*k));
@@ -150,7 +150,7 @@ static void ft_list_remove(struct flowtable *ft, int which, uint32_t idx)
 
 static void ft_hash_remove(struct flowtable *ft, uint32_t idx)
 {
-	uint32_t *link = &ft->buckets[ft_hash(ft, &ft->slots[idx].key) & ft->mask];
+	uint32_t *link = &ft->buckets[flowtable_hash(ft, &ft->slots[idx].key) & ft->mask];
 	while (*link != idx)
 		link = &ft->slots[*link].hnext;
 	*link = ft->slots[idx].hnext;
@@ -230,15 +230,32 @@ void flowtable_expire(struct flowtable *ft, int64_t now_us)
 		ft_close(ft, ft->age.head, FLOW_END_ACTIVE);
 }
 
+void flowtable_prefetch_bucket(const struct flowtable *ft, uint32_t h)
+{
+	__builtin_prefetch(&ft->buckets[h & ft->mask]);
+}
+
+void flowtable_prefetch_entry(const struct flowtable *ft, uint32_t h)
+{
+	uint32_t i = ft->buckets[h & ft->mask];
+	if (i != FT_NIL)
+		__builtin_prefetch(&ft->slots[i], 1);
+}
+
 void flowtable_packet(struct flowtable *ft, int64_t t_us, const struct flow_key *key, uint8_t tcp_flags,
 		      uint32_t ip_len)
+{
+	flowtable_packet_hashed(ft, t_us, key, flowtable_hash(ft, key), tcp_flags, ip_len);
+}
+
+void flowtable_packet_hashed(struct flowtable *ft, int64_t t_us, const struct flow_key *key, uint32_t h,
+			     uint8_t tcp_flags, uint32_t ip_len)
 {
 	/* The clock never runs backwards: a packet older than one already seen
 	 * (capture reordering) counts at the current time, which keeps both
 	 * lists sorted. */
 	flowtable_expire(ft, t_us);
 	int64_t t = ft->now_us;
-	uint32_t h = ft_hash(ft, key);
 	uint32_t idx = ft_lookup(ft, h, key);
 	if (idx != FT_NIL) {
 		struct ft_entry *e = &ft->slots[idx];

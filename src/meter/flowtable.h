@@ -32,6 +32,13 @@ void flowtable_free(struct flowtable *ft);
 /* Counts one packet of ip_len bytes at time t_us (expires what is due first). */
 void flowtable_packet(struct flowtable *ft, int64_t t_us, const struct flow_key *key, uint8_t tcp_flags,
 		      uint32_t ip_len);
+/* The same in two steps, so a caller holding a batch of packets can warm the
+ * cache first: hash, prefetch (bucket, then record), then count. */
+uint32_t flowtable_hash(const struct flowtable *ft, const struct flow_key *key);
+void flowtable_prefetch_bucket(const struct flowtable *ft, uint32_t h);
+void flowtable_prefetch_entry(const struct flowtable *ft, uint32_t h);
+void flowtable_packet_hashed(struct flowtable *ft, int64_t t_us, const struct flow_key *key, uint32_t h,
+			     uint8_t tcp_flags, uint32_t ip_len);
 /* Closes every record whose aging has passed at now_us. */
 void flowtable_expire(struct flowtable *ft, int64_t now_us);
 /* Closes every open record with the given reason. */

@@ -50,7 +50,9 @@ struct meter *meter_new(const struct meter_config *cfg, struct exporter **ex, si
 			size_t errlen);
 /* Frees the meter and its exporters (call meter_flush first to keep records). */
 void meter_free(struct meter *m);
-/* Decodes and counts one packet; returns the decode status (skipped if not OK). */
+/* Decodes and counts one packet; returns the decode status (skipped if not
+ * OK). Counting may wait for up to 16 packets (a cache-friendly batch, same
+ * order); every other call below completes it first. */
 enum decode_status meter_packet(struct meter *m, int linktype, int64_t ts_us, const uint8_t *p, size_t caplen);
 /* Moves the clock to now_us: closes every record whose aging passed, lets
  * exporters send what waited. */
@@ -62,9 +64,9 @@ void meter_flush(struct meter *m);
  * Returns -1 (nothing changed) if cfg is out of range. */
 int meter_reconfigure(struct meter *m, const struct meter_config *cfg, struct exporter **ex, size_t nex,
 		      char *err, size_t errlen);
-void meter_get_stats(const struct meter *m, struct meter_stats *out);
+void meter_get_stats(struct meter *m, struct meter_stats *out);
 /* Meter and exporter statistics, one "name: value" a line. */
-void meter_print_stats(const struct meter *m, FILE *f);
+void meter_print_stats(struct meter *m, FILE *f);
 /* Bytes per tracked flow the table reserves (record slot + bucket share). */
 double meter_bytes_per_flow(const struct meter *m);
 
