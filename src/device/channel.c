@@ -126,6 +126,12 @@ void device_sign(struct str secret, struct str sts, char out[DEVICE_HEX_SHA256 +
 
 static void respond_err(struct http_request *r, enum dev_err e)
 {
+	/* One line per refusal, for operators; the serial number is printable
+	 * (checked) or left out, and no key or signature is ever logged. */
+	struct str sn = http_header(r, "X-Sag-Serial-Number");
+	bool show = domain_serial_valid(sn);
+	log_warn("device: %s %d remote=%s serial=%.*s", dev_errors[e].code, dev_errors[e].status,
+		 r->remote, show ? (int)sn.len : 0, show ? sn.p : "");
 	json_t *o = json_object();
 	json_object_set_new(o, "Code", json_string(dev_errors[e].code));
 	json_object_set_new(o, "Message", json_string(dev_errors[e].message));
