@@ -192,3 +192,16 @@ test('a device of another model or old firmware reports fine; the rules use it',
   assert.equal((await d.sync({ model: 'sag-1000' })).status, 200);
   await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
 });
+
+test('the server log names refused devices but never a SecretKey or a signature', async () => {
+  const g = await gateway(srv, a, { devices: [{}] });
+  const { serial, secret } = g.devices[0].state;
+  let sig = '';
+  await deviceRequest(srv, { serial, secret: 'wrongwrongwrong', report: REPORT,
+    mutate: (h) => { sig = h.authorization.split('=')[1]; } });
+  await new Promise((r) => setTimeout(r, 100));
+  const log = srv.stderr();
+  assert.match(log, new RegExp(`device: Device.AuthFailed 401 remote=127\\.0\\.0\\.1:\\d+ serial=${serial}`));
+  assert.ok(!log.includes(secret), 'no SecretKey in the log');
+  assert.ok(!log.includes(sig), 'no signature in the log');
+});
