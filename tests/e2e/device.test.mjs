@@ -199,9 +199,10 @@ test('the server log names refused devices but never a SecretKey or a signature'
   let sig = '';
   await deviceRequest(srv, { serial, secret: 'wrongwrongwrong', report: REPORT,
     mutate: (h) => { sig = h.authorization.split('=')[1]; } });
-  await new Promise((r) => setTimeout(r, 100));
+  const line = new RegExp(`device: Device.AuthFailed 401 remote=127\\.0\\.0\\.1:\\d+ serial=${serial}`);
+  for (let i = 0; i < 50 && !line.test(srv.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
   const log = srv.stderr();
-  assert.match(log, new RegExp(`device: Device.AuthFailed 401 remote=127\\.0\\.0\\.1:\\d+ serial=${serial}`));
+  assert.match(log, line);
   assert.ok(!log.includes(secret), 'no SecretKey in the log');
   assert.ok(!log.includes(sig), 'no signature in the log');
 });
