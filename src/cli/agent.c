@@ -52,7 +52,8 @@ enum {
 };
 
 struct agent_opts {
-	const char *control_plane, *serial, *secret, *iface, *read, *firmware, *ha, *state_dir, *filter;
+	const char *control_plane, *serial, *iface, *read, *firmware, *ha, *state_dir, *filter;
+	char *secret; /* argv's copy is blanked once the client holds its own */
 	bool once;
 };
 
@@ -654,6 +655,11 @@ int cmd_agent(int argc, char **argv)
 		fprintf(stderr, "sagflow agent: %s\n", err);
 		return AGENT_EXIT_USAGE;
 	}
+	/* The client holds its own copy: blank the one in argv so ps and
+	 * /proc/PID/cmdline stop showing it (the environment is the better way). */
+	if (a.o.secret != getenv(AGENT_SECRET_ENV))
+		memset(a.o.secret, 'x', strlen(a.o.secret));
+	a.o.secret = NULL;
 	log_info("agent: device %s (model %s, firmware %s%s%s), control plane %s", a.o.serial, AGENT_MODEL,
 		 a.o.firmware, a.o.ha ? ", HA state " : "", a.o.ha ? a.o.ha : "", a.o.control_plane);
 	struct sigaction sa = {.sa_handler = agent_on_signal};

@@ -225,8 +225,11 @@ static int recv_response(int fd, struct buf *b, bool *closed, int64_t deadline_u
 			return -1;
 		}
 		size_t want = DEVCLIENT_MAX_RESPONSE - b->len;
-		buf_reserve(b, want < DEVCLIENT_READ_CHUNK ? want : DEVCLIENT_READ_CHUNK);
-		ssize_t n = recv(fd, b->p + b->len, b->cap - b->len, 0);
+		if (want > DEVCLIENT_READ_CHUNK)
+			want = DEVCLIENT_READ_CHUNK;
+		buf_reserve(b, want);
+		/* Never more than the cap, whatever buf_reserve allocated. */
+		ssize_t n = recv(fd, b->p + b->len, want, 0);
 		if (n == 0) {
 			*closed = true;
 			return 0;

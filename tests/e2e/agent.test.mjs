@@ -165,6 +165,8 @@ test('a live agent on loopback follows a Modify within 5 s; no record lost or do
     await agent.waitLog(/capturing on lo/);
     await agent.waitLog(/NetFlow V9 to 127\.0\.0\.1:\d+, ActiveAging 300 s, InactiveAging 60 s/);
     assert.equal(await gatewayStatus(a, g.id), 'Active', 'a running agent keeps its gateway online');
+    const cmdline = readFileSync(`/proc/${agent.proc.pid}/cmdline`, 'utf8');
+    assert.ok(cmdline.includes('--secret') && !cmdline.includes(g.secret), 'the secret is blanked in argv');
     await traffic.send(25);
     await sleep(300);
     const mark = agent.mark();
