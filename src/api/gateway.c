@@ -283,6 +283,18 @@ static const char *filter_param(struct api_call *c, const char *name)
 	return p.set && p.v.len ? p.v.p : NULL;
 }
 
+/* The instance states of spec §4.1; this server derives Init, Active and
+ * Offline from device reports, so the others match nothing. */
+static bool status_known(struct str s)
+{
+	static const char *const known[] = {"Ordered", "Delivered", "Received", "Returning", "Active",
+					    "Init", "Offline", "Unconfirmed", "Arrearage"};
+	for (size_t i = 0; i < NELEM(known); i++)
+		if (str_eqc(s, known[i]))
+			return true;
+	return false;
+}
+
 static void describe_gateways(struct api_call *c)
 {
 	char region[DOMAIN_REGION_MAX + 1];
@@ -300,6 +312,12 @@ static void describe_gateways(struct api_call *c)
 		}
 		r.f.spec = (int)spec;
 	}
+	r.f.status = filter_param(c, "Status");
+	if (r.f.status && !status_known(str_c(r.f.status))) {
+		api_fail(c, ERR_INVALID_PARAMETER, "Status");
+		return;
+	}
+	r.f.now_ms = time_now_ms();
 	if (sag_paging(c, SAG_PAGE_SIZE_MAX, &page, &size) != ERR_OK)
 		return;
 	r.f.sag_id = filter_param(c, "SmartAGId");

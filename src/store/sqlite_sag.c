@@ -399,7 +399,10 @@ static int each_sag(struct store_tx *tx, sqlite3_stmt *st, sag_each_fn fn, void 
 	"WHERE g.account_id = ?1 AND g.region_id = ?2 AND (?3 IS NULL OR g.sag_id = ?3) "       \
 	"AND (?4 IS NULL OR g.name = ?4) AND (?5 IS NULL OR g.resource_group_id = ?5) "         \
 	"AND (?6 IS NULL OR g.hardware_spec = ?6) AND (?7 IS NULL OR EXISTS (SELECT 1 FROM "    \
-	"devices d WHERE d.serial_number = ?7 AND d.sag_rowid = g.id)) "
+	"devices d WHERE d.serial_number = ?7 AND d.sag_rowid = g.id)) "                        \
+	"AND (?10 IS NULL OR (SELECT CASE WHEN coalesce(max(d.reported_ms), 0) = 0 THEN 'Init' " \
+	"WHEN ?11 - max(d.reported_ms) <= ?12 THEN 'Active' ELSE 'Offline' END "               \
+	"FROM devices d WHERE d.sag_rowid = g.id) = ?10) "
 
 static int bind_sag_filter(sqlite3_stmt *st, struct owner o, const struct sag_filter *f)
 {
@@ -411,6 +414,11 @@ static int bind_sag_filter(sqlite3_stmt *st, struct owner o, const struct sag_fi
 	for (int i = 0; i < 5; i++)
 		if (bind_text(st, 3 + i, v[i]) != SQLITE_OK)
 			return -1;
+	/* The same rule as sag_status() in src/domain, evaluated per row. */
+	if (bind_text(st, 10, f->status) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 11, f->now_ms) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 12, DEVICE_ONLINE_MS) != SQLITE_OK)
+		return -1;
 	return 0;
 }
 

@@ -148,3 +148,20 @@ test('DeleteSmartAccessGateway takes InstanceId; refused while a flow log is bou
   const r = await g.devices[0].sync();
   assert.equal(r.status, 401, 'the old SecretKey no longer works');
 });
+
+test('DescribeSmartAccessGateways Status filter follows the device reports', async () => {
+  const region = 'eu-central-1';
+  const live = await gateway(srv, a, { devices: [{ version: '1.7.0' }], region });
+  const quiet = await gateway(srv, a, { devices: [{ silent: true }], region });
+  const ids = async (Status) => (await a.call('DescribeSmartAccessGateways', { RegionId: region, Status }))
+    .SmartAccessGateways.SmartAccessGateway.map((g) => [g.SmartAGId, g.Status]);
+  same(await ids('Active'), [[live.id, 'Active']]);
+  same(await ids('Init'), [[quiet.id, 'Init']]);
+  same(await ids('Offline'), []);
+  same(await ids('Ordered'), []);
+  await a.fails('DescribeSmartAccessGateways', { RegionId: region, Status: 'Sleeping' }, 'InvalidParameter',
+    { detail: /"Status"/ });
+  // The silent device speaks up: the gateway moves to Active.
+  assert.equal((await quiet.devices[0].sync()).status, 200);
+  assert.equal((await ids('Active')).length, 2);
+});
