@@ -681,16 +681,17 @@ static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 	int64_t last = 0;
-	while (!atomic_load(r->stop)) {
+	/* At least one read even if the writes finish before this thread runs. */
+	do {
 		int64_t n = 0;
 		if (store_read(r->s, count_rows, &n) != 0)
 			r->errors++;
-		/* Snapshots only move forward, and a batch is seen whole or not at all. */
+		/* Snapshots only move forward. */
 		if (n < last)
 			r->backwards++;
 		last = n;
 		r->reads++;
-	}
+	} while (!atomic_load(r->stop));
 	return NULL;
 }
 
