@@ -55,7 +55,7 @@ struct store_stats {
 	uint64_t batches;     /* COMMITs of the writer (one fsync each) */
 	uint64_t jobs;        /* write jobs run */
 	uint64_t max_batch;   /* the largest batch seen */
-	uint64_t checkpoints; /* WAL checkpoints run (background and restarts) */
+	uint64_t checkpoints; /* WAL checkpoint passes run (incl. restarts) */
 	uint64_t read_conns;  /* read connections open (one per thread that read) */
 };
 void store_stats(struct store *s, struct store_stats *out);
