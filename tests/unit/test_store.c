@@ -184,6 +184,52 @@ static void test_newer_schema_refused(void **state)
 	assert_null(store_open(f->path));
 }
 
+/* ---- the settings every connection must have ---- */
+
+struct pragmas {
+	char journal[16];
+	int synchronous, foreign_keys;
+};
+
+static int pragma_int(struct store_tx *tx, const char *sql, int *out)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, sql);
+	if (!st || sqlite3_step(st) != SQLITE_ROW)
+		return STORE_EIO;
+	*out = sqlite3_column_int(st, 0);
+	return 0;
+}
+
+static int read_pragmas(struct store_tx *tx, void *arg)
+{
+	struct pragmas *p = arg;
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "PRAGMA journal_mode");
+	if (!st || sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite_col_copy(st, 0, p->journal, sizeof(p->journal)) != 0)
+		return STORE_EIO;
+	if (pragma_int(tx, "PRAGMA synchronous", &p->synchronous) != 0)
+		return STORE_EIO;
+	return pragma_int(tx, "PRAGMA foreign_keys", &p->foreign_keys);
+}
+
+/* WAL, synchronous=FULL (2) and foreign keys, on the writer and on readers. */
+static void test_pragmas(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	struct pragmas w = {0}, r = {0};
+	assert_int_equal(store_write(s, read_pragmas, &w), 0);
+	assert_int_equal(store_read(s, read_pragmas, &r), 0);
+	assert_string_equal(w.journal, "wal");
+	assert_string_equal(r.journal, "wal");
+	assert_int_equal(w.synchronous, 2);
+	assert_int_equal(r.synchronous, 2);
+	assert_int_equal(w.foreign_keys, 1);
+	assert_int_equal(r.foreign_keys, 1);
+	store_close(s);
+}
+
 /* ---- file modes ---- */
 
 static void assert_mode_0600(const char *path)
@@ -1017,6 +1063,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_validation, setup, teardown),
