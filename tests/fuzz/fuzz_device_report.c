@@ -21,6 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = strlen(r.have);
 		if (n != 0 && n != DEVICE_CONFIG_VERSION_HEX)
 			abort();
+		if (r.sls_delivery[0] && strcmp(r.sls_delivery, "delivered") &&
+		    strcmp(r.sls_delivery, "not-delivered"))
+			abort();
 	}
 	return 0;
 }
