@@ -330,7 +330,8 @@ int main(int argc, char **argv)
 {
 	const char *dir = ".";
 	int seconds = 3, threads = 64, trials = 3, runs = (1 << RUN__COUNT) - 1;
-	for (int i = 1; i < argc; i++) {
+	/* Every option takes a value: they come in pairs. */
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(argv[i], "--dir") && v)
 			dir = v;
@@ -349,7 +350,6 @@ int main(int argc, char **argv)
 					"storeN-inline,storeN-thread (all)]\n");
 			return 2;
 		}
-		i++;
 	}
 	char tmpl[4096];
 	snprintf(tmpl, sizeof(tmpl), "%s/store-bench-XXXXXX", dir);
