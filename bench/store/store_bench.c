@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #define BENCH_MAX_SECONDS 3600
 #define BENCH_MAX_SAMPLES (1u << 24) /* per run; latencies beyond are not recorded */
 #define BENCH_MAX_TRIALS 20
+#define BENCH_READ_THREADS 2 /* one per core here, like the HTTP server's pool */
 #define BENCH_PAYLOAD 100            /* bytes per row, about a flow-log row */
 
 struct samples {
@@ -266,6 +268,75 @@ static void cleanup(const char *path)
 	}
 }
 
+/* (c) store_read: the per-request key lookup of the HTTP server, from
+ * nthreads threads each with its own read connection. */
+struct lookup_thread {
+	struct store *s;
+	const char *akid;
+	int64_t end_us;
+	uint64_t ops;
+	int failed;
+};
+
+static int key_lookup(struct store_tx *tx, void *arg)
+{
+	struct store_key k;
+	return store_key_get(tx, arg, &k);
+}
+
+static void *lookup_main(void *arg)
+{
+	struct lookup_thread *l = arg;
+	while (time_mono_us() < l->end_us) {
+		if (store_read(l->s, key_lookup, (void *)(uintptr_t)l->akid) != 0)
+			l->failed++;
+		l->ops++;
+	}
+	return NULL;
+}
+
+static int add_key(struct store_tx *tx, void *arg)
+{
+	struct store_key *k = arg;
+	int rc = store_account_ensure(tx, "bench", &k->account_id);
+	if (rc)
+		return rc;
+	store_key_generate(k);
+	return store_key_insert(tx, k);
+}
+
+static struct result read_run(const char *path, int seconds, int nthreads)
+{
+	setenv("SAGFLOW_STORE_CHECKPOINT", "writer", 1);
+	struct store *s = store_open(path);
+	struct store_key k = {0};
+	if (!s || store_write(s, add_key, &k) != 0)
+		exit(1);
+	struct lookup_thread l[BENCH_READ_THREADS];
+	pthread_t th[BENCH_READ_THREADS];
+	int64_t t0 = time_mono_us();
+	for (int i = 0; i < nthreads; i++) {
+		l[i] = (struct lookup_thread){s, k.akid, t0 + (int64_t)seconds * 1000000, 0, 0};
+		if (pthread_create(&th[i], NULL, lookup_main, &l[i]) != 0)
+			exit(1);
+	}
+	uint64_t ops = 0;
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(th[i], NULL);
+		if (l[i].failed) {
+			fprintf(stderr, "store_bench: a key lookup failed\n");
+			exit(1);
+		}
+		ops += l[i].ops;
+	}
+	double secs = (double)(time_mono_us() - t0) / 1e6;
+	struct result r = {(double)ops / secs, 0, 0, 0};
+	printf("%-44s %9.0f lookups/s (%d threads, one connection each)\n",
+	       "(c) store_read key lookup", r.rate, nthreads);
+	store_close(s);
+	return r;
+}
+
 enum {
 	RUN_BARE,
 	RUN_BARE_NOCKPT,
@@ -273,6 +344,7 @@ enum {
 	RUN_STORE_N,
 	RUN_STORE_N_INLINE,
 	RUN_STORE_N_THREAD,
+	RUN_READ,
 	RUN__COUNT
 };
 
@@ -287,14 +359,16 @@ static struct result run_one(int which, const char *dir, int seconds, int thread
 	case RUN_STORE_1: r = store_run(path, seconds, 1, "writer"); break;
 	case RUN_STORE_N: r = store_run(path, seconds, threads, "writer"); break;
 	case RUN_STORE_N_INLINE: r = store_run(path, seconds, threads, "inline"); break;
-	default: r = store_run(path, seconds, threads, "thread"); break;
+	case RUN_STORE_N_THREAD: r = store_run(path, seconds, threads, "thread"); break;
+	default: r = read_run(path, seconds, BENCH_READ_THREADS); break;
 	}
 	cleanup(path);
 	return r;
 }
 
 static const char *const run_keys[RUN__COUNT] = {"bare",   "bare-nockpt",   "store1",
-						   "storeN", "storeN-inline", "storeN-thread"};
+						   "storeN", "storeN-inline", "storeN-thread",
+						   "read"};
 
 /* "--runs bare,storeN" -> a bit per run; -1 for an unknown name. */
 static int parse_runs(const char *list)
@@ -347,7 +421,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: store_bench [--dir DIR (.)] [--seconds N (3)] "
 					"[--threads N (64)] [--trials N (3)]\n"
 					"                   [--runs bare,bare-nockpt,store1,storeN,"
-					"storeN-inline,storeN-thread (all)]\n");
+					"storeN-inline,storeN-thread,read (all)]\n");
 			return 2;
 		}
 	}
@@ -376,15 +450,19 @@ int main(int argc, char **argv)
 	static const char *const names[RUN__COUNT] = {
 		"(a) bare loop, autocheckpoint 1000", "(a) bare loop, autocheckpoint off",
 		"(b) store, 1 submitter", "(b) store, N submitters",
-		"(b) store, N submitters, ckpt inline", "(b) store, N submitters, ckpt thread"};
+		"(b) store, N submitters, ckpt inline", "(b) store, N submitters, ckpt thread",
+		"(c) store_read key lookups, 2 threads"};
 	double med[RUN__COUNT];
 	printf("-- medians of %d trial(s), N = %d\n", trials, threads);
 	for (int k = 0; k < RUN__COUNT; k++) {
 		if (!(runs & (1 << k)))
 			continue;
 		med[k] = median(rate[k], trials);
-		printf("%-44s %9.0f writes/s  p99 %6.2f ms\n", names[k], med[k],
-		       median(p99[k], trials));
+		if (k == RUN_READ)
+			printf("%-44s %9.0f lookups/s\n", names[k], med[k]);
+		else
+			printf("%-44s %9.0f writes/s  p99 %6.2f ms\n", names[k], med[k],
+			       median(p99[k], trials));
 	}
 	if ((runs & (1 << RUN_STORE_N)) && (runs & (1 << RUN_BARE)))
 		printf("ratio (b) N submitters / (a) bare loop: %.1fx\n",
