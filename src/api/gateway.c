@@ -17,6 +17,7 @@
 #define GATEWAY_ORDER_FIELD_MAX 256 /* bytes of each stored order detail */
 #define GATEWAY_MAX_BANDWIDTH 10000 /* Mbit/s */
 #define GATEWAY_ORDER_ID_DIGITS 15
+#define GATEWAY_IDS_FILTER_MAX 50 /* SmartAGIds.N of DescribeSmartAccessGateways */
 #define GATEWAY_TERM_MS (365LL * 24 * 3600 * 1000) /* EndTime: a one-year term */
 
 /* The order details of CreateSmartAccessGateway: accepted, bounded and kept
@@ -295,39 +296,77 @@ static bool status_known(struct str s)
 	return false;
 }
 
+/* SmartAGIds.1 .. SmartAGIds.N (pop-core's flattening of a list) as a JSON
+ * array for the query; NULL when absent. Returns the bad parameter's name. */
+static const char *smartag_ids(struct api_call *c, char **json_out)
+{
+	json_t *arr = json_array();
+	char name[32];
+	for (int i = 1; i <= GATEWAY_IDS_FILTER_MAX + 1; i++) {
+		snprintf(name, sizeof(name), "SmartAGIds.%d", i);
+		struct opt p = sag_param(c, name);
+		if (!p.set)
+			break;
+		json_t *v = json_stringn(p.v.p, p.v.len);
+		if (i > GATEWAY_IDS_FILTER_MAX || p.v.len > DOMAIN_ID_MAX || !v) {
+			json_decref(v);
+			json_decref(arr);
+			return "SmartAGIds";
+		}
+		json_array_append_new(arr, v);
+	}
+	*json_out = json_array_size(arr) ? json_dumps(arr, JSON_COMPACT) : NULL;
+	json_decref(arr);
+	return NULL;
+}
+
+/* The list filters into f; -1 after failing the call. *ids is malloc'd (or NULL). */
+static int read_filters(struct api_call *c, struct sag_filter *f, char **ids)
+{
+	struct opt hw = sag_param(c, "HardwareType");
+	enum sag_spec spec;
+	f->spec = -1;
+	if (hw.set && hw.v.len) {
+		if (sag_spec_parse(hw.v, &spec) < 0) {
+			api_fail(c, ERR_INVALID_PARAMETER, "HardwareType");
+			return -1;
+		}
+		f->spec = (int)spec;
+	}
+	f->status = filter_param(c, "Status");
+	if (f->status && !status_known(str_c(f->status))) {
+		api_fail(c, ERR_INVALID_PARAMETER, "Status");
+		return -1;
+	}
+	const char *bad = smartag_ids(c, ids);
+	if (bad) {
+		api_fail(c, ERR_INVALID_PARAMETER, bad);
+		return -1;
+	}
+	f->ids_json = *ids;
+	f->now_ms = time_now_ms();
+	f->sag_id = filter_param(c, "SmartAGId");
+	f->name = filter_param(c, "Name");
+	f->serial_number = filter_param(c, "SerialNumber");
+	f->resource_group_id = filter_param(c, "ResourceGroupId");
+	return 0;
+}
+
 static void describe_gateways(struct api_call *c)
 {
 	char region[DOMAIN_REGION_MAX + 1];
 	struct list_read r = {0};
 	int64_t page, size;
-	if (sag_owner(c, region, &r.o) != ERR_OK)
+	char *ids = NULL;
+	if (sag_owner(c, region, &r.o) != ERR_OK ||
+	    sag_paging(c, SAG_PAGE_SIZE_MAX, &page, &size) != ERR_OK ||
+	    read_filters(c, &r.f, &ids) < 0)
 		return;
-	struct opt hw = sag_param(c, "HardwareType");
-	enum sag_spec spec;
-	r.f.spec = -1;
-	if (hw.set && hw.v.len) {
-		if (sag_spec_parse(hw.v, &spec) < 0) {
-			api_fail(c, ERR_INVALID_PARAMETER, "HardwareType");
-			return;
-		}
-		r.f.spec = (int)spec;
-	}
-	r.f.status = filter_param(c, "Status");
-	if (r.f.status && !status_known(str_c(r.f.status))) {
-		api_fail(c, ERR_INVALID_PARAMETER, "Status");
-		return;
-	}
-	r.f.now_ms = time_now_ms();
-	if (sag_paging(c, SAG_PAGE_SIZE_MAX, &page, &size) != ERR_OK)
-		return;
-	r.f.sag_id = filter_param(c, "SmartAGId");
-	r.f.name = filter_param(c, "Name");
-	r.f.serial_number = filter_param(c, "SerialNumber");
-	r.f.resource_group_id = filter_param(c, "ResourceGroupId");
 	r.f.offset = (page - 1) * size;
 	r.f.limit = size;
 	r.items = json_array();
 	int rc = store_read(c->store, list_tx, &r);
+	free(ids);
 	if (rc == 0) {
 		json_object_set_new(c->out, "TotalCount", json_integer(r.total));
 		json_object_set_new(c->out, "PageNumber", json_integer(page));

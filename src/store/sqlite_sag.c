@@ -402,7 +402,8 @@ static int each_sag(struct store_tx *tx, sqlite3_stmt *st, sag_each_fn fn, void 
 	"devices d WHERE d.serial_number = ?7 AND d.sag_rowid = g.id)) "                        \
 	"AND (?10 IS NULL OR (SELECT CASE WHEN coalesce(max(d.reported_ms), 0) = 0 THEN 'Init' " \
 	"WHEN ?11 - max(d.reported_ms) <= ?12 THEN 'Active' ELSE 'Offline' END "               \
-	"FROM devices d WHERE d.sag_rowid = g.id) = ?10) "
+	"FROM devices d WHERE d.sag_rowid = g.id) = ?10) "                                      \
+	"AND (?13 IS NULL OR g.sag_id IN (SELECT value FROM json_each(?13))) "
 
 static int bind_sag_filter(sqlite3_stmt *st, struct owner o, const struct sag_filter *f)
 {
@@ -417,7 +418,8 @@ static int bind_sag_filter(sqlite3_stmt *st, struct owner o, const struct sag_fi
 	/* The same rule as sag_status() in src/domain, evaluated per row. */
 	if (bind_text(st, 10, f->status) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 11, f->now_ms) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 12, DEVICE_ONLINE_MS) != SQLITE_OK)
+	    sqlite3_bind_int64(st, 12, DEVICE_ONLINE_MS) != SQLITE_OK ||
+	    bind_text(st, 13, f->ids_json) != SQLITE_OK)
 		return -1;
 	return 0;
 }

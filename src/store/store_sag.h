@@ -56,6 +56,7 @@ int store_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_r
 struct sag_filter {
 	const char *sag_id, *name, *serial_number, *resource_group_id;
 	const char *status; /* the derived Status of domain.h's sag_status(), or NULL */
+	const char *ids_json; /* SmartAGIds.N as a JSON array of strings, or NULL */
 	int64_t now_ms;     /* the clock that Status is derived at */
 	int spec;           /* enum sag_spec or -1 */
 	int64_t offset, limit;

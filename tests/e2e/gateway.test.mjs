@@ -165,3 +165,20 @@ test('DescribeSmartAccessGateways Status filter follows the device reports', asy
   assert.equal((await quiet.devices[0].sync()).status, 200);
   assert.equal((await ids('Active')).length, 2);
 });
+
+test('DescribeSmartAccessGateways SmartAGIds.N selects a set of gateways', async () => {
+  const region = { RegionId: 'ap-southeast-3' };
+  const ids = [];
+  for (let i = 0; i < 4; i++)
+    ids.push((await a.call('CreateSmartAccessGateway', { ...region, HardWareSpec: 'sag-1000', HaType: 'no_backup' })).SmartAGId);
+  const r = await a.call('DescribeSmartAccessGateways', { ...region, 'SmartAGIds.1': ids[3], 'SmartAGIds.2': ids[1],
+    'SmartAGIds.3': 'sag-notmine000000000' });
+  assert.equal(r.TotalCount, 2);
+  same(r.SmartAccessGateways.SmartAccessGateway.map((g) => g.SmartAGId), [ids[1], ids[3]]);
+  const many = {};
+  for (let i = 1; i <= 51; i++) many[`SmartAGIds.${i}`] = ids[0];
+  await a.fails('DescribeSmartAccessGateways', { ...region, ...many }, 'InvalidParameter', { detail: /"SmartAGIds"/ });
+  // Another account's ids select nothing.
+  const b = api(srv, createKey(srv.dbPath, `ids${process.pid}`));
+  assert.equal((await b.call('DescribeSmartAccessGateways', { ...region, 'SmartAGIds.1': ids[0] })).TotalCount, 0);
+});
