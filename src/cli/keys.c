@@ -3,10 +3,13 @@
  * Output is one JSON object per line on stdout (for scripts: `jq`, or node);
  * messages go to stderr. The secret is printed once, by create, and nowhere
  * else: list never shows it and nothing logs it. */
+#include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "core/log.h"
@@ -42,7 +45,7 @@ static void keys_usage(FILE *f)
 		"  delete  removes the key; exits 1 when there is no such key.\n"
 		"\n"
 		"options:\n"
-		"  --db PATH             the SQLite database file (created 0600 if missing)\n"
+		"  --db PATH             the SQLite database file (create makes it, mode 0600)\n"
 		"  --account NAME        the account to create the key for (create)\n"
 		"  --access-key-id ID    the key to delete (delete)\n"
 		"  -h, --help            this help\n"
@@ -207,10 +210,11 @@ static int keys_delete(struct store *s, const struct keys_opts *o)
 static const struct {
 	const char *name;
 	int (*run)(struct store *s, const struct keys_opts *o);
+	bool creates_db; /* list and delete on a mistyped path must not make a new file */
 } keys_subcommands[] = {
-	{"create", keys_create},
-	{"list", keys_list},
-	{"delete", keys_delete},
+	{"create", keys_create, true},
+	{"list", keys_list, false},
+	{"delete", keys_delete, false},
 };
 
 int cmd_keys(int argc, char **argv)
@@ -235,6 +239,11 @@ int cmd_keys(int argc, char **argv)
 	struct keys_opts o = {0};
 	if (parse_opts(argc, argv, &o) != 0)
 		return KEYS_EXIT_USAGE;
+	struct stat st;
+	if (!keys_subcommands[i].creates_db && stat(o.db, &st) != 0 && errno == ENOENT) {
+		fprintf(stderr, "sagflow keys: no database at %s\n", o.db);
+		return KEYS_EXIT_FAIL;
+	}
 	/* Migration notices would clutter a command whose output is the point. */
 	log_set_level(LOG_WARN);
 	struct store *s = store_open(o.db);

@@ -91,6 +91,8 @@ test('keys rejects bad usage with a message, never a crash', (t) => {
     [['list', '--db', db, '--bogus'], 2, /unknown or incomplete option/],
     [['frobnicate', '--db', db], 2, /unknown subcommand/],
     [['list', '--db', dir], 1, /cannot open the database/],
+    [['list', '--db', join(dir, 'typo.db')], 1, /no database at/],
+    [['delete', '--db', join(dir, 'typo.db'), '--access-key-id', 'LTAIx'], 1, /no database at/],
   ];
   for (const [args, status, msg] of cases) {
     const r = keys(...args);
@@ -98,6 +100,7 @@ test('keys rejects bad usage with a message, never a crash', (t) => {
     assert.match(r.stderr, msg);
     assert.equal(r.stdout, '');
   }
+  assert.throws(() => statSync(join(dir, 'typo.db')), /ENOENT/, 'list/delete create no file');
 });
 
 test('a key created and deleted while serve runs takes effect on the next request', async (t) => {
