@@ -62,6 +62,21 @@ typedef int (*export_send_fn)(void *ctx, const uint8_t *p, size_t len);
 #define NETFLOW_TEMPLATE_REFRESH_US (30 * 1000000LL) /* and every 30 s of meter time */
 #define NETFLOW_MAX_DELAY_US 1000000LL /* a closed record waits at most 1 s to be sent */
 
+/* What a collector sees as one exporter's stream: the sequence numbers and
+ * the boot time sysUptime counts from. An exporter keeps its own unless the
+ * caller passes one to netflow_exporter_new_stream: then a replacement
+ * exporter for the same collector (the agent reconfiguring its meter)
+ * continues the stream instead of restarting it, and collectors count no
+ * sequence failure. */
+struct netflow_stream {
+	int booted;
+	int64_t boot_us;
+	uint32_t seq_flows;     /* V5: flows exported before */
+	uint32_t seq_datagrams; /* V9: datagrams sent before */
+	uint32_t seq_records;   /* IPFIX: data records sent before */
+	uint32_t seq_options;   /* IPFIX: options records sent before in the process domain */
+};
+
 struct netflow_config {
 	int version;      /* 5, 9 or 10 (IPFIX) */
 	uint32_t domain;  /* V9 source id / IPFIX observation domain / V5 engine id (low 8 bits) */
@@ -70,6 +85,9 @@ struct netflow_config {
 };
 
 struct exporter *netflow_exporter_new(const struct netflow_config *cfg);
+/* The same, continuing *stream (zeroed for a new one; owned by the caller,
+ * must outlive the exporter). */
+struct exporter *netflow_exporter_new_stream(const struct netflow_config *cfg, struct netflow_stream *stream);
 /* JSON lines to f, one object per record (spec §1 field names); the exporter
  * closes f on free when own is set. */
 struct exporter *jsonl_exporter_new(FILE *f, int own);

@@ -18,12 +18,9 @@ struct netflow_exporter {
 	struct netflow_config cfg;
 	struct flow_rec pending[NETFLOW_PENDING_MAX];
 	size_t npending;
-	int64_t now_us, boot_us, oldest_us;
+	int64_t now_us, oldest_us;
 	int started;
-	uint32_t seq_flows;     /* V5: flows exported before */
-	uint32_t seq_datagrams; /* V9: datagrams sent before */
-	uint32_t seq_records;   /* IPFIX: data records sent before */
-	uint32_t seq_options;   /* IPFIX: options records sent before in the process domain */
+	struct netflow_stream own, *s; /* s is own, or the caller's */
 	uint32_t since_templates;
 	int64_t templates_us;
 	int templates_sent;
@@ -34,7 +31,11 @@ static void nx_start(struct netflow_exporter *nx, int64_t t_us)
 {
 	if (!nx->started) {
 		nx->started = 1;
-		nx->boot_us = nx->now_us = t_us;
+		nx->now_us = t_us;
+		if (!nx->s->booted) {
+			nx->s->booted = 1;
+			nx->s->boot_us = t_us;
+		}
 	}
 }
 
@@ -50,16 +51,16 @@ static size_t nx_encode(struct netflow_exporter *nx, int templates, size_t *used
 {
 	size_t n = nx->npending;
 	if (nx->cfg.version == 5) {
-		struct nf5_header h = {nx->now_us, nx->boot_us, nx->seq_flows, 0, (uint8_t)nx->cfg.domain, 0};
+		struct nf5_header h = {nx->now_us, nx->s->boot_us, nx->s->seq_flows, 0, (uint8_t)nx->cfg.domain, 0};
 		*used = n < NF5_MAX_RECORDS ? n : NF5_MAX_RECORDS;
 		return nf5_encode(&h, nx->pending, *used, nx->buf, sizeof(nx->buf));
 	}
 	if (nx->cfg.version == 9) {
-		struct nf9_msg m = {nx->now_us, nx->boot_us, nx->seq_datagrams, nx->cfg.domain,
+		struct nf9_msg m = {nx->now_us, nx->s->boot_us, nx->s->seq_datagrams, nx->cfg.domain,
 				    NETFLOW_SAMPLING_INTERVAL, templates};
 		return nf9_encode(&m, nx->pending, n, used, nx->buf, sizeof(nx->buf));
 	}
-	struct ipfix_msg m = {nx->now_us, nx->boot_us, nx->seq_records, nx->cfg.domain, NETFLOW_SAMPLING_INTERVAL,
+	struct ipfix_msg m = {nx->now_us, nx->s->boot_us, nx->s->seq_records, nx->cfg.domain, NETFLOW_SAMPLING_INTERVAL,
 			      templates};
 	return ipfix_encode(&m, nx->pending, n, used, nx->buf, sizeof(nx->buf));
 }
@@ -70,14 +71,14 @@ static void nx_send_options(struct netflow_exporter *nx)
 {
 	if (nx->cfg.version != 10 || nx->cfg.domain == IPFIX_PROCESS_DOMAIN)
 		return;
-	struct ipfix_msg m = {nx->now_us, nx->boot_us, nx->seq_options, IPFIX_PROCESS_DOMAIN,
+	struct ipfix_msg m = {nx->now_us, nx->s->boot_us, nx->s->seq_options, IPFIX_PROCESS_DOMAIN,
 			      NETFLOW_SAMPLING_INTERVAL, false};
 	size_t len = ipfix_encode_options(&m, nx->cfg.domain, nx->buf, sizeof(nx->buf));
 	if (len == 0 || nx->cfg.send(nx->cfg.send_ctx, nx->buf, len) != 0)
 		nx->ex.st.send_errors++;
 	nx->ex.st.datagrams++;
 	nx->ex.st.bytes += len;
-	nx->seq_options++;
+	nx->s->seq_options++;
 }
 
 /* Sends one datagram. Without force, only a full one: records that would
@@ -106,9 +107,9 @@ static size_t nx_send_one(struct netflow_exporter *nx, int force)
 	nx->ex.st.bytes += len;
 	/* The sequence moves even when the send failed: the collector should
 	 * see the loss. */
-	nx->seq_flows += (uint32_t)used;
-	nx->seq_datagrams++;
-	nx->seq_records += (uint32_t)used;
+	nx->s->seq_flows += (uint32_t)used;
+	nx->s->seq_datagrams++;
+	nx->s->seq_records += (uint32_t)used;
 	if (templates) {
 		nx->templates_sent = 1;
 		nx->since_templates = 0;
@@ -172,5 +173,13 @@ struct exporter *netflow_exporter_new(const struct netflow_config *cfg)
 	nx->ex.ops = &netflow_ops;
 	nx->ex.name = cfg->version == 5 ? "netflow-v5" : cfg->version == 9 ? "netflow-v9" : "ipfix";
 	nx->cfg = *cfg;
+	nx->s = &nx->own;
 	return &nx->ex;
+}
+
+struct exporter *netflow_exporter_new_stream(const struct netflow_config *cfg, struct netflow_stream *stream)
+{
+	struct exporter *ex = netflow_exporter_new(cfg);
+	((struct netflow_exporter *)ex)->s = stream;
+	return ex;
 }
