@@ -73,6 +73,11 @@ struct agent {
 	bool applied;             /* cfg drives the meter (not only loaded from the state file) */
 	struct meter *m;          /* NULL while nothing is exported */
 	struct udp_sender *udp;   /* the meter's exporter sends through it */
+	/* The collector udp sends to and the stream it sees: sequence numbers
+	 * continue across reconfigures for as long as the collector stays. */
+	char collector_ip[DOMAIN_IP_MAX + 1];
+	int collector_port;
+	struct netflow_stream stream;
 	int failures;             /* syncs failed in a row */
 	bool reported_sls;        /* the last accepted report said the sls leg is not delivered */
 	int64_t next_sync_us;     /* monotonic */
@@ -359,30 +364,35 @@ static void stop_metering(struct agent *a)
 static int start_metering(struct agent *a, const struct agent_config *c)
 {
 	char err[256], port[8];
+	bool same = !strcmp(a->collector_ip, c->fl.server_ip) && a->collector_port == c->fl.server_port;
+	struct udp_sender *u = same ? a->udp : NULL;
 	snprintf(port, sizeof(port), "%d", c->fl.server_port);
-	struct udp_sender *u = udp_sender_open(c->fl.server_ip, port, err, sizeof(err));
-	if (!u) {
+	if (!u && !(u = udp_sender_open(c->fl.server_ip, port, err, sizeof(err)))) {
 		log_err("agent: cannot export to %s:%s: %s; not exporting", c->fl.server_ip, port, err);
 		stop_metering(a);
 		return -1;
 	}
+	if (!same) /* a new collector sees a new stream */
+		a->stream = (struct netflow_stream){0};
 	struct netflow_config nc = {c->fl.version, AGENT_OBSERVATION_DOMAIN, udp_sender_send, u};
-	struct exporter *ex = netflow_exporter_new(&nc);
+	struct exporter *ex = netflow_exporter_new_stream(&nc, &a->stream);
 	struct meter_config mc = {c->fl.active_aging_s, c->fl.inactive_aging_s, METER_MAX_FLOWS_DEFAULT, 0};
-	if (a->m && meter_reconfigure(a->m, &mc, &ex, 1, err, sizeof(err)) == 0) {
-		/* The old records left through the old sender inside meter_reconfigure. */
+	int rc = a->m ? meter_reconfigure(a->m, &mc, &ex, 1, err, sizeof(err))
+		      : ((a->m = meter_new(&mc, &ex, 1, err, sizeof(err))) ? 0 : -1);
+	if (rc < 0) {
+		log_err("agent: cannot meter under config %s: %s", c->version, err);
+		exporter_free(ex);
+		if (u != a->udp)
+			udp_sender_close(u);
+		return -1;
+	}
+	/* The old records left through the old sender inside meter_reconfigure. */
+	if (u != a->udp)
 		udp_sender_close(a->udp);
-		a->udp = u;
-		return 0;
-	}
-	if (!a->m && (a->m = meter_new(&mc, &ex, 1, err, sizeof(err))) != NULL) {
-		a->udp = u;
-		return 0;
-	}
-	log_err("agent: cannot meter under config %s: %s", c->version, err);
-	exporter_free(ex);
-	udp_sender_close(u);
-	return -1;
+	a->udp = u;
+	memcpy(a->collector_ip, c->fl.server_ip, sizeof(a->collector_ip));
+	a->collector_port = c->fl.server_port;
+	return 0;
 }
 
 static void apply(struct agent *a, const struct agent_config *c)

@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { startServer } from './lib/server.mjs';
 import { api } from './lib/sag.mjs';
 import { device, deviceRequest } from './lib/device.mjs';
-import { freeUdpPort } from './lib/collector.mjs';
+import { freeUdpPort, nfdumpStats } from './lib/collector.mjs';
 import { scenario, reference, totals, writePcap } from './lib/pcapgen.mjs';
 import { agentRun, agentRunAsync, agentLive, nfcapdOn, collected, udpFlows, provision, gatewayStatus, freeTcpPort } from './lib/agent.mjs';
 
@@ -177,6 +177,12 @@ test('a live agent on loopback follows a Modify within 5 s; no record lost or do
     assert.ok(noticed <= NOTICE_MS, `noticed after ${noticed} ms`);
     await traffic.send(25);
     await sleep(300);
+    // Only the agings change: the same collector, the same IPFIX stream.
+    const mark2 = agent.mark();
+    await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, ActiveAging: 240 });
+    await agent.waitLog(/NetFlow V10 to 127\.0\.0\.1:\d+, ActiveAging 240 s, InactiveAging 30 s/, { after: mark2, timeoutMs: NOTICE_MS });
+    await traffic.send(25);
+    await sleep(300);
     const r = await agent.stop();
     assert.equal(r.code, 0, r.log);
     assert.match(r.log, /stopped, every record flushed/);
@@ -187,8 +193,9 @@ test('a live agent on loopback follows a Modify within 5 s; no record lost or do
     await nf.stop();
   }
   const t = traffic.totals();
-  // Each flow: one record closed at the change (V9), one flushed at SIGTERM (IPFIX).
-  assert.deepEqual(collected(cdir), { Flows: 2 * 8, Packets: t.packets, Bytes: t.bytes });
+  // Each flow: one record closed at each change (V9, then IPFIX), one flushed at SIGTERM (IPFIX).
+  assert.deepEqual(collected(cdir), { Flows: 3 * 8, Packets: t.packets, Bytes: t.bytes });
+  assert.equal(nfdumpStats(cdir)['Sequence failures'], 0, 'a reconfigured exporter continues its stream');
 });
 
 test('a live agent whose serial number is unbound stops exporting and forgets its saved configuration', async () => {
