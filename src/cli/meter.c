@@ -4,6 +4,7 @@
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio_ext.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +202,11 @@ static pcap_t *meter_open_capture(const struct meter_opts *o)
 			fprintf(stderr, "sagflow meter: cannot read %s: %m\n", o->read);
 			return NULL;
 		}
-		setvbuf(f, NULL, _IOFBF, METER_FILE_BUFFER);
+		/* glibc ignores the size unless it is given the buffer too. */
+		static char buf[METER_FILE_BUFFER];
+		setvbuf(f, buf, _IOFBF, sizeof(buf));
+		/* One thread reads it: libpcap's two fread(3)s per packet need no lock. */
+		__fsetlocking(f, FSETLOCKING_BYCALLER);
 		p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
 		if (!p) {
 			fprintf(stderr, "sagflow meter: cannot read %s: %s\n", o->read, err);
@@ -318,7 +323,8 @@ static int meter_exporters(const struct meter_opts *o, struct meter_run *r)
 			fprintf(stderr, "sagflow meter: %s\n", err);
 			return -1;
 		}
-		struct netflow_config nc = {o->version, o->domain, udp_sender_send, r->udp};
+		struct netflow_config nc = {
+			.version = o->version, .domain = o->domain, .send = udp_sender_send, .send_ctx = r->udp};
 		r->ex[r->nex++] = netflow_exporter_new(&nc);
 	}
 	if (o->jsonl) {

@@ -55,7 +55,7 @@ static void test_v5_sequence_counts_flows(void **state)
 {
 	static struct sent s;
 	memset(&s, 0, sizeof(s));
-	struct netflow_config c = {5, 1, capture_send, &s};
+	struct netflow_config c = {.version = 5, .domain = 1, .send = capture_send, .send_ctx = &s};
 	struct exporter *ex = netflow_exporter_new(&c);
 	exporter_tick(ex, BOOT_US);
 	feed(ex, 70, 10);
@@ -77,7 +77,7 @@ static void test_v9_sequence_counts_datagrams_and_refreshes_templates(void **sta
 {
 	static struct sent s;
 	memset(&s, 0, sizeof(s));
-	struct netflow_config c = {9, 4, capture_send, &s};
+	struct netflow_config c = {.version = 9, .domain = 4, .send = capture_send, .send_ctx = &s};
 	struct exporter *ex = netflow_exporter_new(&c);
 	exporter_tick(ex, BOOT_US);
 	/* Enough records for more than NETFLOW_TEMPLATE_REFRESH_DATAGRAMS datagrams. */
@@ -111,7 +111,7 @@ static void test_ipfix_sequence_counts_records(void **state)
 {
 	static struct sent s;
 	memset(&s, 0, sizeof(s));
-	struct netflow_config c = {10, 5, capture_send, &s};
+	struct netflow_config c = {.version = 10, .domain = 5, .send = capture_send, .send_ctx = &s};
 	struct exporter *ex = netflow_exporter_new(&c);
 	exporter_tick(ex, BOOT_US);
 	feed(ex, 100, 4);
@@ -144,7 +144,7 @@ static void test_delay_and_send_errors(void **state)
 	static struct sent s;
 	memset(&s, 0, sizeof(s));
 	s.fail = 1;
-	struct netflow_config c = {9, 0, capture_send, &s};
+	struct netflow_config c = {.version = 9, .domain = 0, .send = capture_send, .send_ctx = &s};
 	struct exporter *ex = netflow_exporter_new(&c);
 	exporter_tick(ex, BOOT_US);
 	feed(ex, 3, 0);
