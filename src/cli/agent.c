@@ -30,23 +30,23 @@
 #include "meter/meter.h"
 
 #define AGENT_MODEL "sag-1000"
-#define AGENT_POLL_MS 1000          /* a cheap poll (the version is sent), well inside 5 s */
-#define AGENT_BACKOFF_MIN_MS 1000   /* first retry after a failed sync */
-#define AGENT_BACKOFF_MAX_MS 16000  /* retries never wait longer than this */
-#define AGENT_SNAPLEN 256           /* headers only: bytes come from the IP header */
-#define AGENT_LIVE_TIMEOUT_MS 100   /* a quiet interface still runs timers and polls */
+#define AGENT_POLL_MS 1000	   /* a cheap poll (the version is sent), well inside 5 s */
+#define AGENT_BACKOFF_MIN_MS 1000  /* first retry after a failed sync */
+#define AGENT_BACKOFF_MAX_MS 16000 /* retries never wait longer than this */
+#define AGENT_SNAPLEN 256	   /* headers only: bytes come from the IP header */
+#define AGENT_LIVE_TIMEOUT_MS 100  /* a quiet interface still runs timers and polls */
 #define AGENT_LIVE_BUFFER (16 << 20)
 #define AGENT_STATE_FILE "state.json"
-#define AGENT_STATE_MAX (16 << 10)  /* bytes of the state file */
+#define AGENT_STATE_MAX (16 << 10) /* bytes of the state file */
 #define AGENT_PATH_MAX 4096
-#define AGENT_FILTER_MAX 1024       /* bytes of --filter */
-#define AGENT_OBSERVATION_DOMAIN 1  /* V9 source id / IPFIX observation domain / V5 engine id */
+#define AGENT_FILTER_MAX 1024	   /* bytes of --filter */
+#define AGENT_OBSERVATION_DOMAIN 1 /* V9 source id / IPFIX observation domain / V5 engine id */
 #define AGENT_SECRET_ENV "SAGFLOW_DEVICE_SECRET"
 
 /* Exit codes (also in --help and docs/agent.md). */
 enum {
 	AGENT_EXIT_OK = 0,
-	AGENT_EXIT_FAIL = 1,    /* control plane unreachable, capture or file failed */
+	AGENT_EXIT_FAIL = 1, /* control plane unreachable, capture or file failed */
 	AGENT_EXIT_USAGE = 2,
 	AGENT_EXIT_REFUSED = 3, /* wrong secret key or serial number not bound */
 };
@@ -70,17 +70,17 @@ struct agent {
 	struct agent_opts o;
 	struct devclient *dc;
 	struct agent_config cfg;
-	bool applied;             /* cfg drives the meter (not only loaded from the state file) */
-	struct meter *m;          /* NULL while nothing is exported */
-	struct udp_sender *udp;   /* the meter's exporter sends through it */
+	bool applied;		/* cfg drives the meter (not only loaded from the state file) */
+	struct meter *m;	/* NULL while nothing is exported */
+	struct udp_sender *udp; /* the meter's exporter sends through it */
 	/* The collector udp sends to and the stream it sees: sequence numbers
 	 * continue across reconfigures for as long as the collector stays. */
 	char collector_ip[DOMAIN_IP_MAX + 1];
 	int collector_port;
 	struct netflow_stream stream;
-	int failures;             /* syncs failed in a row */
-	bool reported_sls;        /* the last accepted report said the sls leg is not delivered */
-	int64_t next_sync_us;     /* monotonic */
+	int failures;	      /* syncs failed in a row */
+	bool reported_sls;    /* the last accepted report said the sls leg is not delivered */
+	int64_t next_sync_us; /* monotonic */
 	char state_path[AGENT_PATH_MAX];
 };
 
@@ -102,63 +102,96 @@ static void agent_usage(FILE *f)
 		"                     (--interface IFACE | --read FILE | --once)\n"
 		"                     [--firmware-version V] [--ha-state active|standby]\n"
 		"                     [--state-dir DIR] [--filter BPF]\n\n"
-		"Runs as the Smart Access Gateway device SN: syncs with the control plane over the device\n"
-		"channel (signed with the SecretKey that BindSerialNumber created), meters traffic with the\n"
-		"bound flow log's ActiveAging/InactiveAging and exports NetFlow V5/V9/IPFIX to its\n"
-		"NetflowServerIp:NetflowServerPort. No bound flow log, an Inactive one, or a standby device\n"
-		"means no export. Changes are picked up within %d s; records counted under the old settings\n"
+		"Runs as the Smart Access Gateway device SN: syncs with the control plane\n"
+		"over the device channel (signed with the SecretKey BindSerialNumber made),\n"
+		"meters traffic with the bound flow log's ActiveAging/InactiveAging and\n"
+		"exports NetFlow V5/V9/IPFIX to its NetflowServerIp:NetflowServerPort.\n"
+		"No bound flow log, an Inactive one, or a standby device: no export.\n"
+		"Changes are picked up within %d s; records counted under the old settings\n"
 		"are closed and exported before the new ones apply.\n\n"
-		"  -c, --control-plane URL   http://HOST[:PORT] of 'sagflow serve' (http only: no TLS)\n"
+		"  -c, --control-plane URL   http://HOST[:PORT] of 'sagflow serve'\n"
+		"                            (http only: no TLS, see docs/agent.md)\n"
 		"  -s, --serial SN           this device's serial number\n"
-		"  -k, --secret KEY          its SecretKey (or set %s; never logged)\n"
-		"  -i, --interface IFACE     capture live on IFACE until SIGTERM/SIGINT (flushes, exits 0)\n"
-		"  -r, --read FILE           sync once, replay a pcap/pcapng file under that config, flush, exit\n"
-		"  -1, --once                sync once, print the effective configuration as JSON, exit\n"
+		"  -k, --secret KEY          its SecretKey (or set %s);\n"
+		"                            never logged, blanked in argv at start\n"
+		"  -i, --interface IFACE     capture live on IFACE until SIGTERM/SIGINT,\n"
+		"                            which flush every record and exit 0\n"
+		"  -r, --read FILE           sync once, replay a pcap/pcapng file under that\n"
+		"                            configuration, flush, exit\n"
+		"  -1, --once                sync once, print the effective configuration\n"
+		"                            as one JSON line, exit\n"
 		"  -f, --firmware-version V  firmware version to report (default %s)\n"
-		"  -H, --ha-state STATE      report HA state active or standby (default: not reported)\n"
-		"  -d, --state-dir DIR       keep the last configuration in DIR/%s; a restarted agent\n"
-		"                            resumes it while the control plane is unreachable\n"
-		"  -F, --filter BPF          capture only packets matching this pcap filter\n"
+		"  -H, --ha-state STATE      report active or standby (default: not reported)\n"
+		"  -d, --state-dir DIR       keep the last configuration in DIR/%s; a\n"
+		"                            restarted agent resumes it while the control\n"
+		"                            plane is unreachable\n"
+		"  -F, --filter BPF          meter only packets matching this pcap filter\n"
 		"  -h, --help                this text\n\n"
-		"Model reported: %s. Log Service (OutputType sls/all): the NetFlow leg is exported, the sls\n"
-		"leg is not delivered and is reported so in the log, in --once output and to the control plane.\n"
-		"Exit codes: 0 ok, 1 control plane unreachable or capture failed, 2 usage, 3 refused\n"
-		"(wrong SecretKey or serial number not bound).\n",
-		AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION, AGENT_STATE_FILE, AGENT_MODEL);
+		"Model reported: %s. OutputType sls or all: the NetFlow leg is exported;\n"
+		"the sls leg is not delivered, and says so in the log, in --once output\n"
+		"and to the control plane (Devices.Device[].SlsDelivery).\n"
+		"Exit codes: 0 ok, 1 control plane unreachable or capture failed, 2 usage,\n"
+		"3 refused (wrong SecretKey, or the serial number is not bound).\n",
+		AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION, AGENT_STATE_FILE,
+		AGENT_MODEL);
 }
 
 static int agent_parse(int argc, char **argv, struct agent_opts *o)
 {
 	static const struct option longopts[] = {
-		{"control-plane", required_argument, NULL, 'c'},
-		{"serial", required_argument, NULL, 's'},
-		{"secret", required_argument, NULL, 'k'},
-		{"interface", required_argument, NULL, 'i'},
-		{"read", required_argument, NULL, 'r'},
-		{"once", no_argument, NULL, '1'},
-		{"firmware-version", required_argument, NULL, 'f'},
-		{"ha-state", required_argument, NULL, 'H'},
-		{"state-dir", required_argument, NULL, 'd'},
-		{"filter", required_argument, NULL, 'F'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"control-plane", required_argument, NULL, 'c'},
+	    {"serial", required_argument, NULL, 's'},
+	    {"secret", required_argument, NULL, 'k'},
+	    {"interface", required_argument, NULL, 'i'},
+	    {"read", required_argument, NULL, 'r'},
+	    {"once", no_argument, NULL, '1'},
+	    {"firmware-version", required_argument, NULL, 'f'},
+	    {"ha-state", required_argument, NULL, 'H'},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"filter", required_argument, NULL, 'F'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1f:H:d:F:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->control_plane = optarg; break;
-		case 's': o->serial = optarg; break;
-		case 'k': o->secret = optarg; break;
-		case 'i': o->iface = optarg; break;
-		case 'r': o->read = optarg; break;
-		case '1': o->once = true; break;
-		case 'f': o->firmware = optarg; break;
-		case 'H': o->ha = optarg; break;
-		case 'd': o->state_dir = optarg; break;
-		case 'F': o->filter = optarg; break;
-		case 'h': agent_usage(stdout); return 1;
-		default: agent_usage(stderr); return -1;
+		case 'c':
+			o->control_plane = optarg;
+			break;
+		case 's':
+			o->serial = optarg;
+			break;
+		case 'k':
+			o->secret = optarg;
+			break;
+		case 'i':
+			o->iface = optarg;
+			break;
+		case 'r':
+			o->read = optarg;
+			break;
+		case '1':
+			o->once = true;
+			break;
+		case 'f':
+			o->firmware = optarg;
+			break;
+		case 'H':
+			o->ha = optarg;
+			break;
+		case 'd':
+			o->state_dir = optarg;
+			break;
+		case 'F':
+			o->filter = optarg;
+			break;
+		case 'h':
+			agent_usage(stdout);
+			return 1;
+		default:
+			agent_usage(stderr);
+			return -1;
 		}
 	}
 	if (!o->secret)
@@ -175,7 +208,8 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		why = "--firmware-version must be digits and dots, like 1.7.0";
 	else if (o->ha && strcmp(o->ha, "active") && strcmp(o->ha, "standby"))
 		why = "--ha-state must be active or standby";
-	else if (o->state_dir && strnlen(o->state_dir, AGENT_PATH_MAX) > AGENT_PATH_MAX - sizeof(AGENT_STATE_FILE) - 8)
+	else if (o->state_dir && strnlen(o->state_dir, AGENT_PATH_MAX) >
+				     AGENT_PATH_MAX - sizeof(AGENT_STATE_FILE) - 8)
 		why = "--state-dir is too long";
 	else if (o->filter && strnlen(o->filter, AGENT_FILTER_MAX + 1) > AGENT_FILTER_MAX)
 		why = "--filter is too long";
@@ -261,7 +295,8 @@ static void state_save(struct agent *a)
 	if (fd >= 0 && (fsync(fd) < 0 || close(fd) < 0))
 		rc = -1;
 	if (rc < 0 || rename(tmp, a->state_path) < 0)
-		log_warn("agent: cannot save the configuration to %s: %s", a->state_path, strerror(errno));
+		log_warn("agent: cannot save the configuration to %s: %s", a->state_path,
+			 strerror(errno));
 	free(s);
 }
 
@@ -272,9 +307,9 @@ static int state_parse(struct agent *a, json_t *o)
 	json_t *id = json_object_get(o, "SmartAGId"), *exp = json_object_get(o, "Export");
 	json_t *fl = json_object_get(o, "FlowLog");
 	char err[256];
-	if (!json_is_string(sn) || strcmp(json_string_value(sn), a->o.serial) || !json_is_string(ver) ||
-	    json_string_length(ver) != DEVICE_CONFIG_VERSION_HEX || !json_is_string(id) ||
-	    json_string_length(id) > DOMAIN_ID_MAX || !json_is_boolean(exp))
+	if (!json_is_string(sn) || strcmp(json_string_value(sn), a->o.serial) ||
+	    !json_is_string(ver) || json_string_length(ver) != DEVICE_CONFIG_VERSION_HEX ||
+	    !json_is_string(id) || json_string_length(id) > DOMAIN_ID_MAX || !json_is_boolean(exp))
 		return -1;
 	memcpy(c.version, json_string_value(ver), DEVICE_CONFIG_VERSION_HEX + 1);
 	memcpy(c.sag_id, json_string_value(id), json_string_length(id) + 1);
@@ -297,7 +332,8 @@ static void state_load(struct agent *a)
 	if (!a->o.state_dir)
 		return;
 	if (mkdir(a->o.state_dir, 0700) < 0 && errno != EEXIST)
-		log_warn("agent: cannot create --state-dir %s: %s", a->o.state_dir, strerror(errno));
+		log_warn("agent: cannot create --state-dir %s: %s", a->o.state_dir,
+			 strerror(errno));
 	snprintf(a->state_path, sizeof(a->state_path), "%s/%s", a->o.state_dir, AGENT_STATE_FILE);
 	json_error_t jerr;
 	json_t *o = json_load_file(a->state_path, JSON_REJECT_DUPLICATES, &jerr);
@@ -308,9 +344,11 @@ static void state_load(struct agent *a)
 		return;
 	}
 	if (stat(a->state_path, &st) < 0 || st.st_size > AGENT_STATE_MAX || state_parse(a, o) < 0)
-		log_warn("agent: ignoring %s: not a valid state of device %s", a->state_path, a->o.serial);
+		log_warn("agent: ignoring %s: not a valid state of device %s", a->state_path,
+			 a->o.serial);
 	else
-		log_info("agent: loaded the last configuration %s from %s", a->cfg.version, a->state_path);
+		log_info("agent: loaded the last configuration %s from %s", a->cfg.version,
+			 a->state_path);
 	json_decref(o);
 }
 
@@ -322,30 +360,37 @@ static bool same_netflow(const struct agent_config *x, const struct agent_config
 		return false;
 	if (!netflow_leg(x))
 		return true;
-	return !strcmp(x->fl.server_ip, y->fl.server_ip) && x->fl.server_port == y->fl.server_port &&
-	       x->fl.version == y->fl.version && x->fl.active_aging_s == y->fl.active_aging_s &&
+	return !strcmp(x->fl.server_ip, y->fl.server_ip) &&
+	       x->fl.server_port == y->fl.server_port && x->fl.version == y->fl.version &&
+	       x->fl.active_aging_s == y->fl.active_aging_s &&
 	       x->fl.inactive_aging_s == y->fl.inactive_aging_s;
 }
 
 static void describe(const struct agent_config *c)
 {
 	if (!c->exports)
-		log_info("agent: config %s: not exporting (this device is not the gateway's exporting device; "
-			 "a standby device exports only when it reports itself active)", c->version);
+		log_info("agent: config %s: not exporting (this device is not the gateway's "
+			 "exporting device; "
+			 "a standby device exports only when it reports itself active)",
+			 c->version);
 	else if (!c->has_flowlog)
-		log_info("agent: config %s: not exporting (no flow log bound to %s, or it is Inactive)", c->version,
-			 c->sag_id);
+		log_info(
+		    "agent: config %s: not exporting (no flow log bound to %s, or it is Inactive)",
+		    c->version, c->sag_id);
 	else if (netflow_leg(c))
 		log_info("agent: config %s: flow log %s, NetFlow V%d to %s:%d, ActiveAging %" PRId64
 			 " s, InactiveAging %" PRId64 " s",
-			 c->version, c->fl.id, c->fl.version, c->fl.server_ip, c->fl.server_port, c->fl.active_aging_s,
-			 c->fl.inactive_aging_s);
+			 c->version, c->fl.id, c->fl.version, c->fl.server_ip, c->fl.server_port,
+			 c->fl.active_aging_s, c->fl.inactive_aging_s);
 	else
-		log_info("agent: config %s: flow log %s has no NetFlow leg (OutputType sls)", c->version, c->fl.id);
+		log_info("agent: config %s: flow log %s has no NetFlow leg (OutputType sls)",
+			 c->version, c->fl.id);
 	if (sls_leg(c))
-		log_warn("agent: flow log %s: the Log Service leg (project '%s', logstore '%s') is NOT delivered: "
-			 "this agent does not implement SLS export yet; reported to the control plane",
-			 c->fl.id, c->fl.project, c->fl.logstore);
+		log_warn(
+		    "agent: flow log %s: the Log Service leg (project '%s', logstore '%s') is NOT "
+		    "delivered: "
+		    "this agent does not implement SLS export yet; reported to the control plane",
+		    c->fl.id, c->fl.project, c->fl.logstore);
 }
 
 static void stop_metering(struct agent *a)
@@ -364,11 +409,13 @@ static void stop_metering(struct agent *a)
 static int start_metering(struct agent *a, const struct agent_config *c)
 {
 	char err[256], port[8];
-	bool same = !strcmp(a->collector_ip, c->fl.server_ip) && a->collector_port == c->fl.server_port;
+	bool same =
+	    !strcmp(a->collector_ip, c->fl.server_ip) && a->collector_port == c->fl.server_port;
 	struct udp_sender *u = same ? a->udp : NULL;
 	snprintf(port, sizeof(port), "%d", c->fl.server_port);
 	if (!u && !(u = udp_sender_open(c->fl.server_ip, port, err, sizeof(err)))) {
-		log_err("agent: cannot export to %s:%s: %s; not exporting", c->fl.server_ip, port, err);
+		log_err("agent: cannot export to %s:%s: %s; not exporting", c->fl.server_ip, port,
+			err);
 		stop_metering(a);
 		return -1;
 	}
@@ -376,7 +423,8 @@ static int start_metering(struct agent *a, const struct agent_config *c)
 		a->stream = (struct netflow_stream){0};
 	struct netflow_config nc = {c->fl.version, AGENT_OBSERVATION_DOMAIN, udp_sender_send, u};
 	struct exporter *ex = netflow_exporter_new_stream(&nc, &a->stream);
-	struct meter_config mc = {c->fl.active_aging_s, c->fl.inactive_aging_s, METER_MAX_FLOWS_DEFAULT, 0};
+	struct meter_config mc = {c->fl.active_aging_s, c->fl.inactive_aging_s,
+				  METER_MAX_FLOWS_DEFAULT, 0};
 	int rc = a->m ? meter_reconfigure(a->m, &mc, &ex, 1, err, sizeof(err))
 		      : ((a->m = meter_new(&mc, &ex, 1, err, sizeof(err))) ? 0 : -1);
 	if (rc < 0) {
@@ -425,11 +473,13 @@ static void schedule_retry(struct agent *a, const char *why)
 		wait = AGENT_BACKOFF_MAX_MS;
 	a->next_sync_us = time_mono_us() + wait * 1000;
 	if (a->cfg.known)
-		log_warn("agent: sync failed (%d in a row): %s; keeping config %s (%s); retrying in %" PRId64 " ms",
-			 a->failures, why, a->cfg.version, netflow_leg(&a->cfg) ? "exporting" : "not exporting", wait);
+		log_warn("agent: sync failed (%d in a row): %s; keeping config %s (%s); retrying "
+			 "in %" PRId64 " ms",
+			 a->failures, why, a->cfg.version,
+			 netflow_leg(&a->cfg) ? "exporting" : "not exporting", wait);
 	else
-		log_warn("agent: sync failed (%d in a row): %s; no configuration yet, not exporting; retrying in %" PRId64
-			 " ms",
+		log_warn("agent: sync failed (%d in a row): %s; no configuration yet, not "
+			 "exporting; retrying in %" PRId64 " ms",
 			 a->failures, why, wait);
 }
 
@@ -445,7 +495,9 @@ static void disown(struct agent *a)
 	if (a->state_path[0] && unlink(a->state_path) < 0 && errno != ENOENT)
 		log_warn("agent: cannot remove %s: %s", a->state_path, strerror(errno));
 	if (was_exporting)
-		log_warn("agent: not exporting any more: config %s no longer applies to this device", a->cfg.version);
+		log_warn(
+		    "agent: not exporting any more: config %s no longer applies to this device",
+		    a->cfg.version);
 	a->cfg = (struct agent_config){0};
 	a->applied = false;
 }
@@ -453,15 +505,16 @@ static void disown(struct agent *a)
 /* One sync; applies a changed configuration. Returns the exchange's status. */
 static enum devclient_status sync_once(struct agent *a)
 {
-	struct devclient_report rep = {AGENT_MODEL, a->o.firmware, a->o.ha, a->cfg.known ? a->cfg.version : "",
-				       sls_leg(&a->cfg)};
+	struct devclient_report rep = {AGENT_MODEL, a->o.firmware, a->o.ha,
+				       a->cfg.known ? a->cfg.version : "", sls_leg(&a->cfg)};
 	struct devclient_answer ans;
 	char err[512];
 	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
 	if (st != DEVCLIENT_OK) {
 		a->failures++;
 		if (st == DEVCLIENT_REFUSED) {
-			log_err("agent: the control plane refused device %s: wrong SecretKey, or the serial number is "
+			log_err("agent: the control plane refused device %s: wrong SecretKey, or "
+				"the serial number is "
 				"not bound to a gateway (%s)",
 				a->o.serial, err);
 			disown(a);
@@ -470,7 +523,8 @@ static enum devclient_status sync_once(struct agent *a)
 		return st;
 	}
 	if (a->failures)
-		log_info("agent: the control plane answers again after %d failed syncs", a->failures);
+		log_info("agent: the control plane answers again after %d failed syncs",
+			 a->failures);
 	a->failures = 0;
 	a->reported_sls = rep.sls_not_delivered;
 	int64_t poll = (int64_t)ans.poll_interval_s * 1000;
@@ -478,7 +532,8 @@ static enum devclient_status sync_once(struct agent *a)
 	bool same = a->cfg.known && !strcmp(ans.config_version, a->cfg.version);
 	if (same && a->applied)
 		return st;
-	struct agent_config c = {.known = true, .exports = ans.exports, .has_flowlog = ans.has_flowlog};
+	struct agent_config c = {
+	    .known = true, .exports = ans.exports, .has_flowlog = ans.has_flowlog};
 	if (ans.changed) {
 		memcpy(c.version, ans.config_version, sizeof(c.version));
 		memcpy(c.sag_id, ans.sag_id, sizeof(c.sag_id));
@@ -507,7 +562,8 @@ static pcap_t *open_capture(const struct agent_opts *o)
 	char err[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *p;
 	if (o->read) {
-		p = pcap_open_offline_with_tstamp_precision(o->read, PCAP_TSTAMP_PRECISION_MICRO, err);
+		p = pcap_open_offline_with_tstamp_precision(o->read, PCAP_TSTAMP_PRECISION_MICRO,
+							    err);
 		if (!p)
 			log_err("agent: cannot read %s: %s", o->read, err);
 	} else {
@@ -528,7 +584,8 @@ static pcap_t *open_capture(const struct agent_opts *o)
 	}
 	struct bpf_program prog;
 	if (p && o->filter) {
-		if (pcap_compile(p, &prog, o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0 || pcap_setfilter(p, &prog) < 0) {
+		if (pcap_compile(p, &prog, o->filter, 1, PCAP_NETMASK_UNKNOWN) < 0 ||
+		    pcap_setfilter(p, &prog) < 0) {
 			log_err("agent: bad --filter: %s", pcap_geterr(p));
 			pcap_close(p);
 			return NULL;
@@ -561,7 +618,8 @@ static int loop_file(struct agent *a, pcap_t *p)
 			break; /* end of file or pcap_breakloop */
 		}
 		if (a->m)
-			meter_packet(a->m, link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
+			meter_packet(a->m, link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec,
+				     data, h->caplen);
 	}
 	return 0;
 }
@@ -577,7 +635,8 @@ static void live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char 
 	/* Packets read after a reconfigure count under the new settings: each
 	 * packet is counted exactly once, under one configuration. */
 	if (l->a->m)
-		meter_packet(l->a->m, l->link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec, data, h->caplen);
+		meter_packet(l->a->m, l->link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec,
+			     data, h->caplen);
 }
 
 /* An interface: non-blocking reads under our own poll() (as sagflow meter
@@ -619,8 +678,8 @@ static int first_sync(struct agent *a)
 	if (st == DEVCLIENT_OK)
 		return AGENT_EXIT_OK;
 	if (a->cfg.known && !a->o.once) {
-		log_warn("agent: control plane unreachable at start: resuming config %s from %s", a->cfg.version,
-			 a->state_path);
+		log_warn("agent: control plane unreachable at start: resuming config %s from %s",
+			 a->cfg.version, a->state_path);
 		struct agent_config c = a->cfg;
 		apply(a, &c);
 		return AGENT_EXIT_OK;
@@ -645,7 +704,8 @@ static int run_capture(struct agent *a)
 		meter_flush(a->m);
 		meter_print_stats(a->m, stderr);
 	} else {
-		log_info("agent: nothing exported (no NetFlow leg in config %s)", a->cfg.known ? a->cfg.version : "none");
+		log_info("agent: nothing exported (no NetFlow leg in config %s)",
+			 a->cfg.known ? a->cfg.version : "none");
 	}
 	stop_metering(a);
 	pcap_close(p);
@@ -670,8 +730,9 @@ int cmd_agent(int argc, char **argv)
 	if (a.o.secret != getenv(AGENT_SECRET_ENV))
 		memset(a.o.secret, 'x', strlen(a.o.secret));
 	a.o.secret = NULL;
-	log_info("agent: device %s (model %s, firmware %s%s%s), control plane %s", a.o.serial, AGENT_MODEL,
-		 a.o.firmware, a.o.ha ? ", HA state " : "", a.o.ha ? a.o.ha : "", a.o.control_plane);
+	log_info("agent: device %s (model %s, firmware %s%s%s), control plane %s", a.o.serial,
+		 AGENT_MODEL, a.o.firmware, a.o.ha ? ", HA state " : "", a.o.ha ? a.o.ha : "",
+		 a.o.control_plane);
 	struct sigaction sa = {.sa_handler = agent_on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -679,7 +740,8 @@ int cmd_agent(int argc, char **argv)
 	rc = first_sync(&a);
 	/* The first report went out before the configuration was known: a
 	 * one-shot mode tells the control plane about the sls leg right away. */
-	if (rc == AGENT_EXIT_OK && !a.o.iface && a.failures == 0 && sls_leg(&a.cfg) != a.reported_sls)
+	if (rc == AGENT_EXIT_OK && !a.o.iface && a.failures == 0 &&
+	    sls_leg(&a.cfg) != a.reported_sls)
 		sync_once(&a);
 	if (rc == AGENT_EXIT_OK && a.o.once) {
 		char *s = config_dump(&a);

@@ -38,8 +38,8 @@ struct devclient {
 
 static bool host_char(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-	       c == '-' || c == ':' || c == '_';
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '.' || c == '-' || c == ':' || c == '_';
 }
 
 /* http://HOST[:PORT][/] with HOST a name, an IPv4 address or [IPv6]. */
@@ -47,14 +47,17 @@ static int parse_url(struct devclient *c, struct str u, char *err, size_t errlen
 {
 	static const char scheme[] = "http://";
 	if (u.len > DEVCLIENT_URL_MAX) {
-		snprintf(err, errlen, "the control-plane URL is longer than %d bytes", DEVCLIENT_URL_MAX);
+		snprintf(err, errlen, "the control-plane URL is longer than %d bytes",
+			 DEVCLIENT_URL_MAX);
 		return -1;
 	}
 	if (u.len >= 8 && str_caseeq((struct str){u.p, 8}, "https://")) {
-		snprintf(err, errlen, "https:// is not supported (no TLS in the agent; see docs/agent.md)");
+		snprintf(err, errlen,
+			 "https:// is not supported (no TLS in the agent; see docs/agent.md)");
 		return -1;
 	}
-	if (u.len < sizeof(scheme) - 1 || !str_caseeq((struct str){u.p, sizeof(scheme) - 1}, scheme)) {
+	if (u.len < sizeof(scheme) - 1 ||
+	    !str_caseeq((struct str){u.p, sizeof(scheme) - 1}, scheme)) {
 		snprintf(err, errlen, "the control-plane URL must start with http://");
 		return -1;
 	}
@@ -80,7 +83,8 @@ static int parse_url(struct devclient *c, struct str u, char *err, size_t errlen
 		}
 	}
 	int64_t pn;
-	if (host.len == 0 || host.len > DEVCLIENT_HOST_MAX || num_parse_i64(port, 1, 65535, &pn) < 0)
+	if (host.len == 0 || host.len > DEVCLIENT_HOST_MAX ||
+	    num_parse_i64(port, 1, 65535, &pn) < 0)
 		goto bad;
 	for (size_t i = 0; i < host.len; i++)
 		if (!host_char(host.p[i]))
@@ -88,11 +92,12 @@ static int parse_url(struct devclient *c, struct str u, char *err, size_t errlen
 	memcpy(c->host, host.p, host.len);
 	c->host[host.len] = '\0';
 	snprintf(c->port, sizeof(c->port), "%d", (int)pn);
-	snprintf(c->host_header, sizeof(c->host_header), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s", c->host,
-		 c->port);
+	snprintf(c->host_header, sizeof(c->host_header), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s",
+		 c->host, c->port);
 	return 0;
 bad:
-	snprintf(err, errlen, "the control-plane URL must be http://HOST[:PORT] (a path is not allowed)");
+	snprintf(err, errlen,
+		 "the control-plane URL must be http://HOST[:PORT] (a path is not allowed)");
 	return -1;
 }
 
@@ -104,7 +109,8 @@ struct devclient *devclient_new(const char *url, const char *serial, const char 
 	if (parse_url(c, str_c(url), err, errlen) < 0)
 		goto fail;
 	if (!domain_serial_valid(sn)) {
-		snprintf(err, errlen, "the serial number must be 1-%d of [A-Za-z0-9_-]", DOMAIN_SN_MAX);
+		snprintf(err, errlen, "the serial number must be 1-%d of [A-Za-z0-9_-]",
+			 DOMAIN_SN_MAX);
 		goto fail;
 	}
 	/* The length only: the secret's bytes never reach a message. */
@@ -160,7 +166,8 @@ static int wait_fd(int fd, short ev, int64_t deadline_us)
 
 static int connect_one(const struct addrinfo *ai, int64_t deadline_us)
 {
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	int fd =
+	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd < 0)
 		return -1;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -212,16 +219,19 @@ static int send_all(int fd, const char *p, size_t len, int64_t deadline_us)
 }
 
 /* Reads until a whole response, the server's close, the size cap or the deadline. */
-static int recv_response(int fd, struct buf *b, bool *closed, int64_t deadline_us, char *err, size_t errlen)
+static int recv_response(int fd, struct buf *b, bool *closed, int64_t deadline_us, char *err,
+			 size_t errlen)
 {
 	*closed = false;
 	while (!devclient_response_complete((struct str){b->p, b->len})) {
 		if (b->len >= DEVCLIENT_MAX_RESPONSE) {
-			snprintf(err, errlen, "the answer exceeds %d bytes", DEVCLIENT_MAX_RESPONSE);
+			snprintf(err, errlen, "the answer exceeds %d bytes",
+				 DEVCLIENT_MAX_RESPONSE);
 			return -1;
 		}
 		if (wait_fd(fd, POLLIN, deadline_us) < 0) {
-			snprintf(err, errlen, "no answer within %d ms: %s", DEVCLIENT_IO_TIMEOUT_MS, strerror(errno));
+			snprintf(err, errlen, "no answer within %d ms: %s", DEVCLIENT_IO_TIMEOUT_MS,
+				 strerror(errno));
 			return -1;
 		}
 		size_t want = DEVCLIENT_MAX_RESPONSE - b->len;
@@ -249,7 +259,8 @@ static int recv_response(int fd, struct buf *b, bool *closed, int64_t deadline_u
 static const char *find_crlf2(struct str s)
 {
 	for (size_t i = 0; i + 3 < s.len; i++)
-		if (s.p[i] == '\r' && s.p[i + 1] == '\n' && s.p[i + 2] == '\r' && s.p[i + 3] == '\n')
+		if (s.p[i] == '\r' && s.p[i + 1] == '\n' && s.p[i + 2] == '\r' &&
+		    s.p[i + 3] == '\n')
 			return s.p + i;
 	return NULL;
 }
@@ -282,18 +293,20 @@ static int header_line(struct str line, int64_t *clen, char *err, size_t errlen)
 			return -1;
 		}
 	} else if (str_caseeq(name, "Transfer-Encoding") && !str_caseeq(val, "identity")) {
-		snprintf(err, errlen, "the answer uses Transfer-Encoding, which this client does not decode");
+		snprintf(err, errlen,
+			 "the answer uses Transfer-Encoding, which this client does not decode");
 		return -1;
 	}
 	return 0;
 }
 
-int devclient_parse_response(struct str resp, bool complete, int *status, struct str *body, char *err,
-			     size_t errlen)
+int devclient_parse_response(struct str resp, bool complete, int *status, struct str *body,
+			     char *err, size_t errlen)
 {
 	const char *end = find_crlf2(resp);
 	if (!end) {
-		snprintf(err, errlen, complete ? "the answer ended inside its headers" : "incomplete");
+		snprintf(err, errlen,
+			 complete ? "the answer ended inside its headers" : "incomplete");
 		return -1;
 	}
 	struct str head = {resp.p, (size_t)(end - resp.p) + 2}; /* every line ends in CRLF */
@@ -301,7 +314,8 @@ int devclient_parse_response(struct str resp, bool complete, int *status, struct
 	struct str sl = {head.p, (size_t)(eol - head.p)};
 	int64_t code;
 	if (sl.len < 12 || memcmp(sl.p, "HTTP/1.", 7) != 0 || sl.p[8] != ' ' ||
-	    num_parse_i64((struct str){sl.p + 9, 3}, 100, 599, &code) < 0 || (sl.len > 12 && sl.p[12] != ' ')) {
+	    num_parse_i64((struct str){sl.p + 9, 3}, 100, 599, &code) < 0 ||
+	    (sl.len > 12 && sl.p[12] != ' ')) {
 		snprintf(err, errlen, "the answer is not HTTP/1.x");
 		return -1;
 	}
@@ -309,7 +323,8 @@ int devclient_parse_response(struct str resp, bool complete, int *status, struct
 	int lines = 0;
 	for (const char *p = eol + 2; p < head.p + head.len;) {
 		const char *e = memchr(p, '\r', (size_t)(head.p + head.len - p));
-		if (!e || e + 1 >= head.p + head.len || e[1] != '\n' || ++lines > DEVCLIENT_MAX_HEADER_LINES) {
+		if (!e || e + 1 >= head.p + head.len || e[1] != '\n' ||
+		    ++lines > DEVCLIENT_MAX_HEADER_LINES) {
 			snprintf(err, errlen, "malformed or too many header lines in the answer");
 			return -1;
 		}
@@ -324,7 +339,8 @@ int devclient_parse_response(struct str resp, bool complete, int *status, struct
 	} else if (clen < 0 && complete) {
 		*body = (struct str){b, avail};
 	} else {
-		snprintf(err, errlen, complete ? "the answer is shorter than its Content-Length" : "incomplete");
+		snprintf(err, errlen,
+			 complete ? "the answer is shorter than its Content-Length" : "incomplete");
 		return -1;
 	}
 	*status = (int)code;
@@ -348,7 +364,8 @@ static int get_str(json_t *o, const char *key, char *out, size_t cap, bool requi
 		out[0] = '\0';
 		return 0;
 	}
-	if (!json_is_string(v) || json_string_length(v) >= cap || memchr(json_string_value(v), 0, json_string_length(v)))
+	if (!json_is_string(v) || json_string_length(v) >= cap ||
+	    memchr(json_string_value(v), 0, json_string_length(v)))
 		return -1;
 	memcpy(out, json_string_value(v), json_string_length(v) + 1);
 	return 0;
@@ -382,7 +399,8 @@ static int flowlog_from_json(json_t *o, struct devclient_flowlog *f, char *err, 
 	memset(f, 0, sizeof(*f));
 	if (!json_is_object(o) || get_str(o, "FlowLogId", f->id, sizeof(f->id), true) < 0 ||
 	    get_str(o, "OutputType", f->output, sizeof(f->output), true) < 0 ||
-	    get_int(o, "ActiveAging", FLOWLOG_ACTIVE_AGING_MIN, FLOWLOG_ACTIVE_AGING_MAX, &f->active_aging_s) < 0 ||
+	    get_int(o, "ActiveAging", FLOWLOG_ACTIVE_AGING_MIN, FLOWLOG_ACTIVE_AGING_MAX,
+		    &f->active_aging_s) < 0 ||
 	    get_int(o, "InactiveAging", FLOWLOG_INACTIVE_AGING_MIN, FLOWLOG_INACTIVE_AGING_MAX,
 		    &f->inactive_aging_s) < 0 ||
 	    get_str(o, "ProjectName", f->project, sizeof(f->project), false) < 0 ||
@@ -397,9 +415,13 @@ static int flowlog_from_json(json_t *o, struct devclient_flowlog *f, char *err, 
 	if (!strcmp(f->output, "sls"))
 		return 0; /* no NetFlow leg: its fields are not used */
 	if (get_str(o, "NetflowServerIp", f->server_ip, sizeof(f->server_ip), true) < 0 ||
-	    !domain_ip_valid(str_c(f->server_ip)) || get_int(o, "NetflowServerPort", 1, 65535, &port) < 0 ||
-	    get_str(o, "NetflowVersion", ver, sizeof(ver), true) < 0 || !(f->version = netflow_version(ver))) {
-		snprintf(err, errlen, "FlowLog lacks a valid NetflowServerIp, NetflowServerPort or NetflowVersion");
+	    !domain_ip_valid(str_c(f->server_ip)) ||
+	    get_int(o, "NetflowServerPort", 1, 65535, &port) < 0 ||
+	    get_str(o, "NetflowVersion", ver, sizeof(ver), true) < 0 ||
+	    !(f->version = netflow_version(ver))) {
+		snprintf(
+		    err, errlen,
+		    "FlowLog lacks a valid NetflowServerIp, NetflowServerPort or NetflowVersion");
 		return -1;
 	}
 	f->server_port = (int)port;
@@ -441,13 +463,17 @@ int devclient_parse_answer(struct str body, struct devclient_answer *out, char *
 	json_t *changed = json_object_get(o, "Changed"), *exp = json_object_get(o, "Export");
 	json_t *fl = json_object_get(o, "FlowLog");
 	if (get_str(o, "SmartAGId", out->sag_id, sizeof(out->sag_id), true) < 0 ||
-	    get_str(o, "ConfigVersion", out->config_version, sizeof(out->config_version), true) < 0 ||
-	    !lower_hex(out->config_version, DEVICE_CONFIG_VERSION_HEX) || !json_is_boolean(changed) ||
-	    !json_is_boolean(exp) || (fl && !json_is_null(fl) && !json_is_object(fl))) {
-		snprintf(err, errlen, "the answer lacks SmartAGId, ConfigVersion, Changed, Export or FlowLog");
+	    get_str(o, "ConfigVersion", out->config_version, sizeof(out->config_version), true) <
+		0 ||
+	    !lower_hex(out->config_version, DEVICE_CONFIG_VERSION_HEX) ||
+	    !json_is_boolean(changed) || !json_is_boolean(exp) ||
+	    (fl && !json_is_null(fl) && !json_is_object(fl))) {
+		snprintf(err, errlen,
+			 "the answer lacks SmartAGId, ConfigVersion, Changed, Export or FlowLog");
 		goto out;
 	}
-	if (json_object_get(o, "PollIntervalSeconds") && get_int(o, "PollIntervalSeconds", 1, 3600, &poll_s) < 0) {
+	if (json_object_get(o, "PollIntervalSeconds") &&
+	    get_int(o, "PollIntervalSeconds", 1, 3600, &poll_s) < 0) {
 		snprintf(err, errlen, "the answer has a bad PollIntervalSeconds");
 		goto out;
 	}
@@ -497,27 +523,30 @@ static void nonce_hex(char out[2 * DEVCLIENT_NONCE_BYTES + 1])
 
 static void build_request(const struct devclient *c, struct str body, struct buf *req)
 {
-	char date[21], nonce[2 * DEVCLIENT_NONCE_BYTES + 1], sha[DEVICE_HEX_SHA256 + 1], sig[DEVICE_HEX_SHA256 + 1];
+	char date[21], nonce[2 * DEVCLIENT_NONCE_BYTES + 1], sha[DEVICE_HEX_SHA256 + 1],
+	    sig[DEVICE_HEX_SHA256 + 1];
 	struct buf sts = {0};
 	time_format_iso8601(time_now_ms() / 1000, date);
 	nonce_hex(nonce);
 	device_body_sha256(body, sha);
-	device_string_to_sign(&sts, STR_LIT("POST"), STR_LIT(DEVICE_SYNC_PATH), str_c(c->serial), str_c(date),
-			      str_c(nonce), str_c(sha));
+	device_string_to_sign(&sts, STR_LIT("POST"), STR_LIT(DEVICE_SYNC_PATH), str_c(c->serial),
+			      str_c(date), str_c(nonce), str_c(sha));
 	device_sign(str_c(c->secret), (struct str){sts.p, sts.len}, sig);
 	buf_free(&sts);
-	buf_printf(req,
-		   "POST " DEVICE_SYNC_PATH " HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-		   "Content-Length: %zu\r\nX-Sag-Serial-Number: %s\r\nX-Sag-Date: %s\r\nX-Sag-Nonce: %s\r\n"
-		   "X-Sag-Content-Sha256: %s\r\nAuthorization: " DEVICE_AUTH_ALGORITHM " Signature=%s\r\n"
-		   "Connection: close\r\nUser-Agent: sagflow-agent/" SAGFLOW_VERSION "\r\n\r\n",
-		   c->host_header, body.len, c->serial, date, nonce, sha, sig);
+	buf_printf(
+	    req,
+	    "POST " DEVICE_SYNC_PATH " HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nX-Sag-Serial-Number: %s\r\nX-Sag-Date: %s\r\nX-Sag-Nonce: "
+	    "%s\r\n"
+	    "X-Sag-Content-Sha256: %s\r\nAuthorization: " DEVICE_AUTH_ALGORITHM " Signature=%s\r\n"
+	    "Connection: close\r\nUser-Agent: sagflow-agent/" SAGFLOW_VERSION "\r\n\r\n",
+	    c->host_header, body.len, c->serial, date, nonce, sha, sig);
 	buf_add(req, body.p, body.len);
 }
 
 /* One exchange: the raw answer in resp. */
-static int exchange(const struct devclient *c, struct str body, struct buf *resp, bool *closed, char *err,
-		    size_t errlen)
+static int exchange(const struct devclient *c, struct str body, struct buf *resp, bool *closed,
+		    char *err, size_t errlen)
 {
 	struct buf req = {0};
 	int fd = dial(c, err, errlen);
@@ -535,8 +564,8 @@ static int exchange(const struct devclient *c, struct str body, struct buf *resp
 	return rc;
 }
 
-static enum devclient_status classify_error(struct str body, struct devclient_answer *out, char *err,
-					    size_t errlen)
+static enum devclient_status classify_error(struct str body, struct devclient_answer *out,
+					    char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(body.p ? body.p : "", body.len, 0, &jerr);
@@ -550,7 +579,8 @@ static enum devclient_status classify_error(struct str body, struct devclient_an
 		 out->code[0] ? out->code : "(no code)", msg[0] ? ": " : "", msg);
 	if (out->http_status == 401 && !strcmp(out->code, "Device.AuthFailed"))
 		return DEVCLIENT_REFUSED;
-	if (out->http_status >= 400 && out->http_status < 500 && strcmp(out->code, "Device.NonceUsed"))
+	if (out->http_status >= 400 && out->http_status < 500 &&
+	    strcmp(out->code, "Device.NonceUsed"))
 		return DEVCLIENT_REJECTED;
 	return DEVCLIENT_UNREACHABLE;
 }
@@ -566,7 +596,8 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 	struct str b;
 	if (exchange(c, str_c(body), &resp, &closed, err, errlen) < 0)
 		goto out;
-	if (devclient_parse_response((struct str){resp.p, resp.len}, true, &out->http_status, &b, err, errlen) < 0)
+	if (devclient_parse_response((struct str){resp.p, resp.len}, true, &out->http_status, &b,
+				     err, errlen) < 0)
 		goto out;
 	if (out->http_status != 200) {
 		st = classify_error(b, out, err, errlen);

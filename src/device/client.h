@@ -20,13 +20,13 @@
 #include "device/device.h"
 #include "domain/domain.h"
 
-#define DEVCLIENT_URL_MAX 512            /* bytes of --control-plane */
-#define DEVCLIENT_HOST_MAX 255           /* DNS name or address */
+#define DEVCLIENT_URL_MAX 512		  /* bytes of --control-plane */
+#define DEVCLIENT_HOST_MAX 255		  /* DNS name or address */
 #define DEVCLIENT_MAX_RESPONSE (64 << 10) /* status line, headers and body */
 #define DEVCLIENT_MAX_HEADER_LINES 64
 #define DEVCLIENT_CONNECT_TIMEOUT_MS 2000
-#define DEVCLIENT_IO_TIMEOUT_MS 3000     /* the whole exchange after connecting */
-#define DEVCLIENT_NONCE_BYTES 16         /* random bytes, sent as 32 hex digits */
+#define DEVCLIENT_IO_TIMEOUT_MS 3000 /* the whole exchange after connecting */
+#define DEVCLIENT_NONCE_BYTES 16     /* random bytes, sent as 32 hex digits */
 #define DEVCLIENT_ERR_CODE_MAX 64
 
 /* What one exchange came to; the agent acts on the class, the log shows err. */
@@ -40,18 +40,18 @@ enum devclient_status {
 /* What the device reports (the JSON body of a sync). */
 struct devclient_report {
 	const char *model, *software_version;
-	const char *ha_state;       /* "active", "standby" or NULL (not reported) */
+	const char *ha_state;	    /* "active", "standby" or NULL (not reported) */
 	const char *config_version; /* the version the device runs, "" for none */
-	bool sls_not_delivered;     /* the Log Service leg is configured but not delivered */
+	bool sls_not_delivered;	    /* the Log Service leg is configured but not delivered */
 };
 
 /* The flow-log configuration of an answer (FlowLog), as the device applies it. */
 struct devclient_flowlog {
 	char id[DOMAIN_ID_MAX + 1];
-	char output[8];  /* "sls", "netflow" or "all" */
+	char output[8]; /* "sls", "netflow" or "all" */
 	char server_ip[DOMAIN_IP_MAX + 1];
 	int server_port; /* 1-65535, 0 when there is no NetFlow leg */
-	int version;     /* 5, 9 or 10, 0 when there is no NetFlow leg */
+	int version;	 /* 5, 9 or 10, 0 when there is no NetFlow leg */
 	int64_t active_aging_s, inactive_aging_s;
 	char project[DOMAIN_SLS_NAME_MAX + 1], logstore[DOMAIN_SLS_NAME_MAX + 1];
 };
@@ -82,8 +82,8 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 
 /* Splits an HTTP/1.x response: status code and body (Content-Length, or the
  * rest when the server closes). 0, or -1 with a message in err. */
-int devclient_parse_response(struct str resp, bool complete, int *status, struct str *body, char *err,
-			     size_t errlen);
+int devclient_parse_response(struct str resp, bool complete, int *status, struct str *body,
+			     char *err, size_t errlen);
 /* Whether resp holds a whole response yet (headers and Content-Length bytes). */
 bool devclient_response_complete(struct str resp);
 /* The JSON of a 200 answer into out. 0, or -1 with a message in err. */
