@@ -335,15 +335,22 @@ static void state_load(struct agent *a)
 		log_warn("agent: cannot create --state-dir %s: %s", a->o.state_dir,
 			 strerror(errno));
 	snprintf(a->state_path, sizeof(a->state_path), "%s/%s", a->o.state_dir, AGENT_STATE_FILE);
-	json_error_t jerr;
-	json_t *o = json_load_file(a->state_path, JSON_REJECT_DUPLICATES, &jerr);
-	struct stat st;
-	if (!o) {
-		if (stat(a->state_path, &st) == 0)
-			log_warn("agent: ignoring %s: %s", a->state_path, jerr.text);
+	char buf[AGENT_STATE_MAX + 1];
+	ssize_t n = -1;
+	int fd = open(a->state_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("agent: cannot read %s: %s", a->state_path, strerror(errno));
 		return;
 	}
-	if (stat(a->state_path, &st) < 0 || st.st_size > AGENT_STATE_MAX || state_parse(a, o) < 0)
+	/* One read of at most the cap plus one byte: a larger file is refused unread. */
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	json_error_t jerr;
+	json_t *o = n > 0 && n <= AGENT_STATE_MAX
+			? json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr)
+			: NULL;
+	if (!o || state_parse(a, o) < 0)
 		log_warn("agent: ignoring %s: not a valid state of device %s", a->state_path,
 			 a->o.serial);
 	else

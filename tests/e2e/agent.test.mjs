@@ -5,7 +5,7 @@
 // test's own UDP sender on loopback).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -144,6 +144,12 @@ test('a wrong secret or an unknown serial number is refused: exit 3, a clear err
     }
   }
   assert.equal(await gatewayStatus(a, g.id), 'Init', 'a refused device never counts as online');
+  const badFilter = agentRun(srv.url, g, ['--interface', 'lo', '--filter', 'udp and (']);
+  assert.equal(badFilter.status, 1, badFilter.stderr);
+  assert.match(badFilter.stderr, /bad --filter/);
+  const badIface = agentRun(srv.url, g, ['--interface', 'nosuchif0']);
+  assert.equal(badIface.status, 1, badIface.stderr);
+  assert.match(badIface.stderr, /cannot capture on nosuchif0/);
   const down = agentRun(`http://127.0.0.1:${await freeTcpPort()}`, g, ['--once']);
   assert.equal(down.status, 1, 'an unreachable control plane is exit 1');
   assert.match(down.stderr, /cannot connect/);
@@ -298,6 +304,46 @@ test('control plane restart, and an agent restart while it is away, lose no reco
   // One record per flow and agent run: nothing lost while away, nothing doubled.
   assert.deepEqual(collected(cdir), { Flows: 2 * 6, Packets: t.packets, Bytes: t.bytes });
   rmSync(home, { recursive: true, force: true });
+});
+
+test('--read with the control plane away replays under the saved configuration; a bad state file is ignored', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'sagflow-agent-read-'));
+  const state = join(home, 'state'), cdir = join(home, 'nfcapd');
+  mkdirSync(cdir);
+  const cp = await startServer({ dbPath: join(home, 'cp.db') });
+  const ca = api(cp);
+  const port = await freeUdpPort();
+  const fl = (await ca.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: port, NetflowVersion: 'V9', ActiveAging: 120, InactiveAging: 20 })).FlowLogId;
+  const g = await provision(ca);
+  assert.equal(agentRun(cp.url, g, ['--once', '--state-dir', state]).status, 0);
+  await ca.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  const once = agentRun(cp.url, g, ['--once', '--state-dir', state]);
+  assert.equal(once.json.FlowLog.FlowLogId, fl);
+  await cp.stop();
+  try {
+    const away = agentRun(cp.url, g, ['--once', '--state-dir', state]);
+    assert.equal(away.status, 1, '--once needs the control plane');
+    const nf = await nfcapdOn(cdir, port);
+    let r;
+    try {
+      r = agentRun(cp.url, g, ['--read', pcap, '--state-dir', state]);
+      await sleep(300);
+    } finally {
+      await nf.stop();
+    }
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /control plane unreachable at start: resuming config/);
+    assert.deepEqual(collected(cdir), want(totals(reference(packets, 120, 20))));
+    for (const junk of ['{"SerialNumber":', 'x'.repeat(20000), JSON.stringify({ ...once.json, SerialNumber: 'other' })]) {
+      writeFileSync(join(state, 'state.json'), junk);
+      r = agentRun(cp.url, g, ['--read', pcap, '--state-dir', state]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /ignoring .*state\.json: not a valid state of device/);
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 });
 
 test('HA pair: the standby device exports only when it reports itself active', async () => {
