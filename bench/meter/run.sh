@@ -4,13 +4,13 @@
 # one after the other. Prints packets/s for both, their ratio, peak RSS and
 # bytes per tracked flow, and what each collector received.
 #   PACKETS=N FLOWS=N    capture size (default 2000000 packets, 60000 flows)
-#   REPEAT=N             runs per tool, best one reported (default 3)
+#   REPEAT=N             rounds, best run of each tool reported (default 5)
 #   VERSION=V5|V9|V10    export version for both tools (default V10)
 #   BUILD=dir            release build of sagflow (default build-meter-release)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PACKETS=${PACKETS:-2000000}
-REPEAT=${REPEAT:-3} # runs per tool; the fastest counts (the machine may be shared)
+REPEAT=${REPEAT:-5} # rounds; each tool's fastest run counts (the machine may be shared)
 FLOWS=${FLOWS:-60000}
 VERSION=${VERSION:-V10}
 BUILD=${BUILD:-build-meter-release}
@@ -72,28 +72,33 @@ M_BASE_KB=$RSS_KB
 timed "${softflowd[@]}" "$work/base.pcap"
 S_BASE_KB=$RSS_KB
 
-# best_of CMD...: REPEAT runs, each into a fresh nfcapd; keeps the fastest
-# (BEST_S, BEST_CPU, BEST_KB, BEST_NF: what nfdump saw of that run).
-best_of() {
-	BEST_S=999999
-	for _ in $(seq "$REPEAT"); do
-		start_nfcapd
-		timed "$@"
-		stop_nfcapd
-		if awk -v a="$ELAPSED" -v b="$BEST_S" 'BEGIN{exit !(a < b)}'; then
-			BEST_S=$ELAPSED BEST_CPU=$CPU BEST_KB=$RSS_KB BEST_NF=$NF
-			cp "$work/err" "$work/best.err"
-		fi
-	done
+# REPEAT rounds, each running both tools into a fresh nfcapd, interleaved so
+# both see the same background load; the fastest run of each tool counts.
+# run_one TAG CMD...: sets <TAG>_S, _CPU, _KB, _NF (nfdump's view) when faster.
+run_one() {
+	local tag=$1
+	shift
+	start_nfcapd
+	timed "$@"
+	stop_nfcapd
+	local best="${tag}_S"
+	if [ -z "${!best:-}" ] || awk -v a="$ELAPSED" -v b="${!best}" 'BEGIN{exit !(a < b)}'; then
+		printf -v "${tag}_S" %s "$ELAPSED"
+		printf -v "${tag}_CPU" %s "$CPU"
+		printf -v "${tag}_KB" %s "$RSS_KB"
+		printf -v "${tag}_NF" %s "$NF"
+		cp "$work/err" "$work/$tag.err"
+	fi
 }
 
-best_of "${meter[@]}" "$work/bench.pcap"
-M_S=$BEST_S M_CPU=$BEST_CPU M_KB=$BEST_KB M_NF=$BEST_NF
-PEAK=$(awk -F': ' '/^peak table size/{print $2}' "$work/best.err")
-STRUCT=$(awk -F': ' '/^table bytes per flow/{print $2}' "$work/best.err")
-
-best_of "${softflowd[@]}" "$work/bench.pcap"
-S_S=$BEST_S S_CPU=$BEST_CPU S_KB=$BEST_KB S_NF=$BEST_NF
+M_S= S_S=
+for round in $(seq "$REPEAT"); do
+	echo "round $round of $REPEAT..."
+	run_one M "${meter[@]}" "$work/bench.pcap"
+	run_one S "${softflowd[@]}" "$work/bench.pcap"
+done
+PEAK=$(awk -F': ' '/^peak table size/{print $2}' "$work/M.err")
+STRUCT=$(awk -F': ' '/^table bytes per flow/{print $2}' "$work/M.err")
 
 node -e '
 const [pk, fl, ms, mc, mkb, mbase, peak, st, ss, sc, skb, sbase, mnf, snf, bfl] = process.argv.slice(1);
