@@ -51,7 +51,7 @@ if [ "$FUZZ_SECONDS" != 0 ] && ls tests/fuzz/*.c 2>/dev/null | grep -qv replay.c
 	fi
 	if ninja -C "$FUZZBUILD" >"$FUZZBUILD.log" 2>&1; then
 		for t in "$FUZZBUILD"/tests/fuzz/fuzz_*; do
-			[ -x "$t" ] || continue
+			[ -f "$t" ] && [ -x "$t" ] || continue
 			name=$(basename "$t")
 			work=$(mktemp -d)
 			if "$t" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 \
