@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of bench/, one after the other, on the release build.
+# Results go to stdout; docs/benchmarks.md records them with the machine's state.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== bench/api: signed DescribeRegions vs nginx static"
+bench/api/run.sh
+echo "== bench/store: bare SQLite loop vs group commit"
+build/bench/store_bench
+echo "== bench/api: flow-log mixes"
+BUILD=build bench/api/flowlog_run.sh
+echo "== bench/meter: sagflow meter vs softflowd"
+bench/meter/run.sh
