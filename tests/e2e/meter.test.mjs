@@ -128,6 +128,32 @@ test('other link types (SLL, SLL2, raw IP) meter to the same records', () => {
   }
 });
 
+test('pcapng input meters to the same records', () => {
+  const ng = join(dir, 'scenario.pcapng'), out = join(dir, 'ng.jsonl');
+  const c = spawnSync('editcap', ['-F', 'pcapng', pcap, ng], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  const r = run(['--read', ng, '--jsonl', out, '--active-aging', String(ACTIVE), '--inactive-aging', String(INACTIVE)]);
+  assert.equal(r.status, 0, r.stderr);
+  const got = readJsonl(out).map((j) => sig(j.protocol, j.srcaddr, j.srcport, j.dstaddr, j.dstport, j.start, j.end, j.packets, j.bytes)).sort();
+  assert.deepEqual(got, expectedSigs(expected));
+});
+
+test('a full table evicts the least recently seen record and exports it: nothing is dropped', () => {
+  const out = join(dir, 'evict.jsonl');
+  const r = run(['--read', pcap, '--jsonl', out, '--max-flows', '16', '--active-aging', String(ACTIVE),
+    '--inactive-aging', String(INACTIVE)]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(stat(r.stderr, 'records closed \\(lack of resources\\)') > 0);
+  assert.equal(stat(r.stderr, 'peak table size'), 16);
+  const got = readJsonl(out);
+  const sum = (k) => got.reduce((a, j) => a + j[k], 0);
+  const want = totals(expected);
+  assert.equal(sum('packets'), want.packets);
+  assert.equal(sum('bytes'), want.bytes);
+  assert.ok(got.length > want.records);
+  assert.ok(got.some((j) => j['end-reason'] === 'lack of resources'));
+});
+
 for (const version of ['V5', 'V9', 'V10']) {
   test(`${version} to a real nfcapd: exact totals, zero sequence failures, tshark decodes every datagram`, async () => {
     const cdir = join(dir, `nfcapd-${version}`);
@@ -165,7 +191,8 @@ for (const version of ['V5', 'V9', 'V10']) {
   });
 }
 
-test('live capture: timers fire without packets, SIGUSR1 prints statistics, SIGTERM flushes and exits 0', async () => {
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  test(`live capture: timers fire without packets, SIGUSR1 prints statistics, ${signal} flushes and exits 0`, async () => {
   const out = join(dir, 'live.jsonl');
   const port = await freeUdpPort();
   const m = spawn(BIN, ['meter', '--interface', 'lo', '--jsonl', out, '--inactive-aging', '10'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -194,13 +221,14 @@ test('live capture: timers fire without packets, SIGUSR1 prints statistics, SIGT
     await new Promise((r) => s2.send(Buffer.alloc(50), port, '127.0.0.1', r));
     s2.close();
     await sleep(500);
-    m.kill('SIGTERM');
+    m.kill(signal);
     const { code } = await exited;
     assert.equal(code, 0, err);
     const all = readJsonl(out).filter((j) => j.dstport === port);
-    assert.equal(all.length, 2, 'the open record was flushed at SIGTERM');
+    assert.equal(all.length, 2, `the open record was flushed at ${signal}`);
     assert.equal(all[1]['end-reason'], 'forced (end of capture, shutdown)');
   } finally {
     if (m.exitCode === null && m.signalCode === null) { m.kill('SIGKILL'); await exited; }
   }
 });
+}
