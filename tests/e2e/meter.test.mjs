@@ -90,6 +90,9 @@ test('bad arguments get a clear error and exit 2, never a crash', () => {
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re);
   }
+  const noif = run(['--interface', 'nosuchif0', '--jsonl', '-']);
+  assert.equal(noif.status, 1);
+  assert.match(noif.stderr, /cannot capture on nosuchif0/);
   const missing = run(['--read', join(dir, 'nope.pcap'), '--jsonl', '-']);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cannot read/);
