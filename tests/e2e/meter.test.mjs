@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createSocket } from 'node:dgram';
@@ -210,10 +210,15 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
     const s = createSocket('udp4');
     for (let i = 0; i < 10; i++) await new Promise((r) => s.send(Buffer.alloc(100), port, '127.0.0.1', r));
     s.close();
+    const sent = Date.now();
     // The flow goes idle: its record must appear after InactiveAging with no further packet.
-    await sleep(12500);
-    const idle = readJsonl(out).filter((j) => j.dstport === port);
+    let idle = [];
+    while (idle.length === 0 && Date.now() - sent < 30000) {
+      await sleep(250);
+      idle = existsSync(out) ? readJsonl(out).filter((j) => j.dstport === port) : [];
+    }
     assert.equal(idle.length, 1, 'one idle record before shutdown');
+    assert.ok(Date.now() - sent >= 10000, 'not before InactiveAging');
     assert.equal(idle[0]['end-reason'], 'idle');
     assert.equal(idle[0].packets, 10);
     assert.equal(idle[0].bytes, 10 * 128);
