@@ -24,6 +24,7 @@
 #define STORE_SECRET_LEN 30     /* alnum, ~178 bits */
 #define STORE_MAX_KEY_FIELD 128 /* AccessKeyId / secret as supplied by SAGFLOW_ACCESS_KEY_* */
 #define STORE_AKID_PREFIX "LTAI"
+#define STORE_QUEUE_MAX 65536 /* queued write jobs before store_write_async refuses */
 
 struct store;
 struct store_tx; /* a connection inside a transaction (write) or a snapshot (read) */

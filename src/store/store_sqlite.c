@@ -25,7 +25,6 @@
 #include "store/migrations.h"
 
 #define STORE_BATCH_MAX 512          /* jobs per transaction; bounds one commit's latency */
-#define STORE_QUEUE_MAX 65536        /* queued write jobs before store_write_async refuses */
 #define STORE_BUSY_TIMEOUT_MS 5000   /* another process (sagflow keys) holding the lock */
 #define STORE_MAX_PATH 4096
 #define STORE_CKPT_FRAMES 1000       /* new WAL frames that call for a checkpoint */

@@ -715,6 +715,47 @@ static void test_deferred_fk_isolated(void **state)
 	pthread_cond_destroy(&g.cv);
 }
 
+/* ---- a full queue ---- */
+
+static int noop_job(struct store_tx *tx, void *arg)
+{
+	return 0;
+}
+
+static void count_done(void *arg, int rc)
+{
+	int *counts = arg; /* [0] successes, [1] failures; only the writer thread writes them */
+	counts[rc == 0 ? 0 : 1]++;
+}
+
+static void refused_done(void *arg, int rc)
+{
+	*(int *)arg = rc;
+}
+
+/* With the writer held, STORE_QUEUE_MAX jobs queue and the next is refused at
+ * once, on the caller, with STORE_EIO; the queued ones all run afterwards. */
+static void test_queue_full(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int counts[2] = {0, 0};
+	struct gate g;
+	gate_close(s, &g);
+	for (int i = 0; i < STORE_QUEUE_MAX; i++)
+		store_write_async(s, noop_job, counts, count_done);
+	int refused = 12345;
+	store_write_async(s, noop_job, &refused, refused_done);
+	assert_int_equal(refused, STORE_EIO);
+	gate_open(&g);
+	store_close(s); /* drains the queue */
+	assert_int_equal(counts[0], STORE_QUEUE_MAX);
+	assert_int_equal(counts[1], 0);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+
 /* ---- readers beside the writer ---- */
 
 struct reader {
@@ -1072,6 +1113,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_fk_isolated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_and_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded_thread, setup, teardown),
