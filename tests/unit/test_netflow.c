@@ -158,6 +158,30 @@ static void test_delay_and_send_errors(void **state)
 	exporter_free(NULL);
 }
 
+static void test_stream_continues_across_exporters(void **state)
+{
+	static struct sent s;
+	memset(&s, 0, sizeof(s));
+	struct netflow_stream stream;
+	memset(&stream, 0, sizeof(stream));
+	struct netflow_config c = {.version = 10, .domain = 5, .send = capture_send, .send_ctx = &s};
+	struct exporter *ex = netflow_exporter_new_stream(&c, &stream);
+	exporter_tick(ex, BOOT_US);
+	feed(ex, 30, 0);
+	exporter_flush(ex);
+	exporter_free(ex);
+	size_t first = s.n;
+	/* The replacement (a reconfigured meter) picks up where the first left off. */
+	ex = netflow_exporter_new_stream(&c, &stream);
+	exporter_tick(ex, BOOT_US + 5000000);
+	feed(ex, 1, 0);
+	exporter_flush(ex);
+	exporter_free(ex);
+	assert_true(s.n > first);
+	assert_int_equal(rd32(s.p[s.n - 1] + 8), 30); /* 30 data records before this message */
+	assert_true(stream.boot_us == BOOT_US);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_v9_sequence_counts_datagrams_and_refreshes_templates),
 		cmocka_unit_test(test_ipfix_sequence_counts_records),
 		cmocka_unit_test(test_delay_and_send_errors),
+		cmocka_unit_test(test_stream_continues_across_exporters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
