@@ -244,6 +244,7 @@ int cmd_serve(int argc, char **argv)
 	printf(strchr(o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n", o.host,
 	       http_server_port(h));
 	fflush(stdout);
+	log_buffered_start();
 	log_info("serve: %u threads, database %s, flow-log quota %lld", o.threads, o.db,
 		 (long long)o.quota);
 	int sig = wait_for_signal(&set);
@@ -254,5 +255,6 @@ int cmd_serve(int argc, char **argv)
 	rpc_free(rpc);
 	store_close(st);
 	log_info("serve: stopped");
+	log_buffered_stop();
 	return 0;
 }

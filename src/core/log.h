@@ -6,6 +6,10 @@
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERR };
 
 void log_set_level(enum log_level lvl);
+/* Servers: block-buffer stderr and flush it from a thread every 100 ms
+ * (warnings and errors are flushed at once). Stop flushes what is left. */
+void log_buffered_start(void);
+void log_buffered_stop(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
