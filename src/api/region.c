@@ -1,5 +1,6 @@
 #include "api/region.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "rpc/params.h"
@@ -32,6 +33,31 @@ bool region_valid(struct str id)
 	return false;
 }
 
+/* The region list never changes, so each language's answer is built once and
+ * shared: renderers only take references (jansson's reference counts are
+ * atomic) and never modify it. */
+static json_t *regions_doc[2];
+static pthread_once_t regions_once = PTHREAD_ONCE_INIT;
+
+static void regions_build(void)
+{
+	for (int en = 0; en < 2; en++) {
+		json_t *list = json_array();
+		for (size_t i = 0; i < REGION_COUNT; i++) {
+			char endpoint[64];
+			snprintf(endpoint, sizeof(endpoint), "smartag.%s.aliyuncs.com", regions[i].id);
+			json_t *r = json_object();
+			json_object_set_new(r, "RegionId", json_string(regions[i].id));
+			json_object_set_new(r, "RegionEndpoint", json_string(endpoint));
+			json_object_set_new(r, "LocalName",
+					    json_string(en ? regions[i].name_en : regions[i].name_zh));
+			json_array_append_new(list, r);
+		}
+		regions_doc[en] = json_object();
+		json_object_set_new(regions_doc[en], "Region", list);
+	}
+}
+
 static void describe_regions(struct api_call *c)
 {
 	struct str lang = params_get(c->params, "AcceptLanguage");
@@ -44,20 +70,8 @@ static void describe_regions(struct api_call *c)
 			return;
 		}
 	}
-	json_t *list = json_array();
-	for (size_t i = 0; i < REGION_COUNT; i++) {
-		char endpoint[64];
-		snprintf(endpoint, sizeof(endpoint), "smartag.%s.aliyuncs.com", regions[i].id);
-		json_t *r = json_object();
-		json_object_set_new(r, "RegionId", json_string(regions[i].id));
-		json_object_set_new(r, "RegionEndpoint", json_string(endpoint));
-		json_object_set_new(r, "LocalName",
-				    json_string(en ? regions[i].name_en : regions[i].name_zh));
-		json_array_append_new(list, r);
-	}
-	json_t *wrap = json_object();
-	json_object_set_new(wrap, "Region", list);
-	json_object_set_new(c->out, "Regions", wrap);
+	pthread_once(&regions_once, regions_build);
+	json_object_set(c->out, "Regions", regions_doc[en]);
 	api_finish(c, ERR_OK);
 }
 
