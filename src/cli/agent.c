@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <pcap/pcap.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #define AGENT_FILTER_MAX 1024	   /* bytes of --filter */
 #define AGENT_OBSERVATION_DOMAIN 1 /* V9 source id / IPFIX observation domain / V5 engine id */
 #define AGENT_SECRET_ENV "SAGFLOW_DEVICE_SECRET"
+#define AGENT_ERR_MAX 512 /* bytes of an error message */
 
 /* Exit codes (also in --help and docs/agent.md). */
 enum {
@@ -509,57 +511,161 @@ static void disown(struct agent *a)
 	a->applied = false;
 }
 
-/* One sync; applies a changed configuration. Returns the exchange's status. */
-static enum devclient_status sync_once(struct agent *a)
+/* What the agent reports at its next sync. */
+static void report_of(const struct agent *a, struct devclient_report *rep, char *version)
 {
-	struct devclient_report rep = {AGENT_MODEL, a->o.firmware, a->o.ha,
-				       a->cfg.known ? a->cfg.version : "", sls_leg(&a->cfg)};
-	struct devclient_answer ans;
-	char err[512];
-	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
+	version[0] = '\0';
+	if (a->cfg.known)
+		memcpy(version, a->cfg.version, DEVICE_CONFIG_VERSION_HEX + 1);
+	*rep = (struct devclient_report){AGENT_MODEL, a->o.firmware, a->o.ha, version,
+					 sls_leg(&a->cfg)};
+}
+
+/* Acts on the outcome of one sync: a failure is retried with backoff, a
+ * changed configuration is applied and saved. */
+static void sync_result(struct agent *a, enum devclient_status st,
+			const struct devclient_answer *ans, const char *err, bool sent_sls)
+{
 	if (st != DEVCLIENT_OK) {
 		a->failures++;
 		if (st == DEVCLIENT_REFUSED) {
 			log_err("agent: the control plane refused device %s: wrong SecretKey, or "
-				"the serial number is "
-				"not bound to a gateway (%s)",
+				"the serial number is not bound to a gateway (%s)",
 				a->o.serial, err);
 			disown(a);
 		}
 		schedule_retry(a, err);
-		return st;
+		return;
 	}
 	if (a->failures)
 		log_info("agent: the control plane answers again after %d failed syncs",
 			 a->failures);
 	a->failures = 0;
-	a->reported_sls = rep.sls_not_delivered;
-	int64_t poll = (int64_t)ans.poll_interval_s * 1000;
+	a->reported_sls = sent_sls;
+	int64_t poll = (int64_t)ans->poll_interval_s * 1000;
 	a->next_sync_us = time_mono_us() + (poll < AGENT_POLL_MS ? poll : AGENT_POLL_MS) * 1000;
-	bool same = a->cfg.known && !strcmp(ans.config_version, a->cfg.version);
+	bool same = a->cfg.known && !strcmp(ans->config_version, a->cfg.version);
 	if (same && a->applied)
-		return st;
+		return;
 	struct agent_config c = {
-	    .known = true, .exports = ans.exports, .has_flowlog = ans.has_flowlog};
-	if (ans.changed) {
-		memcpy(c.version, ans.config_version, sizeof(c.version));
-		memcpy(c.sag_id, ans.sag_id, sizeof(c.sag_id));
-		if (ans.has_flowlog)
-			c.fl = ans.flowlog;
+	    .known = true, .exports = ans->exports, .has_flowlog = ans->has_flowlog};
+	if (ans->changed) {
+		memcpy(c.version, ans->config_version, sizeof(c.version));
+		memcpy(c.sag_id, ans->sag_id, sizeof(c.sag_id));
+		if (ans->has_flowlog)
+			c.fl = ans->flowlog;
 	} else if (same) {
 		c = a->cfg; /* the state file's configuration is still current */
 	} else {
 		/* "Unchanged" against a version we do not hold: ask again for all of it. */
 		a->cfg.known = false;
 		a->next_sync_us = time_mono_us();
-		return st;
+		return;
 	}
 	bool sls_before = sls_leg(&a->cfg);
 	apply(a, &c);
 	state_save(a);
 	if (sls_leg(&a->cfg) != sls_before)
 		a->next_sync_us = time_mono_us(); /* tell the control plane about the sls leg now */
+}
+
+/* One sync in this thread (start-up, --once, --read). */
+static enum devclient_status sync_once(struct agent *a)
+{
+	struct devclient_report rep;
+	char version[DEVICE_CONFIG_VERSION_HEX + 1];
+	struct devclient_answer ans;
+	char err[AGENT_ERR_MAX];
+	report_of(a, &rep, version);
+	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
+	sync_result(a, st, &ans, err, rep.sls_not_delivered);
 	return st;
+}
+
+/* ---- the sync worker (live mode) ----
+ * A control plane that accepts but never answers would stall a sync for up to
+ * DEVCLIENT_CONNECT_TIMEOUT_MS + DEVCLIENT_IO_TIMEOUT_MS; in the capture thread
+ * that is a stall of metering too, and a busy link overflows the kernel buffer.
+ * So live, the exchange runs in this thread: the capture thread posts a report,
+ * keeps capturing, and acts on the answer when it is done. All agent state
+ * stays in the capture thread; the worker only runs devclient_sync. */
+struct sync_worker {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool posted, done, quit; /* under mu */
+	struct devclient *dc;
+	struct devclient_report rep;
+	char version[DEVICE_CONFIG_VERSION_HEX + 1];
+	enum devclient_status st;
+	struct devclient_answer ans;
+	char err[AGENT_ERR_MAX];
+};
+
+static void *worker_main(void *arg)
+{
+	struct sync_worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->quit && !(w->posted && !w->done))
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->quit)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		enum devclient_status st =
+		    devclient_sync(w->dc, &w->rep, &w->ans, w->err, sizeof(w->err));
+		pthread_mutex_lock(&w->mu);
+		w->st = st;
+		w->done = true;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static int worker_start(struct sync_worker *w, struct devclient *dc)
+{
+	memset(w, 0, sizeof(*w));
+	w->dc = dc;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		log_err("agent: cannot start the sync thread");
+		return -1;
+	}
+	return 0;
+}
+
+/* Waits for an exchange in flight (at most the client's timeouts) and ends the thread. */
+static void worker_stop(struct sync_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->quit = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
+
+/* Called each turn of the capture loop: posts a sync when one is due, acts
+ * on a finished one. */
+static void worker_turn(struct agent *a, struct sync_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool finished = w->posted && w->done;
+	bool idle = !w->posted || finished;
+	if (finished)
+		w->posted = w->done = false;
+	pthread_mutex_unlock(&w->mu);
+	if (finished)
+		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_not_delivered);
+	if (!idle || time_mono_us() < a->next_sync_us)
+		return;
+	pthread_mutex_lock(&w->mu);
+	report_of(a, &w->rep, w->version);
+	w->posted = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* ---- capture ---- */
@@ -646,6 +752,18 @@ static void live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char 
 			     data, h->caplen);
 }
 
+/* Packets the kernel dropped before we read them are traffic nobody counted:
+ * say so whenever the number grows. */
+static unsigned report_drops(pcap_t *p, unsigned before)
+{
+	struct pcap_stat ps;
+	if (pcap_stats(p, &ps) < 0 || ps.ps_drop <= before)
+		return before;
+	log_warn("agent: the kernel dropped %u packets before they were metered (%u in all)",
+		 ps.ps_drop - before, ps.ps_drop);
+	return ps.ps_drop;
+}
+
 /* An interface: non-blocking reads under our own poll() (as sagflow meter
  * does), because libpcap's read timeout does not fire on Linux while no packet
  * arrives, and both the timers and the polls of the control plane must. */
@@ -658,21 +776,30 @@ static int loop_live(struct agent *a, pcap_t *p)
 		log_err("agent: cannot poll the capture: %s", err);
 		return -1;
 	}
-	while (!agent_stop) {
-		if (time_mono_us() >= a->next_sync_us)
-			sync_once(a);
+	struct sync_worker w;
+	if (worker_start(&w, a->dc) < 0)
+		return -1;
+	int rc = 0;
+	unsigned drops = 0;
+	int64_t drops_at = 0;
+	while (!agent_stop && rc == 0) {
+		worker_turn(a, &w);
 		struct pollfd pfd = {fd, POLLIN, 0};
 		(void)poll(&pfd, 1, AGENT_LIVE_TIMEOUT_MS);
-		int n = pcap_dispatch(p, -1, live_packet, (u_char *)&l);
-		if (n == PCAP_ERROR) {
+		if (pcap_dispatch(p, -1, live_packet, (u_char *)&l) == PCAP_ERROR) {
 			log_err("agent: capture failed: %s", pcap_geterr(p));
-			return -1;
+			rc = -1;
 		}
 		/* Kernel timestamps are wall time, so the timers use it too. */
 		if (a->m)
 			meter_advance(a->m, wall_us());
+		if (time_mono_us() - drops_at >= AGENT_POLL_MS * 1000LL) {
+			drops = report_drops(p, drops);
+			drops_at = time_mono_us();
+		}
 	}
-	return 0;
+	worker_stop(&w);
+	return rc;
 }
 
 /* ---- modes ---- */

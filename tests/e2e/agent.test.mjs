@@ -9,7 +9,7 @@ import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { startServer } from './lib/server.mjs';
 import { api } from './lib/sag.mjs';
 import { device, deviceRequest } from './lib/device.mjs';
@@ -344,6 +344,69 @@ test('--read with the control plane away replays under the saved configuration; 
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
+});
+
+// A TCP proxy in front of the control plane that can stop answering (it
+// accepts and holds connections) to stand for a hung control plane.
+async function switchableProxy(target) {
+  let hang = false;
+  const held = new Set();
+  const server = createServer((c) => {
+    c.on('error', () => {});
+    if (hang) { held.add(c); return; }
+    const u = connect(target.port, '127.0.0.1');
+    u.on('error', () => c.destroy());
+    c.pipe(u).pipe(c);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    hang(v) { hang = v; if (!v) { for (const c of held) c.destroy(); held.clear(); } },
+    close: () => new Promise((r) => { for (const c of held) c.destroy(); server.close(r); }),
+  };
+}
+
+test('a hung control plane (accepts, never answers): metering goes on, syncs time out and recover, nothing lost', async () => {
+  const cport = await freeUdpPort(), tport = await freeUdpPort();
+  const cdir = join(dir, 'live-hang');
+  mkdirSync(cdir);
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: cport, NetflowVersion: 'V9', ActiveAging: 300, InactiveAging: 60 })).FlowLogId;
+  const g = await provision(a);
+  assert.equal(agentRun(srv.url, g, ['--once']).status, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  const proxy = await switchableProxy(srv);
+  const nf = await nfcapdOn(cdir, cport);
+  const traffic = await udpFlows(tport, 5);
+  const agent = agentLive(proxy.url, g, ['--interface', 'lo', '--filter', `udp and dst port ${tport}`]);
+  try {
+    await agent.waitLog(/NetFlow V9 to/);
+    await agent.waitLog(/capturing on lo/);
+    const mark = agent.mark();
+    proxy.hang(true);
+    // Traffic keeps flowing while two syncs hang for their full timeout.
+    const until = Date.now() + 7000;
+    while (Date.now() < until) await traffic.send(1);
+    await agent.waitLog(/sync failed \(1 in a row\): no answer within 3000 ms.*keeping config [0-9a-f]{16} \(exporting\)/, { after: mark });
+    proxy.hang(false);
+    await agent.waitLog(/the control plane answers again/, { after: mark, timeoutMs: 20000 });
+    await traffic.send(5);
+    await sleep(300);
+    const t0 = Date.now();
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.ok(Date.now() - t0 < 5000, 'SIGTERM is prompt');
+    assert.doesNotMatch(r.log, /kernel dropped/);
+  } finally {
+    await agent.stop('SIGKILL');
+    traffic.close();
+    await proxy.close();
+    await sleep(300);
+    await nf.stop();
+  }
+  const t = traffic.totals();
+  assert.ok(t.packets > 100, `sent ${t.packets} packets during the hang`);
+  assert.deepEqual(collected(cdir), { Flows: 5, Packets: t.packets, Bytes: t.bytes });
 });
 
 test('HA pair: the standby device exports only when it reports itself active', async () => {
