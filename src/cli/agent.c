@@ -628,8 +628,19 @@ static int worker_start(struct sync_worker *w, struct devclient *dc)
 	w->dc = dc;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-		log_err("agent: cannot start the sync thread");
+	/* The worker inherits a mask without SIGINT/SIGTERM: they always reach the
+	 * capture thread, whose poll() they interrupt. */
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		log_err("agent: cannot start the sync thread: %s", strerror(rc));
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
 		return -1;
 	}
 	return 0;
