@@ -85,7 +85,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		fprintf(out, "\t{%d, \"%.*s\",\n", i - 1, (int)(strlen(name) - 4), name);
-		rc = emit_file(out, argv[i]);
+		rc = emit_file(out, argv[i]) == 0 ? 0 : 1;
 		fputs("},\n", out);
 	}
 	fprintf(out, "};\n\nconst int store_migrations_count = %d;\n", argc - 2);
