@@ -26,9 +26,11 @@
 #define LG_MAX_THREADS 16
 #define LG_BUF 65536
 #define LG_REQ_MAX 4096
+#define LG_QUERY_MAX 16 /* extra parameters from --query */
 
 struct lg_opts {
 	const char *host, *path, *akid, *secret, *action;
+	const char *query; /* --query: extra "K=V&K=V" parameters, already percent-encoded */
 	int port, conns, threads, seconds, warmup;
 	int signed_mode;
 };
@@ -77,6 +79,28 @@ static void lg_pct(const char *in, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+static int lg_key_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	size_t kx = strcspn(x, "="), ky = strcspn(y, "=");
+	int c = strncmp(x, y, kx < ky ? kx : ky);
+	return c ? c : (kx > ky) - (kx < ky);
+}
+
+/* The canonical query of spec §5.3: the "K=V" pieces of in sorted by key. */
+static void lg_sorted_query(char *in, char *out, size_t cap)
+{
+	char *parts[LG_QUERY_MAX + 16], *save = NULL;
+	size_t n = 0, o = 0;
+	for (char *p = strtok_r(in, "&", &save); p && n < sizeof(parts) / sizeof(parts[0]);
+	     p = strtok_r(NULL, "&", &save))
+		parts[n++] = p;
+	qsort(parts, n, sizeof(parts[0]), lg_key_cmp);
+	out[0] = '\0';
+	for (size_t i = 0; i < n && o < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "&" : "", parts[i]);
+}
+
 /* Builds a freshly signed V1 GET request (spec §5.3): parameters sorted by name. */
 static void lg_build_signed(struct lg_thread *t, struct lg_conn *c)
 {
@@ -90,10 +114,13 @@ static void lg_build_signed(struct lg_thread *t, struct lg_conn *c)
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H%%3A%M%%3A%SZ", &tm);
 	snprintf(nonce, sizeof(nonce), "lg%d-%d-%llu-%ld", (int)getpid(), t->id,
 		 (unsigned long long)t->nonce_seq++, (long)now);
-	snprintf(qs, sizeof(qs),
+	char fixed[512], all[2048];
+	snprintf(fixed, sizeof(fixed),
 		 "AccessKeyId=%s&Action=%s&Format=JSON&SignatureMethod=HMAC-SHA1&SignatureNonce=%s"
 		 "&SignatureVersion=1.0&Timestamp=%s&Version=2018-03-13",
 		 o->akid, o->action, nonce, ts);
+	snprintf(all, sizeof(all), "%s%s%s", fixed, o->query ? "&" : "", o->query ? o->query : "");
+	lg_sorted_query(all, qs, sizeof(qs));
 	lg_pct(qs, qse, sizeof(qse));
 	snprintf(sts, sizeof(sts), "GET&%%2F&%s", qse);
 	char key[256];
@@ -261,7 +288,7 @@ static void lg_usage(void)
 	fprintf(stderr,
 		"usage: loadgen --port P [--host 127.0.0.1] [--connections 64] [--threads 1]\n"
 		"               [--seconds 10] [--warmup 2] (--path /file | --signed --akid ID --secret S\n"
-		"               [--action DescribeRegions])\n");
+		"               [--action DescribeRegions] [--query 'PageSize=50&RegionId=cn-shanghai'])\n");
 	exit(2);
 }
 
@@ -290,6 +317,8 @@ int main(int argc, char **argv)
 			o.secret = v;
 		else if (!strcmp(a, "--action"))
 			o.action = v;
+		else if (!strcmp(a, "--query"))
+			o.query = v;
 		else if (!strcmp(a, "--connections"))
 			o.conns = atoi(v);
 		else if (!strcmp(a, "--threads"))

@@ -7,9 +7,6 @@
 #include "core/xmalloc.h"
 #include "store/sqlite_internal.h"
 
-/* Pages at most this long may be read backwards (held in memory meanwhile). */
-#define FLOWLOG_LIST_REVERSE_MAX FLOWLOG_PAGE_SIZE_MAX
-
 #define FLOWLOG_COLS                                                                            \
 	"f.id, f.flowlog_id, f.region_id, f.resource_group_id, f.name, f.description, f.status, " \
 	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "  \
@@ -206,59 +203,42 @@ static int bind_flowlog_filter(sqlite3_stmt *st, struct owner o, const struct fl
 	return 0;
 }
 
-/* A page in the second half of the range: read it backwards from the end
- * (skip rows from the last one, take rows) and hand it out in order. */
-static int list_from_end(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
-			 int64_t skip, int64_t take, flowlog_each_fn fn, void *arg)
+/* A deferred join: the page's ids come from the owner index alone (covering
+ * when unfiltered, so skipped entries never load their table rows), then only
+ * those rows are read, in id order. A page in the second half of the range
+ * walks from the end (inner ORDER BY id DESC); the IN list is still read back
+ * in ascending id order, so both directions return the page in order. */
+#define FLOWLOG_PAGE_SQL(where, dir)                                                           \
+	"SELECT " FLOWLOG_COLS "FROM flowlogs f WHERE f.id IN (SELECT f.id FROM flowlogs f "     \
+	where "ORDER BY f.id " dir " LIMIT ?9 OFFSET ?10) ORDER BY f.id"
+/* Unfiltered, the inner query must not name a filter column at all: SQLite
+ * cannot see that "?3 IS NULL" holds, and would read every skipped row. */
+#define FLOWLOG_OWNER_WHERE "WHERE f.account_id = ?1 AND f.region_id = ?2 "
+
+static bool flowlog_unfiltered(const struct flowlog_filter *f)
 {
-	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
-					      "ORDER BY f.id DESC LIMIT ?9 OFFSET ?10");
-	if (!st || bind_flowlog_filter(st, o, f) < 0 || sqlite3_bind_int64(st, 9, take) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 10, skip) != SQLITE_OK)
-		return st ? sqlite_tx_fail(tx, "flowlog list bind") : STORE_EIO;
-	struct flowlog *page = xcalloc((size_t)take, sizeof(*page));
-	int64_t n = 0;
-	int rc;
-	while (n < take && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (row_flowlog(st, &page[n++]) < 0) {
-			free(page);
-			return sqlite_tx_fail(tx, "flowlog row");
-		}
-	if (n < take && rc != SQLITE_DONE) {
-		free(page);
-		return sqlite_tx_fail(tx, "flowlog list");
-	}
-	while (n > 0 && !fn(&page[--n], arg))
-		;
-	free(page);
-	return 0;
+	return !f->flowlog_id && !f->name && !f->description && !f->resource_group_id &&
+	       f->status < 0 && f->output < 0;
 }
 
-int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
-		       int64_t *total, flowlog_each_fn fn, void *arg)
+static const char *flowlog_page_sql(const struct flowlog_filter *f, bool from_end)
 {
-	/* Unfiltered (Terraform's sweeper, the console's list): the kept count. */
-	if (!f->flowlog_id && !f->name && !f->description && !f->resource_group_id && f->status < 0 &&
-	    f->output < 0) {
-		if (store_flowlog_count(tx, o, total) != 0)
-			return STORE_EIO;
-	} else {
-		sqlite3_stmt *c = sqlite_tx_stmt(tx, "SELECT count(*) FROM flowlogs f " FLOWLOG_WHERE);
-		if (!c || bind_flowlog_filter(c, o, f) < 0 || step_one(tx, c, "flowlog list count") != 0)
-			return c ? sqlite_tx_fail(tx, "flowlog list count") : STORE_EIO;
-		*total = sqlite3_column_int64(c, 0);
-	}
-	if (f->offset >= *total || f->limit <= 0)
-		return 0; /* past the end: no need to walk the range */
-	/* OFFSET costs a walk over the skipped rows; walk from the nearer end. */
-	int64_t end = f->offset + f->limit < *total ? f->offset + f->limit : *total;
-	if (*total - end < f->offset && f->limit <= FLOWLOG_LIST_REVERSE_MAX)
-		return list_from_end(tx, o, f, *total - end, end - f->offset, fn, arg);
-	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
-					      "ORDER BY f.id LIMIT ?9 OFFSET ?10");
-	if (!st || bind_flowlog_filter(st, o, f) < 0 ||
-	    sqlite3_bind_int64(st, 9, f->limit) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 10, f->offset) != SQLITE_OK)
+	static const char *const sql[2][2] = {
+		{FLOWLOG_PAGE_SQL(FLOWLOG_WHERE, "ASC"), FLOWLOG_PAGE_SQL(FLOWLOG_WHERE, "DESC")},
+		{FLOWLOG_PAGE_SQL(FLOWLOG_OWNER_WHERE, "ASC"),
+		 FLOWLOG_PAGE_SQL(FLOWLOG_OWNER_WHERE, "DESC")},
+	};
+	return sql[flowlog_unfiltered(f)][from_end];
+}
+
+static int list_page(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
+		     bool from_end, int64_t skip, int64_t take, flowlog_each_fn fn, void *arg)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, flowlog_page_sql(f, from_end));
+	/* The owner-only text has no ?3..?8 to bind. */
+	if (!st || (flowlog_unfiltered(f) ? bind_owner(st, o) : bind_flowlog_filter(st, o, f)) < 0 ||
+	    sqlite3_bind_int64(st, 9, take) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 10, skip) != SQLITE_OK)
 		return st ? sqlite_tx_fail(tx, "flowlog list bind") : STORE_EIO;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -269,6 +249,28 @@ int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog
 			return 0;
 	}
 	return rc == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "flowlog list");
+}
+
+int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
+		       int64_t *total, flowlog_each_fn fn, void *arg)
+{
+	/* Unfiltered (Terraform's sweeper, the console's list): the kept count. */
+	if (flowlog_unfiltered(f)) {
+		if (store_flowlog_count(tx, o, total) != 0)
+			return STORE_EIO;
+	} else {
+		sqlite3_stmt *c = sqlite_tx_stmt(tx, "SELECT count(*) FROM flowlogs f " FLOWLOG_WHERE);
+		if (!c || bind_flowlog_filter(c, o, f) < 0 || step_one(tx, c, "flowlog list count") != 0)
+			return c ? sqlite_tx_fail(tx, "flowlog list count") : STORE_EIO;
+		*total = sqlite3_column_int64(c, 0);
+	}
+	if (f->offset >= *total || f->limit <= 0)
+		return 0; /* past the end: no need to walk the range */
+	/* OFFSET costs a walk over the skipped index entries; walk from the nearer end. */
+	int64_t end = f->offset + f->limit < *total ? f->offset + f->limit : *total;
+	if (*total - end < f->offset)
+		return list_page(tx, o, f, true, *total - end, end - f->offset, fn, arg);
+	return list_page(tx, o, f, false, f->offset, f->limit, fn, arg);
 }
 
 /* ---- gateways ---- */
