@@ -5,16 +5,21 @@
  * same pragmas) for the comparison. One JSON line per phase on stdout.
  *
  *   flowlog_bench --port P --db PATH [--conns 64] [--seconds 10] [--flowlogs 100000]
- *                 [--gateways 10000] [--bare-dir DIR]
+ *                 [--gateways 10000] [--bare-dir DIR] [--page-dir DIR]
  *
  * The database path is used once, to give the seeded gateways a reported
  * SAG-1000 device at firmware 1.7.0 (what the device channel would store), so
- * AssociateFlowLog succeeds; everything else goes through the API. */
+ * AssociateFlowLog succeeds; everything else goes through the API.
+ *
+ * --page-dir DIR: after seeding, the body of DescribeFlowLogs page 1 with
+ * PageSize 50 and 10 is saved as DIR/flowlogs-50.json and DIR/flowlogs-10.json,
+ * for nginx to serve as the same-size static file (flowlog_run.sh). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -40,7 +45,7 @@
 struct fb_opts {
 	int port, conns, seconds;
 	long flowlogs, gateways;
-	const char *db, *bare_dir;
+	const char *db, *bare_dir, *page_dir;
 };
 
 struct kv {
@@ -369,6 +374,27 @@ static void phase(const struct fb_opts *o, const char *name, enum fb_mode mode, 
 	free(all), free(w), free(r), free(th);
 }
 
+/* Saves the body of DescribeFlowLogs page 1 with PageSize size to dir. */
+static void save_page(const struct fb_opts *o, int size, const char *dir)
+{
+	struct fb_thread *t = calloc(1, sizeof(*t));
+	char *req = malloc(FB_REQ_MAX), path[512];
+	struct kv kv[2] = {{.k = "PageNumber", .v = "1"}, {.k = "PageSize"}};
+	snprintf(kv[1].v, sizeof(kv[1].v), "%d", size);
+	size_t body, len = build(t, "DescribeFlowLogs", kv, 2, req);
+	t->fd = conn_open(o->port);
+	int st = exchange(t, req, len, &body);
+	snprintf(path, sizeof(path), "%s/flowlogs-%d.json", dir, size);
+	FILE *f = st == 200 ? fopen(path, "w") : NULL;
+	if (!f || fputs(t->resp + body, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "save_page %d: status %d, %s\n", size, st, path);
+		exit(1);
+	}
+	close(t->fd);
+	free(req);
+	free(t);
+}
+
 /* The devices a gateway would have after its box reported over the device
  * channel: one SAG-1000 at 1.7.0 per seeded gateway. */
 static void seed_devices(const char *db)
@@ -444,6 +470,8 @@ int main(int argc, char **argv)
 			o.db = v;
 		else if (!strcmp(a, "--bare-dir"))
 			o.bare_dir = v;
+		else if (!strcmp(a, "--page-dir"))
+			o.page_dir = v;
 	}
 	if (!o.port || !o.db || o.conns < 1 || o.conns > FB_MAX_CONNS || o.gateways < o.conns) {
 		fprintf(stderr, "usage: flowlog_bench --port P --db PATH [--conns N<=%d] [--seconds N] "
@@ -458,6 +486,10 @@ int main(int argc, char **argv)
 	phase(&o, "create-flowlog (seed)", FB_CREATE_FL, 0, o.flowlogs, 3600);
 	phase(&o, "create-gateway (seed)", FB_CREATE_GW, 0, o.gateways, 3600);
 	seed_devices(o.db);
+	if (o.page_dir) {
+		save_page(&o, FB_PAGE_SIZE, o.page_dir);
+		save_page(&o, 10, o.page_dir);
+	}
 	if (o.bare_dir)
 		bare(o.bare_dir, o.seconds);
 	static const long pages[] = {1, 10, 100, 1000, 2000};
@@ -466,6 +498,8 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "describe-flowlogs page %ld", pages[i]);
 		phase(&o, name, FB_DESCRIBE, pages[i], 0, o.seconds / 2 > 0 ? o.seconds / 2 : 1);
 	}
+	/* Durable creates on the store already holding the seeded logs, by time. */
+	phase(&o, "create-flowlog (on the seeded store)", FB_CREATE_FL, 0, LONG_MAX, o.seconds);
 	phase(&o, "associate+disassociate", FB_ASSOC, 0, 0, o.seconds);
 	phase(&o, "mix 80% describe / 20% associate", FB_MIX, 0, 0, o.seconds);
 	free(fl_ids);

@@ -2,25 +2,76 @@
 # bench/api flow-log mixes (flowlog_bench.c) against a release `sagflow serve`
 # on a fresh database: seeds FLOWLOGS flow logs and GATEWAYS gateways through the
 # API (measuring CreateFlowLog as durable writes), then DescribeFlowLogs by page,
-# Associate/Disassociate and an 80/20 read/write mix, and the bare SQLite
-# one-INSERT-per-transaction loop in the same run and directory.
-#   BUILD=build-rel CONNS=64 SECONDS_=10 FLOWLOGS=100000 GATEWAYS=10000 bench/api/flowlog_run.sh
+# CreateFlowLog on the seeded store, Associate/Disassociate and an 80/20
+# read/write mix, and the bare SQLite one-INSERT-per-transaction loop in the same
+# run and directory. Then DescribeFlowLogs (page 1, PageSize 50 and 10, and the
+# middle and last pages) against nginx serving a static file holding the same
+# page body, with one load generator (loadgen) for both, ROUNDS interleaved rounds.
+#   BUILD=build-rel CONNS=64 SECONDS_=10 FLOWLOGS=100000 GATEWAYS=10000 ROUNDS=3 bench/api/flowlog_run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-rel}
 BIN=${SAGFLOW_BIN:-$BUILD/sagflow}
 BENCH=${FLOWLOG_BENCH:-$BUILD/bench/flowlog_bench}
+LOADGEN=${LOADGEN:-$BUILD/bench/loadgen}
+CONNS=${CONNS:-64}
+DUR=${SECONDS_:-10}
+FLOWLOGS=${FLOWLOGS:-100000}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/sagflow-bench-XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
 export SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret
 "$BIN" serve --listen 127.0.0.1:0 --db "$work/bench.db" --flowlog-quota 1000000 \
 	>"$work/serve.out" 2>"$work/serve.log" &
-pid=$!
+pids+=($!)
 for _ in $(seq 100); do grep -q 'listening on' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/serve.out" | sed 's/.*://')
-echo "# $(nproc) cores; $(df -T "$work" | awk 'NR==2{print $2}') at $work; ${CONNS:-64} connections"
-"$BENCH" --port "$port" --db "$work/bench.db" --conns "${CONNS:-64}" --seconds "${SECONDS_:-10}" \
-	--flowlogs "${FLOWLOGS:-100000}" --gateways "${GATEWAYS:-10000}" --bare-dir "$work"
-grep -c ' code=OK ' "$work/serve.log" >/dev/null || true
+echo "# $(nproc) cores; $(df -T "$work" | awk 'NR==2{print $2}') at $work; $CONNS connections"
+"$BENCH" --port "$port" --db "$work/bench.db" --conns "$CONNS" --seconds "$DUR" \
+	--flowlogs "$FLOWLOGS" --gateways "${GATEWAYS:-10000}" --bare-dir "$work" --page-dir "$work"
+
+# nginx serving the saved page bodies (same bytes as a DescribeFlowLogs answer).
+nport=$(free_port)
+cat >"$work/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  default_type application/json;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  server { listen 127.0.0.1:$nport; root $work; }
+}
+CONF
+nginx -c "$work/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+sleep 0.5
+signed() { "$LOADGEN" --port "$port" --signed --akid benchkey --secret benchsecret --action DescribeFlowLogs \
+	--query "PageNumber=$1&PageSize=$2&RegionId=cn-shanghai" --connections "$CONNS" --seconds "$DUR"; }
+static() { "$LOADGEN" --port "$nport" --path "/flowlogs-$1.json" --connections "$CONNS" --seconds "$DUR"; }
+last=$(( (FLOWLOGS + 49) / 50 ))
+for r in $(seq "${ROUNDS:-3}"); do
+	for size in 50 10; do
+		echo "{\"round\":$r,\"side\":\"nginx\",\"page\":1,\"size\":$size,\"bytes\":$(stat -c %s "$work/flowlogs-$size.json"),\"result\":$(static $size)}"
+		echo "{\"round\":$r,\"side\":\"sagflow\",\"page\":1,\"size\":$size,\"result\":$(signed 1 $size)}"
+	done
+	for page in $(( last / 2 )) "$last"; do
+		echo "{\"round\":$r,\"side\":\"sagflow\",\"page\":$page,\"size\":50,\"result\":$(signed "$page" 50)}"
+	done
+done | tee "$work/reads.jsonl"
+# Best round of each (side, page, size); the ratio pairs page 1 with nginx.
+node -e "
+const best={};
+for (const l of require('fs').readFileSync(process.argv[1],'utf8').trim().split('\n')) {
+  const j=JSON.parse(l), k=j.side+' page '+j.page+' size '+j.size;
+  if(!best[k]||j.result.rps>best[k].rps) best[k]=j.result;
+}
+for (const [k,v] of Object.entries(best)) console.log('best '+k+': '+v.rps+' req/s p50 '+v.p50_ms+' ms p99 '+v.p99_ms+' ms non2xx '+v.non2xx);
+for (const s of [50,10]) { const n=best['nginx page 1 size '+s], g=best['sagflow page 1 size '+s];
+  console.log('ratio PageSize '+s+' sagflow/nginx = '+(g.rps/n.rps*100).toFixed(1)+'%'); }
+" "$work/reads.jsonl"
