@@ -86,12 +86,15 @@ struct agent {
 	char state_path[AGENT_PATH_MAX];
 };
 
-static volatile sig_atomic_t agent_stop;
+static volatile sig_atomic_t agent_stop, agent_usr1;
 static pcap_t *agent_pcap;
 
 static void agent_on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGUSR1) {
+		agent_usr1 = 1;
+		return;
+	}
 	agent_stop = 1;
 	if (agent_pcap)
 		pcap_breakloop(agent_pcap);
@@ -129,6 +132,7 @@ static void agent_usage(FILE *f)
 		"                            plane is unreachable\n"
 		"  -F, --filter BPF          meter only packets matching this pcap filter\n"
 		"  -h, --help                this text\n\n"
+		"SIGUSR1 prints the agent's status and the meter's statistics to stderr.\n"
 		"Model reported: %s. OutputType sls or all: the NetFlow leg is exported;\n"
 		"the sls leg is not delivered, and says so in the log, in --once output\n"
 		"and to the control plane (Devices.Device[].SlsDelivery).\n"
@@ -634,6 +638,7 @@ static int worker_start(struct sync_worker *w, struct devclient *dc)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
 	int rc = pthread_create(&w->thread, NULL, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -763,6 +768,16 @@ static void live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char 
 			     data, h->caplen);
 }
 
+/* SIGUSR1: where the agent stands, then the meter's statistics. */
+static void print_status(const struct agent *a)
+{
+	log_info("agent: status: config %s, NetFlow leg %s, sls leg %s, %d failed syncs in a row",
+		 a->cfg.known ? a->cfg.version : "none", netflow_leg(&a->cfg) ? "exporting" : "off",
+		 sls_leg(&a->cfg) ? "not delivered" : "off", a->failures);
+	if (a->m)
+		meter_print_stats(a->m, stderr);
+}
+
 /* Packets the kernel dropped before we read them are traffic nobody counted:
  * say so whenever the number grows. */
 static unsigned report_drops(pcap_t *p, unsigned before)
@@ -795,6 +810,10 @@ static int loop_live(struct agent *a, pcap_t *p)
 	int64_t drops_at = 0;
 	while (!agent_stop && rc == 0) {
 		worker_turn(a, &w);
+		if (agent_usr1) {
+			agent_usr1 = 0;
+			print_status(a);
+		}
 		struct pollfd pfd = {fd, POLLIN, 0};
 		(void)poll(&pfd, 1, AGENT_LIVE_TIMEOUT_MS);
 		if (pcap_dispatch(p, -1, live_packet, (u_char *)&l) == PCAP_ERROR) {
@@ -881,6 +900,7 @@ int cmd_agent(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = agent_on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	state_load(&a);
 	rc = first_sync(&a);
 	/* The first report went out before the configuration was known: a

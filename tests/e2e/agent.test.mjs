@@ -175,6 +175,10 @@ test('a live agent on loopback follows a Modify within 5 s; no record lost or do
     assert.ok(cmdline.includes('--secret') && !cmdline.includes(g.secret), 'the secret is blanked in argv');
     await traffic.send(25);
     await sleep(300);
+    const before = agent.mark();
+    agent.proc.kill('SIGUSR1');
+    await agent.waitLog(/status: config [0-9a-f]{16}, NetFlow leg exporting, sls leg off, 0 failed syncs/, { after: before });
+    await agent.waitLog(/packets decoded: 200\n/, { after: before });
     const mark = agent.mark();
     const t0 = Date.now();
     await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, NetflowVersion: 'V10', ActiveAging: 120, InactiveAging: 30 });
