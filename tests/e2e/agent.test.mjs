@@ -9,6 +9,7 @@ import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { startServer } from './lib/server.mjs';
 import { api } from './lib/sag.mjs';
@@ -129,6 +130,21 @@ test('a flow log follows its gateway: V10 300/15, modify to V5 60/10, deactivate
   await a.call('DisassociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
   r = await replay(g, port);
   assert.deepEqual(r.got, { Flows: 0, Packets: 0, Bytes: 0 }, 'disassociated: nothing exported');
+});
+
+test('the default firmware is sagflow\'s own version, which supports flow logs; an older one is refused', async () => {
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1' })).FlowLogId;
+  const g = await provision(a);
+  const old = agentRun(srv.url, { ...g, firmware: '1.6.9' }, ['--once']);
+  assert.equal(old.status, 0, old.stderr);
+  await a.fails('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id }, 'FeatureNotSupport');
+  const v = spawnSync(process.env.SAGFLOW_BIN, ['version'], { encoding: 'utf8' }).stdout.trim().split(' ')[1];
+  const cur = agentRun(srv.url, g, ['--once']);
+  assert.equal(cur.status, 0, cur.stderr);
+  const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
+  assert.equal(attr.SoftwareVersion, v, 'the agent reports sagflow\'s version by default');
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  await a.call('DisassociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
 });
 
 test('a wrong secret or an unknown serial number is refused: exit 3, a clear error, no secret in the log', async () => {

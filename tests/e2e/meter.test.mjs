@@ -38,8 +38,11 @@ function stat(stderr, name) {
   return Number(m[1]);
 }
 
+// Only complete lines: a live meter may be in the middle of writing the last one.
 function readJsonl(path) {
-  return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines.pop(); // '' after the final newline, or a line still being written
+  return lines.filter(Boolean).map((l) => JSON.parse(l));
 }
 
 // A record reduced to what both sides know exactly.

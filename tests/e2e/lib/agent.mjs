@@ -15,7 +15,6 @@ import { nextSerial } from './sag.mjs';
 
 const READY_TIMEOUT_MS = 10000;
 const RUN_TIMEOUT_MS = 120000;
-export const FIRMWARE = '1.7.0'; // the first firmware that supports flow logs (spec §4.3)
 
 // A free TCP port on 127.0.0.1 (for a control plane that must come back on the same port).
 export function freeTcpPort() {
@@ -70,8 +69,9 @@ export function collected(dir) {
 }
 
 export function agentArgs(srvUrl, dev, extra = []) {
+  // Without dev.firmware the agent reports its default: sagflow's own version.
   return ['agent', '--control-plane', srvUrl, '--serial', dev.serial, '--secret', dev.secret,
-    '--firmware-version', dev.firmware ?? FIRMWARE, ...extra];
+    ...(dev.firmware ? ['--firmware-version', dev.firmware] : []), ...extra];
 }
 
 // --once / --read: runs to the end. Returns { status, stdout, stderr, json (of --once) }.
