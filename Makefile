@@ -15,6 +15,7 @@ build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 run: build
+	scripts/deps.sh run
 	scripts/run.sh
 
 test:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sagflow needs on a Debian machine, and only what is missing.
 #   scripts/deps.sh build   - compiler, meson, libraries
+#   scripts/deps.sh run     - build + Node.js and the npm clients (make run's example call)
 #   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients
 #   scripts/deps.sh bench   - test + nginx, wrk, softflowd
 set -euo pipefail
@@ -15,9 +16,10 @@ bench_pkgs=(nginx-light wrk softflowd time)
 want=("${build_pkgs[@]}")
 case "$level" in
 build) ;;
+run) want+=(nodejs npm) ;;
 test) want+=("${test_pkgs[@]}") ;;
 bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+*) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -20,8 +20,8 @@ sagflow control plane: http://$SAGFLOW_LISTEN  (store: $SAGFLOW_DB)
 development credentials (default account):
   AccessKeyId:     $SAGFLOW_ACCESS_KEY_ID
   AccessKeySecret: $SAGFLOW_ACCESS_KEY_SECRET   (kept in var/dev-secret)
-try it (Node.js, from tests/e2e after 'make test' installed the clients):
-  node -e "const C=require('@alicloud/pop-core');new C({accessKeyId:'$SAGFLOW_ACCESS_KEY_ID',accessKeySecret:'$SAGFLOW_ACCESS_KEY_SECRET',endpoint:'http://127.0.0.1:$port',apiVersion:'2018-03-13'}).request('DescribeRegions',{}).then(r=>console.log(JSON.stringify(r)))"
+try it (Node.js with the pinned @alicloud/pop-core that 'make run' installed):
+  cd tests/e2e && node -e "const C=require('@alicloud/pop-core');new C({accessKeyId:'$SAGFLOW_ACCESS_KEY_ID',accessKeySecret:'$SAGFLOW_ACCESS_KEY_SECRET',endpoint:'http://127.0.0.1:$port',apiVersion:'2018-03-13'}).request('DescribeRegions',{}).then(r=>console.log(JSON.stringify(r)))"
 health: curl http://127.0.0.1:$port/healthz
 stop with Ctrl-C.
 MSG
