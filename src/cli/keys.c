@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "rpc/errors.h"
@@ -53,28 +54,15 @@ static void keys_usage(FILE *f)
 		"Exit status: 0 success, 1 failure (message on stderr), 2 usage error.\n");
 }
 
-/* Accepts "--name VALUE" and "--name=VALUE". Returns the value or NULL. */
-static const char *opt_value(const char *name, int argc, char **argv, int *i)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0' || *i + 1 >= argc)
-		return NULL;
-	return argv[++*i];
-}
-
 static int parse_opts(int argc, char **argv, struct keys_opts *o)
 {
 	for (int i = 2; i < argc; i++) {
 		const char *v;
-		if ((v = opt_value("--db", argc, argv, &i)))
+		if ((v = cli_opt_value("--db", argc, argv, &i)))
 			o->db = v;
-		else if ((v = opt_value("--account", argc, argv, &i)))
+		else if ((v = cli_opt_value("--account", argc, argv, &i)))
 			o->account = v;
-		else if ((v = opt_value("--access-key-id", argc, argv, &i)))
+		else if ((v = cli_opt_value("--access-key-id", argc, argv, &i)))
 			o->akid = v;
 		else {
 			fprintf(stderr, "sagflow keys: unknown or incomplete option '%s'\n", argv[i]);

@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
@@ -80,18 +81,6 @@ static int parse_listen(const char *s, struct serve_opts *o)
 	return 0;
 }
 
-static const char *opt_value(const char *name, int argc, char **argv, int *i)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0' || *i + 1 >= argc)
-		return NULL;
-	return argv[++*i];
-}
-
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -104,16 +93,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			serve_usage(stdout);
 			exit(0);
-		} else if ((v = opt_value("--listen", argc, argv, &i))) {
+		} else if ((v = cli_opt_value("--listen", argc, argv, &i))) {
 			if (parse_listen(v, o) < 0)
 				return fprintf(stderr, "serve: bad --listen '%s' (HOST:PORT)\n", v), -1;
-		} else if ((v = opt_value("--db", argc, argv, &i))) {
+		} else if ((v = cli_opt_value("--db", argc, argv, &i))) {
 			o->db = v;
-		} else if ((v = opt_value("--flowlog-quota", argc, argv, &i))) {
+		} else if ((v = cli_opt_value("--flowlog-quota", argc, argv, &i))) {
 			if (num_parse_i64(str_c(v), 0, SERVE_MAX_QUOTA, &n) != 0)
 				return fprintf(stderr, "serve: bad --flowlog-quota '%s'\n", v), -1;
 			o->quota = n;
-		} else if ((v = opt_value("--threads", argc, argv, &i))) {
+		} else if ((v = cli_opt_value("--threads", argc, argv, &i))) {
 			if (num_parse_i64(str_c(v), 1, HTTP_MAX_THREADS, &n) != 0)
 				return fprintf(stderr, "serve: bad --threads '%s' (1-%d)\n", v,
 					       HTTP_MAX_THREADS), -1;

@@ -21,6 +21,15 @@ bool str_caseeq(struct str a, const char *b)
 	return true;
 }
 
+struct str str_trim(struct str s)
+{
+	while (s.len && (s.p[0] == ' ' || s.p[0] == '\t'))
+		s.p++, s.len--;
+	while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
+		s.len--;
+	return s;
+}
+
 void buf_reserve(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;

@@ -30,6 +30,7 @@ static inline bool str_eqc(struct str a, const char *b)
 }
 
 bool str_caseeq(struct str a, const char *b); /* ASCII case-insensitive */
+struct str str_trim(struct str s);            /* without leading/trailing spaces and tabs */
 
 struct buf {
 	char *p;

@@ -265,15 +265,6 @@ static const char *find_crlf2(struct str s)
 	return NULL;
 }
 
-static struct str trim(struct str s)
-{
-	while (s.len && (s.p[0] == ' ' || s.p[0] == '\t'))
-		s.p++, s.len--;
-	while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
-		s.len--;
-	return s;
-}
-
 /* One header line: Content-Length is used, chunked coding is refused. */
 static int header_line(struct str line, int64_t *clen, char *err, size_t errlen)
 {
@@ -286,7 +277,7 @@ static int header_line(struct str line, int64_t *clen, char *err, size_t errlen)
 		return -1;
 	}
 	struct str name = {line.p, (size_t)(colon - line.p)};
-	struct str val = trim((struct str){colon + 1, (size_t)(line.p + line.len - colon - 1)});
+	struct str val = str_trim((struct str){colon + 1, (size_t)(line.p + line.len - colon - 1)});
 	if (str_caseeq(name, "Content-Length")) {
 		if (*clen >= 0 || num_parse_i64(val, 0, DEVCLIENT_MAX_RESPONSE, clen) < 0) {
 			snprintf(err, errlen, "bad or repeated Content-Length in the answer");

@@ -205,15 +205,6 @@ bool sig_v3_required_signed(const struct sig_v3_auth *a)
 	return true;
 }
 
-static struct str trim(struct str s)
-{
-	while (s.len && (s.p[0] == ' ' || s.p[0] == '\t'))
-		s.p++, s.len--;
-	while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
-		s.len--;
-	return s;
-}
-
 int sig_v3_canonical_request(struct buf *out, struct str method, const struct params *p,
 			     const struct sig_v3_auth *a, sig_header_fn hdr, void *hdr_arg,
 			     struct str payload_sha256_hex)
@@ -229,7 +220,7 @@ int sig_v3_canonical_request(struct buf *out, struct str method, const struct pa
 		struct str v = hdr(hdr_arg, name);
 		if (v.p == NULL)
 			return -1;
-		v = trim(v);
+		v = str_trim(v);
 		buf_add(out, name, a->headers[i].len);
 		buf_addc(out, ':');
 		buf_add(out, v.p, v.len);
