@@ -42,6 +42,10 @@ struct api_call {
 struct api_action {
 	const char *name;
 	void (*handler)(struct api_call *c);
+	/* The answer depends only on the account, the API parameters and the stored
+	 * data (not on the clock): the adapter may serve it from its cache of
+	 * rendered answers (rpc/cache.h). */
+	bool cacheable;
 };
 
 /* Finishes a call with e (ERR_OK for success); thread-safe, exactly once. */

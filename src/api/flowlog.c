@@ -611,15 +611,15 @@ static void describe_unbind_flowlog_sags(struct api_call *c)
 }
 
 const struct api_action flowlog_actions[] = {
-	{"CreateFlowLog", create_flowlog},
-	{"DescribeFlowLogs", describe_flowlogs},
-	{"ModifyFlowLogAttribute", modify_flowlog},
-	{"ActiveFlowLog", active_flowlog},
-	{"DeactiveFlowLog", deactive_flowlog},
-	{"DeleteFlowLog", delete_flowlog},
-	{"AssociateFlowLog", associate_flowlog},
-	{"DisassociateFlowLog", disassociate_flowlog},
-	{"DescribeFlowLogSags", describe_flowlog_sags},
-	{"DescribeUnbindFlowLogSags", describe_unbind_flowlog_sags},
-	{NULL, NULL},
+	{"CreateFlowLog", create_flowlog, false},
+	{"DescribeFlowLogs", describe_flowlogs, true},
+	{"ModifyFlowLogAttribute", modify_flowlog, false},
+	{"ActiveFlowLog", active_flowlog, false},
+	{"DeactiveFlowLog", deactive_flowlog, false},
+	{"DeleteFlowLog", delete_flowlog, false},
+	{"AssociateFlowLog", associate_flowlog, false},
+	{"DisassociateFlowLog", disassociate_flowlog, false},
+	{"DescribeFlowLogSags", describe_flowlog_sags, true},
+	{"DescribeUnbindFlowLogSags", describe_unbind_flowlog_sags, true},
+	{NULL, NULL, false},
 };

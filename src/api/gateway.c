@@ -517,11 +517,11 @@ static void unbind_serial(struct api_call *c)
 }
 
 const struct api_action gateway_actions[] = {
-	{"CreateSmartAccessGateway", create_gateway},
-	{"DescribeSmartAccessGateways", describe_gateways},
-	{"DescribeSmartAccessGatewayAttribute", describe_attribute},
-	{"DeleteSmartAccessGateway", delete_gateway},
-	{"BindSerialNumber", bind_serial},
-	{"UnbindSerialNumber", unbind_serial},
-	{NULL, NULL},
+	{"CreateSmartAccessGateway", create_gateway, false},
+	{"DescribeSmartAccessGateways", describe_gateways, false},
+	{"DescribeSmartAccessGatewayAttribute", describe_attribute, false},
+	{"DeleteSmartAccessGateway", delete_gateway, false},
+	{"BindSerialNumber", bind_serial, false},
+	{"UnbindSerialNumber", unbind_serial, false},
+	{NULL, NULL, false},
 };

@@ -76,6 +76,6 @@ static void describe_regions(struct api_call *c)
 }
 
 const struct api_action region_actions[] = {
-	{"DescribeRegions", describe_regions},
-	{NULL, NULL},
+	{"DescribeRegions", describe_regions, true},
+	{NULL, NULL, false},
 };

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "rpc/cache.h"
 #include "rpc/nonce.h"
 #include "rpc/params.h"
 #include "rpc/render.h"
@@ -22,6 +23,7 @@ struct rpc_server {
 	struct store *store;
 	const struct api_config *cfg;
 	struct nonce_cache *nonces;
+	struct rcache *answers; /* rendered answers of cacheable actions, rpc/cache.h */
 };
 
 /* Per-request state; fin must stay first (api_call.priv points at it). */
@@ -37,6 +39,8 @@ struct rpc_req {
 	char request_id[IDS_UUID_LEN + 1];
 	char log_action[RPC_LOG_FIELD];
 	char log_akid[RPC_LOG_FIELD];
+	struct buf cache_key;    /* empty unless the action's answer may be cached */
+	uint64_t cache_version;  /* store_data_version() before the handler's read */
 };
 
 /* What authentication needs, from V1 parameters or V3 headers. */
@@ -54,6 +58,7 @@ struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
 	s->store = store;
 	s->cfg = cfg;
 	s->nonces = nonce_new(nonce_entries);
+	s->answers = rcache_new();
 	return s;
 }
 
@@ -62,6 +67,7 @@ void rpc_free(struct rpc_server *s)
 	if (!s)
 		return;
 	nonce_free(s->nonces);
+	rcache_free(s->answers);
 	free(s);
 }
 
@@ -87,6 +93,7 @@ static void rpc_req_free(struct rpc_req *q)
 {
 	json_decref(q->call.out);
 	params_free(q->params);
+	buf_free(&q->cache_key);
 	free(q);
 }
 
@@ -103,9 +110,80 @@ static void finish(struct rpc_req *q, enum err e, const char *detail)
 		status = err_info(e)->http;
 		render_error(e, detail, q->request_id, hid, q->fmt, &out);
 	}
+	if (e == ERR_OK && q->cache_key.len) {
+		const char *rid = memmem(out.body, out.len, q->request_id, IDS_UUID_LEN);
+		if (rid)
+			rcache_put(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version,
+				   out.body, out.len, (size_t)(rid - out.body), out.content_type);
+	}
 	access_log(q, e, status);
 	http_respond_owned(q->r, status, out.content_type, out.body, out.len);
 	rpc_req_free(q);
+}
+
+/* The parameters that vary per request whatever it asks: they are not part of
+ * what the answer depends on. */
+static bool cache_ignored(struct str name)
+{
+	static const char *const ignored[] = {"AccessKeyId", "Signature", "SignatureMethod",
+					      "SignatureVersion", "SignatureNonce", "SignatureType",
+					      "Timestamp", "Version", "Action", "Format",
+					      "SecurityToken", NULL};
+	for (size_t i = 0; ignored[i]; i++)
+		if (str_eqc(name, ignored[i]))
+			return true;
+	return false;
+}
+
+static int cache_param_cmp(const void *a, const void *b)
+{
+	const struct param *x = *(const struct param *const *)a, *y = *(const struct param *const *)b;
+	size_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
+	int c = memcmp(x->name.p, y->name.p, n);
+	return c ? c : (x->name.len > y->name.len) - (x->name.len < y->name.len);
+}
+
+/* The key of a cacheable request: account, action, format and the API
+ * parameters sorted by name, every field length-prefixed (no ambiguity). */
+static void cache_key(struct rpc_req *q, int64_t account, struct buf *k)
+{
+	const struct param *v[PARAMS_MAX_COUNT];
+	size_t n = 0;
+	for (size_t i = 0; i < params_count(q->params) && n < PARAMS_MAX_COUNT; i++) {
+		const struct param *p = params_at(q->params, i);
+		if (!cache_ignored(p->name))
+			v[n++] = p;
+	}
+	qsort(v, n, sizeof(v[0]), cache_param_cmp);
+	buf_printf(k, "%lld|%d|%zu:%.*s", (long long)account, (int)q->fmt, q->action.len,
+		   (int)q->action.len, q->action.p);
+	for (size_t i = 0; i < n && k->len <= RCACHE_MAX_KEY; i++) {
+		buf_printf(k, "|%zu:", v[i]->name.len);
+		buf_add(k, v[i]->name.p, v[i]->name.len);
+		buf_printf(k, "=%zu:", v[i]->value.len);
+		buf_add(k, v[i]->value.p, v[i]->value.len);
+	}
+}
+
+/* Answers from the cache when it holds this request's answer at the current
+ * data version; otherwise remembers the key and version for finish(). */
+static bool cache_answer(struct rpc_req *q, int64_t account)
+{
+	cache_key(q, account, &q->cache_key);
+	if (q->cache_key.len > RCACHE_MAX_KEY) {
+		buf_free(&q->cache_key);
+		return false;
+	}
+	q->cache_version = store_data_version(q->srv->store);
+	struct rcache_hit h;
+	if (!rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h))
+		return false;
+	if (h.rid_off + IDS_UUID_LEN <= h.len)
+		memcpy(h.body + h.rid_off, q->request_id, IDS_UUID_LEN);
+	access_log(q, ERR_OK, 200);
+	http_respond_owned(q->r, 200, h.content_type, h.body, h.len);
+	rpc_req_free(q);
+	return true;
 }
 
 static void call_done(struct api_call *c)
@@ -340,6 +418,8 @@ void rpc_handle(struct http_request *r)
 		finish(q, e, detail);
 		return;
 	}
+	if (q->act->cacheable && cache_answer(q, account))
+		return;
 	q->call = (struct api_call){.params = q->params, .account_id = account, .store = s->store,
 				    .cfg = s->cfg, .out = json_object(), .err = ERR_OK,
 				    .priv = &q->fin};

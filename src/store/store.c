@@ -4,6 +4,7 @@
 #include "store/store_impl.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/ids.h"
@@ -35,6 +36,11 @@ void store_close(struct store *s)
 int store_read(struct store *s, store_fn fn, void *arg)
 {
 	return s->ops->read(s, fn, arg);
+}
+
+uint64_t store_data_version(struct store *s)
+{
+	return atomic_load_explicit(&s->data_version, memory_order_acquire);
 }
 
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done)

@@ -43,6 +43,12 @@ void store_close(struct store *s);
  * and returns its result, or STORE_EIO. Not re-entrant: fn must not call
  * store_read or store_write. */
 int store_read(struct store *s, store_fn fn, void *arg);
+/* A number that changes whenever this process may have changed the data: it
+ * is bumped after every write batch (committed or not) and before that batch's
+ * writes are acknowledged. Read it before a read transaction to label what the
+ * read saw; while it is unchanged, the same read gives the same answer (writes
+ * by other processes, such as `sagflow keys`, are not seen by it). */
+uint64_t store_data_version(struct store *s);
 /* Queues fn for the writer thread; done(arg, rc) runs exactly once, normally on
  * the writer thread after the batch's COMMIT is durable. When the queue is full
  * (STORE_QUEUE_MAX) or the store is closing, done(arg, STORE_EIO) runs on the

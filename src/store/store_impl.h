@@ -3,6 +3,8 @@
  * it; nothing outside src/store/ includes this header. */
 #ifndef STORE_STORE_IMPL_H
 #define STORE_STORE_IMPL_H
+#include <stdint.h>
+
 #include "store/store.h"
 
 struct store_ops {
@@ -24,6 +26,9 @@ struct store_ops {
 /* Every backend's store and transaction begin with their ops pointer. */
 struct store {
 	const struct store_ops *ops;
+	/* Bumped by the backend after every write batch, before any of its jobs is
+	 * acknowledged: see store_data_version() in store.h. */
+	_Atomic uint64_t data_version;
 };
 
 struct store_tx {

@@ -475,6 +475,9 @@ static void run_batch(struct sqlite_store *s, struct job *batch)
 		for (struct job *j = batch; j; j = j->next)
 			j->rc = STORE_EIO;
 	}
+	/* Before any done(): a client that saw its write acknowledged never gets a
+	 * response cached from before it (rpc/cache.h). */
+	atomic_fetch_add_explicit(&s->base.data_version, 1, memory_order_release);
 	while (batch) {
 		struct job *next = batch->next;
 		if (batch->done)

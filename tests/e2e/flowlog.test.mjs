@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/server.mjs';
-import { openApi } from './lib/clients.mjs';
+import { openApi, teaRpc } from './lib/clients.mjs';
 import { api, createKey, describeOne, gateway, netflowLog, same } from './lib/sag.mjs';
 
 let srv;
@@ -415,4 +415,59 @@ test('Format=XML: flow-log lists repeat FlowLogSetType, names are escaped, error
   const e = await teaRpc(srv, 'DeleteFlowLog', { RegionId: 'cn-shanghai', FlowLogId: 'fl-nosuchlog000000000' }, xml);
   assert.equal(e.status, 400);
   assert.match(e.text, /<Error>.*<Code>InvalidFlowLogId\.NotFound<\/Code><Message>The specified FlowLogId does not exist\.<\/Message>/);
+});
+
+// Reads are answered from a cache of rendered answers (src/rpc/cache.h): it
+// must never show an answer older than an acknowledged write, never mix up
+// accounts, formats or parameters, and give every answer its own RequestId.
+test('cached reads: fresh after every write, per account, per format, own RequestId', async () => {
+  const id = await netflowLog(a, { Name: 'cache-a', Description: 'cache' });
+  const q = { Description: 'cache', PageSize: 50 };
+  const r1 = await a.call('DescribeFlowLogs', q);
+  const r2 = await a.call('DescribeFlowLogs', q);
+  assert.notEqual(r1.RequestId, r2.RequestId);
+  assert.match(r2.RequestId, /^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/);
+  assert.equal(JSON.stringify(r1.FlowLogs), JSON.stringify(r2.FlowLogs));
+  // Every kind of write is seen by the very next read.
+  await a.call('ModifyFlowLogAttribute', { FlowLogId: id, Name: 'cache-b', ActiveAging: 120 });
+  let fl = (await a.call('DescribeFlowLogs', q)).FlowLogs.FlowLogSetType[0];
+  assert.equal(fl.Name, 'cache-b');
+  assert.equal(fl.ActiveAging, 120);
+  await a.call('DeactiveFlowLog', { FlowLogId: id });
+  assert.equal((await a.call('DescribeFlowLogs', q)).FlowLogs.FlowLogSetType[0].Status, 'Inactive');
+  await a.call('ActiveFlowLog', { FlowLogId: id });
+  assert.equal((await a.call('DescribeFlowLogs', q)).FlowLogs.FlowLogSetType[0].Status, 'Active');
+  const g = await gateway(srv, a);
+  const sags = { FlowLogId: id };
+  assert.equal((await a.call('DescribeFlowLogSags', sags)).TotalCount, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: id, SmartAGId: g.id });
+  assert.equal((await a.call('DescribeFlowLogs', q)).FlowLogs.FlowLogSetType[0].TotalSagNum, 1);
+  assert.equal((await a.call('DescribeFlowLogSags', sags)).Sags.Sag[0].SmartAGId, g.id);
+  await a.call('DisassociateFlowLog', { FlowLogId: id, SmartAGId: g.id });
+  assert.equal((await a.call('DescribeFlowLogs', q)).FlowLogs.FlowLogSetType[0].TotalSagNum, 0);
+  const id2 = await netflowLog(a, { Description: 'cache' });
+  assert.equal((await a.call('DescribeFlowLogs', q)).TotalCount, 2);
+  await a.call('DeleteFlowLog', { FlowLogId: id2 });
+  assert.equal((await a.call('DescribeFlowLogs', q)).TotalCount, 1);
+  // Another account asking the very same question gets its own (empty) answer.
+  const other = api(srv, createKey(srv.dbPath, 'cache-other'));
+  assert.equal((await other.call('DescribeFlowLogs', q)).TotalCount, 0);
+  assert.equal((await a.call('DescribeFlowLogs', q)).TotalCount, 1);
+  // Same parameters in another format, and a different page, are other answers.
+  const xq = { RegionId: 'cn-shanghai', ...q };
+  const x1 = await teaRpc(srv, 'DescribeFlowLogs', xq, { common: { format: 'XML' } });
+  const x2 = await teaRpc(srv, 'DescribeFlowLogs', xq, { common: { format: 'XML' } });
+  for (const x of [x1, x2]) {
+    assert.equal(x.status, 200, x.text);
+    assert.equal(x.headers['content-type'], 'text/xml;charset=utf-8');
+    assert.match(x.text, /<Name>cache-b<\/Name>/);
+  }
+  const rid = (x) => /<RequestId>([0-9A-F-]{36})<\/RequestId>/.exec(x.text)[1];
+  assert.notEqual(rid(x1), rid(x2));
+  assert.equal(x1.text.replace(rid(x1), ''), x2.text.replace(rid(x2), ''));
+  const j = await teaRpc(srv, 'DescribeFlowLogs', xq, { common: { format: 'json' } });
+  assert.equal(j.json.FlowLogs.FlowLogSetType[0].Name, 'cache-b', 'JSON after XML is JSON');
+  const p2 = await a.call('DescribeFlowLogs', { ...q, PageNumber: 2 });
+  assert.equal(p2.FlowLogs.FlowLogSetType.length, 0);
+  assert.equal(p2.PageNumber, 2);
 });
