@@ -1,14 +1,50 @@
 #include "core/ids.h"
 #include "core/log.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+/* Each thread draws from its own pool of CSPRNG bytes: RAND_bytes checks for a
+ * fork with getpid(2) on every call, and a busy server asks for 16 bytes per
+ * request. A forked child empties the pool it inherited (pthread_atfork), so
+ * parent and child never hand out the same bytes. */
+#define IDS_POOL 4096
+
+static __thread unsigned char ids_pool[IDS_POOL];
+static __thread size_t ids_pool_left;
+static pthread_once_t ids_once = PTHREAD_ONCE_INIT;
+
+static void ids_forked(void)
+{
+	OPENSSL_cleanse(ids_pool, sizeof(ids_pool));
+	ids_pool_left = 0;
+}
+
+static void ids_init(void)
+{
+	pthread_atfork(NULL, NULL, ids_forked);
+}
+
 void ids_random(void *p, size_t n)
 {
-	if (RAND_bytes(p, (int)n) != 1)
-		fatal("RAND_bytes failed");
+	pthread_once(&ids_once, ids_init);
+	if (n > IDS_POOL / 4) {
+		if (RAND_bytes(p, (int)n) != 1)
+			fatal("RAND_bytes failed");
+		return;
+	}
+	if (ids_pool_left < n) {
+		if (RAND_bytes(ids_pool, IDS_POOL) != 1)
+			fatal("RAND_bytes failed");
+		ids_pool_left = IDS_POOL;
+	}
+	unsigned char *src = ids_pool + IDS_POOL - ids_pool_left;
+	memcpy(p, src, n);
+	OPENSSL_cleanse(src, n); /* handed-out bytes never stay in memory */
+	ids_pool_left -= n;
 }
 
 /* Rejection sampling keeps every character equally likely. */

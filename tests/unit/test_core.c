@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "core/ids.h"
 #include "core/num.h"
 #include "core/str.h"
@@ -78,6 +81,36 @@ static void test_ids(void **state)
 		assert_false(uuid[i] >= 'a' && uuid[i] <= 'z');
 }
 
+/* The per-thread pool must not make a forked child repeat its parent's bytes,
+ * nor hand out the same bytes twice. */
+static void test_random_pool_fork(void **state)
+{
+	unsigned char a[16], b[16], c[16];
+	int fd[2];
+	ids_random(a, sizeof(a)); /* fills this thread's pool */
+	assert_int_equal(pipe(fd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ids_random(c, sizeof(c));
+		_exit(write(fd[1], c, sizeof(c)) == (ssize_t)sizeof(c) ? 0 : 1);
+	}
+	ids_random(b, sizeof(b));
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(read(fd[0], c, sizeof(c)), (ssize_t)sizeof(c));
+	close(fd[0]);
+	close(fd[1]);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_memory_not_equal(b, c, sizeof(b));
+	assert_memory_not_equal(a, c, sizeof(a));
+	/* Large requests bypass the pool and still work. */
+	unsigned char big[8192] = {0}, zero[8192] = {0};
+	ids_random(big, sizeof(big));
+	assert_memory_not_equal(big, zero, sizeof(big));
+}
+
 static void test_buf(void **state)
 {
 	struct buf b = {0};
@@ -96,7 +129,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_num_parse), cmocka_unit_test(test_version_cmp),
 		cmocka_unit_test(test_iso8601),   cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_buf), cmocka_unit_test(test_random_pool_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
