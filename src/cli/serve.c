@@ -17,6 +17,7 @@
 #include "core/timeutil.h"
 #include "device/device.h"
 #include "http/http.h"
+#include "rpc/nonce.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
 
@@ -34,12 +35,14 @@ struct serve_opts {
 	const char *db;
 	int64_t quota;
 	unsigned threads;
+	uint32_t replay_entries;
 };
 
 static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
+		"                     [--replay-cache N]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP.\n"
 		"\n"
@@ -50,13 +53,18 @@ static void serve_usage(FILE *f)
 		"  --db PATH             SQLite database file (default " SERVE_DEFAULT_DB ")\n"
 		"  --flowlog-quota N     flow logs per account and region (default %d)\n"
 		"  --threads N           HTTP worker threads, 1-%d (default: one per core)\n"
+		"  --replay-cache N      SignatureNonces remembered, %u-%u (default %u, 16 bytes\n"
+		"                        each); a nonce is kept 15 minutes, so size it to at least\n"
+		"                        900 x the peak signed requests per second: when it is\n"
+		"                        full, requests are refused with Throttling, never replayable\n"
 		"  -h, --help            this help\n"
 		"\n"
 		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
 		"SAGFLOW_ACCESS_KEY_SECRET are set (non-empty), that key is created (or its secret updated) for the\n"
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
-		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS);
+		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
+		NONCE_MAX_ENTRIES);
 }
 
 static int parse_listen(const char *s, struct serve_opts *o)
@@ -107,6 +115,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return fprintf(stderr, "serve: bad --threads '%s' (1-%d)\n", v,
 					       HTTP_MAX_THREADS), -1;
 			o->threads = (unsigned)n;
+		} else if ((v = cli_opt_value("--replay-cache", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES, &n) != 0)
+				return fprintf(stderr, "serve: bad --replay-cache '%s' (%u-%u)\n", v,
+					       NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES), -1;
+			o->replay_entries = (uint32_t)n;
 		} else {
 			return fprintf(stderr, "serve: unknown option '%s'\n", argv[i]), -1;
 		}
@@ -221,7 +234,7 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	struct api_config cfg = {.flowlog_quota = o.quota};
-	struct rpc_server *rpc = rpc_new(st, &cfg, 0);
+	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries);
 	struct device_server *dev = device_server_new(st);
 	struct http_server *h = start_http(&o, rpc, dev);
 	if (!h) {

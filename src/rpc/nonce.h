@@ -15,7 +15,9 @@
 #include "core/str.h"
 
 #define NONCE_SHARDS 64
-#define NONCE_MAX_ENTRIES (1u << 21) /* whole cache; 16 bytes each (32 MiB) */
+#define NONCE_MAX_ENTRIES (1u << 21) /* default whole cache; 16 bytes each (32 MiB) */
+#define NONCE_MIN_ENTRIES (NONCE_SHARDS * 16) /* `serve --replay-cache` bounds */
+#define NONCE_LIMIT_ENTRIES (1u << 28)       /* 4 GiB */
 #define NONCE_MAX_LEN 256            /* bytes of a SignatureNonce */
 
 enum nonce_result { NONCE_FRESH, NONCE_USED, NONCE_FULL };

@@ -381,3 +381,35 @@ test('SIGTERM drains in-flight writes: every answered create is durable', async 
     assert.equal((await s2.stop()).code, 0);
   }
 });
+
+// The replay cache fails closed: once it is full of live nonces, new requests
+// are refused with Throttling (which Terraform retries), and a nonce it holds
+// is still refused as used — never replayable.
+test('--replay-cache: a full replay cache refuses with Throttling, never forgets a nonce', async () => {
+  const s = await startServer({ args: ['--replay-cache', '1024'] });
+  try {
+    const first = commonParams('DescribeRegions', { nonce: 'replay-cache-first' });
+    first.Signature = signV1('GET', first);
+    const q = (p) => Object.keys(p).map((k) => `${percentEncode(k)}=${percentEncode(p[k])}`).join('&');
+    let r = await raw(s, { path: `/?${q(first)}` });
+    assert.equal(r.status, 200, r.text);
+    let throttled = 0;
+    for (let i = 0; i < 3000 && throttled === 0; i++) {
+      const p = commonParams('DescribeRegions');
+      p.Signature = signV1('GET', p);
+      r = await raw(s, { path: `/?${q(p)}` });
+      if (r.status === 400 && r.json.Code === 'Throttling') throttled++;
+      else assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(throttled, 1, 'a full cache answers Throttling');
+    r = await raw(s, { path: `/?${q(first)}` });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.Code, 'SignatureNonceUsed', 'the first nonce is still remembered');
+    const bad = spawnSync(BIN, ['serve', '--replay-cache', '10'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /bad --replay-cache/);
+  } finally {
+    const st = await s.stop();
+    assert.equal(st.code, 0, st.stderr.slice(-2000));
+  }
+});
