@@ -18,41 +18,17 @@ CONNS=${CONNS:-64}
 DUR=${SECONDS_:-10}
 FLOWLOGS=${FLOWLOGS:-100000}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/sagflow-bench-XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+source bench/api/lib.sh
 
-export SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret
 # The run signs ~4 million requests within 15 minutes: every SignatureNonce must
 # stay remembered, so the replay cache is sized for it (64 Mi entries, 1 GiB).
-"$BIN" serve --listen 127.0.0.1:0 --db "$work/bench.db" --flowlog-quota 1000000 --replay-cache "${REPLAY_CACHE:-67108864}" \
-	>"$work/serve.out" 2>"$work/serve.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q 'listening on' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/serve.out" | sed 's/.*://')
+start_serve --flowlog-quota 1000000 --replay-cache "${REPLAY_CACHE:-67108864}"
 echo "# $(nproc) cores; $(df -T "$work" | awk 'NR==2{print $2}') at $work; $CONNS connections"
 "$BENCH" --port "$port" --db "$work/bench.db" --conns "$CONNS" --seconds "$DUR" \
 	--flowlogs "$FLOWLOGS" --gateways "${GATEWAYS:-10000}" --bare-dir "$work" --page-dir "$work"
 
 # nginx serving the saved page bodies (same bytes as a DescribeFlowLogs answer).
-nport=$(free_port)
-cat >"$work/nginx.conf" <<CONF
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  default_type application/json;
-  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$nport; root $work; }
-}
-CONF
-nginx -c "$work/nginx.conf" -g 'daemon off;' &
-pids+=($!)
-sleep 0.5
+start_nginx
 signed() { "$LOADGEN" --port "$port" --signed --akid benchkey --secret benchsecret --action DescribeFlowLogs \
 	--query "PageNumber=$1&PageSize=$2&RegionId=cn-shanghai" --connections "$CONNS" --seconds "$DUR"; }
 static() { "$LOADGEN" --port "$nport" --path "/flowlogs-$1.json" --connections "$CONNS" --seconds "$DUR"; }
