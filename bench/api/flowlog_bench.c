@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define FB_MAX_CONNS 256
 #define FB_MAX_PARAMS 12
 #define FB_REQ_MAX 4096
@@ -82,30 +84,6 @@ static atomic_long n_fl, n_gw;
 static atomic_ullong nonce_seq; /* unique across phases and threads */
 static atomic_int shown;        /* error bodies printed so far */
 
-static int64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void pct(const char *in, char *out, size_t cap)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-			out[o++] = (char)*p;
-		} else {
-			out[o++] = '%';
-			out[o++] = hx[*p >> 4];
-			out[o++] = hx[*p & 15];
-		}
-	}
-	out[o] = '\0';
-}
-
 static int kv_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct kv *)a)->k, ((const struct kv *)b)->k);
@@ -139,17 +117,17 @@ static size_t build(struct fb_thread *t, const char *action, struct kv *kv, int 
 	size_t q = 0;
 	for (int i = 0; i < m; i++) {
 		char ev[192];
-		pct(all[i].v, ev, sizeof(ev));
+		bench_pct(all[i].v, ev, sizeof(ev));
 		q += (size_t)snprintf(qs + q, sizeof(qs) - q, "%s%s=%s", i ? "&" : "", all[i].k, ev);
 	}
-	pct(qs, qse, sizeof(qse));
+	bench_pct(qs, qse, sizeof(qse));
 	snprintf(sts, sizeof(sts), "GET&%%2F&%s", qse);
 	snprintf(key, sizeof(key), "%s&", FB_SECRET);
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned maclen = 0;
 	HMAC(EVP_sha1(), key, (int)strlen(key), (unsigned char *)sts, strlen(sts), mac, &maclen);
 	EVP_EncodeBlock((unsigned char *)b64, mac, (int)maclen);
-	pct(b64, sige, sizeof(sige));
+	bench_pct(b64, sige, sizeof(sige));
 	return (size_t)snprintf(out, FB_REQ_MAX, "GET /?%s&Signature=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
 				qs, sige);
 }
@@ -278,10 +256,10 @@ static int one(struct fb_thread *t, char *req)
 	}
 	}
 	size_t len = build(t, action, kv, n, req);
-	int64_t t0 = now_us();
+	int64_t t0 = bench_now_us();
 	size_t body;
 	int st = exchange(t, req, len, &body);
-	int64_t dt = now_us() - t0;
+	int64_t dt = bench_now_us() - t0;
 	if (st < 0) {
 		t->errors++;
 		close(t->fd);
@@ -312,7 +290,7 @@ static void *thread_main(void *arg)
 	struct fb_thread *t = arg;
 	char *req = malloc(FB_REQ_MAX);
 	t->fd = conn_open(t->run->o->port);
-	while (now_us() < t->run->t_end && !one(t, req))
+	while (bench_now_us() < t->run->t_end && !one(t, req))
 		;
 	close(t->fd);
 	free(req);
@@ -345,7 +323,7 @@ static void phase(const struct fb_opts *o, const char *name, enum fb_mode mode, 
 {
 	struct fb_run run = {.o = o, .mode = mode, .page = page, .target = target};
 	struct fb_thread *th = calloc((size_t)o->conns, sizeof(*th));
-	int64_t t0 = now_us();
+	int64_t t0 = bench_now_us();
 	run.t_end = t0 + (int64_t)seconds * 1000000;
 	for (int i = 0; i < o->conns; i++) {
 		th[i].run = &run;
@@ -363,7 +341,7 @@ static void phase(const struct fb_opts *o, const char *name, enum fb_mode mode, 
 		ok += th[i].ok, bad += th[i].non2xx, err += th[i].errors;
 		free(th[i].lat), free(th[i].wlat), free(th[i].rlat);
 	}
-	double secs = (double)(now_us() - t0) / 1e6;
+	double secs = (double)(bench_now_us() - t0) / 1e6;
 	printf("{\"phase\":\"%s\",\"connections\":%d,\"seconds\":%.2f,\"requests\":%zu,\"rps\":%.0f,"
 	       "\"ok\":%llu,\"non2xx\":%llu,\"errors\":%llu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
 	       "\"writes_rps\":%.0f,\"writes_p99_ms\":%.2f,\"reads_rps\":%.0f,\"reads_p99_ms\":%.2f}\n",
@@ -428,16 +406,16 @@ static void bare(const char *dir, int seconds)
 			"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)", NULL, NULL, NULL);
 	sqlite3_stmt *st;
 	sqlite3_prepare_v2(h, "INSERT INTO t (v) VALUES ('0123456789abcdef0123456789abcdef')", -1, &st, NULL);
-	int64_t t0 = now_us(), end = t0 + (int64_t)seconds * 1000000;
+	int64_t t0 = bench_now_us(), end = t0 + (int64_t)seconds * 1000000;
 	long n = 0;
-	while (now_us() < end) {
+	while (bench_now_us() < end) {
 		sqlite3_exec(h, "BEGIN", NULL, NULL, NULL);
 		sqlite3_step(st);
 		sqlite3_reset(st);
 		sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
 		n++;
 	}
-	double secs = (double)(now_us() - t0) / 1e6;
+	double secs = (double)(bench_now_us() - t0) / 1e6;
 	printf("{\"phase\":\"bare-sqlite-insert-per-tx\",\"seconds\":%.2f,\"tx\":%ld,\"tx_per_s\":%.0f}\n", secs,
 	       n, (double)n / secs);
 	fflush(stdout);

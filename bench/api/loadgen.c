@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define LG_MAX_CONNS 1024
 #define LG_MAX_THREADS 16
 #define LG_BUF 65536
@@ -54,30 +56,6 @@ struct lg_thread {
 	size_t nlat, caplat;
 	int64_t t_begin, t_measure, t_end;
 };
-
-static int64_t lg_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void lg_pct(const char *in, char *out, size_t cap)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-			out[o++] = (char)*p;
-		} else {
-			out[o++] = '%';
-			out[o++] = hx[*p >> 4];
-			out[o++] = hx[*p & 15];
-		}
-	}
-	out[o] = '\0';
-}
 
 static int lg_key_cmp(const void *a, const void *b)
 {
@@ -121,13 +99,13 @@ static void lg_build_signed(struct lg_thread *t, struct lg_conn *c)
 		 o->akid, o->action, nonce, ts);
 	snprintf(all, sizeof(all), "%s%s%s", fixed, o->query ? "&" : "", o->query ? o->query : "");
 	lg_sorted_query(all, qs, sizeof(qs));
-	lg_pct(qs, qse, sizeof(qse));
+	bench_pct(qs, qse, sizeof(qse));
 	snprintf(sts, sizeof(sts), "GET&%%2F&%s", qse);
 	char key[256];
 	snprintf(key, sizeof(key), "%s&", o->secret);
 	HMAC(EVP_sha1(), key, (int)strlen(key), (unsigned char *)sts, strlen(sts), mac, &maclen);
 	EVP_EncodeBlock((unsigned char *)sig64, mac, (int)maclen);
-	lg_pct(sig64, sige, sizeof(sige));
+	bench_pct(sig64, sige, sizeof(sige));
 	int n = snprintf(c->req, sizeof(c->req),
 			 "GET /?%s&Signature=%s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: sagflow-loadgen\r\n\r\n",
 			 qs, sige, o->host, o->port);
@@ -211,10 +189,10 @@ static void *lg_run(void *arg)
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 		lg_build(t, c);
-		c->t_start = lg_now_us();
+		c->t_start = bench_now_us();
 	}
 	struct epoll_event evs[64];
-	while (lg_now_us() < t->t_end) {
+	while (bench_now_us() < t->t_end) {
 		int n = epoll_wait(ep, evs, 64, 100);
 		for (int i = 0; i < n; i++) {
 			struct lg_conn *c = evs[i].data.ptr;
@@ -240,7 +218,7 @@ static void *lg_run(void *arg)
 				c->fd = lg_connect(o);
 				c->rlen = 0;
 				lg_build(t, c);
-				c->t_start = lg_now_us();
+				c->t_start = bench_now_us();
 				struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 				continue;
@@ -250,7 +228,7 @@ static void *lg_run(void *arg)
 			long rl = lg_response_len(c->rbuf, c->rlen, &status);
 			if (rl == 0)
 				continue;
-			int64_t now = lg_now_us();
+			int64_t now = bench_now_us();
 			if (rl < 0) {
 				t->errors++;
 				c->rlen = 0;
@@ -334,7 +312,7 @@ int main(int argc, char **argv)
 	    o.threads > LG_MAX_THREADS || (o.signed_mode && (!o.akid || !o.secret)))
 		lg_usage();
 	struct lg_thread th[LG_MAX_THREADS] = {{0}};
-	int64_t begin = lg_now_us();
+	int64_t begin = bench_now_us();
 	for (int i = 0; i < o.threads; i++) {
 		th[i].o = &o;
 		th[i].id = i;
