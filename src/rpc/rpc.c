@@ -279,12 +279,6 @@ struct key_lookup {
 	struct store_key key;
 };
 
-static int key_get(struct store_tx *tx, void *arg)
-{
-	struct key_lookup *k = arg;
-	return store_key_get(tx, k->akid, &k->key);
-}
-
 static enum err lookup_key(struct rpc_req *q, const struct rpc_auth *a, struct key_lookup *k,
 			   const char **detail)
 {
@@ -297,7 +291,7 @@ static enum err lookup_key(struct rpc_req *q, const struct rpc_auth *a, struct k
 		return ERR_INVALID_ACCESS_KEY_ID_NOT_FOUND;
 	memcpy(k->akid, a->akid.p, a->akid.len);
 	k->akid[a->akid.len] = '\0';
-	int rc = store_read(q->srv->store, key_get, k);
+	int rc = store_key_find(q->srv->store, k->akid, &k->key);
 	if (rc == 1)
 		return ERR_INVALID_ACCESS_KEY_ID_NOT_FOUND;
 	if (rc != 0) {

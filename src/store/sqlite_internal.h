@@ -29,6 +29,9 @@ sqlite3_stmt *sqlite_tx_stmt(struct store_tx *tx, const char *sql);
 /* Logs what failed with SQLite's message (never bound values: they may be
  * secrets) and returns STORE_EIO. */
 int sqlite_tx_fail(struct store_tx *tx, const char *what);
+/* Marks the running transaction as changing access keys: after its COMMIT the
+ * shared key epoch is bumped, so every process's key cache lets go. */
+void sqlite_tx_keys_changed(struct store_tx *tx);
 
 /* Copies text column col into out (capacity cap, NUL added). -1 when it is
  * NULL or does not fit. */

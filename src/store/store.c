@@ -5,12 +5,59 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
 
 #define STORE_SCHEME_SQLITE "sqlite:"
+#define STORE_KEY_CACHE_SLOTS 256       /* direct-mapped by a hash of the AccessKeyId */
+#define STORE_KEY_CACHE_TTL_US 1000000  /* a cached key is read again after 1 s at most */
+
+/* The key cache: every signed request needs its key, and a read transaction
+ * costs SQLite two fcntl(2) locks, more than verifying the signature. A slot is
+ * valid while the shared key epoch (store_impl.h) is what it was before the key
+ * was read, so a key deleted by any process is refused by the next request; the
+ * TTL bounds what an edit that bypasses sagflow (the sqlite3 shell) can leave
+ * behind. Unknown ids are not cached: a flood of them cannot evict real keys. */
+struct key_slot {
+	bool used;
+	uint64_t epoch;
+	int64_t loaded_us;
+	struct store_key key;
+};
+
+struct key_cache {
+	pthread_mutex_t mu;
+	struct key_slot slot[STORE_KEY_CACHE_SLOTS];
+};
+
+static struct key_cache *key_cache_new(void)
+{
+	struct key_cache *kc = xcalloc(1, sizeof(*kc));
+	pthread_mutex_init(&kc->mu, NULL);
+	return kc;
+}
+
+static void key_cache_free(struct key_cache *kc)
+{
+	if (!kc)
+		return;
+	pthread_mutex_destroy(&kc->mu);
+	explicit_bzero(kc->slot, sizeof(kc->slot)); /* secrets */
+	free(kc);
+}
+
+static size_t key_slot_of(const char *akid)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)akid; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % STORE_KEY_CACHE_SLOTS;
+}
 
 struct store *store_open(const char *path)
 {
@@ -24,13 +71,19 @@ struct store *store_open(const char *path)
 	}
 	if (!strncmp(path, STORE_SCHEME_SQLITE, strlen(STORE_SCHEME_SQLITE)))
 		path += strlen(STORE_SCHEME_SQLITE);
-	return store_sqlite_open(path);
+	struct store *s = store_sqlite_open(path);
+	if (s && s->keys_epoch)
+		s->key_cache = key_cache_new();
+	return s;
 }
 
 void store_close(struct store *s)
 {
-	if (s)
-		s->ops->close(s);
+	if (!s)
+		return;
+	key_cache_free(s->key_cache);
+	s->key_cache = NULL;
+	s->ops->close(s);
 }
 
 int store_read(struct store *s, store_fn fn, void *arg)
@@ -110,6 +163,48 @@ void store_key_generate(struct store_key *k)
 int store_key_get(struct store_tx *tx, const char *akid, struct store_key *out)
 {
 	return tx->ops->key_get(tx, akid, out);
+}
+
+struct key_find {
+	const char *akid;
+	struct store_key *out;
+};
+
+static int key_find_read(struct store_tx *tx, void *arg)
+{
+	struct key_find *f = arg;
+	return store_key_get(tx, f->akid, f->out);
+}
+
+int store_key_find(struct store *s, const char *akid, struct store_key *out)
+{
+	struct key_cache *kc = s->key_cache;
+	struct key_find f = {.akid = akid, .out = out};
+	if (!kc)
+		return store_read(s, key_find_read, &f);
+	/* The epoch is read before the store: a change committed in between makes
+	 * the slot stale at once instead of keeping the old key. */
+	uint64_t epoch = atomic_load_explicit(s->keys_epoch, memory_order_acquire);
+	int64_t now = time_mono_us();
+	struct key_slot *sl = &kc->slot[key_slot_of(akid)];
+	pthread_mutex_lock(&kc->mu);
+	bool hit = sl->used && sl->epoch == epoch && now - sl->loaded_us < STORE_KEY_CACHE_TTL_US &&
+		   strcmp(sl->key.akid, akid) == 0;
+	if (hit)
+		*out = sl->key;
+	pthread_mutex_unlock(&kc->mu);
+	if (hit)
+		return 0;
+	int rc = store_read(s, key_find_read, &f);
+	if (rc == 0) {
+		pthread_mutex_lock(&kc->mu);
+		sl->used = true;
+		sl->epoch = epoch;
+		sl->loaded_us = now;
+		sl->key = *out;
+		pthread_mutex_unlock(&kc->mu);
+	}
+	return rc;
 }
 
 int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id)

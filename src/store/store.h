@@ -79,6 +79,10 @@ struct store_key {
 /* Fills k->akid ("LTAI" + 20 alnum) and k->secret (30 alnum) from the CSPRNG. */
 void store_key_generate(struct store_key *k);
 
+/* store_key_get in a read transaction of its own, through a small cache that
+ * any process's committed key change (store_key_insert/delete) invalidates
+ * before that change is acknowledged. For request authentication. */
+int store_key_find(struct store *s, const char *akid, struct store_key *out);
 /* 0, or 1 when no such key (not an error), or STORE_EIO. */
 int store_key_get(struct store_tx *tx, const char *akid, struct store_key *out);
 /* Creates the account when new; returns its id in *account_id. A name must be

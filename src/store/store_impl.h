@@ -29,6 +29,11 @@ struct store {
 	/* Bumped by the backend after every write batch, before any of its jobs is
 	 * acknowledged: see store_data_version() in store.h. */
 	_Atomic uint64_t data_version;
+	/* A counter every process with this database open shares, bumped after
+	 * each committed change to access keys; NULL when the backend has none,
+	 * and then store_key_find always reads the store. */
+	_Atomic uint64_t *keys_epoch;
+	struct key_cache *key_cache; /* store.c's; NULL when keys_epoch is */
 };
 
 struct store_tx {

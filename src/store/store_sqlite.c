@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@
 #define STORE_RESTART_BUSY_MS 10       /* how long that RESTART waits for readers */
 #define STORE_CHECKPOINT_ENV "SAGFLOW_STORE_CHECKPOINT" /* writer (default), inline, thread */
 #define STORE_JOURNAL_SIZE_LIMIT 67108864 /* WAL bytes kept after a reset (64 MiB) */
+#define STORE_EPOCH_SUFFIX "-keys" /* the shared key epoch beside the database */
+#define STORE_EPOCH_BYTES 4096      /* one page: the counter lives at its start */
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 
@@ -50,6 +53,7 @@ struct sconn {
 	sqlite3 *db;
 	struct sqlite_store *owner;
 	bool in_tx;
+	bool keys_changed; /* writer: this batch changed access keys */
 	struct stmt_slot cache[SQLITE_STMT_CACHE_MAX];
 	struct sconn *next; /* every reader connection, for store_close */
 	struct sconn *next_free;
@@ -82,6 +86,7 @@ struct sqlite_store {
 	bool ckpt_started;
 	int restart_retry_at; /* writer thread only: WAL frames before the next RESTART try */
 	struct store_stats stats; /* under mu */
+	void *epoch_mem;          /* the mapped key epoch file (epoch_map), or NULL */
 };
 
 static const struct store_ops sqlite_ops;
@@ -148,6 +153,11 @@ static sqlite3_stmt *conn_stmt(struct sconn *c, const char *sql)
 
 _Static_assert((SQLITE_STMT_CACHE_MAX & (SQLITE_STMT_CACHE_MAX - 1)) == 0,
 	       "the statement cache is an open-addressing table of a power of two");
+
+void sqlite_tx_keys_changed(struct store_tx *tx)
+{
+	conn_of(tx)->keys_changed = true;
+}
 
 sqlite3_stmt *sqlite_tx_stmt(struct store_tx *tx, const char *sql)
 {
@@ -476,8 +486,12 @@ static void run_batch(struct sqlite_store *s, struct job *batch)
 			j->rc = STORE_EIO;
 	}
 	/* Before any done(): a client that saw its write acknowledged never gets a
-	 * response cached from before it (rpc/cache.h). */
+	 * response cached from before it (rpc/cache.h), and a `sagflow keys delete`
+	 * that returned is seen by every serve's key cache (store.c). */
 	atomic_fetch_add_explicit(&s->base.data_version, 1, memory_order_release);
+	if (c->keys_changed && s->base.keys_epoch)
+		atomic_fetch_add_explicit(s->base.keys_epoch, 1, memory_order_release);
+	c->keys_changed = false;
 	while (batch) {
 		struct job *next = batch->next;
 		if (batch->done)
@@ -663,8 +677,37 @@ static int ckpt_mode_from_env(enum ckpt_mode *out)
 	return -1;
 }
 
+/* Access keys also change in other processes (`sagflow keys` beside a running
+ * serve). Every process maps the same small file beside the database, and the
+ * writer bumps the counter at its start after any COMMIT that changed a key:
+ * a key cache then notices with one memory load instead of a read transaction
+ * (two fcntl(2) locks) per request. Without the file there is no key cache. */
+static void *epoch_map(const char *db_path)
+{
+	char path[STORE_MAX_PATH + sizeof(STORE_EPOCH_SUFFIX)];
+	snprintf(path, sizeof(path), "%s%s", db_path, STORE_EPOCH_SUFFIX);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_warn("store: %s: %s; access keys are read from the database every time", path,
+			 strerror(errno));
+		return NULL;
+	}
+	void *m = MAP_FAILED;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_size >= STORE_EPOCH_BYTES || ftruncate(fd, STORE_EPOCH_BYTES) == 0))
+		m = mmap(NULL, STORE_EPOCH_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		log_warn("store: %s: cannot map it (%s); access keys are read from the database "
+			 "every time", path, strerror(errno));
+	close(fd);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 static void sqlite_free(struct sqlite_store *s)
 {
+	if (s->epoch_mem)
+		munmap(s->epoch_mem, STORE_EPOCH_BYTES);
 	conn_close(s->cconn);
 	conn_close(s->wconn);
 	pthread_cond_destroy(&s->cv_ckpt);
@@ -695,6 +738,8 @@ struct store *store_sqlite_open(const char *path)
 		goto fail;
 	if (ckpt_mode_from_env(&s->ckpt_mode) != 0)
 		goto fail;
+	s->epoch_mem = epoch_map(s->path);
+	s->base.keys_epoch = s->epoch_mem;
 	if (s->ckpt_mode == CKPT_THREAD && !(s->cconn = conn_open(s, "checkpoint")))
 		goto fail;
 	if (s->ckpt_mode != CKPT_INLINE)

@@ -114,7 +114,10 @@ int sqlite_key_insert(struct store_tx *tx, const struct store_key *k)
 			return ERR_INVALID_PARAMETER;
 		return sqlite_tx_fail(tx, "key insert");
 	}
-	return sqlite3_changes(sqlite_tx_db(tx)) == 1 ? 0 : 1;
+	if (sqlite3_changes(sqlite_tx_db(tx)) != 1)
+		return 1;
+	sqlite_tx_keys_changed(tx);
+	return 0;
 }
 
 int sqlite_key_delete(struct store_tx *tx, const char *akid)
@@ -127,7 +130,10 @@ int sqlite_key_delete(struct store_tx *tx, const char *akid)
 	sqlite3_bind_text(st, 1, akid, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return sqlite_tx_fail(tx, "key delete");
-	return sqlite3_changes(sqlite_tx_db(tx)) == 1 ? 0 : 1;
+	if (sqlite3_changes(sqlite_tx_db(tx)) != 1)
+		return 1;
+	sqlite_tx_keys_changed(tx);
+	return 0;
 }
 
 int sqlite_key_each(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg), void *arg)

@@ -57,7 +57,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	char p[192];
-	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal", "-keys"};
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
 		unlink(p);
@@ -391,6 +391,51 @@ static void test_keys(void **state)
 	assert_int_equal(g.rc, 0);
 	assert_string_equal(g.k.secret, b1.k.secret);
 	store_close(s);
+}
+
+/* The key cache (store_key_find) of one handle sees a key deleted or created
+ * through another handle on the same file — what `sagflow keys` does beside a
+ * running serve — on the very next lookup, and a cached key survives nothing
+ * but a change of its own epoch. */
+static void test_key_cache_other_process(void **state)
+{
+	struct fixture *f = *state;
+	struct store *serve = store_open(f->path);
+	struct store *cli = store_open(f->path);
+	assert_non_null(serve);
+	assert_non_null(cli);
+	struct new_key a = {.account = "alice"}, b = {.account = "bob"};
+	assert_int_equal(store_write(cli, create_key, &a), 0);
+
+	struct store_key k;
+	for (int i = 0; i < 3; i++) { /* the first reads the store, the others hit */
+		memset(&k, 0, sizeof(k));
+		assert_int_equal(store_key_find(serve, a.k.akid, &k), 0);
+		assert_string_equal(k.secret, a.k.secret);
+		assert_string_equal(k.account_name, "alice");
+	}
+	assert_int_equal(store_key_find(serve, "LTAInosuchkey00000000000", &k), 1);
+
+	/* Created elsewhere: found at once (unknown ids are never cached). */
+	assert_int_equal(store_write(cli, create_key, &b), 0);
+	assert_int_equal(store_key_find(serve, b.k.akid, &k), 0);
+	assert_string_equal(k.secret, b.k.secret);
+
+	/* Deleted elsewhere: refused by the next lookup, though it was cached. */
+	assert_int_equal(store_write(cli, del_key, a.k.akid), 0);
+	assert_int_equal(store_key_find(serve, a.k.akid, &k), 1);
+	assert_int_equal(store_key_find(serve, b.k.akid, &k), 0);
+	assert_int_equal(store_write(cli, del_key, b.k.akid), 0);
+	assert_int_equal(store_key_find(serve, b.k.akid, &k), 1);
+
+	/* And through the same handle. */
+	struct new_key c = {.account = "carol"};
+	assert_int_equal(store_write(serve, create_key, &c), 0);
+	assert_int_equal(store_key_find(serve, c.k.akid, &k), 0);
+	assert_int_equal(store_write(serve, del_key, c.k.akid), 0);
+	assert_int_equal(store_key_find(serve, c.k.akid, &k), 1);
+	store_close(cli);
+	store_close(serve);
 }
 
 static int insert_dup(struct store_tx *tx, void *arg)
@@ -1115,6 +1160,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_and_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_cache_other_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_mode_invalid, setup, teardown),
