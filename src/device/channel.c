@@ -7,12 +7,12 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hmac.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
@@ -116,10 +116,9 @@ void device_string_to_sign(struct buf *out, struct str method, struct str path, 
 
 void device_sign(struct str secret, struct str sts, char out[DEVICE_HEX_SHA256 + 1])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	HMAC(EVP_sha256(), secret.p, (int)secret.len, (const unsigned char *)sts.p, sts.len, md, &n);
-	hex(md, n, out);
+	unsigned char md[HMAC_SHA256_LEN];
+	hmac_sha256(secret.p, secret.len, sts.p, sts.len, md);
+	hex(md, sizeof(md), out);
 }
 
 /* ---- answering ---- */

@@ -2,27 +2,35 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 
+#include "core/hmac.h"
 #include "core/xmalloc.h"
+
+#define SIG_KEY_STACK 256 /* secret + "&" up to this many bytes needs no heap */
 
 void sig_percent_encode(struct buf *out, struct str s)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	/* RFC 3986 unreserved characters stay; a table, since every byte of every
+	 * signed request passes here twice. */
+	static const bool keep[256] = {['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+				       ['0' ... '9'] = true, ['-'] = true,       ['_'] = true,
+				       ['.'] = true,         ['~'] = true};
 	buf_reserve(out, s.len * 3);
+	char *o = out->p + out->len;
 	for (size_t i = 0; i < s.len; i++) {
 		unsigned char c = (unsigned char)s.p[i];
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '~') {
-			out->p[out->len++] = (char)c;
+		if (keep[c]) {
+			*o++ = (char)c;
 		} else {
-			out->p[out->len++] = '%';
-			out->p[out->len++] = hex[c >> 4];
-			out->p[out->len++] = hex[c & 15];
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		}
 	}
+	out->len = (size_t)(o - out->p);
 	out->p[out->len] = '\0';
 }
 
@@ -72,17 +80,17 @@ void sig_v1_string_to_sign(struct buf *out, struct str method, const struct para
 
 void sig_v1_sign(struct str secret, struct str sts, char out[SIG_V1_B64_LEN + 1])
 {
-	/* The key is secret + "&" (spec §5.3 step 6). */
-	unsigned char *key = xmalloc(secret.len + 1), mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
+	/* The key is secret + "&" (spec §5.3 step 6); on the stack when it fits. */
+	unsigned char stack_key[SIG_KEY_STACK], mac[HMAC_SHA1_LEN];
+	unsigned char *key = secret.len < sizeof(stack_key) ? stack_key : xmalloc(secret.len + 1);
 	if (secret.len)
 		memcpy(key, secret.p, secret.len);
 	key[secret.len] = '&';
-	HMAC(EVP_sha1(), key, (int)(secret.len + 1), (const unsigned char *)sts.p, sts.len, mac,
-	     &maclen);
+	hmac_sha1(key, secret.len + 1, sts.p, sts.len, mac);
 	OPENSSL_cleanse(key, secret.len + 1);
-	free(key);
-	EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
+	if (key != stack_key)
+		free(key);
+	EVP_EncodeBlock((unsigned char *)out, mac, (int)sizeof(mac));
 }
 
 bool sig_v1_verify(struct str method, const struct params *p, struct str secret)
@@ -253,14 +261,12 @@ void sig_sha256_hex(struct str data, char out[SIG_V3_HEX_LEN + 1])
 void sig_v3_sign(struct str secret, struct str canonical, char out[SIG_V3_HEX_LEN + 1])
 {
 	char sts[sizeof(SIG_V3_ALGORITHM) + SIG_V3_HEX_LEN + 1];
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
+	unsigned char mac[HMAC_SHA256_LEN];
 	size_t alen = sizeof(SIG_V3_ALGORITHM) - 1;
 	memcpy(sts, SIG_V3_ALGORITHM "\n", alen + 1);
 	sig_sha256_hex(canonical, sts + alen + 1);
-	HMAC(EVP_sha256(), secret.p ? secret.p : "", (int)secret.len, (const unsigned char *)sts,
-	     alen + 1 + SIG_V3_HEX_LEN, mac, &maclen);
-	hex_lower(mac, maclen, out);
+	hmac_sha256(secret.p, secret.len, sts, alen + 1 + SIG_V3_HEX_LEN, mac);
+	hex_lower(mac, sizeof(mac), out);
 }
 
 bool sig_v3_verify(const struct sig_v3_auth *a, struct str canonical, struct str secret)
