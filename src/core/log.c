@@ -90,7 +90,15 @@ static void log_stamp(char out[32])
 		strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
 		last_sec = tv.tv_sec;
 	}
-	snprintf(out, 32, "%s.%03dZ", last, (int)(tv.tv_usec / 1000));
+	int ms = (int)(tv.tv_usec / 1000);
+	size_t n = strlen(last);
+	memcpy(out, last, n);
+	out[n++] = '.';
+	out[n++] = (char)('0' + ms / 100);
+	out[n++] = (char)('0' + ms / 10 % 10);
+	out[n++] = (char)('0' + ms % 10);
+	out[n++] = 'Z';
+	out[n] = '\0';
 }
 
 __attribute__((format(printf, 2, 0))) static void log_v(enum log_level lvl, const char *fmt,
@@ -101,9 +109,13 @@ __attribute__((format(printf, 2, 0))) static void log_v(enum log_level lvl, cons
 	int n = snprintf(line, sizeof(line), "%s %s ", ts, log_names[lvl]);
 	if (n < 0)
 		return;
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(line) - 2) /* truncated by vsnprintf */
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
 	/* One call per line: stdio locks the stream, so lines never interleave. */
-	fprintf(stderr, "%s\n", line);
+	fwrite(line, 1, len, stderr);
 	if (lvl >= LOG_WARN)
 		fflush(stderr);
 }

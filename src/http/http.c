@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -178,15 +179,22 @@ static void set_remote(struct http_conn *c)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char host[INET6_ADDRSTRLEN] = "?", port[8] = "0";
-	if (ci && ci->client_addr) {
-		socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-								      : sizeof(struct sockaddr_in);
-		getnameinfo(ci->client_addr, sl, host, sizeof(host), port, sizeof(port),
-			    NI_NUMERICHOST | NI_NUMERICSERV);
+	/* inet_ntop, not getnameinfo: same numeric text at a fraction of the cost. */
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	bool v6 = false;
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ci->client_addr;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+	} else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a =
+			(const struct sockaddr_in6 *)(const void *)ci->client_addr;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		v6 = true;
 	}
-	snprintf(c->req.remote, sizeof(c->req.remote), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
-		 port);
+	snprintf(c->req.remote, sizeof(c->req.remote), v6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 /* Headers arrived: note the method, refuse a declared oversized body early. */
