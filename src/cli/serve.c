@@ -17,6 +17,7 @@
 #include "core/timeutil.h"
 #include "device/device.h"
 #include "http/http.h"
+#include "rpc/cache.h"
 #include "rpc/nonce.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
@@ -36,13 +37,14 @@ struct serve_opts {
 	int64_t quota;
 	unsigned threads;
 	uint32_t replay_entries;
+	bool no_answer_cache;
 };
 
 static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
-		"                     [--replay-cache N]\n"
+		"                     [--replay-cache N] [--no-answer-cache]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP.\n"
 		"\n"
@@ -57,6 +59,9 @@ static void serve_usage(FILE *f)
 		"                        each); a nonce is kept 15 minutes, so size it to at least\n"
 		"                        900 x the peak signed requests per second: when it is\n"
 		"                        full, requests are refused with Throttling, never replayable\n"
+		"  --no-answer-cache     build every read-only answer from the database; by default\n"
+		"                        up to %d answers are kept, each until the next write\n"
+		"                        (needed when another process writes flow logs or gateways)\n"
 		"  -h, --help            this help\n"
 		"\n"
 		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
@@ -64,7 +69,7 @@ static void serve_usage(FILE *f)
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
-		NONCE_MAX_ENTRIES);
+		NONCE_MAX_ENTRIES, RCACHE_SHARDS * RCACHE_SLOTS);
 }
 
 static int parse_listen(const char *s, struct serve_opts *o)
@@ -120,6 +125,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return fprintf(stderr, "serve: bad --replay-cache '%s' (%u-%u)\n", v,
 					       NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES), -1;
 			o->replay_entries = (uint32_t)n;
+		} else if (!strcmp(argv[i], "--no-answer-cache")) {
+			o->no_answer_cache = true;
 		} else {
 			return fprintf(stderr, "serve: unknown option '%s'\n", argv[i]), -1;
 		}
@@ -234,7 +241,7 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	struct api_config cfg = {.flowlog_quota = o.quota};
-	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries);
+	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache);
 	struct device_server *dev = device_server_new(st);
 	struct http_server *h = start_http(&o, rpc, dev);
 	if (!h) {

@@ -11,7 +11,8 @@
  * RequestId of a hit is rewritten in place.
  *
  * Assumption: this process is the only writer of the data it caches (one
- * `sagflow serve` per database, as the group-commit writer already assumes). */
+ * `sagflow serve` per database, as the group-commit writer already assumes);
+ * `serve --no-answer-cache` turns the cache off where that does not hold. */
 #ifndef RPC_CACHE_H
 #define RPC_CACHE_H
 #include <stdbool.h>

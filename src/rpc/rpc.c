@@ -52,13 +52,13 @@ struct rpc_auth {
 };
 
 struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
-			   unsigned nonce_entries)
+			   unsigned nonce_entries, bool answer_cache)
 {
 	struct rpc_server *s = xcalloc(1, sizeof(*s));
 	s->store = store;
 	s->cfg = cfg;
 	s->nonces = nonce_new(nonce_entries);
-	s->answers = rcache_new();
+	s->answers = answer_cache ? rcache_new() : NULL;
 	return s;
 }
 
@@ -425,7 +425,7 @@ void rpc_handle(struct http_request *r)
 		finish(q, e, detail);
 		return;
 	}
-	if (q->act->cacheable && cache_answer(q, account))
+	if (q->act->cacheable && q->srv->answers && cache_answer(q, account))
 		return;
 	q->call = (struct api_call){.params = q->params, .account_id = account, .store = s->store,
 				    .cfg = s->cfg, .out = json_object(), .err = ERR_OK,

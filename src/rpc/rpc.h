@@ -26,9 +26,10 @@ struct api_finisher {
 
 struct rpc_server;
 
-/* nonce_entries: 0 for NONCE_MAX_ENTRIES. */
+/* nonce_entries: 0 for NONCE_MAX_ENTRIES. answer_cache: whether read-only
+ * answers are kept (rpc/cache.h); false builds every answer from the store. */
 struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
-			   unsigned nonce_entries);
+			   unsigned nonce_entries, bool answer_cache);
 void rpc_free(struct rpc_server *s); /* NULL is a no-op */
 
 /* The "/" route handler; route_arg must be the rpc_server. */

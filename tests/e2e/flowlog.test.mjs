@@ -471,3 +471,28 @@ test('cached reads: fresh after every write, per account, per format, own Reques
   assert.equal(p2.FlowLogs.FlowLogSetType.length, 0);
   assert.equal(p2.PageNumber, 2);
 });
+
+// The answer cache assumes one serve per database. `--no-answer-cache` lifts
+// that: a serve started with it sees another process's writes at once, even
+// for a question it has answered before.
+test('serve --no-answer-cache: another process writing the same database is seen at once', async () => {
+  const reader = await startServer({ args: ['--no-answer-cache'], dbPath: srv.dbPath });
+  try {
+    const r = api(reader);
+    const q = { Description: 'two-serves', PageSize: 10 };
+    assert.equal((await r.call('DescribeFlowLogs', q)).TotalCount, 0);
+    assert.equal((await r.call('DescribeFlowLogs', q)).TotalCount, 0);
+    const id = await netflowLog(a, { Name: 'two-a', Description: 'two-serves' });
+    let got = await r.call('DescribeFlowLogs', q);
+    assert.equal(got.TotalCount, 1);
+    assert.equal(got.FlowLogs.FlowLogSetType[0].Name, 'two-a');
+    await a.call('ModifyFlowLogAttribute', { FlowLogId: id, Name: 'two-b' });
+    got = await r.call('DescribeFlowLogs', q);
+    assert.equal(got.FlowLogs.FlowLogSetType[0].Name, 'two-b');
+    await a.call('DeleteFlowLog', { FlowLogId: id });
+    assert.equal((await r.call('DescribeFlowLogs', q)).TotalCount, 0);
+  } finally {
+    const s = await reader.stop();
+    assert.equal(s.code, 0, s.stderr.slice(-4000));
+  }
+});
