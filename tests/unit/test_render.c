@@ -38,6 +38,53 @@ static void test_json_success(void **state)
 	json_decref(o);
 }
 
+/* The JSON writer against jansson's json_dumps(JSON_COMPACT), byte for byte:
+ * every escape, control characters, UTF-8, integer extremes, reals, nesting. */
+static void test_json_same_as_jansson(void **state)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "esc", json_string("q\" b\\ / \b\f\n\r\t \x01\x1f\x7f end"));
+	json_object_set_new(o, "utf8", json_string("\xe4\xb8\xad\xe6\x96\x87 \xe2\x80\xa8 \xf0\x9f\x98\x80"));
+	json_object_set_new(o, "nul", json_stringn("a\0b", 3));
+	json_object_set_new(o, "empty", json_string(""));
+	json_object_set_new(o, "k\"ey\n", json_true());
+	json_object_set_new(o, "min", json_integer(INT64_MIN));
+	json_object_set_new(o, "max", json_integer(INT64_MAX));
+	json_object_set_new(o, "zero", json_integer(0));
+	json_object_set_new(o, "neg", json_integer(-42));
+	json_object_set_new(o, "r1", json_real(1.0));
+	json_object_set_new(o, "r2", json_real(-0.1));
+	json_object_set_new(o, "r3", json_real(1e300));
+	json_object_set_new(o, "r4", json_real(-2.5e-7));
+	json_object_set_new(o, "r5", json_real(123456789.0));
+	json_object_set_new(o, "f", json_false());
+	json_object_set_new(o, "n", json_null());
+	json_object_set_new(o, "eo", json_object());
+	json_object_set_new(o, "ea", json_array());
+	json_t *a = json_array();
+	for (int i = 0; i < 3; i++) {
+		json_t *x = json_object();
+		json_object_set_new(x, "i", json_integer(i));
+		json_object_set_new(x, "l", json_pack("[s,i,[],{}]", "x", i));
+		json_array_append_new(a, x);
+	}
+	json_object_set_new(o, "list", a);
+
+	struct render_out r;
+	render_success(o, RID, STR_LIT("DescribeFlowLogs"), RENDER_JSON, &r);
+	json_t *doc = json_object();
+	json_object_set_new(doc, "RequestId", json_string(RID));
+	json_object_update(doc, o);
+	char *want = json_dumps(doc, JSON_COMPACT);
+	assert_non_null(want);
+	assert_string_equal(r.body, want);
+	assert_int_equal(r.len, strlen(want));
+	free(want);
+	free(r.body);
+	json_decref(doc);
+	json_decref(o);
+}
+
 static void test_xml_success(void **state)
 {
 	json_t *o = flowlogs();
@@ -120,6 +167,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_success),
+		cmocka_unit_test(test_json_same_as_jansson),
 		cmocka_unit_test(test_xml_success),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_bad_utf8_detail),
