@@ -15,6 +15,7 @@
 
 #include "core/str.h"
 #include "rpc/errors.h"
+#include "rpc/render.h"
 
 struct params;
 struct store;
@@ -31,6 +32,7 @@ struct api_call {
 	int64_t account_id;           /* the authenticated caller's account */
 	struct store *store;
 	const struct api_config *cfg;
+	enum render_format fmt; /* the answer's: for render_list (rpc/render.h) */
 	/* Outputs. */
 	json_t *out; /* an empty object to fill; owned by the adapter */
 	enum err err;

@@ -170,7 +170,7 @@ static json_t *text_json(const char *s)
 	return json_string(s);
 }
 
-static json_t *flowlog_json(const struct flowlog *fl)
+json_t *flowlog_json(const struct flowlog *fl)
 {
 	json_t *o = json_object();
 	json_object_set_new_nocheck(o, "FlowLogId", json_string(fl->id));
@@ -191,6 +191,28 @@ static json_t *flowlog_json(const struct flowlog *fl)
 	json_object_set_new_nocheck(o, "TotalSagNum", json_integer(fl->total_sag_num));
 	json_object_set_new_nocheck(o, "ResourceGroupId", json_string(fl->resource_group_id));
 	return o;
+}
+
+/* flowlog_json's fields, in its order and types, straight into a list. */
+void flowlog_emit(struct render_list *l, const struct flowlog *fl)
+{
+	render_list_item_begin(l);
+	render_list_str(l, "FlowLogId", fl->id);
+	render_list_str(l, "Name", fl->name);
+	render_list_str(l, "Description", fl->description);
+	render_list_str(l, "Status", flowlog_status_name(fl->status));
+	render_list_str(l, "OutputType", flowlog_output_name(fl->output));
+	render_list_str(l, "SlsRegionId", fl->sls_region_id);
+	render_list_str(l, "ProjectName", fl->project_name);
+	render_list_str(l, "LogstoreName", fl->logstore_name);
+	render_list_str(l, "NetflowServerIp", fl->netflow_server_ip);
+	render_list_int(l, "NetflowServerPort", fl->netflow_server_port);
+	render_list_str(l, "NetflowVersion", netflow_version_name(fl->netflow_version));
+	render_list_int(l, "ActiveAging", fl->active_aging);
+	render_list_int(l, "InactiveAging", fl->inactive_aging);
+	render_list_int(l, "TotalSagNum", fl->total_sag_num);
+	render_list_str(l, "ResourceGroupId", fl->resource_group_id);
+	render_list_item_end(l);
 }
 
 static void read_patch(struct api_call *c, struct flowlog_patch *p)
@@ -437,13 +459,13 @@ struct list_read {
 	struct owner o;
 	struct flowlog_filter f;
 	int64_t total;
-	json_t *items;
+	struct render_list items;
 };
 
 static int list_cb(const struct flowlog *fl, void *arg)
 {
 	struct list_read *r = arg;
-	json_array_append_new(r->items, flowlog_json(fl));
+	flowlog_emit(&r->items, fl);
 	return 0;
 }
 
@@ -512,17 +534,18 @@ static void describe_flowlogs(struct api_call *c)
 	r.f.resource_group_id = filter_param(c, "ResourceGroupId");
 	r.f.offset = (page - 1) * size;
 	r.f.limit = size;
-	r.items = json_array();
+	/* The page's items are written as they are read, not built as a tree. */
+	render_list_init(&r.items, c->fmt, "FlowLogSetType");
 	int rc = store_read(c->store, list_tx, &r);
 	if (rc == 0) {
 		json_object_set_new(c->out, "TotalCount", json_integer(r.total));
 		json_object_set_new(c->out, "PageNumber", json_integer(page));
 		json_object_set_new(c->out, "PageSize", json_integer(size));
 		json_t *w = json_object();
-		json_object_set_new(w, "FlowLogSetType", r.items);
+		json_object_set_new(w, "FlowLogSetType", render_list_take(&r.items));
 		json_object_set_new(c->out, "FlowLogs", w);
 	} else {
-		json_decref(r.items);
+		render_list_free(&r.items);
 	}
 	sag_finish_read(c, rc, NULL);
 }

@@ -91,6 +91,15 @@ static void json_string_out(struct buf *b, const char *s, size_t n)
 	b->len = (size_t)(o - b->p);
 }
 
+/* A render_list's node: an object whose only key is this (no handler's key
+ * starts with a control character), holding the fragment as a string. */
+#define RENDER_RAW_KEY "\001raw"
+
+static json_t *raw_of(json_t *v)
+{
+	return json_object_size(v) == 1 ? json_object_get(v, RENDER_RAW_KEY) : NULL;
+}
+
 static void json_value_out(struct buf *b, json_t *v)
 {
 	switch (json_typeof(v)) {
@@ -98,6 +107,11 @@ static void json_value_out(struct buf *b, json_t *v)
 		const char *k;
 		json_t *x;
 		bool first = true;
+		json_t *raw = raw_of(v);
+		if (raw) {
+			buf_add(b, json_string_value(raw), json_string_length(raw));
+			break;
+		}
 		buf_addc(b, '{');
 		json_object_foreach(v, k, x) {
 			if (!first)
@@ -194,7 +208,10 @@ static void xml_object(struct buf *b, json_t *o, int depth)
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
-		if (json_is_array(v)) {
+		json_t *raw = json_is_object(v) ? raw_of(v) : NULL;
+		if (raw) { /* a render_list: its items carry their elements */
+			buf_add(b, json_string_value(raw), json_string_length(raw));
+		} else if (json_is_array(v)) {
 			/* A list repeats the element named by its key (spec §5.5). */
 			size_t i;
 			json_t *e;
@@ -254,6 +271,97 @@ static void xml_root_name(struct str action, char *out, size_t cap)
 	if (o == 0)
 		out[o++] = 'X';
 	out[o] = '\0';
+}
+
+void render_list_init(struct render_list *l, enum render_format f, const char *item)
+{
+	*l = (struct render_list){.fmt = f, .item = item};
+	if (f == RENDER_JSON)
+		buf_addc(&l->b, '[');
+}
+
+void render_list_item_begin(struct render_list *l)
+{
+	if (l->fmt == RENDER_JSON) {
+		if (l->b.len > 1)
+			buf_addc(&l->b, ',');
+		buf_addc(&l->b, '{');
+	} else {
+		buf_addc(&l->b, '<');
+		buf_adds(&l->b, l->item);
+		buf_addc(&l->b, '>');
+	}
+	l->first_field = true;
+}
+
+/* "key": (JSON, with its comma) or <key> (XML). */
+static void list_key(struct render_list *l, const char *key)
+{
+	if (l->fmt == RENDER_JSON) {
+		if (!l->first_field)
+			buf_addc(&l->b, ',');
+		json_string_out(&l->b, key, strlen(key));
+		buf_addc(&l->b, ':');
+	} else {
+		buf_addc(&l->b, '<');
+		buf_adds(&l->b, key);
+		buf_addc(&l->b, '>');
+	}
+	l->first_field = false;
+}
+
+static void list_key_end(struct render_list *l, const char *key)
+{
+	if (l->fmt == RENDER_XML) {
+		buf_add(&l->b, "</", 2);
+		buf_adds(&l->b, key);
+		buf_addc(&l->b, '>');
+	}
+}
+
+void render_list_str(struct render_list *l, const char *key, const char *s)
+{
+	list_key(l, key);
+	if (l->fmt == RENDER_JSON)
+		json_string_out(&l->b, s, strlen(s));
+	else
+		xml_text(&l->b, s, strlen(s));
+	list_key_end(l, key);
+}
+
+void render_list_int(struct render_list *l, const char *key, int64_t v)
+{
+	list_key(l, key);
+	if (v < 0)
+		buf_addc(&l->b, '-');
+	buf_add_u64(&l->b, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	list_key_end(l, key);
+}
+
+void render_list_item_end(struct render_list *l)
+{
+	if (l->fmt == RENDER_JSON) {
+		buf_addc(&l->b, '}');
+	} else {
+		buf_add(&l->b, "</", 2);
+		buf_adds(&l->b, l->item);
+		buf_addc(&l->b, '>');
+	}
+}
+
+json_t *render_list_take(struct render_list *l)
+{
+	if (l->fmt == RENDER_JSON)
+		buf_addc(&l->b, ']');
+	json_t *o = json_object();
+	json_object_set_new_nocheck(o, RENDER_RAW_KEY, json_stringn_nocheck(l->b.p ? l->b.p : "", l->b.len));
+	render_list_free(l);
+	return o;
+}
+
+void render_list_free(struct render_list *l)
+{
+	buf_free(&l->b);
 }
 
 void render_success(json_t *out, const char *request_id, struct str action, enum render_format f,

@@ -428,6 +428,7 @@ void rpc_handle(struct http_request *r)
 	if (q->act->cacheable && q->srv->answers && cache_answer(q, account))
 		return;
 	q->call = (struct api_call){.params = q->params, .account_id = account, .store = s->store,
+				    .fmt = q->fmt,
 				    .cfg = s->cfg, .out = json_object(), .err = ERR_OK,
 				    .priv = &q->fin};
 	q->act->handler(&q->call); /* it calls api_finish(), now or later */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "api/flowlog.h"
 #include "rpc/render.h"
 
 #define RID "A6E1680B-B34F-4BB7-B504-F8ED675E721C"
@@ -83,6 +84,69 @@ static void test_json_same_as_jansson(void **state)
 	free(r.body);
 	json_decref(doc);
 	json_decref(o);
+}
+
+/* DescribeFlowLogs writes its items into a render_list; the page must be the
+ * very bytes the jansson tree of the same flow logs renders to, in JSON and
+ * XML, for empty, one and several items with awkward text. */
+static void page_both_ways(enum render_format f, const struct flowlog *fls, size_t n)
+{
+	json_t *tree = json_object(), *list = json_object();
+	json_object_set_new(tree, "TotalCount", json_integer((json_int_t)n));
+	json_t *items = json_array();
+	struct render_list l;
+	render_list_init(&l, f, "FlowLogSetType");
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(items, flowlog_json(&fls[i]));
+		flowlog_emit(&l, &fls[i]);
+	}
+	json_t *w = json_object();
+	json_object_set_new(w, "FlowLogSetType", items);
+	json_object_set_new(tree, "FlowLogs", w);
+	json_object_set_new(list, "TotalCount", json_integer((json_int_t)n));
+	w = json_object();
+	json_object_set_new(w, "FlowLogSetType", render_list_take(&l));
+	json_object_set_new(list, "FlowLogs", w);
+
+	struct render_out a, b;
+	render_success(tree, RID, STR_LIT("DescribeFlowLogs"), f, &a);
+	render_success(list, RID, STR_LIT("DescribeFlowLogs"), f, &b);
+	assert_string_equal(b.body, a.body);
+	assert_int_equal(b.len, a.len);
+	assert_string_equal(b.content_type, a.content_type);
+	free(a.body);
+	free(b.body);
+	json_decref(tree);
+	json_decref(list);
+}
+
+static void test_list_same_as_tree(void **state)
+{
+	struct flowlog fls[3];
+	memset(fls, 0, sizeof(fls));
+	for (int i = 0; i < 3; i++) {
+		snprintf(fls[i].id, sizeof(fls[i].id), "fl-%020d", i);
+		snprintf(fls[i].resource_group_id, sizeof(fls[i].resource_group_id), "rg-acfm%011d", i);
+		fls[i].status = i ? FLOWLOG_INACTIVE : FLOWLOG_ACTIVE;
+		fls[i].active_aging = 300 - i;
+		fls[i].inactive_aging = 15 + i;
+		fls[i].total_sag_num = i * 1000000000000LL;
+	}
+	snprintf(fls[0].name, sizeof(fls[0].name), "a<b>&'\"\\ /\t\n\x01");
+	snprintf(fls[0].description, sizeof(fls[0].description), "\xe4\xb8\xad\xe6\x96\x87 ]]> <!--");
+	fls[0].output = FLOWLOG_OUT_NETFLOW;
+	snprintf(fls[0].netflow_server_ip, sizeof(fls[0].netflow_server_ip), "192.168.0.1");
+	fls[0].netflow_server_port = 9995;
+	fls[0].netflow_version = NETFLOW_V10;
+	fls[1].output = FLOWLOG_OUT_SLS;
+	snprintf(fls[1].sls_region_id, sizeof(fls[1].sls_region_id), "cn-shanghai");
+	snprintf(fls[1].project_name, sizeof(fls[1].project_name), "proj");
+	snprintf(fls[1].logstore_name, sizeof(fls[1].logstore_name), "store");
+	fls[2].output = FLOWLOG_OUT_ALL;
+	fls[2].netflow_version = NETFLOW_V5;
+	for (int f = RENDER_JSON; f <= RENDER_XML; f++)
+		for (size_t n = 0; n <= 3; n++)
+			page_both_ways((enum render_format)f, fls, n);
 }
 
 static void test_xml_success(void **state)
@@ -168,6 +232,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_success),
 		cmocka_unit_test(test_json_same_as_jansson),
+		cmocka_unit_test(test_list_same_as_tree),
 		cmocka_unit_test(test_xml_success),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_bad_utf8_detail),
