@@ -30,7 +30,7 @@ struct str str_trim(struct str s)
 	return s;
 }
 
-void buf_reserve(struct buf *b, size_t extra)
+void buf_grow(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
@@ -40,25 +40,6 @@ void buf_reserve(struct buf *b, size_t extra)
 		cap *= 2;
 	b->p = xrealloc(b->p, cap);
 	b->cap = cap;
-}
-
-void buf_add(struct buf *b, const void *p, size_t len)
-{
-	buf_reserve(b, len);
-	if (len)
-		memcpy(b->p + b->len, p, len);
-	b->len += len;
-	b->p[b->len] = '\0';
-}
-
-void buf_adds(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-void buf_addc(struct buf *b, char c)
-{
-	buf_add(b, &c, 1);
 }
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)

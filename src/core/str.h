@@ -38,10 +38,36 @@ struct buf {
 	size_t len, cap;
 };
 
-void buf_reserve(struct buf *b, size_t extra);
-void buf_add(struct buf *b, const void *p, size_t len);
-void buf_adds(struct buf *b, const char *s);
-void buf_addc(struct buf *b, char c);
+void buf_grow(struct buf *b, size_t extra); /* the slow path of buf_reserve */
+
+/* Room for extra more bytes and a NUL. Inline: renderers call these per field. */
+static inline void buf_reserve(struct buf *b, size_t extra)
+{
+	if (b->len + extra + 1 > b->cap)
+		buf_grow(b, extra);
+}
+
+/* Appends and keeps the bytes NUL-terminated. */
+static inline void buf_add(struct buf *b, const void *p, size_t len)
+{
+	buf_reserve(b, len);
+	if (len)
+		memcpy(b->p + b->len, p, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+static inline void buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+static inline void buf_addc(struct buf *b, char c)
+{
+	buf_reserve(b, 1);
+	b->p[b->len++] = c;
+	b->p[b->len] = '\0';
+}
 void buf_add_u64(struct buf *b, uint64_t v); /* decimal */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
