@@ -4,7 +4,6 @@
  * applies the rule and writes, so checks and writes are one transaction. */
 #include "api/flowlog.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,55 +144,7 @@ static int found(int rc, enum err nf)
 	return rc == 1 ? (int)nf : rc;
 }
 
-/* A DescribeFlowLogs page is 50 objects of 15 fields; most values are an
- * enum name or "". Those come from one shared, never-freed json_t each (jansson
- * reference counts are atomic), so a page allocates about half as many nodes.
- * The keys are constant ASCII, set without jansson's UTF-8 re-check. */
-static const char *const shared_texts[] = {"",    "Active", "Inactive", "sls", "netflow",
-					   "all", "V5",     "V9",       "V10"};
-static json_t *shared_json[sizeof(shared_texts) / sizeof(shared_texts[0])];
-static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
-
-static void shared_init(void)
-{
-	for (size_t i = 0; i < sizeof(shared_texts) / sizeof(shared_texts[0]); i++)
-		shared_json[i] = json_string(shared_texts[i]);
-}
-
-/* A new reference to the shared value equal to s, or a fresh string. */
-static json_t *text_json(const char *s)
-{
-	pthread_once(&shared_once, shared_init);
-	for (size_t i = 0; i < sizeof(shared_texts) / sizeof(shared_texts[0]); i++)
-		if (strcmp(s, shared_texts[i]) == 0)
-			return json_incref(shared_json[i]);
-	return json_string(s);
-}
-
-json_t *flowlog_json(const struct flowlog *fl)
-{
-	json_t *o = json_object();
-	json_object_set_new_nocheck(o, "FlowLogId", json_string(fl->id));
-	json_object_set_new_nocheck(o, "Name", text_json(fl->name));
-	json_object_set_new_nocheck(o, "Description", text_json(fl->description));
-	json_object_set_new_nocheck(o, "Status", text_json(flowlog_status_name(fl->status)));
-	json_object_set_new_nocheck(o, "OutputType", text_json(flowlog_output_name(fl->output)));
-	json_object_set_new_nocheck(o, "SlsRegionId", text_json(fl->sls_region_id));
-	json_object_set_new_nocheck(o, "ProjectName", text_json(fl->project_name));
-	json_object_set_new_nocheck(o, "LogstoreName", text_json(fl->logstore_name));
-	json_object_set_new_nocheck(o, "NetflowServerIp", text_json(fl->netflow_server_ip));
-	/* Always a number (spec §2): Terraform's formatInt panics on "". */
-	json_object_set_new_nocheck(o, "NetflowServerPort", json_integer(fl->netflow_server_port));
-	json_object_set_new_nocheck(o, "NetflowVersion",
-				    text_json(netflow_version_name(fl->netflow_version)));
-	json_object_set_new_nocheck(o, "ActiveAging", json_integer(fl->active_aging));
-	json_object_set_new_nocheck(o, "InactiveAging", json_integer(fl->inactive_aging));
-	json_object_set_new_nocheck(o, "TotalSagNum", json_integer(fl->total_sag_num));
-	json_object_set_new_nocheck(o, "ResourceGroupId", json_string(fl->resource_group_id));
-	return o;
-}
-
-/* flowlog_json's fields, in its order and types, straight into a list. */
+/* One flow log as DescribeFlowLogs lists it, written into the page. */
 void flowlog_emit(struct render_list *l, const struct flowlog *fl)
 {
 	render_list_item_begin(l);
@@ -206,6 +157,7 @@ void flowlog_emit(struct render_list *l, const struct flowlog *fl)
 	render_list_str(l, "ProjectName", fl->project_name);
 	render_list_str(l, "LogstoreName", fl->logstore_name);
 	render_list_str(l, "NetflowServerIp", fl->netflow_server_ip);
+	/* Always a number (spec §2): Terraform's formatInt panics on "". */
 	render_list_int(l, "NetflowServerPort", fl->netflow_server_port);
 	render_list_str(l, "NetflowVersion", netflow_version_name(fl->netflow_version));
 	render_list_int(l, "ActiveAging", fl->active_aging);

@@ -12,10 +12,8 @@
 
 extern const struct api_action flowlog_actions[]; /* NULL-terminated */
 
-/* One flow log as DescribeFlowLogs lists it: as a jansson object, and the
- * same fields written into a render_list (what the handler uses; a unit test
- * checks the two render to the same bytes). */
-json_t *flowlog_json(const struct flowlog *fl);
+/* One flow log as DescribeFlowLogs lists it, written into a render_list
+ * (tests/unit/test_render.c checks it against the same fields as a tree). */
 void flowlog_emit(struct render_list *l, const struct flowlog *fl);
 
 /* ---- shared with gateway.c ---- */

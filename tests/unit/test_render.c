@@ -86,6 +86,30 @@ static void test_json_same_as_jansson(void **state)
 	json_decref(o);
 }
 
+/* The reference: the fields of DescribeFlowLogs' items (spec §3.2) as a tree. */
+static json_t *flowlog_json(const struct flowlog *fl)
+{
+	json_t *o = json_object();
+	json_object_set_new_nocheck(o, "FlowLogId", json_string(fl->id));
+	json_object_set_new_nocheck(o, "Name", json_string(fl->name));
+	json_object_set_new_nocheck(o, "Description", json_string(fl->description));
+	json_object_set_new_nocheck(o, "Status", json_string(flowlog_status_name(fl->status)));
+	json_object_set_new_nocheck(o, "OutputType", json_string(flowlog_output_name(fl->output)));
+	json_object_set_new_nocheck(o, "SlsRegionId", json_string(fl->sls_region_id));
+	json_object_set_new_nocheck(o, "ProjectName", json_string(fl->project_name));
+	json_object_set_new_nocheck(o, "LogstoreName", json_string(fl->logstore_name));
+	json_object_set_new_nocheck(o, "NetflowServerIp", json_string(fl->netflow_server_ip));
+	/* Always a number (spec §2): Terraform's formatInt panics on "". */
+	json_object_set_new_nocheck(o, "NetflowServerPort", json_integer(fl->netflow_server_port));
+	json_object_set_new_nocheck(o, "NetflowVersion",
+				    json_string(netflow_version_name(fl->netflow_version)));
+	json_object_set_new_nocheck(o, "ActiveAging", json_integer(fl->active_aging));
+	json_object_set_new_nocheck(o, "InactiveAging", json_integer(fl->inactive_aging));
+	json_object_set_new_nocheck(o, "TotalSagNum", json_integer(fl->total_sag_num));
+	json_object_set_new_nocheck(o, "ResourceGroupId", json_string(fl->resource_group_id));
+	return o;
+}
+
 /* DescribeFlowLogs writes its items into a render_list; the page must be the
  * very bytes the jansson tree of the same flow logs renders to, in JSON and
  * XML, for empty, one and several items with awkward text. */
