@@ -21,8 +21,9 @@ enum render_format render_format_of(struct str format_param)
 /* Our own JSON writer over the jansson tree, into a per-thread buffer that
  * keeps its capacity, then one exact-size copy. jansson's json_dumpb was half
  * of an uncached 50-item DescribeFlowLogs (~80 instructions per output byte:
- * it escapes character by character through a callback); here runs of plain
- * bytes are copied whole. Output is what json_dumps(JSON_COMPACT) gives:
+ * it escapes character by character through a callback); here each string is
+ * written in one pass into space reserved for its worst case. Output is what
+ * json_dumps(JSON_COMPACT) gives:
  * insertion order, UTF-8 kept, only '"', '\\' and control characters escaped. */
 #define RENDER_SCRATCH_KEEP (256 * 1024) /* a thread keeps at most this much scratch */
 
@@ -30,7 +31,8 @@ static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 /* glibc returns a thread arena's free top to the kernel once it exceeds 128 KB,
- * and a 50-item DescribeFlowLogs page frees ~200 KB of jansson nodes at once:
+ * and a large answer built as a jansson tree frees that much at once (a 50-item
+ * page did, ~200 KB, before DescribeFlowLogs moved to render_list):
  * every such request trimmed the arena and page-faulted it back in (sysmalloc
  * and page faults were ~20 % of perf's samples, ~6 % with this). Keeping up to
  * this much free per arena stops that; the renderer sets it because it is
