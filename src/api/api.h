@@ -24,6 +24,7 @@ struct store;
 
 struct api_config {
 	int64_t flowlog_quota; /* per account and region, `serve --flowlog-quota` */
+	int64_t device_online_ms; /* a gateway is Offline this long after its last report */
 };
 
 struct api_call {

@@ -179,7 +179,7 @@ static const char *version_of(const struct device *d)
 }
 
 /* The fields Describe and DescribeAttribute share (spec §4.1). */
-static void common_json(json_t *o, const struct sag *g)
+static void common_json(json_t *o, const struct sag *g, int64_t online_ms)
 {
 	char sn[(DOMAIN_SN_MAX + 1) * DOMAIN_MAX_DEVICES + 1], bw[16];
 	int64_t now = time_now_ms();
@@ -189,7 +189,7 @@ static void common_json(json_t *o, const struct sag *g)
 	json_object_set_new(o, "SmartAGId", json_string(g->id));
 	json_object_set_new(o, "Name", json_string(g->name));
 	json_object_set_new(o, "Description", json_string(g->description));
-	json_object_set_new(o, "Status", json_string(sag_status(g, now)));
+	json_object_set_new(o, "Status", json_string(sag_status(g, now, online_ms)));
 	json_object_set_new(o, "HardwareVersion", json_string(sag_spec_name(g->spec)));
 	json_object_set_new(o, "SoftwareVersion", json_string(version_of(sag_active_device(g))));
 	json_object_set_new(o, "BackupSoftwareVersion", json_string(version_of(standby)));
@@ -232,9 +232,9 @@ static json_t *device_json(const struct device *d)
 	return o;
 }
 
-static void attribute_json(json_t *o, const struct sag *g)
+static void attribute_json(json_t *o, const struct sag *g, int64_t online_ms)
 {
-	common_json(o, g);
+	common_json(o, g, online_ms);
 	json_object_set_new(o, "InstanceType", json_string(sag_spec_name(g->spec)));
 	json_object_set_new(o, "HaType", json_string(sag_ha_name(g->ha)));
 	json_t *fl = json_array();
@@ -264,7 +264,7 @@ static int list_cb(const struct sag *g, void *arg)
 {
 	struct list_read *r = arg;
 	json_t *o = json_object();
-	common_json(o, g);
+	common_json(o, g, r->f.online_ms);
 	json_object_set_new(o, "AclIds", json_string(""));
 	json_object_set_new(o, "QosIds", json_string(""));
 	json_object_set_new(o, "IRIds", json_string(""));
@@ -345,6 +345,7 @@ static int read_filters(struct api_call *c, struct sag_filter *f, char **ids)
 	}
 	f->ids_json = *ids;
 	f->now_ms = time_now_ms();
+	f->online_ms = c->cfg->device_online_ms;
 	f->sag_id = filter_param(c, "SmartAGId");
 	f->name = filter_param(c, "Name");
 	f->serial_number = filter_param(c, "SerialNumber");
@@ -413,7 +414,7 @@ static void describe_attribute(struct api_call *c)
 	if (sag_id_param(c, "SmartAGId", r->sag_id) == 0 && sag_owner(c, region, &r->o) == ERR_OK) {
 		int rc = store_read(c->store, one_tx, r);
 		if (rc == 0)
-			attribute_json(c->out, &r->g);
+			attribute_json(c->out, &r->g, c->cfg->device_online_ms);
 		sag_finish_read(c, rc, NULL);
 	}
 	free(r);

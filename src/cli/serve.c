@@ -16,6 +16,7 @@
 #include "core/num.h"
 #include "core/timeutil.h"
 #include "device/device.h"
+#include "domain/domain.h"
 #include "http/http.h"
 #include "rpc/cache.h"
 #include "rpc/nonce.h"
@@ -38,6 +39,7 @@ struct serve_opts {
 	unsigned threads;
 	uint32_t replay_entries;
 	bool no_answer_cache;
+	int64_t online_ms;
 };
 
 static void serve_usage(FILE *f)
@@ -45,6 +47,7 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
+		"                     [--device-offline-after SECONDS]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP.\n"
 		"\n"
@@ -62,6 +65,9 @@ static void serve_usage(FILE *f)
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
 		"                        (needed when another process writes flow logs or gateways)\n"
+		"  --device-offline-after SECONDS\n"
+		"                        a gateway's Status turns Offline this long after its\n"
+		"                        devices' last report, %d-%d (default %d)\n"
 		"  -h, --help            this help\n"
 		"\n"
 		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
@@ -69,7 +75,8 @@ static void serve_usage(FILE *f)
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
-		NONCE_MAX_ENTRIES, RCACHE_SHARDS * RCACHE_SLOTS);
+		NONCE_MAX_ENTRIES, RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
+		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000);
 }
 
 static int parse_listen(const char *s, struct serve_opts *o)
@@ -98,7 +105,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (struct serve_opts){.db = SERVE_DEFAULT_DB, .quota = SERVE_DEFAULT_QUOTA,
-				 .threads = ncpu > 0 ? (unsigned)ncpu : 1};
+				 .threads = ncpu > 0 ? (unsigned)ncpu : 1, .online_ms = DEVICE_ONLINE_MS};
 	parse_listen(SERVE_DEFAULT_LISTEN, o);
 	for (int i = 1; i < argc; i++) {
 		const char *v;
@@ -125,6 +132,13 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return fprintf(stderr, "serve: bad --replay-cache '%s' (%u-%u)\n", v,
 					       NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES), -1;
 			o->replay_entries = (uint32_t)n;
+		} else if ((v = cli_opt_value("--device-offline-after", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), DEVICE_ONLINE_MIN_MS / 1000, DEVICE_ONLINE_MAX_MS / 1000,
+					  &n) != 0)
+				return fprintf(stderr, "serve: bad --device-offline-after '%s' (%d-%d)\n",
+					       v, DEVICE_ONLINE_MIN_MS / 1000,
+					       DEVICE_ONLINE_MAX_MS / 1000), -1;
+			o->online_ms = n * 1000;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -240,9 +254,9 @@ int cmd_serve(int argc, char **argv)
 		store_close(st);
 		return 1;
 	}
-	struct api_config cfg = {.flowlog_quota = o.quota};
+	struct api_config cfg = {.flowlog_quota = o.quota, .device_online_ms = o.online_ms};
 	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache);
-	struct device_server *dev = device_server_new(st);
+	struct device_server *dev = device_server_new(st, o.online_ms);
 	struct http_server *h = start_http(&o, rpc, dev);
 	if (!h) {
 		device_server_free(dev);

@@ -61,6 +61,8 @@ static const struct {
 struct device_server {
 	struct store *store;
 	struct nonce_cache *nonces;
+	int64_t poll_s;     /* PollIntervalSeconds in answers */
+	int64_t refresh_ms; /* an unchanged report older than this is stored again */
 };
 
 /* What one request carries, parsed. Slices point into the request. */
@@ -192,7 +194,7 @@ static void respond_sync(struct sync *s)
 	json_object_set_new(o, "FlowLog", changed ? cfg : json_null());
 	if (!changed)
 		json_decref(cfg);
-	json_object_set_new(o, "PollIntervalSeconds", json_integer(DEVICE_POLL_INTERVAL_S));
+	json_object_set_new(o, "PollIntervalSeconds", json_integer(s->ds->poll_s));
 	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	http_respond_owned(s->r, 200, CT_JSON, body, strlen(body));
@@ -355,11 +357,12 @@ static void report_done(void *arg, int rc)
 	free(s);
 }
 
-static bool report_differs(const struct device *d, const struct device_report *rep)
+static bool report_differs(const struct device *d, const struct device_report *rep,
+			   int64_t refresh_ms)
 {
 	return strcmp(d->model, rep->model) || strcmp(d->software_version, rep->version) ||
 	       d->ha_state != (enum device_ha)rep->ha || strcmp(d->sls_delivery, rep->sls_delivery) ||
-	       time_now_ms() - d->reported_ms >= DEVICE_REPORT_REFRESH_MS;
+	       time_now_ms() - d->reported_ms >= refresh_ms;
 }
 
 static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const struct device **dev)
@@ -427,7 +430,7 @@ static void sync_handler(struct http_request *r)
 		free(s);
 		return;
 	}
-	if (report_differs(d, &s->rep)) {
+	if (report_differs(d, &s->rep, ds->refresh_ms)) {
 		store_write_async(ds->store, report_tx, s, report_done);
 		return;
 	}
@@ -435,10 +438,18 @@ static void sync_handler(struct http_request *r)
 	free(s);
 }
 
-struct device_server *device_server_new(struct store *st)
+struct device_server *device_server_new(struct store *st, int64_t online_ms)
 {
 	struct device_server *d = xcalloc(1, sizeof(*d));
 	d->store = st;
+	/* Three polls and three stored reports per online window, so a device that
+	 * keeps polling never looks Offline. */
+	d->poll_s = online_ms / 3000;
+	if (d->poll_s > DEVICE_POLL_INTERVAL_S)
+		d->poll_s = DEVICE_POLL_INTERVAL_S;
+	if (d->poll_s < 1)
+		d->poll_s = 1;
+	d->refresh_ms = online_ms / 3 < DEVICE_REPORT_REFRESH_MS ? online_ms / 3 : DEVICE_REPORT_REFRESH_MS;
 	d->nonces = nonce_new(DEVICE_NONCE_ENTRIES);
 	return d;
 }

@@ -18,8 +18,8 @@
 #define DEVICE_NONCE_MIN 16               /* bytes of X-Sag-Nonce */
 #define DEVICE_NONCE_MAX 64
 #define DEVICE_NONCE_ENTRIES (1u << 20)   /* replay cache size (16 MiB) */
-#define DEVICE_POLL_INTERVAL_S 5          /* what the server asks devices to use */
-#define DEVICE_REPORT_REFRESH_MS (30 * 1000) /* an unchanged report is stored this often */
+#define DEVICE_POLL_INTERVAL_S 5          /* what the server asks devices to use, at most */
+#define DEVICE_REPORT_REFRESH_MS (30 * 1000) /* an unchanged report is stored this often, at most */
 #define DEVICE_HEX_SHA256 64
 #define DEVICE_CONFIG_VERSION_HEX 16      /* 64 bits of SHA-256 of the configuration */
 
@@ -39,7 +39,10 @@ struct device_report {
 /* Parses and validates a report body: 0, or -1 (Device.InvalidReport). */
 int device_report_parse(struct str body, struct device_report *out);
 
-struct device_server *device_server_new(struct store *st);
+/* online_ms: how long a gateway counts as online after a report (domain.h's
+ * DEVICE_ONLINE_MS, or `serve --device-offline-after`). Devices are asked to
+ * poll, and unchanged reports are stored, at least three times within it. */
+struct device_server *device_server_new(struct store *st, int64_t online_ms);
 void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Adds the /device/ routes; call before http_server_start. */
 int device_routes_add(struct http_server *h, struct device_server *d);

@@ -435,7 +435,7 @@ int sag_max_devices(const struct sag *g)
 	return g->ha == SAG_HA_NONE ? 1 : DOMAIN_MAX_DEVICES;
 }
 
-const char *sag_status(const struct sag *g, int64_t now_ms)
+const char *sag_status(const struct sag *g, int64_t now_ms, int64_t online_ms)
 {
 	int64_t last = 0;
 	for (int i = 0; i < g->ndevices; i++)
@@ -443,7 +443,7 @@ const char *sag_status(const struct sag *g, int64_t now_ms)
 			last = g->devices[i].reported_ms;
 	if (last == 0)
 		return "Init";
-	return now_ms - last <= DEVICE_ONLINE_MS ? "Active" : "Offline";
+	return now_ms - last <= online_ms ? "Active" : "Offline";
 }
 
 const struct device *sag_active_device(const struct sag *g)

@@ -146,11 +146,14 @@ int device_ha_parse(struct str s, enum device_ha *out);
 /* How many devices the gateway's HA type allows. */
 int sag_max_devices(const struct sag *g);
 
-/* A device counts as online for this long after its last report. */
+/* A device counts as online for this long after its last report, by default
+ * (`serve --device-offline-after` sets it between the bounds). */
 #define DEVICE_ONLINE_MS (90 * 1000)
+#define DEVICE_ONLINE_MIN_MS 3000 /* devices poll at least every second, reports are stored every third of it */
+#define DEVICE_ONLINE_MAX_MS (86400 * 1000)
 /* The instance Status shown by Describe*: Init (no device reported yet),
- * Active (a device reported within DEVICE_ONLINE_MS), else Offline. */
-const char *sag_status(const struct sag *g, int64_t now_ms);
+ * Active (a device reported within online_ms), else Offline. */
+const char *sag_status(const struct sag *g, int64_t now_ms, int64_t online_ms);
 /* The active device of the gateway (the one reporting HA state active, else the
  * only or first device) and the other one (NULL when there is none). */
 const struct device *sag_active_device(const struct sag *g);

@@ -420,7 +420,7 @@ static int bind_sag_filter(sqlite3_stmt *st, struct owner o, const struct sag_fi
 	/* The same rule as sag_status() in src/domain, evaluated per row. */
 	if (bind_text(st, 10, f->status) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 11, f->now_ms) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 12, DEVICE_ONLINE_MS) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 12, f->online_ms) != SQLITE_OK ||
 	    bind_text(st, 13, f->ids_json) != SQLITE_OK)
 		return -1;
 	return 0;

@@ -58,6 +58,7 @@ struct sag_filter {
 	const char *status; /* the derived Status of domain.h's sag_status(), or NULL */
 	const char *ids_json; /* SmartAGIds.N as a JSON array of strings, or NULL */
 	int64_t now_ms;     /* the clock that Status is derived at */
+	int64_t online_ms;  /* ... and how recent a report counts as online */
 	int spec;           /* enum sag_spec or -1 */
 	int64_t offset, limit;
 };

@@ -182,3 +182,42 @@ test('DescribeSmartAccessGateways SmartAGIds.N selects a set of gateways', async
   const b = api(srv, createKey(srv.dbPath, `ids${process.pid}`));
   assert.equal((await b.call('DescribeSmartAccessGateways', { ...region, 'SmartAGIds.1': ids[0] })).TotalCount, 0);
 });
+
+// A gateway whose devices stop reporting turns Offline after
+// `--device-offline-after` seconds (90 by default: too slow for the suite, so a
+// serve of its own runs with the minimum, 3 s), in Describe, DescribeAttribute
+// and the Status filter, and back to Active on the next report; a device that
+// keeps polling as told (PollIntervalSeconds) never looks Offline.
+test('serve --device-offline-after: Status turns Offline when reports stop, Active when they resume', async () => {
+  const quick = await startServer({ args: ['--device-offline-after', '3'] });
+  try {
+    const q = api(quick);
+    const region = 'cn-shanghai';
+    const g = await gateway(quick, q, { devices: [{ version: '1.7.0' }], region });
+    const status = async (Status) => (await q.call('DescribeSmartAccessGateways', { RegionId: region, Status }))
+      .SmartAccessGateways.SmartAccessGateway.map((x) => [x.SmartAGId, x.Status]);
+    same(await status('Active'), [[g.id, 'Active']]);
+    // Polling as asked keeps it Active past the window.
+    const first = await g.devices[0].sync();
+    assert.equal(first.json.PollIntervalSeconds, 1);
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal((await g.devices[0].sync()).status, 200);
+      same(await status('Active'), [[g.id, 'Active']]);
+    }
+    await new Promise((r) => setTimeout(r, 3600));
+    same(await status('Offline'), [[g.id, 'Offline']]);
+    same(await status('Active'), []);
+    same(await status(undefined), [[g.id, 'Offline']]);
+    assert.equal((await q.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id })).Status, 'Offline');
+    assert.equal((await g.devices[0].sync()).status, 200);
+    same(await status('Active'), [[g.id, 'Active']]);
+    assert.equal((await q.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id })).Status, 'Active');
+  } finally {
+    const s = await quick.stop();
+    assert.equal(s.code, 0, s.stderr.slice(-4000));
+  }
+  // Bad values are refused at start.
+  for (const bad of ['0', '2', '86401', 'x'])
+    await assert.rejects(startServer({ args: ['--device-offline-after', bad] }), /device-offline-after/);
+});

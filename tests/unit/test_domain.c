@@ -272,11 +272,11 @@ static void test_status_of_gateway(void **state)
 	struct flowlog fl;
 	struct sag g;
 	mk(&fl, &g, SAG_SPEC_1000, SAG_HA_NONE);
-	assert_string_equal(sag_status(&g, 1000), "Init");
+	assert_string_equal(sag_status(&g, 1000, DEVICE_ONLINE_MS), "Init");
 	add_device(&g, "sag-1000", "2.0.0", DEVICE_HA_UNKNOWN);
 	g.devices[0].reported_ms = 1000;
-	assert_string_equal(sag_status(&g, 1000 + DEVICE_ONLINE_MS), "Active");
-	assert_string_equal(sag_status(&g, 1001 + DEVICE_ONLINE_MS), "Offline");
+	assert_string_equal(sag_status(&g, 1000 + DEVICE_ONLINE_MS, DEVICE_ONLINE_MS), "Active");
+	assert_string_equal(sag_status(&g, 1001 + DEVICE_ONLINE_MS, DEVICE_ONLINE_MS), "Offline");
 }
 
 static void test_syntax(void **state)
