@@ -104,7 +104,8 @@ static void job_done(void *arg, int rc)
 
 void sag_job_submit(struct sag_job *j, store_fn fn)
 {
-	store_write_async(j->c->store, fn, j, job_done);
+	/* Every API write changes the caller's account's data and no other's. */
+	store_write_async_scoped(j->c->store, j->c->account_id, fn, j, job_done);
 }
 
 void sag_finish_read(struct api_call *c, int rc, const char *detail)

@@ -343,7 +343,7 @@ static int report_tx(struct store_tx *tx, void *arg)
 	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
 	d.ha_state = (enum device_ha)s->rep.ha;
 	memcpy(d.sls_delivery, s->rep.sls_delivery, sizeof(d.sls_delivery));
-	int rc = store_device_report(tx, s->serial, &d, time_now_ms());
+	int rc = store_device_report(tx, &s->g, s->serial, &d, time_now_ms());
 	return rc != 0 ? rc : load(tx, s);
 }
 
@@ -431,7 +431,9 @@ static void sync_handler(struct http_request *r)
 		return;
 	}
 	if (report_differs(d, &s->rep, ds->refresh_ms)) {
-		store_write_async(ds->store, report_tx, s, report_done);
+		/* Only g's account's data changes (store_device_report checks the
+		 * binding), so other accounts' cached answers stay. */
+		store_write_async_scoped(ds->store, s->g.account_id, report_tx, s, report_done);
 		return;
 	}
 	respond_sync(s);

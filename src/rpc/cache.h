@@ -3,12 +3,15 @@
  * (DescribeFlowLogs and the like; not gateway listings, whose Status depends on
  * the clock).
  *
- * Why: Terraform and consoles poll the same pages; building a 50-item page as a
- * jansson tree costs ~7x what sending its bytes does. Each entry is labelled
- * with store_data_version() as read *before* the read transaction that built
- * it, and is served only while that version is current, so an answer never
- * predates a write that was acknowledged before the request arrived. The
- * RequestId of a hit is rewritten in place.
+ * Why: Terraform and consoles poll the same pages; building a 50-item page
+ * costs several times what sending its bytes does. Each entry is labelled with
+ * store_data_version() of the caller's account as read *before* the read
+ * transaction that built it, and is served only while that version is
+ * current, so an answer never predates a write that was acknowledged before
+ * the request arrived. Writes are scoped to the account they change (every API
+ * write, and device reports to their gateway's account), so one tenant's
+ * writes and devices do not empty the others' cache. The RequestId of a hit is
+ * rewritten in place.
  *
  * Assumption: this process is the only writer of the data it caches (one
  * `sagflow serve` per database, as the group-commit writer already assumes);

@@ -40,7 +40,7 @@ struct rpc_req {
 	char log_action[RPC_LOG_FIELD];
 	char log_akid[RPC_LOG_FIELD];
 	struct buf cache_key;    /* empty unless the action's answer may be cached */
-	uint64_t cache_version;  /* store_data_version() before the handler's read */
+	uint64_t cache_version;  /* store_data_version() of the caller's account, before the read */
 };
 
 /* What authentication needs, from V1 parameters or V3 headers. */
@@ -187,7 +187,7 @@ static bool cache_answer(struct rpc_req *q, int64_t account)
 		buf_free(&q->cache_key);
 		return false;
 	}
-	q->cache_version = store_data_version(q->srv->store);
+	q->cache_version = store_data_version(q->srv->store, account);
 	struct rcache_hit h;
 	if (!rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h))
 		return false;

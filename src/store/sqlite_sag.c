@@ -506,15 +506,19 @@ int store_device_owner(struct store_tx *tx, const char *serial_number, struct sa
 	return load_devices(tx, g);
 }
 
-int store_device_report(struct store_tx *tx, const char *serial_number, const struct device *d,
-			int64_t now_ms)
+int store_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
+			const struct device *d, int64_t now_ms)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE devices SET model = ?2, software_version = ?3, ha_state = ?4, "
-		    "reported_ms = ?5, sls_delivery = ?6 WHERE serial_number = ?1");
+		    "reported_ms = ?5, sls_delivery = ?6 WHERE serial_number = ?1 AND sag_rowid = ?7");
 	if (!st || bind_text(st, 1, serial_number) || bind_text(st, 2, d->model) ||
 	    bind_text(st, 3, d->software_version) || bind_text(st, 4, device_ha_name(d->ha_state)) ||
-	    sqlite3_bind_int64(st, 5, now_ms) || bind_text(st, 6, d->sls_delivery))
+	    sqlite3_bind_int64(st, 5, now_ms) || bind_text(st, 6, d->sls_delivery) ||
+	    sqlite3_bind_int64(st, 7, g->rowid))
 		return st ? sqlite_tx_fail(tx, "device report bind") : STORE_EIO;
-	return step_done(tx, st, "device report");
+	int rc = step_done(tx, st, "device report");
+	if (rc != 0)
+		return rc;
+	return sqlite3_changes(sqlite_tx_db(tx)) == 1 ? 0 : 1;
 }

@@ -91,14 +91,23 @@ int store_read(struct store *s, store_fn fn, void *arg)
 	return s->ops->read(s, fn, arg);
 }
 
-uint64_t store_data_version(struct store *s)
+uint64_t store_data_version(struct store *s, int64_t scope)
 {
-	return atomic_load_explicit(&s->data_version, memory_order_acquire);
+	/* Both counters only grow, so their sum moves whenever either does. */
+	return atomic_load_explicit(&s->data_version, memory_order_acquire) +
+	       atomic_load_explicit(&s->scope_version[store_scope_slot(scope)],
+				    memory_order_acquire);
 }
 
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done)
 {
-	s->ops->write_async(s, fn, arg, done);
+	s->ops->write_async(s, 0, fn, arg, done);
+}
+
+void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void *arg,
+			      store_done_fn done)
+{
+	s->ops->write_async(s, scope > 0 ? scope : 0, fn, arg, done);
 }
 
 void store_stats(struct store *s, struct store_stats *out)

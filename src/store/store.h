@@ -43,17 +43,26 @@ void store_close(struct store *s);
  * and returns its result, or STORE_EIO. Not re-entrant: fn must not call
  * store_read or store_write. */
 int store_read(struct store *s, store_fn fn, void *arg);
-/* A number that changes whenever this process may have changed the data: it
- * is bumped after every write batch (committed or not) and before that batch's
- * writes are acknowledged. Read it before a read transaction to label what the
- * read saw; while it is unchanged, the same read gives the same answer (writes
- * by other processes, such as `sagflow keys`, are not seen by it). */
-uint64_t store_data_version(struct store *s);
+/* A number that changes whenever this process may have changed the data of
+ * account `scope`: after any write job scoped to that account
+ * (store_write_async_scoped) or not scoped at all, once its batch has ended
+ * (committed or not) and before the job is acknowledged. Read it before a read
+ * transaction to label what the read saw; while it is unchanged, the same read
+ * of that account's data gives the same answer (writes by other processes, such
+ * as `sagflow keys`, are not seen by it). Accounts share STORE_SCOPE_SLOTS
+ * counters: another account's write may change it too, never the reverse. */
+uint64_t store_data_version(struct store *s, int64_t scope);
+#define STORE_SCOPE_SLOTS 1024
 /* Queues fn for the writer thread; done(arg, rc) runs exactly once, normally on
  * the writer thread after the batch's COMMIT is durable. When the queue is full
  * (STORE_QUEUE_MAX) or the store is closing, done(arg, STORE_EIO) runs on the
  * calling thread before this returns. done may be NULL. */
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done);
+/* The same, for a job that changes only the data of account scope (> 0): it
+ * moves store_data_version() of that account alone, so other accounts' cached
+ * answers survive it. scope 0 is store_write_async. */
+void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void *arg,
+			      store_done_fn done);
 /* Blocking form; must not be called from inside a store_fn or a done(). */
 int store_write(struct store *s, store_fn fn, void *arg);
 

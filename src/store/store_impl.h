@@ -11,7 +11,8 @@ struct store_ops {
 	const char *name;
 	void (*close)(struct store *s);
 	int (*read)(struct store *s, store_fn fn, void *arg);
-	void (*write_async)(struct store *s, store_fn fn, void *arg, store_done_fn done);
+	void (*write_async)(struct store *s, int64_t scope, store_fn fn, void *arg,
+			    store_done_fn done);
 	void (*stats)(struct store *s, struct store_stats *out);
 	bool (*on_writer)(struct store *s); /* true on the backend's writer thread */
 	/* Accounts and access keys (store.h has their contracts). */
@@ -26,9 +27,11 @@ struct store_ops {
 /* Every backend's store and transaction begin with their ops pointer. */
 struct store {
 	const struct store_ops *ops;
-	/* Bumped by the backend after every write batch, before any of its jobs is
-	 * acknowledged: see store_data_version() in store.h. */
+	/* Bumped by the backend after a write batch, before any of its jobs is
+	 * acknowledged: data_version for unscoped jobs, scope_version[store_scope_slot()]
+	 * for jobs scoped to an account. See store_data_version() in store.h. */
 	_Atomic uint64_t data_version;
+	_Atomic uint64_t scope_version[STORE_SCOPE_SLOTS];
 	/* A counter every process with this database open shares, bumped after
 	 * each committed change to access keys; NULL when the backend has none,
 	 * and then store_key_find always reads the store. */
@@ -39,6 +42,13 @@ struct store {
 struct store_tx {
 	const struct store_ops *ops;
 };
+
+/* The scope_version counter of an account (Fibonacci hashing: account ids are
+ * small consecutive integers). */
+static inline unsigned store_scope_slot(int64_t scope)
+{
+	return (unsigned)(((uint64_t)scope * 0x9E3779B97F4A7C15u) >> 54) % STORE_SCOPE_SLOTS;
+}
 
 /* Backend constructors; path has its scheme prefix removed. */
 struct store *store_sqlite_open(const char *path);

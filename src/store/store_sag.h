@@ -81,8 +81,10 @@ int store_device_insert(struct store_tx *tx, const struct sag *g, const struct d
 int store_device_delete(struct store_tx *tx, const struct sag *g, const char *serial_number);
 /* 0 and the gateway that owns serial_number (any owner), or 1 when unbound. */
 int store_device_owner(struct store_tx *tx, const char *serial_number, struct sag *g);
-/* Records what a device reported (model, firmware, HA state) at now_ms. */
-int store_device_report(struct store_tx *tx, const char *serial_number, const struct device *d,
-			int64_t now_ms);
+/* Records what a device of g reported (model, firmware, HA state) at now_ms:
+ * 0, or 1 when serial_number is no longer bound to g (nothing is written, so
+ * the write changes g's account's data and no other). */
+int store_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
+			const struct device *d, int64_t now_ms);
 
 #endif

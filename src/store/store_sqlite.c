@@ -63,6 +63,7 @@ struct job {
 	store_fn fn;
 	void *arg;
 	store_done_fn done;
+	int64_t scope; /* the account it changes, or 0: any */
 	int rc;
 	struct job *next;
 };
@@ -421,11 +422,12 @@ static int sqlite_read(struct store *base, store_fn fn, void *arg)
 
 /* ---- writes: the queue and the group-commit writer ---- */
 
-static void sqlite_write_async(struct store *base, store_fn fn, void *arg, store_done_fn done)
+static void sqlite_write_async(struct store *base, int64_t scope, store_fn fn, void *arg,
+			       store_done_fn done)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	struct job *j = xmalloc(sizeof(*j));
-	*j = (struct job){.fn = fn, .arg = arg, .done = done, .rc = STORE_EIO};
+	*j = (struct job){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO};
 	pthread_mutex_lock(&s->mu);
 	bool refuse = s->writer_done || s->queued >= STORE_QUEUE_MAX;
 	if (!refuse) {
@@ -488,7 +490,16 @@ static void run_batch(struct sqlite_store *s, struct job *batch)
 	/* Before any done(): a client that saw its write acknowledged never gets a
 	 * response cached from before it (rpc/cache.h), and a `sagflow keys delete`
 	 * that returned is seen by every serve's key cache (store.c). */
-	atomic_fetch_add_explicit(&s->base.data_version, 1, memory_order_release);
+	bool any = false;
+	for (struct job *j = batch; j; j = j->next) {
+		if (j->scope)
+			atomic_fetch_add_explicit(&s->base.scope_version[store_scope_slot(j->scope)], 1,
+						  memory_order_release);
+		else
+			any = true;
+	}
+	if (any)
+		atomic_fetch_add_explicit(&s->base.data_version, 1, memory_order_release);
 	if (c->keys_changed && s->base.keys_epoch)
 		atomic_fetch_add_explicit(s->base.keys_epoch, 1, memory_order_release);
 	c->keys_changed = false;

@@ -168,7 +168,7 @@ static int writes(struct store_tx *tx, void *arg)
 	snprintf(d.model, sizeof(d.model), "sag-1000");
 	snprintf(d.software_version, sizeof(d.software_version), "1.8.0");
 	d.ha_state = DEVICE_HA_ACTIVE;
-	if (store_device_report(tx, "SN-B", &d, 5000) || store_sag_set_flowlog(tx, &g, 0))
+	if (store_device_report(tx, &g, "SN-B", &d, 5000) || store_sag_set_flowlog(tx, &g, 0))
 		return STORE_EIO;
 	fl.active_aging = 600;
 	if (store_flowlog_update(tx, &fl) || store_flowlog_delete(tx, &fl))

@@ -438,6 +438,67 @@ static void test_key_cache_other_process(void **state)
 	store_close(serve);
 }
 
+/* store_data_version moves for an account after a write scoped to it or
+ * unscoped, before the write is acknowledged; another account's scoped write
+ * leaves it alone (the answer cache of rpc/cache.h relies on both). */
+static int noop(struct store_tx *tx, void *arg)
+{
+	return 0;
+}
+
+struct scoped_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	uint64_t seen; /* account 1's version when done() ran */
+	struct store *s;
+};
+
+static void scoped_done(void *arg, int rc)
+{
+	struct scoped_wait *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->seen = store_data_version(w->s, 1);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static uint64_t write_scoped(struct store *s, int64_t scope)
+{
+	struct scoped_wait w = {.s = s};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	store_write_async_scoped(s, scope, noop, &w, scoped_done);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	return w.seen;
+}
+
+static void test_data_version_scopes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	uint64_t a = store_data_version(s, 1), b = store_data_version(s, 2);
+	assert_true(write_scoped(s, 1) != a); /* moved before the acknowledgement */
+	assert_true(store_data_version(s, 1) != a);
+	assert_int_equal(store_data_version(s, 2), b);
+	a = store_data_version(s, 1);
+	write_scoped(s, 2);
+	assert_int_equal(store_data_version(s, 1), a);
+	assert_true(store_data_version(s, 2) != b);
+	b = store_data_version(s, 2);
+	write_scoped(s, 0); /* unscoped: every account */
+	assert_true(store_data_version(s, 1) != a);
+	assert_true(store_data_version(s, 2) != b);
+	store_close(s);
+}
+
 static int insert_dup(struct store_tx *tx, void *arg)
 {
 	return store_key_insert(tx, arg);
@@ -1161,6 +1222,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_and_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_cache_other_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_version_scopes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_mode_invalid, setup, teardown),
