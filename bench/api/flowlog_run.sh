@@ -45,6 +45,10 @@ new C({accessKeyId:'benchkey',accessKeySecret:'benchsecret',endpoint:'http://127
  .request('DescribeFlowLogs',{RegionId:'cn-shanghai',PageSize:50}).then(r=>console.log(r.TotalCount))")
 last=$(( (total + 49) / 50 ))
 echo "# DescribeFlowLogs against nginx: the store holds $total flow logs (pages 1, $(( (last + 1) / 2 )), $last); sagflow with --threads $THREADS (the cores the generator leaves) and with its default, restarted on the same database between them"
+# The rounds run in a subshell (the pipe to tee): the serves they start are not
+# in the parent's cleanup list, so the subshell stops its last one itself.
+{
+trap stop_serve EXIT
 for r in $(seq "${ROUNDS:-3}"); do
 	for size in 50 10; do
 		for w in 1 2; do
@@ -68,7 +72,8 @@ for r in $(seq "${ROUNDS:-3}"); do
 			done
 		fi
 	done
-done | tee "$work/reads.jsonl"
+done
+} | tee "$work/reads.jsonl"
 # Best round of each (side, page, size), and each round's ratio of page 1 to the
 # faster nginx of that round for the same bytes.
 node -e "

@@ -18,7 +18,12 @@ start_serve() {
 }
 
 # stop_serve: SIGTERM to the serve of start_serve, and wait for it to drain and exit.
-stop_serve() { kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
+# Polls as well as waits: from a subshell the serve is not a child to wait for.
+stop_serve() {
+	kill "$serve_pid" 2>/dev/null || true
+	wait "$serve_pid" 2>/dev/null || true
+	for _ in $(seq 300); do kill -0 "$serve_pid" 2>/dev/null || return 0; sleep 0.1; done
+}
 
 # The load generator runs on the same cores and takes one of them; the server
 # gets the rest (a production server's clients are not on its machine).
