@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
-import { startServer } from './lib/server.mjs';
+import { startServer, stopClean } from './lib/server.mjs';
 import { api } from './lib/sag.mjs';
 import { device, deviceRequest } from './lib/device.mjs';
 import { freeUdpPort, nfdumpStats } from './lib/collector.mjs';
@@ -33,9 +33,7 @@ before(async () => {
 
 after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
-  if (!srv) return;
-  const r = await srv.stop();
-  assert.equal(r.code, 0, r.stderr.slice(-4000));
+  await stopClean(srv);
 });
 
 // Replays the capture with --read into a fresh nfcapd on `port`; returns

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startServer } from './lib/server.mjs';
+import { startServer, stopClean } from './lib/server.mjs';
 import { isoNow, raw } from './lib/clients.mjs';
 import { SYNC_PATH, device, deviceRequest } from './lib/device.mjs';
 import { api, gateway, netflowLog } from './lib/sag.mjs';
@@ -17,9 +17,7 @@ before(async () => {
   a = api(srv);
 });
 after(async () => {
-  if (!srv) return;
-  const r = await srv.stop();
-  assert.equal(r.code, 0, r.stderr.slice(-4000));
+  await stopClean(srv);
 });
 
 const REPORT = { Model: 'sag-1000', SoftwareVersion: '1.7.0' };

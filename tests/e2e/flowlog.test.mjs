@@ -4,7 +4,7 @@
 // produced by the call that produces it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './lib/server.mjs';
+import { startServer, stopClean } from './lib/server.mjs';
 import { openApi, teaRpc } from './lib/clients.mjs';
 import { api, createKey, describeOne, gateway, netflowLog, same } from './lib/sag.mjs';
 
@@ -16,9 +16,7 @@ before(async () => {
 });
 // The server must exit 0: under ASan a leak or memory error fails the run.
 after(async () => {
-  if (!srv) return;
-  const r = await srv.stop();
-  assert.equal(r.code, 0, r.stderr.slice(-4000));
+  await stopClean(srv);
 });
 
 const FIELDS = ['FlowLogId', 'Name', 'Description', 'Status', 'OutputType', 'SlsRegionId', 'ProjectName',
@@ -342,8 +340,7 @@ test('QuotaExceeded.Flowlog per account and region (--flowlog-quota)', async () 
     const burst = await Promise.allSettled([1, 2, 3, 4].map(() => netflowLog(q, { RegionId: 'eu-central-1' })));
     assert.equal(burst.filter((r) => r.status === 'fulfilled').length, 3);
   } finally {
-    const r = await s.stop();
-    assert.equal(r.code, 0, r.stderr.slice(-4000));
+    await stopClean(s);
   }
 });
 
@@ -492,7 +489,6 @@ test('serve --no-answer-cache: another process writing the same database is seen
     await a.call('DeleteFlowLog', { FlowLogId: id });
     assert.equal((await r.call('DescribeFlowLogs', q)).TotalCount, 0);
   } finally {
-    const s = await reader.stop();
-    assert.equal(s.code, 0, s.stderr.slice(-4000));
+    await stopClean(reader);
   }
 });

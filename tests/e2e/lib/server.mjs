@@ -9,6 +9,7 @@
 // By default the server gets the key TEST_AKID/TEST_SECRET through
 // SAGFLOW_ACCESS_KEY_ID/SECRET. Pass { dbPath } to reuse a database (restart
 // tests); the temporary directory is removed by stop() unless keepDir is set.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,4 +69,12 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
       return stopped;
     },
   };
+}
+
+// Stops a server and requires exit 0: under ASan a leak or memory error makes
+// it exit non-zero, and its stderr tail says why.
+export async function stopClean(srv) {
+  if (!srv) return;
+  const r = await srv.stop();
+  assert.equal(r.code, 0, r.stderr.slice(-4000));
 }
