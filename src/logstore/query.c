@@ -141,7 +141,7 @@ struct ref {
 struct scan {
 	const struct getlogs *g;
 	struct ref *refs;
-	size_t n;
+	size_t n, cap; /* refs grow by doubling up to QUERY_MAX_MATCHES */
 	int64_t processed;
 	bool full;
 };
@@ -214,6 +214,10 @@ static int scan_block(const struct ldata_block *lb, void *arg)
 		if (s->n >= QUERY_MAX_MATCHES) {
 			s->full = true;
 			break;
+		}
+		if (s->n == s->cap) {
+			s->cap = s->cap ? 2 * s->cap : 1024;
+			s->refs = xrealloc(s->refs, s->cap * sizeof(*s->refs));
 		}
 		s->refs[s->n++] = (struct ref){b.time[i], b.ns ? b.ns[i] : 0, lb->part, (uint32_t)i,
 					       lb->id};
@@ -346,14 +350,15 @@ static int emit_page(struct ldata *d, int64_t logstore, const struct scan *s, si
 int query_getlogs(struct ldata *d, int64_t logstore, const struct getlogs *g,
 		  struct getlogs_result *out)
 {
-	struct scan s = {.g = g, .refs = xcalloc(QUERY_MAX_MATCHES, sizeof(struct ref))};
+	struct scan s = {.g = g};
 	int rc = ldata_scan(d, logstore, g->from, g->to, scan_block, &s);
 	memset(out, 0, sizeof(*out));
 	if (rc < 0) {
 		free(s.refs);
 		return LDATA_EIO;
 	}
-	qsort(s.refs, s.n, sizeof(s.refs[0]), ref_cmp);
+	if (s.n)
+		qsort(s.refs, s.n, sizeof(s.refs[0]), ref_cmp);
 	size_t from = (size_t)g->offset < s.n ? (size_t)g->offset : s.n;
 	size_t count = s.n - from < (size_t)g->line ? s.n - from : (size_t)g->line;
 	json_t *arr = json_array();
