@@ -18,6 +18,7 @@
 #include "device/device.h"
 #include "domain/domain.h"
 #include "http/http.h"
+#include "logstore/server.h"
 #include "rpc/cache.h"
 #include "rpc/nonce.h"
 #include "rpc/rpc.h"
@@ -30,6 +31,7 @@
 #define SERVE_MAX_HOST 256
 #define SERVE_DEFAULT_ACCOUNT "default"
 #define SERVE_EXIT_USAGE 2
+#define SERVE_MAX_PATH 4096
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -40,6 +42,8 @@ struct serve_opts {
 	uint32_t replay_entries;
 	bool no_answer_cache;
 	int64_t online_ms;
+	const char *sls_domain;
+	const char *logs_dir; /* NULL: "logs" beside the database */
 };
 
 static void serve_usage(FILE *f)
@@ -48,8 +52,11 @@ static void serve_usage(FILE *f)
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
 		"                     [--device-offline-after SECONDS]\n"
+		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
 		"\n"
-		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP.\n"
+		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP,\n"
+		"and on the same listener a Log Service (SLS) API for requests whose Host is the\n"
+		"--sls-domain or <project>.<domain> (docs/logstore.md).\n"
 		"\n"
 		"options:\n"
 		"  --listen HOST:PORT    numeric address to listen on (default " SERVE_DEFAULT_LISTEN
@@ -68,6 +75,11 @@ static void serve_usage(FILE *f)
 		"  --device-offline-after SECONDS\n"
 		"                        a gateway's Status turns Offline this long after its\n"
 		"                        devices' last report, %d-%d (default %d)\n"
+		"  --sls-domain DOMAIN   the Log Service endpoint's domain (default "
+		LOGSTORE_DEFAULT_DOMAIN ");\n"
+		"                        a project is addressed as <project>.DOMAIN[:port]\n"
+		"  --logs-dir DIR        where the Log Service keeps logs (default: logs/ beside\n"
+		"                        --db), one directory per logstore, one file per day\n"
 		"  -h, --help            this help\n"
 		"\n"
 		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
@@ -105,7 +117,8 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (struct serve_opts){.db = SERVE_DEFAULT_DB, .quota = SERVE_DEFAULT_QUOTA,
-				 .threads = ncpu > 0 ? (unsigned)ncpu : 1, .online_ms = DEVICE_ONLINE_MS};
+				 .threads = ncpu > 0 ? (unsigned)ncpu : 1, .online_ms = DEVICE_ONLINE_MS,
+				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN};
 	parse_listen(SERVE_DEFAULT_LISTEN, o);
 	for (int i = 1; i < argc; i++) {
 		const char *v;
@@ -139,6 +152,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 					       v, DEVICE_ONLINE_MIN_MS / 1000,
 					       DEVICE_ONLINE_MAX_MS / 1000), -1;
 			o->online_ms = n * 1000;
+		} else if ((v = cli_opt_value("--sls-domain", argc, argv, &i))) {
+			if (!v[0] || strlen(v) > LOGSTORE_MAX_DOMAIN || strchr(v, ':'))
+				return fprintf(stderr, "serve: bad --sls-domain '%s'\n", v), -1;
+			o->sls_domain = v;
+		} else if ((v = cli_opt_value("--logs-dir", argc, argv, &i))) {
+			o->logs_dir = v;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -208,6 +227,20 @@ static int env_key(struct store *st)
 	return 0;
 }
 
+/* --logs-dir, or "logs" in the directory of --db. */
+static void default_logs_dir(const struct serve_opts *o, char out[SERVE_MAX_PATH])
+{
+	if (o->logs_dir) {
+		snprintf(out, SERVE_MAX_PATH, "%s", o->logs_dir);
+		return;
+	}
+	const char *slash = strrchr(o->db, '/');
+	if (!slash)
+		snprintf(out, SERVE_MAX_PATH, "logs");
+	else
+		snprintf(out, SERVE_MAX_PATH, "%.*s/logs", (int)(slash - o->db), o->db);
+}
+
 static int wait_for_signal(const sigset_t *set)
 {
 	int sig = 0;
@@ -217,10 +250,11 @@ static int wait_for_signal(const sigset_t *set)
 }
 
 static struct http_server *start_http(const struct serve_opts *o, struct rpc_server *rpc,
-				      struct device_server *dev)
+				      struct device_server *dev, struct logstore_server *sls)
 {
 	struct http_config hc = {.host = o->host, .port = o->port, .threads = o->threads,
-				 .on_error = rpc_http_error};
+				 .on_error = rpc_http_error, .vhost = logstore_vhost,
+				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
 	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
 	http_route_add(h, NULL, "/", rpc_handle, rpc);
@@ -257,8 +291,12 @@ int cmd_serve(int argc, char **argv)
 	struct api_config cfg = {.flowlog_quota = o.quota, .device_online_ms = o.online_ms};
 	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache);
 	struct device_server *dev = device_server_new(st, o.online_ms);
-	struct http_server *h = start_http(&o, rpc, dev);
+	char logs_dir[SERVE_MAX_PATH];
+	default_logs_dir(&o, logs_dir);
+	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
+	struct http_server *h = sls ? start_http(&o, rpc, dev, sls) : NULL;
 	if (!h) {
+		logstore_free(sls);
 		device_server_free(dev);
 		rpc_free(rpc);
 		store_close(st);
@@ -274,6 +312,7 @@ int cmd_serve(int argc, char **argv)
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
+	logstore_free(sls);
 	device_server_free(dev);
 	rpc_free(rpc);
 	store_close(st);

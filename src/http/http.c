@@ -54,6 +54,8 @@ struct http_conn {
 	char *uri;
 	struct buf body;
 	bool seen_headers, too_large, uri_too_long, dispatched;
+	const struct http_vhost *vhost; /* NULL: the route table */
+	size_t max_body;
 	pthread_mutex_t mu; /* guards resp and suspended against http_respond */
 	struct MHD_Response *resp;
 	unsigned status;
@@ -98,6 +100,29 @@ struct str http_header(const struct http_request *r, const char *name)
 	return (struct str){v, len};
 }
 
+struct header_each {
+	int (*fn)(void *arg, struct str name, struct str value);
+	void *arg;
+	bool stop;
+};
+
+static enum MHD_Result header_each_one(void *cls, enum MHD_ValueKind kind, const char *key,
+				       size_t key_size, const char *value, size_t value_size)
+{
+	struct header_each *e = cls;
+	if (!e->stop && e->fn(e->arg, (struct str){key, key_size},
+			      (struct str){value ? value : "", value ? value_size : 0}) != 0)
+		e->stop = true;
+	return e->stop ? MHD_NO : MHD_YES;
+}
+
+void http_header_each(const struct http_request *r,
+		      int (*fn)(void *arg, struct str name, struct str value), void *arg)
+{
+	struct header_each e = {fn, arg, false};
+	MHD_get_connection_values_n(r->conn->mc, MHD_HEADER_KIND, header_each_one, &e);
+}
+
 static void respond_with(struct http_request *r, struct MHD_Response *resp, int status)
 {
 	struct http_conn *c = r->conn;
@@ -130,11 +155,19 @@ static void add_headers(struct MHD_Response *resp, int status, const char *ctype
 void http_respond_owned(struct http_request *r, int status, const char *content_type, char *body,
 			size_t len)
 {
+	http_respond_hdrs(r, status, content_type, body, len, NULL, 0);
+}
+
+void http_respond_hdrs(struct http_request *r, int status, const char *content_type, char *body,
+		       size_t len, const struct http_hdr *hdrs, size_t nhdrs)
+{
 	struct MHD_Response *resp =
 		MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		fatal("http: cannot create a response");
 	add_headers(resp, status, content_type);
+	for (size_t i = 0; i < nhdrs; i++)
+		MHD_add_response_header(resp, hdrs[i].name, hdrs[i].value);
 	respond_with(r, resp, status);
 }
 
@@ -146,6 +179,10 @@ void http_respond(struct http_request *r, int status, const char *content_type, 
 
 static void answer_error(struct http_server *s, struct http_request *r, int status, const char *why)
 {
+	if (r->conn->vhost) {
+		r->conn->vhost->on_error(r, status, why);
+		return;
+	}
 	if (s->cfg.on_error) {
 		s->cfg.on_error(r, status, why);
 		return;
@@ -203,10 +240,16 @@ static bool on_headers(struct http_conn *c, const char *method)
 	c->seen_headers = true;
 	c->req.method = (struct str){method, strlen(method)};
 	set_remote(c);
+	c->max_body = HTTP_MAX_BODY;
+	if (c->srv->cfg.vhost && (c->vhost = c->srv->cfg.vhost(c->srv->cfg.vhost_arg,
+								http_header(&c->req, "host")))) {
+		c->req.route_arg = c->vhost->arg;
+		c->max_body = c->vhost->max_body;
+	}
 	const char *cl = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 	int64_t n;
-	if (cl && num_parse_i64(str_c(cl), 0, INT64_MAX, &n) == 0 && n > (int64_t)HTTP_MAX_BODY)
+	if (cl && num_parse_i64(str_c(cl), 0, INT64_MAX, &n) == 0 && (uint64_t)n > c->max_body)
 		c->too_large = true;
 	return c->too_large;
 }
@@ -240,11 +283,16 @@ static void dispatch(struct http_server *s, struct http_conn *c)
 		return;
 	}
 	if (c->too_large) {
-		answer_error(s, &c->req, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than 1 MiB");
+		answer_error(s, &c->req, MHD_HTTP_CONTENT_TOO_LARGE,
+			     c->vhost ? "body too large" : "body larger than 1 MiB");
 		return;
 	}
 	if (c->uri_too_long) {
 		answer_error(s, &c->req, MHD_HTTP_URI_TOO_LONG, "request target too long");
+		return;
+	}
+	if (c->vhost) {
+		c->vhost->handle(&c->req);
 		return;
 	}
 	bool mismatch;
@@ -292,7 +340,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		if (!c->too_large && c->body.len + *upload_data_size <= HTTP_MAX_BODY)
+		if (!c->too_large && c->body.len + *upload_data_size <= c->max_body)
 			buf_add(&c->body, upload_data, *upload_data_size);
 		else
 			c->too_large = true;

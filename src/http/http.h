@@ -47,6 +47,16 @@ struct http_request {
  * from any thread until http_respond(); name is a C string (ours, not input). */
 struct str http_header(const struct http_request *r, const char *name);
 
+/* Calls fn for every request header (name as sent), in arrival order; stops
+ * when fn returns non-zero. Same threads and lifetime as http_header. */
+void http_header_each(const struct http_request *r,
+		      int (*fn)(void *arg, struct str name, struct str value), void *arg);
+
+/* An extra response header; both strings are copied. */
+struct http_hdr {
+	const char *name, *value;
+};
+
 /* Answers the request: status, content type (a static or caller-owned string,
  * copied) and body (copied). Thread-safe; call exactly once per request. */
 void http_respond(struct http_request *r, int status, const char *content_type, struct str body);
@@ -55,7 +65,22 @@ void http_respond(struct http_request *r, int status, const char *content_type, 
 void http_respond_owned(struct http_request *r, int status, const char *content_type, char *body,
 			size_t len);
 
+/* Same, owned body, with extra headers; content_type NULL sends none. */
+void http_respond_hdrs(struct http_request *r, int status, const char *content_type, char *body,
+		       size_t len, const struct http_hdr *hdrs, size_t nhdrs);
+
 typedef void (*http_handler_fn)(struct http_request *r);
+
+/* A second API on the same listener, chosen by the Host header (the Log
+ * Service beside RPC): the requests it claims skip the route table, may carry
+ * bodies up to max_body bytes, and have their adapter errors (413, 414, 503)
+ * answered by its on_error. */
+struct http_vhost {
+	http_handler_fn handle;
+	void (*on_error)(struct http_request *r, int status, const char *why);
+	void *arg;       /* becomes route_arg */
+	size_t max_body; /* instead of HTTP_MAX_BODY */
+};
 
 /* method: "GET", "POST", ... or NULL for any method. Call before http_server_start. */
 int http_route_add(struct http_server *s, const char *method, const char *path, http_handler_fn fn,
@@ -68,6 +93,10 @@ struct http_config {
 	/* Called for requests no route matched and for errors the adapter itself
 	 * answers (413, 405); when NULL a plain-text body is sent. It must answer r. */
 	void (*on_error)(struct http_request *r, int status, const char *why);
+	/* When set, called with the Host header (STR_NULL when absent) once the
+	 * headers are in: a vhost it returns (static lifetime) takes the request. */
+	const struct http_vhost *(*vhost)(void *arg, struct str host);
+	void *vhost_arg;
 };
 
 struct http_server *http_server_new(const struct http_config *cfg);

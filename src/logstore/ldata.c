@@ -1,0 +1,569 @@
+#include "logstore/ldata.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "sls/body.h"
+
+#define LDATA_PATH_MAX 4096
+#define LDATA_BUSY_MS 5000
+
+static const char ldata_schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, t_min INTEGER NOT NULL,"
+	" t_max INTEGER NOT NULL, n INTEGER NOT NULL, received_s INTEGER NOT NULL,"
+	" topic BLOB, source BLOB, tags BLOB, data BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS blocks_time ON blocks (t_min);"
+	"CREATE TABLE IF NOT EXISTS packs (pack_id BLOB PRIMARY KEY) WITHOUT ROWID;";
+
+struct part {
+	int64_t logstore;
+	int day;
+	sqlite3 *db;
+	uint64_t used; /* LRU clock */
+};
+
+struct ldata {
+	char *dir;
+	pthread_t writer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ldata_put *head, *tail;
+	size_t queued_bytes;
+	bool closing;
+	struct part open[LDATA_MAX_OPEN]; /* the writer's */
+	uint64_t clock;
+};
+
+static void part_path(const struct ldata *d, int64_t logstore, int day, char *out, size_t cap)
+{
+	time_t t = (time_t)day * LDATA_PARTITION_S;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(out, cap, "%s/%lld/%04d%02d%02d.db", d->dir, (long long)logstore,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static int mkdir_0700(const char *path)
+{
+	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static sqlite3 *part_db_open(const char *path, bool create)
+{
+	sqlite3 *db = NULL;
+	int flags = create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+	if (!create && access(path, F_OK) != 0)
+		return NULL;
+	if (create) {
+		/* 0600 before SQLite touches it; -wal and -shm inherit the mode. */
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return NULL;
+		close(fd);
+	}
+	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_err("logstore: cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, LDATA_BUSY_MS);
+	if (create && (sqlite3_exec(db, ldata_schema, NULL, NULL, NULL) != SQLITE_OK ||
+		       sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)) {
+		log_err("logstore: cannot set up %s: %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+/* The writer's handle of a partition, opened (and created, when create) on demand. */
+static struct part *part_get(struct ldata *d, int64_t logstore, int day, bool create)
+{
+	struct part *lru = &d->open[0];
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++) {
+		struct part *p = &d->open[i];
+		if (p->db && p->logstore == logstore && p->day == day) {
+			p->used = ++d->clock;
+			return p;
+		}
+		if (!p->db || (lru->db && p->used < lru->used))
+			lru = p;
+	}
+	char path[LDATA_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	if (create && mkdir_0700(path) != 0)
+		return NULL;
+	part_path(d, logstore, day, path, sizeof(path));
+	sqlite3 *db = part_db_open(path, create);
+	if (!db)
+		return NULL;
+	sqlite3_close(lru->db);
+	*lru = (struct part){logstore, day, db, ++d->clock};
+	return lru;
+}
+
+static void part_close_logstore(struct ldata *d, int64_t logstore)
+{
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++)
+		if (d->open[i].db && d->open[i].logstore == logstore) {
+			sqlite3_close(d->open[i].db);
+			d->open[i].db = NULL;
+		}
+}
+
+static void put_varint(struct buf *b, uint64_t v)
+{
+	do {
+		buf_addc(b, (char)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0)));
+		v >>= 7;
+	} while (v);
+}
+
+void ldata_tags_encode(const Sls__LogGroup *g, struct buf *out)
+{
+	for (size_t i = 0; i < g->n_logtags; i++) {
+		put_varint(out, g->logtags[i]->key.len);
+		buf_add(out, g->logtags[i]->key.data, g->logtags[i]->key.len);
+		put_varint(out, g->logtags[i]->value.len);
+		buf_add(out, g->logtags[i]->value.data, g->logtags[i]->value.len);
+	}
+}
+
+static int get_varint(const char **p, const char *end, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+		unsigned char b = (unsigned char)*(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+int ldata_tags_each(struct str tags, int (*fn)(struct str k, struct str v, void *arg), void *arg)
+{
+	const char *p = tags.p, *end = tags.p + tags.len;
+	while (p < end) {
+		uint64_t kl, vl;
+		if (get_varint(&p, end, &kl) || kl > (uint64_t)(end - p))
+			return -1;
+		struct str k = {p, (size_t)kl};
+		p += kl;
+		if (get_varint(&p, end, &vl) || vl > (uint64_t)(end - p))
+			return -1;
+		struct str v = {p, (size_t)vl};
+		p += vl;
+		int rc = fn(k, v, arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* 1 when the pack id is in this file. */
+static int pack_seen(sqlite3 *db, struct str pack)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM packs WHERE pack_id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(st, 1, pack.p, (int)pack.len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int insert_block(sqlite3 *db, const struct ldata_put *p, struct str data, size_t n,
+			uint32_t tmin, uint32_t tmax, struct str tags)
+{
+	static const char sql[] = "INSERT INTO blocks (t_min, t_max, n, received_s, topic, source, "
+				  "tags, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		return -1;
+	const Sls__LogGroup *g = p->g;
+	sqlite3_bind_int64(st, 1, tmin);
+	sqlite3_bind_int64(st, 2, tmax);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
+	sqlite3_bind_int64(st, 4, p->received_s);
+	sqlite3_bind_blob(st, 5, g->has_topic ? (const void *)g->topic.data : "",
+			  g->has_topic ? (int)g->topic.len : 0, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, g->has_source ? (const void *)g->source.data : "",
+			  g->has_source ? (int)g->source.len : 0, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, tags.p ? tags.p : "", (int)tags.len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 8, data.p, (int)data.len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int store_pack(sqlite3 *db, struct str pack)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "INSERT INTO packs (pack_id) VALUES (?)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(st, 1, pack.p, (int)pack.len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The blocks of one group (inside the caller's savepoint). */
+static int write_group(sqlite3 *db, const struct ldata_put *p)
+{
+	struct buf data = {0}, tags = {0};
+	ldata_tags_encode(p->g, &tags);
+	int rc = 0;
+	for (size_t from = 0, to; from < p->g->n_logs && rc == 0; from = to) {
+		uint32_t tmin, tmax;
+		block_encode(p->g, from, &to, &data, &tmin, &tmax);
+		rc = insert_block(db, p, (struct str){data.p, data.len}, to - from, tmin, tmax,
+				  (struct str){tags.p, tags.len});
+	}
+	buf_free(&data);
+	buf_free(&tags);
+	return rc;
+}
+
+static enum ldata_rc put_one(struct ldata *d, sqlite3 *db, const struct ldata_put *p, int day)
+{
+	if (p->pack_id.len) {
+		struct part *prev = part_get(d, p->logstore, day - 1, false);
+		if (pack_seen(db, p->pack_id) == 1 || (prev && pack_seen(prev->db, p->pack_id) == 1))
+			return LDATA_DUPLICATE;
+	}
+	if (exec(db, "SAVEPOINT grp") != 0)
+		return LDATA_EIO;
+	if ((p->pack_id.len && store_pack(db, p->pack_id) != 0) || write_group(db, p) != 0) {
+		log_err("logstore: cannot store a LogGroup: %s", sqlite3_errmsg(db));
+		exec(db, "ROLLBACK TO grp");
+		exec(db, "RELEASE grp");
+		return LDATA_EIO;
+	}
+	return exec(db, "RELEASE grp") == 0 ? LDATA_STORED : LDATA_EIO;
+}
+
+static int day_of(int64_t s)
+{
+	return (int)(s / LDATA_PARTITION_S);
+}
+
+static void finish(struct ldata *d, struct ldata_put *p, enum ldata_rc rc)
+{
+	pthread_mutex_lock(&d->mu);
+	d->queued_bytes -= p->raw_bytes;
+	pthread_mutex_unlock(&d->mu);
+	p->done(p, rc);
+}
+
+static void drop_files(struct ldata *d, int64_t logstore)
+{
+	char path[LDATA_PATH_MAX];
+	part_close_logstore(d, logstore);
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return;
+	for (struct dirent *e; (e = readdir(dir));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char f[LDATA_PATH_MAX + 256];
+		snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+		unlink(f);
+	}
+	closedir(dir);
+	rmdir(path);
+}
+
+/* Jobs of one (logstore, day) in one transaction; rcs[i] for jobs[i]. */
+static void write_run(struct ldata *d, struct ldata_put **jobs, size_t n, enum ldata_rc *rcs)
+{
+	int day = day_of(jobs[0]->received_s);
+	struct part *pt = part_get(d, jobs[0]->logstore, day, true);
+	sqlite3 *db = pt ? pt->db : NULL;
+	bool ok = db && exec(db, "BEGIN IMMEDIATE") == 0;
+	for (size_t i = 0; i < n; i++)
+		rcs[i] = ok ? put_one(d, db, jobs[i], day) : LDATA_EIO;
+	if (ok && exec(db, "COMMIT") != 0) {
+		log_err("logstore: COMMIT failed: %s", sqlite3_errmsg(db));
+		exec(db, "ROLLBACK");
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = LDATA_EIO;
+	}
+}
+
+static int job_cmp(const void *a, const void *b)
+{
+	const struct ldata_put *x = *(struct ldata_put *const *)a, *y = *(struct ldata_put *const *)b;
+	if (x->logstore != y->logstore)
+		return x->logstore < y->logstore ? -1 : 1;
+	int dx = day_of(x->received_s), dy = day_of(y->received_s);
+	return (dx > dy) - (dx < dy);
+}
+
+static void write_batch(struct ldata *d, struct ldata_put **jobs, size_t n)
+{
+	enum ldata_rc *rcs = xcalloc(n, sizeof(*rcs));
+	/* Stable enough: qsort may reorder equal keys, and order within a file
+	 * does not matter (time order is restored on read). */
+	qsort(jobs, n, sizeof(jobs[0]), job_cmp);
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && job_cmp(&jobs[i], &jobs[j]) == 0; j++)
+			;
+		write_run(d, jobs + i, j - i, rcs + i);
+	}
+	for (size_t i = 0; i < n; i++)
+		finish(d, jobs[i], rcs[i]);
+	free(rcs);
+}
+
+static size_t take_batch(struct ldata *d, struct ldata_put **jobs, bool *stop)
+{
+	pthread_mutex_lock(&d->mu);
+	while (!d->head && !d->closing)
+		pthread_cond_wait(&d->cv, &d->mu);
+	size_t n = 0;
+	while (d->head && n < LDATA_BATCH_MAX) {
+		jobs[n++] = d->head;
+		d->head = d->head->next;
+	}
+	if (!d->head)
+		d->tail = NULL;
+	*stop = d->closing && n == 0;
+	pthread_mutex_unlock(&d->mu);
+	return n;
+}
+
+static void *writer_main(void *arg)
+{
+	struct ldata *d = arg;
+	struct ldata_put **jobs = xcalloc(LDATA_BATCH_MAX, sizeof(*jobs));
+	for (bool stop = false; !stop;) {
+		size_t n = take_batch(d, jobs, &stop), puts = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!jobs[i]->drop) {
+				jobs[puts++] = jobs[i];
+				continue;
+			}
+			/* A drop waits for the puts queued before it. */
+			write_batch(d, jobs, puts);
+			puts = 0;
+			drop_files(d, jobs[i]->logstore);
+			finish(d, jobs[i], LDATA_STORED);
+		}
+		write_batch(d, jobs, puts);
+	}
+	free(jobs);
+	return NULL;
+}
+
+struct ldata *ldata_open(const char *dir)
+{
+	if (mkdir_0700(dir) != 0) {
+		log_err("logstore: cannot create the logs directory %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	struct ldata *d = xcalloc(1, sizeof(*d));
+	d->dir = xstrdup(dir);
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
+		fatal("logstore: cannot start the writer thread");
+	return d;
+}
+
+void ldata_close(struct ldata *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->closing = true;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(d->writer, NULL);
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++)
+		sqlite3_close(d->open[i].db);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
+	free(d->dir);
+	free(d);
+}
+
+static bool enqueue(struct ldata *d, struct ldata_put *p)
+{
+	pthread_mutex_lock(&d->mu);
+	bool ok = !d->closing && (p->drop || d->queued_bytes + p->raw_bytes <= LDATA_QUEUE_MAX_BYTES);
+	if (ok) {
+		p->next = NULL;
+		d->queued_bytes += p->raw_bytes;
+		if (d->tail)
+			d->tail->next = p;
+		else
+			d->head = p;
+		d->tail = p;
+		pthread_cond_signal(&d->cv);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return ok;
+}
+
+void ldata_put(struct ldata *d, struct ldata_put *p)
+{
+	p->drop = false;
+	if (!enqueue(d, p))
+		p->done(p, LDATA_BUSY);
+}
+
+struct drop_wait {
+	struct ldata_put job;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool finished;
+};
+
+static void drop_done(struct ldata_put *p, enum ldata_rc rc)
+{
+	struct drop_wait *w = (struct drop_wait *)p;
+	pthread_mutex_lock(&w->mu);
+	w->finished = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void ldata_drop(struct ldata *d, int64_t logstore)
+{
+	struct drop_wait w = {.job = {.logstore = logstore, .done = drop_done, .drop = true}};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	if (enqueue(d, &w.job)) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.finished)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+}
+
+static struct str col_blob(sqlite3_stmt *st, int i)
+{
+	const void *p = sqlite3_column_blob(st, i);
+	return (struct str){p ? p : "", (size_t)sqlite3_column_bytes(st, i)};
+}
+
+static int emit_rows(sqlite3_stmt *st, int day, int (*fn)(const struct ldata_block *, void *),
+		     void *arg)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct ldata_block b = {.part = day, .id = sqlite3_column_int64(st, 0),
+					.t_min = (uint32_t)sqlite3_column_int64(st, 1),
+					.t_max = (uint32_t)sqlite3_column_int64(st, 2),
+					.topic = col_blob(st, 3), .source = col_blob(st, 4),
+					.tags = col_blob(st, 5), .data = col_blob(st, 6)};
+		int r = fn(&b, arg);
+		if (r)
+			return r;
+	}
+	return rc == SQLITE_DONE ? 0 : LDATA_EIO;
+}
+
+#define LDATA_BLOCK_COLS "id, t_min, t_max, topic, source, tags, data"
+
+static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, int64_t to,
+		     int (*fn)(const struct ldata_block *, void *), void *arg)
+{
+	char path[LDATA_PATH_MAX];
+	part_path(d, logstore, day, path, sizeof(path));
+	sqlite3 *db = part_db_open(path, false);
+	if (!db)
+		return 0; /* gone meanwhile (retention, DeleteLogStore) */
+	sqlite3_stmt *st = NULL;
+	int rc = LDATA_EIO;
+	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
+				   "AND t_max >= ? ORDER BY t_min, id", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, to);
+		sqlite3_bind_int64(st, 2, from);
+		rc = emit_rows(st, day, fn, arg);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* "YYYYMMDD.db" -> days since the epoch. */
+static int day_of_name(const char *name, int *day)
+{
+	int y, m, dd;
+	char tail[8];
+	if (strlen(name) != 11 || sscanf(name, "%4d%2d%2d%7s", &y, &m, &dd, tail) != 4 ||
+	    strcmp(tail, ".db") != 0)
+		return -1;
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = dd};
+	*day = (int)(timegm(&tm) / LDATA_PARTITION_S);
+	return 0;
+}
+
+static int int_cmp(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
+	       int (*fn)(const struct ldata_block *b, void *arg), void *arg)
+{
+	char path[LDATA_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return 0;
+	int *days = xcalloc(LDATA_MAX_PARTITIONS, sizeof(int)), n = 0;
+	for (struct dirent *e; (e = readdir(dir)) && n < LDATA_MAX_PARTITIONS;)
+		if (day_of_name(e->d_name, &days[n]) == 0)
+			n++;
+	closedir(dir);
+	qsort(days, (size_t)n, sizeof(int), int_cmp);
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = scan_part(d, logstore, days[i], from, to, fn, arg);
+	free(days);
+	return rc;
+}
+
+int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
+		int (*fn)(const struct ldata_block *b, void *arg), void *arg)
+{
+	char path[LDATA_PATH_MAX];
+	part_path(d, logstore, part, path, sizeof(path));
+	sqlite3 *db = part_db_open(path, false);
+	if (!db)
+		return 1;
+	sqlite3_stmt *st = NULL;
+	int rc = LDATA_EIO;
+	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE id = ?", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		rc = emit_rows(st, part, fn, arg);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}

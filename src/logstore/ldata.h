@@ -1,0 +1,81 @@
+/* The logs themselves: one directory per logstore under --logs-dir, one SQLite
+ * file per day of arrival in it (DIR/<logstore id>/YYYYMMDD.db), each holding
+ * blocks (logstore/block.h) and the pack ids it has stored. Retention drops
+ * whole files; nothing kept is scanned to expire what is not (docs/logstore.md).
+ *
+ * Writes go through one writer thread with group commit, as the control
+ * plane's store does: it takes every queued LogGroup, writes each into its
+ * day's file inside a savepoint (a group is stored whole or not at all),
+ * COMMITs each file touched once (WAL, synchronous=FULL: one fsync per file per
+ * batch), and only then calls the jobs' done(). A LogGroup whose __pack_id__
+ * tag is already in today's or yesterday's file is acknowledged and not stored
+ * again. */
+#ifndef LOGSTORE_LDATA_H
+#define LOGSTORE_LDATA_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/str.h"
+#include "logstore/block.h"
+#include "sls/sls_logs.pb-c.h"
+
+#define LDATA_PARTITION_S 86400          /* one file per UTC day of arrival */
+#define LDATA_MAX_OPEN 64                /* partition files the writer keeps open */
+#define LDATA_QUEUE_MAX_BYTES (256u << 20) /* raw bytes of queued groups before ServerBusy */
+#define LDATA_BATCH_MAX 1024             /* jobs per writer batch */
+#define LDATA_MAX_PARTITIONS 4096        /* files of one logstore a read looks at */
+#define LDATA_MAX_PACK_ID 256            /* bytes of a __pack_id__ that is remembered */
+
+enum ldata_rc { LDATA_STORED = 0, LDATA_DUPLICATE = 1, LDATA_EIO = -1, LDATA_BUSY = -2 };
+
+struct ldata;
+
+/* One PutLogs: the caller fills it, keeps it (and g) alive until done(). */
+struct ldata_put {
+	int64_t logstore;
+	const Sls__LogGroup *g;
+	struct str pack_id; /* empty: none */
+	int64_t received_s;
+	size_t raw_bytes;   /* for the queue bound */
+	void (*done)(struct ldata_put *p, enum ldata_rc rc);
+	/* private */
+	struct ldata_put *next;
+	bool drop; /* a drop-the-logstore job, not a put */
+};
+
+/* Creates dir (0700) when missing and starts the writer; NULL with a logged reason. */
+struct ldata *ldata_open(const char *dir);
+void ldata_close(struct ldata *d); /* drains the queue; NULL is a no-op */
+
+/* Queues a put; done() runs on the writer thread, or at once (LDATA_BUSY) on
+ * the caller's when the queue is full or closing. */
+void ldata_put(struct ldata *d, struct ldata_put *p);
+
+/* Removes a deleted logstore's files (through the writer, which closes them
+ * first); blocks until done. */
+void ldata_drop(struct ldata *d, int64_t logstore);
+
+/* A stored block as a read sees it. */
+struct ldata_block {
+	int part;      /* its file: the UTC day of arrival, days since the epoch */
+	int64_t id;    /* its row in that file */
+	uint32_t t_min, t_max;
+	struct str topic, source, tags; /* tags: varint-length-prefixed key, value pairs */
+	struct str data;                /* block_decode() input */
+};
+
+/* Calls fn for every block of the logstore that may hold a log with
+ * from <= time < to, file by file; stops when fn returns non-zero and returns
+ * that. 0 when the logstore has no data yet; LDATA_EIO on a read failure. */
+int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
+	       int (*fn)(const struct ldata_block *b, void *arg), void *arg);
+/* The block (part, id) of an earlier scan with the same arguments; 1 when gone. */
+int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
+		int (*fn)(const struct ldata_block *b, void *arg), void *arg);
+
+/* Tags encoded as stored: for each tag, varint key length, key, varint value length, value. */
+void ldata_tags_encode(const Sls__LogGroup *g, struct buf *out);
+/* Walks an encoded tag list; -1 if malformed. */
+int ldata_tags_each(struct str tags, int (*fn)(struct str k, struct str v, void *arg), void *arg);
+
+#endif

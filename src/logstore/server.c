@@ -1,0 +1,931 @@
+#include "logstore/server.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/num.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+#include "logstore/ldata.h"
+#include "logstore/meta.h"
+#include "logstore/query.h"
+#include "rpc/params.h"
+#include "sls/body.h"
+#include "sls/errors.h"
+#include "sls/sig.h"
+
+#define LS_REQUEST_ID_BYTES 12 /* 24 hex digits, like SLS's ids */
+#define LS_HEADER_ARENA 16384  /* bytes of lowercased header names */
+#define LS_DETAIL_MAX 256
+#define LS_MAX_HEADERS 8
+#define LS_PACK_ID_TAG "__pack_id__"
+
+struct logstore_server {
+	struct store *store;
+	struct ldata *data;
+	char domain[LOGSTORE_MAX_DOMAIN + 1];
+	struct http_vhost vhost;
+};
+
+enum ls_path { LS_ROOT, LS_LOGSTORES, LS_LOGSTORE, LS_SHARD_LB, LS_SHARD_ROUTE, LS_PATH_NONE };
+
+/* Per request; lives until the answer is sent. */
+struct lreq {
+	struct logstore_server *srv;
+	struct http_request *r;
+	char request_id[2 * LS_REQUEST_ID_BYTES + 1];
+	char project_name[META_NAME_MAX + 1];
+	bool has_project;
+	struct str logstore_name;
+	enum ls_path path;
+	struct params *params;
+	struct sls_kv headers[SLS_SIG_MAX_HEADERS];
+	size_t nheaders;
+	struct sls_kv query[SLS_SIG_MAX_QUERY];
+	size_t nquery;
+	char hname[LS_HEADER_ARENA];
+	size_t hname_len;
+	int64_t account;
+	struct meta_project project;
+	struct meta_logstore logstore;
+	char *body_owned;
+	Sls__LogGroup *group;
+	struct ldata_put put;
+	int64_t drop_ids[META_LIST_MAX];
+	size_t ndrop;
+	json_t *out;    /* a JSON answer being built by a read */
+	int64_t total;
+	const char *name_arg; /* Create*: the validated name */
+	char name_buf[META_NAME_MAX + 1];
+	char desc_buf[META_MAX_DESCRIPTION + 1];
+	int64_t ttl, shards;
+	char detail[LS_DETAIL_MAX];
+};
+
+static void lreq_free(struct lreq *q)
+{
+	params_free(q->params);
+	sls_loggroup_free(q->group);
+	free(q->body_owned);
+	json_decref(q->out);
+	free(q);
+}
+
+static void access_log(const struct lreq *q, int status, const char *code)
+{
+	long long us = (long long)(time_mono_us() - q->r->start_us);
+	log_info("sls id=%s remote=%s %.*s %.*s project=%s code=%s status=%d ms=%lld.%03lld",
+		 q->request_id, q->r->remote, (int)q->r->method.len, q->r->method.p,
+		 (int)(q->r->path.len < 128 ? q->r->path.len : 128), q->r->path.p,
+		 q->has_project ? q->project_name : "-", code, status, us / 1000, us % 1000);
+}
+
+static void respond(struct lreq *q, int status, const char *ctype, char *body, size_t len,
+		    const struct http_hdr *extra, size_t nextra)
+{
+	struct http_hdr h[LS_MAX_HEADERS + 1] = {{"x-log-requestid", q->request_id}};
+	size_t n = 1;
+	for (size_t i = 0; i < nextra && n < LS_MAX_HEADERS + 1; i++)
+		h[n++] = extra[i];
+	http_respond_hdrs(q->r, status, ctype, body, len, h, n);
+}
+
+static void fail(struct lreq *q, enum sls_err e, const char *detail)
+{
+	size_t len;
+	char *body = sls_err_body(e, detail, &len);
+	const struct sls_err_info *ei = sls_err_info(e);
+	access_log(q, ei->http, ei->code);
+	respond(q, ei->http, "application/json", body, len, NULL, 0);
+	lreq_free(q);
+}
+
+static void ok_empty(struct lreq *q)
+{
+	access_log(q, 200, "OK");
+	respond(q, 200, NULL, NULL, 0, NULL, 0);
+	lreq_free(q);
+}
+
+static void ok_json(struct lreq *q, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!s) {
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	access_log(q, 200, "OK");
+	respond(q, 200, "application/json", s, strlen(s), NULL, 0);
+	lreq_free(q);
+}
+
+/* ---- addressing ---- */
+
+int logstore_host_project(struct str host, struct str domain, struct str *project)
+{
+	if (!host.p || !domain.len)
+		return 0;
+	/* Strip ":port" (digits after the last ':'); IPv6 literals never match a domain. */
+	const char *colon = host.len ? memrchr(host.p, ':', host.len) : NULL;
+	if (colon) {
+		bool digits = colon + 1 < host.p + host.len;
+		for (const char *p = colon + 1; p < host.p + host.len; p++)
+			digits &= *p >= '0' && *p <= '9';
+		if (digits)
+			host.len = (size_t)(colon - host.p);
+	}
+	if (host.len == domain.len && strncasecmp(host.p, domain.p, domain.len) == 0) {
+		*project = (struct str){host.p, 0};
+		return 1;
+	}
+	if (host.len < domain.len + 2 || host.p[host.len - domain.len - 1] != '.' ||
+	    strncasecmp(host.p + host.len - domain.len, domain.p, domain.len) != 0)
+		return 0;
+	*project = (struct str){host.p, host.len - domain.len - 1};
+	return 1;
+}
+
+/* The same static vhost for every request: the adapter only reads it. */
+const struct http_vhost *logstore_vhost(void *arg, struct str host)
+{
+	struct logstore_server *s = arg;
+	struct str project;
+	return logstore_host_project(host, str_c(s->domain), &project) ? &s->vhost : NULL;
+}
+
+/* ---- request parsing ---- */
+
+static int collect_header(void *arg, struct str name, struct str value)
+{
+	struct lreq *q = arg;
+	if (q->nheaders >= SLS_SIG_MAX_HEADERS || name.len > sizeof(q->hname) - q->hname_len)
+		return 1;
+	char *lc = q->hname + q->hname_len;
+	for (size_t i = 0; i < name.len; i++)
+		lc[i] = (char)tolower((unsigned char)name.p[i]);
+	q->hname_len += name.len;
+	q->headers[q->nheaders++] = (struct sls_kv){{lc, name.len}, value};
+	return 0;
+}
+
+static struct str header(const struct lreq *q, const char *name)
+{
+	struct sls_sig_input in = {.headers = q->headers, .nheaders = q->nheaders};
+	return sls_sig_header(&in, name);
+}
+
+static enum ls_path parse_path(struct str p, struct str *ls)
+{
+	static const char pre[] = "/logstores/";
+	*ls = STR_NULL;
+	if (str_eqc(p, "/"))
+		return LS_ROOT;
+	if (str_eqc(p, "/logstores") || str_eqc(p, "/logstores/"))
+		return LS_LOGSTORES;
+	if (p.len <= sizeof(pre) - 1 || memcmp(p.p, pre, sizeof(pre) - 1) != 0)
+		return LS_PATH_NONE;
+	struct str rest = {p.p + sizeof(pre) - 1, p.len - (sizeof(pre) - 1)};
+	const char *slash = memchr(rest.p, '/', rest.len);
+	*ls = (struct str){rest.p, slash ? (size_t)(slash - rest.p) : rest.len};
+	if (!slash)
+		return LS_LOGSTORE;
+	struct str tail = {slash, rest.len - ls->len};
+	if (str_eqc(tail, "/shards/lb"))
+		return LS_SHARD_LB;
+	if (str_eqc(tail, "/shards/route"))
+		return LS_SHARD_ROUTE;
+	return LS_PATH_NONE;
+}
+
+static enum sls_err parse_request(struct lreq *q)
+{
+	struct http_request *r = q->r;
+	struct str host = http_header(r, "host"), project;
+	if (!logstore_host_project(host, str_c(q->srv->domain), &project))
+		return SLS_ERR_MISSING_HOST;
+	q->has_project = project.len > 0;
+	if (project.len > META_NAME_MAX || (q->has_project && !meta_project_name_ok(project))) {
+		snprintf(q->detail, sizeof(q->detail), "%.*s", (int)(project.len < 64 ? project.len : 64),
+			 project.p);
+		for (char *p = q->detail; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f || *p == '"')
+				*p = '?';
+		return SLS_ERR_PROJECT_NOT_EXIST;
+	}
+	memcpy(q->project_name, project.p, project.len);
+	q->project_name[project.len] = '\0';
+	http_header_each(r, collect_header, q);
+	char pd[PARAMS_DETAIL_MAX];
+	if (params_parse(q->params, r->query, PARAMS_QUERY, pd) != ERR_OK) {
+		snprintf(q->detail, sizeof(q->detail), "the query string: %s", pd);
+		return SLS_ERR_PARAMETER_INVALID;
+	}
+	for (size_t i = 0; i < params_count(q->params) && q->nquery < SLS_SIG_MAX_QUERY; i++) {
+		const struct param *p = params_at(q->params, i);
+		q->query[q->nquery++] = (struct sls_kv){p->name, p->value};
+	}
+	if (params_count(q->params) > SLS_SIG_MAX_QUERY) {
+		snprintf(q->detail, sizeof(q->detail), "more than %d query parameters", SLS_SIG_MAX_QUERY);
+		return SLS_ERR_PARAMETER_INVALID;
+	}
+	q->path = parse_path(r->path, &q->logstore_name);
+	return SLS_ERR_OK;
+}
+
+/* ---- authentication ---- */
+
+static enum sls_err check_time(struct lreq *q, const char *name, int (*parse)(struct str, int64_t *))
+{
+	struct str v = header(q, name);
+	int64_t t, now = time_now_ms() / 1000;
+	snprintf(q->detail, sizeof(q->detail), "%s", name);
+	if (!v.p || !v.len)
+		return SLS_ERR_MISSING_DATE;
+	if (parse(v, &t) != 0)
+		return SLS_ERR_INVALID_DATE_FORMAT;
+	if (t > now + LOGSTORE_TIME_WINDOW_S || t < now - LOGSTORE_TIME_WINDOW_S)
+		return SLS_ERR_REQUEST_TIME_EXPIRED;
+	q->detail[0] = '\0';
+	return SLS_ERR_OK;
+}
+
+static enum sls_err find_key(struct lreq *q, struct str akid, struct store_key *k)
+{
+	char id[STORE_MAX_KEY_FIELD + 1];
+	params_printable(akid, q->detail, 64);
+	if (akid.len == 0 || akid.len > STORE_MAX_KEY_FIELD)
+		return SLS_ERR_UNAUTHORIZED;
+	memcpy(id, akid.p, akid.len);
+	id[akid.len] = '\0';
+	int rc = store_key_find(q->srv->store, id, k);
+	if (rc == 1)
+		return SLS_ERR_UNAUTHORIZED;
+	if (rc != 0)
+		return SLS_ERR_INTERNAL_SERVER_ERROR;
+	q->detail[0] = '\0';
+	return SLS_ERR_OK;
+}
+
+static enum sls_err check_md5(struct lreq *q)
+{
+	struct str md5 = header(q, "content-md5");
+	char want[SLS_SIG_MD5_HEX + 1];
+	if (!md5.len)
+		return SLS_ERR_OK;
+	sls_md5_hex_upper(q->r->body, want);
+	return md5.len == SLS_SIG_MD5_HEX && strncasecmp(md5.p, want, SLS_SIG_MD5_HEX) == 0
+		       ? SLS_ERR_OK
+		       : SLS_ERR_INVALID_CONTENT_MD5;
+}
+
+static enum sls_err auth_v1(struct lreq *q, const struct sls_sig_input *in, struct str authz,
+			    struct store_key *k)
+{
+	struct str akid, sig;
+	enum sls_sig_alg alg;
+	if (sls_v1_parse_auth(authz, &akid, &sig) != 0) {
+		snprintf(q->detail, sizeof(q->detail), "a malformed Authorization header");
+		return SLS_ERR_UNAUTHORIZED;
+	}
+	enum sls_err e = check_time(q, "date", sls_parse_http_date);
+	if (e != SLS_ERR_OK)
+		return e;
+	struct str method = header(q, "x-log-signaturemethod");
+	if (sls_sig_method(method, &alg) != 0) {
+		params_printable(method, q->detail, 64);
+		return SLS_ERR_INVALID_SIGNATURE_METHOD;
+	}
+	if ((e = find_key(q, akid, k)) != SLS_ERR_OK || (e = check_md5(q)) != SLS_ERR_OK)
+		return e;
+	return sls_v1_verify(in, alg, str_c(k->secret), sig) ? SLS_ERR_OK
+							       : SLS_ERR_SIGNATURE_NOT_MATCH;
+}
+
+static enum sls_err auth_v4(struct lreq *q, const struct sls_sig_input *in, struct str authz,
+			    struct store_key *k)
+{
+	struct sls_v4_auth a;
+	char sha[SLS_SIG_V4_HEX + 1];
+	if (sls_v4_parse_auth(authz, &a) != 0) {
+		snprintf(q->detail, sizeof(q->detail), "a malformed SLS4-HMAC-SHA256 Authorization");
+		return SLS_ERR_UNAUTHORIZED;
+	}
+	enum sls_err e = check_time(q, "x-log-date", sls_parse_v4_date);
+	if (e != SLS_ERR_OK || (e = find_key(q, a.akid, k)) != SLS_ERR_OK)
+		return e;
+	struct str claimed = header(q, "x-log-content-sha256");
+	sls_sha256_hex(q->r->body, sha);
+	if (claimed.len != SLS_SIG_V4_HEX || CRYPTO_memcmp(claimed.p, sha, SLS_SIG_V4_HEX) != 0)
+		return SLS_ERR_SIGNATURE_NOT_MATCH;
+	return sls_v4_verify(in, &a, str_c(k->secret)) ? SLS_ERR_OK : SLS_ERR_SIGNATURE_NOT_MATCH;
+}
+
+static enum sls_err authenticate(struct lreq *q)
+{
+	struct sls_sig_input in = {q->r->method, q->r->path, q->headers, q->nheaders, q->query,
+				   q->nquery};
+	struct str authz = header(q, "authorization");
+	struct store_key *k = xcalloc(1, sizeof(*k));
+	enum sls_err e;
+	if (!authz.len) {
+		snprintf(q->detail, sizeof(q->detail), "no Authorization header");
+		e = SLS_ERR_UNAUTHORIZED;
+	} else if (authz.len > 4 && !memcmp(authz.p, "LOG ", 4)) {
+		e = auth_v1(q, &in, authz, k);
+	} else {
+		e = auth_v4(q, &in, authz, k);
+	}
+	q->account = k->account_id;
+	OPENSSL_cleanse(k, sizeof(*k));
+	free(k);
+	return e;
+}
+
+/* ---- resolution of project and logstore (reads) ---- */
+
+static int read_project(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	return meta_project_get(tx, q->account, str_c(q->project_name), &q->project);
+}
+
+static int read_logstore(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	int rc = meta_project_get(tx, q->account, str_c(q->project_name), &q->project);
+	if (rc != 0)
+		return rc;
+	rc = meta_logstore_get(tx, q->project.id, q->logstore_name, &q->logstore);
+	return rc == 1 ? 2 : rc;
+}
+
+/* 0 when the project (and, with_logstore, the logstore) exist; otherwise
+ * the request has been answered. */
+static int resolve(struct lreq *q, bool with_logstore)
+{
+	if (!q->has_project) {
+		fail(q, SLS_ERR_MISSING_HOST, NULL);
+		return -1;
+	}
+	int rc = store_read(q->srv->store, with_logstore ? read_logstore : read_project, q);
+	if (rc == 0)
+		return 0;
+	char name[META_NAME_MAX + 1];
+	params_printable(q->logstore_name, name, sizeof(name));
+	if (rc == 1)
+		fail(q, SLS_ERR_PROJECT_NOT_EXIST, q->project_name);
+	else if (rc == 2)
+		fail(q, SLS_ERR_LOGSTORE_NOT_EXIST, name);
+	else
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+	return -1;
+}
+
+/* ---- writes through the store's writer ---- */
+
+static void write_done(void *arg, int rc)
+{
+	struct lreq *q = arg;
+	if (rc == 0) {
+		for (size_t i = 0; i < q->ndrop; i++)
+			ldata_drop(q->srv->data, q->drop_ids[i]);
+		ok_empty(q);
+	} else if (rc == 1) {
+		fail(q, q->path == LS_ROOT ? SLS_ERR_PROJECT_ALREADY_EXIST : SLS_ERR_LOGSTORE_ALREADY_EXIST,
+		     q->name_arg);
+	} else if (rc == 2) {
+		fail(q, q->path == LS_ROOT ? SLS_ERR_PROJECT_NOT_EXIST : SLS_ERR_LOGSTORE_NOT_EXIST,
+		     q->name_arg);
+	} else {
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+	}
+}
+
+static void write_async(struct lreq *q, store_fn fn)
+{
+	store_write_async_scoped(q->srv->store, q->account, fn, q, write_done);
+}
+
+/* The JSON body of a Create*: an object, or the request is answered. */
+static json_t *json_body(struct lreq *q)
+{
+	json_error_t je;
+	json_t *j = json_loadb(q->r->body.p, q->r->body.len, JSON_REJECT_DUPLICATES, &je);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		fail(q, SLS_ERR_POST_BODY_INVALID, "not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static int copy_name(struct lreq *q, json_t *j, const char *field, bool (*ok)(struct str))
+{
+	json_t *v = json_object_get(j, field);
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	size_t n = s ? json_string_length(v) : 0;
+	if (!s || !ok((struct str){s, n})) {
+		fail(q, SLS_ERR_INVALID_PARAMETER, field);
+		return -1;
+	}
+	memcpy(q->name_buf, s, n + 1);
+	q->name_arg = q->name_buf;
+	return 0;
+}
+
+static int create_project_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	return meta_project_create(tx, q->account, q->name_buf, q->desc_buf, time_now_ms() / 1000);
+}
+
+static void h_create_project(struct lreq *q)
+{
+	json_t *j = json_body(q);
+	if (!j)
+		return;
+	json_t *d = json_object_get(j, "description");
+	if (copy_name(q, j, "projectName", meta_project_name_ok) != 0) {
+		json_decref(j);
+		return;
+	}
+	if (d && (!json_is_string(d) || json_string_length(d) > META_MAX_DESCRIPTION)) {
+		json_decref(j);
+		fail(q, SLS_ERR_INVALID_PARAMETER, "description");
+		return;
+	}
+	snprintf(q->desc_buf, sizeof(q->desc_buf), "%s", d ? json_string_value(d) : "");
+	json_decref(j);
+	write_async(q, create_project_tx);
+}
+
+static json_t *project_json(const struct meta_project *p)
+{
+	char c[21], m[21];
+	time_format_iso8601(p->created_s, c);
+	time_format_iso8601(p->modified_s, m);
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s}", "projectName", p->name,
+			 "description", p->description, "status", "Normal", "region", "cn-hangzhou",
+			 "createTime", (json_int_t)p->created_s, "lastModifyTime",
+			 (json_int_t)p->modified_s, "createTimeISO", c, "lastModifyTimeISO", m);
+}
+
+static void h_get_project(struct lreq *q)
+{
+	if (resolve(q, false) == 0)
+		ok_json(q, project_json(&q->project));
+}
+
+/* offset and size of a list call (defaults 0 and 100). 0, or answered. */
+static int list_window(struct lreq *q, int64_t *offset, int64_t *size)
+{
+	struct str o = params_get(q->params, "offset"), s = params_get(q->params, "size");
+	*offset = 0;
+	*size = META_LIST_DEFAULT;
+	if (o.len && num_parse_i64(o, 0, INT32_MAX, offset) != 0) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "offset");
+		return -1;
+	}
+	if (s.len && num_parse_i64(s, 0, META_LIST_MAX, size) != 0) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "size (0-500)");
+		return -1;
+	}
+	return 0;
+}
+
+static int add_project(const struct meta_project *p, void *arg)
+{
+	return json_array_append_new(arg, project_json(p));
+}
+
+static int list_projects_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	int64_t offset = json_integer_value(json_object_get(q->out, "offset"));
+	int64_t size = json_integer_value(json_object_get(q->out, "size"));
+	json_t *arr = json_array();
+	json_object_set_new(q->out, "projects", arr);
+	int rc = meta_project_list(tx, q->account, offset, size, add_project, arr, &q->total);
+	json_object_del(q->out, "offset");
+	json_object_del(q->out, "size");
+	return rc;
+}
+
+static void h_list_projects(struct lreq *q)
+{
+	int64_t offset, size;
+	if (list_window(q, &offset, &size) != 0)
+		return;
+	q->out = json_pack("{s:I,s:I}", "offset", (json_int_t)offset, "size", (json_int_t)size);
+	if (store_read(q->srv->store, list_projects_tx, q) != 0) {
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	json_t *o = q->out;
+	q->out = NULL;
+	json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(json_object_get(o, "projects"))));
+	json_object_set_new(o, "total", json_integer(q->total));
+	ok_json(q, o);
+}
+
+static int delete_project_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	struct meta_project p;
+	int rc = meta_project_get(tx, q->account, str_c(q->project_name), &p);
+	if (rc != 0)
+		return rc == 1 ? 2 : rc;
+	if ((rc = meta_logstore_ids(tx, p.id, q->drop_ids, META_LIST_MAX, &q->ndrop)) != 0)
+		return rc;
+	return meta_project_delete(tx, q->account, str_c(q->project_name));
+}
+
+static void h_delete_project(struct lreq *q)
+{
+	if (!q->has_project) {
+		fail(q, SLS_ERR_MISSING_HOST, NULL);
+		return;
+	}
+	q->name_arg = q->project_name;
+	write_async(q, delete_project_tx);
+}
+
+static int create_logstore_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	return meta_logstore_create(tx, q->project.id, q->name_buf, q->ttl, q->shards,
+				    time_now_ms() / 1000);
+}
+
+/* An optional integer field within [min, max]; 0, or answered. */
+static int int_field(struct lreq *q, json_t *j, const char *f, int64_t min, int64_t max,
+		     int64_t *out)
+{
+	json_t *v = json_object_get(j, f);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		fail(q, SLS_ERR_INVALID_PARAMETER, f);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static void h_create_logstore(struct lreq *q)
+{
+	if (resolve(q, false) != 0)
+		return;
+	json_t *j = json_body(q);
+	if (!j)
+		return;
+	q->ttl = META_TTL_DEFAULT;
+	q->shards = META_SHARDS_DEFAULT;
+	int rc = copy_name(q, j, "logstoreName", meta_logstore_name_ok);
+	if (rc == 0)
+		rc = int_field(q, j, "ttl", 1, META_TTL_MAX, &q->ttl);
+	if (rc == 0)
+		rc = int_field(q, j, "shardCount", 1, META_SHARDS_MAX, &q->shards);
+	json_decref(j);
+	if (rc == 0)
+		write_async(q, create_logstore_tx);
+}
+
+static json_t *logstore_json(const struct meta_logstore *l)
+{
+	return json_pack("{s:s,s:I,s:I,s:b,s:b,s:I,s:b,s:s,s:I,s:s,s:I,s:I}", "logstoreName",
+			 l->name, "ttl", (json_int_t)l->ttl, "shardCount", (json_int_t)l->shard_count,
+			 "enable_tracking", 0, "autoSplit", 0, "maxSplitShard", (json_int_t)0,
+			 "appendMeta", 0, "telemetryType", "None", "hot_ttl", (json_int_t)l->ttl,
+			 "mode", "standard", "createTime", (json_int_t)l->created_s, "lastModifyTime",
+			 (json_int_t)l->modified_s);
+}
+
+static void h_get_logstore(struct lreq *q)
+{
+	if (resolve(q, true) == 0)
+		ok_json(q, logstore_json(&q->logstore));
+}
+
+static int add_logstore_name(const struct meta_logstore *l, void *arg)
+{
+	return json_array_append_new(arg, json_string(l->name));
+}
+
+struct list_ls {
+	struct lreq *q;
+	int64_t offset, size;
+	json_t *arr;
+};
+
+static int list_logstores_tx(struct store_tx *tx, void *arg)
+{
+	struct list_ls *l = arg;
+	struct lreq *q = l->q;
+	int rc = meta_project_get(tx, q->account, str_c(q->project_name), &q->project);
+	if (rc != 0)
+		return rc;
+	return meta_logstore_list(tx, q->project.id, params_get(q->params, "logstoreName"),
+				  l->offset, l->size, add_logstore_name, l->arr, &q->total);
+}
+
+static void h_list_logstores(struct lreq *q)
+{
+	struct list_ls l = {.q = q};
+	if (!q->has_project) {
+		fail(q, SLS_ERR_MISSING_HOST, NULL);
+		return;
+	}
+	if (list_window(q, &l.offset, &l.size) != 0)
+		return;
+	l.arr = json_array();
+	int rc = store_read(q->srv->store, list_logstores_tx, &l);
+	if (rc != 0) {
+		json_decref(l.arr);
+		fail(q, rc == 1 ? SLS_ERR_PROJECT_NOT_EXIST : SLS_ERR_INTERNAL_SERVER_ERROR,
+		     q->project_name);
+		return;
+	}
+	ok_json(q, json_pack("{s:I,s:I,s:o}", "count", (json_int_t)json_array_size(l.arr), "total",
+			     (json_int_t)q->total, "logstores", l.arr));
+}
+
+static int delete_logstore_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	int rc = meta_project_get(tx, q->account, str_c(q->project_name), &q->project);
+	if (rc != 0)
+		return rc == 1 ? 3 : rc;
+	rc = meta_logstore_delete(tx, q->project.id, q->logstore_name, &q->drop_ids[0]);
+	if (rc == 0)
+		q->ndrop = 1;
+	return rc == 1 ? 2 : rc;
+}
+
+static void delete_logstore_done(void *arg, int rc)
+{
+	struct lreq *q = arg;
+	if (rc == 3)
+		fail(q, SLS_ERR_PROJECT_NOT_EXIST, q->project_name);
+	else
+		write_done(q, rc);
+}
+
+static void h_delete_logstore(struct lreq *q)
+{
+	if (!q->has_project) {
+		fail(q, SLS_ERR_MISSING_HOST, NULL);
+		return;
+	}
+	params_printable(q->logstore_name, q->name_buf, sizeof(q->name_buf));
+	q->name_arg = q->name_buf;
+	store_write_async_scoped(q->srv->store, q->account, delete_logstore_tx, q,
+				 delete_logstore_done);
+}
+
+/* ---- PutLogs ---- */
+
+static void put_done(struct ldata_put *p, enum ldata_rc rc)
+{
+	struct lreq *q = (struct lreq *)((char *)p - offsetof(struct lreq, put));
+	if (rc == LDATA_STORED || rc == LDATA_DUPLICATE)
+		ok_empty(q);
+	else
+		fail(q, rc == LDATA_BUSY ? SLS_ERR_SERVER_BUSY : SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+}
+
+static struct str pack_id_of(const Sls__LogGroup *g)
+{
+	for (size_t i = 0; i < g->n_logtags; i++)
+		if (str_eqc(sls_pb_str(g->logtags[i]->key), LS_PACK_ID_TAG))
+			return g->logtags[i]->value.len <= LDATA_MAX_PACK_ID
+				       ? sls_pb_str(g->logtags[i]->value)
+				       : STR_NULL;
+	return STR_NULL;
+}
+
+static void h_put_logs(struct lreq *q)
+{
+	enum sls_compress c;
+	struct str raw;
+	const char *detail = NULL;
+	if (resolve(q, true) != 0)
+		return;
+	struct str ct = header(q, "x-log-compresstype");
+	if (sls_compress_parse(ct, &c) != 0) {
+		params_printable(ct, q->detail, 64);
+		fail(q, SLS_ERR_INVALID_COMPRESS_TYPE, q->detail);
+		return;
+	}
+	enum sls_err e = sls_body_raw(c, q->r->body, header(q, "x-log-bodyrawsize"), &raw,
+				      &q->body_owned, &detail);
+	if (e == SLS_ERR_OK)
+		e = sls_loggroup_decode(raw, &q->group, &detail);
+	free(q->body_owned); /* protobuf-c copied what it keeps */
+	q->body_owned = NULL;
+	if (e != SLS_ERR_OK) {
+		fail(q, e, detail);
+		return;
+	}
+	q->put = (struct ldata_put){.logstore = q->logstore.id, .g = q->group,
+				    .pack_id = pack_id_of(q->group),
+				    .received_s = time_now_ms() / 1000, .raw_bytes = raw.len,
+				    .done = put_done};
+	ldata_put(q->srv->data, &q->put);
+}
+
+/* ---- GetLogs ---- */
+
+static int int_param(struct lreq *q, const char *name, int64_t min, int64_t max, int64_t def,
+		     int64_t *out)
+{
+	struct str v = params_get(q->params, name);
+	*out = def;
+	if (v.len && num_parse_i64(v, min, max, out) != 0) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, name);
+		return -1;
+	}
+	return 0;
+}
+
+static void h_get_logs(struct lreq *q)
+{
+	struct getlogs g = {0};
+	char qd[QUERY_DETAIL_MAX];
+	if (resolve(q, true) != 0)
+		return;
+	if (int_param(q, "from", 0, UINT32_MAX, 0, &g.from) || int_param(q, "to", 0, UINT32_MAX, 0, &g.to) ||
+	    int_param(q, "line", 0, QUERY_MAX_LINE, QUERY_MAX_LINE, &g.line) ||
+	    int_param(q, "offset", 0, INT32_MAX, 0, &g.offset))
+		return;
+	struct str rev = params_get(q->params, "reverse");
+	if (rev.len && !str_eqc(rev, "true") && !str_eqc(rev, "false")) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "reverse (true or false)");
+		return;
+	}
+	g.reverse = str_eqc(rev, "true");
+	g.topic = params_get(q->params, "topic");
+	struct query *qq = xmalloc(sizeof(*qq));
+	enum sls_err e = query_parse(params_get(q->params, "query"), qq, qd);
+	if (e != SLS_ERR_OK) {
+		free(qq);
+		fail(q, e, qd);
+		return;
+	}
+	g.q = qq;
+	struct getlogs_result res;
+	int rc = query_getlogs(q->srv->data, q->logstore.id, &g, &res);
+	free(qq);
+	if (rc != 0) {
+		free(res.json);
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	char count[24], processed[24], ms[24];
+	snprintf(count, sizeof(count), "%lld", (long long)res.count);
+	snprintf(processed, sizeof(processed), "%lld", (long long)res.processed);
+	snprintf(ms, sizeof(ms), "%lld", (long long)((time_mono_us() - q->r->start_us) / 1000));
+	struct http_hdr h[] = {{"x-log-progress", res.complete ? "Complete" : "Incomplete"},
+			       {"x-log-count", count}, {"x-log-processed-rows", processed},
+			       {"x-log-elapsed-millisecond", ms}, {"x-log-has-sql", "false"},
+			       {"x-log-agg-query", ""}, {"x-log-where-query", ""}};
+	access_log(q, 200, "OK");
+	respond(q, 200, "application/json", res.json, res.len, h, sizeof(h) / sizeof(h[0]));
+	lreq_free(q);
+}
+
+static void h_logstore_get(struct lreq *q)
+{
+	struct str type = params_get(q->params, "type");
+	if (!type.p)
+		h_get_logstore(q);
+	else if (str_eqc(type, "log"))
+		h_get_logs(q);
+	else
+		fail(q, SLS_ERR_PARAMETER_INVALID, "type (GetHistograms is not implemented yet)");
+}
+
+static void h_root_get(struct lreq *q)
+{
+	if (q->has_project)
+		h_get_project(q);
+	else
+		h_list_projects(q);
+}
+
+/* ---- routing ---- */
+
+struct ls_route {
+	enum ls_path path;
+	const char *method;
+	void (*fn)(struct lreq *q);
+};
+
+static const struct ls_route ls_routes[] = {
+	{LS_ROOT, "GET", h_root_get},
+	{LS_ROOT, "POST", h_create_project},
+	{LS_ROOT, "DELETE", h_delete_project},
+	{LS_LOGSTORES, "GET", h_list_logstores},
+	{LS_LOGSTORES, "POST", h_create_logstore},
+	{LS_LOGSTORE, "GET", h_logstore_get},
+	{LS_LOGSTORE, "POST", h_put_logs},
+	{LS_LOGSTORE, "DELETE", h_delete_logstore},
+	{LS_SHARD_LB, "POST", h_put_logs},
+	{LS_SHARD_ROUTE, "POST", h_put_logs},
+};
+
+static void route(struct lreq *q)
+{
+	bool path_known = false;
+	for (size_t i = 0; i < sizeof(ls_routes) / sizeof(ls_routes[0]); i++) {
+		if (ls_routes[i].path != q->path)
+			continue;
+		path_known = true;
+		if (str_eqc(q->r->method, ls_routes[i].method)) {
+			if (q->path >= LS_LOGSTORE && !meta_logstore_name_ok(q->logstore_name)) {
+				params_printable(q->logstore_name, q->detail, 64);
+				fail(q, SLS_ERR_LOGSTORE_NOT_EXIST, q->detail);
+				return;
+			}
+			ls_routes[i].fn(q);
+			return;
+		}
+	}
+	if (path_known) {
+		fail(q, SLS_ERR_METHOD_NOT_ALLOWED, NULL);
+		return;
+	}
+	params_printable(q->r->path, q->detail, 64);
+	fail(q, SLS_ERR_API_NOT_FOUND, q->detail);
+}
+
+static struct lreq *lreq_new(struct logstore_server *s, struct http_request *r)
+{
+	struct lreq *q = xcalloc(1, sizeof(*q));
+	q->srv = s;
+	q->r = r;
+	q->params = params_new();
+	ids_hex(q->request_id, LS_REQUEST_ID_BYTES);
+	for (char *p = q->request_id; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return q;
+}
+
+static void ls_handle(struct http_request *r)
+{
+	struct lreq *q = lreq_new(r->route_arg, r);
+	enum sls_err e = parse_request(q);
+	if (e == SLS_ERR_OK)
+		e = authenticate(q);
+	if (e != SLS_ERR_OK) {
+		fail(q, e, q->detail);
+		return;
+	}
+	route(q);
+}
+
+/* Errors the adapter answers itself (413, 414, 503) in the Log Service's envelope. */
+static void ls_http_error(struct http_request *r, int status, const char *why)
+{
+	struct lreq *q = lreq_new(r->route_arg, r);
+	if (status == 413)
+		fail(q, SLS_ERR_POST_BODY_TOO_LARGE, "more than 10 MB as sent");
+	else if (status == 414)
+		fail(q, SLS_ERR_REQUEST_URI_TOO_LONG, NULL);
+	else if (status == 503)
+		fail(q, SLS_ERR_SERVER_BUSY, NULL);
+	else
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, why);
+}
+
+struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain)
+{
+	if (strlen(domain) > LOGSTORE_MAX_DOMAIN || !domain[0]) {
+		log_err("logstore: bad --sls-domain '%s'", domain);
+		return NULL;
+	}
+	struct ldata *d = ldata_open(logs_dir);
+	if (!d)
+		return NULL;
+	struct logstore_server *s = xcalloc(1, sizeof(*s));
+	s->store = st;
+	s->data = d;
+	snprintf(s->domain, sizeof(s->domain), "%s", domain);
+	s->vhost = (struct http_vhost){.handle = ls_handle, .on_error = ls_http_error, .arg = s,
+				       .max_body = LOGSTORE_MAX_BODY};
+	return s;
+}
+
+void logstore_free(struct logstore_server *s)
+{
+	if (!s)
+		return;
+	ldata_close(s->data);
+	free(s);
+}

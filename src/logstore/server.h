@@ -1,0 +1,32 @@
+/* The Log Service endpoint of `sagflow serve` (issue 10, docs/logstore.md): a
+ * virtual host of the HTTP adapter that claims requests whose Host (port
+ * stripped) is the --sls-domain or ends in ".<domain>"; the label before it is
+ * the project (spec log-service.md §5.1). Each request is authenticated (LOG
+ * signature V1 with hmac-sha1/hmac-sha256, or V4) with the same access keys as
+ * the RPC API, then routed by method and path (§5.2). Every answer carries
+ * x-log-requestid; errors are {"errorCode","errorMessage"} JSON (§5.4); an
+ * empty 200 has no Content-Type (@alicloud/log would parse it). */
+#ifndef LOGSTORE_SERVER_H
+#define LOGSTORE_SERVER_H
+#include "http/http.h"
+#include "store/store.h"
+
+#define LOGSTORE_DEFAULT_DOMAIN "sls.localhost"
+#define LOGSTORE_MAX_DOMAIN 253
+#define LOGSTORE_TIME_WINDOW_S 900 /* Date / x-log-date skew: ±15 minutes */
+#define LOGSTORE_MAX_BODY (10u << 20) /* request bytes as sent (compressed or not) */
+
+struct logstore_server;
+
+/* logs_dir is created when missing. NULL with a logged reason. */
+struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain);
+void logstore_free(struct logstore_server *s); /* drains its writer; NULL is a no-op */
+
+/* For http_config.vhost (arg: the logstore_server). */
+const struct http_vhost *logstore_vhost(void *arg, struct str host);
+
+/* The project named by a Host header for this domain: 1 with *project set
+ * (empty: the bare domain), 0 when the host is not the Log Service's. */
+int logstore_host_project(struct str host, struct str domain, struct str *project);
+
+#endif

@@ -1,0 +1,47 @@
+/* The PutLogs body: decompression by x-log-compresstype and the LogGroup
+ * protobuf (sls_logs.proto, decoded by protobuf-c), with every limit checked
+ * before memory is committed to it. */
+#ifndef SLS_BODY_H
+#define SLS_BODY_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+#include "sls/errors.h"
+#include "sls/sls_logs.pb-c.h"
+
+#define SLS_MAX_RAW_BODY (10u << 20)     /* raw (decompressed) PutLogs bytes: SLS's 10 MB */
+#define SLS_MAX_LOGS_PER_GROUP 4096      /* logs in one LogGroup (SLS's PutLogs limit) */
+#define SLS_MAX_CONTENTS_PER_LOG 1024    /* key/value pairs in one log */
+#define SLS_MAX_TAGS_PER_GROUP 256       /* LogTags of a LogGroup */
+#define SLS_MAX_KEY_LEN 256              /* bytes of a key (content or tag) */
+#define SLS_MAX_VALUE_LEN (1u << 20)     /* bytes of a value */
+#define SLS_MAX_TOPIC_LEN 1024           /* bytes of Topic / Source */
+/* protobuf-c's objects for one body may take at most this much: a hostile
+ * message of tiny fields costs ~10x its size in structs. */
+#define SLS_DECODE_MEMORY_MAX (96u << 20)
+
+enum sls_compress { SLS_COMPRESS_NONE, SLS_COMPRESS_LZ4, SLS_COMPRESS_DEFLATE, SLS_COMPRESS_ZSTD };
+
+/* x-log-compresstype: absent/empty -> NONE; "lz4", "deflate", "zstd"; -1 otherwise. */
+int sls_compress_parse(struct str value, enum sls_compress *out);
+
+/* The raw body. For NONE it is body itself (*owned NULL); otherwise rawsize
+ * (x-log-bodyrawsize, required) is checked against SLS_MAX_RAW_BODY before
+ * anything is allocated, the body is decompressed into exactly that many
+ * bytes, and *owned is the malloc'd result for the caller to free. On error,
+ * *detail says what (static text). */
+enum sls_err sls_body_raw(enum sls_compress c, struct str body, struct str rawsize,
+			  struct str *raw, char **owned, const char **detail);
+
+/* Decodes and bounds-checks a LogGroup; free with sls_loggroup_free. */
+enum sls_err sls_loggroup_decode(struct str raw, Sls__LogGroup **out, const char **detail);
+void sls_loggroup_free(Sls__LogGroup *g); /* NULL is a no-op */
+
+/* A value of a LogGroup as a slice (protobuf-c bytes fields). */
+static inline struct str sls_pb_str(ProtobufCBinaryData b)
+{
+	return (struct str){(const char *)b.data, b.len};
+}
+
+#endif

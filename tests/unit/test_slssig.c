@@ -1,0 +1,275 @@
+/* src/sls/sig.c against the requests captured from the real npm clients (spec
+ * log-service.md §1.7: AccessKeyId testAccessKeyId, secret testAccessKeySecret),
+ * and src/sls/body.c's decompression and LogGroup limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <lz4.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "sls/body.h"
+#include "sls/sig.h"
+
+#define SECRET STR_LIT("testAccessKeySecret")
+#define KV(k, v) {STR_LIT(k), STR_LIT(v)}
+
+/* @alicloud/log postLogStoreLogs: hmac-sha1, body MD5, x-log-bodyrawsize. */
+static void test_v1_putlogs_sha1(void **state)
+{
+	static const struct sls_kv h[] = {
+		KV("content-type", "application/x-protobuf"), KV("date", "Tue, 01 Dec 2026 07:36:47 GMT"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-signaturemethod", "hmac-sha1"),
+		KV("user-agent", "aliyun-log-nodejs-sdk"), KV("x-log-bodyrawsize", "103"),
+		KV("content-md5", "64A576EAFDB58993FEE71A9EF90EEE8F"), KV("content-length", "103"),
+		KV("host", "flowproj.sagflow.test:35813")};
+	struct sls_sig_input in = {STR_LIT("POST"), STR_LIT("/logstores/flowstore/shards/lb"), h, 9,
+				   NULL, 0};
+	struct buf sts = {0};
+	sls_v1_string_to_sign(&sts, &in, SLS_SIG_SORT_PAIRS);
+	assert_string_equal(sts.p, "POST\n64A576EAFDB58993FEE71A9EF90EEE8F\napplication/x-protobuf\n"
+				   "Tue, 01 Dec 2026 07:36:47 GMT\nx-log-apiversion:0.6.0\n"
+				   "x-log-bodyrawsize:103\nx-log-signaturemethod:hmac-sha1\n"
+				   "/logstores/flowstore/shards/lb");
+	char sig[SLS_SIG_V1_MAX_B64];
+	sls_v1_sign(SLS_SIG_HMAC_SHA1, SECRET, (struct str){sts.p, sts.len}, sig);
+	assert_string_equal(sig, "NuEyMx13SrC0nfH3BLE36B5emxE=");
+	assert_true(sls_v1_verify(&in, SLS_SIG_HMAC_SHA1, SECRET, STR_LIT("NuEyMx13SrC0nfH3BLE36B5emxE=")));
+	assert_false(sls_v1_verify(&in, SLS_SIG_HMAC_SHA1, STR_LIT("other"),
+				   STR_LIT("NuEyMx13SrC0nfH3BLE36B5emxE=")));
+	assert_false(sls_v1_verify(&in, SLS_SIG_HMAC_SHA256, SECRET,
+				   STR_LIT("NuEyMx13SrC0nfH3BLE36B5emxE=")));
+	buf_free(&sts);
+}
+
+/* @alicloud/log getLogs: decoded query values, sorted "k=v", empty topic= kept. */
+static void test_v1_getlogs_query(void **state)
+{
+	static const struct sls_kv h[] = {
+		KV("content-type", "application/json"), KV("date", "Tue, 01 Dec 2026 07:36:47 GMT"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-signaturemethod", "hmac-sha1")};
+	static const struct sls_kv q[] = {
+		KV("query", "* | select srcaddr, sum(bytes) as b group by srcaddr order by b desc limit 10"),
+		KV("line", "100"), KV("offset", "0"), KV("reverse", "false"), KV("topic", ""),
+		KV("type", "log"), KV("from", "1700000000"), KV("to", "1700000900")};
+	struct sls_sig_input in = {STR_LIT("GET"), STR_LIT("/logstores/flowstore"), h, 4, q, 8};
+	assert_true(sls_v1_verify(&in, SLS_SIG_HMAC_SHA1, SECRET, STR_LIT("USLCOWvUaN+ewcgvtMtgHOErxUE=")));
+}
+
+/* @alicloud/log listLogStore and createProject (no project in the Host). */
+static void test_v1_list_and_create(void **state)
+{
+	static const struct sls_kv h[] = {
+		KV("content-type", "application/json"), KV("date", "Tue, 01 Dec 2026 07:36:47 GMT"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-signaturemethod", "hmac-sha1")};
+	static const struct sls_kv q[] = {KV("logstoreName", ""), KV("offset", "0"), KV("size", "100")};
+	struct sls_sig_input in = {STR_LIT("GET"), STR_LIT("/logstores"), h, 4, q, 3};
+	assert_true(sls_v1_verify(&in, SLS_SIG_HMAC_SHA1, SECRET, STR_LIT("0CZQmL/0s0zclTKZzCv2HXABll0=")));
+	static const struct sls_kv hc[] = {
+		KV("content-type", "application/json"), KV("date", "Tue, 01 Dec 2026 07:36:47 GMT"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-signaturemethod", "hmac-sha1"),
+		KV("x-log-bodyrawsize", "44"), KV("content-md5", "C7859B870E3135A3CF23584679996C60")};
+	struct sls_sig_input ic = {STR_LIT("POST"), STR_LIT("/"), hc, 6, NULL, 0};
+	assert_true(sls_v1_verify(&ic, SLS_SIG_HMAC_SHA1, SECRET, STR_LIT("7aj0BuH71eWlpiTvA86U0QghOoI=")));
+	char md5[SLS_SIG_MD5_HEX + 1];
+	sls_md5_hex_upper(STR_LIT("{\"projectName\":\"flowproj\",\"description\":\"d\"}"), md5);
+	assert_string_equal(md5, "C7859B870E3135A3CF23584679996C60");
+}
+
+/* sls20201230: hmac-sha256, an empty content-md5 header, x-log-bodyrawsize: 0. */
+static void test_v1_sha256(void **state)
+{
+	static const struct sls_kv h[] = {
+		KV("accept", "application/json"), KV("host", "flowproj.sagflow.test:35813"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-bodyrawsize", "0"),
+		KV("x-log-signaturemethod", "hmac-sha256"), KV("date", "Tue, 01 Dec 2026 07:36:47 GMT"),
+		KV("content-md5", "")};
+	static const struct sls_kv q[] = {
+		KV("from", "1700000000"), KV("line", "100"), KV("offset", "0"), KV("powerSql", "false"),
+		KV("query", "* | select srcaddr, sum(bytes) as b group by srcaddr order by b desc limit 10"),
+		KV("reverse", "false"), KV("to", "1700000900"), KV("topic", ""), KV("type", "log")};
+	struct sls_sig_input in = {STR_LIT("GET"), STR_LIT("/logstores/flowstore"), h, 7, q, 9};
+	enum sls_sig_alg alg;
+	assert_int_equal(sls_sig_method(STR_LIT("hmac-sha256"), &alg), 0);
+	assert_int_equal(alg, SLS_SIG_HMAC_SHA256);
+	assert_int_equal(sls_sig_method(STR_NULL, &alg), 0);
+	assert_int_equal(alg, SLS_SIG_HMAC_SHA1);
+	assert_int_equal(sls_sig_method(STR_LIT("md5"), &alg), -1);
+	assert_true(sls_v1_verify(&in, SLS_SIG_HMAC_SHA256, SECRET,
+				  STR_LIT("sokk3wAnYbdXK+uH0JZIBbfvnpHog5hJuI/LWAWzr0Y=")));
+	static const struct sls_kv hp[] = {
+		KV("accept", "application/json"), KV("host", "flowproj.sagflow.test:35813"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-bodyrawsize", "0"),
+		KV("x-log-signaturemethod", "hmac-sha256"), KV("date", "Tue, 01 Dec 2026 07:36:47 GMT"),
+		KV("content-md5", "")};
+	struct sls_sig_input ip = {STR_LIT("GET"), STR_LIT("/"), hp, 7, NULL, 0};
+	assert_true(sls_v1_verify(&ip, SLS_SIG_HMAC_SHA256, SECRET,
+				  STR_LIT("dl/YesYxaHb+daFpCjpjiXsWTAr8cFN0gi37Oow0e6U=")));
+}
+
+/* sls20201230 getLogs with signatureVersion v4: the JS encoder's first-'*' quirk. */
+static void test_v4_vector(void **state)
+{
+	static const struct sls_kv h[] = {
+		KV("accept", "application/json"), KV("host", "flowproj.@127.0.0.1:36895"),
+		KV("user-agent", "AlibabaCloud (linux; x64) Node.js/v20.20.2 Core/1.0.1 TeaDSL/2"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-bodyrawsize", "0"),
+		KV("x-log-date", "20261201T073757Z"),
+		KV("x-log-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")};
+	static const struct sls_kv q[] = {
+		KV("from", "1700000000"), KV("line", "10"),
+		KV("query", "* | select srcaddr, count(*) as c group by srcaddr"), KV("to", "1700000900"),
+		KV("type", "log")};
+	struct sls_sig_input in = {STR_LIT("GET"), STR_LIT("/logstores/fs"), h, 7, q, 5};
+	struct buf cr = {0};
+	sls_v4_canonical_request(&cr, &in, SLS_V4_JS_QUIRK,
+				 STR_LIT("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+	assert_string_equal(cr.p,
+			    "GET\n/logstores/fs\nfrom=1700000000&line=10&query=%2A%20%7C%20select%20srcaddr%2C%20"
+			    "count(*)%20as%20c%20group%20by%20srcaddr&to=1700000900&type=log\n"
+			    "host:flowproj.@127.0.0.1:36895\nx-log-apiversion:0.6.0\nx-log-bodyrawsize:0\n"
+			    "x-log-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
+			    "x-log-date:20261201T073757Z\n\n"
+			    "host;x-log-apiversion;x-log-bodyrawsize;x-log-content-sha256;x-log-date\n"
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	struct sls_v4_auth a;
+	assert_int_equal(sls_v4_parse_auth(STR_LIT("SLS4-HMAC-SHA256 Credential=testAccessKeyId/20261201/cn-hangzhou/sls/aliyun_v4_request,Signature=4ffe10d0b69ce30728de86cabbe7f5cf342b7ce50ce27b6d07ca1e98dc4c0602"), &a), 0);
+	assert_true(str_eqc(a.akid, "testAccessKeyId"));
+	assert_true(str_eqc(a.region, "cn-hangzhou"));
+	assert_true(sls_v4_verify(&in, &a, SECRET));
+	assert_false(sls_v4_verify(&in, &a, STR_LIT("wrong")));
+	char sig[SLS_SIG_V4_HEX + 1];
+	sls_v4_sign(SECRET, STR_LIT("cn-hangzhou"), STR_LIT("20261201T073757Z"),
+		    (struct str){cr.p, cr.len}, sig);
+	assert_string_equal(sig, "4ffe10d0b69ce30728de86cabbe7f5cf342b7ce50ce27b6d07ca1e98dc4c0602");
+	assert_int_equal(sls_v4_parse_auth(STR_LIT("SLS4-HMAC-SHA256 Credential=a/2026/r/sls/aliyun_v4_request,Signature=00"), &a), -1);
+	assert_int_equal(sls_v4_parse_auth(STR_LIT("LOG a:b"), &a), -1);
+	buf_free(&cr);
+}
+
+static void test_auth_and_dates(void **state)
+{
+	struct str ak, sig;
+	assert_int_equal(sls_v1_parse_auth(STR_LIT("LOG testAccessKeyId:NuEy="), &ak, &sig), 0);
+	assert_true(str_eqc(ak, "testAccessKeyId"));
+	assert_true(str_eqc(sig, "NuEy="));
+	assert_int_equal(sls_v1_parse_auth(STR_LIT("LOG :x"), &ak, &sig), -1);
+	assert_int_equal(sls_v1_parse_auth(STR_LIT("LOG ab"), &ak, &sig), -1);
+	assert_int_equal(sls_v1_parse_auth(STR_LIT("ACS3 a:b"), &ak, &sig), -1);
+	int64_t t;
+	assert_int_equal(sls_parse_http_date(STR_LIT("Tue, 01 Dec 2026 07:36:47 GMT"), &t), 0);
+	assert_int_equal(t, 1796110607);
+	char out[30];
+	sls_format_http_date(t, out);
+	assert_string_equal(out, "Tue, 01 Dec 2026 07:36:47 GMT");
+	assert_int_equal(sls_parse_http_date(STR_LIT("Tue, 01 Foo 2026 07:36:47 GMT"), &t), -1);
+	assert_int_equal(sls_parse_http_date(STR_LIT("Tue, 01 Dec 2026 07:36:47 UTC"), &t), -1);
+	assert_int_equal(sls_parse_v4_date(STR_LIT("20261201T073757Z"), &t), 0);
+	assert_int_equal(t, 1796110677);
+	assert_int_equal(sls_parse_v4_date(STR_LIT("20261301T073757Z"), &t), -1);
+}
+
+/* A LogGroup packed with protobuf-c itself, the way the agent will send one. */
+static size_t pack_group(uint8_t **out, size_t nlogs)
+{
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	Sls__Log **logs = calloc(nlogs, sizeof(*logs));
+	Sls__Log *lv = calloc(nlogs, sizeof(*lv));
+	Sls__Log__Content c = SLS__LOG__CONTENT__INIT, *cp = &c;
+	c.key = (ProtobufCBinaryData){5, (uint8_t *)"bytes"};
+	c.value = (ProtobufCBinaryData){4, (uint8_t *)"1500"};
+	for (size_t i = 0; i < nlogs; i++) {
+		sls__log__init(&lv[i]);
+		lv[i].time = 1700000000 + (uint32_t)i;
+		lv[i].n_contents = 1;
+		lv[i].contents = &cp;
+		logs[i] = &lv[i];
+	}
+	g.n_logs = nlogs;
+	g.logs = logs;
+	*out = malloc(sls__log_group__get_packed_size(&g));
+	size_t n = sls__log_group__pack(&g, *out);
+	free(logs);
+	free(lv);
+	return n;
+}
+
+static void test_body_compressions(void **state)
+{
+	uint8_t *pb;
+	size_t n = pack_group(&pb, 10);
+	struct str raw, in = {(const char *)pb, n};
+	char *owned, sz[16];
+	const char *detail;
+	snprintf(sz, sizeof(sz), "%zu", n);
+	char lz[1024], zz[1024], zs[1024];
+	int lzn = LZ4_compress_default((const char *)pb, lz, (int)n, sizeof(lz));
+	uLongf zn = sizeof(zz);
+	assert_int_equal(compress((Bytef *)zz, &zn, pb, n), Z_OK);
+	size_t zsn = ZSTD_compress(zs, sizeof(zs), pb, n, 1);
+	struct {
+		enum sls_compress c;
+		struct str body;
+	} cases[] = {{SLS_COMPRESS_NONE, in}, {SLS_COMPRESS_LZ4, {lz, (size_t)lzn}},
+		     {SLS_COMPRESS_DEFLATE, {zz, zn}}, {SLS_COMPRESS_ZSTD, {zs, zsn}}};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(sls_body_raw(cases[i].c, cases[i].body, str_c(sz), &raw, &owned, &detail),
+				 SLS_ERR_OK);
+		Sls__LogGroup *g;
+		assert_int_equal(sls_loggroup_decode(raw, &g, &detail), SLS_ERR_OK);
+		assert_int_equal(g->n_logs, 10);
+		assert_int_equal(g->logs[9]->time, 1700000009);
+		assert_memory_equal(g->logs[0]->contents[0]->value.data, "1500", 4);
+		sls_loggroup_free(g);
+		free(owned);
+	}
+	/* The raw size is checked before anything is allocated, and must be exact. */
+	assert_int_equal(sls_body_raw(SLS_COMPRESS_LZ4, (struct str){lz, (size_t)lzn}, STR_LIT("99999999"),
+				      &raw, &owned, &detail), SLS_ERR_POST_BODY_TOO_LARGE);
+	assert_int_equal(sls_body_raw(SLS_COMPRESS_LZ4, (struct str){lz, (size_t)lzn}, STR_NULL, &raw,
+				      &owned, &detail), SLS_ERR_MISSING_BODY_RAW_SIZE);
+	assert_int_equal(sls_body_raw(SLS_COMPRESS_LZ4, (struct str){lz, (size_t)lzn}, STR_LIT("-1"),
+				      &raw, &owned, &detail), SLS_ERR_INVALID_BODY_RAW_SIZE);
+	char small[16];
+	snprintf(small, sizeof(small), "%zu", n - 1);
+	for (size_t i = 1; i < 4; i++)
+		assert_int_equal(sls_body_raw(cases[i].c, cases[i].body, str_c(small), &raw, &owned, &detail),
+				 SLS_ERR_POST_BODY_UNCOMPRESS_ERROR);
+	enum sls_compress c;
+	assert_int_equal(sls_compress_parse(STR_LIT("snappy"), &c), -1);
+	assert_int_equal(sls_compress_parse(STR_LIT("LZ4"), &c), 0);
+	assert_int_equal(c, SLS_COMPRESS_LZ4);
+	free(pb);
+}
+
+static void test_group_limits(void **state)
+{
+	uint8_t *pb;
+	size_t n = pack_group(&pb, SLS_MAX_LOGS_PER_GROUP + 1);
+	Sls__LogGroup *g;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode((struct str){(const char *)pb, n}, &g, &detail),
+			 SLS_ERR_POST_BODY_INVALID);
+	assert_null(g);
+	free(pb);
+	/* A required field missing (Log without Time). */
+	static const char bad[] = {0x0a, 0x02, 0x12, 0x00};
+	assert_int_equal(sls_loggroup_decode((struct str){bad, sizeof(bad)}, &g, &detail),
+			 SLS_ERR_POST_BODY_INVALID);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_v1_putlogs_sha1), cmocka_unit_test(test_v1_getlogs_query),
+		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
+		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
+		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
