@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 level=${1:-build}
 
-build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libssl-dev
+build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
 	libjansson-dev libsqlite3-dev libpcap-dev
 	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
+	openssl curl)
 bench_pkgs=(nginx-light wrk softflowd time)
 
 want=("${build_pkgs[@]}")

@@ -9,9 +9,12 @@
 // By default the server gets the key TEST_AKID/TEST_SECRET through
 // SAGFLOW_ACCESS_KEY_ID/SECRET. Pass { dbPath } to reuse a database (restart
 // tests); the temporary directory is removed by stop() unless keepDir is set.
+// Pass { tls: { cert, key, ca } } (file paths) to serve HTTPS: srv.url is then
+// 'https://127.0.0.1:PORT' and srv.ca the CA's PEM, which lib/clients.mjs's
+// raw() trusts.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,10 +24,11 @@ export const TEST_SECRET = 'testsecret';
 const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 20000;
 
-export async function startServer({ env = {}, args = [], dbPath, keepDir = false } = {}) {
+export async function startServer({ env = {}, args = [], dbPath, keepDir = false, tls } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sagflow-e2e-'));
   const db = dbPath || join(dir, 'sagflow.db');
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...args], {
+  const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...tlsArgs, ...args], {
     env: {
       ...process.env,
       SAGFLOW_ACCESS_KEY_ID: TEST_AKID,
@@ -52,7 +56,8 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
   let stopped = null;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    ca: tls && tls.ca ? readFileSync(tls.ca, 'utf8') : undefined,
     endpoint: `127.0.0.1:${port}`,
     dbPath: db,
     dir,
