@@ -11,7 +11,9 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "cli/metrics_listen.h"
 #include "cli/opts.h"
+#include "cli/serve_metrics.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
@@ -40,6 +42,7 @@ struct serve_opts {
 	uint32_t replay_entries;
 	bool no_answer_cache;
 	int64_t online_ms;
+	struct cli_metrics_addr metrics; /* --metrics-listen */
 };
 
 static void serve_usage(FILE *f)
@@ -47,7 +50,7 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
-		"                     [--device-offline-after SECONDS]\n"
+		"                     [--device-offline-after SECONDS] [--metrics-listen HOST:PORT]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP.\n"
 		"\n"
@@ -68,9 +71,14 @@ static void serve_usage(FILE *f)
 		"  --device-offline-after SECONDS\n"
 		"                        a gateway's Status turns Offline this long after its\n"
 		"                        devices' last report, %d-%d (default %d)\n"
+		"  --metrics-listen HOST:PORT\n"
+		"                        serve GET /metrics (Prometheus text format) on this\n"
+		"                        address, apart from the API; port 0 picks a free port.\n"
+		"                        Off by default, and then nothing is counted\n"
 		"  -h, --help            this help\n"
 		"\n"
-		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
+		"On start it prints 'listening on HOST:PORT' on stdout (after 'metrics on HOST:PORT'\n"
+		"with --metrics-listen). When SAGFLOW_ACCESS_KEY_ID and\n"
 		"SAGFLOW_ACCESS_KEY_SECRET are set (non-empty), that key is created (or its secret updated) for the\n"
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
@@ -81,24 +89,7 @@ static void serve_usage(FILE *f)
 
 static int parse_listen(const char *s, struct serve_opts *o)
 {
-	const char *colon = strrchr(s, ':');
-	int64_t port;
-	if (!colon || colon == s || num_parse_i64(str_c(colon + 1), 0, 65535, &port) != 0)
-		return -1;
-	const char *h = s;
-	size_t hl = (size_t)(colon - s);
-	if (h[0] == '[') {
-		if (hl < 3 || h[hl - 1] != ']')
-			return -1;
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(o->host))
-		return -1;
-	memcpy(o->host, h, hl);
-	o->host[hl] = '\0';
-	o->port = (uint16_t)port;
-	return 0;
+	return cli_parse_hostport(s, o->host, sizeof(o->host), &o->port);
 }
 
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
@@ -139,6 +130,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 					       v, DEVICE_ONLINE_MIN_MS / 1000,
 					       DEVICE_ONLINE_MAX_MS / 1000), -1;
 			o->online_ms = n * 1000;
+		} else if ((v = cli_opt_value("--metrics-listen", argc, argv, &i))) {
+			if (cli_metrics_parse(v, &o->metrics) < 0)
+				return fprintf(stderr, "serve: bad --metrics-listen '%s' (HOST:PORT)\n",
+					       v), -1;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -247,6 +242,8 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (o.metrics.on)
+		serve_metrics_enable();
 	struct store *st = store_open(o.db);
 	if (!st)
 		return 1;
@@ -257,12 +254,23 @@ int cmd_serve(int argc, char **argv)
 	struct api_config cfg = {.flowlog_quota = o.quota, .device_online_ms = o.online_ms};
 	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache);
 	struct device_server *dev = device_server_new(st, o.online_ms);
-	struct http_server *h = start_http(&o, rpc, dev);
+	struct http_server *mh = NULL;
+	if (o.metrics.on) {
+		serve_metrics_watch(st, rpc, dev, o.online_ms);
+		mh = cli_metrics_start(&o.metrics);
+	}
+	struct http_server *h = o.metrics.on && !mh ? NULL : start_http(&o, rpc, dev);
 	if (!h) {
+		http_server_free(mh);
 		device_server_free(dev);
 		rpc_free(rpc);
 		store_close(st);
 		return 1;
+	}
+	if (mh) {
+		char where[CLI_METRICS_MAX_HOST + 16];
+		cli_metrics_where(&o.metrics, mh, where, sizeof(where));
+		printf("metrics on %s\n", where);
 	}
 	printf(strchr(o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n", o.host,
 	       http_server_port(h));
@@ -274,6 +282,7 @@ int cmd_serve(int argc, char **argv)
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
+	http_server_free(mh); /* before the store: a scrape reads it */
 	device_server_free(dev);
 	rpc_free(rpc);
 	store_close(st);
