@@ -161,10 +161,20 @@ void metrics_info_set(struct metrics_family *f, const char *value)
 
 /* ---- the exposition (text format 0.0.4) ---- */
 
+/* Only shards some thread was given can hold counts: a serve with a few
+ * threads has a scrape read a few shards, not all of them. A thread given one
+ * during the scrape is seen by the next scrape. */
+static unsigned shards_in_use(void)
+{
+	unsigned n = atomic_load_explicit(&metrics_next_shard, memory_order_relaxed);
+	return n < METRICS_SHARDS ? n : METRICS_SHARDS;
+}
+
 static uint64_t cell_sum(unsigned cell)
 {
 	uint64_t v = 0;
-	for (unsigned s = 0; s < METRICS_SHARDS; s++)
+	unsigned used = shards_in_use();
+	for (unsigned s = 0; s < used; s++)
 		v += atomic_load_explicit(&metrics_shards[s].cell[cell], memory_order_relaxed);
 	return v;
 }
