@@ -68,7 +68,7 @@ signed() {
 timed() {
 	serve_side off -- --threads "$THREADS" --replay-cache "$REPLAY"
 	serve_side on -- --threads "$THREADS" --replay-cache "$REPLAY" --metrics-listen 127.0.0.1:0
-	start_scraper "$on_mport"
+	[ "$SCRAPE_EVERY" != 0 ] && start_scraper "$on_mport"
 	echo "# signed DescribeRegions; $CONNS connections; ${DUR}s after a 2s warm-up; $(nproc) cores;" \
 		"--threads $THREADS; metrics on (scraped every ${SCRAPE_EVERY}s) vs off; $ROUNDS rounds, ABBA order"
 	for r in $(seq "$ROUNDS"); do
