@@ -11,7 +11,9 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "cli/metrics_listen.h"
 #include "cli/opts.h"
+#include "cli/serve_metrics.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
@@ -45,6 +47,7 @@ struct serve_opts {
 	const char *sls_domain;
 	const char *logs_dir; /* NULL: "logs" beside the database */
 	const char *tls_cert, *tls_key; /* both or neither */
+	struct cli_metrics_addr metrics; /* --metrics-listen */
 };
 
 static void serve_usage(FILE *f)
@@ -55,6 +58,7 @@ static void serve_usage(FILE *f)
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
+		"                     [--metrics-listen HOST:PORT]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) and the\n"
 		"device channel over HTTP, or HTTPS with --tls-cert and --tls-key; and on the same\n"
@@ -88,9 +92,14 @@ static void serve_usage(FILE *f)
 		"                        a project is addressed as <project>.DOMAIN[:port]\n"
 		"  --logs-dir DIR        where the Log Service keeps logs (default: logs/ beside\n"
 		"                        --db), one directory per logstore, one file per day\n"
+		"  --metrics-listen HOST:PORT\n"
+		"                        serve GET /metrics (Prometheus text format) on this\n"
+		"                        address, apart from the API; port 0 picks a free port.\n"
+		"                        Off by default, and then nothing is counted\n"
 		"  -h, --help            this help\n"
 		"\n"
-		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
+		"On start it prints 'listening on HOST:PORT' on stdout (after 'metrics on HOST:PORT'\n"
+		"with --metrics-listen). When SAGFLOW_ACCESS_KEY_ID and\n"
 		"SAGFLOW_ACCESS_KEY_SECRET are set (non-empty), that key is created (or its secret updated) for the\n"
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
@@ -101,24 +110,7 @@ static void serve_usage(FILE *f)
 
 static int parse_listen(const char *s, struct serve_opts *o)
 {
-	const char *colon = strrchr(s, ':');
-	int64_t port;
-	if (!colon || colon == s || num_parse_i64(str_c(colon + 1), 0, 65535, &port) != 0)
-		return -1;
-	const char *h = s;
-	size_t hl = (size_t)(colon - s);
-	if (h[0] == '[') {
-		if (hl < 3 || h[hl - 1] != ']')
-			return -1;
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(o->host))
-		return -1;
-	memcpy(o->host, h, hl);
-	o->host[hl] = '\0';
-	o->port = (uint16_t)port;
-	return 0;
+	return cli_parse_hostport(s, o->host, sizeof(o->host), &o->port);
 }
 
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
@@ -170,6 +162,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->tls_cert = v;
 		} else if ((v = cli_opt_value("--tls-key", argc, argv, &i))) {
 			o->tls_key = v;
+		} else if ((v = cli_opt_value("--metrics-listen", argc, argv, &i))) {
+			if (cli_metrics_parse(v, &o->metrics) < 0)
+				return fprintf(stderr, "serve: bad --metrics-listen '%s' (HOST:PORT)\n",
+					       v), -1;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -297,6 +293,8 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (o.metrics.on)
+		serve_metrics_enable();
 	/* The TLS files first: a refused key should not leave a new database behind. */
 	struct http_tls tls = {0};
 	if (o.tls_cert && http_tls_load(&tls, o.tls_cert, o.tls_key) < 0)
@@ -317,14 +315,27 @@ int cmd_serve(int argc, char **argv)
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(&o, logs_dir);
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
-	struct http_server *h = sls ? start_http(&o, o.tls_cert ? &tls : NULL, rpc, dev, sls) : NULL;
+	struct http_server *mh = NULL;
+	if (o.metrics.on) {
+		serve_metrics_watch(st, rpc, dev, o.online_ms);
+		mh = cli_metrics_start(&o.metrics);
+	}
+	struct http_server *h = !sls || (o.metrics.on && !mh)
+					? NULL
+					: start_http(&o, o.tls_cert ? &tls : NULL, rpc, dev, sls);
 	if (!h) {
+		http_server_free(mh);
 		logstore_free(sls);
 		device_server_free(dev);
 		rpc_free(rpc);
 		store_close(st);
 		http_tls_clear(&tls);
 		return 1;
+	}
+	if (mh) {
+		char where[CLI_METRICS_MAX_HOST + 16];
+		cli_metrics_where(&o.metrics, mh, where, sizeof(where));
+		printf("metrics on %s\n", where);
 	}
 	printf(strchr(o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n", o.host,
 	       http_server_port(h));
@@ -339,6 +350,7 @@ int cmd_serve(int argc, char **argv)
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
+	http_server_free(mh); /* before the store: a scrape reads it */
 	logstore_free(sls);
 	device_server_free(dev);
 	rpc_free(rpc);

@@ -4,6 +4,7 @@
 //   const srv = await startServer({ env: { ... }, args: [ ... ] });
 //   srv.port, srv.url ('http://127.0.0.1:PORT'), srv.endpoint ('127.0.0.1:PORT'),
 //   srv.dbPath, srv.dir, srv.proc, srv.stderr() (log so far),
+//   srv.metricsUrl ('http://127.0.0.1:PORT/metrics' with --metrics-listen, else null),
 //   await srv.stop() → { code, signal, stderr }  (SIGTERM, then waits for exit)
 //
 // By default the server gets the key TEST_AKID/TEST_SECRET through
@@ -53,9 +54,12 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
       reject(new Error(`serve exited (${code ?? signal}) before listening: ${stderr}`));
     });
   });
+  // serve prints 'metrics on HOST:PORT' before 'listening on': it is there now.
+  const mm = stdout.match(/^metrics on 127\.0\.0\.1:(\d+)$/m);
   let stopped = null;
   return {
     port,
+    metricsUrl: mm ? `http://127.0.0.1:${mm[1]}/metrics` : null,
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     ca: tls && tls.ca ? readFileSync(tls.ca, 'utf8') : undefined,
     endpoint: `127.0.0.1:${port}`,
