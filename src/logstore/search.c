@@ -86,8 +86,10 @@ static int read_atom(struct sp *q, struct str *out, bool value, bool *quoted)
 			for (size_t i = 0; i < strlen(SEARCH_TAG_PREFIX); i++)
 				*o++ = *q->p++; /* "__tag__:name" is one key */
 		while (q->p < q->end && !ends_word(*q->p, value)) {
-			if (*q->p == '\\' && q->p + 1 < q->end)
+			if (*q->p == '\\' && q->p + 1 < q->end) {
 				q->p++;
+				*quoted = true; /* an escaped '*' or '?' is literal */
+			}
 			*o++ = *q->p++;
 		}
 	}

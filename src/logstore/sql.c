@@ -594,3 +594,31 @@ struct sql_blocks sql_blocks_ldata(struct sql_ldata *l)
 {
 	return (struct sql_blocks){ldata_open_it, ldata_next_it, ldata_close_it, l};
 }
+
+/* ---- blocks in memory ---- */
+
+struct mem_it {
+	const struct sql_memory *m;
+	size_t next;
+};
+
+static void *mem_open(void *arg, int64_t from, int64_t to)
+{
+	struct mem_it *it = xcalloc(1, sizeof(*it));
+	it->m = arg;
+	return it;
+}
+
+static int mem_next(void *arg, struct ldata_block *out)
+{
+	struct mem_it *it = arg;
+	if (it->next >= it->m->n)
+		return 0;
+	*out = it->m->blocks[it->next++];
+	return 1;
+}
+
+struct sql_blocks sql_blocks_memory(struct sql_memory *m)
+{
+	return (struct sql_blocks){mem_open, mem_next, free, m};
+}

@@ -72,4 +72,12 @@ struct sql_ldata {
 };
 struct sql_blocks sql_blocks_ldata(struct sql_ldata *l);
 
+/* Blocks held in memory (the fuzz target's and the unit tests' logstore):
+ * every block is offered; the table filters by time itself. */
+struct sql_memory {
+	const struct ldata_block *blocks;
+	size_t n;
+};
+struct sql_blocks sql_blocks_memory(struct sql_memory *m);
+
 #endif

@@ -220,6 +220,16 @@ static int add_name(struct rw *r, const char *p, size_t n)
 	return 0;
 }
 
+/* Adds text between spaces, without doubling the one already there. */
+static void emit_spaced(struct rw *r, const char *text)
+{
+	struct buf *b = &r->out->sql;
+	if (b->len && b->p[b->len - 1] != ' ')
+		buf_adds(b, " ");
+	buf_adds(b, text);
+	buf_adds(b, " ");
+}
+
 static void emit(struct rw *r, struct str s)
 {
 	buf_add(&r->out->sql, s.p, s.len);
@@ -230,7 +240,7 @@ static void close_select(struct rw *r, bool pop)
 {
 	if (r->nsel && r->sel_depth[r->nsel - 1] == r->depth) {
 		if (!r->sel_from[r->nsel - 1])
-			buf_adds(&r->out->sql, " FROM " SQLTEXT_TABLE " ");
+			emit_spaced(r, "FROM " SQLTEXT_TABLE);
 		r->sel_from[r->nsel - 1] = true;
 		if (pop)
 			r->nsel--;
@@ -384,7 +394,7 @@ static int rewrite(struct rw *r)
 	}
 	close_select(r, true);
 	if (!r->limit)
-		buf_printf(&r->out->sql, " LIMIT %d", SQLTEXT_DEFAULT_LIMIT);
+		emit_spaced(r, "LIMIT " SQLTEXT_LIMIT_TEXT);
 	return 0;
 }
 

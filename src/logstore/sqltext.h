@@ -19,6 +19,7 @@
 
 #define SQLTEXT_TABLE "log"           /* the virtual table's name */
 #define SQLTEXT_DEFAULT_LIMIT 100     /* SLS's rows when the SQL has no LIMIT */
+#define SQLTEXT_LIMIT_TEXT "100"      /* the same, as the text appended */
 #define SQLTEXT_MAX_NAMES 64          /* distinct names one query may use */
 #define SQLTEXT_MAX_NAME 256          /* bytes of one name */
 #define SQLTEXT_MAX_DEPTH 64          /* nested parentheses */
