@@ -567,3 +567,102 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 	sqlite3_close(db);
 	return rc;
 }
+
+/* ---- a pull iterator over the same blocks (the SQL virtual table's) ---- */
+
+struct ldata_iter {
+	struct ldata *d;
+	int64_t logstore, from, to;
+	int *days;
+	int ndays, next_day;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int day;
+};
+
+static int list_days(struct ldata *d, int64_t logstore, int *days)
+{
+	char path[LDATA_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	DIR *dir = opendir(path);
+	int n = 0;
+	if (!dir)
+		return 0;
+	for (struct dirent *e; (e = readdir(dir)) && n < LDATA_MAX_PARTITIONS;)
+		if (day_of_name(e->d_name, &days[n]) == 0)
+			n++;
+	closedir(dir);
+	qsort(days, (size_t)n, sizeof(int), int_cmp);
+	return n;
+}
+
+struct ldata_iter *ldata_iter_open(struct ldata *d, int64_t logstore, int64_t from, int64_t to)
+{
+	struct ldata_iter *it = xcalloc(1, sizeof(*it));
+	*it = (struct ldata_iter){.d = d, .logstore = logstore, .from = from, .to = to,
+				  .days = xcalloc(LDATA_MAX_PARTITIONS, sizeof(int))};
+	it->ndays = list_days(d, logstore, it->days);
+	return it;
+}
+
+static void iter_close_part(struct ldata_iter *it)
+{
+	sqlite3_finalize(it->st);
+	sqlite3_close(it->db);
+	it->st = NULL;
+	it->db = NULL;
+}
+
+/* Opens the next day file that exists; 0 at the end, 1 when open, LDATA_EIO. */
+static int iter_open_part(struct ldata_iter *it)
+{
+	char path[LDATA_PATH_MAX];
+	while (it->next_day < it->ndays) {
+		it->day = it->days[it->next_day++];
+		part_path(it->d, it->logstore, it->day, path, sizeof(path));
+		if (!(it->db = part_db_open(path, false)))
+			continue; /* gone meanwhile */
+		if (sqlite3_prepare_v2(it->db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
+					       "AND t_max >= ? ORDER BY t_min, id", -1, &it->st, NULL) != SQLITE_OK) {
+			iter_close_part(it);
+			return LDATA_EIO;
+		}
+		sqlite3_bind_int64(it->st, 1, it->to);
+		sqlite3_bind_int64(it->st, 2, it->from);
+		return 1;
+	}
+	return 0;
+}
+
+int ldata_iter_next(struct ldata_iter *it, struct ldata_block *out)
+{
+	for (;;) {
+		if (!it->st) {
+			int rc = iter_open_part(it);
+			if (rc <= 0)
+				return rc;
+		}
+		int rc = sqlite3_step(it->st);
+		if (rc == SQLITE_ROW) {
+			sqlite3_stmt *st = it->st;
+			*out = (struct ldata_block){.part = it->day, .id = sqlite3_column_int64(st, 0),
+						    .t_min = (uint32_t)sqlite3_column_int64(st, 1),
+						    .t_max = (uint32_t)sqlite3_column_int64(st, 2),
+						    .topic = col_blob(st, 3), .source = col_blob(st, 4),
+						    .tags = col_blob(st, 5), .data = col_blob(st, 6)};
+			return 1;
+		}
+		iter_close_part(it);
+		if (rc != SQLITE_DONE)
+			return LDATA_EIO;
+	}
+}
+
+void ldata_iter_close(struct ldata_iter *it)
+{
+	if (!it)
+		return;
+	iter_close_part(it);
+	free(it->days);
+	free(it);
+}

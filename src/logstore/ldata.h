@@ -73,6 +73,14 @@ int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
 int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 		int (*fn)(const struct ldata_block *b, void *arg), void *arg);
 
+/* The same blocks as ldata_scan, pulled one at a time (the SQL virtual
+ * table's cursor): 1 with *out valid until the next call, 0 at the end,
+ * LDATA_EIO. Each call holds one day file open at most. */
+struct ldata_iter;
+struct ldata_iter *ldata_iter_open(struct ldata *d, int64_t logstore, int64_t from, int64_t to);
+int ldata_iter_next(struct ldata_iter *it, struct ldata_block *out);
+void ldata_iter_close(struct ldata_iter *it); /* NULL is a no-op */
+
 /* Tags encoded as stored: for each tag, varint key length, key, varint value length, value. */
 void ldata_tags_encode(const Sls__LogGroup *g, struct buf *out);
 /* Walks an encoded tag list; -1 if malformed. */

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <lz4.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 #define LS_REQUEST_ID_BYTES 12 /* 24 hex digits, like SLS's ids */
 #define LS_HEADER_ARENA 16384  /* bytes of lowercased header names */
 #define LS_DETAIL_MAX 256
-#define LS_MAX_HEADERS 8
+#define LS_MAX_HEADERS 12
 #define LS_PACK_ID_TAG "__pack_id__"
 
 struct logstore_server {
@@ -32,7 +33,8 @@ struct logstore_server {
 	struct http_vhost vhost;
 };
 
-enum ls_path { LS_ROOT, LS_LOGSTORES, LS_LOGSTORE, LS_SHARD_LB, LS_SHARD_ROUTE, LS_PATH_NONE };
+enum ls_path { LS_ROOT, LS_LOGSTORES, LS_LOGSTORE, LS_SHARD_LB, LS_SHARD_ROUTE, LS_LOGS, LS_INDEX,
+	       LS_PATH_NONE };
 
 /* Per request; lives until the answer is sent. */
 struct lreq {
@@ -200,6 +202,10 @@ static enum ls_path parse_path(struct str p, struct str *ls)
 		return LS_SHARD_LB;
 	if (str_eqc(tail, "/shards/route"))
 		return LS_SHARD_ROUTE;
+	if (str_eqc(tail, "/logs"))
+		return LS_LOGS;
+	if (str_eqc(tail, "/index"))
+		return LS_INDEX;
 	return LS_PATH_NONE;
 }
 
@@ -740,7 +746,10 @@ static void h_put_logs(struct lreq *q)
 	ldata_put(q->srv->data, &q->put);
 }
 
-/* ---- GetLogs ---- */
+/* ---- GetLogs, GetLogsV2, GetHistograms ---- */
+
+#define LS_QUERY_HEADER_MAX 1024 /* bytes of a query echoed in x-log-agg-query / where-query */
+#define LS_QUERY_INFO_MAX 4096   /* bytes of x-log-query-info */
 
 static int int_param(struct lreq *q, const char *name, int64_t min, int64_t max, int64_t def,
 		     int64_t *out)
@@ -754,10 +763,83 @@ static int int_param(struct lreq *q, const char *name, int64_t min, int64_t max,
 	return 0;
 }
 
+/* A query parsed into a malloc'd struct query; NULL when answered. */
+static struct query *parse_query(struct lreq *q, struct str text)
+{
+	char qd[QUERY_DETAIL_MAX];
+	struct query *qq = xmalloc(sizeof(*qq));
+	enum sls_err e = query_parse(text, qq, qd);
+	if (e != SLS_ERR_OK) {
+		free(qq);
+		fail(q, e, qd);
+		return NULL;
+	}
+	return qq;
+}
+
+/* A header-safe copy of s: printable ASCII, at most LS_QUERY_HEADER_MAX bytes. */
+static void header_text(struct str s, char *out, size_t cap)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = s.p[i] >= 0x20 && s.p[i] < 0x7f ? s.p[i] : ' ';
+	out[n] = '\0';
+}
+
+static char *query_info(const struct getlogs_result *res)
+{
+	json_t *j = json_pack("{s:i,s:O,s:[],s:i}", "mode", 0, "keys", res->keys, "terms", "limited", 0);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(j);
+	if (s && strlen(s) > LS_QUERY_INFO_MAX) {
+		free(s);
+		s = xstrdup("{\"mode\":0,\"keys\":[],\"terms\":[],\"limited\":0}");
+	}
+	return s;
+}
+
+/* Runs g; the request is answered on failure (returns -1). */
+static int run_getlogs(struct lreq *q, struct getlogs *g, struct getlogs_result *res)
+{
+	char qd[QUERY_DETAIL_MAX];
+	g->logstore = str_c(q->logstore.name);
+	enum sls_err e = query_getlogs(q->srv->data, q->logstore.id, g, res, qd);
+	if (e != SLS_ERR_OK) {
+		getlogs_result_free(res);
+		fail(q, e, qd);
+		return -1;
+	}
+	return 0;
+}
+
+struct getlogs_headers {
+	char count[24], processed[24], ms[24];
+	char agg[LS_QUERY_HEADER_MAX], where[LS_QUERY_HEADER_MAX];
+	char *info;
+	struct http_hdr h[8];
+};
+
+static void fill_headers(struct lreq *q, const struct query *qq, const struct getlogs_result *res,
+			 struct getlogs_headers *o)
+{
+	snprintf(o->count, sizeof(o->count), "%lld", (long long)res->count);
+	snprintf(o->processed, sizeof(o->processed), "%lld", (long long)res->processed);
+	snprintf(o->ms, sizeof(o->ms), "%lld", (long long)((time_mono_us() - q->r->start_us) / 1000));
+	header_text(qq->sql, o->agg, sizeof(o->agg));
+	header_text(qq->where, o->where, sizeof(o->where));
+	o->info = query_info(res);
+	struct http_hdr h[8] = {{"x-log-progress", res->complete ? "Complete" : "Incomplete"},
+				{"x-log-count", o->count}, {"x-log-processed-rows", o->processed},
+				{"x-log-elapsed-millisecond", o->ms},
+				{"x-log-has-sql", qq->has_sql ? "true" : "false"},
+				{"x-log-agg-query", o->agg}, {"x-log-where-query", o->where},
+				{"x-log-query-info", o->info ? o->info : "{}"}};
+	memcpy(o->h, h, sizeof(h));
+}
+
 static void h_get_logs(struct lreq *q)
 {
 	struct getlogs g = {0};
-	char qd[QUERY_DETAIL_MAX];
 	if (resolve(q, true) != 0)
 		return;
 	if (int_param(q, "from", 0, UINT32_MAX, 0, &g.from) || int_param(q, "to", 0, UINT32_MAX, 0, &g.to) ||
@@ -771,32 +853,193 @@ static void h_get_logs(struct lreq *q)
 	}
 	g.reverse = str_eqc(rev, "true");
 	g.topic = params_get(q->params, "topic");
-	struct query *qq = xmalloc(sizeof(*qq));
-	enum sls_err e = query_parse(params_get(q->params, "query"), qq, qd);
-	if (e != SLS_ERR_OK) {
-		free(qq);
-		fail(q, e, qd);
-		return;
-	}
-	g.q = qq;
+	struct query *qq = parse_query(q, params_get(q->params, "query"));
 	struct getlogs_result res;
-	int rc = query_getlogs(q->srv->data, q->logstore.id, &g, &res);
+	if (!qq)
+		return;
+	struct getlogs_headers hd;
+	struct query keep = {.where = qq->where, .sql = qq->sql, .has_sql = qq->has_sql};
+	g.q = qq;
+	int rc = run_getlogs(q, &g, &res);
 	free(qq);
-	if (rc != 0) {
-		free(res.json);
+	if (rc != 0)
+		return;
+	char *body = json_dumps(res.rows, JSON_COMPACT);
+	fill_headers(q, &keep, &res, &hd);
+	getlogs_result_free(&res);
+	if (!body) {
+		free(hd.info);
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 		return;
 	}
-	char count[24], processed[24], ms[24];
-	snprintf(count, sizeof(count), "%lld", (long long)res.count);
-	snprintf(processed, sizeof(processed), "%lld", (long long)res.processed);
-	snprintf(ms, sizeof(ms), "%lld", (long long)((time_mono_us() - q->r->start_us) / 1000));
-	struct http_hdr h[] = {{"x-log-progress", res.complete ? "Complete" : "Incomplete"},
-			       {"x-log-count", count}, {"x-log-processed-rows", processed},
-			       {"x-log-elapsed-millisecond", ms}, {"x-log-has-sql", "false"},
-			       {"x-log-agg-query", ""}, {"x-log-where-query", ""}};
 	access_log(q, 200, "OK");
-	respond(q, 200, "application/json", res.json, res.len, h, sizeof(h) / sizeof(h[0]));
+	respond(q, 200, "application/json", body, strlen(body), hd.h, 8);
+	free(hd.info);
+	lreq_free(q);
+}
+
+/* GetLogsV2's JSON body: numbers as numbers, reverse a boolean. 0, or answered. */
+static int v2_int(struct lreq *q, json_t *j, const char *f, int64_t min, int64_t max, int64_t *out)
+{
+	json_t *v = json_object_get(j, f);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, f);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int v2_params(struct lreq *q, json_t *j, struct getlogs *g, struct str *query)
+{
+	json_t *rev = json_object_get(j, "reverse"), *qs = json_object_get(j, "query"),
+	       *topic = json_object_get(j, "topic");
+	g->line = QUERY_MAX_LINE;
+	if (v2_int(q, j, "from", 0, UINT32_MAX, &g->from) || v2_int(q, j, "to", 0, UINT32_MAX, &g->to) ||
+	    v2_int(q, j, "line", 0, QUERY_MAX_LINE, &g->line) ||
+	    v2_int(q, j, "offset", 0, INT32_MAX, &g->offset))
+		return -1;
+	if ((rev && !json_is_boolean(rev) && !json_is_null(rev)) || (qs && !json_is_string(qs)) ||
+	    (topic && !json_is_string(topic))) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "reverse (a boolean), query and topic (strings)");
+		return -1;
+	}
+	g->reverse = json_is_true(rev);
+	*query = qs ? (struct str){json_string_value(qs), json_string_length(qs)} : STR_NULL;
+	g->topic = topic ? (struct str){json_string_value(topic), json_string_length(topic)} : STR_NULL;
+	return 0;
+}
+
+static json_t *v2_meta(const struct getlogs_headers *hd, const struct query *qq,
+		       const struct getlogs_result *res, int64_t ms)
+{
+	return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:f,s:i,s:i,s:I,s:i,s:s,s:b,s:s,s:O,s:[],s:b,s:i}",
+			 "progress", res->complete ? "Complete" : "Incomplete", "aggQuery", hd->agg,
+			 "whereQuery", hd->where, "hasSQL", qq->has_sql, "processedRows",
+			 (json_int_t)res->processed, "elapsedMillisecond", (json_int_t)ms, "cpuSec", 0.0,
+			 "cpuCores", 0, "limited", 0, "count", (json_int_t)res->count,
+			 "processedBytes", 0, "telementryType", "logging", "powerSql", 0,
+			 "insertedSQL", "", "keys", res->keys, "terms", "isAccurate", 1, "mode", 0);
+}
+
+static bool accepts_lz4(struct lreq *q)
+{
+	struct str ae = header(q, "accept-encoding");
+	for (size_t i = 0; i + 3 <= ae.len; i++)
+		if (!strncasecmp(ae.p + i, "lz4", 3))
+			return true;
+	return false;
+}
+
+/* The answer as sent: a raw LZ4 block (spec §1.4) when the client takes one. */
+static void send_v2(struct lreq *q, char *body, struct getlogs_headers *hd)
+{
+	size_t len = strlen(body), n = 8;
+	char raw[24];
+	struct http_hdr h[10];
+	memcpy(h, hd->h, sizeof(hd->h));
+	if (accepts_lz4(q) && len <= LZ4_MAX_INPUT_SIZE) {
+		int cap = LZ4_compressBound((int)len);
+		char *z = xmalloc((size_t)cap);
+		int zn = LZ4_compress_default(body, z, (int)len, cap);
+		if (zn > 0) {
+			snprintf(raw, sizeof(raw), "%zu", len);
+			h[n++] = (struct http_hdr){"x-log-compresstype", "lz4"};
+			h[n++] = (struct http_hdr){"x-log-bodyrawsize", raw};
+			free(body);
+			body = z;
+			len = (size_t)zn;
+		} else {
+			free(z);
+		}
+	}
+	access_log(q, 200, "OK");
+	respond(q, 200, "application/json", body, len, h, n);
+}
+
+static void h_get_logs_v2(struct lreq *q)
+{
+	struct getlogs g = {0};
+	struct str text;
+	if (resolve(q, true) != 0)
+		return;
+	json_t *j = json_body(q);
+	if (!j)
+		return;
+	if (v2_params(q, j, &g, &text) != 0) {
+		json_decref(j);
+		return;
+	}
+	struct query *qq = parse_query(q, text);
+	if (!qq) {
+		json_decref(j);
+		return;
+	}
+	struct query keep = {.where = qq->where, .sql = qq->sql, .has_sql = qq->has_sql};
+	struct getlogs_result res;
+	struct getlogs_headers hd;
+	g.q = qq;
+	int rc = run_getlogs(q, &g, &res);
+	free(qq);
+	if (rc == 0)
+		fill_headers(q, &keep, &res, &hd);
+	json_decref(j); /* keep's slices pointed into it until here */
+	if (rc != 0)
+		return;
+	json_t *out = json_pack("{s:o,s:O}", "meta",
+				v2_meta(&hd, &keep, &res, (time_mono_us() - q->r->start_us) / 1000),
+				"data", res.rows);
+	getlogs_result_free(&res);
+	char *body = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	json_decref(out);
+	if (!body) {
+		free(hd.info);
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	send_v2(q, body, &hd);
+	free(hd.info);
+	lreq_free(q);
+}
+
+static void h_histograms(struct lreq *q)
+{
+	struct histogram h = {0};
+	if (resolve(q, true) != 0)
+		return;
+	if (int_param(q, "from", 0, UINT32_MAX, 0, &h.from) || int_param(q, "to", 0, UINT32_MAX, 0, &h.to) ||
+	    int_param(q, "interval", 0, UINT32_MAX, 0, &h.interval))
+		return;
+	if (h.to < h.from) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "to (before from)");
+		return;
+	}
+	if (!query_hist_interval(h.from, h.to, h.interval)) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "interval (more than 1440 buckets)");
+		return;
+	}
+	h.topic = params_get(q->params, "topic");
+	struct query *qq = parse_query(q, params_get(q->params, "query"));
+	if (!qq)
+		return;
+	h.q = qq; /* the search part only: a histogram counts logs */
+	struct histogram_result res;
+	int rc = query_histogram(q->srv->data, q->logstore.id, &h, &res);
+	free(qq);
+	char *body = rc == 0 ? json_dumps(res.buckets, JSON_COMPACT) : NULL;
+	json_decref(res.buckets);
+	if (!body) {
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	char count[24];
+	snprintf(count, sizeof(count), "%lld", (long long)res.count);
+	struct http_hdr hd[] = {{"x-log-progress", res.complete ? "Complete" : "Incomplete"},
+				{"x-log-count", count}};
+	access_log(q, 200, "OK");
+	respond(q, 200, "application/json", body, strlen(body), hd, 2);
 	lreq_free(q);
 }
 
@@ -807,8 +1050,18 @@ static void h_logstore_get(struct lreq *q)
 		h_get_logstore(q);
 	else if (str_eqc(type, "log"))
 		h_get_logs(q);
+	else if (str_eqc(type, "histogram"))
+		h_histograms(q);
 	else
-		fail(q, SLS_ERR_PARAMETER_INVALID, "type (GetHistograms is not implemented yet)");
+		fail(q, SLS_ERR_PARAMETER_INVALID, "type (log or histogram)");
+}
+
+static void h_index_get(struct lreq *q)
+{
+	if (str_eqc(params_get(q->params, "type"), "histogram"))
+		h_histograms(q);
+	else
+		fail(q, SLS_ERR_PARAMETER_INVALID, "type (index configurations are not implemented)");
 }
 
 static void h_root_get(struct lreq *q)
@@ -838,6 +1091,8 @@ static const struct ls_route ls_routes[] = {
 	{LS_LOGSTORE, "DELETE", h_delete_logstore},
 	{LS_SHARD_LB, "POST", h_put_logs},
 	{LS_SHARD_ROUTE, "POST", h_put_logs},
+	{LS_LOGS, "POST", h_get_logs_v2},
+	{LS_INDEX, "GET", h_index_get},
 };
 
 static void route(struct lreq *q)
