@@ -2,32 +2,21 @@
 
 #include <string.h>
 
+#include "domain/domain.h"
 #include "store/sqlite_internal.h"
 
 #define PROJECT_COLS "id, account_id, name, description, created_s, modified_s"
 #define LOGSTORE_COLS "id, project_id, name, ttl, shard_count, created_s, modified_s"
 
-static bool name_ok(struct str s, bool underscore)
-{
-	if (s.len < META_NAME_MIN || s.len > META_NAME_MAX || s.p[0] == '-' || s.p[s.len - 1] == '-')
-		return false;
-	for (size_t i = 0; i < s.len; i++) {
-		char c = s.p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		      (underscore && c == '_')))
-			return false;
-	}
-	return true;
-}
-
+/* The rule is the domain's: a flow log's ProjectName/LogstoreName passed it. */
 bool meta_project_name_ok(struct str s)
 {
-	return name_ok(s, false);
+	return domain_sls_project_valid(s);
 }
 
 bool meta_logstore_name_ok(struct str s)
 {
-	return name_ok(s, true);
+	return domain_sls_logstore_valid(s);
 }
 
 static int bind_str(sqlite3_stmt *st, int i, struct str s)

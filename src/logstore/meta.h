@@ -34,8 +34,9 @@ struct meta_logstore {
 	int64_t ttl, shard_count, created_s, modified_s;
 };
 
-/* Log Service naming (issue 10): a project is 3-63 of [a-z0-9-], a logstore
- * 3-63 of [a-z0-9_-]; neither starts nor ends with '-'. */
+/* Log Service naming (issue 10, domain_sls_project_valid/_logstore_valid): a
+ * project is 3-63 of [a-z0-9-], a logstore 3-63 of [a-z0-9_-]; neither starts
+ * nor ends with '-'. */
 bool meta_project_name_ok(struct str s);
 bool meta_logstore_name_ok(struct str s);
 
