@@ -219,6 +219,11 @@ static int env_key(struct store *st)
 				"or commas");
 			return -1;
 		}
+	if (!strncmp(e.akid, DOMAIN_DEVICE_KEY_PREFIX, sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1)) {
+		log_err("serve: SAGFLOW_ACCESS_KEY_ID must not start with \"%s\" (a gateway device's "
+			"Log Service credential)", DOMAIN_DEVICE_KEY_PREFIX);
+		return -1;
+	}
 	if (store_write(st, ensure_env_key, &e) != 0) {
 		log_err("serve: cannot store the access key from the environment");
 		return -1;

@@ -26,6 +26,11 @@
 #define DOMAIN_VERSION_MAX 32      /* firmware version string */
 #define DOMAIN_MODEL_MAX 32
 #define DOMAIN_SECRET_LEN 32       /* device SecretKey, [A-Za-z0-9] */
+/* A gateway device signs its Log Service requests (PutLogs) with the
+ * AccessKeyId "<prefix><serial number>" and its SecretKey as the secret
+ * (docs/device-protocol.md §8). No AccessKey may start with the prefix
+ * (store_key_insert refuses one), so the two kinds never collide. */
+#define DOMAIN_DEVICE_KEY_PREFIX "device."
 #define DOMAIN_MAX_DEVICES 2       /* one for no_backup, two for an HA pair */
 #define DOMAIN_SLS_DELIVERY_MAX 15 /* a device's SlsDelivery: "", "delivered", "not-delivered" */
 

@@ -18,6 +18,11 @@
 #define LDATA_PATH_MAX 4096
 #define LDATA_BUSY_MS 5000
 
+enum ldata_kind { JOB_PUT, JOB_DROP, JOB_EXPIRE };
+
+/* The suffixes of a day file's SQLite companions, removed with it. */
+static const char *const ldata_file_suffixes[] = {"", "-wal", "-shm", "-journal"};
+
 static const char ldata_schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, t_min INTEGER NOT NULL,"
@@ -41,8 +46,28 @@ struct ldata {
 	struct ldata_put *head, *tail;
 	size_t queued_bytes;
 	bool closing;
+	/* Reads hold it shared while they have a day file open; the writer takes
+	 * it exclusively to remove files (DeleteLogStore, retention), so no read
+	 * ever opens a file half removed: SQLite would re-create its -wal/-shm. */
+	pthread_rwlock_t files;
 	struct part open[LDATA_MAX_OPEN]; /* the writer's */
 	uint64_t clock;
+};
+
+struct job_wait {
+	struct ldata_put job;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool finished;
+};
+
+/* An expiry job: the writer fills removed. */
+struct expire_job {
+	struct job_wait w;
+	const struct ldata_ttl *t;
+	size_t n;
+	int64_t now_s;
+	int removed;
 };
 
 static void part_path(const struct ldata *d, int64_t logstore, int day, char *out, size_t cap)
@@ -281,6 +306,7 @@ static void drop_files(struct ldata *d, int64_t logstore)
 	DIR *dir = opendir(path);
 	if (!dir)
 		return;
+	pthread_rwlock_wrlock(&d->files);
 	for (struct dirent *e; (e = readdir(dir));) {
 		if (e->d_name[0] == '.')
 			continue;
@@ -288,8 +314,58 @@ static void drop_files(struct ldata *d, int64_t logstore)
 		snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
 		unlink(f);
 	}
+	pthread_rwlock_unlock(&d->files);
 	closedir(dir);
 	rmdir(path);
+}
+
+/* Closes the writer's handle of one day file, if it has one. */
+static void part_close(struct ldata *d, int64_t logstore, int day)
+{
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++)
+		if (d->open[i].db && d->open[i].logstore == logstore && d->open[i].day == day) {
+			sqlite3_close(d->open[i].db);
+			d->open[i].db = NULL;
+		}
+}
+
+static int day_of_name(const char *name, int *day);
+
+/* One logstore's day files up to and including day `last`; returns how many went. */
+static int expire_logstore(struct ldata *d, int64_t logstore, int last)
+{
+	char path[LDATA_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return 0;
+	int removed = 0, day;
+	for (struct dirent *e; (e = readdir(dir));) {
+		if (day_of_name(e->d_name, &day) != 0 || day > last)
+			continue;
+		part_close(d, logstore, day);
+		pthread_rwlock_wrlock(&d->files);
+		for (size_t i = 0; i < sizeof(ldata_file_suffixes) / sizeof(ldata_file_suffixes[0]); i++) {
+			char f[LDATA_PATH_MAX + 256];
+			snprintf(f, sizeof(f), "%s/%s%s", path, e->d_name, ldata_file_suffixes[i]);
+			if (unlink(f) == 0 && i == 0)
+				removed++;
+		}
+		pthread_rwlock_unlock(&d->files);
+	}
+	closedir(dir);
+	return removed;
+}
+
+static void expire_run(struct ldata *d, struct expire_job *e)
+{
+	int today = day_of(e->now_s);
+	for (size_t i = 0; i < e->n; i++)
+		if (e->t[i].ttl_days >= 1)
+			e->removed += expire_logstore(d, e->t[i].logstore,
+						      today - 1 - (int)e->t[i].ttl_days);
+	if (e->removed)
+		log_info("logstore: retention removed %d day file(s)", e->removed);
 }
 
 /* Jobs of one (logstore, day) in one transaction; rcs[i] for jobs[i]. */
@@ -358,14 +434,17 @@ static void *writer_main(void *arg)
 	for (bool stop = false; !stop;) {
 		size_t n = take_batch(d, jobs, &stop), puts = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (!jobs[i]->drop) {
+			if (jobs[i]->kind == JOB_PUT) {
 				jobs[puts++] = jobs[i];
 				continue;
 			}
-			/* A drop waits for the puts queued before it. */
+			/* A drop or expiry waits for the puts queued before it. */
 			write_batch(d, jobs, puts);
 			puts = 0;
-			drop_files(d, jobs[i]->logstore);
+			if (jobs[i]->kind == JOB_DROP)
+				drop_files(d, jobs[i]->logstore);
+			else
+				expire_run(d, (struct expire_job *)jobs[i]);
 			finish(d, jobs[i], LDATA_STORED);
 		}
 		write_batch(d, jobs, puts);
@@ -384,6 +463,12 @@ struct ldata *ldata_open(const char *dir)
 	d->dir = xstrdup(dir);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* A removal must not wait behind an endless stream of reads. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&d->files, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
 		fatal("logstore: cannot start the writer thread");
 	return d;
@@ -402,6 +487,7 @@ void ldata_close(struct ldata *d)
 		sqlite3_close(d->open[i].db);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
+	pthread_rwlock_destroy(&d->files);
 	free(d->dir);
 	free(d);
 }
@@ -409,7 +495,7 @@ void ldata_close(struct ldata *d)
 static bool enqueue(struct ldata *d, struct ldata_put *p)
 {
 	pthread_mutex_lock(&d->mu);
-	bool ok = !d->closing && (p->drop || d->queued_bytes + p->raw_bytes <= LDATA_QUEUE_MAX_BYTES);
+	bool ok = !d->closing && (p->kind != JOB_PUT || d->queued_bytes + p->raw_bytes <= LDATA_QUEUE_MAX_BYTES);
 	if (ok) {
 		p->next = NULL;
 		d->queued_bytes += p->raw_bytes;
@@ -426,40 +512,48 @@ static bool enqueue(struct ldata *d, struct ldata_put *p)
 
 void ldata_put(struct ldata *d, struct ldata_put *p)
 {
-	p->drop = false;
+	p->kind = JOB_PUT;
 	if (!enqueue(d, p))
 		p->done(p, LDATA_BUSY);
 }
 
-struct drop_wait {
-	struct ldata_put job;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool finished;
-};
-
-static void drop_done(struct ldata_put *p, enum ldata_rc rc)
+static void wait_done(struct ldata_put *p, enum ldata_rc rc)
 {
-	struct drop_wait *w = (struct drop_wait *)p;
+	struct job_wait *w = (struct job_wait *)p;
 	pthread_mutex_lock(&w->mu);
 	w->finished = true;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Queues a writer job and waits for it; false when the writer is closing. */
+static bool run_and_wait(struct ldata *d, struct job_wait *w)
+{
+	w->job.done = wait_done;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	bool queued = enqueue(d, &w->job);
+	if (queued) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->finished)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	return queued;
+}
+
 void ldata_drop(struct ldata *d, int64_t logstore)
 {
-	struct drop_wait w = {.job = {.logstore = logstore, .done = drop_done, .drop = true}};
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	if (enqueue(d, &w.job)) {
-		pthread_mutex_lock(&w.mu);
-		while (!w.finished)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-	}
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
+	struct job_wait w = {.job = {.logstore = logstore, .kind = JOB_DROP}};
+	run_and_wait(d, &w);
+}
+
+int ldata_expire(struct ldata *d, const struct ldata_ttl *t, size_t n, int64_t now_s)
+{
+	struct expire_job e = {.w = {.job = {.kind = JOB_EXPIRE}}, .t = t, .n = n, .now_s = now_s};
+	return run_and_wait(d, &e.w) ? e.removed : 0;
 }
 
 static struct str col_blob(sqlite3_stmt *st, int i)
@@ -492,9 +586,12 @@ static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, i
 {
 	char path[LDATA_PATH_MAX];
 	part_path(d, logstore, day, path, sizeof(path));
+	pthread_rwlock_rdlock(&d->files);
 	sqlite3 *db = part_db_open(path, false);
-	if (!db)
+	if (!db) {
+		pthread_rwlock_unlock(&d->files);
 		return 0; /* gone meanwhile (retention, DeleteLogStore) */
+	}
 	sqlite3_stmt *st = NULL;
 	int rc = LDATA_EIO;
 	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
@@ -505,6 +602,7 @@ static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, i
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	pthread_rwlock_unlock(&d->files);
 	return rc;
 }
 
@@ -553,9 +651,12 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 {
 	char path[LDATA_PATH_MAX];
 	part_path(d, logstore, part, path, sizeof(path));
+	pthread_rwlock_rdlock(&d->files);
 	sqlite3 *db = part_db_open(path, false);
-	if (!db)
+	if (!db) {
+		pthread_rwlock_unlock(&d->files);
 		return 1;
+	}
 	sqlite3_stmt *st = NULL;
 	int rc = LDATA_EIO;
 	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE id = ?", -1, &st,
@@ -565,5 +666,6 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	pthread_rwlock_unlock(&d->files);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "domain/domain.h"
 
 #define STORE_SCHEME_SQLITE "sqlite:"
 #define STORE_KEY_CACHE_SLOTS 256       /* direct-mapped by a hash of the AccessKeyId */
@@ -223,6 +224,9 @@ int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account
 
 int store_key_insert(struct store_tx *tx, const struct store_key *k)
 {
+	/* The device credential's prefix is never an AccessKey's. */
+	if (!strncmp(k->akid, DOMAIN_DEVICE_KEY_PREFIX, sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1))
+		return ERR_INVALID_PARAMETER;
 	return tx->ops->key_insert(tx, k);
 }
 
