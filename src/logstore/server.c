@@ -174,7 +174,7 @@ static bool host_project_ipv4(struct str host, struct str *project)
 
 int logstore_host_project(struct str host, struct str domain, struct str *project)
 {
-	if (!host.p || !domain.len)
+	if (!host.p || !domain.len || domain.len > LOGSTORE_MAX_DOMAIN)
 		return 0;
 	/* "<project>.@<ip>:<port>" (and "@<ip>:<port>" without a project): what
 	 * sls20201230 sends for endpoint '@IP:PORT'. '@' is in no host name, so

@@ -264,6 +264,45 @@ static void test_group_limits(void **state)
 			 SLS_ERR_POST_BODY_INVALID);
 }
 
+/* The worked example of docs/device-protocol.md §8: a device's PutLogs,
+ * signed with its SecretKey; body MD5 and signature computed here. */
+static void test_device_example(void **state)
+{
+	static const unsigned char body[] = {
+		0x0a, 0x3f, 0x08, 0xe4, 0xd3, 0xb8, 0xd8, 0x06, 0x12, 0x13, 0x0a, 0x07, 0x73, 0x72, 0x63,
+		0x61, 0x64, 0x64, 0x72, 0x12, 0x08, 0x31, 0x30, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x12,
+		0x13, 0x0a, 0x07, 0x64, 0x73, 0x74, 0x61, 0x64, 0x64, 0x72, 0x12, 0x08, 0x31, 0x30, 0x2e,
+		0x30, 0x2e, 0x30, 0x2e, 0x32, 0x12, 0x0d, 0x0a, 0x05, 0x62, 0x79, 0x74, 0x65, 0x73, 0x12,
+		0x04, 0x31, 0x35, 0x30, 0x30};
+	char md5[SLS_SIG_MD5_HEX + 1];
+	sls_md5_hex_upper((struct str){(const char *)body, sizeof(body)}, md5);
+	assert_string_equal(md5, "96B117BAB7A7E9AAB2268916D0605473");
+	const struct sls_kv h[] = {
+		KV("content-type", "application/x-protobuf"), KV("date", "Tue, 01 Dec 2026 02:00:00 GMT"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-signaturemethod", "hmac-sha1"),
+		KV("x-log-bodyrawsize", "65"), KV("content-md5", "96B117BAB7A7E9AAB2268916D0605473"),
+		KV("host", "sag-flowlog-shanghai.sls.example.net:8080")};
+	struct sls_sig_input in = {STR_LIT("POST"), STR_LIT("/logstores/sag-shanghai/shards/lb"), h, 7,
+				   NULL, 0};
+	struct buf sts = {0};
+	sls_v1_string_to_sign(&sts, &in, SLS_SIG_SORT_PAIRS);
+	assert_string_equal(sts.p, "POST\n96B117BAB7A7E9AAB2268916D0605473\napplication/x-protobuf\n"
+				   "Tue, 01 Dec 2026 02:00:00 GMT\nx-log-apiversion:0.6.0\n"
+				   "x-log-bodyrawsize:65\nx-log-signaturemethod:hmac-sha1\n"
+				   "/logstores/sag-shanghai/shards/lb");
+	char sig[SLS_SIG_V1_MAX_B64];
+	sls_v1_sign(SLS_SIG_HMAC_SHA1, STR_LIT("Zr4mXq0bN8sV1tY6uW3eK9pA2dF5gH7j"),
+		    (struct str){sts.p, sts.len}, sig);
+	assert_string_equal(sig, "im0dPGzOHxrL0s3engXxpZkYdvk=");
+	buf_free(&sts);
+	Sls__LogGroup *g;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode((struct str){(const char *)body, sizeof(body)}, &g, &detail),
+			 SLS_ERR_OK);
+	assert_int_equal(g->logs[0]->time, 1796090340); /* 2026-12-01T01:59:00Z */
+	sls_loggroup_free(g);
+}
+
 /* A device's records: the identity keys are replaced wherever and however
  * often the payload had them; everything else stays, in order. */
 static void test_stamp(void **state)
@@ -339,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
 		cmocka_unit_test(test_stamp), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_device_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
