@@ -46,10 +46,6 @@ struct ldata {
 	struct ldata_put *head, *tail;
 	size_t queued_bytes;
 	bool closing;
-	/* Reads hold it shared while they have a day file open; the writer takes
-	 * it exclusively to remove files (DeleteLogStore, retention), so no read
-	 * ever opens a file half removed: SQLite would re-create its -wal/-shm. */
-	pthread_rwlock_t files;
 	struct part open[LDATA_MAX_OPEN]; /* the writer's */
 	uint64_t clock;
 };
@@ -98,7 +94,9 @@ static sqlite3 *part_db_open(const char *path, bool create)
 		close(fd);
 	}
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		log_err("logstore: cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+		/* A file retention removed between access() and here is no error. */
+		if (create || access(path, F_OK) == 0)
+			log_err("logstore: cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
 		sqlite3_close(db);
 		return NULL;
 	}
@@ -306,7 +304,6 @@ static void drop_files(struct ldata *d, int64_t logstore)
 	DIR *dir = opendir(path);
 	if (!dir)
 		return;
-	pthread_rwlock_wrlock(&d->files);
 	for (struct dirent *e; (e = readdir(dir));) {
 		if (e->d_name[0] == '.')
 			continue;
@@ -314,7 +311,6 @@ static void drop_files(struct ldata *d, int64_t logstore)
 		snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
 		unlink(f);
 	}
-	pthread_rwlock_unlock(&d->files);
 	closedir(dir);
 	rmdir(path);
 }
@@ -331,29 +327,56 @@ static void part_close(struct ldata *d, int64_t logstore, int day)
 
 static int day_of_name(const char *name, int *day);
 
-/* One logstore's day files up to and including day `last`; returns how many went. */
+/* The day of "YYYYMMDD.db" (*db true) or of one of its companions
+ * ("YYYYMMDD.db-wal", "-shm", "-journal"); -1 for any other name. */
+static int day_of_file(const char *name, int *day, bool *db)
+{
+	char base[12];
+	size_t n = strlen(name);
+	if (n < 11)
+		return -1;
+	memcpy(base, name, 11);
+	base[11] = '\0';
+	if (day_of_name(base, day) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(ldata_file_suffixes) / sizeof(ldata_file_suffixes[0]); i++)
+		if (!strcmp(name + 11, ldata_file_suffixes[i])) {
+			*db = i == 0;
+			return 0;
+		}
+	return -1;
+}
+
+/* Removes one logstore's files of days up to `last`: first every .db (a read
+ * that lists the directory afterwards no longer finds it), then the companions.
+ * No lock is taken, so neither ingestion nor a read ever waits for retention:
+ * a read that opened a file before it went keeps reading it (an unlinked
+ * file lives until closed), and may, at worst, re-create an empty -shm
+ * beside it, which the next sweep removes with the other companions of
+ * expired days. Returns how many .db files went. */
 static int expire_logstore(struct ldata *d, int64_t logstore, int last)
 {
 	char path[LDATA_PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
-	DIR *dir = opendir(path);
-	if (!dir)
-		return 0;
-	int removed = 0, day;
-	for (struct dirent *e; (e = readdir(dir));) {
-		if (day_of_name(e->d_name, &day) != 0 || day > last)
-			continue;
-		part_close(d, logstore, day);
-		pthread_rwlock_wrlock(&d->files);
-		for (size_t i = 0; i < sizeof(ldata_file_suffixes) / sizeof(ldata_file_suffixes[0]); i++) {
+	int removed = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *dir = opendir(path);
+		if (!dir)
+			return removed;
+		for (struct dirent *e; (e = readdir(dir));) {
+			int day;
+			bool db;
+			if (day_of_file(e->d_name, &day, &db) != 0 || day > last || db != (pass == 0))
+				continue;
 			char f[LDATA_PATH_MAX + 256];
-			snprintf(f, sizeof(f), "%s/%s%s", path, e->d_name, ldata_file_suffixes[i]);
-			if (unlink(f) == 0 && i == 0)
+			snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+			if (db)
+				part_close(d, logstore, day);
+			if (unlink(f) == 0 && db)
 				removed++;
 		}
-		pthread_rwlock_unlock(&d->files);
+		closedir(dir);
 	}
-	closedir(dir);
 	return removed;
 }
 
@@ -463,12 +486,6 @@ struct ldata *ldata_open(const char *dir)
 	d->dir = xstrdup(dir);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
-	pthread_rwlockattr_t ra;
-	pthread_rwlockattr_init(&ra);
-	/* A removal must not wait behind an endless stream of reads. */
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&d->files, &ra);
-	pthread_rwlockattr_destroy(&ra);
 	if (pthread_create(&d->writer, NULL, writer_main, d) != 0)
 		fatal("logstore: cannot start the writer thread");
 	return d;
@@ -487,7 +504,6 @@ void ldata_close(struct ldata *d)
 		sqlite3_close(d->open[i].db);
 	pthread_cond_destroy(&d->cv);
 	pthread_mutex_destroy(&d->mu);
-	pthread_rwlock_destroy(&d->files);
 	free(d->dir);
 	free(d);
 }
@@ -586,12 +602,9 @@ static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, i
 {
 	char path[LDATA_PATH_MAX];
 	part_path(d, logstore, day, path, sizeof(path));
-	pthread_rwlock_rdlock(&d->files);
 	sqlite3 *db = part_db_open(path, false);
-	if (!db) {
-		pthread_rwlock_unlock(&d->files);
+	if (!db)
 		return 0; /* gone meanwhile (retention, DeleteLogStore) */
-	}
 	sqlite3_stmt *st = NULL;
 	int rc = LDATA_EIO;
 	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
@@ -602,7 +615,6 @@ static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, i
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	pthread_rwlock_unlock(&d->files);
 	return rc;
 }
 
@@ -651,12 +663,9 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 {
 	char path[LDATA_PATH_MAX];
 	part_path(d, logstore, part, path, sizeof(path));
-	pthread_rwlock_rdlock(&d->files);
 	sqlite3 *db = part_db_open(path, false);
-	if (!db) {
-		pthread_rwlock_unlock(&d->files);
+	if (!db)
 		return 1;
-	}
 	sqlite3_stmt *st = NULL;
 	int rc = LDATA_EIO;
 	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE id = ?", -1, &st,
@@ -666,6 +675,5 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	pthread_rwlock_unlock(&d->files);
 	return rc;
 }

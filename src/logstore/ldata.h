@@ -66,8 +66,9 @@ struct ldata_ttl {
 };
 
 /* Removes the expired day files of the listed logstores at now_s (through the
- * writer, which closes its handles of them first; reads in progress on a file
- * finish before it goes); blocks until done and returns how many files went. */
+ * writer, which closes its handles of them first; a read that has a file open
+ * keeps reading it, nothing waits for a read); blocks until done and returns
+ * how many .db files went. */
 int ldata_expire(struct ldata *d, const struct ldata_ttl *t, size_t n, int64_t now_s);
 
 /* A stored block as a read sees it. */
