@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== bench/api: signed DescribeRegions vs nginx static"
 bench/api/run.sh
+echo "== bench/api: signed DescribeRegions, metrics on vs off"
+bench/api/metrics_run.sh
 echo "== bench/store: bare SQLite loop vs group commit"
 build/bench/store_bench
 echo "== bench/api: flow-log mixes"

@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 level=${1:-build}
 
-build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libssl-dev
+build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
 	libjansson-dev libsqlite3-dev libpcap-dev
 	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
+	openssl curl prometheus)
 bench_pkgs=(nginx-light wrk softflowd time)
 
 want=("${build_pkgs[@]}")
@@ -38,6 +39,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# prometheus is here for promtool (tests/e2e/metrics.test.mjs). Under systemd
+	# its package starts a server on every interface: stop what we just installed.
+	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
 fi
 
 if [ "$level" != build ] && [ -f tests/e2e/package-lock.json ]; then

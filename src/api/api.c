@@ -16,13 +16,34 @@ static const struct api_action *const api_families[] = {
 	NULL,
 };
 
-const struct api_action *api_action_find(struct str name)
+const struct api_action *api_action_find(struct str name, unsigned *index)
+{
+	unsigned i = 0;
+	for (size_t f = 0; api_families[f]; f++)
+		for (const struct api_action *a = api_families[f]; a->name; a++, i++)
+			if (str_eqc(name, a->name)) {
+				if (index)
+					*index = i;
+				return a;
+			}
+	return NULL;
+}
+
+const struct api_action *api_action_at(unsigned i)
 {
 	for (size_t f = 0; api_families[f]; f++)
 		for (const struct api_action *a = api_families[f]; a->name; a++)
-			if (str_eqc(name, a->name))
+			if (i-- == 0)
 				return a;
 	return NULL;
+}
+
+unsigned api_action_count(void)
+{
+	unsigned n = 0;
+	while (api_action_at(n))
+		n++;
+	return n;
 }
 
 void api_fail(struct api_call *c, enum err e, const char *detail)

@@ -56,7 +56,11 @@ void api_finish(struct api_call *c, enum err e);
 /* Same, with a detail for the message's "{}" (a parameter name, say). */
 void api_fail(struct api_call *c, enum err e, const char *detail);
 
-/* The action with this exact name, or NULL. */
-const struct api_action *api_action_find(struct str name);
+/* The action with this exact name, or NULL; *index (when not NULL) gets its
+ * place in api_action_at's numbering. */
+const struct api_action *api_action_find(struct str name, unsigned *index);
+/* Every action, numbered 0..api_action_count()-1 (metrics label tables). */
+unsigned api_action_count(void);
+const struct api_action *api_action_at(unsigned i); /* NULL past the end */
 
 #endif

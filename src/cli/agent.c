@@ -21,13 +21,16 @@
 
 #include <jansson.h>
 
+#include "cli/agent_metrics.h"
 #include "cli/commands.h"
+#include "cli/metrics_listen.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "device/client.h"
 #include "export/exporter.h"
 #include "export/udp.h"
+#include "http/http.h"
 #include "meter/meter.h"
 
 #define AGENT_MODEL "sag-1000"
@@ -57,6 +60,7 @@ struct agent_opts {
 	const char *control_plane, *serial, *iface, *read, *firmware, *ha, *state_dir, *filter;
 	char *secret; /* argv's copy is blanked once the client holds its own */
 	bool once;
+	struct cli_metrics_addr metrics; /* --metrics-listen */
 };
 
 /* The configuration the agent runs: what the control plane last said. */
@@ -84,6 +88,7 @@ struct agent {
 	bool reported_sls;    /* the last accepted report said the sls leg is not delivered */
 	int64_t next_sync_us; /* monotonic */
 	char state_path[AGENT_PATH_MAX];
+	struct agent_metrics am;
 };
 
 static volatile sig_atomic_t agent_stop, agent_usr1;
@@ -106,7 +111,7 @@ static void agent_usage(FILE *f)
 		"usage: sagflow agent --control-plane URL --serial SN --secret KEY\n"
 		"                     (--interface IFACE | --read FILE | --once)\n"
 		"                     [--firmware-version V] [--ha-state active|standby]\n"
-		"                     [--state-dir DIR] [--filter BPF]\n\n"
+		"                     [--state-dir DIR] [--filter BPF] [--metrics-listen HOST:PORT]\n\n"
 		"Runs as the Smart Access Gateway device SN: syncs with the control plane\n"
 		"over the device channel (signed with the SecretKey BindSerialNumber made),\n"
 		"meters traffic with the bound flow log's ActiveAging/InactiveAging and\n"
@@ -131,6 +136,11 @@ static void agent_usage(FILE *f)
 		"                            restarted agent resumes it while the control\n"
 		"                            plane is unreachable\n"
 		"  -F, --filter BPF          meter only packets matching this pcap filter\n"
+		"  -M, --metrics-listen HOST:PORT\n"
+		"                            serve GET /metrics (Prometheus text format) on\n"
+		"                            this address while the agent runs; port 0 picks\n"
+		"                            a free port, logged as 'metrics on HOST:PORT'.\n"
+		"                            Off by default\n"
 		"  -h, --help                this text\n\n"
 		"SIGUSR1 prints the agent's status and the meter's statistics to stderr.\n"
 		"Model reported: %s. OutputType sls or all: the NetFlow leg is exported;\n"
@@ -155,12 +165,13 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	    {"ha-state", required_argument, NULL, 'H'},
 	    {"state-dir", required_argument, NULL, 'd'},
 	    {"filter", required_argument, NULL, 'F'},
+	    {"metrics-listen", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1f:H:d:F:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1f:H:d:F:M:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->control_plane = optarg;
@@ -191,6 +202,14 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'F':
 			o->filter = optarg;
+			break;
+		case 'M':
+			if (cli_metrics_parse(optarg, &o->metrics) < 0) {
+				fprintf(stderr, "sagflow agent: bad --metrics-listen '%s' (HOST:PORT)\n\n",
+					optarg);
+				agent_usage(stderr);
+				return -1;
+			}
 			break;
 		case 'h':
 			agent_usage(stdout);
@@ -411,6 +430,7 @@ static void stop_metering(struct agent *a)
 	if (!a->m)
 		return;
 	meter_flush(a->m);
+	agent_metrics_retire(&a->am, a->m);
 	meter_free(a->m);
 	udp_sender_close(a->udp);
 	a->m = NULL;
@@ -468,6 +488,7 @@ static void apply(struct agent *a, const struct agent_config *c)
 	a->cfg = *c;
 	/* A leg that could not start is tried again at the next sync. */
 	a->applied = ok;
+	agent_metrics_config(a->cfg.version);
 }
 
 /* ---- syncing ---- */
@@ -513,6 +534,7 @@ static void disown(struct agent *a)
 		    a->cfg.version);
 	a->cfg = (struct agent_config){0};
 	a->applied = false;
+	agent_metrics_config(NULL);
 }
 
 /* What the agent reports at its next sync. */
@@ -530,6 +552,7 @@ static void report_of(const struct agent *a, struct devclient_report *rep, char 
 static void sync_result(struct agent *a, enum devclient_status st,
 			const struct devclient_answer *ans, const char *err, bool sent_sls)
 {
+	agent_metrics_sync(st == DEVCLIENT_OK);
 	if (st != DEVCLIENT_OK) {
 		a->failures++;
 		if (st == DEVCLIENT_REFUSED) {
@@ -737,6 +760,7 @@ static int loop_file(struct agent *a, pcap_t *p)
 	int link = pcap_datalink(p);
 	struct pcap_pkthdr *h;
 	const u_char *data;
+	uint64_t n = 0;
 	while (!agent_stop) {
 		int rc = pcap_next_ex(p, &h, &data);
 		if (rc != 1) {
@@ -749,6 +773,10 @@ static int loop_file(struct agent *a, pcap_t *p)
 		if (a->m)
 			meter_packet(a->m, link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec,
 				     data, h->caplen);
+		else
+			a->am.unmetered++;
+		if (++n % AGENT_METRICS_EVERY == 0)
+			agent_metrics_publish(&a->am, a->m);
 	}
 	return 0;
 }
@@ -766,6 +794,8 @@ static void live_packet(u_char *user, const struct pcap_pkthdr *h, const u_char 
 	if (l->a->m)
 		meter_packet(l->a->m, l->link, (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec,
 			     data, h->caplen);
+	else
+		l->a->am.unmetered++;
 }
 
 /* SIGUSR1: where the agent stands, then the meter's statistics. */
@@ -823,6 +853,7 @@ static int loop_live(struct agent *a, pcap_t *p)
 		/* Kernel timestamps are wall time, so the timers use it too. */
 		if (a->m)
 			meter_advance(a->m, wall_us());
+		agent_metrics_publish(&a->am, a->m);
 		if (time_mono_us() - drops_at >= AGENT_POLL_MS * 1000LL) {
 			drops = report_drops(p, drops);
 			drops_at = time_mono_us();
@@ -871,10 +902,32 @@ static int run_capture(struct agent *a)
 		log_info("agent: nothing exported (no NetFlow leg in config %s)",
 			 a->cfg.known ? a->cfg.version : "none");
 	}
+	agent_metrics_publish(&a->am, a->m);
 	stop_metering(a);
 	pcap_close(p);
 	log_info("agent: %s, every record flushed", a->o.read ? "end of file" : "stopped");
 	return rc < 0 ? AGENT_EXIT_FAIL : AGENT_EXIT_OK;
+}
+
+/* The metrics endpoint's thread must not take the signals meant for the
+ * capture loop: it starts with them blocked. */
+static struct http_server *start_metrics(const struct cli_metrics_addr *m)
+{
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGUSR1);
+	agent_metrics_enable();
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	struct http_server *h = cli_metrics_start(m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (h) {
+		char where[CLI_METRICS_MAX_HOST + 16];
+		cli_metrics_where(m, h, where, sizeof(where));
+		log_info("agent: metrics on %s", where);
+	}
+	return h;
 }
 
 int cmd_agent(int argc, char **argv)
@@ -901,6 +954,11 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	struct http_server *mh = a.o.metrics.on ? start_metrics(&a.o.metrics) : NULL;
+	if (a.o.metrics.on && !mh) {
+		devclient_free(a.dc);
+		return AGENT_EXIT_FAIL;
+	}
 	state_load(&a);
 	rc = first_sync(&a);
 	/* The first report went out before the configuration was known: a
@@ -916,6 +974,7 @@ int cmd_agent(int argc, char **argv)
 		rc = run_capture(&a);
 	}
 	stop_metering(&a);
+	http_server_free(mh);
 	devclient_free(a.dc);
 	return rc;
 }

@@ -11,7 +11,9 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "cli/metrics_listen.h"
 #include "cli/opts.h"
+#include "cli/serve_metrics.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
@@ -44,6 +46,8 @@ struct serve_opts {
 	int64_t online_ms;
 	const char *sls_domain;
 	const char *logs_dir; /* NULL: "logs" beside the database */
+	const char *tls_cert, *tls_key; /* both or neither */
+	struct cli_metrics_addr metrics; /* --metrics-listen */
 };
 
 static void serve_usage(FILE *f)
@@ -52,11 +56,14 @@ static void serve_usage(FILE *f)
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
 		"                     [--device-offline-after SECONDS]\n"
+		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
+		"                     [--metrics-listen HOST:PORT]\n"
 		"\n"
-		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) over HTTP,\n"
-		"and on the same listener a Log Service (SLS) API for requests whose Host is the\n"
-		"--sls-domain or <project>.<domain> (docs/logstore.md).\n"
+		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) and the\n"
+		"device channel over HTTP, or HTTPS with --tls-cert and --tls-key; and on the same\n"
+		"listener a Log Service (SLS) API for requests whose Host is the --sls-domain or\n"
+		"<project>.<domain> (docs/logstore.md).\n"
 		"\n"
 		"options:\n"
 		"  --listen HOST:PORT    numeric address to listen on (default " SERVE_DEFAULT_LISTEN
@@ -75,6 +82,11 @@ static void serve_usage(FILE *f)
 		"  --device-offline-after SECONDS\n"
 		"                        a gateway's Status turns Offline this long after its\n"
 		"                        devices' last report, %d-%d (default %d)\n"
+		"  --tls-cert FILE       serve HTTPS (TLS 1.2 and 1.3) on --listen with this PEM\n"
+		"                        certificate chain: the server's certificate first, then\n"
+		"                        any intermediates; at most %u bytes\n"
+		"  --tls-key FILE        its PEM private key, unencrypted; the file must not be\n"
+		"                        accessible by group or others (chmod 600 FILE)\n"
 		"  --sls-domain DOMAIN   the Log Service endpoint's domain (default "
 		LOGSTORE_DEFAULT_DOMAIN ");\n"
 		"                        a project is addressed as <project>.DOMAIN[:port]\n"
@@ -83,37 +95,25 @@ static void serve_usage(FILE *f)
 		"                        --db), one directory per logstore, one file per day of\n"
 		"                        arrival; a file older than its logstore's ttl (days) is\n"
 		"                        removed, at start and every hour\n"
+		"  --metrics-listen HOST:PORT\n"
+		"                        serve GET /metrics (Prometheus text format) on this\n"
+		"                        address, apart from the API; port 0 picks a free port.\n"
+		"                        Off by default, and then nothing is counted\n"
 		"  -h, --help            this help\n"
 		"\n"
-		"On start it prints 'listening on HOST:PORT' on stdout. When SAGFLOW_ACCESS_KEY_ID and\n"
+		"On start it prints 'listening on HOST:PORT' on stdout (after 'metrics on HOST:PORT'\n"
+		"with --metrics-listen). When SAGFLOW_ACCESS_KEY_ID and\n"
 		"SAGFLOW_ACCESS_KEY_SECRET are set (non-empty), that key is created (or its secret updated) for the\n"
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
 		NONCE_MAX_ENTRIES, RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
-		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000);
+		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000, HTTP_TLS_MAX_FILE);
 }
 
 static int parse_listen(const char *s, struct serve_opts *o)
 {
-	const char *colon = strrchr(s, ':');
-	int64_t port;
-	if (!colon || colon == s || num_parse_i64(str_c(colon + 1), 0, 65535, &port) != 0)
-		return -1;
-	const char *h = s;
-	size_t hl = (size_t)(colon - s);
-	if (h[0] == '[') {
-		if (hl < 3 || h[hl - 1] != ']')
-			return -1;
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(o->host))
-		return -1;
-	memcpy(o->host, h, hl);
-	o->host[hl] = '\0';
-	o->port = (uint16_t)port;
-	return 0;
+	return cli_parse_hostport(s, o->host, sizeof(o->host), &o->port);
 }
 
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
@@ -161,12 +161,23 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->sls_domain = v;
 		} else if ((v = cli_opt_value("--logs-dir", argc, argv, &i))) {
 			o->logs_dir = v;
+		} else if ((v = cli_opt_value("--tls-cert", argc, argv, &i))) {
+			o->tls_cert = v;
+		} else if ((v = cli_opt_value("--tls-key", argc, argv, &i))) {
+			o->tls_key = v;
+		} else if ((v = cli_opt_value("--metrics-listen", argc, argv, &i))) {
+			if (cli_metrics_parse(v, &o->metrics) < 0)
+				return fprintf(stderr, "serve: bad --metrics-listen '%s' (HOST:PORT)\n",
+					       v), -1;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
 			return fprintf(stderr, "serve: unknown option '%s'\n", argv[i]), -1;
 		}
 	}
+	if (!o->tls_cert != !o->tls_key)
+		return fprintf(stderr, "serve: --tls-cert and --tls-key go together (HTTPS needs "
+				       "both, plain HTTP neither)\n"), -1;
 	if (o->threads > HTTP_MAX_THREADS)
 		o->threads = HTTP_MAX_THREADS;
 	return 0;
@@ -257,11 +268,12 @@ static int wait_for_signal(const sigset_t *set)
 	return sig;
 }
 
-static struct http_server *start_http(const struct serve_opts *o, struct rpc_server *rpc,
-				      struct device_server *dev, struct logstore_server *sls)
+static struct http_server *start_http(const struct serve_opts *o, const struct http_tls *tls,
+				      struct rpc_server *rpc, struct device_server *dev,
+				      struct logstore_server *sls)
 {
 	struct http_config hc = {.host = o->host, .port = o->port, .threads = o->threads,
-				 .on_error = rpc_http_error, .vhost = logstore_vhost,
+				 .tls = tls, .on_error = rpc_http_error, .vhost = logstore_vhost,
 				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
 	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
@@ -289,11 +301,20 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct store *st = store_open(o.db);
-	if (!st)
+	if (o.metrics.on)
+		serve_metrics_enable();
+	/* The TLS files first: a refused key should not leave a new database behind. */
+	struct http_tls tls = {0};
+	if (o.tls_cert && http_tls_load(&tls, o.tls_cert, o.tls_key) < 0)
 		return 1;
+	struct store *st = store_open(o.db);
+	if (!st) {
+		http_tls_clear(&tls);
+		return 1;
+	}
 	if (env_key(st) < 0) {
 		store_close(st);
+		http_tls_clear(&tls);
 		return 1;
 	}
 	struct api_config cfg = {.flowlog_quota = o.quota, .device_online_ms = o.online_ms};
@@ -302,28 +323,47 @@ int cmd_serve(int argc, char **argv)
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(&o, logs_dir);
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
-	struct http_server *h = sls ? start_http(&o, rpc, dev, sls) : NULL;
+	struct http_server *mh = NULL;
+	if (o.metrics.on) {
+		serve_metrics_watch(st, rpc, dev, o.online_ms);
+		mh = cli_metrics_start(&o.metrics);
+	}
+	struct http_server *h = !sls || (o.metrics.on && !mh)
+					? NULL
+					: start_http(&o, o.tls_cert ? &tls : NULL, rpc, dev, sls);
 	if (!h) {
+		http_server_free(mh);
 		logstore_free(sls);
 		device_server_free(dev);
 		rpc_free(rpc);
 		store_close(st);
+		http_tls_clear(&tls);
 		return 1;
+	}
+	if (mh) {
+		char where[CLI_METRICS_MAX_HOST + 16];
+		cli_metrics_where(&o.metrics, mh, where, sizeof(where));
+		printf("metrics on %s\n", where);
 	}
 	printf(strchr(o.host, ':') ? "listening on [%s]:%u\n" : "listening on %s:%u\n", o.host,
 	       http_server_port(h));
 	fflush(stdout);
 	log_buffered_start();
-	log_info("serve: %u threads, database %s, flow-log quota %lld", o.threads, o.db,
-		 (long long)o.quota);
+	log_info("serve: %u threads, database %s, flow-log quota %lld, %s", o.threads, o.db,
+		 (long long)o.quota, o.tls_cert ? "HTTPS" : "plain HTTP");
+	if (o.tls_cert)
+		log_info("serve: TLS certificate chain %s (%u certificate%s), key %s", o.tls_cert,
+			 tls.chain_len, tls.chain_len == 1 ? "" : "s", o.tls_key);
 	int sig = wait_for_signal(&set);
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
+	http_server_free(mh); /* before the store: a scrape reads it */
 	logstore_free(sls);
 	device_server_free(dev);
 	rpc_free(rpc);
 	store_close(st);
+	http_tls_clear(&tls);
 	log_info("serve: stopped");
 	log_buffered_stop();
 	return 0;

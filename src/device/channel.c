@@ -464,6 +464,12 @@ void device_server_free(struct device_server *d)
 	free(d);
 }
 
+uint64_t device_replay_entries(struct device_server *d, uint64_t *capacity)
+{
+	*capacity = nonce_capacity(d->nonces);
+	return nonce_live(d->nonces, time_now_ms() / 1000);
+}
+
 int device_routes_add(struct http_server *h, struct device_server *d)
 {
 	return http_route_add(h, NULL, DEVICE_PATH_PREFIX, sync_handler, d);

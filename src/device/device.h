@@ -47,6 +47,9 @@ void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Adds the /device/ routes; call before http_server_start. */
 int device_routes_add(struct http_server *h, struct device_server *d);
 
+/* The channel's replay cache: live nonces and capacity (metrics). */
+uint64_t device_replay_entries(struct device_server *d, uint64_t *capacity);
+
 /* The string a device signs (docs/device-protocol.md §3), and the lowercase hex
  * HMAC-SHA256 of it under the device's SecretKey. Exposed for tests and for
  * device implementations in C. */

@@ -435,6 +435,21 @@ static unsigned connection_limit(void)
 	return n;
 }
 
+/* The HTTPS options, or none: an MHD_OPTION_ARRAY ending in MHD_OPTION_END.
+ * The connection timeout covers the handshake too, so a client that stalls
+ * in it is dropped like any idle one. */
+static void tls_options(const struct http_tls *tls, struct MHD_OptionItem opt[4], unsigned *flags)
+{
+	unsigned n = 0;
+	if (tls) {
+		*flags |= MHD_USE_TLS;
+		opt[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls->cert};
+		opt[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, tls->key};
+		opt[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, HTTP_TLS_PRIORITIES};
+	}
+	opt[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
 int http_server_start(struct http_server *s)
 {
 	struct sockaddr_storage ss;
@@ -448,6 +463,8 @@ int http_server_start(struct http_server *s)
 			 MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem tls_opt[4];
+	tls_options(s->cfg.tls, tls_opt, &flags);
 	s->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
@@ -455,7 +472,7 @@ int http_server_start(struct http_server *s)
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, max_conns,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, tls_opt, MHD_OPTION_END);
 	if (!s->d) {
 		log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);
 		return -1;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/str.h"
+#include "http/tls.h"
 
 #define HTTP_MAX_BODY (1u << 20)         /* larger bodies get 413 and the connection is closed */
 #define HTTP_MAX_URI 8192                /* request line target (path + query), bytes */
@@ -96,6 +97,9 @@ struct http_config {
 	const char *host; /* numeric IPv4/IPv6 address or "localhost" */
 	uint16_t port;    /* 0: let the kernel choose; see http_server_port */
 	unsigned threads; /* 1..HTTP_MAX_THREADS */
+	/* HTTPS with this chain and key (loaded by http_tls_load, kept until
+	 * http_server_free), or NULL for plain HTTP. */
+	const struct http_tls *tls;
 	/* Called for requests no route matched and for errors the adapter itself
 	 * answers (413, 405); when NULL a plain-text body is sent. It must answer r. */
 	void (*on_error)(struct http_request *r, int status, const char *why);

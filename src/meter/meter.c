@@ -216,6 +216,18 @@ void meter_get_stats(struct meter *m, struct meter_stats *out)
 		out->table.peak = m->past.peak;
 }
 
+void meter_get_export_stats(const struct meter *m, struct export_stats *out)
+{
+	*out = m->past_ex;
+	for (size_t i = 0; i < m->nex; i++) {
+		out->records += m->ex[i]->st.records;
+		out->not_exportable += m->ex[i]->st.not_exportable;
+		out->datagrams += m->ex[i]->st.datagrams;
+		out->bytes += m->ex[i]->st.bytes;
+		out->send_errors += m->ex[i]->st.send_errors;
+	}
+}
+
 double meter_bytes_per_flow(const struct meter *m)
 {
 	return (double)flowtable_memory(m->ft) / (double)m->cfg.max_flows;

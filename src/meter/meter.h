@@ -65,6 +65,9 @@ void meter_flush(struct meter *m);
 int meter_reconfigure(struct meter *m, const struct meter_config *cfg, struct exporter **ex, size_t nex,
 		      char *err, size_t errlen);
 void meter_get_stats(struct meter *m, struct meter_stats *out);
+/* Every exporter's statistics added up, including exporters replaced by
+ * meter_reconfigure. */
+void meter_get_export_stats(const struct meter *m, struct export_stats *out);
 /* Meter and exporter statistics, one "name: value" a line. */
 void meter_print_stats(struct meter *m, FILE *f);
 /* Bytes per tracked flow the table reserves (record slot + bucket share). */

@@ -142,3 +142,23 @@ enum nonce_result nonce_check(struct nonce_cache *c, struct str akid, struct str
 	pthread_mutex_unlock(&s->mu);
 	return r;
 }
+
+uint64_t nonce_live(struct nonce_cache *c, int64_t now_s)
+{
+	uint64_t n = 0;
+	uint32_t now = now_s < 0 ? 0 : now_s > UINT32_MAX ? UINT32_MAX : (uint32_t)now_s;
+	for (int i = 0; i < NONCE_SHARDS; i++) {
+		struct nonce_shard *s = &c->shards[i];
+		pthread_mutex_lock(&s->mu);
+		while (s->count && s->slots[s->head].expires <= now)
+			drop_head(c, s);
+		n += s->count;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return n;
+}
+
+uint64_t nonce_capacity(const struct nonce_cache *c)
+{
+	return (uint64_t)c->cap * NONCE_SHARDS;
+}

@@ -33,4 +33,9 @@ void nonce_free(struct nonce_cache *c); /* NULL is a no-op */
 enum nonce_result nonce_check(struct nonce_cache *c, struct str akid, struct str nonce,
 			      int64_t now_s, int64_t expires_s);
 
+/* Entries live at now_s (expired ones are dropped first), and the most the
+ * cache holds; for the metrics. */
+uint64_t nonce_live(struct nonce_cache *c, int64_t now_s);
+uint64_t nonce_capacity(const struct nonce_cache *c);
+
 #endif

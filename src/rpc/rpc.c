@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "metrics/metrics.h"
 #include "rpc/cache.h"
 #include "rpc/nonce.h"
 #include "rpc/params.h"
@@ -36,6 +37,7 @@ struct rpc_req {
 	enum render_format fmt;
 	struct str action;
 	const struct api_action *act;
+	unsigned act_index; /* act's number in api_action_at(), for the metrics */
 	char request_id[IDS_UUID_LEN + 1];
 	char log_action[RPC_LOG_FIELD];
 	char log_akid[RPC_LOG_FIELD];
@@ -71,6 +73,12 @@ void rpc_free(struct rpc_server *s)
 	free(s);
 }
 
+uint64_t rpc_replay_entries(struct rpc_server *s, uint64_t *capacity)
+{
+	*capacity = nonce_capacity(s->nonces);
+	return nonce_live(s->nonces, time_now_ms() / 1000);
+}
+
 static void host_id(const struct params *p, char out[RPC_HOST_ID_MAX])
 {
 	struct str region = params_get(p, "RegionId");
@@ -80,6 +88,76 @@ static void host_id(const struct params *p, char out[RPC_HOST_ID_MAX])
 		snprintf(out, RPC_HOST_ID_MAX, "%s", RENDER_DEFAULT_HOST_ID);
 }
 
+/* ---- metrics (docs/metrics.md); the families stay NULL unless enabled ---- */
+
+#define RPC_METRICS_MAX_ACTIONS 64
+#define RPC_METRICS_UNKNOWN "unknown" /* the action label of requests naming no known action */
+
+static struct metrics_family *rpc_m_requests, *rpc_m_duration, *rpc_m_hits, *rpc_m_misses;
+static const char *rpc_m_actions[RPC_METRICS_MAX_ACTIONS + 1];
+static unsigned rpc_m_nactions;
+static const char *rpc_m_codes[ERR__COUNT];
+static unsigned rpc_m_code_of[ERR__COUNT]; /* enum err -> index of its API code */
+
+/* Microseconds, as the request clock counts them. */
+static const uint64_t rpc_m_duration_us[] = {100,    250,    500,     1000,    2500,   5000,
+					     10000,  25000,  50000,   100000,  250000, 500000,
+					     1000000, 2500000, 5000000, 10000000};
+
+/* One label value per API code: two errors may share a code (InvalidParameter). */
+static unsigned rpc_m_code_tables(void)
+{
+	unsigned n = 0;
+	for (unsigned e = 0; e < ERR__COUNT; e++) {
+		const char *code = e == ERR_OK ? "OK" : err_info((enum err)e)->code;
+		unsigned i = 0;
+		while (i < n && strcmp(rpc_m_codes[i], code) != 0)
+			i++;
+		if (i == n)
+			rpc_m_codes[n++] = code;
+		rpc_m_code_of[e] = i;
+	}
+	return n;
+}
+
+void rpc_metrics_enable(void)
+{
+	while (rpc_m_nactions < RPC_METRICS_MAX_ACTIONS && api_action_at(rpc_m_nactions)) {
+		rpc_m_actions[rpc_m_nactions] = api_action_at(rpc_m_nactions)->name;
+		rpc_m_nactions++;
+	}
+	rpc_m_actions[rpc_m_nactions] = RPC_METRICS_UNKNOWN;
+	struct metrics_label action = {"action", rpc_m_actions, rpc_m_nactions + 1};
+	struct metrics_label code = {"code", rpc_m_codes, rpc_m_code_tables()};
+	rpc_m_requests = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_requests_total",
+	    .help = "RPC requests answered, by action and API code (OK for success).",
+	    .type = METRICS_COUNTER, .label = {action, code}});
+	rpc_m_duration = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_request_duration_seconds",
+	    .help = "Time from a request's arrival to its answer, by action.",
+	    .type = METRICS_HISTOGRAM, .label = {action}, .bounds = rpc_m_duration_us,
+	    .nbounds = sizeof(rpc_m_duration_us) / sizeof(rpc_m_duration_us[0]), .scale = 1e-6});
+	rpc_m_hits = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_answer_cache_hits_total",
+	    .help = "Cacheable requests answered from the cache of rendered answers.",
+	    .type = METRICS_COUNTER});
+	rpc_m_misses = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_answer_cache_misses_total",
+	    .help = "Cacheable requests answered from the store (not cached, or stale).",
+	    .type = METRICS_COUNTER});
+}
+
+static void count_request(const struct rpc_req *q, enum err e, long long us)
+{
+	if (!rpc_m_requests)
+		return;
+	unsigned a = q->act ? q->act_index : rpc_m_nactions;
+	metrics_count(rpc_m_requests, a, rpc_m_code_of[e], 1);
+	metrics_observe(rpc_m_duration, a, 0, (uint64_t)us);
+}
+
+/* The end of every answered request: counted, then one access-log line. */
 static void access_log(const struct rpc_req *q, enum err e, int status)
 {
 	/* Milliseconds with microseconds, as integers: %.2f was the costliest
@@ -87,6 +165,7 @@ static void access_log(const struct rpc_req *q, enum err e, int status)
 	long long us = (long long)(time_mono_us() - q->r->start_us);
 	if (us < 0)
 		us = 0;
+	count_request(q, e, us);
 	log_info("rpc id=%s remote=%s action=%s akid=%s code=%s status=%d ms=%lld.%03lld",
 		 q->request_id, q->r->remote, q->log_action[0] ? q->log_action : "-",
 		 q->log_akid[0] ? q->log_akid : "-", e == ERR_OK ? "OK" : err_info(e)->code, status,
@@ -185,12 +264,16 @@ static bool cache_answer(struct rpc_req *q, int64_t account)
 	cache_key(q, account, &q->cache_key);
 	if (q->cache_key.len > RCACHE_MAX_KEY) {
 		buf_free(&q->cache_key);
+		metrics_count(rpc_m_misses, 0, 0, 1);
 		return false;
 	}
 	q->cache_version = store_data_version(q->srv->store, account);
 	struct rcache_hit h;
-	if (!rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h))
+	if (!rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h)) {
+		metrics_count(rpc_m_misses, 0, 0, 1);
 		return false;
+	}
+	metrics_count(rpc_m_hits, 0, 0, 1);
 	if (h.rid_off + IDS_UUID_LEN <= h.len)
 		memcpy(h.body + h.rid_off, q->request_id, IDS_UUID_LEN);
 	access_log(q, ERR_OK, 200);
@@ -280,7 +363,7 @@ static enum err check_version_action(struct rpc_req *q, const struct rpc_auth *a
 		return ERR_MISSING_PARAMETER;
 	}
 	params_printable(a->action, q->log_action, sizeof(q->log_action));
-	q->act = a->action.len <= RPC_MAX_ACTION ? api_action_find(a->action) : NULL;
+	q->act = a->action.len <= RPC_MAX_ACTION ? api_action_find(a->action, &q->act_index) : NULL;
 	if (!q->act)
 		return ERR_INVALID_ACTION_NOT_FOUND;
 	q->action = str_c(q->act->name);

@@ -32,6 +32,14 @@ struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
 			   unsigned nonce_entries, bool answer_cache);
 void rpc_free(struct rpc_server *s); /* NULL is a no-op */
 
+/* Registers the RPC metrics (requests by action and code, their duration, the
+ * answer cache's hits and misses; docs/metrics.md). Call once, before any
+ * request; without it nothing is counted. */
+void rpc_metrics_enable(void);
+
+/* The replay cache's live SignatureNonces and its capacity (metrics). */
+uint64_t rpc_replay_entries(struct rpc_server *s, uint64_t *capacity);
+
 /* The "/" route handler; route_arg must be the rpc_server. */
 void rpc_handle(struct http_request *r);
 /* The HTTP adapter's on_error: renders 404/405/413/414/503 as an RPC error body. */

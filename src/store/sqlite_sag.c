@@ -522,3 +522,21 @@ int store_device_report(struct store_tx *tx, const struct sag *g, const char *se
 		return rc;
 	return sqlite3_changes(sqlite_tx_db(tx)) == 1 ? 0 : 1;
 }
+
+int store_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_ms,
+			       int64_t counts[3])
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(
+	    tx, "SELECT coalesce(sum(reported_ms = 0), 0), "
+		"coalesce(sum(reported_ms > 0 AND ?1 - reported_ms <= ?2), 0), "
+		"coalesce(sum(reported_ms > 0 AND ?1 - reported_ms > ?2), 0) FROM devices");
+	if (!st || sqlite3_bind_int64(st, 1, now_ms) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, online_ms) != SQLITE_OK)
+		return st ? sqlite_tx_fail(tx, "device status bind") : STORE_EIO;
+	int rc = step_one(tx, st, "device status counts");
+	if (rc != 0)
+		return rc < 0 ? rc : STORE_EIO;
+	for (int i = 0; i < 3; i++)
+		counts[i] = sqlite3_column_int64(st, i);
+	return 0;
+}

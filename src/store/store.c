@@ -13,6 +13,7 @@
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "domain/domain.h"
+#include "metrics/metrics.h"
 
 #define STORE_SCHEME_SQLITE "sqlite:"
 #define STORE_KEY_CACHE_SLOTS 256       /* direct-mapped by a hash of the AccessKeyId */
@@ -109,6 +110,28 @@ void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void 
 			      store_done_fn done)
 {
 	s->ops->write_async(s, scope > 0 ? scope : 0, fn, arg, done);
+}
+
+struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us;
+
+void store_metrics_enable(void)
+{
+	static const uint64_t jobs[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+	static const uint64_t us[] = {100,   250,   500,    1000,   2500,   5000,   10000,
+				      25000, 50000, 100000, 250000, 500000, 1000000};
+	store_m_commits = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_commits_total",
+	    .help = "Write transactions committed durably by the store's writer (one per batch).",
+	    .type = METRICS_COUNTER});
+	store_m_batch = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_commit_batch_size",
+	    .help = "Write jobs per batch the writer ran in one transaction.",
+	    .type = METRICS_HISTOGRAM, .bounds = jobs, .nbounds = sizeof(jobs) / sizeof(jobs[0])});
+	store_m_commit_us = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_fsync_seconds",
+	    .help = "Duration of each durable COMMIT: writing the batch to the WAL and its fsync.",
+	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
+	    .scale = 1e-6});
 }
 
 void store_stats(struct store *s, struct store_stats *out)

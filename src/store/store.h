@@ -76,6 +76,11 @@ struct store_stats {
 };
 void store_stats(struct store *s, struct store_stats *out);
 
+/* Registers the store's metrics (commits, batch sizes, commit durations;
+ * docs/metrics.md). Call once, before store_open; without it nothing is
+ * counted. */
+void store_metrics_enable(void);
+
 /* Accounts and access keys. */
 struct store_key {
 	int64_t account_id;

@@ -50,6 +50,11 @@ static inline unsigned store_scope_slot(int64_t scope)
 	return (unsigned)(((uint64_t)scope * 0x9E3779B97F4A7C15u) >> 54) % STORE_SCOPE_SLOTS;
 }
 
+/* The store's metrics, NULL unless store_metrics_enable ran (store.c). The
+ * backend's writer counts into them. */
+struct metrics_family;
+extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us;
+
 /* Backend constructors; path has its scheme prefix removed. */
 struct store *store_sqlite_open(const char *path);
 

@@ -87,4 +87,10 @@ int store_device_owner(struct store_tx *tx, const char *serial_number, struct sa
 int store_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
 			const struct device *d, int64_t now_ms);
 
+/* Every bound device by the status rule of sag_status() applied to its own
+ * last report at now_ms: counts[0] never reported (Init), [1] reported within
+ * online_ms (Active), [2] longer ago (Offline). One scan of the devices. */
+int store_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_ms,
+			       int64_t counts[3]);
+
 #endif

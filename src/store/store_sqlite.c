@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "metrics/metrics.h"
 #include "store/migrations.h"
 
 #define STORE_BATCH_MAX 512          /* jobs per transaction; bounds one commit's latency */
@@ -479,8 +481,15 @@ static void run_batch(struct sqlite_store *s, struct job *batch)
 	bool lost = conn_exec(c, "BEGIN IMMEDIATE") != 0;
 	for (struct job *j = batch; j && !lost; j = j->next)
 		lost = run_job(c, j) != 0;
-	if (!lost)
+	if (!lost) {
+		/* synchronous=FULL: the COMMIT returns once the WAL is fsynced. */
+		int64_t t0 = time_mono_us();
 		lost = conn_exec(c, "COMMIT") != 0;
+		if (!lost) {
+			metrics_count(store_m_commits, 0, 0, 1);
+			metrics_observe(store_m_commit_us, 0, 0, (uint64_t)(time_mono_us() - t0));
+		}
+	}
 	if (lost) {
 		if (!sqlite3_get_autocommit(c->db))
 			conn_exec(c, "ROLLBACK");
@@ -538,6 +547,7 @@ static void *writer_main(void *arg)
 		s->stats.jobs += n;
 		if (n > s->stats.max_batch)
 			s->stats.max_batch = n;
+		metrics_observe(store_m_batch, 0, 0, n);
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, batch);
 		writer_after_batch(s);

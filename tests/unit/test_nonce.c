@@ -110,12 +110,32 @@ static void test_threads(void **state)
 	nonce_free(c);
 }
 
+/* What the metrics show: live entries (expired ones dropped first) and capacity. */
+static void test_live_count(void **state)
+{
+	struct nonce_cache *c = nonce_new(NONCE_MIN_ENTRIES);
+	assert_int_equal(nonce_capacity(c), NONCE_MIN_ENTRIES);
+	assert_int_equal(nonce_live(c, T0), 0);
+	char n[16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(n, sizeof(n), "n%d", i);
+		assert_int_equal(nonce_check(c, STR_LIT("ak"), str_c(n), T0, T0 + (i < 4 ? 10 : WINDOW)),
+				 NONCE_FRESH);
+	}
+	assert_int_equal(nonce_check(c, STR_LIT("ak"), STR_LIT("n0"), T0, T0 + WINDOW), NONCE_USED);
+	assert_int_equal(nonce_live(c, T0), 10);
+	assert_int_equal(nonce_live(c, T0 + 10), 6); /* the four short-lived ones expired */
+	assert_int_equal(nonce_live(c, T0 + WINDOW), 0);
+	nonce_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_live_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

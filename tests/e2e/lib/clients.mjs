@@ -4,6 +4,7 @@
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import http from 'node:http';
+import https from 'node:https';
 import { TEST_AKID, TEST_SECRET } from './server.mjs';
 
 const require = createRequire(import.meta.url);
@@ -27,14 +28,15 @@ export function popCore(srv, { akid = TEST_AKID, secret = TEST_SECRET } = {}) {
 // openapi-client 0.4.15: V3 (ACS3-HMAC-SHA256) by default, { v2: true } for
 // signatureAlgorithm 'v2' (V1 HMAC-SHA1 in the query). call → {statusCode, body, headers}.
 export function openApi(srv, { akid = TEST_AKID, secret = TEST_SECRET, v2 = false } = {}) {
+  const protocol = srv.url.startsWith('https:') ? 'https' : 'http';
   const cfg = { accessKeyId: akid, accessKeySecret: secret, endpoint: srv.endpoint,
-    protocol: 'http', regionId: 'cn-shanghai' };
+    protocol, regionId: 'cn-shanghai' };
   if (v2) cfg.signatureAlgorithm = 'v2';
   const c = new OpenApi.default(new OpenApi.Config(cfg));
   return {
     client: c,
     call(action, query = {}, { body, method = 'POST', version = API_VERSION } = {}) {
-      const params = new OpenApi.Params({ action, version, protocol: 'HTTP', pathname: '/',
+      const params = new OpenApi.Params({ action, version, protocol: protocol.toUpperCase(), pathname: '/',
         method, authType: 'AK', style: 'RPC', reqBodyType: 'formData', bodyType: 'json' });
       const req = new OpenApi.OpenApiRequest(body ? { query, body } : { query });
       return c.callApi(params, req, new Util.RuntimeOptions({ readTimeout: TIMEOUT_MS,
@@ -90,17 +92,22 @@ export async function teaRpc(srv, action, apiParams = {}, { secret = TEST_SECRET
 // A plain HTTP request over node:http (full control of headers; tolerates the
 // server answering and closing before the whole body was sent, as with 413).
 // body may be a string or Buffer. Resolves {status, headers, text, json}.
-export function raw(srv, { method = 'GET', path = '/', body, headers = {} } = {}) {
+// An https srv.url goes over node:https, trusting srv.ca when given (and
+// otherwise Node's roots plus NODE_EXTRA_CA_CERTS); agent may be given to
+// test keep-alive, and the answer then carries the socket's local port.
+export function raw(srv, { method = 'GET', path = '/', body, headers = {}, agent = false } = {}) {
+  const secure = srv.url.startsWith('https:');
+  const opts = { host: '127.0.0.1', port: srv.port, method, path, headers, agent, timeout: TIMEOUT_MS };
+  if (secure && srv.ca) opts.ca = srv.ca;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path, headers,
-      agent: false, timeout: TIMEOUT_MS }, (res) => {
+    const req = (secure ? https : http).request(opts, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         let json = null;
         try { json = JSON.parse(text); } catch { /* XML or plain text */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
+        resolve({ status: res.statusCode, headers: res.headers, text, json, localPort: res.socket?.localPort });
       });
       res.on('error', reject);
     });

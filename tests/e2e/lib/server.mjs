@@ -4,14 +4,18 @@
 //   const srv = await startServer({ env: { ... }, args: [ ... ] });
 //   srv.port, srv.url ('http://127.0.0.1:PORT'), srv.endpoint ('127.0.0.1:PORT'),
 //   srv.dbPath, srv.dir, srv.proc, srv.stderr() (log so far),
+//   srv.metricsUrl ('http://127.0.0.1:PORT/metrics' with --metrics-listen, else null),
 //   await srv.stop() → { code, signal, stderr }  (SIGTERM, then waits for exit)
 //
 // By default the server gets the key TEST_AKID/TEST_SECRET through
 // SAGFLOW_ACCESS_KEY_ID/SECRET. Pass { dbPath } to reuse a database (restart
 // tests); the temporary directory is removed by stop() unless keepDir is set.
+// Pass { tls: { cert, key, ca } } (file paths) to serve HTTPS: srv.url is then
+// 'https://127.0.0.1:PORT' and srv.ca the CA's PEM, which lib/clients.mjs's
+// raw() trusts.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,10 +25,11 @@ export const TEST_SECRET = 'testsecret';
 const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 20000;
 
-export async function startServer({ env = {}, args = [], dbPath, keepDir = false } = {}) {
+export async function startServer({ env = {}, args = [], dbPath, keepDir = false, tls } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sagflow-e2e-'));
   const db = dbPath || join(dir, 'sagflow.db');
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...args], {
+  const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...tlsArgs, ...args], {
     env: {
       ...process.env,
       SAGFLOW_ACCESS_KEY_ID: TEST_AKID,
@@ -49,10 +54,14 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
       reject(new Error(`serve exited (${code ?? signal}) before listening: ${stderr}`));
     });
   });
+  // serve prints 'metrics on HOST:PORT' before 'listening on': it is there now.
+  const mm = stdout.match(/^metrics on 127\.0\.0\.1:(\d+)$/m);
   let stopped = null;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    metricsUrl: mm ? `http://127.0.0.1:${mm[1]}/metrics` : null,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    ca: tls && tls.ca ? readFileSync(tls.ca, 'utf8') : undefined,
     endpoint: `127.0.0.1:${port}`,
     dbPath: db,
     dir,
