@@ -90,8 +90,11 @@ static void serve_usage(FILE *f)
 		"  --sls-domain DOMAIN   the Log Service endpoint's domain (default "
 		LOGSTORE_DEFAULT_DOMAIN ");\n"
 		"                        a project is addressed as <project>.DOMAIN[:port]\n"
+		"                        (also <project>.@IP:PORT and <project>.IPV4:PORT)\n"
 		"  --logs-dir DIR        where the Log Service keeps logs (default: logs/ beside\n"
-		"                        --db), one directory per logstore, one file per day\n"
+		"                        --db), one directory per logstore, one file per day of\n"
+		"                        arrival; a file older than its logstore's ttl (days) is\n"
+		"                        removed, at start and every hour\n"
 		"  --metrics-listen HOST:PORT\n"
 		"                        serve GET /metrics (Prometheus text format) on this\n"
 		"                        address, apart from the API; port 0 picks a free port.\n"
@@ -230,6 +233,11 @@ static int env_key(struct store *st)
 				"or commas");
 			return -1;
 		}
+	if (!strncmp(e.akid, DOMAIN_DEVICE_KEY_PREFIX, sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1)) {
+		log_err("serve: SAGFLOW_ACCESS_KEY_ID must not start with \"%s\" (a gateway device's "
+			"Log Service credential)", DOMAIN_DEVICE_KEY_PREFIX);
+		return -1;
+	}
 	if (store_write(st, ensure_env_key, &e) != 0) {
 		log_err("serve: cannot store the access key from the environment");
 		return -1;

@@ -192,6 +192,29 @@ static void answer_error(struct http_server *s, struct http_request *r, int stat
 	http_respond(r, status, "text/plain;charset=utf-8", (struct str){msg, (size_t)n});
 }
 
+/* An absolute-form target (a client that takes us for a proxy, like the old
+ * Go SDK with an IP endpoint) names the host itself: keep it as the
+ * authority, and the path is what follows it ("/" when nothing does). */
+static void split_absolute(struct http_request *r)
+{
+	static const char *const schemes[] = {"http://", "https://"};
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t sl = strlen(schemes[i]);
+		if (r->path.len < sl || strncasecmp(r->path.p, schemes[i], sl) != 0)
+			continue;
+		const char *a = r->path.p + sl, *end = r->path.p + r->path.len;
+		const char *slash = memchr(a, '/', (size_t)(end - a));
+		r->authority = (struct str){a, (size_t)((slash ? slash : end) - a)};
+		r->path = slash ? (struct str){slash, (size_t)(end - slash)} : str_c("/");
+		return;
+	}
+}
+
+struct str http_host(const struct http_request *r)
+{
+	return r->authority.len ? r->authority : http_header(r, "host");
+}
+
 /* The raw URI, before MHD decodes it: its own argument parser would hide
  * duplicates and bad escapes, and V1/V3 must see exactly what was sent. */
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *mc)
@@ -209,6 +232,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *mc)
 	size_t plen = q ? (size_t)(q - c->uri) : strlen(c->uri);
 	c->req.path = (struct str){c->uri, plen};
 	c->req.query = q ? (struct str){q + 1, strlen(q + 1)} : (struct str){c->uri + plen, 0};
+	split_absolute(&c->req);
 	return c;
 }
 
@@ -242,7 +266,7 @@ static bool on_headers(struct http_conn *c, const char *method)
 	set_remote(c);
 	c->max_body = HTTP_MAX_BODY;
 	if (c->srv->cfg.vhost && (c->vhost = c->srv->cfg.vhost(c->srv->cfg.vhost_arg,
-								http_header(&c->req, "host")))) {
+								http_host(&c->req)))) {
 		c->req.route_arg = c->vhost->arg;
 		c->max_body = c->vhost->max_body;
 	}

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "domain/domain.h"
 #include "metrics/metrics.h"
 
 #define STORE_SCHEME_SQLITE "sqlite:"
@@ -246,6 +247,9 @@ int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account
 
 int store_key_insert(struct store_tx *tx, const struct store_key *k)
 {
+	/* The device credential's prefix is never an AccessKey's. */
+	if (!strncmp(k->akid, DOMAIN_DEVICE_KEY_PREFIX, sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1))
+		return ERR_INVALID_PARAMETER;
 	return tx->ops->key_insert(tx, k);
 }
 
