@@ -41,9 +41,9 @@ struct http_route_ent {
 
 /* One MHD daemon in external-polling epoll mode, run by its own thread; all of
  * them share one listening socket (as MHD's own thread pool does). Not MHD's
- * internal threads: their loop in 0.9.75 (and 1.0.x) calls epoll_wait again,
- * with the full timeout, whenever a call returned exactly 128 events, so the
- * 128 ready connections it holds wait for the next event or the connection
+ * internal threads: their loop (0.9.75, also 1.0.0 and 1.0.1) calls epoll_wait
+ * again, with the full timeout, whenever a call returned exactly 128 events, so
+ * the 128 ready connections it holds wait for the next event or the connection
  * timeout (docs/protocol.md, "Threads"). MHD_run never waits, so that second
  * call cannot block here. */
 struct http_worker {
@@ -52,7 +52,7 @@ struct http_worker {
 	pthread_t thread;
 	bool running;
 	int wake_fd;             /* eventfd: a resumed connection, or a stop request */
-	atomic_bool quiesce, exit;
+	atomic_bool quiesce, quit;
 	atomic_bool quiesced;    /* set by the worker once its daemon stopped accepting */
 };
 
@@ -420,7 +420,7 @@ static void *worker_loop(void *arg)
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
 	struct pollfd pf[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
 			       {.fd = w->wake_fd, .events = POLLIN}};
-	while (!atomic_load(&w->exit)) {
+	while (!atomic_load(&w->quit)) {
 		if (poll(pf, 2, worker_timeout_ms(w->d)) > 0 && (pf[1].revents & POLLIN)) {
 			uint64_t n;
 			if (read(w->wake_fd, &n, sizeof(n)) < 0) {
@@ -506,7 +506,7 @@ static void workers_stop(struct http_server *s)
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct http_worker *w = &s->workers[i];
 		if (w->running) {
-			atomic_store(&w->exit, true);
+			atomic_store(&w->quit, true);
 			worker_wake(w);
 			pthread_join(w->thread, NULL);
 			w->running = false;
