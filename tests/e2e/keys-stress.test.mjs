@@ -18,7 +18,7 @@ const CYCLES = 1000;
 const LANES = 4;      // cycles run in this many concurrent lanes
 const BACKGROUND = 3; // other clients, each with its own key, never deleted
 const LATE_TRIES = 2; // hammer requests started after the delete, per cycle
-const PACE_MS = 2;    // a background client's pause between requests (CPU for the cycles)
+const PACE_MS = 5;    // a background client's pause between requests (CPU for the cycles)
 const NOT_FOUND = 'InvalidAccessKeyId.NotFound';
 
 // execFile, not spawnSync: the event loop, and with it every other client,
@@ -50,6 +50,8 @@ function background(srv, k) {
   return async () => { running = false; await loop; return answered; };
 }
 
+const seen = { hammer: 0, hammerAccepted: 0, late: 0 };
+
 // Uses k back to back while the lane deletes it, until LATE_TRIES requests
 // started after state.deleted was set have been refused.
 async function hammer(srv, k, state, where) {
@@ -65,7 +67,9 @@ async function hammer(srv, k, state, where) {
     }
     assert.ok(!(accepted && after), `${where}: deleted key ${k.AccessKeyId} accepted by a ` +
       'request sent after `keys delete` returned');
-    if (after) late++;
+    seen.hammer++;
+    if (accepted) seen.hammerAccepted++;
+    if (after) late++, seen.late++;
   }
 }
 
@@ -99,6 +103,8 @@ test(`${CYCLES} create/use/delete cycles on one busy serve: no deleted key is ac
     } finally {
       const answered = await Promise.all(stops.map((stop) => stop()));
       t.diagnostic(`${CYCLES} cycles in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
-        `background requests answered: ${answered.join(', ')}`);
+        `background requests answered: ${answered.join(', ')}; hammer requests: ${seen.hammer} ` +
+        `(${seen.hammerAccepted} accepted before the delete returned, ${seen.late} refused ` +
+        'after)');
     }
   });
