@@ -24,6 +24,7 @@ fi
 command -v debootstrap >/dev/null || "$repo/scripts/deps.sh" fresh
 
 root=$(mktemp -d "${FRESH_TMP:-/var/tmp}/sagflow-fresh.XXXXXX")
+chmod 0755 "$root" # apt's _apt user must reach the root's /var/lib/apt/lists
 mounts=()
 t_start=$SECONDS t_phase=$SECONDS
 timings=()
@@ -100,6 +101,8 @@ phase_done debootstrap
 # pulls in, adds them to /etc/ssl/certs inside) and npm's configuration. None
 # of this is sagflow's business on a real machine, where it is already set.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# debootstrap wrote its own sources.list; this machine's set replaces it.
+rm -f "$root/etc/apt/sources.list"
 [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$root/etc/apt/"
 cp -a /etc/apt/sources.list.d/. "$root/etc/apt/sources.list.d/"
 for f in /etc/apt/apt.conf.d/*; do
@@ -185,4 +188,4 @@ if [ "$rc" -ne 0 ] || [ -z "$final" ]; then
 	tail -n 80 "$testlog"
 	exit 1
 fi
-du -sh "$root" | awk '{print "root size: " $1}'
+du -shx "$root" | awk '{print "root size: " $1}'
