@@ -47,9 +47,18 @@ chroot_pids() {
 		case "$r" in "$root" | "$root"/*) echo "${p#/proc/}" ;; esac
 	done
 }
+# Long steps run as their own process group, waited for with `wait`, so that
+# a signal to this script is handled at once and can end the whole group.
+jobs_started=()
+job() {
+	setsid "$@" &
+	jobs_started+=($!)
+	wait $!
+}
 cleanup() {
 	local rc=$? pids i
 	trap - EXIT INT TERM
+	for i in "${jobs_started[@]}"; do kill -TERM -- -"$i" 2>/dev/null || true; done
 	pids=$(chroot_pids)
 	if [ -n "$pids" ]; then
 		kill -TERM $pids 2>/dev/null || true
@@ -84,14 +93,12 @@ echo "== debootstrap --variant=minbase $suite into $root ($mirror)"
 if [ -n "${FRESH_CACHE:-}" ]; then
 	tarball=$FRESH_CACHE/$suite-minbase.tgz
 	mkdir -p "$FRESH_CACHE"
-	[ -f "$tarball" ] || debootstrap --variant=minbase --make-tarball="$tarball" "$suite" "$root/.mk" "$mirror" >/dev/null
+	[ -f "$tarball" ] || job debootstrap --variant=minbase --make-tarball="$tarball" "$suite" "$root/.mk" "$mirror" >/dev/null
 	rm -rf "$root/.mk"
-	debootstrap --variant=minbase --unpack-tarball="$tarball" "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
-		{ tail -n 30 "$root.debootstrap.log"; exit 1; }
-else
-	debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
-		{ tail -n 30 "$root.debootstrap.log"; exit 1; }
+	set -- --unpack-tarball="$tarball"
 fi
+job debootstrap --variant=minbase "$@" "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
+	{ tail -n 30 "$root.debootstrap.log"; rm -f "$root.debootstrap.log"; exit 1; }
 rm -f "$root.debootstrap.log"
 phase_done debootstrap
 
@@ -133,7 +140,7 @@ phase_done "root prepared"
 # The environment of a fresh login, plus this machine's proxy and npm settings.
 envs=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb)
 while IFS= read -r v; do envs+=("$v"); done < <(env | grep -E '^((HTTPS?|NO|ALL)_PROXY|(https?|no|all)_proxy|npm_config_[a-z_]+|NODE_EXTRA_CA_CERTS)=' || true)
-in_root() { chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/bash -c "$1"; }
+in_root() { job chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/bash -c "$1"; }
 
 # The README's prerequisite on a fresh machine (git is not needed here: the
 # clone was made from outside).
@@ -147,6 +154,7 @@ runlog=$root/root/make-run.log
 setsid chroot "$root" /usr/bin/env -i "${envs[@]}" SAGFLOW_LISTEN="127.0.0.1:$port" \
 	/bin/bash -c 'cd /root/sagflow && exec make run' >"$runlog" 2>&1 </dev/null &
 runpid=$!
+jobs_started+=($runpid)
 ready=0
 for _ in $(seq 1800); do # make run installs, builds, then serves: up to 30 min
 	if grep -q '^listening on ' "$runlog" || curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
@@ -177,10 +185,13 @@ wait "$runpid" || true
 phase_done "make run checks"
 
 testlog=$root/root/make-test.log
-set +e
-in_root 'cd /root/sagflow && make test' 2>&1 | tee "$testlog" | grep -E '^(FAILED|not ok|# (pass|fail))|^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)|^[0-9]+ passed, [0-9]+ failed$'
-rc=${PIPESTATUS[0]}
-set -e
+: >"$testlog"
+# Progress: the failures and the final line, as make test prints them.
+tail -n +1 -f --pid=$$ "$testlog" |
+	grep --line-buffered -E '^(FAILED|not ok)|^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)|^[0-9]+ passed, [0-9]+ failed$' &
+rc=0
+in_root 'cd /root/sagflow && make test' >"$testlog" 2>&1 || rc=$?
+sleep 1
 phase_done "make test"
 final=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$testlog" | tail -1)
 echo "make test: ${final:-no final line} (exit $rc)"
