@@ -2,7 +2,8 @@
 # Installs what sagflow needs on a Debian machine, and only what is missing.
 #   scripts/deps.sh build   - compiler, meson, libraries
 #   scripts/deps.sh run     - build + Node.js and the npm clients (make run's example call)
-#   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients
+#   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients,
+#                             systemd-analyze (checks contrib/systemd)
 #   scripts/deps.sh bench   - test + nginx, wrk, softflowd
 #   scripts/deps.sh fresh   - what scripts/fresh-machine.sh needs on the host
 set -euo pipefail
@@ -11,7 +12,7 @@ level=${1:-build}
 
 build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libssl-dev
 	libjansson-dev libsqlite3-dev libpcap-dev)
-test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps systemd)
 bench_pkgs=(nginx-light wrk softflowd time)
 fresh_pkgs=(debootstrap git curl python3)
 

@@ -58,16 +58,18 @@ job() {
 cleanup() {
 	local rc=$? pids i
 	trap - EXIT INT TERM
+	set +e # clean up as far as possible whatever fails
+	[ "$rc" -eq 0 ] || echo "fresh-machine: failed (exit $rc); stopping what it started" >&2
 	for i in "${jobs_started[@]}"; do kill -TERM -- -"$i" 2>/dev/null || true; done
 	pids=$(chroot_pids)
 	if [ -n "$pids" ]; then
 		kill -TERM $pids 2>/dev/null || true
 		sleep 2
 		pids=$(chroot_pids)
-		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+		[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
 	fi
 	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-		umount -R "${mounts[i]}" 2>/dev/null || umount -R -l "${mounts[i]}" || true
+		umount -R "${mounts[i]}" 2>/dev/null || umount -R -l "${mounts[i]}"
 	done
 	if grep -q " $root[/ ]" /proc/mounts; then
 		echo "fresh-machine: still mounted under $root; not removing it" >&2

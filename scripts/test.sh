@@ -29,7 +29,9 @@ if [ $fuzz_only -eq 0 ]; then
 	elif ! meson introspect --buildoptions "$TESTBUILD" 2>/dev/null | grep -q '"name": "tests", "value": "enabled"'; then
 		# A test build configured before the option existed (or by hand):
 		# make sure a missing cmocka is an error, not fewer tests.
-		meson configure "$TESTBUILD" -Dtests=enabled >/dev/null ||
+		# (--reconfigure: `meson configure` refuses an option the build
+		# directory has not seen yet.)
+		meson setup --reconfigure "$TESTBUILD" -Dtests=enabled >/dev/null ||
 			{ echo "0 passed, 1 failed"; exit 1; }
 	fi
 	if ! ninja -C "$TESTBUILD" >"$TESTBUILD.log" 2>&1; then
