@@ -1,6 +1,7 @@
 // The systemd units of contrib/systemd (README "Running under systemd"):
 // `systemd-analyze verify` finds nothing to say about them (and does find the
-// faults we plant in copies), `systemd-analyze security` rates them, and the
+// faults we plant in copies), `systemd-analyze security` rates them,
+// systemd-sysusers accepts the user they run as, and the
 // agent unit's command line, run the way the unit runs it (as an unprivileged
 // user, no new privileges, exactly the unit's capabilities), captures and
 // exports to a real nfcapd. No systemd runs here: the units are checked
@@ -66,6 +67,23 @@ test('both units pass systemd-analyze verify with nothing to say', () => {
   for (const [name, as] of [SERVE, AGENT]) {
     const v = verify(unitCopy(name, as));
     assert.ok(v.ok, `${name}: ${v.said}`);
+  }
+});
+
+test('sagflow.sysusers creates the system user both units run as', () => {
+  const root = join(dir, 'sysusers-root');
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  const r = spawnSync('systemd-sysusers', [`--root=${root}`, join(UNITS, 'sagflow.sysusers')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const user = readFileSync(join(root, 'etc', 'passwd'), 'utf8').split('\n').find((l) => l.startsWith('sagflow:'));
+  assert.ok(user, 'a sagflow user');
+  const [, , uid, , , home, shell] = user.split(':');
+  assert.ok(Number(uid) > 0 && Number(uid) < 1000, `a system uid (${uid})`);
+  assert.equal(home, '/var/lib/sagflow');
+  assert.equal(shell, '/usr/sbin/nologin');
+  for (const [name] of [SERVE, AGENT]) {
+    assert.match(unitText(name), /^User=sagflow$/m);
+    assert.match(unitText(name), /^Group=sagflow$/m);
   }
 });
 
