@@ -9,7 +9,7 @@
 #                    system, the root is still unpacked fresh (default: none)
 #   FRESH_KEEP=1     keep the root afterwards (its path is printed)
 #   FRESH_TMP=DIR    where the root goes (default /var/tmp)
-# Needs root, ~3 GB of disk and the Debian mirror and npm registry this machine
+# Needs root, ~2 GB of disk and the Debian mirror and npm registry this machine
 # uses. Exits non-zero on any failure; stops and unmounts what it started.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +23,10 @@ if [ "$ref" = HEAD ] && [ -n "$(git -C "$repo" status --porcelain --untracked-fi
 fi
 command -v debootstrap >/dev/null || "$repo/scripts/deps.sh" fresh
 
+# A signal's trap runs inside the redirections of the step it interrupts
+# (e.g. `job ... >"$testlog"`): the cleanup writes to the script's own
+# stdout/stderr, saved here.
+exec 3>&1 4>&2
 root=$(mktemp -d "${FRESH_TMP:-/var/tmp}/sagflow-fresh.XXXXXX")
 chmod 0755 "$root" # apt's _apt user must reach the root's /var/lib/apt/lists
 mounts=()
@@ -58,6 +62,7 @@ job() {
 cleanup() {
 	local rc=$? pids i
 	trap - EXIT INT TERM
+	exec 1>&3 2>&4
 	set +e # clean up as far as possible whatever fails
 	[ "$rc" -eq 0 ] || echo "fresh-machine: failed (exit $rc); stopping what it started" >&2
 	for i in "${jobs_started[@]}"; do kill -TERM -- -"$i" 2>/dev/null || true; done
@@ -71,6 +76,7 @@ cleanup() {
 	for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
 		umount -R "${mounts[i]}" 2>/dev/null || umount -R -l "${mounts[i]}"
 	done
+	rm -f "$root.debootstrap.log"
 	if grep -q " $root[/ ]" /proc/mounts; then
 		echo "fresh-machine: still mounted under $root; not removing it" >&2
 		rc=1
@@ -83,7 +89,7 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'echo "fresh-machine: interrupted" >&2; exit 130' INT TERM
+trap 'echo "fresh-machine: interrupted" >&4; exit 130' INT TERM
 
 # The Debian mirror this machine uses (first URI of its sources), so the root
 # fetches from where this machine can reach.
@@ -100,8 +106,7 @@ if [ -n "${FRESH_CACHE:-}" ]; then
 	set -- --unpack-tarball="$tarball"
 fi
 job debootstrap --variant=minbase "$@" "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
-	{ tail -n 30 "$root.debootstrap.log"; rm -f "$root.debootstrap.log"; exit 1; }
-rm -f "$root.debootstrap.log"
+	{ tail -n 30 "$root.debootstrap.log"; exit 1; }
 phase_done debootstrap
 
 # This machine's way out: apt sources and the apt settings that change how
