@@ -153,6 +153,49 @@ function collectedTo(cdir, port) {
   return t;
 }
 
+// A directory as StateDirectory= makes it: owned by the service's user.
+function stateDir(stateRoot, ...path) {
+  const d = join(stateRoot, ...path);
+  mkdirSync(d, { recursive: true });
+  chownSync(d, Number(execFileSync('id', ['-u', UNPRIVILEGED[0]], { encoding: 'utf8' })), 0);
+  return d;
+}
+
+test('the serve unit\'s command line serves as an unprivileged user with no capability', async () => {
+  assert.equal(process.getuid(), 0, 'switching to an unprivileged user needs root');
+  const unit = unitText(SERVE[0]);
+  assert.match(unit, /^CapabilityBoundingSet=$/m);
+  const stateRoot = join(dir, 'serve-state');
+  const db = join(stateDir(stateRoot, 'sagflow'), 'sagflow.db');
+  // serve.env's arguments, on a free port instead of 8080.
+  const env = envFile(unitText('serve.env'));
+  assert.match(env.SAGFLOW_SERVE_ARGS, /^--listen 127\.0\.0\.1:8080\b/);
+  env.SAGFLOW_SERVE_ARGS = env.SAGFLOW_SERVE_ARGS.replace('127.0.0.1:8080', '127.0.0.1:0');
+  const argv = [bin, ...execStart(unit, env, { instance: '', stateRoot }).slice(1)];
+  assert.ok(argv.includes(db), `the database is in the state directory: ${argv.join(' ')}`);
+  const [cmd, args] = asUnit(argv, [], []);
+  const srv = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  srv.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+  srv.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+  const exited = new Promise((r) => srv.once('exit', (code, signal) => r({ code, signal })));
+  try {
+    let m;
+    for (let i = 0; !(m = /^listening on 127\.0\.0\.1:(\d+)$/m.exec(out)); i++) {
+      assert.ok(i < 400 && srv.exitCode === null, `serve did not start:\n${err}`);
+      await sleep(25);
+    }
+    const r = await fetch(`http://127.0.0.1:${m[1]}/healthz`);
+    assert.equal(r.status, 200);
+    srv.kill('SIGTERM');
+    assert.equal((await exited).code, 0, err);
+  } finally {
+    if (srv.exitCode === null) srv.kill('SIGKILL');
+  }
+  const owner = execFileSync('stat', ['-c', '%U %a', db], { encoding: 'utf8' }).trim();
+  assert.equal(owner, `${UNPRIVILEGED[0]} 600`, 'the database belongs to the service user, mode 0600');
+});
+
 test('the agent unit\'s command line captures and exports as an unprivileged user with exactly the unit\'s capabilities', async (t) => {
   assert.equal(process.getuid(), 0, 'switching to an unprivileged user needs root (as capture does)');
   const unit = unitText(AGENT[0]);
@@ -175,9 +218,7 @@ test('the agent unit\'s command line captures and exports as an unprivileged use
   const env = { ...envFile(unitText('agent.env')), SAGFLOW_CONTROL_PLANE: srv.url, SAGFLOW_SERIAL: g.serial,
     SAGFLOW_DEVICE_SECRET: g.secret, SAGFLOW_INTERFACE: 'lo' };
   const stateRoot = join(dir, 'state');
-  mkdirSync(join(stateRoot, 'sagflow-agent', 'sn1'), { recursive: true });
-  const uid = Number(execFileSync('id', ['-u', UNPRIVILEGED[0]], { encoding: 'utf8' }));
-  chownSync(join(stateRoot, 'sagflow-agent', 'sn1'), uid, 0); // StateDirectory= does this
+  stateDir(stateRoot, 'sagflow-agent', 'sn1');
   const argv = [bin, ...execStart(unit, env, { instance: 'sn1', stateRoot }).slice(1)];
   assert.ok(!argv.includes(g.secret), 'the secret is not on the command line');
   const secretEnv = { ...process.env, SAGFLOW_DEVICE_SECRET: g.secret }; // systemd passes the file's variables
