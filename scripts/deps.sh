@@ -12,7 +12,7 @@ level=${1:-build}
 
 build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
 	libjansson-dev libsqlite3-dev libpcap-dev
-	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev)
+	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
 	openssl curl prometheus systemd)
 bench_pkgs=(nginx-light wrk softflowd time)
