@@ -214,7 +214,8 @@ static int advance(struct vc *c)
 		for (; c->x->loaded && c->i < c->x->b.n; c->i++)
 			if (lscan_match(c->x, c->q->src->s, c->i, c->from, c->to))
 				return SQLITE_OK;
-		int rc = load_block(c);
+		/* A column that failed to decode read as absent: the answer is wrong. */
+		int rc = c->x->loaded && c->x->b.corrupt ? -1 : load_block(c);
 		c->i = 0;
 		if (rc == 0) {
 			c->eof = true;
