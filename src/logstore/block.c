@@ -230,7 +230,7 @@ static struct zstd_ctx *zstd_ctx(void)
 static void compress_append(struct buf *out, const struct buf *p)
 {
 	size_t cap = ZSTD_compressBound(p->len);
-	buf_reserve(out, out->len + cap);
+	buf_reserve(out, cap);
 	size_t z = ZSTD_compressCCtx(zstd_ctx()->c, out->p + out->len, cap, p->p, p->len,
 				     BLOCK_ZSTD_LEVEL);
 	if (ZSTD_isError(z))
