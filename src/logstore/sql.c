@@ -414,9 +414,11 @@ static int preagg_row(struct vc *c, size_t i)
 	sqlite3_int64 iv;
 	double dv;
 	buf_reset(&c->key);
-	for (size_t k = 0; k < c->nkeycol; k++)
-		if (key_add(&c->key, cell(c, c->keycol[k], i, &v, &iv, &dv), v, iv))
+	for (size_t k = 0; k < c->nkeycol; k++) {
+		enum cell_kind kind = cell(c, c->keycol[k], i, &v, &iv, &dv);
+		if (key_add(&c->key, kind, v, iv) != 0)
 			return -1;
+	}
 	size_t g = groups_find(&c->gt, (struct str){c->key.p, c->key.len});
 	if (c->gt.n > SQL_PREAGG_MAX_GROUPS)
 		return -1;
