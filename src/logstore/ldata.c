@@ -44,6 +44,7 @@ struct part {
 	int day;
 	sqlite3 *db;
 	uint64_t used; /* LRU clock */
+	int wal_frames, ckpt_base; /* frames in its WAL, and as of the last checkpoint */
 };
 
 struct ldata {
@@ -136,6 +137,33 @@ static sqlite3 *part_db_open(const char *path, bool create)
 	return db;
 }
 
+static int part_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct part *p = arg;
+	p->wal_frames = frames;
+	if (frames < p->ckpt_base) /* the WAL started over from the top */
+		p->ckpt_base = 0;
+	return SQLITE_OK;
+}
+
+/* A PASSIVE checkpoint of every file whose WAL grew LDATA_CKPT_FRAMES since
+ * the last: it copies what no reader still needs and never waits for one. */
+static void part_checkpoints(struct ldata *d)
+{
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++) {
+		struct part *p = &d->open[i];
+		if (!p->db || p->wal_frames - p->ckpt_base < LDATA_CKPT_FRAMES)
+			continue;
+		int log_frames = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(p->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+						   &done);
+		if (rc == SQLITE_OK)
+			p->ckpt_base = log_frames;
+		else if (rc != SQLITE_BUSY)
+			log_warn("logstore: checkpoint: %s", sqlite3_errmsg(p->db));
+	}
+}
+
 /* The writer's handle of a partition, opened (and created, when create) on demand. */
 static struct part *part_get(struct ldata *d, int64_t logstore, int day, bool create)
 {
@@ -158,7 +186,13 @@ static struct part *part_get(struct ldata *d, int64_t logstore, int day, bool cr
 	if (!db)
 		return NULL;
 	sqlite3_close(lru->db);
-	*lru = (struct part){logstore, day, db, ++d->clock};
+	*lru = (struct part){logstore, day, db, ++d->clock, 0, 0};
+	if (create) {
+		/* Checkpoints run between batches, after the acknowledgements
+		 * (part_checkpoints), not inside the COMMIT that crosses 1000 frames. */
+		sqlite3_exec(db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
+		sqlite3_wal_hook(db, part_wal_hook, lru);
+	}
 	return lru;
 }
 
@@ -482,6 +516,7 @@ static void write_batch(struct ldata *d, struct ldata_put **jobs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		finish(d, jobs[i], rcs[i]);
 	free(rcs);
+	part_checkpoints(d);
 }
 
 static size_t take_batch(struct ldata *d, struct ldata_put **jobs, bool *stop)

@@ -25,6 +25,7 @@
 #define LDATA_BATCH_MAX 1024             /* jobs per writer batch */
 #define LDATA_MAX_PARTITIONS 4096        /* files of one logstore a read looks at */
 #define LDATA_MAX_PACK_ID 256            /* bytes of a __pack_id__ that is remembered */
+#define LDATA_CKPT_FRAMES 1000           /* new WAL frames of a file that call for a checkpoint */
 
 enum ldata_rc { LDATA_STORED = 0, LDATA_DUPLICATE = 1, LDATA_EIO = -1, LDATA_BUSY = -2 };
 
