@@ -9,7 +9,7 @@
 #define GROUPS_TAG 0xffffffff00000000ULL
 
 /* Eight bytes at a time (keys are ~10-30 bytes, hashed once per row). */
-static uint64_t key_hash(struct str k)
+uint64_t groups_hash(struct str k)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ k.len;
 	size_t i = 0;
@@ -84,9 +84,26 @@ static size_t add(struct groups *g, struct str key, uint64_t h)
 	return i;
 }
 
+void groups_prefetch(const struct groups *g, uint64_t h, bool record)
+{
+	const uint64_t *slot = &g->slot[h & (g->nslots - 1)];
+	if (!record) {
+		__builtin_prefetch(slot);
+		return;
+	}
+	uint64_t s = *slot; /* the first probe's: usually the group itself */
+	if (s && (s & GROUPS_TAG) == (h & GROUPS_TAG))
+		__builtin_prefetch(g->arena.p + g->at[(uint32_t)s - 1]);
+}
+
 size_t groups_find(struct groups *g, struct str key)
 {
-	uint64_t h = key_hash(key), tag = h & GROUPS_TAG;
+	return groups_find_hashed(g, key, groups_hash(key));
+}
+
+size_t groups_find_hashed(struct groups *g, struct str key, uint64_t h)
+{
+	uint64_t tag = h & GROUPS_TAG;
 	size_t s = h & (g->nslots - 1);
 	for (; g->slot[s]; s = (s + 1) & (g->nslots - 1)) {
 		if ((g->slot[s] & GROUPS_TAG) != tag)

@@ -31,6 +31,14 @@ void groups_init(struct groups *g, size_t nacc);
 void groups_free(struct groups *g);
 /* The group of key (created when new, accumulators 0 and flags false); its index. */
 size_t groups_find(struct groups *g, struct str key);
+/* The same in steps, for a batch of keys: a lookup waits on memory (slot,
+ * then record) once the table outgrows the caches, so the caller hashes the
+ * batch, asks for the slots (record false) and then the records (true) of keys
+ * a few places ahead, and finds each with its hash. Prefetches are hints: any
+ * order of calls gives the same groups. */
+uint64_t groups_hash(struct str key);
+void groups_prefetch(const struct groups *g, uint64_t hash, bool record);
+size_t groups_find_hashed(struct groups *g, struct str key, uint64_t hash);
 
 static inline struct groups_rec *groups_rec(const struct groups *g, size_t i)
 {

@@ -11,6 +11,7 @@
 #include "logstore/lscan.h"
 #include "logstore/sqlfn.h"
 #include "logstore/sqltext.h"
+#include "sls/body.h"
 
 /* Columns every query sees (so "select *" shows a SAG flow record, spec
  * §2.2), before the names the query itself uses. Column 0 is __time__. */
@@ -88,7 +89,11 @@ struct vc {
 	int keycol[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
 	int aggcol[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
 	size_t nkeycol, naggcol;
-	struct buf key;    /* the current log's encoded key */
+	struct buf key;    /* the current block's matching logs' encoded keys, one after another */
+	struct preagg_log {
+		size_t i, at, len; /* the log, its key in key */
+		uint64_t hash;
+	} *logs;           /* SLS_MAX_LOGS_PER_GROUP */
 };
 
 static void add_quoted(struct buf *b, const char *name)
@@ -187,6 +192,7 @@ static int vt_close(sqlite3_vtab_cursor *cur)
 	struct vc *c = (struct vc *)cur;
 	cursor_reset(c);
 	buf_free(&c->key);
+	free(c->logs);
 	free(c->x);
 	free(c->cols);
 	free(c);
@@ -407,21 +413,26 @@ static bool accumulate(enum sqltext_role r, int64_t *acc, bool *has, sqlite3_int
 	return true;
 }
 
-/* Log i into its group; -1 when it cannot be pre-aggregated exactly. */
-static int preagg_row(struct vc *c, size_t i)
+/* Log i's key appended to c->key; -1 when it cannot be pre-aggregated exactly. */
+static int preagg_key(struct vc *c, size_t i)
 {
 	struct str v;
 	sqlite3_int64 iv;
 	double dv;
-	buf_reset(&c->key);
 	for (size_t k = 0; k < c->nkeycol; k++) {
 		enum cell_kind kind = cell(c, c->keycol[k], i, &v, &iv, &dv);
 		if (key_add(&c->key, kind, v, iv) != 0)
 			return -1;
 	}
-	size_t g = groups_find(&c->gt, (struct str){c->key.p, c->key.len});
-	if (c->gt.n > SQL_PREAGG_MAX_GROUPS)
-		return -1;
+	return 0;
+}
+
+/* Log i into group g; -1 when it cannot be pre-aggregated exactly. */
+static int preagg_add(struct vc *c, size_t i, size_t g)
+{
+	struct str v;
+	sqlite3_int64 iv;
+	double dv;
 	int64_t *acc = groups_rec(&c->gt, g)->acc;
 	bool *has = groups_has(&c->gt, g);
 	for (size_t a = 0; a < c->naggcol; a++) {
@@ -433,6 +444,37 @@ static int preagg_row(struct vc *c, size_t i)
 			return -1;
 	}
 	return 0;
+}
+
+#define PREAGG_AHEAD 8 /* logs between a slot's prefetch and its record's, and the lookup */
+
+/* The current block's matching logs into their groups: keys and hashes
+ * first, then the lookups, each a few logs behind its prefetches. */
+static int preagg_block(struct vc *c)
+{
+	size_t m = 0;
+	buf_reset(&c->key);
+	for (size_t i = 0; i < c->x->b.n; i++) {
+		if (!lscan_match(c->x, c->q->src->s, i, c->from, c->to))
+			continue;
+		size_t at = c->key.len;
+		if (preagg_key(c, i) != 0)
+			return -1;
+		c->logs[m++] = (struct preagg_log){i, at, c->key.len - at, 0};
+	}
+	for (size_t j = 0; j < m; j++)
+		c->logs[j].hash = groups_hash((struct str){c->key.p + c->logs[j].at, c->logs[j].len});
+	for (size_t j = 0; j < m; j++) {
+		if (j + 2 * PREAGG_AHEAD < m)
+			groups_prefetch(&c->gt, c->logs[j + 2 * PREAGG_AHEAD].hash, false);
+		if (j + PREAGG_AHEAD < m)
+			groups_prefetch(&c->gt, c->logs[j + PREAGG_AHEAD].hash, true);
+		const struct preagg_log *l = &c->logs[j];
+		size_t g = groups_find_hashed(&c->gt, (struct str){c->key.p + l->at, l->len}, l->hash);
+		if (preagg_add(c, l->i, g) != 0)
+			return -1;
+	}
+	return c->gt.n > SQL_PREAGG_MAX_GROUPS ? -1 : 0;
 }
 
 /* Every matching log of the window into the group table. 0, or -1 (see advance). */
@@ -448,15 +490,16 @@ static int preagg_fill(struct vc *c)
 	}
 	groups_init(&c->gt, c->naggcol);
 	c->grouped = true;
+	if (!c->logs)
+		c->logs = xcalloc(SLS_MAX_LOGS_PER_GROUP, sizeof(*c->logs));
 	for (;;) {
 		int rc = load_block(c);
 		if (rc <= 0)
 			return rc;
-		for (size_t i = 0; i < c->x->b.n; i++)
-			if (lscan_match(c->x, c->q->src->s, i, c->from, c->to) && preagg_row(c, i) != 0) {
-				c->q->preagg_abort = true;
-				return -1;
-			}
+		if (preagg_block(c) != 0) {
+			c->q->preagg_abort = true;
+			return -1;
+		}
 		if (c->x->b.corrupt)
 			return -1;
 	}
