@@ -15,6 +15,13 @@
 #include "core/xmalloc.h"
 #include "logstore/block.h"
 #include "logstore/groups.h"
+#include "logstore/ldata.h"
+#include "logstore/query.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Every value of the fixture's block, column by column, as written. */
 static void check_fixture(struct block *b)
@@ -60,8 +67,8 @@ static void put_varint(struct buf *b, uint64_t v)
 	} while (v);
 }
 
-/* A block as the first store wrote it (B1: one zstd frame of everything). */
-static void test_b1_still_read(void **state)
+/* The fixture as the first store wrote blocks (B1: one zstd frame of everything). */
+static char *b1_block(size_t *len)
 {
 	struct buf p = {0};
 	buf_add(&p, "B1", 2);
@@ -83,7 +90,15 @@ static void test_b1_still_read(void **state)
 		}
 	size_t cap = ZSTD_compressBound(p.len);
 	char *z = xmalloc(cap);
-	size_t zn = ZSTD_compress(z, cap, p.p, p.len, 1);
+	*len = ZSTD_compress(z, cap, p.p, p.len, 1);
+	buf_free(&p);
+	return z;
+}
+
+static void test_b1_still_read(void **state)
+{
+	size_t zn;
+	char *z = b1_block(&zn);
 	struct block b;
 	assert_int_equal(block_decode((struct str){z, zn}, &b), 0);
 	check_fixture(&b);
@@ -91,7 +106,99 @@ static void test_b1_still_read(void **state)
 	/* Truncated, it is refused, not misread. */
 	assert_int_equal(block_decode((struct str){z, zn - 3}, &b), -1);
 	free(z);
-	buf_free(&p);
+}
+
+/* A day file as the first store wrote it: no counts column, a B1 block. */
+static void legacy_file(const char *dir, int64_t logstore, int day)
+{
+	static const char schema[] =
+		"PRAGMA journal_mode=WAL;"
+		"CREATE TABLE blocks (id INTEGER PRIMARY KEY, t_min INTEGER NOT NULL, t_max INTEGER NOT NULL,"
+		" n INTEGER NOT NULL, received_s INTEGER NOT NULL, topic BLOB, source BLOB, tags BLOB,"
+		" data BLOB NOT NULL);"
+		"CREATE INDEX blocks_time ON blocks (t_min);"
+		"CREATE TABLE packs (pack_id BLOB PRIMARY KEY) WITHOUT ROWID;";
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%lld", dir, (long long)logstore);
+	mkdir(path, 0700);
+	time_t t = (time_t)day * 86400;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%04d%02d%02d.db", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, schema, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO blocks (t_min, t_max, n, received_s, topic,"
+					    " source, tags, data) VALUES (?, ?, ?, ?, '', '', '', ?)",
+					    -1, &st, NULL), SQLITE_OK);
+	size_t zn;
+	char *z = b1_block(&zn);
+	sqlite3_bind_int(st, 1, LSFIX_T0);
+	sqlite3_bind_int(st, 2, LSFIX_T0 + LSFIX_N - 1);
+	sqlite3_bind_int(st, 3, LSFIX_N);
+	sqlite3_bind_int64(st, 4, (int64_t)day * 86400);
+	sqlite3_bind_blob(st, 5, z, (int)zn, SQLITE_TRANSIENT);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(z);
+}
+
+struct put_wait {
+	struct ldata_put p;
+	enum ldata_rc rc;
+	int done;
+};
+
+static void put_done(struct ldata_put *p, enum ldata_rc rc)
+{
+	struct put_wait *w = (struct put_wait *)p;
+	w->rc = rc;
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+}
+
+static int64_t histogram_total(struct ldata *d, int64_t logstore)
+{
+	struct query q;
+	char detail[QUERY_DETAIL_MAX];
+	assert_int_equal(query_parse(STR_LIT("*"), &q, detail), SLS_ERR_OK);
+	struct histogram h = {LSFIX_T0, LSFIX_T0 + LSFIX_N, 0, STR_NULL, &q};
+	struct histogram_result r;
+	assert_int_equal(query_histogram(d, logstore, &h, &r), 0);
+	json_decref(r.buckets);
+	return r.count;
+}
+
+/* Files written before B2 and rollups: read (GetHistograms decodes their
+ * blocks), and today's gets the counts column when the writer opens it. */
+static void test_legacy_files(void **state)
+{
+	char dir[] = "/tmp/sagflow-test-block-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int today = (int)(time(NULL) / 86400);
+	legacy_file(dir, 7, today - 1);
+	legacy_file(dir, 7, today);
+	struct ldata *d = ldata_open(dir);
+	assert_non_null(d);
+	assert_int_equal(histogram_total(d, 7), 2 * LSFIX_N);
+	/* A put into today's legacy file: the writer adds the column, the new
+	 * block has a rollup, and the histogram counts all three blocks. */
+	struct lsfix *f = xmalloc(sizeof(*f));
+	lsfix_init(f);
+	struct put_wait w = {.p = {.logstore = 7, .g = &f->g, .received_s = time(NULL),
+				   .raw_bytes = 1, .done = put_done}};
+	ldata_put(d, &w.p);
+	while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	assert_int_equal(w.rc, LDATA_STORED);
+	assert_int_equal(histogram_total(d, 7), 3 * LSFIX_N);
+	ldata_drop(d, 7);
+	ldata_close(d);
+	rmdir(dir);
+	lsfix_free(f);
+	free(f);
 }
 
 /* A column frame damaged on disk reads as absent and marks the block. */
@@ -210,7 +317,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_b2_roundtrip), cmocka_unit_test(test_b1_still_read),
 		cmocka_unit_test(test_b2_corrupt_column), cmocka_unit_test(test_rollup),
-		cmocka_unit_test(test_groups),
+		cmocka_unit_test(test_groups), cmocka_unit_test(test_legacy_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
