@@ -399,8 +399,14 @@ static int key_add(struct buf *k, enum cell_kind kind, struct str v, sqlite3_int
 	return kind == CELL_REAL ? -1 : 0; /* 1 and 1.0 are one group to SQLite: not ours */
 }
 
+/* false when the value cannot be taken exactly. A negative one under sum():
+ * SQLite checks each addition for overflow, in its own order, and with mixed
+ * signs whether some partial sum overflows depends on that order; with none
+ * negative, one does exactly when the total does. */
 static bool accumulate(enum sqltext_role r, int64_t *acc, bool *has, sqlite3_int64 v)
 {
+	if (r == SQLTEXT_SUM && v < 0)
+		return false;
 	if (!*has) {
 		*acc = v;
 		*has = true;
