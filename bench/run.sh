@@ -11,5 +11,7 @@ echo "== bench/store: bare SQLite loop vs group commit"
 build/bench/store_bench
 echo "== bench/api: flow-log mixes"
 BUILD=build bench/api/flowlog_run.sh
+echo "== bench/logstore: PutLogs vs a bare SQLite loop, top-10 and histogram queries, bytes per record"
+BUILD=build bench/logstore/run.sh
 echo "== bench/meter: sagflow meter vs softflowd"
 bench/meter/run.sh

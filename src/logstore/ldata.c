@@ -18,6 +18,14 @@
 #define LDATA_PATH_MAX 4096
 #define LDATA_BUSY_MS 5000
 
+/* The blocks of one group, encoded by ldata_put on the caller's thread (the
+ * HTTP threads, in parallel), so the writer only inserts them. */
+struct ldata_enc {
+	struct buf data, counts;
+	size_t n;
+	uint32_t tmin, tmax;
+};
+
 enum ldata_kind { JOB_PUT, JOB_DROP, JOB_EXPIRE };
 
 /* The suffixes of a day file's SQLite companions, removed with it. */
@@ -27,7 +35,7 @@ static const char ldata_schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, t_min INTEGER NOT NULL,"
 	" t_max INTEGER NOT NULL, n INTEGER NOT NULL, received_s INTEGER NOT NULL,"
-	" topic BLOB, source BLOB, tags BLOB, data BLOB NOT NULL);"
+	" topic BLOB, source BLOB, tags BLOB, counts BLOB, data BLOB NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS blocks_time ON blocks (t_min);"
 	"CREATE TABLE IF NOT EXISTS packs (pack_id BLOB PRIMARY KEY) WITHOUT ROWID;";
 
@@ -36,6 +44,7 @@ struct part {
 	int day;
 	sqlite3 *db;
 	uint64_t used; /* LRU clock */
+	int wal_frames, ckpt_base; /* frames in its WAL, and as of the last checkpoint */
 };
 
 struct ldata {
@@ -80,6 +89,23 @@ static int mkdir_0700(const char *path)
 	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/* A day file written before blocks had rollups gets the column (at the end:
+ * its blocks' counts are NULL, and GetHistograms decodes those). */
+static int add_counts_column(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('blocks') WHERE name = 'counts'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (has)
+		return 0;
+	return sqlite3_exec(db, "ALTER TABLE blocks ADD COLUMN counts BLOB", NULL, NULL, NULL) ==
+			       SQLITE_OK ? 0 : -1;
+}
+
 static sqlite3 *part_db_open(const char *path, bool create)
 {
 	sqlite3 *db = NULL;
@@ -102,12 +128,40 @@ static sqlite3 *part_db_open(const char *path, bool create)
 	}
 	sqlite3_busy_timeout(db, LDATA_BUSY_MS);
 	if (create && (sqlite3_exec(db, ldata_schema, NULL, NULL, NULL) != SQLITE_OK ||
-		       sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)) {
+		       sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK ||
+		       add_counts_column(db) != 0)) {
 		log_err("logstore: cannot set up %s: %s", path, sqlite3_errmsg(db));
 		sqlite3_close(db);
 		return NULL;
 	}
 	return db;
+}
+
+static int part_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct part *p = arg;
+	p->wal_frames = frames;
+	if (frames < p->ckpt_base) /* the WAL started over from the top */
+		p->ckpt_base = 0;
+	return SQLITE_OK;
+}
+
+/* A PASSIVE checkpoint of every file whose WAL grew LDATA_CKPT_FRAMES since
+ * the last: it copies what no reader still needs and never waits for one. */
+static void part_checkpoints(struct ldata *d)
+{
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++) {
+		struct part *p = &d->open[i];
+		if (!p->db || p->wal_frames - p->ckpt_base < LDATA_CKPT_FRAMES)
+			continue;
+		int log_frames = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(p->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+						   &done);
+		if (rc == SQLITE_OK)
+			p->ckpt_base = log_frames;
+		else if (rc != SQLITE_BUSY)
+			log_warn("logstore: checkpoint: %s", sqlite3_errmsg(p->db));
+	}
 }
 
 /* The writer's handle of a partition, opened (and created, when create) on demand. */
@@ -132,7 +186,13 @@ static struct part *part_get(struct ldata *d, int64_t logstore, int day, bool cr
 	if (!db)
 		return NULL;
 	sqlite3_close(lru->db);
-	*lru = (struct part){logstore, day, db, ++d->clock};
+	*lru = (struct part){logstore, day, db, ++d->clock, 0, 0};
+	if (create) {
+		/* Checkpoints run between batches, after the acknowledgements
+		 * (part_checkpoints), not inside the COMMIT that crosses 1000 frames. */
+		sqlite3_exec(db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
+		sqlite3_wal_hook(db, part_wal_hook, lru);
+	}
 	return lru;
 }
 
@@ -212,25 +272,26 @@ static int pack_seen(sqlite3 *db, struct str pack)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int insert_block(sqlite3 *db, const struct ldata_put *p, struct str data, size_t n,
-			uint32_t tmin, uint32_t tmax, struct str tags)
+static int insert_block(sqlite3 *db, const struct ldata_put *p, const struct ldata_enc *e,
+			struct str tags)
 {
 	static const char sql[] = "INSERT INTO blocks (t_min, t_max, n, received_s, topic, source, "
-				  "tags, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+				  "tags, data, counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
 		return -1;
 	const Sls__LogGroup *g = p->g;
-	sqlite3_bind_int64(st, 1, tmin);
-	sqlite3_bind_int64(st, 2, tmax);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
+	sqlite3_bind_int64(st, 1, e->tmin);
+	sqlite3_bind_int64(st, 2, e->tmax);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->n);
 	sqlite3_bind_int64(st, 4, p->received_s);
 	sqlite3_bind_blob(st, 5, g->has_topic ? (const void *)g->topic.data : "",
 			  g->has_topic ? (int)g->topic.len : 0, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 6, g->has_source ? (const void *)g->source.data : "",
 			  g->has_source ? (int)g->source.len : 0, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 7, tags.p ? tags.p : "", (int)tags.len, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 8, data.p, (int)data.len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 8, e->data.p, (int)e->data.len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, e->counts.p ? e->counts.p : "", (int)e->counts.len, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -248,19 +309,42 @@ static int store_pack(sqlite3 *db, struct str pack)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static void encode_group(struct ldata_put *p)
+{
+	size_t cap = 0;
+	p->enc = NULL;
+	p->nenc = 0;
+	for (size_t from = 0, to; from < p->g->n_logs; from = to) {
+		if (p->nenc == cap) {
+			cap = cap ? 2 * cap : 1;
+			p->enc = xrealloc(p->enc, cap * sizeof(*p->enc));
+		}
+		struct ldata_enc *e = &p->enc[p->nenc++];
+		*e = (struct ldata_enc){0};
+		block_encode(p->g, from, &to, &e->data, &e->counts, &e->tmin, &e->tmax);
+		e->n = to - from;
+	}
+}
+
+static void encoded_free(struct ldata_put *p)
+{
+	for (size_t i = 0; i < p->nenc; i++) {
+		buf_free(&p->enc[i].data);
+		buf_free(&p->enc[i].counts);
+	}
+	free(p->enc);
+	p->enc = NULL;
+	p->nenc = 0;
+}
+
 /* The blocks of one group (inside the caller's savepoint). */
 static int write_group(sqlite3 *db, const struct ldata_put *p)
 {
-	struct buf data = {0}, tags = {0};
+	struct buf tags = {0};
 	ldata_tags_encode(p->g, &tags);
 	int rc = 0;
-	for (size_t from = 0, to; from < p->g->n_logs && rc == 0; from = to) {
-		uint32_t tmin, tmax;
-		block_encode(p->g, from, &to, &data, &tmin, &tmax);
-		rc = insert_block(db, p, (struct str){data.p, data.len}, to - from, tmin, tmax,
-				  (struct str){tags.p, tags.len});
-	}
-	buf_free(&data);
+	for (size_t i = 0; i < p->nenc && rc == 0; i++)
+		rc = insert_block(db, p, &p->enc[i], (struct str){tags.p, tags.len});
 	buf_free(&tags);
 	return rc;
 }
@@ -293,6 +377,7 @@ static void finish(struct ldata *d, struct ldata_put *p, enum ldata_rc rc)
 	pthread_mutex_lock(&d->mu);
 	d->queued_bytes -= p->raw_bytes;
 	pthread_mutex_unlock(&d->mu);
+	encoded_free(p);
 	p->done(p, rc);
 }
 
@@ -431,6 +516,7 @@ static void write_batch(struct ldata *d, struct ldata_put **jobs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		finish(d, jobs[i], rcs[i]);
 	free(rcs);
+	part_checkpoints(d);
 }
 
 static size_t take_batch(struct ldata *d, struct ldata_put **jobs, bool *stop)
@@ -508,6 +594,15 @@ void ldata_close(struct ldata *d)
 	free(d);
 }
 
+/* A cheap early refusal before encoding; enqueue checks again. */
+static bool queue_has_room(struct ldata *d, size_t bytes)
+{
+	pthread_mutex_lock(&d->mu);
+	bool ok = !d->closing && d->queued_bytes + bytes <= LDATA_QUEUE_MAX_BYTES;
+	pthread_mutex_unlock(&d->mu);
+	return ok;
+}
+
 static bool enqueue(struct ldata *d, struct ldata_put *p)
 {
 	pthread_mutex_lock(&d->mu);
@@ -529,8 +624,17 @@ static bool enqueue(struct ldata *d, struct ldata_put *p)
 void ldata_put(struct ldata *d, struct ldata_put *p)
 {
 	p->kind = JOB_PUT;
-	if (!enqueue(d, p))
+	p->nenc = 0;
+	p->enc = NULL;
+	if (!queue_has_room(d, p->raw_bytes)) {
 		p->done(p, LDATA_BUSY);
+		return;
+	}
+	encode_group(p);
+	if (!enqueue(d, p)) {
+		encoded_free(p);
+		p->done(p, LDATA_BUSY);
+	}
 }
 
 static void wait_done(struct ldata_put *p, enum ldata_rc rc)
@@ -587,7 +691,8 @@ static int emit_rows(sqlite3_stmt *st, int day, int (*fn)(const struct ldata_blo
 					.t_min = (uint32_t)sqlite3_column_int64(st, 1),
 					.t_max = (uint32_t)sqlite3_column_int64(st, 2),
 					.topic = col_blob(st, 3), .source = col_blob(st, 4),
-					.tags = col_blob(st, 5), .data = col_blob(st, 6)};
+					.tags = col_blob(st, 5), .data = col_blob(st, 6),
+					.counts = col_blob(st, 7)};
 		int r = fn(&b, arg);
 		if (r)
 			return r;
@@ -595,10 +700,27 @@ static int emit_rows(sqlite3_stmt *st, int day, int (*fn)(const struct ldata_blo
 	return rc == SQLITE_DONE ? 0 : LDATA_EIO;
 }
 
-#define LDATA_BLOCK_COLS "id, t_min, t_max, topic, source, tags, data"
+#define LDATA_BLOCK_COLS "id, t_min, t_max, topic, source, tags, data, counts"
+#define LDATA_ROLLUP_COLS "id, t_min, t_max, topic, source, tags, NULL, counts"
+#define LDATA_IN_WINDOW " FROM blocks WHERE t_min < ? AND t_max >= ? ORDER BY t_min, id"
+
+/* SELECT cols + tail; in a file older than rollups (no counts column), with
+ * NULL for counts instead. */
+static int prepare_blocks(sqlite3 *db, const char *cols, const char *tail, sqlite3_stmt **st)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql), "SELECT %s%s", cols, tail);
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
+		return 0;
+	char *c = strstr(sql, "counts");
+	if (!c)
+		return -1;
+	memcpy(c, "NULL  ", 6);
+	return sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -1;
+}
 
 static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, int64_t to,
-		     int (*fn)(const struct ldata_block *, void *), void *arg)
+		     const char *cols, int (*fn)(const struct ldata_block *, void *), void *arg)
 {
 	char path[LDATA_PATH_MAX];
 	part_path(d, logstore, day, path, sizeof(path));
@@ -607,8 +729,7 @@ static int scan_part(struct ldata *d, int64_t logstore, int day, int64_t from, i
 		return 0; /* gone meanwhile (retention, DeleteLogStore) */
 	sqlite3_stmt *st = NULL;
 	int rc = LDATA_EIO;
-	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
-				   "AND t_max >= ? ORDER BY t_min, id", -1, &st, NULL) == SQLITE_OK) {
+	if (prepare_blocks(db, cols, LDATA_IN_WINDOW, &st) == 0) {
 		sqlite3_bind_int64(st, 1, to);
 		sqlite3_bind_int64(st, 2, from);
 		rc = emit_rows(st, day, fn, arg);
@@ -637,8 +758,8 @@ static int int_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
-	       int (*fn)(const struct ldata_block *b, void *arg), void *arg)
+static int scan_cols(struct ldata *d, int64_t logstore, int64_t from, int64_t to, const char *cols,
+		     int (*fn)(const struct ldata_block *b, void *arg), void *arg)
 {
 	char path[LDATA_PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
@@ -653,9 +774,21 @@ int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
 	qsort(days, (size_t)n, sizeof(int), int_cmp);
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++)
-		rc = scan_part(d, logstore, days[i], from, to, fn, arg);
+		rc = scan_part(d, logstore, days[i], from, to, cols, fn, arg);
 	free(days);
 	return rc;
+}
+
+int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
+	       int (*fn)(const struct ldata_block *b, void *arg), void *arg)
+{
+	return scan_cols(d, logstore, from, to, LDATA_BLOCK_COLS, fn, arg);
+}
+
+int ldata_scan_rollups(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
+		       int (*fn)(const struct ldata_block *b, void *arg), void *arg)
+{
+	return scan_cols(d, logstore, from, to, LDATA_ROLLUP_COLS, fn, arg);
 }
 
 int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
@@ -668,8 +801,7 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 		return 1;
 	sqlite3_stmt *st = NULL;
 	int rc = LDATA_EIO;
-	if (sqlite3_prepare_v2(db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE id = ?", -1, &st,
-			       NULL) == SQLITE_OK) {
+	if (prepare_blocks(db, LDATA_BLOCK_COLS, " FROM blocks WHERE id = ?", &st) == 0) {
 		sqlite3_bind_int64(st, 1, id);
 		rc = emit_rows(st, part, fn, arg);
 	}
@@ -732,8 +864,7 @@ static int iter_open_part(struct ldata_iter *it)
 		part_path(it->d, it->logstore, it->day, path, sizeof(path));
 		if (!(it->db = part_db_open(path, false)))
 			continue; /* gone meanwhile */
-		if (sqlite3_prepare_v2(it->db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
-					       "AND t_max >= ? ORDER BY t_min, id", -1, &it->st, NULL) != SQLITE_OK) {
+		if (prepare_blocks(it->db, LDATA_BLOCK_COLS, LDATA_IN_WINDOW, &it->st) != 0) {
 			iter_close_part(it);
 			return LDATA_EIO;
 		}
@@ -759,7 +890,8 @@ int ldata_iter_next(struct ldata_iter *it, struct ldata_block *out)
 						    .t_min = (uint32_t)sqlite3_column_int64(st, 1),
 						    .t_max = (uint32_t)sqlite3_column_int64(st, 2),
 						    .topic = col_blob(st, 3), .source = col_blob(st, 4),
-						    .tags = col_blob(st, 5), .data = col_blob(st, 6)};
+						    .tags = col_blob(st, 5), .data = col_blob(st, 6),
+						    .counts = col_blob(st, 7)};
 			return 1;
 		}
 		iter_close_part(it);

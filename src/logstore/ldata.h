@@ -25,10 +25,12 @@
 #define LDATA_BATCH_MAX 1024             /* jobs per writer batch */
 #define LDATA_MAX_PARTITIONS 4096        /* files of one logstore a read looks at */
 #define LDATA_MAX_PACK_ID 256            /* bytes of a __pack_id__ that is remembered */
+#define LDATA_CKPT_FRAMES 1000           /* new WAL frames of a file that call for a checkpoint */
 
 enum ldata_rc { LDATA_STORED = 0, LDATA_DUPLICATE = 1, LDATA_EIO = -1, LDATA_BUSY = -2 };
 
 struct ldata;
+struct ldata_enc;
 
 /* One PutLogs: the caller fills it, keeps it (and g) alive until done(). */
 struct ldata_put {
@@ -39,6 +41,8 @@ struct ldata_put {
 	size_t raw_bytes;   /* for the queue bound */
 	void (*done)(struct ldata_put *p, enum ldata_rc rc);
 	/* private */
+	struct ldata_enc *enc; /* its blocks, encoded before queueing */
+	size_t nenc;
 	struct ldata_put *next;
 	int kind; /* a put, or a drop / expiry job of the writer */
 };
@@ -77,7 +81,9 @@ struct ldata_block {
 	int64_t id;    /* its row in that file */
 	uint32_t t_min, t_max;
 	struct str topic, source, tags; /* tags: varint-length-prefixed key, value pairs */
-	struct str data;                /* block_decode() input */
+	struct str data;                /* block_decode() input (empty from ldata_scan_rollups) */
+	struct str counts;              /* the rollup (block_counts_each); empty for blocks
+					 * stored before rollups existed */
 };
 
 /* Calls fn for every block of the logstore that may hold a log with
@@ -85,6 +91,11 @@ struct ldata_block {
  * that. 0 when the logstore has no data yet; LDATA_EIO on a read failure. */
 int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
 	       int (*fn)(const struct ldata_block *b, void *arg), void *arg);
+/* The same blocks without their data (.data empty), for what their rollups
+ * answer: the writer stores a block's data after its rollup in the row, so
+ * SQLite never reads the data's overflow pages here. */
+int ldata_scan_rollups(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
+		       int (*fn)(const struct ldata_block *b, void *arg), void *arg);
 /* The block (part, id) of an earlier scan with the same arguments; 1 when gone. */
 int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 		int (*fn)(const struct ldata_block *b, void *arg), void *arg);

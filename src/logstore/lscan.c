@@ -51,7 +51,7 @@ void lscan_resolve(const struct lscan_block *x, struct str key, struct lscan_col
 struct str lscan_value(struct lscan_block *x, const struct lscan_col *c, size_t i)
 {
 	switch (c->kind) {
-	case LSCAN_KEY: return x->b.vals[i * x->b.nkeys + c->k];
+	case LSCAN_KEY: return block_value(&x->b, i, c->k);
 	case LSCAN_CONST: return c->value;
 	case LSCAN_TIME: {
 		int n = snprintf(x->tmp, sizeof(x->tmp), "%u", x->b.time[i]);
@@ -110,9 +110,9 @@ static int tag_any(struct str k, struct str v, void *arg)
 static bool row_any(const void *arg, const struct search_node *n)
 {
 	const struct row *r = arg;
-	const struct block *b = &r->x->b;
+	struct block *b = &r->x->b;
 	for (size_t k = 0; k < b->nkeys; k++)
-		if (search_text_match(n, b->vals[r->i * b->nkeys + k]))
+		if (search_text_match(n, block_value(b, r->i, k)))
 			return true;
 	if (search_text_match(n, r->x->meta->topic) || search_text_match(n, r->x->meta->source))
 		return true;

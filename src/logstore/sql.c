@@ -7,9 +7,11 @@
 
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "logstore/groups.h"
 #include "logstore/lscan.h"
 #include "logstore/sqlfn.h"
 #include "logstore/sqltext.h"
+#include "sls/body.h"
 
 /* Columns every query sees (so "select *" shows a SAG flow record, spec
  * §2.2), before the names the query itself uses. Column 0 is __time__. */
@@ -41,6 +43,9 @@ struct sqlq {
 	const char *col[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
 	bool numeric[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
 	size_t ncols;
+	enum sqltext_role role[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
+	bool preagg;       /* the table answers with one row per group (sqltext_roles) */
+	bool preagg_abort; /* ... but met a value it cannot pre-aggregate exactly: run row by row */
 	int64_t processed, deadline_us;
 	bool timed_out, declaring, read_failed;
 	char denied[SQL_DETAIL_MAX / 2];
@@ -78,6 +83,17 @@ struct vc {
 	size_t i;
 	bool eof;
 	int64_t from, to, rowid;
+	bool grouped;      /* pre-aggregated: rows are the groups of gt */
+	struct groups gt;
+	int acc_of[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
+	int keycol[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
+	int aggcol[sizeof(fixed_columns) / sizeof(fixed_columns[0]) + SQLTEXT_MAX_NAMES];
+	size_t nkeycol, naggcol;
+	struct buf key;    /* the current block's matching logs' encoded keys, one after another */
+	struct preagg_log {
+		size_t i, at, len; /* the log, its key in key */
+		uint64_t hash;
+	} *logs;           /* SLS_MAX_LOGS_PER_GROUP */
 };
 
 static void add_quoted(struct buf *b, const char *name)
@@ -162,6 +178,9 @@ static int vt_open(sqlite3_vtab *tab, sqlite3_vtab_cursor **out)
 
 static void cursor_reset(struct vc *c)
 {
+	if (c->grouped)
+		groups_free(&c->gt);
+	c->grouped = false;
 	lscan_unload(c->x);
 	if (c->it)
 		c->q->src->blocks.close(c->it);
@@ -172,6 +191,8 @@ static int vt_close(sqlite3_vtab_cursor *cur)
 {
 	struct vc *c = (struct vc *)cur;
 	cursor_reset(c);
+	buf_free(&c->key);
+	free(c->logs);
 	free(c->x);
 	free(c->cols);
 	free(c);
@@ -214,7 +235,8 @@ static int advance(struct vc *c)
 		for (; c->x->loaded && c->i < c->x->b.n; c->i++)
 			if (lscan_match(c->x, c->q->src->s, c->i, c->from, c->to))
 				return SQLITE_OK;
-		int rc = load_block(c);
+		/* A column that failed to decode read as absent: the answer is wrong. */
+		int rc = c->x->loaded && c->x->b.corrupt ? -1 : load_block(c);
 		c->i = 0;
 		if (rc == 0) {
 			c->eof = true;
@@ -245,6 +267,8 @@ static void narrow(struct vc *c, char op, sqlite3_value *v)
 	c->to = hi < c->to ? hi : c->to;
 }
 
+static int preagg_fill(struct vc *c);
+
 static int vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
 		     sqlite3_value **argv)
 {
@@ -263,7 +287,18 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str,
 		return SQLITE_OK;
 	}
 	c->it = src->blocks.open(src->blocks.arg, c->from, c->to);
-	return advance(c);
+	if (!c->q->preagg)
+		return advance(c);
+	int rc = preagg_fill(c);
+	c->eof = c->gt.n == 0;
+	if (rc == 0)
+		return SQLITE_OK;
+	c->eof = true;
+	if (c->q->timed_out)
+		return cursor_error(c, "time budget");
+	if (!c->q->preagg_abort)
+		c->q->read_failed = true;
+	return cursor_error(c, "a block cannot be read");
 }
 
 static int vt_next(sqlite3_vtab_cursor *cur)
@@ -271,6 +306,10 @@ static int vt_next(sqlite3_vtab_cursor *cur)
 	struct vc *c = (struct vc *)cur;
 	c->i++;
 	c->rowid++;
+	if (c->grouped) {
+		c->eof = (size_t)c->rowid >= c->gt.n;
+		return SQLITE_OK;
+	}
 	return advance(c);
 }
 
@@ -295,25 +334,212 @@ static bool parse_int(struct str v, sqlite3_int64 *out)
 	return true;
 }
 
+enum cell_kind { CELL_NULL, CELL_INT, CELL_REAL, CELL_TEXT };
+
+/* Column n of the current block's log i, as SQL sees it: the same answer
+ * row by row (vt_column) and pre-aggregated (preagg_row). */
+static enum cell_kind cell(struct vc *c, int n, size_t i, struct str *v, sqlite3_int64 *iv,
+			   double *dv)
+{
+	if (n == 0) {
+		*iv = c->x->b.time[i];
+		return CELL_INT;
+	}
+	*v = lscan_value(c->x, &c->cols[n], i);
+	if (!v->p)
+		return CELL_NULL;
+	if (c->q->numeric[n] && parse_int(*v, iv))
+		return CELL_INT;
+	if (c->q->numeric[n] && search_number(*v, dv) == 0)
+		return CELL_REAL;
+	return CELL_TEXT;
+}
+
+static void result_cell(sqlite3_context *ctx, enum cell_kind k, struct str v, sqlite3_int64 iv,
+			double dv)
+{
+	switch (k) {
+	case CELL_NULL: sqlite3_result_null(ctx); break;
+	case CELL_INT: sqlite3_result_int64(ctx, iv); break;
+	case CELL_REAL: sqlite3_result_double(ctx, dv); break;
+	case CELL_TEXT: sqlite3_result_text(ctx, v.p, (int)v.len, SQLITE_TRANSIENT); break;
+	}
+}
+
+static void group_column(struct vc *c, sqlite3_context *ctx, int n);
+
 static int vt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int n)
 {
 	struct vc *c = (struct vc *)cur;
-	if (n == 0) {
-		sqlite3_result_int64(ctx, c->x->b.time[c->i]);
+	if (c->grouped) {
+		group_column(c, ctx, n);
 		return SQLITE_OK;
 	}
-	struct str v = lscan_value(c->x, &c->cols[n], c->i);
+	struct str v = STR_NULL;
+	sqlite3_int64 iv = 0;
+	double dv = 0;
+	enum cell_kind k = cell(c, n, c->i, &v, &iv, &dv);
+	result_cell(ctx, k, v, iv, dv);
+	return SQLITE_OK;
+}
+
+/* ---- pre-aggregation: one row per group, with partial sums, minima, maxima ---- */
+
+/* A group's key: for each key column in order, its kind and value. */
+static int key_add(struct buf *k, enum cell_kind kind, struct str v, sqlite3_int64 iv)
+{
+	buf_addc(k, (char)kind);
+	if (kind == CELL_INT)
+		buf_add(k, &iv, sizeof(iv));
+	if (kind == CELL_TEXT) {
+		uint32_t len = (uint32_t)v.len;
+		buf_add(k, &len, sizeof(len));
+		buf_add(k, v.p, v.len);
+	}
+	return kind == CELL_REAL ? -1 : 0; /* 1 and 1.0 are one group to SQLite: not ours */
+}
+
+/* false when the value cannot be taken exactly. A negative one under sum():
+ * SQLite checks each addition for overflow, in its own order, and with mixed
+ * signs whether some partial sum overflows depends on that order; with none
+ * negative, one does exactly when the total does. */
+static bool accumulate(enum sqltext_role r, int64_t *acc, bool *has, sqlite3_int64 v)
+{
+	if (r == SQLTEXT_SUM && v < 0)
+		return false;
+	if (!*has) {
+		*acc = v;
+		*has = true;
+		return true;
+	}
+	if (r == SQLTEXT_SUM)
+		return !__builtin_add_overflow(*acc, v, acc); /* SQLite's own error, row by row */
+	if ((r == SQLTEXT_MIN && v < *acc) || (r == SQLTEXT_MAX && v > *acc))
+		*acc = v;
+	return true;
+}
+
+/* Log i's key appended to c->key; -1 when it cannot be pre-aggregated exactly. */
+static int preagg_key(struct vc *c, size_t i)
+{
+	struct str v;
 	sqlite3_int64 iv;
 	double dv;
-	if (!v.p)
-		sqlite3_result_null(ctx);
-	else if (c->q->numeric[n] && parse_int(v, &iv))
-		sqlite3_result_int64(ctx, iv);
-	else if (c->q->numeric[n] && search_number(v, &dv) == 0)
-		sqlite3_result_double(ctx, dv);
-	else
-		sqlite3_result_text(ctx, v.p, (int)v.len, SQLITE_TRANSIENT);
-	return SQLITE_OK;
+	for (size_t k = 0; k < c->nkeycol; k++) {
+		enum cell_kind kind = cell(c, c->keycol[k], i, &v, &iv, &dv);
+		if (key_add(&c->key, kind, v, iv) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Log i into group g; -1 when it cannot be pre-aggregated exactly. */
+static int preagg_add(struct vc *c, size_t i, size_t g)
+{
+	struct str v;
+	sqlite3_int64 iv;
+	double dv;
+	int64_t *acc = groups_rec(&c->gt, g)->acc;
+	bool *has = groups_has(&c->gt, g);
+	for (size_t a = 0; a < c->naggcol; a++) {
+		int n = c->aggcol[a];
+		enum cell_kind k = cell(c, n, i, &v, &iv, &dv);
+		if (k == CELL_NULL)
+			continue;
+		if (k != CELL_INT || !accumulate(c->q->role[n], &acc[a], &has[a], iv))
+			return -1;
+	}
+	return 0;
+}
+
+#define PREAGG_AHEAD 8 /* logs between a slot's prefetch and its record's, and the lookup */
+
+/* The current block's matching logs into their groups: keys and hashes
+ * first, then the lookups, each a few logs behind its prefetches. */
+static int preagg_block(struct vc *c)
+{
+	size_t m = 0;
+	buf_reset(&c->key);
+	for (size_t i = 0; i < c->x->b.n; i++) {
+		if (!lscan_match(c->x, c->q->src->s, i, c->from, c->to))
+			continue;
+		size_t at = c->key.len;
+		if (preagg_key(c, i) != 0)
+			return -1;
+		c->logs[m++] = (struct preagg_log){i, at, c->key.len - at, 0};
+	}
+	for (size_t j = 0; j < m; j++)
+		c->logs[j].hash = groups_hash((struct str){c->key.p + c->logs[j].at, c->logs[j].len});
+	for (size_t j = 0; j < m; j++) {
+		if (j + 2 * PREAGG_AHEAD < m)
+			groups_prefetch(&c->gt, c->logs[j + 2 * PREAGG_AHEAD].hash, false);
+		if (j + PREAGG_AHEAD < m)
+			groups_prefetch(&c->gt, c->logs[j + PREAGG_AHEAD].hash, true);
+		const struct preagg_log *l = &c->logs[j];
+		size_t g = groups_find_hashed(&c->gt, (struct str){c->key.p + l->at, l->len}, l->hash);
+		if (preagg_add(c, l->i, g) != 0)
+			return -1;
+	}
+	return c->gt.n > SQL_PREAGG_MAX_GROUPS ? -1 : 0;
+}
+
+/* Every matching log of the window into the group table. 0, or -1 (see advance). */
+static int preagg_fill(struct vc *c)
+{
+	c->nkeycol = c->naggcol = 0;
+	for (size_t n = 0; n < c->q->ncols; n++) {
+		c->acc_of[n] = c->q->role[n] > SQLTEXT_KEY ? (int)c->naggcol : -1;
+		if (c->q->role[n] == SQLTEXT_KEY)
+			c->keycol[c->nkeycol++] = (int)n;
+		else if (c->q->role[n] > SQLTEXT_KEY)
+			c->aggcol[c->naggcol++] = (int)n;
+	}
+	groups_init(&c->gt, c->naggcol);
+	c->grouped = true;
+	if (!c->logs)
+		c->logs = xcalloc(SLS_MAX_LOGS_PER_GROUP, sizeof(*c->logs));
+	for (;;) {
+		int rc = load_block(c);
+		if (rc <= 0)
+			return rc;
+		if (preagg_block(c) != 0) {
+			c->q->preagg_abort = true;
+			return -1;
+		}
+		if (c->x->b.corrupt)
+			return -1;
+	}
+}
+
+/* Column n of group c->rowid. */
+static void group_column(struct vc *c, sqlite3_context *ctx, int n)
+{
+	size_t g = (size_t)c->rowid;
+	if (c->q->role[n] > SQLTEXT_KEY) {
+		int a = c->acc_of[n];
+		if (groups_has(&c->gt, g)[a])
+			sqlite3_result_int64(ctx, groups_rec(&c->gt, g)->acc[a]);
+		else
+			sqlite3_result_null(ctx);
+		return;
+	}
+	struct str k = groups_key(&c->gt, g);
+	for (size_t j = 0, at = 0; j < c->nkeycol && at < k.len; j++) {
+		size_t m = (size_t)c->keycol[j];
+		enum cell_kind kind = (enum cell_kind)k.p[at++];
+		sqlite3_int64 iv = 0;
+		uint32_t len = 0;
+		if (kind == CELL_INT)
+			memcpy(&iv, k.p + at, sizeof(iv)), at += sizeof(iv);
+		if (kind == CELL_TEXT)
+			memcpy(&len, k.p + at, sizeof(len)), at += sizeof(len);
+		if (m == (size_t)n) {
+			result_cell(ctx, kind, (struct str){k.p + at, len}, iv, 0);
+			return;
+		}
+		at += len;
+	}
+	sqlite3_result_null(ctx);
 }
 
 static int vt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
@@ -453,6 +679,8 @@ static void columns_of(struct sqlq *q)
 	for (size_t i = 0; i < q->ncols; i++)
 		q->numeric[i] = in_list(q->col[i], numeric_columns,
 					sizeof(numeric_columns) / sizeof(numeric_columns[0]));
+	q->preagg = sqltext_roles((struct str){q->text.sql.p, q->text.sql.len}, q->col, q->ncols,
+				  q->role);
 }
 
 static json_t *value_json(sqlite3_stmt *st, int i, size_t *bytes)
@@ -555,6 +783,14 @@ enum sls_err sql_run(const struct sql_source *src, struct str sql, struct sql_re
 		goto out;
 	}
 	e = run(q, db, out, detail);
+	if (e != SLS_ERR_OK && q->preagg_abort) {
+		/* A value pre-aggregation cannot take exactly: again, row by row. */
+		sql_result_free(out);
+		q->preagg = q->preagg_abort = false;
+		q->processed = 0;
+		q->denied[0] = '\0';
+		e = run(q, db, out, detail);
+	}
 out:
 	out->processed = q->processed;
 	if (e != SLS_ERR_OK)

@@ -33,6 +33,7 @@
 #define SQL_MAX_FUNCTION_ARGS 8        /* SQLITE_LIMIT_FUNCTION_ARG */
 #define SQL_MAX_LIKE_PATTERN 256       /* SQLITE_LIMIT_LIKE_PATTERN_LENGTH */
 #define SQL_DETAIL_MAX 256
+#define SQL_PREAGG_MAX_GROUPS (1u << 20) /* groups the table pre-aggregates; past it: row by row */
 
 /* Where the table's blocks come from: the logstore's files (sql_source_ldata)
  * or, for the fuzz target and unit tests, blocks in memory. */

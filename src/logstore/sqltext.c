@@ -420,3 +420,188 @@ void sqltext_free(struct sqltext *t)
 	buf_free(&t->sql);
 	memset(t, 0, sizeof(*t));
 }
+
+/* ---- is the statement decomposable (sqltext_roles)? ---- */
+
+struct shape {
+	struct lex t[SQLTEXT_SHAPE_MAX_TOKENS]; /* the significant tokens */
+	size_t n;
+	const char *const *cols;
+	size_t ncols;
+	enum sqltext_role *roles;
+	bool key[SQLTEXT_SHAPE_MAX_COLS], keyuse[SQLTEXT_SHAPE_MAX_COLS];
+	int depth, agg_depth; /* agg_depth: depth of the open aggregate call, 0 = none */
+	const char *clause;
+	bool grouped;
+};
+
+static const char *const shape_aggregates[] = {"count", "sum", "avg", "min", "max", "total",
+					       "group_concat"};
+static const char *const shape_refused[] = {"select", "where", "distinct", "all", "over",
+					    "filter", "union", "intersect", "except", "window",
+					    "with", "join", "exists"};
+
+static bool tok_is(const struct lex *t, const char *w)
+{
+	return t->kind == T_WORD && str_caseeq(t->t, w);
+}
+
+static bool tok_punct(const struct lex *t, char c)
+{
+	return t->kind == T_PUNCT && t->t.p[0] == c;
+}
+
+static bool tok_in(const struct lex *t, const char *const *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tok_is(t, w[i]))
+			return true;
+	return false;
+}
+
+/* The column a token names, or -1. */
+static int shape_column(const struct shape *s, size_t i)
+{
+	char buf[SQLTEXT_MAX_NAME];
+	struct str name = s->t[i].t;
+	if (s->t[i].kind == T_QIDENT) {
+		size_t n;
+		if (unquote(name, buf, &n) != 0)
+			return -1;
+		name = (struct str){buf, n};
+	} else if (s->t[i].kind != T_WORD || is_keyword(name) ||
+		   (i + 1 < s->n && tok_punct(&s->t[i + 1], '('))) {
+		return -1;
+	}
+	for (size_t c = 0; c < s->ncols; c++)
+		if (str_caseeq(name, s->cols[c]))
+			return (int)c;
+	return -1;
+}
+
+/* sum(col), min(col) or max(col), exactly: the role, or SQLTEXT_UNUSED. */
+static enum sqltext_role shape_agg_role(const struct shape *s, size_t i)
+{
+	if (i < 2 || i + 1 >= s->n || !tok_punct(&s->t[i - 1], '(') || !tok_punct(&s->t[i + 1], ')'))
+		return SQLTEXT_UNUSED;
+	const struct lex *f = &s->t[i - 2];
+	return tok_is(f, "sum") ? SQLTEXT_SUM : tok_is(f, "min") ? SQLTEXT_MIN
+		 : tok_is(f, "max") ? SQLTEXT_MAX : SQLTEXT_UNUSED;
+}
+
+static int shape_colref(struct shape *s, size_t i, int c)
+{
+	if (!strcmp(s->clause, "group")) {
+		bool alone = (tok_is(&s->t[i - 1], "by") || tok_punct(&s->t[i - 1], ',')) &&
+			     (i + 1 == s->n || tok_punct(&s->t[i + 1], ',') ||
+			      tok_in(&s->t[i + 1], (const char *const[]){"having", "order", "limit"}, 3));
+		if (s->depth || !alone)
+			return -1;
+		s->key[c] = s->grouped = true;
+		return 0;
+	}
+	if (!s->agg_depth) {
+		s->keyuse[c] = true; /* constant within a group only if it is a key */
+		return 0;
+	}
+	enum sqltext_role r = s->agg_depth == s->depth ? shape_agg_role(s, i) : SQLTEXT_UNUSED;
+	if (r == SQLTEXT_UNUSED || (s->roles[c] != SQLTEXT_UNUSED && s->roles[c] != r))
+		return -1;
+	s->roles[c] = r;
+	return 0;
+}
+
+static int shape_word(struct shape *s, size_t i)
+{
+	const struct lex *t = &s->t[i];
+	if (tok_in(t, shape_refused, sizeof(shape_refused) / sizeof(shape_refused[0])))
+		return -1;
+	if (tok_is(t, "as"))
+		return i + 1 < s->n && shape_column(s, i + 1) < 0 ? 1 : -1; /* an alias, not a column */
+	if (s->depth == 0 && tok_in(t, clause_words, sizeof(clause_words) / sizeof(clause_words[0]))) {
+		s->clause = tok_is(t, "group") ? "group" : "other";
+		return 0;
+	}
+	if (tok_is(t, "from")) /* the rewriter's FROM log, nothing more */
+		return s->depth == 0 && i + 1 < s->n && str_caseeq(s->t[i + 1].t, SQLTEXT_TABLE) &&
+				       (i + 2 == s->n || tok_in(&s->t[i + 2], clause_words, 6)) ? 1 : -1;
+	return 0;
+}
+
+static int shape_punct(struct shape *s, size_t i)
+{
+	if (tok_punct(&s->t[i], ';'))
+		return -1;
+	if (tok_punct(&s->t[i], '*') && (tok_is(&s->t[i - 1], "select") || tok_punct(&s->t[i - 1], ',')))
+		return -1; /* "select *" shows non-key columns */
+	if (tok_punct(&s->t[i], '(')) {
+		s->depth++;
+		bool agg = tok_in(&s->t[i - 1], shape_aggregates,
+				  sizeof(shape_aggregates) / sizeof(shape_aggregates[0]));
+		/* count(*), sum(1), avg(x), min(a, b): not answered by partial aggregates */
+		if (agg && (s->agg_depth || shape_agg_role(s, i + 1) == SQLTEXT_UNUSED ||
+			    shape_column(s, i + 1) < 0))
+			return -1;
+		if (agg)
+			s->agg_depth = s->depth;
+	} else if (tok_punct(&s->t[i], ')')) {
+		if (s->agg_depth == s->depth)
+			s->agg_depth = 0;
+		s->depth--;
+	}
+	return 0;
+}
+
+static int shape_walk(struct shape *s)
+{
+	for (size_t i = 1; i < s->n; i++) {
+		int c = shape_column(s, i), rc;
+		bool listing = tok_is(&s->t[i], "by") || tok_punct(&s->t[i], ',') ||
+			       tok_in(&s->t[i], clause_words, sizeof(clause_words) / sizeof(clause_words[0]));
+		if (!strcmp(s->clause, "group") && c < 0 && !listing)
+			return -1; /* GROUP BY of anything but bare columns */
+		if (c >= 0)
+			rc = shape_colref(s, i, c);
+		else if (s->t[i].kind == T_WORD)
+			rc = shape_word(s, i);
+		else
+			rc = s->t[i].kind == T_PUNCT ? shape_punct(s, i) : 0;
+		if (rc < 0)
+			return -1;
+		i += (size_t)rc; /* skipped: an alias, or FROM's table */
+	}
+	return s->grouped ? 0 : -1;
+}
+
+bool sqltext_roles(struct str sql, const char *const *cols, size_t ncols,
+		   enum sqltext_role *roles)
+{
+	struct shape *s = xcalloc(1, sizeof(*s));
+	struct lex l = {sql.p, sql.p + sql.len, STR_NULL, T_END};
+	bool ok = ncols <= SQLTEXT_SHAPE_MAX_COLS;
+	while (ok && next(&l) != T_END) {
+		if (l.kind == T_SPACE)
+			continue;
+		if (s->n == SQLTEXT_SHAPE_MAX_TOKENS || l.kind == T_BAD)
+			ok = false;
+		else
+			s->t[s->n++] = l;
+	}
+	s->cols = cols;
+	s->ncols = ncols;
+	s->roles = roles;
+	s->clause = "select";
+	for (size_t c = 0; c < ncols; c++)
+		roles[c] = SQLTEXT_UNUSED;
+	ok = ok && s->n > 1 && tok_is(&s->t[0], "select") && shape_walk(s) == 0;
+	for (size_t c = 0; ok && c < ncols; c++) {
+		if (s->key[c] && roles[c] != SQLTEXT_UNUSED)
+			ok = false; /* a key inside an aggregate */
+		else if (s->keyuse[c] && !s->key[c])
+			ok = false; /* a column outside aggregates that is not a key */
+		else if (s->key[c])
+			roles[c] = SQLTEXT_KEY;
+	}
+	free(s);
+	return ok;
+}

@@ -37,4 +37,19 @@ int sqltext_rewrite(struct str sql, struct str logstore, struct sqltext *out,
 		    char detail[SQLTEXT_DETAIL_MAX]);
 void sqltext_free(struct sqltext *t);
 
+/* Can the statement be answered from rows pre-aggregated by its GROUP BY
+ * keys (docs/logstore.md, "Pre-aggregation")? True only for one SELECT from
+ * log (no WHERE, subquery, DISTINCT, window, compound or join) with a GROUP
+ * BY of bare columns, where every other column appears only as the whole
+ * argument of sum(), min() or max() (one of the three per column), no other
+ * aggregate is used, and no alias is a column's name. Then
+ * sum/min/max over per-group partial sums/minima/maxima give the same answer
+ * as over the rows, and roles[c] says what cols[c] is (SQLTEXT_UNUSED when the
+ * statement does not name it). Conservative: false means "run it row by row". */
+#define SQLTEXT_SHAPE_MAX_TOKENS 512
+#define SQLTEXT_SHAPE_MAX_COLS 128
+enum sqltext_role { SQLTEXT_UNUSED, SQLTEXT_KEY, SQLTEXT_SUM, SQLTEXT_MIN, SQLTEXT_MAX };
+bool sqltext_roles(struct str sql, const char *const *cols, size_t ncols,
+		   enum sqltext_role *roles);
+
 #endif

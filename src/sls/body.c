@@ -1,10 +1,12 @@
 #include "sls/body.h"
 
 #include <lz4.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "core/log.h"
 #include "core/num.h"
 #include "core/xmalloc.h"
 
@@ -87,22 +89,102 @@ enum sls_err sls_body_raw(enum sls_compress c, struct str body, struct str rawsi
 
 /* protobuf-c allocator with a budget: allocation fails past it, so unpack
  * returns NULL instead of taking what a hostile body asks for. */
-struct pb_budget {
-	size_t used;
+/* protobuf-c's objects for one body live in an arena: a LogGroup of 4,096
+ * logs of 16 fields is ~200,000 objects, and a malloc and a free for each cost
+ * more than everything else PutLogs does (bench/logstore). The arena's header
+ * sits in its first chunk, right before the first object protobuf-c allocates,
+ * which is the LogGroup itself; so sls_loggroup_free and sls_loggroup_stamp
+ * find the arena from the group. Freeing an object is a no-op; the arena goes
+ * whole. */
+struct pb_chunk {
+	struct pb_chunk *next;
+	size_t cap, used;
+	max_align_t data[];
 };
+
+struct pb_arena {
+	struct pb_chunk *chunks; /* the newest first; the last holds this header */
+	size_t used;             /* bytes handed out, against SLS_DECODE_MEMORY_MAX */
+	void *first;             /* the first object: the LogGroup */
+};
+
+#define PB_ALIGN (sizeof(max_align_t))
+#define PB_HEAD_SIZE ((sizeof(struct pb_arena) + PB_ALIGN - 1) / PB_ALIGN * PB_ALIGN)
+
+static struct pb_chunk *pb_chunk_new(size_t cap)
+{
+	struct pb_chunk *c = xmalloc(sizeof(*c) + cap);
+	c->next = NULL;
+	c->cap = cap;
+	c->used = 0;
+	return c;
+}
+
+static void *pb_bump(struct pb_chunk *c, size_t size)
+{
+	void *p = (char *)c->data + c->used;
+	c->used += (size + PB_ALIGN - 1) / PB_ALIGN * PB_ALIGN;
+	return p;
+}
 
 static void *pb_alloc(void *data, size_t size)
 {
-	struct pb_budget *b = data;
-	if (size > SLS_DECODE_MEMORY_MAX - b->used)
+	struct pb_arena *a = data;
+	size = size ? size : 1;
+	if (size > SLS_DECODE_MEMORY_MAX - a->used)
 		return NULL;
-	b->used += size;
-	return xmalloc(size ? size : 1);
+	a->used += size;
+	struct pb_chunk *c = a->chunks;
+	size_t need = (size + PB_ALIGN - 1) / PB_ALIGN * PB_ALIGN;
+	if (c->cap - c->used < need) {
+		size_t cap = need > SLS_DECODE_CHUNK ? need : SLS_DECODE_CHUNK;
+		c = pb_chunk_new(cap);
+		c->next = a->chunks;
+		a->chunks = c;
+	}
+	void *p = pb_bump(c, size);
+	if (!a->first)
+		a->first = p;
+	return p;
 }
 
 static void pb_free(void *data, void *p)
 {
-	free(p);
+}
+
+/* What the server itself adds (stamped fields) is not counted against the
+ * decode budget: it is bounded by the logs and the fields. */
+static void *pb_alloc_nofail(struct pb_arena *a, size_t size)
+{
+	size_t used = a->used;
+	a->used = 0;
+	void *p = pb_alloc(a, size);
+	a->used = used;
+	return p;
+}
+
+/* A new arena in its own first chunk; *alloc allocates from it. */
+static struct pb_arena *pb_arena_new(ProtobufCAllocator *alloc)
+{
+	struct pb_chunk *c = pb_chunk_new(SLS_DECODE_CHUNK);
+	struct pb_arena *a = pb_bump(c, PB_HEAD_SIZE);
+	*a = (struct pb_arena){.chunks = c};
+	*alloc = (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = a};
+	return a;
+}
+
+static void pb_arena_free(struct pb_arena *a)
+{
+	for (struct pb_chunk *c = a->chunks, *next; c; c = next) {
+		next = c->next;
+		free(c); /* the header is in the last one */
+	}
+}
+
+/* The arena of a group decoded by sls_loggroup_decode. */
+static struct pb_arena *pb_arena_of(Sls__LogGroup *g)
+{
+	return (struct pb_arena *)(void *)((char *)g - PB_HEAD_SIZE);
 }
 
 static enum sls_err check_log(const Sls__Log *l, const char **detail)
@@ -149,16 +231,16 @@ static enum sls_err check_group(const Sls__LogGroup *g, const char **detail)
 
 enum sls_err sls_loggroup_decode(struct str raw, Sls__LogGroup **out, const char **detail)
 {
-	struct pb_budget budget = {0};
-	ProtobufCAllocator a = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &budget};
+	ProtobufCAllocator alloc;
+	struct pb_arena *a = pb_arena_new(&alloc);
 	*out = NULL;
 	*detail = "not a LogGroup protobuf";
-	Sls__LogGroup *g = sls__log_group__unpack(&a, raw.len, (const uint8_t *)raw.p);
-	if (!g)
-		return SLS_ERR_POST_BODY_INVALID;
-	enum sls_err e = check_group(g, detail);
+	Sls__LogGroup *g = sls__log_group__unpack(&alloc, raw.len, (const uint8_t *)raw.p);
+	if (g && (void *)g != a->first)
+		fatal("sls: protobuf-c did not allocate the LogGroup first");
+	enum sls_err e = g ? check_group(g, detail) : SLS_ERR_POST_BODY_INVALID;
 	if (e != SLS_ERR_OK) {
-		sls__log_group__free_unpacked(g, &a);
+		pb_arena_free(a);
 		return e;
 	}
 	*out = g;
@@ -167,10 +249,8 @@ enum sls_err sls_loggroup_decode(struct str raw, Sls__LogGroup **out, const char
 
 void sls_loggroup_free(Sls__LogGroup *g)
 {
-	struct pb_budget budget = {0};
-	ProtobufCAllocator a = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &budget};
 	if (g)
-		sls__log_group__free_unpacked(g, &a);
+		pb_arena_free(pb_arena_of(g));
 }
 
 static bool stamped_key(const Sls__Log__Content *c, const struct sls_field *f, size_t n)
@@ -181,35 +261,41 @@ static bool stamped_key(const Sls__Log__Content *c, const struct sls_field *f, s
 	return false;
 }
 
-static Sls__Log__Content *content_new(const struct sls_field *f)
+static ProtobufCBinaryData arena_copy(struct pb_arena *a, struct str s)
 {
-	Sls__Log__Content *c = xmalloc(sizeof(*c));
+	uint8_t *p = pb_alloc_nofail(a, s.len + 1);
+	memcpy(p, s.p, s.len);
+	p[s.len] = 0;
+	return (ProtobufCBinaryData){s.len, p};
+}
+
+static Sls__Log__Content *content_new(struct pb_arena *a, const struct sls_field *f)
+{
+	Sls__Log__Content *c = pb_alloc_nofail(a, sizeof(*c));
 	sls__log__content__init(c);
-	c->key = (ProtobufCBinaryData){f->key.len, (uint8_t *)xmemdup0(f->key.p, f->key.len)};
-	c->value = (ProtobufCBinaryData){f->value.len, (uint8_t *)xmemdup0(f->value.p, f->value.len)};
+	c->key = arena_copy(a, f->key);
+	c->value = arena_copy(a, f->value);
 	return c;
 }
 
-/* Everything is malloc'd as pb_alloc does, so sls_loggroup_free frees it. */
-static void stamp_log(Sls__Log *l, const struct sls_field *f, size_t n)
+/* In the group's arena, so sls_loggroup_free frees it with the rest; the
+ * replaced contents stay there unused until then. */
+static void stamp_log(struct pb_arena *a, Sls__Log *l, const struct sls_field *f, size_t n)
 {
-	Sls__Log__Content **out = xcalloc(l->n_contents + n, sizeof(*out));
+	Sls__Log__Content **out = pb_alloc_nofail(a, (l->n_contents + n) * sizeof(*out));
 	size_t k = 0;
-	for (size_t i = 0; i < l->n_contents; i++) {
-		if (stamped_key(l->contents[i], f, n))
-			protobuf_c_message_free_unpacked(&l->contents[i]->base, NULL);
-		else
+	for (size_t i = 0; i < l->n_contents; i++)
+		if (!stamped_key(l->contents[i], f, n))
 			out[k++] = l->contents[i];
-	}
 	for (size_t i = 0; i < n; i++)
-		out[k++] = content_new(&f[i]);
-	free(l->contents);
+		out[k++] = content_new(a, &f[i]);
 	l->contents = out;
 	l->n_contents = k;
 }
 
 void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
 {
+	struct pb_arena *a = pb_arena_of(g);
 	for (size_t i = 0; i < g->n_logs; i++)
-		stamp_log(g->logs[i], f, n);
+		stamp_log(a, g->logs[i], f, n);
 }

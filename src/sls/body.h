@@ -20,6 +20,7 @@
 /* protobuf-c's objects for one body may take at most this much: a hostile
  * message of tiny fields costs ~10x its size in structs. */
 #define SLS_DECODE_MEMORY_MAX (96u << 20)
+#define SLS_DECODE_CHUNK (1u << 20) /* arena chunk of a decoded LogGroup (body.c) */
 
 enum sls_compress { SLS_COMPRESS_NONE, SLS_COMPRESS_LZ4, SLS_COMPRESS_DEFLATE, SLS_COMPRESS_ZSTD };
 

@@ -13,8 +13,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Every log of [from, to) as the block holds it. */
-static void check_block(const Sls__LogGroup *g, size_t from, size_t to, const struct block *b)
+/* The value of key k in log l as the block must keep it: the last one. */
+static const ProtobufCBinaryData *last_value(const Sls__Log *l, struct str k)
+{
+	const ProtobufCBinaryData *v = NULL;
+	for (size_t c = 0; c < l->n_contents; c++)
+		if (str_eq(sls_pb_str(l->contents[c]->key), k))
+			v = &l->contents[c]->value;
+	return v;
+}
+
+/* Every log of [from, to) as the block holds it: its time, and each key's
+ * value byte for byte (absent where the log has none). */
+static void check_block(const Sls__LogGroup *g, size_t from, size_t to, struct block *b)
 {
 	if (b->n != to - from)
 		abort();
@@ -27,25 +38,62 @@ static void check_block(const Sls__LogGroup *g, size_t from, size_t to, const st
 			size_t col = 0;
 			while (col < b->nkeys && !str_eq(b->keys[col], k))
 				col++;
-			if (col == b->nkeys || !b->vals[i * b->nkeys + col].p)
+			if (col == b->nkeys)
+				abort();
+		}
+		for (size_t col = 0; col < b->nkeys; col++) {
+			const ProtobufCBinaryData *v = last_value(l, b->keys[col]);
+			struct str got = block_value(b, i, col);
+			if (!v != !got.p || (v && !str_eq(got, sls_pb_str(*v))))
 				abort();
 		}
 	}
 }
 
+struct count_check {
+	const Sls__LogGroup *g;
+	size_t from, to, total;
+	int64_t prev;
+};
+
+static void count_second(uint32_t t, uint64_t n, void *arg)
+{
+	struct count_check *c = arg;
+	uint64_t want = 0;
+	for (size_t i = c->from; i < c->to; i++)
+		want += c->g->logs[i]->time == t;
+	if ((int64_t)t <= c->prev || n != want || n == 0)
+		abort();
+	c->prev = t;
+	c->total += n;
+}
+
+/* The rollup: each second once, ascending, with as many logs as it has. */
+static void check_counts(const Sls__LogGroup *g, size_t from, size_t to, struct str counts,
+			 uint32_t tmin)
+{
+	struct count_check c = {g, from, to, 0, -1};
+	if (block_counts_each(counts, tmin, count_second, &c) != 0 || c.total != to - from)
+		abort();
+}
+
 static void roundtrip(const Sls__LogGroup *g)
 {
-	struct buf out = {0};
+	struct buf out = {0}, counts = {0};
 	for (size_t from = 0, to; from < g->n_logs; from = to) {
 		uint32_t tmin, tmax;
 		struct block b;
-		block_encode(g, from, &to, &out, &tmin, &tmax);
+		block_encode(g, from, &to, &out, &counts, &tmin, &tmax);
 		if (to <= from || block_decode((struct str){out.p, out.len}, &b) != 0)
 			abort();
 		check_block(g, from, to, &b);
+		if (b.corrupt)
+			abort();
+		check_counts(g, from, to, (struct str){counts.p, counts.len}, tmin);
 		block_free(&b);
 	}
 	buf_free(&out);
+	buf_free(&counts);
 }
 
 /* A device's identity stamped over whatever the group said: each log then has
@@ -70,6 +118,10 @@ static void stamp_check(Sls__LogGroup *g)
 		}
 }
 
+static void count_any(uint32_t t, uint64_t n, void *arg)
+{
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4)
@@ -91,7 +143,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(owned);
 	/* A block decoder fed the same bytes must refuse or decode, never crash. */
 	struct block b;
-	if (block_decode(body, &b) == 0)
+	if (block_decode(body, &b) == 0) {
+		block_load_all(&b);
 		block_free(&b);
+	}
+	block_counts_each(body, 0, count_any, NULL);
 	return 0;
 }

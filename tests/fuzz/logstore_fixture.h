@@ -21,7 +21,7 @@ struct lsfix {
 	Sls__Log log[LSFIX_N];
 	Sls__Log *lptr[LSFIX_N];
 	Sls__LogGroup g;
-	struct buf data;
+	struct buf data, counts;
 	struct ldata_block block;
 	struct sql_memory mem;
 };
@@ -67,16 +67,18 @@ static inline void lsfix_init(struct lsfix *f)
 	f->g.logs = f->lptr;
 	size_t to;
 	uint32_t tmin, tmax;
-	block_encode(&f->g, 0, &to, &f->data, &tmin, &tmax);
+	block_encode(&f->g, 0, &to, &f->data, &f->counts, &tmin, &tmax);
 	f->block = (struct ldata_block){.part = 0, .id = 1, .t_min = tmin, .t_max = tmax,
 					.topic = STR_LIT("flowlog"), .source = STR_LIT("10.9.9.9"),
-					.tags = {"", 0}, .data = {f->data.p, f->data.len}};
+					.tags = {"", 0}, .data = {f->data.p, f->data.len},
+					.counts = {f->counts.p, f->counts.len}};
 	f->mem = (struct sql_memory){&f->block, 1};
 }
 
 static inline void lsfix_free(struct lsfix *f)
 {
 	buf_free(&f->data);
+	buf_free(&f->counts);
 }
 
 #endif
