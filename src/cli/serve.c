@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "cli/serve_metrics.h"
 #include "core/log.h"
 #include "core/num.h"
+#include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "device/device.h"
 #include "domain/domain.h"
@@ -34,6 +36,15 @@
 #define SERVE_DEFAULT_ACCOUNT "default"
 #define SERVE_EXIT_USAGE 2
 #define SERVE_MAX_PATH 4096
+/* Default budgets (serve --rate-limit): a key may send 100 requests a second
+ * with bursts of 300, a device sync twice a second with bursts of 10 — room
+ * for one sync a second plus the re-sync after each long-poll wake. */
+#define SERVE_KEY_RATE 100
+#define SERVE_KEY_BURST 300
+#define SERVE_DEVICE_RATE 2
+#define SERVE_DEVICE_BURST 10
+#define SERVE_MAX_CALLERS 65536 /* AccessKeys, and devices, tracked at once (each) */
+#define SERVE_MAX_RATE_SPEC 128
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -48,6 +59,8 @@ struct serve_opts {
 	const char *logs_dir; /* NULL: "logs" beside the database */
 	const char *tls_cert, *tls_key; /* both or neither */
 	struct cli_metrics_addr metrics; /* --metrics-listen */
+	struct ratelimit_rate key_rate, device_rate; /* --rate-limit */
+	uint32_t max_callers;
 };
 
 static void serve_usage(FILE *f)
@@ -55,6 +68,8 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
+		"                     [--rate-limit key=RATE[:BURST],device=RATE[:BURST]]\n"
+		"                     [--max-callers N]\n"
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
@@ -76,6 +91,15 @@ static void serve_usage(FILE *f)
 		"                        each); a nonce is kept 15 minutes, so size it to at least\n"
 		"                        900 x the peak signed requests per second: when it is\n"
 		"                        full, requests are refused with Throttling, never replayable\n"
+		"  --rate-limit key=RATE[:BURST],device=RATE[:BURST]\n"
+		"                        request budgets: each AccessKey may send RATE requests a\n"
+		"                        second in bursts of BURST (default key=%d:%d), each device\n"
+		"                        RATE syncs a second (default device=%d:%d); BURST\n"
+		"                        defaults to 2 x RATE. Past it only that caller is refused:\n"
+		"                        Throttling.User (HTTP 400), a device 429 Device.Throttled\n"
+		"  --max-callers N       AccessKeys, and devices, whose budgets are tracked at once,\n"
+		"                        %u-%u each (default %d, 40 bytes each); an idle caller is\n"
+		"                        forgotten, and a new one past the bound gets Throttling\n"
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
 		"                        (needed when another process writes flow logs or gateways)\n"
@@ -104,7 +128,9 @@ static void serve_usage(FILE *f)
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
-		NONCE_MAX_ENTRIES, RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
+		NONCE_MAX_ENTRIES, SERVE_KEY_RATE, SERVE_KEY_BURST, SERVE_DEVICE_RATE,
+		SERVE_DEVICE_BURST, RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, SERVE_MAX_CALLERS,
+		RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
 		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000, HTTP_TLS_MAX_FILE);
 }
 
@@ -113,12 +139,44 @@ static int parse_listen(const char *s, struct serve_opts *o)
 	return cli_parse_hostport(s, o->host, sizeof(o->host), &o->port);
 }
 
+/* "key=RATE[:BURST],device=RATE[:BURST]", either part alone, in any order. */
+static int parse_rate_limit(const char *v, struct serve_opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} parts[] = {{"key=", offsetof(struct serve_opts, key_rate)},
+		     {"device=", offsetof(struct serve_opts, device_rate)}};
+	size_t len = strlen(v);
+	if (!len || len > SERVE_MAX_RATE_SPEC)
+		return -1;
+	for (struct str rest = {v, len}; rest.len;) {
+		const char *comma = memchr(rest.p, ',', rest.len);
+		struct str item = {rest.p, comma ? (size_t)(comma - rest.p) : rest.len};
+		rest = comma ? (struct str){comma + 1, rest.len - item.len - 1} : (struct str){"", 0};
+		if (comma && !rest.len)
+			return -1;
+		size_t i = 0, n = 0;
+		while (i < sizeof(parts) / sizeof(parts[0]) &&
+		       (item.len < (n = strlen(parts[i].name)) || memcmp(item.p, parts[i].name, n)))
+			i++;
+		if (i == sizeof(parts) / sizeof(parts[0]) ||
+		    ratelimit_rate_parse((struct str){item.p + n, item.len - n},
+					 (struct ratelimit_rate *)((char *)o + parts[i].off)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (struct serve_opts){.db = SERVE_DEFAULT_DB, .quota = SERVE_DEFAULT_QUOTA,
 				 .threads = ncpu > 0 ? (unsigned)ncpu : 1, .online_ms = DEVICE_ONLINE_MS,
-				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN};
+				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN,
+				 .key_rate = {SERVE_KEY_RATE, SERVE_KEY_BURST},
+				 .device_rate = {SERVE_DEVICE_RATE, SERVE_DEVICE_BURST},
+				 .max_callers = SERVE_MAX_CALLERS};
 	parse_listen(SERVE_DEFAULT_LISTEN, o);
 	for (int i = 1; i < argc; i++) {
 		const char *v;
@@ -166,6 +224,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if (cli_metrics_parse(v, &o->metrics) < 0)
 				return fprintf(stderr, "serve: bad --metrics-listen '%s' (HOST:PORT)\n",
 					       v), -1;
+		} else if ((v = cli_opt_value("--rate-limit", argc, argv, &i))) {
+			if (parse_rate_limit(v, o) < 0)
+				return fprintf(stderr, "serve: bad --rate-limit '%s' (key=RATE[:BURST],"
+						       "device=RATE[:BURST]; RATE 1-%d, BURST 1-%d)\n",
+					       v, RATELIMIT_MAX_RATE, RATELIMIT_MAX_BURST), -1;
+		} else if ((v = cli_opt_value("--max-callers", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, &n) != 0)
+				return fprintf(stderr, "serve: bad --max-callers '%s' (%u-%u)\n", v,
+					       RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS), -1;
+			o->max_callers = (uint32_t)n;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -310,8 +378,10 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	struct api_config cfg = {.flowlog_quota = o.quota, .device_online_ms = o.online_ms};
-	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache);
-	struct device_server *dev = device_server_new(st, o.online_ms);
+	struct ratelimit *key_budgets = ratelimit_new(o.key_rate, o.max_callers);
+	struct ratelimit *device_budgets = ratelimit_new(o.device_rate, o.max_callers);
+	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache, key_budgets);
+	struct device_server *dev = device_server_new(st, o.online_ms, device_budgets);
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(&o, logs_dir);
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
@@ -328,6 +398,8 @@ int cmd_serve(int argc, char **argv)
 		logstore_free(sls);
 		device_server_free(dev);
 		rpc_free(rpc);
+		ratelimit_free(device_budgets);
+		ratelimit_free(key_budgets);
 		store_close(st);
 		http_tls_clear(&tls);
 		return 1;
@@ -343,6 +415,9 @@ int cmd_serve(int argc, char **argv)
 	log_buffered_start();
 	log_info("serve: %u threads, database %s, flow-log quota %lld, %s", o.threads, o.db,
 		 (long long)o.quota, o.tls_cert ? "HTTPS" : "plain HTTP");
+	log_info("serve: budgets key=%lld:%lld device=%lld:%lld, %u callers each",
+		 (long long)o.key_rate.rate, (long long)o.key_rate.burst,
+		 (long long)o.device_rate.rate, (long long)o.device_rate.burst, o.max_callers);
 	if (o.tls_cert)
 		log_info("serve: TLS certificate chain %s (%u certificate%s), key %s", o.tls_cert,
 			 tls.chain_len, tls.chain_len == 1 ? "" : "s", o.tls_key);
@@ -354,6 +429,8 @@ int cmd_serve(int argc, char **argv)
 	logstore_free(sls);
 	device_server_free(dev);
 	rpc_free(rpc);
+	ratelimit_free(device_budgets);
+	ratelimit_free(key_budgets);
 	store_close(st);
 	http_tls_clear(&tls);
 	log_info("serve: stopped");

@@ -14,11 +14,13 @@
 
 #include "core/hmac.h"
 #include "core/log.h"
+#include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "domain/domain.h"
 #include "http/http.h"
 #include "rpc/nonce.h"
+#include "rpc/rpc.h"
 #include "store/store_sag.h"
 
 #define CT_JSON "application/json;charset=utf-8"
@@ -40,6 +42,8 @@
 	  "The report must be a JSON object with a valid Model, SoftwareVersion and HaState.")   \
 	X(NOT_FOUND, 404, "Device.NotFound", "No such device endpoint.")                         \
 	X(METHOD, 405, "Device.MethodNotAllowed", "Use POST.")                                   \
+	X(THROTTLED, 429, "Device.Throttled",                                                    \
+	  "This device sent more requests than its budget allows; retry after the poll interval.") \
 	X(BUSY, 503, "Device.Busy", "The server is busy; retry after the poll interval.")        \
 	X(INTERNAL, 500, "Device.InternalError", "The server failed to process the report.")
 
@@ -61,6 +65,7 @@ static const struct {
 struct device_server {
 	struct store *store;
 	struct nonce_cache *nonces;
+	struct ratelimit *budgets; /* per serial number, or NULL; not ours */
 	int64_t poll_s;     /* PollIntervalSeconds in answers */
 	int64_t refresh_ms; /* an unchanged report older than this is stored again */
 };
@@ -383,7 +388,20 @@ static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const
 	buf_free(&sts);
 	if (CRYPTO_memcmp(want, a->signature.p, DEVICE_HEX_SHA256) != 0)
 		return DEV_AUTH_FAILED;
-	/* Only a verified request spends a nonce, so nobody can burn a device's. */
+	/* Only a verified request spends budget or a nonce, so nobody can burn a
+	 * device's. */
+	if (s->ds->budgets) {
+		switch (ratelimit_take(s->ds->budgets, a->serial, time_mono_us())) {
+		case RATELIMIT_OK:
+			break;
+		case RATELIMIT_THROTTLED:
+			rpc_count_throttled(RPC_THROTTLED_DEVICE);
+			return DEV_THROTTLED;
+		default:
+			rpc_count_throttled(RPC_THROTTLED_DEVICES_FULL);
+			return DEV_BUSY;
+		}
+	}
 	switch (nonce_check(s->ds->nonces, a->serial, a->nonce, time_now_ms() / 1000,
 			    a->date_s + DEVICE_TIME_WINDOW_S)) {
 	case NONCE_FRESH:
@@ -440,10 +458,12 @@ static void sync_handler(struct http_request *r)
 	free(s);
 }
 
-struct device_server *device_server_new(struct store *st, int64_t online_ms)
+struct device_server *device_server_new(struct store *st, int64_t online_ms,
+					struct ratelimit *budgets)
 {
 	struct device_server *d = xcalloc(1, sizeof(*d));
 	d->store = st;
+	d->budgets = budgets;
 	/* Three polls and three stored reports per online window, so a device that
 	 * keeps polling never looks Offline. */
 	d->poll_s = online_ms / 3000;

@@ -42,7 +42,11 @@ int device_report_parse(struct str body, struct device_report *out);
 /* online_ms: how long a gateway counts as online after a report (domain.h's
  * DEVICE_ONLINE_MS, or `serve --device-offline-after`). Devices are asked to
  * poll, and unchanged reports are stored, at least three times within it. */
-struct device_server *device_server_new(struct store *st, int64_t online_ms);
+struct ratelimit;
+/* budgets: a request budget per serial number (checked after the signature),
+ * owned by the caller, or NULL for none. */
+struct device_server *device_server_new(struct store *st, int64_t online_ms,
+					struct ratelimit *budgets);
 void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Adds the /device/ routes; call before http_server_start. */
 int device_routes_add(struct http_server *h, struct device_server *d);
