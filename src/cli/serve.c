@@ -87,10 +87,12 @@ static void serve_usage(FILE *f)
 		"  --db PATH             SQLite database file (default " SERVE_DEFAULT_DB ")\n"
 		"  --flowlog-quota N     flow logs per account and region (default %d)\n"
 		"  --threads N           HTTP worker threads, 1-%d (default: one per core)\n"
-		"  --replay-cache N      SignatureNonces remembered, %u-%u (default %u, 16 bytes\n"
-		"                        each); a nonce is kept 15 minutes, so size it to at least\n"
-		"                        900 x the peak signed requests per second: when it is\n"
-		"                        full, requests are refused with Throttling, never replayable\n"
+		"  --replay-cache N      SignatureNonces remembered, all AccessKeys together,\n"
+		"                        %u-%u (default %u; 20 bytes each, allocated as used).\n"
+		"                        Each key has its own partition of at most RATE x 1801 +\n"
+		"                        BURST of its budget (180,400 = 3.4 MiB at key=100:300), so\n"
+		"                        no key can fill another's; size N >= keys x that for every\n"
+		"                        key at full rate at once. Past N, Throttling, never replayable\n"
 		"  --rate-limit key=RATE[:BURST],device=RATE[:BURST]\n"
 		"                        request budgets: each AccessKey may send RATE requests a\n"
 		"                        second in bursts of BURST (default key=%d:%d), each device\n"
@@ -415,6 +417,14 @@ int cmd_serve(int argc, char **argv)
 	log_buffered_start();
 	log_info("serve: %u threads, database %s, flow-log quota %lld, %s", o.threads, o.db,
 		 (long long)o.quota, o.tls_cert ? "HTTPS" : "plain HTTP");
+	uint64_t per_key = nonce_per_key(o.key_rate.rate, o.key_rate.burst),
+		 entries = o.replay_entries ? o.replay_entries : NONCE_MAX_ENTRIES;
+	log_info("serve: replay cache bound %llu entries (%llu MiB); a key at its full budget "
+		 "holds %llu (%llu MiB): room for %llu keys at full rate at once",
+		 (unsigned long long)entries,
+		 (unsigned long long)(entries * NONCE_ENTRY_BYTES >> 20), (unsigned long long)per_key,
+		 (unsigned long long)(per_key * NONCE_ENTRY_BYTES >> 20),
+		 (unsigned long long)(entries / per_key));
 	log_info("serve: budgets key=%lld:%lld device=%lld:%lld, %u callers each",
 		 (long long)o.key_rate.rate, (long long)o.key_rate.burst,
 		 (long long)o.device_rate.rate, (long long)o.device_rate.burst, o.max_callers);

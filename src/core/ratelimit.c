@@ -199,6 +199,11 @@ uint64_t ratelimit_active(struct ratelimit *rl, int64_t now_us)
 	return n;
 }
 
+struct ratelimit_rate ratelimit_rate_of(const struct ratelimit *rl)
+{
+	return rl->rate;
+}
+
 uint64_t ratelimit_capacity(const struct ratelimit *rl)
 {
 	return (uint64_t)rl->cap * RATELIMIT_SHARDS;

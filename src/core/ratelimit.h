@@ -37,6 +37,9 @@ void ratelimit_free(struct ratelimit *rl); /* NULL is a no-op */
 /* Takes one token from name's bucket at now_us (monotonic microseconds). */
 enum ratelimit_result ratelimit_take(struct ratelimit *rl, struct str name, int64_t now_us);
 
+/* The budget every caller of this table has. */
+struct ratelimit_rate ratelimit_rate_of(const struct ratelimit *rl);
+
 /* Callers tracked at now_us whose bucket is not full (metrics), and the table's capacity. */
 uint64_t ratelimit_active(struct ratelimit *rl, int64_t now_us);
 uint64_t ratelimit_capacity(const struct ratelimit *rl);

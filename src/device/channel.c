@@ -472,7 +472,7 @@ struct device_server *device_server_new(struct store *st, int64_t online_ms,
 	if (d->poll_s < 1)
 		d->poll_s = 1;
 	d->refresh_ms = online_ms / 3 < DEVICE_REPORT_REFRESH_MS ? online_ms / 3 : DEVICE_REPORT_REFRESH_MS;
-	d->nonces = nonce_new(DEVICE_NONCE_ENTRIES);
+	d->nonces = nonce_new(DEVICE_NONCE_ENTRIES, 0);
 	return d;
 }
 

@@ -62,7 +62,10 @@ struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
 	s->store = store;
 	s->keys = keys;
 	s->cfg = cfg;
-	s->nonces = nonce_new(nonce_entries);
+	/* Each key's partition holds what its budget lets it send while a nonce
+	 * lives, so a key within its budget never finds its partition full. */
+	struct ratelimit_rate b = keys ? ratelimit_rate_of(keys) : (struct ratelimit_rate){0, 0};
+	s->nonces = nonce_new(nonce_entries, keys ? nonce_per_key(b.rate, b.burst) : 0);
 	s->answers = answer_cache ? rcache_new() : NULL;
 	return s;
 }
