@@ -8,8 +8,10 @@
 #include "store/store.h"
 #include "store/store_sag.h"
 
-enum { CACHE_API, CACHE_DEVICE, CACHE_COUNT };
-static const char *const serve_m_caches[CACHE_COUNT] = {"api", "device"};
+enum { CACHE_API, CACHE_COUNT };
+/* The device channel has no replay cache: its replay state is a sequence per
+ * device in the store (docs/device-protocol.md). */
+static const char *const serve_m_caches[CACHE_COUNT] = {"api"};
 /* The Status values of domain.h's sag_status(), in store_device_status_counts' order. */
 static const char *const serve_m_status[3] = {"Init", "Active", "Offline"};
 
@@ -29,8 +31,7 @@ void serve_metrics_enable(void)
 	rpc_metrics_enable();
 	serve_m_replay = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_replay_cache_entries",
-	    .help = "Nonces remembered against replay: SignatureNonces of the API, X-Sag-Nonces "
-		    "of the device channel.",
+	    .help = "SignatureNonces of the API remembered against replay.",
 	    .type = METRICS_GAUGE, .label = {cache}});
 	serve_m_replay_cap = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_replay_cache_capacity",
@@ -56,9 +57,6 @@ static void serve_metrics_scrape(void *arg)
 	metrics_set(serve_m_replay, CACHE_API, 0,
 		    (int64_t)rpc_replay_entries(serve_m_src.rpc, &cap));
 	metrics_set(serve_m_replay_cap, CACHE_API, 0, (int64_t)cap);
-	metrics_set(serve_m_replay, CACHE_DEVICE, 0,
-		    (int64_t)device_replay_entries(serve_m_src.dev, &cap));
-	metrics_set(serve_m_replay_cap, CACHE_DEVICE, 0, (int64_t)cap);
 	int64_t counts[3];
 	if (store_read(serve_m_src.st, read_status, counts) != 0) {
 		log_warn("serve: metrics: cannot count devices; sagflow_devices keeps its last values");

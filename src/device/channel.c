@@ -1,7 +1,8 @@
 /* The device channel, server side. Order of checks (docs/device-protocol.md §4):
  * path and method, headers well-formed, body hash, clock window, then the one
  * store read (serial number → gateway, device secret, flow log), signature,
- * nonce, report — so an unauthenticated request never writes anything. */
+ * budget, sequence, report — so an unauthenticated request never writes
+ * anything. Every accepted sync then commits its sequence before it is answered. */
 #include "device/device.h"
 
 #include <jansson.h>
@@ -14,12 +15,12 @@
 
 #include "core/hmac.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "domain/domain.h"
 #include "http/http.h"
-#include "rpc/nonce.h"
 #include "rpc/rpc.h"
 #include "store/store_sag.h"
 
@@ -37,7 +38,12 @@
 	  "X-Sag-Date is more than 15 minutes away from the server's clock.")                    \
 	X(AUTH_FAILED, 401, "Device.AuthFailed",                                                 \
 	  "The serial number is not bound to a gateway or the signature does not match.")        \
-	X(NONCE_USED, 401, "Device.NonceUsed", "X-Sag-Nonce was used already.")                  \
+	X(SEQUENCE_REQUIRED, 400, "Device.SequenceRequired",                                     \
+	  "This server needs X-Sag-Sequence, signed in place of X-Sag-Nonce (device protocol "   \
+	  "1.1, docs/device-protocol.md); upgrade the device.")                                  \
+	X(SEQUENCE_STALE, 409, "Device.SequenceStale",                                           \
+	  "X-Sag-Sequence is not greater than the last one accepted from this device "           \
+	  "(LastSequence): a replay, or the device's counter went back.")                        \
 	X(BAD_REPORT, 400, "Device.InvalidReport",                                               \
 	  "The report must be a JSON object with a valid Model, SoftwareVersion and HaState.")   \
 	X(NOT_FOUND, 404, "Device.NotFound", "No such device endpoint.")                         \
@@ -64,7 +70,6 @@ static const struct {
 
 struct device_server {
 	struct store *store;
-	struct nonce_cache *nonces;
 	struct ratelimit *budgets; /* per serial number, or NULL; not ours */
 	int64_t poll_s;     /* PollIntervalSeconds in answers */
 	int64_t refresh_ms; /* an unchanged report older than this is stored again */
@@ -72,8 +77,8 @@ struct device_server {
 
 /* What one request carries, parsed. Slices point into the request. */
 struct dev_auth {
-	struct str serial, date, nonce, content_sha256, signature;
-	int64_t date_s;
+	struct str serial, date, sequence, content_sha256, signature;
+	int64_t date_s, seq;
 };
 
 _Static_assert(sizeof(((struct device_report *)0)->model) == DOMAIN_MODEL_MAX + 1, "model size");
@@ -85,6 +90,8 @@ struct sync {
 	struct http_request *r;
 	char serial[DOMAIN_SN_MAX + 1];
 	struct device_report rep;
+	int64_t seq, last_seq; /* this sync's X-Sag-Sequence; the last accepted when stale */
+	bool report_due;       /* the report is stored with the sequence */
 	struct sag g;
 	struct flowlog fl;
 	bool has_flowlog;
@@ -110,10 +117,10 @@ void device_body_sha256(struct str body, char out[DEVICE_HEX_SHA256 + 1])
 }
 
 void device_string_to_sign(struct buf *out, struct str method, struct str path, struct str serial,
-			   struct str date, struct str nonce, struct str content_sha256)
+			   struct str date, struct str sequence, struct str content_sha256)
 {
-	const struct str parts[] = {STR_LIT(DEVICE_AUTH_ALGORITHM), method, path, serial, date, nonce,
-				    content_sha256};
+	const struct str parts[] = {STR_LIT(DEVICE_AUTH_ALGORITHM), method, path, serial, date,
+				    sequence, content_sha256};
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		if (i)
 			buf_addc(out, '\n');
@@ -130,7 +137,16 @@ void device_sign(struct str secret, struct str sts, char out[DEVICE_HEX_SHA256 +
 
 /* ---- answering ---- */
 
+static void respond_err_last(struct http_request *r, enum dev_err e, int64_t last);
+
 static void respond_err(struct http_request *r, enum dev_err e)
+{
+	respond_err_last(r, e, -1);
+}
+
+/* last >= 0 adds LastSequence (Device.SequenceStale), so the device can move
+ * its counter past it at once; only a verified request gets there. */
+static void respond_err_last(struct http_request *r, enum dev_err e, int64_t last)
 {
 	/* One line per refusal, for operators; the serial number is printable
 	 * (checked) or left out, and no key or signature is ever logged. */
@@ -141,6 +157,8 @@ static void respond_err(struct http_request *r, enum dev_err e)
 	json_t *o = json_object();
 	json_object_set_new(o, "Code", json_string(dev_errors[e].code));
 	json_object_set_new(o, "Message", json_string(dev_errors[e].message));
+	if (last >= 0)
+		json_object_set_new(o, "LastSequence", json_integer(last));
 	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	http_respond_owned(r, dev_errors[e].status, CT_JSON, body, strlen(body));
@@ -235,10 +253,14 @@ static enum dev_err parse_auth(struct http_request *r, struct dev_auth *a)
 	static const char prefix[] = DEVICE_AUTH_ALGORITHM " Signature=";
 	a->serial = http_header(r, "X-Sag-Serial-Number");
 	a->date = http_header(r, "X-Sag-Date");
-	a->nonce = http_header(r, "X-Sag-Nonce");
+	a->sequence = http_header(r, "X-Sag-Sequence");
 	a->content_sha256 = http_header(r, "X-Sag-Content-Sha256");
 	struct str auth = http_header(r, "Authorization");
-	if (!domain_serial_valid(a->serial) || !charset(a->nonce, DEVICE_NONCE_MIN, DEVICE_NONCE_MAX, "-_") ||
+	if (!a->sequence.p && http_header(r, "X-Sag-Nonce").p)
+		return DEV_SEQUENCE_REQUIRED; /* a protocol-1.0 device: say so plainly */
+	if (!domain_serial_valid(a->serial) || a->sequence.len > DEVICE_SEQUENCE_MAX_LEN ||
+	    !charset(a->sequence, 1, DEVICE_SEQUENCE_MAX_LEN, "") ||
+	    num_parse_i64(a->sequence, 1, INT64_MAX, &a->seq) != 0 ||
 	    !is_lower_hex(a->content_sha256, DEVICE_HEX_SHA256) ||
 	    time_parse_iso8601(a->date, &a->date_s) < 0)
 		return DEV_MALFORMED;
@@ -339,24 +361,32 @@ static int load_tx(struct store_tx *tx, void *arg)
 _Static_assert(sizeof(((struct device *)0)->sls_delivery) == sizeof(((struct device_report *)0)->sls_delivery),
 	       "a report's SlsDelivery is stored as is");
 
-/* The report and the answer's state in one write transaction. */
-static int report_tx(struct store_tx *tx, void *arg)
+/* The sequence mark, the report when due, and the answer's state in one write
+ * transaction: 0, 1 unbound meanwhile, 2 stale (s->last_seq), or STORE_EIO. */
+static int seq_tx(struct store_tx *tx, void *arg)
 {
 	struct sync *s = arg;
+	int rc = store_device_sequence(tx, &s->g, s->serial, s->seq, &s->last_seq);
+	if (rc != 0)
+		return rc;
+	if (!s->report_due)
+		return load(tx, s);
 	struct device d = {0};
 	memcpy(d.model, s->rep.model, sizeof(d.model));
 	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
 	d.ha_state = (enum device_ha)s->rep.ha;
 	memcpy(d.sls_delivery, s->rep.sls_delivery, sizeof(d.sls_delivery));
-	int rc = store_device_report(tx, &s->g, s->serial, &d, time_now_ms());
+	rc = store_device_report(tx, &s->g, s->serial, &d, time_now_ms());
 	return rc != 0 ? rc : load(tx, s);
 }
 
-static void report_done(void *arg, int rc)
+static void seq_done(void *arg, int rc)
 {
 	struct sync *s = arg;
 	if (rc == 0)
 		respond_sync(s);
+	else if (rc == 2)
+		respond_err_last(s->r, DEV_SEQUENCE_STALE, s->last_seq);
 	else
 		respond_err(s->r, rc == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
 	free(s);
@@ -382,14 +412,14 @@ static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const
 		return DEV_AUTH_FAILED;
 	struct buf sts = {0};
 	char want[DEVICE_HEX_SHA256 + 1];
-	device_string_to_sign(&sts, s->r->method, s->r->path, a->serial, a->date, a->nonce,
+	device_string_to_sign(&sts, s->r->method, s->r->path, a->serial, a->date, a->sequence,
 			      a->content_sha256);
 	device_sign(str_c(d->secret_key), (struct str){sts.p, sts.len}, want);
 	buf_free(&sts);
 	if (CRYPTO_memcmp(want, a->signature.p, DEVICE_HEX_SHA256) != 0)
 		return DEV_AUTH_FAILED;
-	/* Only a verified request spends budget or a nonce, so nobody can burn a
-	 * device's. */
+	/* Only a verified request spends budget or moves the sequence, so nobody
+	 * can burn a device's. */
 	if (s->ds->budgets) {
 		switch (ratelimit_take(s->ds->budgets, a->serial, time_mono_us())) {
 		case RATELIMIT_OK:
@@ -402,14 +432,12 @@ static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const
 			return DEV_BUSY;
 		}
 	}
-	switch (nonce_check(s->ds->nonces, a->serial, a->nonce, time_now_ms() / 1000,
-			    a->date_s + DEVICE_TIME_WINDOW_S)) {
-	case NONCE_FRESH:
-		break;
-	case NONCE_USED:
-		return DEV_NONCE_USED;
-	case NONCE_FULL:
-		return DEV_BUSY;
+	/* A cheap early refusal of a replay; the conditional UPDATE in seq_tx is
+	 * the one that counts (two copies racing here both pass). */
+	s->seq = a->seq;
+	if (a->seq <= d->last_sequence) {
+		s->last_seq = d->last_sequence;
+		return DEV_SEQUENCE_STALE;
 	}
 	*dev = d;
 	return DEV_OK;
@@ -444,18 +472,17 @@ static void sync_handler(struct http_request *r)
 	if ((e = authenticate(s, &a, &d)) == DEV_OK)
 		e = device_report_parse(r->body, &s->rep) == 0 ? DEV_OK : DEV_BAD_REPORT;
 	if (e != DEV_OK) {
-		respond_err(r, e);
+		respond_err_last(r, e, e == DEV_SEQUENCE_STALE ? s->last_seq : -1);
 		free(s);
 		return;
 	}
-	if (report_differs(d, &s->rep, ds->refresh_ms)) {
-		/* Only g's account's data changes (store_device_report checks the
-		 * binding), so other accounts' cached answers stay. */
-		store_write_async_scoped(ds->store, s->g.account_id, report_tx, s, report_done);
-		return;
-	}
-	respond_sync(s);
-	free(s);
+	/* Every accepted sync commits its sequence before it is answered, so no
+	 * restart reopens a replay. The report goes with it when due: then only
+	 * g's account's data changes (store_device_report checks the binding);
+	 * a sequence alone changes nothing any cached answer reads. */
+	s->report_due = report_differs(d, &s->rep, ds->refresh_ms);
+	store_write_async_scoped(ds->store, s->report_due ? s->g.account_id : STORE_SCOPE_NONE,
+				 seq_tx, s, seq_done);
 }
 
 struct device_server *device_server_new(struct store *st, int64_t online_ms,
@@ -472,7 +499,6 @@ struct device_server *device_server_new(struct store *st, int64_t online_ms,
 	if (d->poll_s < 1)
 		d->poll_s = 1;
 	d->refresh_ms = online_ms / 3 < DEVICE_REPORT_REFRESH_MS ? online_ms / 3 : DEVICE_REPORT_REFRESH_MS;
-	d->nonces = nonce_new(DEVICE_NONCE_ENTRIES, 0);
 	return d;
 }
 
@@ -480,14 +506,7 @@ void device_server_free(struct device_server *d)
 {
 	if (!d)
 		return;
-	nonce_free(d->nonces);
 	free(d);
-}
-
-uint64_t device_replay_entries(struct device_server *d, uint64_t *capacity)
-{
-	*capacity = nonce_capacity(d->nonces);
-	return nonce_live(d->nonces, time_now_ms() / 1000);
 }
 
 int device_routes_add(struct http_server *h, struct device_server *d)

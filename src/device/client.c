@@ -9,7 +9,6 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@ struct devclient {
 	char host_header[DEVCLIENT_HOST_MAX + DEVCLIENT_PORT_MAX + 4];
 	char serial[DOMAIN_SN_MAX + 1];
 	char secret[DOMAIN_SECRET_LEN + 1];
+	int64_t last_seq; /* the last X-Sag-Sequence sent (or the server's LastSequence) */
 };
 
 /* ---- the URL ---- */
@@ -499,44 +499,40 @@ static char *report_json(const struct devclient_report *rep)
 	return s;
 }
 
-static void nonce_hex(char out[2 * DEVCLIENT_NONCE_BYTES + 1])
+/* Strictly increasing for this process: the clock in milliseconds, which a
+ * restarted agent finds ahead of what it sent before, or one more than the
+ * last when the clock has not moved (or went back). */
+static int64_t next_sequence(struct devclient *c)
 {
-	static const char digits[] = "0123456789abcdef";
-	unsigned char r[DEVCLIENT_NONCE_BYTES];
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		fatal("RAND_bytes failed");
-	for (size_t i = 0; i < sizeof(r); i++) {
-		out[2 * i] = digits[r[i] >> 4];
-		out[2 * i + 1] = digits[r[i] & 15];
-	}
-	out[2 * DEVCLIENT_NONCE_BYTES] = '\0';
+	int64_t now = time_now_ms();
+	c->last_seq = now > c->last_seq ? now : c->last_seq + 1;
+	return c->last_seq;
 }
 
-static void build_request(const struct devclient *c, struct str body, struct buf *req)
+static void build_request(struct devclient *c, struct str body, struct buf *req)
 {
-	char date[21], nonce[2 * DEVCLIENT_NONCE_BYTES + 1], sha[DEVICE_HEX_SHA256 + 1],
-	    sig[DEVICE_HEX_SHA256 + 1];
+	char date[21], seq[24], sha[DEVICE_HEX_SHA256 + 1], sig[DEVICE_HEX_SHA256 + 1];
 	struct buf sts = {0};
 	time_format_iso8601(time_now_ms() / 1000, date);
-	nonce_hex(nonce);
+	snprintf(seq, sizeof(seq), "%lld", (long long)next_sequence(c));
 	device_body_sha256(body, sha);
 	device_string_to_sign(&sts, STR_LIT("POST"), STR_LIT(DEVICE_SYNC_PATH), str_c(c->serial),
-			      str_c(date), str_c(nonce), str_c(sha));
+			      str_c(date), str_c(seq), str_c(sha));
 	device_sign(str_c(c->secret), (struct str){sts.p, sts.len}, sig);
 	buf_free(&sts);
 	buf_printf(
 	    req,
 	    "POST " DEVICE_SYNC_PATH " HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\nX-Sag-Serial-Number: %s\r\nX-Sag-Date: %s\r\nX-Sag-Nonce: "
+	    "Content-Length: %zu\r\nX-Sag-Serial-Number: %s\r\nX-Sag-Date: %s\r\nX-Sag-Sequence: "
 	    "%s\r\n"
 	    "X-Sag-Content-Sha256: %s\r\nAuthorization: " DEVICE_AUTH_ALGORITHM " Signature=%s\r\n"
 	    "Connection: close\r\nUser-Agent: sagflow-agent/" SAGFLOW_VERSION "\r\n\r\n",
-	    c->host_header, body.len, c->serial, date, nonce, sha, sig);
+	    c->host_header, body.len, c->serial, date, seq, sha, sig);
 	buf_add(req, body.p, body.len);
 }
 
 /* One exchange: the raw answer in resp. */
-static int exchange(const struct devclient *c, struct str body, struct buf *resp, bool *closed,
+static int exchange(struct devclient *c, struct str body, struct buf *resp, bool *closed,
 		    char *err, size_t errlen)
 {
 	struct buf req = {0};
@@ -564,6 +560,9 @@ static enum devclient_status classify_error(struct str body, struct devclient_an
 	if (json_is_object(o)) {
 		get_str(o, "Code", out->code, sizeof(out->code), false);
 		get_str(o, "Message", msg, sizeof(msg), false);
+		json_t *last = json_object_get(o, "LastSequence");
+		if (json_is_integer(last) && json_integer_value(last) > 0)
+			out->last_sequence = json_integer_value(last);
 	}
 	json_decref(o);
 	snprintf(err, errlen, "the control plane answered %d %s%s%s", out->http_status,
@@ -571,7 +570,7 @@ static enum devclient_status classify_error(struct str body, struct devclient_an
 	if (out->http_status == 401 && !strcmp(out->code, "Device.AuthFailed"))
 		return DEVCLIENT_REFUSED;
 	if (out->http_status >= 400 && out->http_status < 500 &&
-	    strcmp(out->code, "Device.NonceUsed"))
+	    strcmp(out->code, "Device.SequenceStale") && strcmp(out->code, "Device.Throttled"))
 		return DEVCLIENT_REJECTED;
 	return DEVCLIENT_UNREACHABLE;
 }
@@ -585,6 +584,8 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 	bool closed = false;
 	enum devclient_status st = DEVCLIENT_UNREACHABLE;
 	struct str b;
+	int retried = 0;
+again:
 	if (exchange(c, str_c(body), &resp, &closed, err, errlen) < 0)
 		goto out;
 	if (devclient_parse_response((struct str){resp.p, resp.len}, true, &out->http_status, &b,
@@ -592,6 +593,14 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 		goto out;
 	if (out->http_status != 200) {
 		st = classify_error(b, out, err, errlen);
+		/* Our counter is behind the server's (the clock went back, or another
+		 * process used this serial): move past it and retry once at once. */
+		if (out->http_status == 409 && out->last_sequence > c->last_seq && !retried++) {
+			c->last_seq = out->last_sequence;
+			memset(out, 0, sizeof(*out));
+			buf_reset(&resp);
+			goto again;
+		}
 		goto out;
 	}
 	if (devclient_parse_answer(b, out, err, errlen) == 0)

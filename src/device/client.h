@@ -26,7 +26,6 @@
 #define DEVCLIENT_MAX_HEADER_LINES 64
 #define DEVCLIENT_CONNECT_TIMEOUT_MS 2000
 #define DEVCLIENT_IO_TIMEOUT_MS 3000 /* the whole exchange after connecting */
-#define DEVCLIENT_NONCE_BYTES 16     /* random bytes, sent as 32 hex digits */
 #define DEVCLIENT_ERR_CODE_MAX 64
 
 /* What one exchange came to; the agent acts on the class, the log shows err. */
@@ -66,6 +65,7 @@ struct devclient_answer {
 	int poll_interval_s;
 	int http_status;
 	char code[DEVCLIENT_ERR_CODE_MAX + 1]; /* the error Code of a non-200 answer */
+	int64_t last_sequence; /* LastSequence of a 409 Device.SequenceStale, else 0 */
 };
 
 struct devclient;

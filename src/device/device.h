@@ -1,6 +1,7 @@
 /* The device channel, server side (docs/device-protocol.md): a gateway's device
  * proves who it is with its serial number and SecretKey (HMAC-SHA256 over the
- * request, a ±15 minute timestamp window, replayed nonces refused), reports its
+ * request, a ±15 minute timestamp window, a per-device sequence that must grow,
+ * persisted so replays stay refused across restarts), reports its
  * model, firmware version and HA state, and gets back the effective flow-log
  * configuration of its gateway with a ConfigVersion to poll against. */
 #ifndef DEVICE_DEVICE_H
@@ -15,9 +16,7 @@
 #define DEVICE_AUTH_ALGORITHM "SAG-HMAC-SHA256"
 #define DEVICE_TIME_WINDOW_S (15 * 60)   /* accepted clock skew, either way */
 #define DEVICE_MAX_BODY 4096              /* bytes of a report */
-#define DEVICE_NONCE_MIN 16               /* bytes of X-Sag-Nonce */
-#define DEVICE_NONCE_MAX 64
-#define DEVICE_NONCE_ENTRIES (1u << 20)   /* replay cache size (16 MiB) */
+#define DEVICE_SEQUENCE_MAX_LEN 19        /* decimal digits of X-Sag-Sequence (1..2^63-1) */
 #define DEVICE_POLL_INTERVAL_S 5          /* what the server asks devices to use, at most */
 #define DEVICE_REPORT_REFRESH_MS (30 * 1000) /* an unchanged report is stored this often, at most */
 #define DEVICE_HEX_SHA256 64
@@ -51,14 +50,11 @@ void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Adds the /device/ routes; call before http_server_start. */
 int device_routes_add(struct http_server *h, struct device_server *d);
 
-/* The channel's replay cache: live nonces and capacity (metrics). */
-uint64_t device_replay_entries(struct device_server *d, uint64_t *capacity);
-
 /* The string a device signs (docs/device-protocol.md §3), and the lowercase hex
  * HMAC-SHA256 of it under the device's SecretKey. Exposed for tests and for
  * device implementations in C. */
 void device_string_to_sign(struct buf *out, struct str method, struct str path, struct str serial,
-			   struct str date, struct str nonce, struct str content_sha256);
+			   struct str date, struct str sequence, struct str content_sha256);
 void device_sign(struct str secret, struct str sts, char out[DEVICE_HEX_SHA256 + 1]);
 /* Lowercase hex SHA-256 of body. */
 void device_body_sha256(struct str body, char out[DEVICE_HEX_SHA256 + 1]);

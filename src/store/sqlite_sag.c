@@ -297,7 +297,8 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "SELECT serial_number, secret_key, model, software_version, ha_state, "
-		    "reported_ms, sls_delivery FROM devices WHERE sag_rowid = ?1 ORDER BY bound_ms, serial_number");
+		    "reported_ms, sls_delivery, last_sequence FROM devices WHERE sag_rowid = ?1 "
+		    "ORDER BY bound_ms, serial_number");
 	if (!st || sqlite3_bind_int64(st, 1, g->rowid) != SQLITE_OK)
 		return st ? sqlite_tx_fail(tx, "devices bind") : STORE_EIO;
 	int rc;
@@ -314,6 +315,7 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 		    (ha.len && device_ha_parse(ha, &d->ha_state) < 0))
 			return sqlite_tx_fail(tx, "device row");
 		d->reported_ms = sqlite3_column_int64(st, 5);
+		d->last_sequence = sqlite3_column_int64(st, 7);
 	}
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_tx_fail(tx, "devices");
 }
@@ -521,6 +523,29 @@ int store_device_report(struct store_tx *tx, const struct sag *g, const char *se
 	if (rc != 0)
 		return rc;
 	return sqlite3_changes(sqlite_tx_db(tx)) == 1 ? 0 : 1;
+}
+
+int store_device_sequence(struct store_tx *tx, const struct sag *g, const char *serial_number,
+			  int64_t seq, int64_t *last)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(
+		tx, "UPDATE devices SET last_sequence = ?2 WHERE serial_number = ?1 AND "
+		    "sag_rowid = ?3 AND last_sequence < ?2");
+	if (!st || bind_text(st, 1, serial_number) || sqlite3_bind_int64(st, 2, seq) ||
+	    sqlite3_bind_int64(st, 3, g->rowid))
+		return st ? sqlite_tx_fail(tx, "device sequence bind") : STORE_EIO;
+	int rc = step_done(tx, st, "device sequence");
+	if (rc != 0 || sqlite3_changes(sqlite_tx_db(tx)) == 1)
+		return rc;
+	st = sqlite_tx_stmt(tx, "SELECT last_sequence FROM devices WHERE serial_number = ?1 AND "
+				"sag_rowid = ?2");
+	if (!st || bind_text(st, 1, serial_number) || sqlite3_bind_int64(st, 2, g->rowid))
+		return st ? sqlite_tx_fail(tx, "device sequence bind") : STORE_EIO;
+	rc = step_one(tx, st, "device sequence");
+	if (rc != 0)
+		return rc;
+	*last = sqlite3_column_int64(st, 0);
+	return 2;
 }
 
 int store_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_ms,

@@ -87,6 +87,12 @@ int store_device_owner(struct store_tx *tx, const char *serial_number, struct sa
 int store_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
 			const struct device *d, int64_t now_ms);
 
+/* Raises the device's last accepted X-Sag-Sequence to seq when seq is greater:
+ * 0; 2 and *last when it is not (a replayed or older sync); 1 when
+ * serial_number is no longer bound to g. */
+int store_device_sequence(struct store_tx *tx, const struct sag *g, const char *serial_number,
+			  int64_t seq, int64_t *last);
+
 /* Every bound device by the status rule of sag_status() applied to its own
  * last report at now_ms: counts[0] never reported (Init), [1] reported within
  * online_ms (Active), [2] longer ago (Offline). One scan of the devices. */
