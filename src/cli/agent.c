@@ -60,6 +60,7 @@ struct agent_opts {
 	const char *control_plane, *serial, *iface, *read, *firmware, *ha, *state_dir, *filter;
 	char *secret; /* argv's copy is blanked once the client holds its own */
 	bool once;
+	bool no_long_poll; /* --no-long-poll: poll every PollIntervalSeconds instead */
 	struct cli_metrics_addr metrics; /* --metrics-listen */
 };
 
@@ -111,13 +112,16 @@ static void agent_usage(FILE *f)
 		"usage: sagflow agent --control-plane URL --serial SN --secret KEY\n"
 		"                     (--interface IFACE | --read FILE | --once)\n"
 		"                     [--firmware-version V] [--ha-state active|standby]\n"
-		"                     [--state-dir DIR] [--filter BPF] [--metrics-listen HOST:PORT]\n\n"
+		"                     [--state-dir DIR] [--filter BPF] [--metrics-listen HOST:PORT]\n"
+		"                     [--no-long-poll]\n\n"
 		"Runs as the Smart Access Gateway device SN: syncs with the control plane\n"
 		"over the device channel (signed with the SecretKey BindSerialNumber made),\n"
 		"meters traffic with the bound flow log's ActiveAging/InactiveAging and\n"
 		"exports NetFlow V5/V9/IPFIX to its NetflowServerIp:NetflowServerPort.\n"
 		"No bound flow log, an Inactive one, or a standby device: no export.\n"
-		"Changes are picked up within %d s; records counted under the old settings\n"
+		"Live, it long-polls: the control plane holds each sync until the\n"
+		"configuration changes (answered within a second) or up to %d s pass;\n"
+		"otherwise changes are picked up within %d s. Records counted under the old settings\n"
 		"are closed and exported before the new ones apply.\n\n"
 		"  -c, --control-plane URL   http://HOST[:PORT] of 'sagflow serve'\n"
 		"                            (http only: no TLS, see docs/agent.md)\n"
@@ -136,6 +140,8 @@ static void agent_usage(FILE *f)
 		"                            restarted agent resumes it while the control\n"
 		"                            plane is unreachable\n"
 		"  -F, --filter BPF          meter only packets matching this pcap filter\n"
+		"  -P, --no-long-poll        poll every PollIntervalSeconds instead of\n"
+		"                            long-polling (for proxies that cut idle requests)\n"
 		"  -M, --metrics-listen HOST:PORT\n"
 		"                            serve GET /metrics (Prometheus text format) on\n"
 		"                            this address while the agent runs; port 0 picks\n"
@@ -148,8 +154,8 @@ static void agent_usage(FILE *f)
 		"and to the control plane (Devices.Device[].SlsDelivery).\n"
 		"Exit codes: 0 ok, 1 control plane unreachable or capture failed, 2 usage,\n"
 		"3 refused (wrong SecretKey, or the serial number is not bound).\n",
-		AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION, AGENT_STATE_FILE,
-		AGENT_MODEL);
+		DEVICE_MAX_WAIT_S, AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION,
+		AGENT_STATE_FILE, AGENT_MODEL);
 }
 
 static int agent_parse(int argc, char **argv, struct agent_opts *o)
@@ -161,6 +167,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	    {"interface", required_argument, NULL, 'i'},
 	    {"read", required_argument, NULL, 'r'},
 	    {"once", no_argument, NULL, '1'},
+	    {"no-long-poll", no_argument, NULL, 'P'},
 	    {"firmware-version", required_argument, NULL, 'f'},
 	    {"ha-state", required_argument, NULL, 'H'},
 	    {"state-dir", required_argument, NULL, 'd'},
@@ -171,7 +178,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1f:H:d:F:M:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1Pf:H:d:F:M:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->control_plane = optarg;
@@ -187,6 +194,9 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'r':
 			o->read = optarg;
+			break;
+		case 'P':
+			o->no_long_poll = true;
 			break;
 		case '1':
 			o->once = true;
@@ -544,13 +554,14 @@ static void report_of(const struct agent *a, struct devclient_report *rep, char 
 	if (a->cfg.known)
 		memcpy(version, a->cfg.version, DEVICE_CONFIG_VERSION_HEX + 1);
 	*rep = (struct devclient_report){AGENT_MODEL, a->o.firmware, a->o.ha, version,
-					 sls_leg(&a->cfg)};
+					 sls_leg(&a->cfg), 0};
 }
 
 /* Acts on the outcome of one sync: a failure is retried with backoff, a
  * changed configuration is applied and saved. */
 static void sync_result(struct agent *a, enum devclient_status st,
-			const struct devclient_answer *ans, const char *err, bool sent_sls)
+			const struct devclient_answer *ans, const char *err, bool sent_sls,
+			bool sent_wait)
 {
 	agent_metrics_sync(st == DEVCLIENT_OK);
 	if (st != DEVCLIENT_OK) {
@@ -571,6 +582,10 @@ static void sync_result(struct agent *a, enum devclient_status st,
 	a->reported_sls = sent_sls;
 	int64_t poll = (int64_t)ans->poll_interval_s * 1000;
 	a->next_sync_us = time_mono_us() + (poll < AGENT_POLL_MS ? poll : AGENT_POLL_MS) * 1000;
+	/* A long-poll answer says when to ask again: 0 is at once (the hold ended
+	 * or something changed); a server that could not hold says wait. */
+	if (ans->next_sync_s >= 0 && sent_wait)
+		a->next_sync_us = time_mono_us() + (int64_t)ans->next_sync_s * 1000000;
 	bool same = a->cfg.known && !strcmp(ans->config_version, a->cfg.version);
 	if (same && a->applied)
 		return;
@@ -605,7 +620,7 @@ static enum devclient_status sync_once(struct agent *a)
 	char err[AGENT_ERR_MAX];
 	report_of(a, &rep, version);
 	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
-	sync_result(a, st, &ans, err, rep.sls_not_delivered);
+	sync_result(a, st, &ans, err, rep.sls_not_delivered, false);
 	return st;
 }
 
@@ -677,6 +692,7 @@ static int worker_start(struct sync_worker *w, struct devclient *dc)
 /* Waits for an exchange in flight (at most the client's timeouts) and ends the thread. */
 static void worker_stop(struct sync_worker *w)
 {
+	devclient_cancel(); /* a held sync would keep us up to its Wait */
 	pthread_mutex_lock(&w->mu);
 	w->quit = true;
 	pthread_cond_signal(&w->cv);
@@ -697,11 +713,14 @@ static void worker_turn(struct agent *a, struct sync_worker *w)
 		w->posted = w->done = false;
 	pthread_mutex_unlock(&w->mu);
 	if (finished)
-		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_not_delivered);
+		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_not_delivered, w->rep.wait_s > 0);
 	if (!idle || time_mono_us() < a->next_sync_us)
 		return;
 	pthread_mutex_lock(&w->mu);
 	report_of(a, &w->rep, w->version);
+	/* After a failure one plain sync first: recovery shows at once, and a
+	 * control plane that came back is not mistaken for one holding the sync. */
+	w->rep.wait_s = a->o.no_long_poll || a->failures ? 0 : DEVICE_MAX_WAIT_S;
 	w->posted = true;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);

@@ -45,6 +45,7 @@
 #define SERVE_DEVICE_BURST 10
 #define SERVE_MAX_CALLERS 65536 /* AccessKeys, and devices, tracked at once (each) */
 #define SERVE_MAX_RATE_SPEC 128
+#define SERVE_MAX_HELD_LIMIT (1u << 20)
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -61,6 +62,7 @@ struct serve_opts {
 	struct cli_metrics_addr metrics; /* --metrics-listen */
 	struct ratelimit_rate key_rate, device_rate; /* --rate-limit */
 	uint32_t max_callers;
+	uint32_t max_held; /* --max-held-syncs */
 };
 
 static void serve_usage(FILE *f)
@@ -69,7 +71,7 @@ static void serve_usage(FILE *f)
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
 		"                     [--rate-limit key=RATE[:BURST],device=RATE[:BURST]]\n"
-		"                     [--max-callers N]\n"
+		"                     [--max-callers N] [--max-held-syncs N]\n"
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
@@ -102,6 +104,10 @@ static void serve_usage(FILE *f)
 		"  --max-callers N       AccessKeys, and devices, whose budgets are tracked at once,\n"
 		"                        %u-%u each (default %d, 40 bytes each); an idle caller is\n"
 		"                        forgotten, and a new one past the bound gets Throttling\n"
+		"  --max-held-syncs N    device syncs held at once waiting for a change (long-poll,\n"
+		"                        docs/device-protocol.md), 0-%u (default %u; each holds a\n"
+		"                        connection: raise ulimit -n to match); past it a sync is\n"
+		"                        answered at once and the device polls\n"
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
 		"                        (needed when another process writes flow logs or gateways)\n"
@@ -132,6 +138,7 @@ static void serve_usage(FILE *f)
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
 		NONCE_MAX_ENTRIES, SERVE_KEY_RATE, SERVE_KEY_BURST, SERVE_DEVICE_RATE,
 		SERVE_DEVICE_BURST, RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, SERVE_MAX_CALLERS,
+		SERVE_MAX_HELD_LIMIT, DEVICE_MAX_HELD,
 		RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
 		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000, HTTP_TLS_MAX_FILE);
 }
@@ -178,7 +185,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN,
 				 .key_rate = {SERVE_KEY_RATE, SERVE_KEY_BURST},
 				 .device_rate = {SERVE_DEVICE_RATE, SERVE_DEVICE_BURST},
-				 .max_callers = SERVE_MAX_CALLERS};
+				 .max_callers = SERVE_MAX_CALLERS, .max_held = DEVICE_MAX_HELD};
 	parse_listen(SERVE_DEFAULT_LISTEN, o);
 	for (int i = 1; i < argc; i++) {
 		const char *v;
@@ -236,6 +243,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return fprintf(stderr, "serve: bad --max-callers '%s' (%u-%u)\n", v,
 					       RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS), -1;
 			o->max_callers = (uint32_t)n;
+		} else if ((v = cli_opt_value("--max-held-syncs", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), 0, SERVE_MAX_HELD_LIMIT, &n) != 0)
+				return fprintf(stderr, "serve: bad --max-held-syncs '%s' (0-%u)\n", v,
+					       SERVE_MAX_HELD_LIMIT), -1;
+			o->max_held = (uint32_t)n;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -383,7 +395,10 @@ int cmd_serve(int argc, char **argv)
 	struct ratelimit *key_budgets = ratelimit_new(o.key_rate, o.max_callers);
 	struct ratelimit *device_budgets = ratelimit_new(o.device_rate, o.max_callers);
 	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache, key_budgets);
-	struct device_server *dev = device_server_new(st, o.online_ms, device_budgets);
+	struct device_server *dev = device_server_new(st, o.online_ms, device_budgets, o.max_held);
+	/* API writes wake the held syncs of their account (long-poll). */
+	cfg.account_changed = device_server_account_changed;
+	cfg.account_changed_arg = dev;
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(&o, logs_dir);
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
@@ -433,6 +448,7 @@ int cmd_serve(int argc, char **argv)
 			 tls.chain_len, tls.chain_len == 1 ? "" : "s", o.tls_key);
 	int sig = wait_for_signal(&set);
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	device_server_drain(dev); /* held syncs are answered first, or the drain below waits for them */
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
 	http_server_free(mh); /* before the store: a scrape reads it */

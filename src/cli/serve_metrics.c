@@ -15,7 +15,8 @@ static const char *const serve_m_caches[CACHE_COUNT] = {"api"};
 /* The Status values of domain.h's sag_status(), in store_device_status_counts' order. */
 static const char *const serve_m_status[3] = {"Init", "Active", "Offline"};
 
-static struct metrics_family *serve_m_replay, *serve_m_replay_cap, *serve_m_devices;
+static struct metrics_family *serve_m_replay, *serve_m_replay_cap, *serve_m_devices,
+	*serve_m_held, *serve_m_held_max;
 
 static struct {
 	struct store *st;
@@ -37,6 +38,14 @@ void serve_metrics_enable(void)
 	    .name = "sagflow_replay_cache_capacity",
 	    .help = "Nonces the replay cache can hold; when full, requests are refused.",
 	    .type = METRICS_GAUGE, .label = {cache}});
+	serve_m_held = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_held_syncs",
+	    .help = "Device syncs held now, waiting for a change of their configuration (long-poll).",
+	    .type = METRICS_GAUGE});
+	serve_m_held_max = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_held_syncs_max",
+	    .help = "The most device syncs held at once (--max-held-syncs); past it syncs are answered at once.",
+	    .type = METRICS_GAUGE});
 	serve_m_devices = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_devices",
 	    .help = "Bound devices by the status their own last report gives (Init: never "
@@ -57,6 +66,9 @@ static void serve_metrics_scrape(void *arg)
 	metrics_set(serve_m_replay, CACHE_API, 0,
 		    (int64_t)rpc_replay_entries(serve_m_src.rpc, &cap));
 	metrics_set(serve_m_replay_cap, CACHE_API, 0, (int64_t)cap);
+	unsigned held_max;
+	metrics_set(serve_m_held, 0, 0, device_held(serve_m_src.dev, &held_max));
+	metrics_set(serve_m_held_max, 0, 0, held_max);
 	int64_t counts[3];
 	if (store_read(serve_m_src.st, read_status, counts) != 0) {
 		log_warn("serve: metrics: cannot count devices; sagflow_devices keeps its last values");

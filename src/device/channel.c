@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "device/hold.h"
 #include "domain/domain.h"
 #include "http/http.h"
 #include "rpc/rpc.h"
@@ -71,6 +73,9 @@ static const struct {
 struct device_server {
 	struct store *store;
 	struct ratelimit *budgets; /* per serial number, or NULL; not ours */
+	struct holds *holds; /* long-poll: syncs waiting for a change */
+	unsigned max_held;
+	int64_t hold_max_s; /* the longest a sync is held */
 	int64_t poll_s;     /* PollIntervalSeconds in answers */
 	int64_t refresh_ms; /* an unchanged report older than this is stored again */
 };
@@ -84,14 +89,18 @@ struct dev_auth {
 _Static_assert(sizeof(((struct device_report *)0)->model) == DOMAIN_MODEL_MAX + 1, "model size");
 _Static_assert(sizeof(((struct device_report *)0)->version) == DOMAIN_VERSION_MAX + 1, "version size");
 
-/* One sync, from the pool thread to (maybe) the writer's done callback. */
+/* One sync, from the pool thread to (maybe) the writer's done callback, and
+ * (maybe) held until a change or its wait ends. */
 struct sync {
+	struct hold_item hold;
 	struct device_server *ds;
 	struct http_request *r;
 	char serial[DOMAIN_SN_MAX + 1];
 	struct device_report rep;
 	int64_t seq, last_seq; /* this sync's X-Sag-Sequence; the last accepted when stale */
 	bool report_due;       /* the report is stored with the sequence */
+	int prev_ha;           /* the HA state stored before this report */
+	int64_t next_s;        /* NextSyncSeconds of the answer */
 	struct sag g;
 	struct flowlog fl;
 	bool has_flowlog;
@@ -193,20 +202,34 @@ static bool exports(const struct sync *s)
 	       (s->g.ndevices == 1 || a->ha_state == DEVICE_HA_ACTIVE);
 }
 
-static void respond_sync(struct sync *s)
+/* The ConfigVersion of the answer: it covers everything the device acts on,
+ * so it changes iff the device must change something. */
+static void config_version(json_t *cfg, bool exp, char version[2 * SHA256_DIGEST_LENGTH + 1])
 {
-	json_t *cfg = config_json(s);
-	bool exp = exports(s);
-	/* The version covers everything the device acts on, so it changes iff
-	 * the device must change something. */
 	json_t *versioned = json_pack("{s:O,s:b}", "FlowLog", cfg, "Export", exp);
 	char *canon = json_dumps(versioned, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 	json_decref(versioned);
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	char version[2 * SHA256_DIGEST_LENGTH + 1];
 	SHA256((const unsigned char *)canon, strlen(canon), md);
 	free(canon);
 	hex(md, DEVICE_CONFIG_VERSION_HEX / 2, version);
+}
+
+static bool sync_changed(const struct sync *s)
+{
+	json_t *cfg = config_json(s);
+	char version[2 * SHA256_DIGEST_LENGTH + 1];
+	config_version(cfg, exports(s), version);
+	json_decref(cfg);
+	return strcmp(version, s->rep.have) != 0;
+}
+
+static void respond_sync(struct sync *s)
+{
+	json_t *cfg = config_json(s);
+	bool exp = exports(s);
+	char version[2 * SHA256_DIGEST_LENGTH + 1];
+	config_version(cfg, exp, version);
 	bool changed = strcmp(version, s->rep.have) != 0;
 	json_t *o = json_object();
 	json_object_set_new(o, "SmartAGId", json_string(s->g.id));
@@ -218,6 +241,7 @@ static void respond_sync(struct sync *s)
 	if (!changed)
 		json_decref(cfg);
 	json_object_set_new(o, "PollIntervalSeconds", json_integer(s->ds->poll_s));
+	json_object_set_new(o, "NextSyncSeconds", json_integer(s->next_s));
 	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	http_respond_owned(s->r, 200, CT_JSON, body, strlen(body));
@@ -319,6 +343,11 @@ int device_report_parse(struct str body, struct device_report *rep)
 	if (json_object_get(o, "ConfigVersion") &&
 	    str_field(o, "ConfigVersion", config_version_valid, rep->have, sizeof(rep->have)) < 0)
 		goto out;
+	json_t *w = json_object_get(o, "Wait");
+	if (w && (!json_is_integer(w) || json_integer_value(w) < 0 ||
+		  json_integer_value(w) > DEVICE_MAX_WAIT_S))
+		goto out;
+	rep->wait_s = w ? (int)json_integer_value(w) : 0;
 	if (json_object_get(o, "SlsDelivery") &&
 	    str_field(o, "SlsDelivery", sls_delivery_valid, rep->sls_delivery, sizeof(rep->sls_delivery)) < 0)
 		goto out;
@@ -380,12 +409,67 @@ static int seq_tx(struct store_tx *tx, void *arg)
 	return rc != 0 ? rc : load(tx, s);
 }
 
+/* Answers s, or holds it when it asked to wait and nothing changed for it:
+ * s->epoch is the account's change count read before its answer was. */
+static void finish_sync(struct sync *s)
+{
+	struct device_server *ds = s->ds;
+	s->next_s = ds->poll_s;
+	if (s->rep.wait_s > 0 && sync_changed(s)) {
+		s->next_s = 0; /* a long-polling device asks again at once */
+	} else if (s->rep.wait_s > 0) {
+		int64_t hold_s = s->rep.wait_s < ds->hold_max_s ? s->rep.wait_s : ds->hold_max_s;
+		s->hold.account = s->g.account_id;
+		if (!s->hold.deadline_us)
+			s->hold.deadline_us = s->r->start_us + hold_s * 1000000;
+		if (holds_add(ds->holds, &s->hold))
+			return;
+		if (holds_count(ds->holds) >= ds->max_held)
+			rpc_count_throttled(RPC_THROTTLED_HELD_FULL);
+	}
+	respond_sync(s);
+	free(s);
+}
+
+/* The waker's call for a held sync: its wait ended (answer unchanged), or its
+ * account changed (read again; answer or keep holding). */
+static void held_wake(struct hold_item *it, bool expired, void *arg)
+{
+	struct sync *s = (struct sync *)(void *)((char *)it - offsetof(struct sync, hold));
+	if (expired) {
+		s->next_s = 0;
+		respond_sync(s);
+		free(s);
+		return;
+	}
+	uint64_t epoch = holds_epoch(s->ds->holds, s->g.account_id);
+	int rc = store_read(s->ds->store, load_tx, s);
+	if (rc != 0 || !find_device(&s->g, s->serial)) {
+		respond_err(s->r, rc == 0 || rc == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
+		free(s);
+		return;
+	}
+	s->hold.epoch = epoch;
+	finish_sync(s);
+}
+
+static bool held_gone(struct hold_item *it, void *arg)
+{
+	const struct sync *s = (const struct sync *)(const void *)((const char *)it - offsetof(struct sync, hold));
+	return http_peer_closed(s->r);
+}
+
 static void seq_done(void *arg, int rc)
 {
 	struct sync *s = arg;
-	if (rc == 0)
-		respond_sync(s);
-	else if (rc == 2)
+	/* A new HA state moves Export between the pair: wake the peer. */
+	if (rc == 0 && s->report_due && s->prev_ha != s->rep.ha)
+		holds_changed(s->ds->holds, s->g.account_id);
+	if (rc == 0) {
+		finish_sync(s); /* answers and frees s, or holds it */
+		return;
+	}
+	if (rc == 2)
 		respond_err_last(s->r, DEV_SEQUENCE_STALE, s->last_seq);
 	else
 		respond_err(s->r, rc == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
@@ -481,16 +565,29 @@ static void sync_handler(struct http_request *r)
 	 * g's account's data changes (store_device_report checks the binding);
 	 * a sequence alone changes nothing any cached answer reads. */
 	s->report_due = report_differs(d, &s->rep, ds->refresh_ms);
+	s->prev_ha = (int)d->ha_state;
+	/* Read before the answer's own read (in seq_tx), so no change after it
+	 * can be missed by a hold. */
+	s->hold.epoch = holds_epoch(ds->holds, s->g.account_id);
 	store_write_async_scoped(ds->store, s->report_due ? s->g.account_id : STORE_SCOPE_NONE,
 				 seq_tx, s, seq_done);
 }
 
 struct device_server *device_server_new(struct store *st, int64_t online_ms,
-					struct ratelimit *budgets)
+					struct ratelimit *budgets, unsigned max_held)
 {
 	struct device_server *d = xcalloc(1, sizeof(*d));
 	d->store = st;
 	d->budgets = budgets;
+	d->max_held = max_held;
+	d->holds = holds_new(max_held, held_wake, held_gone, d);
+	/* A held device is seen at each sync: holding it at most two thirds of
+	 * the online window keeps its stored reports closer than that window. */
+	d->hold_max_s = online_ms * 2 / 3000;
+	if (d->hold_max_s > DEVICE_MAX_WAIT_S)
+		d->hold_max_s = DEVICE_MAX_WAIT_S;
+	if (d->hold_max_s < 1)
+		d->hold_max_s = 1;
 	/* Three polls and three stored reports per online window, so a device that
 	 * keeps polling never looks Offline. */
 	d->poll_s = online_ms / 3000;
@@ -502,10 +599,27 @@ struct device_server *device_server_new(struct store *st, int64_t online_ms,
 	return d;
 }
 
+void device_server_drain(struct device_server *d)
+{
+	holds_drain(d->holds);
+}
+
+void device_server_account_changed(void *d, int64_t account)
+{
+	holds_changed(((struct device_server *)d)->holds, account);
+}
+
+unsigned device_held(struct device_server *d, unsigned *max)
+{
+	*max = d->max_held;
+	return holds_count(d->holds);
+}
+
 void device_server_free(struct device_server *d)
 {
 	if (!d)
 		return;
+	holds_free(d->holds);
 	free(d);
 }
 

@@ -5,6 +5,7 @@
 #include "device/client.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <netdb.h>
@@ -142,23 +143,31 @@ static int64_t remaining_ms(int64_t deadline_us)
 	return left > 0 ? left : 0;
 }
 
-/* Waits until fd is ready for ev; 0, or -1 on timeout or error (errno set). */
+/* devclient_cancel(): one flag for the process, checked between poll slices
+ * (the agent has one client; the libcurl client will replace this). */
+static atomic_bool devclient_cancelled;
+#define DEVCLIENT_SLICE_MS 200
+
+void devclient_cancel(void)
+{
+	atomic_store(&devclient_cancelled, true);
+}
+
+/* Waits until fd is ready for ev; 0, or -1 on timeout, cancel or error (errno set). */
 static int wait_fd(int fd, short ev, int64_t deadline_us)
 {
 	for (;;) {
 		struct pollfd p = {fd, ev, 0};
 		int64_t ms = remaining_ms(deadline_us);
-		if (ms == 0) {
-			errno = ETIMEDOUT;
+		if (ms == 0 || atomic_load(&devclient_cancelled)) {
+			errno = ms == 0 ? ETIMEDOUT : ECANCELED;
 			return -1;
 		}
-		int rc = poll(&p, 1, (int)ms);
+		int rc = poll(&p, 1, (int)(ms < DEVCLIENT_SLICE_MS ? ms : DEVCLIENT_SLICE_MS));
 		if (rc > 0)
 			return 0;
-		if (rc == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
+		if (rc == 0)
+			continue;
 		if (errno != EINTR)
 			return -1;
 	}
@@ -471,6 +480,13 @@ int devclient_parse_answer(struct str body, struct devclient_answer *out, char *
 	out->changed = json_is_true(changed);
 	out->exports = json_is_true(exp);
 	out->poll_interval_s = (int)poll_s;
+	int64_t next_s = -1;
+	if (json_object_get(o, "NextSyncSeconds") &&
+	    get_int(o, "NextSyncSeconds", 0, 3600, &next_s) < 0) {
+		snprintf(err, errlen, "the answer has a bad NextSyncSeconds");
+		goto out;
+	}
+	out->next_sync_s = (int)next_s;
 	out->has_flowlog = json_is_object(fl);
 	if (out->has_flowlog && flowlog_from_json(fl, &out->flowlog, err, errlen) < 0)
 		goto out;
@@ -494,6 +510,8 @@ static char *report_json(const struct devclient_report *rep)
 	/* Read by servers that know it (docs/device-protocol.md); others ignore it. */
 	if (rep->sls_not_delivered)
 		json_object_set_new(o, "SlsDelivery", json_string("not-delivered"));
+	if (rep->wait_s > 0)
+		json_object_set_new(o, "Wait", json_integer(rep->wait_s));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;
@@ -532,15 +550,15 @@ static void build_request(struct devclient *c, struct str body, struct buf *req)
 }
 
 /* One exchange: the raw answer in resp. */
-static int exchange(struct devclient *c, struct str body, struct buf *resp, bool *closed,
-		    char *err, size_t errlen)
+static int exchange(struct devclient *c, struct str body, int wait_s, struct buf *resp,
+		    bool *closed, char *err, size_t errlen)
 {
 	struct buf req = {0};
 	int fd = dial(c, err, errlen);
 	if (fd < 0)
 		return -1;
 	build_request(c, body, &req);
-	int64_t deadline = time_mono_us() + DEVCLIENT_IO_TIMEOUT_MS * 1000LL;
+	int64_t deadline = time_mono_us() + DEVCLIENT_IO_TIMEOUT_MS * 1000LL + wait_s * 1000000LL;
 	int rc = send_all(fd, req.p, req.len, deadline);
 	if (rc < 0)
 		snprintf(err, errlen, "sending to %s: %s", c->host_header, strerror(errno));
@@ -586,7 +604,7 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 	struct str b;
 	int retried = 0;
 again:
-	if (exchange(c, str_c(body), &resp, &closed, err, errlen) < 0)
+	if (exchange(c, str_c(body), rep->wait_s, &resp, &closed, err, errlen) < 0)
 		goto out;
 	if (devclient_parse_response((struct str){resp.p, resp.len}, true, &out->http_status, &b,
 				     err, errlen) < 0)

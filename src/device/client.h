@@ -42,6 +42,7 @@ struct devclient_report {
 	const char *ha_state;	    /* "active", "standby" or NULL (not reported) */
 	const char *config_version; /* the version the device runs, "" for none */
 	bool sls_not_delivered;	    /* the Log Service leg is configured but not delivered */
+	int wait_s;		    /* long-poll: let the server hold the sync up to this long */
 };
 
 /* The flow-log configuration of an answer (FlowLog), as the device applies it. */
@@ -63,6 +64,7 @@ struct devclient_answer {
 	bool has_flowlog;
 	struct devclient_flowlog flowlog;
 	int poll_interval_s;
+	int next_sync_s; /* NextSyncSeconds: when to sync again (0 at once); -1 not sent */
 	int http_status;
 	char code[DEVCLIENT_ERR_CODE_MAX + 1]; /* the error Code of a non-200 answer */
 	int64_t last_sequence; /* LastSequence of a 409 Device.SequenceStale, else 0 */
@@ -74,7 +76,11 @@ struct devclient;
 struct devclient *devclient_new(const char *url, const char *serial, const char *secret, char *err,
 				size_t errlen);
 void devclient_free(struct devclient *c); /* NULL is a no-op */
-/* One signed sync. The secret never appears in err. */
+/* Makes every exchange in progress, in any thread, fail at once (shutdown of a
+ * long-poll), and every later one too. */
+void devclient_cancel(void);
+/* One signed sync. The secret never appears in err. A report with wait_s may
+ * take that long plus DEVCLIENT_IO_TIMEOUT_MS. */
 enum devclient_status devclient_sync(struct devclient *c, const struct devclient_report *rep,
 				     struct devclient_answer *out, char *err, size_t errlen);
 

@@ -19,6 +19,8 @@
 #define DEVICE_SEQUENCE_MAX_LEN 19        /* decimal digits of X-Sag-Sequence (1..2^63-1) */
 #define DEVICE_POLL_INTERVAL_S 5          /* what the server asks devices to use, at most */
 #define DEVICE_REPORT_REFRESH_MS (30 * 1000) /* an unchanged report is stored this often, at most */
+#define DEVICE_MAX_WAIT_S 60            /* the longest "Wait" a sync may ask (long-poll) */
+#define DEVICE_MAX_HELD 32768           /* default bound of syncs held at once */
 #define DEVICE_HEX_SHA256 64
 #define DEVICE_CONFIG_VERSION_HEX 16      /* 64 bits of SHA-256 of the configuration */
 
@@ -33,6 +35,7 @@ struct device_report {
 	int ha;                   /* enum device_ha */
 	char have[DEVICE_CONFIG_VERSION_HEX + 1]; /* the device's ConfigVersion, or "" */
 	char sls_delivery[16];    /* DOMAIN_SLS_DELIVERY_MAX + 1: "", "delivered", "not-delivered" */
+	int wait_s;               /* "Wait": hold the sync up to this long for a change (0: no) */
 };
 
 /* Parses and validates a report body: 0, or -1 (Device.InvalidReport). */
@@ -43,9 +46,17 @@ int device_report_parse(struct str body, struct device_report *out);
  * poll, and unchanged reports are stored, at least three times within it. */
 struct ratelimit;
 /* budgets: a request budget per serial number (checked after the signature),
- * owned by the caller, or NULL for none. */
+ * owned by the caller, or NULL for none. max_held: syncs held at once
+ * (long-poll); past it a sync is answered at once. */
 struct device_server *device_server_new(struct store *st, int64_t online_ms,
-					struct ratelimit *budgets);
+					struct ratelimit *budgets, unsigned max_held);
+/* Answers every held sync now and holds no more (shutdown); returns when done. */
+void device_server_drain(struct device_server *d);
+/* The account's data changed (api_config.account_changed): its held syncs
+ * are read again and answered when their configuration changed. */
+void device_server_account_changed(void *d, int64_t account);
+/* Syncs held now, and the bound (metrics). */
+unsigned device_held(struct device_server *d, unsigned *max);
 void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Adds the /device/ routes; call before http_server_start. */
 int device_routes_add(struct http_server *h, struct device_server *d);

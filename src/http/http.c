@@ -6,6 +6,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -175,6 +176,17 @@ void http_respond(struct http_request *r, int status, const char *content_type, 
 {
 	http_respond_owned(r, status, content_type, xmemdup0(body.p ? body.p : "", body.len),
 			   body.len);
+}
+
+bool http_peer_closed(const struct http_request *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return false;
+	char byte;
+	ssize_t n = recv(ci->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static void answer_error(struct http_server *s, struct http_request *r, int status, const char *why)

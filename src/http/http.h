@@ -70,6 +70,11 @@ void http_respond_owned(struct http_request *r, int status, const char *content_
 void http_respond_hdrs(struct http_request *r, int status, const char *content_type, char *body,
 		       size_t len, const struct http_hdr *hdrs, size_t nhdrs);
 
+/* Whether the peer has closed its side of a request's connection while the
+ * request waits for its answer (a held long-poll): a non-blocking peek at the
+ * socket, from any thread, until http_respond(). An answer is still due. */
+bool http_peer_closed(const struct http_request *r);
+
 typedef void (*http_handler_fn)(struct http_request *r);
 
 /* A second API on the same listener, chosen by the Host header (the Log

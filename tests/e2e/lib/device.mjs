@@ -47,7 +47,9 @@ export function deviceRequest(srv, { serial, secret, report, body, method = 'POS
   const text = body !== undefined ? body : JSON.stringify(report);
   const headers = signedHeaders({ serial, secret, body: text, method, path, date, sequence });
   if (mutate) mutate(headers);
-  return raw(srv, { method, path, body: text, headers });
+  // A long-poll sync may be held up to its Wait: the socket timeout covers it.
+  const timeout = 10000 + 1000 * ((report && report.Wait) || 0);
+  return raw(srv, { method, path, body: text, headers, timeout });
 }
 
 export function device(srv, { serial, secret, model = 'sag-1000', version = '1.7.0', ha } = {}) {
@@ -59,6 +61,7 @@ export function device(srv, { serial, secret, model = 'sag-1000', version = '1.7
       const report = { Model: state.model, SoftwareVersion: state.version };
       if (state.ha) report.HaState = state.ha;
       if (state.configVersion) report.ConfigVersion = state.configVersion;
+      if (state.wait) report.Wait = state.wait; // long-poll (§5)
       const r = await deviceRequest(srv, { serial: state.serial, secret: state.secret, report });
       if (r.status === 200 && r.json) state.configVersion = r.json.ConfigVersion;
       return r;
