@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "api/api.h"
 #include "cli/commands.h"
@@ -46,6 +48,9 @@
 #define SERVE_MAX_CALLERS 65536 /* AccessKeys, and devices, tracked at once (each) */
 #define SERVE_MAX_RATE_SPEC 128
 #define SERVE_MAX_HELD_LIMIT (1u << 20)
+#define SERVE_MIN_CONNS 64
+#define SERVE_MAX_CONNS (1u << 20)
+#define SERVE_FD_RESERVE 128 /* descriptors besides connections: SQLite, logs, metrics */
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -63,6 +68,7 @@ struct serve_opts {
 	struct ratelimit_rate key_rate, device_rate; /* --rate-limit */
 	uint32_t max_callers;
 	uint32_t max_held; /* --max-held-syncs */
+	uint32_t max_conns; /* --max-connections */
 };
 
 static void serve_usage(FILE *f)
@@ -71,7 +77,7 @@ static void serve_usage(FILE *f)
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
 		"                     [--rate-limit key=RATE[:BURST],device=RATE[:BURST]]\n"
-		"                     [--max-callers N] [--max-held-syncs N]\n"
+		"                     [--max-callers N] [--max-held-syncs N] [--max-connections N]\n"
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
@@ -104,10 +110,14 @@ static void serve_usage(FILE *f)
 		"  --max-callers N       AccessKeys, and devices, whose budgets are tracked at once,\n"
 		"                        %u-%u each (default %d, 40 bytes each); an idle caller is\n"
 		"                        forgotten, and a new one past the bound gets Throttling\n"
+		"  --max-connections N   connections served at once, %u-%u (default %u); past it a\n"
+		"                        request gets 503 and its connection is closed. serve raises\n"
+		"                        its descriptor limit to the hard limit and lowers N to fit\n"
+		"                        (ulimit -Hn; README: operating a fleet)\n"
 		"  --max-held-syncs N    device syncs held at once waiting for a change (long-poll,\n"
-		"                        docs/device-protocol.md), 0-%u (default %u; each holds a\n"
-		"                        connection: raise ulimit -n to match); past it a sync is\n"
-		"                        answered at once and the device polls\n"
+		"                        docs/device-protocol.md), 0-%u, at most 3/4 of\n"
+		"                        --max-connections (default: 3/4 of it, %u); past it a sync\n"
+		"                        is answered at once and the device polls\n"
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
 		"                        (needed when another process writes flow logs or gateways)\n"
@@ -138,7 +148,8 @@ static void serve_usage(FILE *f)
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
 		NONCE_MAX_ENTRIES, SERVE_KEY_RATE, SERVE_KEY_BURST, SERVE_DEVICE_RATE,
 		SERVE_DEVICE_BURST, RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, SERVE_MAX_CALLERS,
-		SERVE_MAX_HELD_LIMIT, DEVICE_MAX_HELD,
+		SERVE_MIN_CONNS, SERVE_MAX_CONNS, HTTP_MAX_CONNECTIONS, SERVE_MAX_HELD_LIMIT,
+		DEVICE_MAX_HELD,
 		RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
 		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000, HTTP_TLS_MAX_FILE);
 }
@@ -185,8 +196,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN,
 				 .key_rate = {SERVE_KEY_RATE, SERVE_KEY_BURST},
 				 .device_rate = {SERVE_DEVICE_RATE, SERVE_DEVICE_BURST},
-				 .max_callers = SERVE_MAX_CALLERS, .max_held = DEVICE_MAX_HELD};
+				 .max_callers = SERVE_MAX_CALLERS, .max_held = DEVICE_MAX_HELD,
+				 .max_conns = HTTP_MAX_CONNECTIONS};
 	parse_listen(SERVE_DEFAULT_LISTEN, o);
+	bool held_given = false;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int64_t n;
@@ -243,11 +256,19 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return fprintf(stderr, "serve: bad --max-callers '%s' (%u-%u)\n", v,
 					       RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS), -1;
 			o->max_callers = (uint32_t)n;
+		} else if ((v = cli_opt_value("--max-connections", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), SERVE_MIN_CONNS, SERVE_MAX_CONNS, &n) != 0)
+				return fprintf(stderr, "serve: bad --max-connections '%s' (%u-%u)\n", v,
+					       SERVE_MIN_CONNS, SERVE_MAX_CONNS), -1;
+			o->max_conns = (uint32_t)n;
+			if (!held_given)
+				o->max_held = o->max_conns / 4 * 3;
 		} else if ((v = cli_opt_value("--max-held-syncs", argc, argv, &i))) {
 			if (num_parse_i64(str_c(v), 0, SERVE_MAX_HELD_LIMIT, &n) != 0)
 				return fprintf(stderr, "serve: bad --max-held-syncs '%s' (0-%u)\n", v,
 					       SERVE_MAX_HELD_LIMIT), -1;
 			o->max_held = (uint32_t)n;
+			held_given = true;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -257,6 +278,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	if (!o->tls_cert != !o->tls_key)
 		return fprintf(stderr, "serve: --tls-cert and --tls-key go together (HTTPS needs "
 				       "both, plain HTTP neither)\n"), -1;
+	/* Held syncs are connections: a quarter stays for API callers and polls. */
+	if (o->max_held > o->max_conns / 4 * 3)
+		return fprintf(stderr, "serve: --max-held-syncs %u leaves too few of --max-connections "
+				       "%u for other requests (at most %u)\n",
+			       o->max_held, o->max_conns, o->max_conns / 4 * 3), -1;
 	if (o->threads > HTTP_MAX_THREADS)
 		o->threads = HTTP_MAX_THREADS;
 	return 0;
@@ -334,6 +360,24 @@ static void default_logs_dir(const struct serve_opts *o, char out[SERVE_MAX_PATH
 		snprintf(out, SERVE_MAX_PATH, "%.*s/logs", (int)(slash - o->db), o->db);
 }
 
+/* Connections need descriptors: the soft limit goes up to what they need, at
+ * most the hard limit (http lowers the bound to fit what it got). */
+static void raise_fd_limit(uint32_t conns)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = (rlim_t)conns + HTTP_CONN_HEADROOM + SERVE_FD_RESERVE;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("serve: cannot raise the descriptor limit to %llu: %s",
+				 (unsigned long long)want, strerror(errno));
+	}
+}
+
 static int wait_for_signal(const sigset_t *set)
 {
 	int sig = 0;
@@ -347,6 +391,7 @@ static struct http_server *start_http(const struct serve_opts *o, const struct h
 				      struct logstore_server *sls)
 {
 	struct http_config hc = {.host = o->host, .port = o->port, .threads = o->threads,
+				 .max_connections = o->max_conns,
 				 .tls = tls, .on_error = rpc_http_error, .vhost = logstore_vhost,
 				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
@@ -375,6 +420,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit(o.max_conns);
 	if (o.metrics.on)
 		serve_metrics_enable();
 	/* The TLS files first: a refused key should not leave a new database behind. */
@@ -404,7 +450,7 @@ int cmd_serve(int argc, char **argv)
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
 	struct http_server *mh = NULL;
 	if (o.metrics.on) {
-		serve_metrics_watch(st, rpc, dev, o.online_ms);
+		serve_metrics_watch(st, rpc, dev, o.online_ms, key_budgets, device_budgets);
 		mh = cli_metrics_start(&o.metrics);
 	}
 	struct http_server *h = !sls || (o.metrics.on && !mh)
@@ -421,6 +467,7 @@ int cmd_serve(int argc, char **argv)
 		http_tls_clear(&tls);
 		return 1;
 	}
+	serve_metrics_http(h);
 	if (mh) {
 		char where[CLI_METRICS_MAX_HOST + 16];
 		cli_metrics_where(&o.metrics, mh, where, sizeof(where));
@@ -443,6 +490,9 @@ int cmd_serve(int argc, char **argv)
 	log_info("serve: budgets key=%lld:%lld device=%lld:%lld, %u callers each",
 		 (long long)o.key_rate.rate, (long long)o.key_rate.burst,
 		 (long long)o.device_rate.rate, (long long)o.device_rate.burst, o.max_callers);
+	unsigned conns_max;
+	http_connections(h, &conns_max);
+	log_info("serve: up to %u connections, %u of them held syncs", conns_max, o.max_held);
 	if (o.tls_cert)
 		log_info("serve: TLS certificate chain %s (%u certificate%s), key %s", o.tls_cert,
 			 tls.chain_len, tls.chain_len == 1 ? "" : "s", o.tls_key);

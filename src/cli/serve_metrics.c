@@ -1,8 +1,12 @@
 #include "cli/serve_metrics.h"
 
+#include <stdatomic.h>
+
 #include "core/log.h"
+#include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "device/device.h"
+#include "http/http.h"
 #include "metrics/metrics.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
@@ -16,13 +20,18 @@ static const char *const serve_m_caches[CACHE_COUNT] = {"api"};
 static const char *const serve_m_status[3] = {"Init", "Active", "Offline"};
 
 static struct metrics_family *serve_m_replay, *serve_m_replay_cap, *serve_m_devices,
-	*serve_m_held, *serve_m_held_max;
+	*serve_m_held, *serve_m_held_max, *serve_m_conns, *serve_m_conns_max, *serve_m_callers,
+	*serve_m_callers_max;
+enum { CALLERS_KEY, CALLERS_DEVICE, CALLERS_COUNT };
+static const char *const serve_m_caller_kinds[CALLERS_COUNT] = {"key", "device"};
 
 static struct {
 	struct store *st;
 	struct rpc_server *rpc;
 	struct device_server *dev;
 	int64_t online_ms;
+	struct ratelimit *budgets[CALLERS_COUNT];
+	struct http_server *_Atomic http;
 } serve_m_src;
 
 void serve_metrics_enable(void)
@@ -46,6 +55,23 @@ void serve_metrics_enable(void)
 	    .name = "sagflow_held_syncs_max",
 	    .help = "The most device syncs held at once (--max-held-syncs); past it syncs are answered at once.",
 	    .type = METRICS_GAUGE});
+	serve_m_conns = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_connections",
+	    .help = "Connections open on the API listener (held syncs included).",
+	    .type = METRICS_GAUGE});
+	serve_m_conns_max = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_connections_max",
+	    .help = "The connection bound in force (--max-connections, lowered to ulimit -n); past it, 503.",
+	    .type = METRICS_GAUGE});
+	struct metrics_label kind = {"kind", serve_m_caller_kinds, CALLERS_COUNT};
+	serve_m_callers = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_tracked_callers",
+	    .help = "AccessKeys and devices whose request budget is not full (used within BURST/RATE seconds).",
+	    .type = METRICS_GAUGE, .label = {kind}});
+	serve_m_callers_max = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_tracked_callers_max",
+	    .help = "The most callers of each kind tracked at once (--max-callers).",
+	    .type = METRICS_GAUGE, .label = {kind}});
 	serve_m_devices = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_devices",
 	    .help = "Bound devices by the status their own last report gives (Init: never "
@@ -66,6 +92,17 @@ static void serve_metrics_scrape(void *arg)
 	metrics_set(serve_m_replay, CACHE_API, 0,
 		    (int64_t)rpc_replay_entries(serve_m_src.rpc, &cap));
 	metrics_set(serve_m_replay_cap, CACHE_API, 0, (int64_t)cap);
+	for (unsigned k = 0; k < CALLERS_COUNT; k++) {
+		struct ratelimit *rl = serve_m_src.budgets[k];
+		metrics_set(serve_m_callers, k, 0, (int64_t)ratelimit_active(rl, time_mono_us()));
+		metrics_set(serve_m_callers_max, k, 0, (int64_t)ratelimit_capacity(rl));
+	}
+	struct http_server *h = atomic_load(&serve_m_src.http);
+	if (h) {
+		unsigned max;
+		metrics_set(serve_m_conns, 0, 0, http_connections(h, &max));
+		metrics_set(serve_m_conns_max, 0, 0, max);
+	}
 	unsigned held_max;
 	metrics_set(serve_m_held, 0, 0, device_held(serve_m_src.dev, &held_max));
 	metrics_set(serve_m_held_max, 0, 0, held_max);
@@ -79,11 +116,18 @@ static void serve_metrics_scrape(void *arg)
 }
 
 void serve_metrics_watch(struct store *st, struct rpc_server *rpc, struct device_server *dev,
-			 int64_t online_ms)
+			 int64_t online_ms, struct ratelimit *keys, struct ratelimit *devices)
 {
+	serve_m_src.budgets[CALLERS_KEY] = keys;
+	serve_m_src.budgets[CALLERS_DEVICE] = devices;
 	serve_m_src.st = st;
 	serve_m_src.rpc = rpc;
 	serve_m_src.dev = dev;
 	serve_m_src.online_ms = online_ms;
 	metrics_on_scrape(serve_metrics_scrape, NULL);
+}
+
+void serve_metrics_http(struct http_server *h)
+{
+	atomic_store(&serve_m_src.http, h);
 }

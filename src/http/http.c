@@ -45,6 +45,8 @@ struct http_server {
 	struct http_route_ent routes[HTTP_MAX_ROUTES];
 	size_t nroutes;
 	atomic_int pending;  /* dispatched requests not yet completed */
+	atomic_uint conns;   /* connections open */
+	unsigned max_conns;  /* the bound in force; past it requests get 503 */
 	atomic_bool draining;
 };
 
@@ -294,6 +296,10 @@ static void dispatch(struct http_server *s, struct http_conn *c)
 		answer_error(s, &c->req, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
 		return;
 	}
+	if (atomic_load(&s->conns) > s->max_conns) {
+		answer_error(s, &c->req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many connections");
+		return;
+	}
 	if (c->too_large) {
 		answer_error(s, &c->req, MHD_HTTP_CONTENT_TOO_LARGE,
 			     c->vhost ? "body too large" : "body larger than 1 MiB");
@@ -410,12 +416,28 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	return 0;
 }
 
-/* HTTP_MAX_CONNECTIONS, or fewer when the descriptor limit would run out first
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&s->conns, 1);
+	else
+		atomic_fetch_sub(&s->conns, 1);
+}
+
+unsigned http_connections(const struct http_server *s, unsigned *max)
+{
+	*max = s->max_conns;
+	return atomic_load(&s->conns);
+}
+
+/* The configured bound, or fewer when the descriptor limit would run out first
  * (accept failing is worse than MHD refusing politely at its own limit). */
-static unsigned connection_limit(void)
+static unsigned connection_limit(unsigned want)
 {
 	struct rlimit rl;
-	unsigned n = HTTP_MAX_CONNECTIONS;
+	unsigned n = want + HTTP_CONN_HEADROOM;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)n + HTTP_RESERVED_FDS)
 		n = rl.rlim_cur > 2 * HTTP_RESERVED_FDS ? (unsigned)(rl.rlim_cur - HTTP_RESERVED_FDS)
@@ -446,7 +468,9 @@ int http_server_start(struct http_server *s)
 		log_err("http: cannot use listen address '%s' (a numeric IPv4/IPv6 address)", s->host);
 		return -1;
 	}
-	unsigned max_conns = connection_limit();
+	unsigned max_conns = connection_limit(s->cfg.max_connections ? s->cfg.max_connections
+								      : HTTP_MAX_CONNECTIONS);
+	s->max_conns = max_conns > HTTP_CONN_HEADROOM ? max_conns - HTTP_CONN_HEADROOM : max_conns;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
@@ -456,7 +480,7 @@ int http_server_start(struct http_server *s)
 	s->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 1 ? s->cfg.threads : 0),
+		s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 1 ? s->cfg.threads : 0),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, max_conns,

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { startServer, stopClean, BIN } from './lib/server.mjs';
-import { popCore } from './lib/clients.mjs';
+import { popCore, raw } from './lib/clients.mjs';
 import { api, gateway } from './lib/sag.mjs';
 
 const NOISY_MS = 3000;      // how long the noisy caller runs
@@ -108,4 +108,56 @@ test('a noisy device at full speed: the other devices are never refused', async 
   assert.ok(loud['429 Device.Throttled'] > 0, JSON.stringify(loud));
   assert.deepEqual(Object.keys(loud).sort(), ['429 Device.Throttled', 'OK'], JSON.stringify(loud));
   assert.ok(loud.OK <= DEVICE_BURST + DEVICE_RATE * (NOISY_MS / 1000 + 2), JSON.stringify(loud));
+});
+
+test('bounds: past --max-connections a request gets 503 and the server stays healthy', async () => {
+  const { createConnection } = await import('node:net');
+  const s = await startServer({ args: ['--max-connections', '64', '--max-held-syncs', '2',
+    '--metrics-listen', '127.0.0.1:0'] });
+  const socks = [];
+  try {
+    for (let i = 0; i < 100 && !/up to 64 connections/.test(s.stderr()); i++) await sleep(20);
+    assert.match(s.stderr(), /up to 64 connections, 2 of them held syncs/);
+    for (let i = 0; i < 70; i++) {
+      const c = createConnection({ host: '127.0.0.1', port: s.port });
+      await new Promise((res, rej) => c.once('connect', res).once('error', rej));
+      socks.push(c);
+    }
+    await sleep(200);
+    const r = await raw(s, { path: '/healthz' });
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.Code, 'ServiceUnavailable');
+    assert.equal(r.headers.connection, 'close');
+    socks.forEach((c) => c.destroy());
+    socks.length = 0;
+    await sleep(200);
+    assert.equal((await raw(s, { path: '/healthz' })).status, 200);
+    const m = await (await fetch(s.metricsUrl)).text();
+    assert.match(m, /^sagflow_connections_max 64$/m);
+    assert.match(m, /^sagflow_held_syncs_max 2$/m);
+
+    // Past --max-held-syncs a long-poll is answered at once, and told to poll.
+    const a2 = api(s);
+    const gws = [];
+    for (let i = 0; i < 3; i++) gws.push(await gateway(s, a2, { devices: [{}] }));
+    const t0 = Date.now();
+    const rs = await Promise.all(gws.map(async (g, i) => {
+      await sleep(i * 150); // the third comes last
+      return g.devices[0].sync({ wait: 3 });
+    }));
+    const third = rs[2];
+    assert.equal(third.status, 200, third.text);
+    assert.equal(third.json.NextSyncSeconds, third.json.PollIntervalSeconds);
+    for (const held of rs.slice(0, 2)) assert.equal(held.json.NextSyncSeconds, 0);
+    assert.ok(Date.now() - t0 >= 2900, 'the first two were held');
+    const m2 = await (await fetch(s.metricsUrl)).text();
+    assert.match(m2, /^sagflow_throttled_total\{kind="held_syncs"\} 1$/m);
+    // Refused at start: held syncs that would leave API callers no room.
+    const bad = spawnSync(BIN, ['serve', '--max-connections', '100', '--max-held-syncs', '90'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /leaves too few of --max-connections/);
+  } finally {
+    socks.forEach((c) => c.destroy());
+    await stopClean(s);
+  }
 });
