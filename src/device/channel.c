@@ -74,6 +74,8 @@ struct device_server {
 	struct store *store;
 	struct ratelimit *budgets; /* per serial number, or NULL; not ours */
 	struct holds *holds; /* long-poll: syncs waiting for a change */
+	struct sync *outbox; /* the waker's answers of its current batch (waker thread only) */
+	struct sync *reread; /* the waker's woken syncs to read again (waker thread only) */
 	unsigned max_held;
 	int64_t hold_max_s; /* the longest a sync is held */
 	int64_t poll_s;     /* PollIntervalSeconds in answers */
@@ -101,6 +103,10 @@ struct sync {
 	bool report_due;       /* the report is stored with the sequence */
 	int prev_ha;           /* the HA state stored before this report */
 	int64_t next_s;        /* NextSyncSeconds of the answer */
+	struct sync *next_out; /* in the waker's list of answers to send */
+	char *out;             /* its rendered answer, until flushed */
+	int load_rc;           /* the waker's re-read of it */
+	size_t out_len;
 	struct sag g;
 	struct flowlog fl;
 	bool has_flowlog;
@@ -224,7 +230,16 @@ static bool sync_changed(const struct sync *s)
 	return strcmp(version, s->rep.have) != 0;
 }
 
+static char *render_sync(struct sync *s, size_t *len);
+
 static void respond_sync(struct sync *s)
+{
+	size_t len;
+	char *body = render_sync(s, &len);
+	http_respond_owned(s->r, 200, CT_JSON, body, len);
+}
+
+static char *render_sync(struct sync *s, size_t *len)
 {
 	json_t *cfg = config_json(s);
 	bool exp = exports(s);
@@ -244,7 +259,8 @@ static void respond_sync(struct sync *s)
 	json_object_set_new(o, "NextSyncSeconds", json_integer(s->next_s));
 	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
-	http_respond_owned(s->r, 200, CT_JSON, body, strlen(body));
+	*len = strlen(body);
+	return body;
 }
 
 /* ---- parsing ---- */
@@ -377,7 +393,7 @@ static int load(struct store_tx *tx, struct sync *s)
 	if (!s->g.flowlog_id[0])
 		return 0;
 	struct owner o = {s->g.account_id, s->g.region_id};
-	rc = store_flowlog_get(tx, o, s->g.flowlog_id, &s->fl);
+	rc = store_flowlog_get_config(tx, o, s->g.flowlog_id, &s->fl);
 	s->has_flowlog = rc == 0;
 	return rc == 1 ? 0 : rc;
 }
@@ -399,7 +415,7 @@ static int seq_tx(struct store_tx *tx, void *arg)
 	if (rc != 0)
 		return rc;
 	if (!s->report_due)
-		return load(tx, s);
+		return 0; /* the answer is the read authenticate made (s->hold.epoch covers it) */
 	struct device d = {0};
 	memcpy(d.model, s->rep.model, sizeof(d.model));
 	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
@@ -411,7 +427,15 @@ static int seq_tx(struct store_tx *tx, void *arg)
 
 /* Answers s, or holds it when it asked to wait and nothing changed for it:
  * s->epoch is the account's change count read before its answer was. */
+static void finish_sync_to(struct sync *s, bool deferred);
+
 static void finish_sync(struct sync *s)
+{
+	finish_sync_to(s, false);
+}
+
+/* deferred (the waker): the answer goes to the outbox, sent at the batch's end. */
+static void finish_sync_to(struct sync *s, bool deferred)
 {
 	struct device_server *ds = s->ds;
 	s->next_s = ds->poll_s;
@@ -427,8 +451,73 @@ static void finish_sync(struct sync *s)
 		if (holds_count(ds->holds) >= ds->max_held)
 			rpc_count_throttled(RPC_THROTTLED_HELD_FULL);
 	}
+	if (deferred) {
+		s->out = render_sync(s, &s->out_len);
+		s->next_out = ds->outbox;
+		ds->outbox = s;
+		return;
+	}
 	respond_sync(s);
 	free(s);
+}
+
+/* Many woken syncs read in one read transaction: one snapshot, a warm page
+ * cache, one BEGIN/COMMIT (one read each cost ~0.45 ms at 20,000 devices,
+ * ~0.08 ms in batches). */
+static int load_batch_tx(struct store_tx *tx, void *arg)
+{
+	for (struct sync *s = arg; s; s = s->next_out) {
+		s->load_rc = load(tx, s);
+		if (s->load_rc < 0)
+			return s->load_rc;
+	}
+	return 0;
+}
+
+static void reread_all(struct device_server *ds)
+{
+	while (ds->reread) {
+		struct sync *chunk = ds->reread, *tail = chunk;
+		for (int n = 1; n < DEVICE_REREAD_BATCH && tail->next_out; n++)
+			tail = tail->next_out;
+		ds->reread = tail->next_out;
+		tail->next_out = NULL;
+		uint64_t epoch = holds_epoch(ds->holds);
+		int rc = store_read(ds->store, load_batch_tx, chunk);
+		for (struct sync *s = chunk, *next; s; s = next) {
+			next = s->next_out;
+			s->next_out = NULL;
+			int r = rc < 0 ? rc : s->load_rc;
+			if (r != 0 || !find_device(&s->g, s->serial)) {
+				respond_err(s->r, r == 0 || r == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
+				free(s);
+				continue;
+			}
+			s->hold.epoch = epoch;
+			finish_sync_to(s, true);
+		}
+	}
+}
+
+static void held_flush(void *arg)
+{
+	struct device_server *ds = arg;
+	int64_t t0 = time_mono_us();
+	unsigned woken = 0, answered = 0;
+	for (struct sync *s = ds->reread; s; s = s->next_out)
+		woken++;
+	reread_all(ds);
+	for (struct sync *s = ds->outbox; s; s = s->next_out)
+		answered++;
+	if (woken)
+		log_info("device: a change woke %u held syncs; %u answered (reads took %lld ms)",
+			 woken, answered, (long long)((time_mono_us() - t0) / 1000));
+	for (struct sync *s = ds->outbox, *next; s; s = next) {
+		next = s->next_out;
+		http_respond_owned(s->r, 200, CT_JSON, s->out, s->out_len);
+		free(s);
+	}
+	ds->outbox = NULL;
 }
 
 /* The waker's call for a held sync: its wait ended (answer unchanged), or its
@@ -438,19 +527,13 @@ static void held_wake(struct hold_item *it, bool expired, void *arg)
 	struct sync *s = (struct sync *)(void *)((char *)it - offsetof(struct sync, hold));
 	if (expired) {
 		s->next_s = 0;
-		respond_sync(s);
-		free(s);
+		s->out = render_sync(s, &s->out_len);
+		s->next_out = s->ds->outbox;
+		s->ds->outbox = s;
 		return;
 	}
-	uint64_t epoch = holds_epoch(s->ds->holds, s->g.account_id);
-	int rc = store_read(s->ds->store, load_tx, s);
-	if (rc != 0 || !find_device(&s->g, s->serial)) {
-		respond_err(s->r, rc == 0 || rc == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
-		free(s);
-		return;
-	}
-	s->hold.epoch = epoch;
-	finish_sync(s);
+	s->next_out = s->ds->reread; /* read at the batch's end, with the others */
+	s->ds->reread = s;
 }
 
 static bool held_gone(struct hold_item *it, void *arg)
@@ -553,6 +636,9 @@ static void sync_handler(struct http_request *r)
 	s->r = r;
 	domain_copy(s->serial, sizeof(s->serial), a.serial); /* checked by parse_auth */
 	const struct device *d = NULL;
+	/* Before the read the answer is built from, so no change after it can be
+	 * missed by a hold. */
+	s->hold.epoch = holds_epoch(ds->holds);
 	if ((e = authenticate(s, &a, &d)) == DEV_OK)
 		e = device_report_parse(r->body, &s->rep) == 0 ? DEV_OK : DEV_BAD_REPORT;
 	if (e != DEV_OK) {
@@ -566,9 +652,6 @@ static void sync_handler(struct http_request *r)
 	 * a sequence alone changes nothing any cached answer reads. */
 	s->report_due = report_differs(d, &s->rep, ds->refresh_ms);
 	s->prev_ha = (int)d->ha_state;
-	/* Read before the answer's own read (in seq_tx), so no change after it
-	 * can be missed by a hold. */
-	s->hold.epoch = holds_epoch(ds->holds, s->g.account_id);
 	store_write_async_scoped(ds->store, s->report_due ? s->g.account_id : STORE_SCOPE_NONE,
 				 seq_tx, s, seq_done);
 }
@@ -580,7 +663,7 @@ struct device_server *device_server_new(struct store *st, int64_t online_ms,
 	d->store = st;
 	d->budgets = budgets;
 	d->max_held = max_held;
-	d->holds = holds_new(max_held, held_wake, held_gone, d);
+	d->holds = holds_new(max_held, held_wake, held_gone, held_flush, d);
 	/* A held device is seen at each sync: holding it at most two thirds of
 	 * the online window keeps its stored reports closer than that window. */
 	d->hold_max_s = online_ms * 2 / 3000;

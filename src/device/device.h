@@ -20,6 +20,7 @@
 #define DEVICE_POLL_INTERVAL_S 5          /* what the server asks devices to use, at most */
 #define DEVICE_REPORT_REFRESH_MS (30 * 1000) /* an unchanged report is stored this often, at most */
 #define DEVICE_MAX_WAIT_S 60            /* the longest "Wait" a sync may ask (long-poll) */
+#define DEVICE_REREAD_BATCH 256         /* woken syncs re-read in one read transaction */
 #define DEVICE_MAX_HELD 3072            /* default bound of syncs held at once (3/4 of connections) */
 #define DEVICE_HEX_SHA256 64
 #define DEVICE_CONFIG_VERSION_HEX 16      /* 64 bits of SHA-256 of the configuration */

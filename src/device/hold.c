@@ -14,11 +14,12 @@ struct holds {
 	pthread_t waker;
 	hold_wake_fn wake;
 	hold_gone_fn gone;
+	hold_flush_fn flush;
 	void *arg;
 	unsigned max, count;
 	bool quit, draining, busy, dirty_any;
 	struct hold_item *head; /* held items, newest first */
-	uint64_t epoch[HOLD_SLOTS];
+	uint64_t epoch;
 	bool dirty[HOLD_SLOTS];
 };
 
@@ -87,6 +88,8 @@ static void *waker_main(void *arg)
 			it->next = NULL;
 			h->wake(it, !it->wake, h->arg);
 		}
+		if (due && h->flush)
+			h->flush(h->arg);
 		pthread_mutex_lock(&h->mu);
 		h->busy = false;
 		if (h->draining && !h->count)
@@ -96,7 +99,8 @@ static void *waker_main(void *arg)
 	return NULL;
 }
 
-struct holds *holds_new(unsigned max, hold_wake_fn wake, hold_gone_fn gone, void *arg)
+struct holds *holds_new(unsigned max, hold_wake_fn wake, hold_gone_fn gone, hold_flush_fn flush,
+			void *arg)
 {
 	struct holds *h = xcalloc(1, sizeof(*h));
 	pthread_mutex_init(&h->mu, NULL);
@@ -105,6 +109,7 @@ struct holds *holds_new(unsigned max, hold_wake_fn wake, hold_gone_fn gone, void
 	h->max = max;
 	h->wake = wake;
 	h->gone = gone;
+	h->flush = flush;
 	h->arg = arg;
 	if (pthread_create(&h->waker, NULL, waker_main, h) != 0)
 		fatal("hold: cannot start the waker thread");
@@ -137,10 +142,10 @@ void holds_free(struct holds *h)
 	free(h);
 }
 
-uint64_t holds_epoch(struct holds *h, int64_t account)
+uint64_t holds_epoch(struct holds *h)
 {
 	pthread_mutex_lock(&h->mu);
-	uint64_t e = h->epoch[slot_of(account)];
+	uint64_t e = h->epoch;
 	pthread_mutex_unlock(&h->mu);
 	return e;
 }
@@ -160,7 +165,7 @@ bool holds_add(struct holds *h, struct hold_item *it)
 		h->head = it;
 		h->count++;
 		/* A change between the caller's read and now: wake it at once. */
-		if (h->epoch[s] != it->epoch) {
+		if (h->epoch != it->epoch) {
 			h->dirty[s] = h->dirty_any = true;
 			pthread_cond_signal(&h->cv);
 		}
@@ -173,7 +178,7 @@ void holds_changed(struct holds *h, int64_t account)
 {
 	unsigned s = slot_of(account);
 	pthread_mutex_lock(&h->mu);
-	h->epoch[s]++;
+	h->epoch++;
 	if (h->count) {
 		h->dirty[s] = h->dirty_any = true;
 		pthread_cond_signal(&h->cv);

@@ -2,10 +2,11 @@
  * a change of its account's data is parked here, and one waker thread hands it
  * back when that account changes, when its deadline passes, or at drain.
  *
- * Changes are counted per account in HOLD_SLOTS epochs (accounts hashed; a
- * collision only wakes more items than needed). A caller reads the epoch before
- * the read its answer is built from and passes it to hold_add: if a change came
- * in between, the item is woken at once, so no change is ever missed. The
+ * Changes mark their account's slot of HOLD_SLOTS (accounts hashed; a
+ * collision only wakes more items than needed) and count in one epoch. A caller
+ * reads the epoch before the read its answer is built from and passes it to
+ * hold_add: if any change came in between, the item is woken at once, so no
+ * change is ever missed (another account's change costs it one more read). The
  * adapter keeps the HTTP connection suspended meanwhile (http.h). */
 #ifndef DEVICE_HOLD_H
 #define DEVICE_HOLD_H
@@ -20,7 +21,7 @@ struct hold_item {
 	struct hold_item *prev, *next; /* private */
 	int64_t account;
 	int64_t deadline_us; /* monotonic */
-	uint64_t epoch;      /* the account's epoch when its answer was read */
+	uint64_t epoch;      /* holds_epoch() before its answer was read */
 	bool wake;           /* private: woken by a change */
 	int64_t checked_us;  /* private: when gone() last ran */
 };
@@ -32,14 +33,20 @@ typedef void (*hold_wake_fn)(struct hold_item *it, bool expired, void *arg);
 /* Whether the item's client went away (it is then woken as expired at once,
  * freeing its place); called under the holds' lock, so it must be quick. */
 typedef bool (*hold_gone_fn)(struct hold_item *it, void *arg);
+/* Called on the waker thread after each batch of wake calls: answers made
+ * during the batch can be sent together (libmicrohttpd resumes suspended
+ * connections in one pass over all of them, so one pass per batch, not per
+ * answer). */
+typedef void (*hold_flush_fn)(void *arg);
 
 struct holds;
 
-struct holds *holds_new(unsigned max, hold_wake_fn wake, hold_gone_fn gone, void *arg);
+struct holds *holds_new(unsigned max, hold_wake_fn wake, hold_gone_fn gone, hold_flush_fn flush,
+			void *arg);
 /* Drains (every item woken as expired) and stops the waker; NULL is a no-op. */
 void holds_free(struct holds *h);
 
-uint64_t holds_epoch(struct holds *h, int64_t account);
+uint64_t holds_epoch(struct holds *h);
 /* Parks it until it->deadline_us: false (nothing parked) when max items are
  * held already or the holds drain. */
 bool holds_add(struct holds *h, struct hold_item *it);

@@ -25,6 +25,10 @@ struct owner {
 
 int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 		      struct flowlog *out);
+/* store_flowlog_get without the count of bound gateways (it is 0 in out): the
+ * device channel's read, O(1) however many gateways share the flow log. */
+int store_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			     struct flowlog *out);
 int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n);
 int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl); /* sets fl->rowid */
 int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl);
