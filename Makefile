@@ -9,7 +9,7 @@ all: build
 
 $(BUILD)/build.ninja:
 	scripts/deps.sh build
-	meson setup $(BUILD) --buildtype=release -Db_ndebug=false
+	meson setup $(BUILD) --buildtype=release -Db_ndebug=false -Dtests=disabled
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)

@@ -2,18 +2,21 @@
 # Installs what sagflow needs on a Debian machine, and only what is missing.
 #   scripts/deps.sh build   - compiler, meson, libraries
 #   scripts/deps.sh run     - build + Node.js and the npm clients (make run's example call)
-#   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients
+#   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients,
+#                             systemd-analyze (checks contrib/systemd)
 #   scripts/deps.sh bench   - test + nginx, wrk, softflowd
+#   scripts/deps.sh fresh   - what scripts/fresh-machine.sh needs on the host
 set -euo pipefail
 cd "$(dirname "$0")/.."
 level=${1:-build}
 
 build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
 	libjansson-dev libsqlite3-dev libpcap-dev
-	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev)
+	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
-	openssl curl prometheus)
+	openssl curl prometheus systemd)
 bench_pkgs=(nginx-light wrk softflowd time)
+fresh_pkgs=(debootstrap git curl python3)
 
 want=("${build_pkgs[@]}")
 case "$level" in
@@ -21,7 +24,8 @@ build) ;;
 run) want+=(nodejs npm) ;;
 test) want+=("${test_pkgs[@]}") ;;
 bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-*) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
+fresh) want=("${fresh_pkgs[@]}") ;;
+*) echo "usage: $0 build|run|test|bench|fresh" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -46,7 +50,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	fi
 fi
 
-if [ "$level" != build ] && [ -f tests/e2e/package-lock.json ]; then
+if [ "$level" != build ] && [ "$level" != fresh ] && [ -f tests/e2e/package-lock.json ]; then
 	if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
 		(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error) >&2
 	fi

@@ -24,7 +24,14 @@ if [ $fuzz_only -eq 0 ]; then
 	# The test build: ASan + UBSan, no recovery, warnings are errors.
 	if [ ! -f "$TESTBUILD/build.ninja" ]; then
 		meson setup "$TESTBUILD" --buildtype=debug -Db_sanitize=address,undefined \
-			-Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null ||
+			-Db_lundef=false -Dc_args=-fno-sanitize-recover=all -Dtests=enabled >/dev/null ||
+			{ echo "0 passed, 1 failed"; exit 1; }
+	elif ! meson introspect --buildoptions "$TESTBUILD" 2>/dev/null | grep -q '"name": "tests", "value": "enabled"'; then
+		# A test build configured before the option existed (or by hand):
+		# make sure a missing cmocka is an error, not fewer tests.
+		# (--reconfigure: `meson configure` refuses an option the build
+		# directory has not seen yet.)
+		meson setup --reconfigure "$TESTBUILD" -Dtests=enabled >/dev/null ||
 			{ echo "0 passed, 1 failed"; exit 1; }
 	fi
 	if ! ninja -C "$TESTBUILD" >"$TESTBUILD.log" 2>&1; then

@@ -3,34 +3,34 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "domain/domain.h"
 #include "rpc/params.h"
 
-struct region {
-	const char *id;
+/* The local names of domain_region_ids[], row for row (the ids are the
+ * domain's: SlsRegionId is checked against the same list). */
+struct region_name {
 	const char *name_zh;
 	const char *name_en;
 };
 
-/* The endpoint map of spec §1, in the order the product's own docs list them. */
-static const struct region regions[REGION_COUNT] = {
-	{"cn-shanghai", "华东2（上海）", "China (Shanghai)"},
-	{"cn-hangzhou", "华东1（杭州）", "China (Hangzhou)"},
-	{"cn-hongkong", "中国香港", "China (Hong Kong)"},
-	{"cn-shanghai-finance-1", "华东2 金融云", "China East 2 Finance"},
-	{"ap-southeast-1", "新加坡", "Singapore"},
-	{"ap-southeast-2", "澳大利亚（悉尼）", "Australia (Sydney)"},
-	{"ap-southeast-3", "马来西亚（吉隆坡）", "Malaysia (Kuala Lumpur)"},
-	{"ap-southeast-5", "印度尼西亚（雅加达）", "Indonesia (Jakarta)"},
-	{"ap-northeast-1", "日本（东京）", "Japan (Tokyo)"},
-	{"eu-central-1", "德国（法兰克福）", "Germany (Frankfurt)"},
+static const struct region_name regions[REGION_COUNT] = {
+	/* cn-shanghai, cn-hangzhou, cn-hongkong, cn-shanghai-finance-1, ap-southeast-1, -2, -3, -5,
+	 * ap-northeast-1, eu-central-1 */
+	{"华东2（上海）", "China (Shanghai)"},
+	{"华东1（杭州）", "China (Hangzhou)"},
+	{"中国香港", "China (Hong Kong)"},
+	{"华东2 金融云", "China East 2 Finance"},
+	{"新加坡", "Singapore"},
+	{"澳大利亚（悉尼）", "Australia (Sydney)"},
+	{"马来西亚（吉隆坡）", "Malaysia (Kuala Lumpur)"},
+	{"印度尼西亚（雅加达）", "Indonesia (Jakarta)"},
+	{"日本（东京）", "Japan (Tokyo)"},
+	{"德国（法兰克福）", "Germany (Frankfurt)"},
 };
 
 bool region_valid(struct str id)
 {
-	for (size_t i = 0; i < REGION_COUNT; i++)
-		if (str_eqc(id, regions[i].id))
-			return true;
-	return false;
+	return domain_region_known(id);
 }
 
 /* The region list never changes, so each language's answer is built once and
@@ -45,9 +45,9 @@ static void regions_build(void)
 		json_t *list = json_array();
 		for (size_t i = 0; i < REGION_COUNT; i++) {
 			char endpoint[64];
-			snprintf(endpoint, sizeof(endpoint), "smartag.%s.aliyuncs.com", regions[i].id);
+			snprintf(endpoint, sizeof(endpoint), "smartag.%s.aliyuncs.com", domain_region_ids[i]);
 			json_t *r = json_object();
-			json_object_set_new(r, "RegionId", json_string(regions[i].id));
+			json_object_set_new(r, "RegionId", json_string(domain_region_ids[i]));
 			json_object_set_new(r, "RegionEndpoint", json_string(endpoint));
 			json_object_set_new(r, "LocalName",
 					    json_string(en ? regions[i].name_en : regions[i].name_zh));

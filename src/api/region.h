@@ -6,7 +6,9 @@
 #include "api/api.h"
 #include "core/str.h"
 
-#define REGION_COUNT 10
+#include "domain/domain.h"
+
+#define REGION_COUNT DOMAIN_REGION_COUNT
 
 /* True when id is one of the Smartag regions (exact, case-sensitive). */
 bool region_valid(struct str id);

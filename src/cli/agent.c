@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "cli/agent_metrics.h"
 #include "cli/commands.h"
@@ -27,6 +28,10 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/timeutil.h"
+#include "agent/slsexport.h"
+#include "agent/slssend.h"
+#include "agent/spool.h"
+#include "core/num.h"
 #include "device/client.h"
 #include "export/exporter.h"
 #include "export/udp.h"
@@ -47,6 +52,8 @@
 #define AGENT_OBSERVATION_DOMAIN 1 /* V9 source id / IPFIX observation domain / V5 engine id */
 #define AGENT_SECRET_ENV "SAGFLOW_DEVICE_SECRET"
 #define AGENT_ERR_MAX 512 /* bytes of an error message */
+#define AGENT_SPOOL_MIN 4096	  /* bytes: the smallest --sls-spool-max */
+#define AGENT_SLS_DRAIN_MS 10000  /* at exit, queued groups get this long to be delivered */
 
 /* Exit codes (also in --help and docs/agent.md). */
 enum {
@@ -58,6 +65,8 @@ enum {
 
 struct agent_opts {
 	const char *control_plane, *serial, *iface, *read, *firmware, *ha, *state_dir, *filter;
+	const char *ca_file; /* --ca-file: trust these CAs instead of the system's */
+	uint64_t spool_max;  /* --sls-spool-max */
 	char *secret; /* argv's copy is blanked once the client holds its own */
 	bool once;
 	bool no_long_poll; /* --no-long-poll: poll every PollIntervalSeconds instead */
@@ -90,6 +99,8 @@ struct agent {
 	int64_t next_sync_us; /* monotonic */
 	char state_path[AGENT_PATH_MAX];
 	struct agent_metrics am;
+	struct slssend *sls; /* the Log Service leg's delivery (not with --once) */
+	char source_ip[DEVCLIENT_IP_MAX + 1]; /* our address, as the last sync saw it */
 };
 
 static volatile sig_atomic_t agent_stop, agent_usr1;
@@ -113,7 +124,7 @@ static void agent_usage(FILE *f)
 		"                     (--interface IFACE | --read FILE | --once)\n"
 		"                     [--firmware-version V] [--ha-state active|standby]\n"
 		"                     [--state-dir DIR] [--filter BPF] [--metrics-listen HOST:PORT]\n"
-		"                     [--no-long-poll]\n\n"
+		"                     [--ca-file FILE] [--sls-spool-max BYTES] [--no-long-poll]\n\n"
 		"Runs as the Smart Access Gateway device SN: syncs with the control plane\n"
 		"over the device channel (signed with the SecretKey BindSerialNumber made),\n"
 		"meters traffic with the bound flow log's ActiveAging/InactiveAging and\n"
@@ -123,8 +134,12 @@ static void agent_usage(FILE *f)
 		"configuration changes (answered within a second) or up to %d s pass;\n"
 		"otherwise changes are picked up within %d s. Records counted under the old settings\n"
 		"are closed and exported before the new ones apply.\n\n"
-		"  -c, --control-plane URL   http://HOST[:PORT] of 'sagflow serve'\n"
-		"                            (http only: no TLS, see docs/agent.md)\n"
+		"  -c, --control-plane URL   http://HOST[:PORT] or https://HOST[:PORT] of\n"
+		"                            'sagflow serve'; https is verified against the\n"
+		"                            system's CAs or --ca-file. Proxies: http_proxy,\n"
+		"                            https_proxy, no_proxy\n"
+		"  -C, --ca-file FILE        trust the CAs in this PEM file (the control\n"
+		"                            plane and the Log Service endpoint)\n"
 		"  -s, --serial SN           this device's serial number\n"
 		"  -k, --secret KEY          its SecretKey (or set %s);\n"
 		"                            never logged, blanked in argv at start\n"
@@ -147,15 +162,20 @@ static void agent_usage(FILE *f)
 		"                            this address while the agent runs; port 0 picks\n"
 		"                            a free port, logged as 'metrics on HOST:PORT'.\n"
 		"                            Off by default\n"
+		"  -S, --sls-spool-max BYTES groups waiting for the Log Service are queued in\n"
+		"                            --state-dir/%s (in memory without it), at most\n"
+		"                            BYTES (default %llu); beyond, the oldest are\n"
+		"                            dropped and counted\n"
 		"  -h, --help                this text\n\n"
 		"SIGUSR1 prints the agent's status and the meter's statistics to stderr.\n"
-		"Model reported: %s. OutputType sls or all: the NetFlow leg is exported;\n"
-		"the sls leg is not delivered, and says so in the log, in --once output\n"
-		"and to the control plane (Devices.Device[].SlsDelivery).\n"
-		"Exit codes: 0 ok, 1 control plane unreachable or capture failed, 2 usage,\n"
+		"Model reported: %s. OutputType sls or all: every record is also written\n"
+		"to the flow log's logstore with PutLogs (signed as device.SN), at the\n"
+		"endpoint the control plane names; retried with backoff, never doubled.\n"
+		"Exit codes: 0 ok, 1 control plane unreachable (or its certificate not\n"
+		"trusted) or capture failed, 2 usage,\n"
 		"3 refused (wrong SecretKey, or the serial number is not bound).\n",
 		DEVICE_MAX_WAIT_S, AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION,
-		AGENT_STATE_FILE, AGENT_MODEL);
+		AGENT_STATE_FILE, SPOOL_DIR_NAME, (unsigned long long)SPOOL_MAX_BYTES_DEFAULT, AGENT_MODEL);
 }
 
 static int agent_parse(int argc, char **argv, struct agent_opts *o)
@@ -173,12 +193,14 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	    {"state-dir", required_argument, NULL, 'd'},
 	    {"filter", required_argument, NULL, 'F'},
 	    {"metrics-listen", required_argument, NULL, 'M'},
+	    {"ca-file", required_argument, NULL, 'C'},
+	    {"sls-spool-max", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1Pf:H:d:F:M:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1Pf:H:d:F:M:C:S:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->control_plane = optarg;
@@ -213,6 +235,21 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		case 'F':
 			o->filter = optarg;
 			break;
+		case 'C':
+			o->ca_file = optarg;
+			break;
+		case 'S': {
+			int64_t n;
+			if (num_parse_i64(str_c(optarg), AGENT_SPOOL_MIN, INT64_MAX, &n) < 0) {
+				fprintf(stderr,
+					"sagflow agent: bad --sls-spool-max '%s' (bytes, at least %d)\n\n",
+					optarg, AGENT_SPOOL_MIN);
+				agent_usage(stderr);
+				return -1;
+			}
+			o->spool_max = (uint64_t)n;
+			break;
+		}
 		case 'M':
 			if (cli_metrics_parse(optarg, &o->metrics) < 0) {
 				fprintf(stderr, "sagflow agent: bad --metrics-listen '%s' (HOST:PORT)\n\n",
@@ -273,6 +310,11 @@ static json_t *flowlog_json(const struct devclient_flowlog *f)
 	json_object_set_new(o, "InactiveAging", json_integer(f->inactive_aging_s));
 	json_object_set_new(o, "ProjectName", json_string(f->project));
 	json_object_set_new(o, "LogstoreName", json_string(f->logstore));
+	if (strcmp(f->output, "netflow")) {
+		json_object_set_new(o, "SlsEndpoint", json_string(f->sls_endpoint));
+		json_object_set_new(o, "SlsDomain", json_string(f->sls_domain));
+		json_object_set_new(o, "AliUid", json_string(f->ali_uid));
+	}
 	return o;
 }
 
@@ -297,7 +339,7 @@ static char *config_dump(const struct agent *a)
 	json_object_set_new(o, "Export", json_boolean(c->exports));
 	json_object_set_new(o, "FlowLog", c->has_flowlog ? flowlog_json(&c->fl) : json_null());
 	json_object_set_new(o, "NetflowLeg", json_string(netflow_leg(c) ? "exporting" : "off"));
-	json_object_set_new(o, "SlsLeg", json_string(sls_leg(c) ? "not-delivered" : "off"));
+	json_object_set_new(o, "SlsLeg", json_string(sls_leg(c) ? "delivering" : "off"));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;
@@ -408,6 +450,22 @@ static bool same_netflow(const struct agent_config *x, const struct agent_config
 	       x->fl.inactive_aging_s == y->fl.inactive_aging_s;
 }
 
+/* Whether the Log Service leg writes the same records to the same place. */
+static bool same_sls(const struct agent_config *x, const struct agent_config *y)
+{
+	if (sls_leg(x) != sls_leg(y))
+		return false;
+	if (!sls_leg(x))
+		return true;
+	return !strcmp(x->fl.id, y->fl.id) && !strcmp(x->fl.project, y->fl.project) &&
+	       !strcmp(x->fl.logstore, y->fl.logstore) &&
+	       !strcmp(x->fl.sls_endpoint, y->fl.sls_endpoint) &&
+	       !strcmp(x->fl.sls_domain, y->fl.sls_domain) &&
+	       !strcmp(x->fl.ali_uid, y->fl.ali_uid) &&
+	       x->fl.active_aging_s == y->fl.active_aging_s &&
+	       x->fl.inactive_aging_s == y->fl.inactive_aging_s;
+}
+
 static void describe(const struct agent_config *c)
 {
 	if (!c->exports)
@@ -428,11 +486,11 @@ static void describe(const struct agent_config *c)
 		log_info("agent: config %s: flow log %s has no NetFlow leg (OutputType sls)",
 			 c->version, c->fl.id);
 	if (sls_leg(c))
-		log_warn(
-		    "agent: flow log %s: the Log Service leg (project '%s', logstore '%s') is NOT "
-		    "delivered: "
-		    "this agent does not implement SLS export yet; reported to the control plane",
-		    c->fl.id, c->fl.project, c->fl.logstore);
+		log_info("agent: config %s: flow log %s, Log Service leg to project '%s' logstore "
+			 "'%s' at %s, ActiveAging %" PRId64 " s, InactiveAging %" PRId64 " s",
+			 c->version, c->fl.id, c->fl.project, c->fl.logstore,
+			 c->fl.sls_endpoint[0] ? c->fl.sls_endpoint : "the control plane's log store",
+			 c->fl.active_aging_s, c->fl.inactive_aging_s);
 }
 
 static void stop_metering(struct agent *a)
@@ -442,56 +500,127 @@ static void stop_metering(struct agent *a)
 	meter_flush(a->m);
 	agent_metrics_retire(&a->am, a->m);
 	meter_free(a->m);
-	udp_sender_close(a->udp);
+	if (a->udp)
+		udp_sender_close(a->udp);
 	a->m = NULL;
 	a->udp = NULL;
+	a->collector_ip[0] = '\0';
+	a->collector_port = 0;
 }
 
-/* Starts, reconfigures or stops the meter for c; returns -1 when the new
- * exporter cannot be opened (then nothing is exported, and it says so). */
-static int start_metering(struct agent *a, const struct agent_config *c)
+/* The Log Service leg's destination under c (docs/agent.md): the endpoint the
+ * control plane named, or the control plane itself; Host <project>.<domain>,
+ * the connection to the endpoint's address (CURLOPT_CONNECT_TO). -1 (logged)
+ * when the endpoint is unusable. */
+static int sls_dest(const struct agent *a, const struct agent_config *c, struct slssend_dest *d)
+{
+	struct devclient_url ep;
+	char err[128];
+	if (!c->fl.sls_endpoint[0])
+		ep = *devclient_server(a->dc);
+	else if (devclient_parse_url(c->fl.sls_endpoint, &ep, err, sizeof(err)) < 0) {
+		log_err("agent: flow log %s: unusable SlsEndpoint '%s': %s; the Log Service leg is "
+			"off",
+			c->fl.id, c->fl.sls_endpoint, err);
+		return -1;
+	}
+	const char *domain = c->fl.sls_domain[0] ? c->fl.sls_domain : ep.host;
+	bool v6 = strchr(ep.host, ':') != NULL;
+	char host[DEVCLIENT_HOST_MAX + DOMAIN_SLS_NAME_MAX + 2];
+	memset(d, 0, sizeof(*d));
+	snprintf(host, sizeof(host), "%s.%s", c->fl.project, domain);
+	snprintf(d->project, sizeof(d->project), "%s", c->fl.project);
+	snprintf(d->logstore, sizeof(d->logstore), "%s", c->fl.logstore);
+	snprintf(d->url_base, sizeof(d->url_base), "%s://%s:%s", ep.https ? "https" : "http", host,
+		 ep.port);
+	snprintf(d->connect_to, sizeof(d->connect_to), "%s:%s:%s%s%s:%s", host, ep.port,
+		 v6 ? "[" : "", ep.host, v6 ? "]" : "", ep.port);
+	snprintf(d->topic, sizeof(d->topic), "%s", c->fl.id);
+	snprintf(d->source, sizeof(d->source), "%s", a->source_ip);
+	snprintf(d->instance_id, sizeof(d->instance_id), "%s", c->sag_id);
+	snprintf(d->snid, sizeof(d->snid), "%s", a->o.serial);
+	snprintf(d->ali_uid, sizeof(d->ali_uid), "%s", c->fl.ali_uid);
+	return 0;
+}
+
+/* The NetFlow leg's exporter for c, through the kept or a new UDP socket
+ * (*u); NULL (logged) when the collector cannot be reached. */
+static struct exporter *netflow_for(struct agent *a, const struct agent_config *c,
+				    struct udp_sender **u)
 {
 	char err[256], port[8];
 	bool same =
 	    !strcmp(a->collector_ip, c->fl.server_ip) && a->collector_port == c->fl.server_port;
-	struct udp_sender *u = same ? a->udp : NULL;
+	*u = same ? a->udp : NULL;
 	snprintf(port, sizeof(port), "%d", c->fl.server_port);
-	if (!u && !(u = udp_sender_open(c->fl.server_ip, port, err, sizeof(err)))) {
+	if (!*u && !(*u = udp_sender_open(c->fl.server_ip, port, err, sizeof(err)))) {
 		log_err("agent: cannot export to %s:%s: %s; not exporting", c->fl.server_ip, port,
 			err);
-		stop_metering(a);
-		return -1;
+		return NULL;
 	}
 	if (!same) /* a new collector sees a new stream */
 		a->stream = (struct netflow_stream){0};
-	struct netflow_config nc = {c->fl.version, AGENT_OBSERVATION_DOMAIN, udp_sender_send, u};
-	struct exporter *ex = netflow_exporter_new_stream(&nc, &a->stream);
+	struct netflow_config nc = {c->fl.version, AGENT_OBSERVATION_DOMAIN, udp_sender_send, *u};
+	return netflow_exporter_new_stream(&nc, &a->stream);
+}
+
+/* Starts, reconfigures or stops the meter for c: one exporter per leg (the
+ * same records go to both under OutputType all). -1 when a leg cannot start
+ * (then nothing is exported, and it says so). */
+static int start_metering(struct agent *a, const struct agent_config *c)
+{
+	char err[256];
+	struct exporter *ex[2];
+	size_t nex = 0;
+	struct udp_sender *u = NULL;
+	struct slssend_dest d;
+	if (netflow_leg(c) && !(ex[nex++] = netflow_for(a, c, &u))) {
+		stop_metering(a);
+		return -1;
+	}
+	if (sls_leg(c) && a->sls) {
+		if (sls_dest(a, c, &d) < 0) {
+			while (nex)
+				exporter_free(ex[--nex]);
+			if (u != a->udp)
+				udp_sender_close(u);
+			stop_metering(a);
+			return -1;
+		}
+		ex[nex++] = slsexport_new(a->sls, &d);
+	}
 	struct meter_config mc = {c->fl.active_aging_s, c->fl.inactive_aging_s,
 				  METER_MAX_FLOWS_DEFAULT, 0};
-	int rc = a->m ? meter_reconfigure(a->m, &mc, &ex, 1, err, sizeof(err))
-		      : ((a->m = meter_new(&mc, &ex, 1, err, sizeof(err))) ? 0 : -1);
+	int rc = a->m ? meter_reconfigure(a->m, &mc, ex, nex, err, sizeof(err))
+		      : ((a->m = meter_new(&mc, ex, nex, err, sizeof(err))) ? 0 : -1);
 	if (rc < 0) {
 		log_err("agent: cannot meter under config %s: %s", c->version, err);
-		exporter_free(ex);
+		while (nex)
+			exporter_free(ex[--nex]);
 		if (u != a->udp)
 			udp_sender_close(u);
 		return -1;
 	}
 	/* The old records left through the old sender inside meter_reconfigure. */
-	if (u != a->udp)
+	if (u != a->udp && a->udp)
 		udp_sender_close(a->udp);
 	a->udp = u;
-	memcpy(a->collector_ip, c->fl.server_ip, sizeof(a->collector_ip));
-	a->collector_port = c->fl.server_port;
+	snprintf(a->collector_ip, sizeof(a->collector_ip), "%s", u ? c->fl.server_ip : "");
+	a->collector_port = u ? c->fl.server_port : 0;
 	return 0;
+}
+
+static bool metered(const struct agent *a, const struct agent_config *c)
+{
+	return netflow_leg(c) || (sls_leg(c) && a->sls);
 }
 
 static void apply(struct agent *a, const struct agent_config *c)
 {
-	bool changed_leg = !a->applied || !same_netflow(&a->cfg, c);
+	bool changed_leg = !a->applied || !same_netflow(&a->cfg, c) || !same_sls(&a->cfg, c);
 	bool ok = true;
 	describe(c);
-	if (changed_leg && netflow_leg(c))
+	if (changed_leg && metered(a, c))
 		ok = start_metering(a, c) == 0;
 	else if (changed_leg)
 		stop_metering(a);
@@ -554,7 +683,7 @@ static void report_of(const struct agent *a, struct devclient_report *rep, char 
 	if (a->cfg.known)
 		memcpy(version, a->cfg.version, DEVICE_CONFIG_VERSION_HEX + 1);
 	*rep = (struct devclient_report){AGENT_MODEL, a->o.firmware, a->o.ha, version,
-					 sls_leg(&a->cfg), 0};
+					 sls_leg(&a->cfg) && a->sls ? "delivered" : "", 0};
 }
 
 /* Acts on the outcome of one sync: a failure is retried with backoff, a
@@ -580,6 +709,8 @@ static void sync_result(struct agent *a, enum devclient_status st,
 			 a->failures);
 	a->failures = 0;
 	a->reported_sls = sent_sls;
+	if (ans->local_ip[0])
+		memcpy(a->source_ip, ans->local_ip, sizeof(a->source_ip));
 	int64_t poll = (int64_t)ans->poll_interval_s * 1000;
 	a->next_sync_us = time_mono_us() + (poll < AGENT_POLL_MS ? poll : AGENT_POLL_MS) * 1000;
 	/* A long-poll answer says when to ask again: 0 is at once (the hold ended
@@ -604,10 +735,10 @@ static void sync_result(struct agent *a, enum devclient_status st,
 		a->next_sync_us = time_mono_us();
 		return;
 	}
-	bool sls_before = sls_leg(&a->cfg);
+	bool sls_before = sls_leg(&a->cfg) && a->sls;
 	apply(a, &c);
 	state_save(a);
-	if (sls_leg(&a->cfg) != sls_before)
+	if ((sls_leg(&a->cfg) && a->sls) != sls_before)
 		a->next_sync_us = time_mono_us(); /* tell the control plane about the sls leg now */
 }
 
@@ -620,7 +751,7 @@ static enum devclient_status sync_once(struct agent *a)
 	char err[AGENT_ERR_MAX];
 	report_of(a, &rep, version);
 	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
-	sync_result(a, st, &ans, err, rep.sls_not_delivered, false);
+	sync_result(a, st, &ans, err, rep.sls_delivery[0] != '\0', false);
 	return st;
 }
 
@@ -713,7 +844,8 @@ static void worker_turn(struct agent *a, struct sync_worker *w)
 		w->posted = w->done = false;
 	pthread_mutex_unlock(&w->mu);
 	if (finished)
-		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_not_delivered, w->rep.wait_s > 0);
+		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_delivery[0] != '\0',
+			    w->rep.wait_s > 0);
 	if (!idle || time_mono_us() < a->next_sync_us)
 		return;
 	pthread_mutex_lock(&w->mu);
@@ -822,7 +954,7 @@ static void print_status(const struct agent *a)
 {
 	log_info("agent: status: config %s, NetFlow leg %s, sls leg %s, %d failed syncs in a row",
 		 a->cfg.known ? a->cfg.version : "none", netflow_leg(&a->cfg) ? "exporting" : "off",
-		 sls_leg(&a->cfg) ? "not delivered" : "off", a->failures);
+		 sls_leg(&a->cfg) ? "delivering" : "off", a->failures);
 	if (a->m)
 		meter_print_stats(a->m, stderr);
 }
@@ -889,6 +1021,13 @@ static int first_sync(struct agent *a)
 	enum devclient_status st = sync_once(a);
 	if (st == DEVCLIENT_REFUSED)
 		return AGENT_EXIT_REFUSED;
+	/* A certificate that is not trusted is a setting to fix, not an outage
+	 * to wait out: every mode stops (the reason was logged). */
+	if (st == DEVCLIENT_UNTRUSTED) {
+		log_err("agent: not starting: the control plane's TLS certificate is not trusted "
+			"(check --control-plane and --ca-file)");
+		return AGENT_EXIT_FAIL;
+	}
 	if (st == DEVCLIENT_OK)
 		return AGENT_EXIT_OK;
 	if (a->cfg.known && !a->o.once) {
@@ -956,11 +1095,15 @@ int cmd_agent(int argc, char **argv)
 	if (rc != 0)
 		return rc > 0 ? AGENT_EXIT_OK : AGENT_EXIT_USAGE;
 	char err[512];
-	a.dc = devclient_new(a.o.control_plane, a.o.serial, a.o.secret, err, sizeof(err));
+	a.dc = devclient_new(a.o.control_plane, a.o.serial, a.o.secret, a.o.ca_file, err,
+			     sizeof(err));
 	if (!a.dc) {
 		fprintf(stderr, "sagflow agent: %s\n", err);
 		return AGENT_EXIT_USAGE;
 	}
+	/* The Log Service leg signs with the same key (device-protocol.md §8). */
+	char secret_copy[DOMAIN_SECRET_LEN + 1];
+	snprintf(secret_copy, sizeof(secret_copy), "%s", a.o.secret);
 	/* The client holds its own copy: blank the one in argv so ps and
 	 * /proc/PID/cmdline stop showing it (the environment is the better way). */
 	if (a.o.secret != getenv(AGENT_SECRET_ENV))
@@ -975,15 +1118,29 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	struct http_server *mh = a.o.metrics.on ? start_metrics(&a.o.metrics) : NULL;
 	if (a.o.metrics.on && !mh) {
+		OPENSSL_cleanse(secret_copy, sizeof(secret_copy));
 		devclient_free(a.dc);
 		return AGENT_EXIT_FAIL;
 	}
 	state_load(&a);
+	/* The delivery thread runs whenever records may be metered, with or
+	 * without an sls leg now: what a previous run queued goes out too. */
+	if (!a.o.once) {
+		struct slssend_config sc = {a.o.serial, secret_copy, a.o.ca_file, a.o.state_dir,
+					    a.o.spool_max ? a.o.spool_max : SPOOL_MAX_BYTES_DEFAULT};
+		if (!(a.sls = slssend_start(&sc))) {
+			OPENSSL_cleanse(secret_copy, sizeof(secret_copy));
+			http_server_free(mh);
+			devclient_free(a.dc);
+			return AGENT_EXIT_FAIL;
+		}
+	}
+	OPENSSL_cleanse(secret_copy, sizeof(secret_copy));
 	rc = first_sync(&a);
 	/* The first report went out before the configuration was known: a
 	 * one-shot mode tells the control plane about the sls leg right away. */
 	if (rc == AGENT_EXIT_OK && !a.o.iface && a.failures == 0 &&
-	    sls_leg(&a.cfg) != a.reported_sls)
+	    (sls_leg(&a.cfg) && a.sls) != a.reported_sls)
 		sync_once(&a);
 	if (rc == AGENT_EXIT_OK && a.o.once) {
 		char *s = config_dump(&a);
@@ -993,6 +1150,8 @@ int cmd_agent(int argc, char **argv)
 		rc = run_capture(&a);
 	}
 	stop_metering(&a);
+	/* Every record is closed now: the queue gets a last chance to drain. */
+	slssend_stop(a.sls, AGENT_SLS_DRAIN_MS);
 	http_server_free(mh);
 	devclient_free(a.dc);
 	return rc;

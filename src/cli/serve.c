@@ -21,6 +21,7 @@
 #include "core/num.h"
 #include "core/ratelimit.h"
 #include "core/timeutil.h"
+#include "device/client.h"
 #include "device/device.h"
 #include "domain/domain.h"
 #include "http/http.h"
@@ -62,6 +63,9 @@ struct serve_opts {
 	bool no_answer_cache;
 	int64_t online_ms;
 	const char *sls_domain;
+	struct device_sls_endpoint sls_eps[DEVICE_MAX_SLS_ENDPOINTS]; /* --sls-endpoint */
+	char sls_regions[DEVICE_MAX_SLS_ENDPOINTS][DOMAIN_REGION_MAX + 1];
+	size_t sls_neps;
 	const char *logs_dir; /* NULL: "logs" beside the database */
 	const char *tls_cert, *tls_key; /* both or neither */
 	struct cli_metrics_addr metrics; /* --metrics-listen */
@@ -80,7 +84,8 @@ static void serve_usage(FILE *f)
 		"                     [--max-callers N] [--max-held-syncs N] [--max-connections N]\n"
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
-		"                     [--sls-domain DOMAIN] [--logs-dir DIR]\n"
+		"                     [--sls-domain DOMAIN] [--sls-endpoint REGION=URL]...\n"
+		"                     [--logs-dir DIR]\n"
 		"                     [--metrics-listen HOST:PORT]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) and the\n"
@@ -132,8 +137,16 @@ static void serve_usage(FILE *f)
 		"  --sls-domain DOMAIN   the Log Service endpoint's domain (default "
 		LOGSTORE_DEFAULT_DOMAIN ");\n"
 		"                        a project is addressed as <project>.DOMAIN[:port]\n"
+		"                        (also <project>.@IP:PORT and <project>.IPV4:PORT)\n"
+		"  --sls-endpoint REGION=URL\n"
+		"                        gateway devices of flow logs in SlsRegionId REGION\n"
+		"                        write to the Log Service at URL (http(s)://HOST[:PORT],\n"
+		"                        Host <project>.HOST) instead of this server's own log\n"
+		"                        store; repeatable, one per region\n"
 		"  --logs-dir DIR        where the Log Service keeps logs (default: logs/ beside\n"
-		"                        --db), one directory per logstore, one file per day\n"
+		"                        --db), one directory per logstore, one file per day of\n"
+		"                        arrival; a file older than its logstore's ttl (days) is\n"
+		"                        removed, at start and every hour\n"
 		"  --metrics-listen HOST:PORT\n"
 		"                        serve GET /metrics (Prometheus text format) on this\n"
 		"                        address, apart from the API; port 0 picks a free port.\n"
@@ -152,6 +165,29 @@ static void serve_usage(FILE *f)
 		DEVICE_MAX_HELD,
 		RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
 		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000, HTTP_TLS_MAX_FILE);
+}
+
+/* REGION=URL: a known region, once, and a URL the agent can parse. The
+ * strings stay in argv, which outlives the server. */
+static int parse_sls_endpoint(const char *v, struct serve_opts *o)
+{
+	const char *eq = strchr(v, '=');
+	struct devclient_url u;
+	char err[128];
+	if (!eq || o->sls_neps == DEVICE_MAX_SLS_ENDPOINTS || (size_t)(eq - v) > DOMAIN_REGION_MAX)
+		return -1;
+	struct str region = {v, (size_t)(eq - v)};
+	const char *url = eq + 1;
+	if (!domain_region_known(region) || devclient_parse_url(url, &u, err, sizeof(err)) < 0)
+		return -1;
+	char *r = o->sls_regions[o->sls_neps];
+	memcpy(r, region.p, region.len);
+	r[region.len] = '\0';
+	for (size_t i = 0; i < o->sls_neps; i++)
+		if (!strcmp(o->sls_eps[i].region, r))
+			return -1;
+	o->sls_eps[o->sls_neps++] = (struct device_sls_endpoint){r, url};
+	return 0;
 }
 
 static int parse_listen(const char *s, struct serve_opts *o)
@@ -236,6 +272,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if (!v[0] || strlen(v) > LOGSTORE_MAX_DOMAIN || strchr(v, ':'))
 				return fprintf(stderr, "serve: bad --sls-domain '%s'\n", v), -1;
 			o->sls_domain = v;
+		} else if ((v = cli_opt_value("--sls-endpoint", argc, argv, &i))) {
+			if (parse_sls_endpoint(v, o) < 0)
+				return fprintf(stderr, "serve: bad --sls-endpoint '%s' (REGION=URL, a "
+					       "region of DescribeRegions, an http(s)://HOST[:PORT] "
+					       "URL, each region once, at most %d)\n",
+					       v, DEVICE_MAX_SLS_ENDPOINTS), -1;
 		} else if ((v = cli_opt_value("--logs-dir", argc, argv, &i))) {
 			o->logs_dir = v;
 		} else if ((v = cli_opt_value("--tls-cert", argc, argv, &i))) {
@@ -338,6 +380,11 @@ static int env_key(struct store *st)
 				"or commas");
 			return -1;
 		}
+	if (!strncmp(e.akid, DOMAIN_DEVICE_KEY_PREFIX, sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1)) {
+		log_err("serve: SAGFLOW_ACCESS_KEY_ID must not start with \"%s\" (a gateway device's "
+			"Log Service credential)", DOMAIN_DEVICE_KEY_PREFIX);
+		return -1;
+	}
 	if (store_write(st, ensure_env_key, &e) != 0) {
 		log_err("serve: cannot store the access key from the environment");
 		return -1;
@@ -445,6 +492,7 @@ int cmd_serve(int argc, char **argv)
 	/* API writes wake the held syncs of their account (long-poll). */
 	cfg.account_changed = device_server_account_changed;
 	cfg.account_changed_arg = dev;
+	device_server_set_sls(dev, o.sls_domain, o.sls_eps, o.sls_neps);
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(&o, logs_dir);
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);

@@ -80,6 +80,9 @@ struct device_server {
 	int64_t hold_max_s; /* the longest a sync is held */
 	int64_t poll_s;     /* PollIntervalSeconds in answers */
 	int64_t refresh_ms; /* an unchanged report older than this is stored again */
+	const char *sls_domain;
+	const struct device_sls_endpoint *sls_eps;
+	size_t sls_neps;
 };
 
 /* What one request carries, parsed. Slices point into the request. */
@@ -179,6 +182,23 @@ static void respond_err_last(struct http_request *r, enum dev_err e, int64_t las
 	http_respond_owned(r, dev_errors[e].status, CT_JSON, body, strlen(body));
 }
 
+/* Where the device writes the Log Service leg: the region's endpoint, or ""
+ * (the control plane's own log store, Host "<project>.<SlsDomain>"), and the
+ * account id the records name as ali-uid. */
+static void sls_json(const struct sync *s, json_t *o)
+{
+	const struct device_server *ds = s->ds;
+	const char *url = "";
+	for (size_t i = 0; i < ds->sls_neps; i++)
+		if (!strcmp(ds->sls_eps[i].region, s->fl.sls_region_id))
+			url = ds->sls_eps[i].url;
+	char uid[24];
+	snprintf(uid, sizeof(uid), "%lld", (long long)s->g.account_id);
+	json_object_set_new(o, "SlsEndpoint", json_string(url));
+	json_object_set_new(o, "SlsDomain", json_string(url[0] ? "" : ds->sls_domain));
+	json_object_set_new(o, "AliUid", json_string(uid));
+}
+
 /* The effective configuration: the bound flow log while it is Active, else null. */
 static json_t *config_json(const struct sync *s)
 {
@@ -196,6 +216,8 @@ static json_t *config_json(const struct sync *s)
 	json_object_set_new(o, "SlsRegionId", json_string(fl->sls_region_id));
 	json_object_set_new(o, "ProjectName", json_string(fl->project_name));
 	json_object_set_new(o, "LogstoreName", json_string(fl->logstore_name));
+	if (fl->output != FLOWLOG_OUT_NETFLOW)
+		sls_json(s, o);
 	return o;
 }
 
@@ -679,6 +701,7 @@ struct device_server *device_server_new(struct store *st, int64_t online_ms,
 	if (d->poll_s < 1)
 		d->poll_s = 1;
 	d->refresh_ms = online_ms / 3 < DEVICE_REPORT_REFRESH_MS ? online_ms / 3 : DEVICE_REPORT_REFRESH_MS;
+	d->sls_domain = "";
 	return d;
 }
 
@@ -696,6 +719,14 @@ unsigned device_held(struct device_server *d, unsigned *max)
 {
 	*max = d->max_held;
 	return holds_count(d->holds);
+}
+
+void device_server_set_sls(struct device_server *d, const char *domain,
+			   const struct device_sls_endpoint *eps, size_t n)
+{
+	d->sls_domain = domain;
+	d->sls_eps = eps;
+	d->sls_neps = n;
 }
 
 void device_server_free(struct device_server *d)

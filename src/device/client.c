@@ -1,35 +1,25 @@
-/* The device channel, client side: one blocking HTTP/1.1 exchange per sync
- * (Connection: close), bounded in time and size, signed as docs/device-
- * protocol.md §3 says. A fresh connection each time keeps the client free of
- * keep-alive state; at one sync a second per device that costs nothing. */
+/* The device channel, client side: one signed POST per sync (docs/device-
+ * protocol.md §3) through the agent's transport (device/transport.c, libcurl:
+ * keep-alive, TLS, proxies), bounded in time and size, and the answer parsed
+ * into the flow-log configuration. */
 #include "device/client.h"
 
-#include <errno.h>
-#include <stdatomic.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <openssl/crypto.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
-
-#define DEVCLIENT_DEFAULT_PORT "80"
-#define DEVCLIENT_PORT_MAX 5 /* digits */
-#define DEVCLIENT_READ_CHUNK 4096
+#include "device/transport.h"
 
 struct devclient {
-	char host[DEVCLIENT_HOST_MAX + 1];
-	char port[DEVCLIENT_PORT_MAX + 1];
-	char host_header[DEVCLIENT_HOST_MAX + DEVCLIENT_PORT_MAX + 4];
+	struct devclient_url server;
+	char url[DEVCLIENT_URL_MAX + 32]; /* scheme://host:port/device/v1/sync */
+	struct transport *t;
 	char serial[DOMAIN_SN_MAX + 1];
 	char secret[DOMAIN_SECRET_LEN + 1];
 	int64_t last_seq; /* the last X-Sag-Sequence sent (or the server's LastSequence) */
@@ -43,29 +33,31 @@ static bool host_char(char c)
 	       c == '.' || c == '-' || c == ':' || c == '_';
 }
 
-/* http://HOST[:PORT][/] with HOST a name, an IPv4 address or [IPv6]. */
-static int parse_url(struct devclient *c, struct str u, char *err, size_t errlen)
+/* The scheme's length and kind; 0 when u starts with neither. */
+static size_t url_scheme(struct str u, bool *https)
 {
-	static const char scheme[] = "http://";
+	*https = u.len >= 8 && str_caseeq((struct str){u.p, 8}, "https://");
+	if (*https)
+		return 8;
+	return u.len >= 7 && str_caseeq((struct str){u.p, 7}, "http://") ? 7 : 0;
+}
+
+int devclient_parse_url(const char *url, struct devclient_url *out, char *err, size_t errlen)
+{
+	struct str u = str_c(url);
 	if (u.len > DEVCLIENT_URL_MAX) {
-		snprintf(err, errlen, "the control-plane URL is longer than %d bytes",
-			 DEVCLIENT_URL_MAX);
+		snprintf(err, errlen, "the URL is longer than %d bytes", DEVCLIENT_URL_MAX);
 		return -1;
 	}
-	if (u.len >= 8 && str_caseeq((struct str){u.p, 8}, "https://")) {
-		snprintf(err, errlen,
-			 "https:// is not supported (no TLS in the agent; see docs/agent.md)");
+	size_t skip = url_scheme(u, &out->https);
+	if (!skip) {
+		snprintf(err, errlen, "the URL must start with http:// or https://");
 		return -1;
 	}
-	if (u.len < sizeof(scheme) - 1 ||
-	    !str_caseeq((struct str){u.p, sizeof(scheme) - 1}, scheme)) {
-		snprintf(err, errlen, "the control-plane URL must start with http://");
-		return -1;
-	}
-	struct str rest = {u.p + sizeof(scheme) - 1, u.len - (sizeof(scheme) - 1)};
+	struct str rest = {u.p + skip, u.len - skip};
 	if (rest.len && rest.p[rest.len - 1] == '/')
 		rest.len--;
-	struct str host = rest, port = STR_LIT(DEVCLIENT_DEFAULT_PORT);
+	struct str host = rest, port = out->https ? STR_LIT("443") : STR_LIT("80");
 	if (rest.len && rest.p[0] == '[') {
 		const char *close = memchr(rest.p, ']', rest.len);
 		if (!close)
@@ -90,24 +82,23 @@ static int parse_url(struct devclient *c, struct str u, char *err, size_t errlen
 	for (size_t i = 0; i < host.len; i++)
 		if (!host_char(host.p[i]))
 			goto bad;
-	memcpy(c->host, host.p, host.len);
-	c->host[host.len] = '\0';
-	snprintf(c->port, sizeof(c->port), "%d", (int)pn);
-	snprintf(c->host_header, sizeof(c->host_header), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s",
-		 c->host, c->port);
+	memcpy(out->host, host.p, host.len);
+	out->host[host.len] = '\0';
+	snprintf(out->port, sizeof(out->port), "%d", (int)pn);
+	snprintf(out->authority, sizeof(out->authority),
+		 strchr(out->host, ':') ? "[%s]:%s" : "%s:%s", out->host, out->port);
 	return 0;
 bad:
-	snprintf(err, errlen,
-		 "the control-plane URL must be http://HOST[:PORT] (a path is not allowed)");
+	snprintf(err, errlen, "the URL must be http(s)://HOST[:PORT] (a path is not allowed)");
 	return -1;
 }
 
-struct devclient *devclient_new(const char *url, const char *serial, const char *secret, char *err,
-				size_t errlen)
+struct devclient *devclient_new(const char *url, const char *serial, const char *secret,
+				const char *ca_file, char *err, size_t errlen)
 {
 	struct devclient *c = xcalloc(1, sizeof(*c));
 	struct str sn = str_c(serial), key = str_c(secret);
-	if (parse_url(c, str_c(url), err, errlen) < 0)
+	if (devclient_parse_url(url, &c->server, err, errlen) < 0)
 		goto fail;
 	if (!domain_serial_valid(sn)) {
 		snprintf(err, errlen, "the serial number must be 1-%d of [A-Za-z0-9_-]",
@@ -121,6 +112,9 @@ struct devclient *devclient_new(const char *url, const char *serial, const char 
 	}
 	memcpy(c->serial, sn.p, sn.len);
 	memcpy(c->secret, key.p, key.len);
+	snprintf(c->url, sizeof(c->url), "%s://%s" DEVICE_SYNC_PATH,
+		 c->server.https ? "https" : "http", c->server.authority);
+	c->t = transport_new(ca_file);
 	return c;
 fail:
 	devclient_free(c);
@@ -132,227 +126,8 @@ void devclient_free(struct devclient *c)
 	if (!c)
 		return;
 	OPENSSL_cleanse(c->secret, sizeof(c->secret));
+	transport_free(c->t);
 	free(c);
-}
-
-/* ---- the socket ---- */
-
-static int64_t remaining_ms(int64_t deadline_us)
-{
-	int64_t left = (deadline_us - time_mono_us()) / 1000;
-	return left > 0 ? left : 0;
-}
-
-/* devclient_cancel(): one flag for the process, checked between poll slices
- * (the agent has one client; the libcurl client will replace this). */
-static atomic_bool devclient_cancelled;
-#define DEVCLIENT_SLICE_MS 200
-
-void devclient_cancel(void)
-{
-	atomic_store(&devclient_cancelled, true);
-}
-
-/* Waits until fd is ready for ev; 0, or -1 on timeout, cancel or error (errno set). */
-static int wait_fd(int fd, short ev, int64_t deadline_us)
-{
-	for (;;) {
-		struct pollfd p = {fd, ev, 0};
-		int64_t ms = remaining_ms(deadline_us);
-		if (ms == 0 || atomic_load(&devclient_cancelled)) {
-			errno = ms == 0 ? ETIMEDOUT : ECANCELED;
-			return -1;
-		}
-		int rc = poll(&p, 1, (int)(ms < DEVCLIENT_SLICE_MS ? ms : DEVCLIENT_SLICE_MS));
-		if (rc > 0)
-			return 0;
-		if (rc == 0)
-			continue;
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
-static int connect_one(const struct addrinfo *ai, int64_t deadline_us)
-{
-	int fd =
-	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return fd;
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline_us) == 0 &&
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
-		return fd;
-	int saved = soerr ? soerr : errno;
-	close(fd);
-	errno = saved;
-	return -1;
-}
-
-static int dial(const struct devclient *c, char *err, size_t errlen)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res = NULL;
-	int rc = getaddrinfo(c->host, c->port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", c->host, gai_strerror(rc));
-		return -1;
-	}
-	int64_t deadline = time_mono_us() + DEVCLIENT_CONNECT_TIMEOUT_MS * 1000LL;
-	int fd = -1;
-	for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
-		fd = connect_one(ai, deadline);
-	if (fd < 0)
-		snprintf(err, errlen, "cannot connect to %s: %s", c->host_header, strerror(errno));
-	freeaddrinfo(res);
-	return fd;
-}
-
-static int send_all(int fd, const char *p, size_t len, int64_t deadline_us)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_fd(fd, POLLOUT, deadline_us) < 0)
-				return -1;
-		} else {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Reads until a whole response, the server's close, the size cap or the deadline. */
-static int recv_response(int fd, struct buf *b, bool *closed, int64_t deadline_us, char *err,
-			 size_t errlen)
-{
-	*closed = false;
-	while (!devclient_response_complete((struct str){b->p, b->len})) {
-		if (b->len >= DEVCLIENT_MAX_RESPONSE) {
-			snprintf(err, errlen, "the answer exceeds %d bytes",
-				 DEVCLIENT_MAX_RESPONSE);
-			return -1;
-		}
-		if (wait_fd(fd, POLLIN, deadline_us) < 0) {
-			snprintf(err, errlen, "no answer within %d ms: %s", DEVCLIENT_IO_TIMEOUT_MS,
-				 strerror(errno));
-			return -1;
-		}
-		size_t want = DEVCLIENT_MAX_RESPONSE - b->len;
-		if (want > DEVCLIENT_READ_CHUNK)
-			want = DEVCLIENT_READ_CHUNK;
-		buf_reserve(b, want);
-		/* Never more than the cap, whatever buf_reserve allocated. */
-		ssize_t n = recv(fd, b->p + b->len, want, 0);
-		if (n == 0) {
-			*closed = true;
-			return 0;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			snprintf(err, errlen, "reading the answer: %s", strerror(errno));
-			return -1;
-		}
-		if (n > 0)
-			b->len += (size_t)n;
-	}
-	return 0;
-}
-
-/* ---- HTTP/1.1 response parsing ---- */
-
-static const char *find_crlf2(struct str s)
-{
-	for (size_t i = 0; i + 3 < s.len; i++)
-		if (s.p[i] == '\r' && s.p[i + 1] == '\n' && s.p[i + 2] == '\r' &&
-		    s.p[i + 3] == '\n')
-			return s.p + i;
-	return NULL;
-}
-
-/* One header line: Content-Length is used, chunked coding is refused. */
-static int header_line(struct str line, int64_t *clen, char *err, size_t errlen)
-{
-	const char *colon = memchr(line.p, ':', line.len);
-	bool ctl = false;
-	for (size_t i = 0; i < line.len; i++)
-		ctl |= ((unsigned char)line.p[i] < 0x20 && line.p[i] != '\t') || line.p[i] == 0x7f;
-	if (!colon || ctl) {
-		snprintf(err, errlen, "malformed header line in the answer");
-		return -1;
-	}
-	struct str name = {line.p, (size_t)(colon - line.p)};
-	struct str val = str_trim((struct str){colon + 1, (size_t)(line.p + line.len - colon - 1)});
-	if (str_caseeq(name, "Content-Length")) {
-		if (*clen >= 0 || num_parse_i64(val, 0, DEVCLIENT_MAX_RESPONSE, clen) < 0) {
-			snprintf(err, errlen, "bad or repeated Content-Length in the answer");
-			return -1;
-		}
-	} else if (str_caseeq(name, "Transfer-Encoding") && !str_caseeq(val, "identity")) {
-		snprintf(err, errlen,
-			 "the answer uses Transfer-Encoding, which this client does not decode");
-		return -1;
-	}
-	return 0;
-}
-
-int devclient_parse_response(struct str resp, bool complete, int *status, struct str *body,
-			     char *err, size_t errlen)
-{
-	const char *end = find_crlf2(resp);
-	if (!end) {
-		snprintf(err, errlen,
-			 complete ? "the answer ended inside its headers" : "incomplete");
-		return -1;
-	}
-	struct str head = {resp.p, (size_t)(end - resp.p) + 2}; /* every line ends in CRLF */
-	const char *eol = memchr(head.p, '\r', head.len);
-	struct str sl = {head.p, (size_t)(eol - head.p)};
-	int64_t code;
-	if (sl.len < 12 || memcmp(sl.p, "HTTP/1.", 7) != 0 || sl.p[8] != ' ' ||
-	    num_parse_i64((struct str){sl.p + 9, 3}, 100, 599, &code) < 0 ||
-	    (sl.len > 12 && sl.p[12] != ' ')) {
-		snprintf(err, errlen, "the answer is not HTTP/1.x");
-		return -1;
-	}
-	int64_t clen = -1;
-	int lines = 0;
-	for (const char *p = eol + 2; p < head.p + head.len;) {
-		const char *e = memchr(p, '\r', (size_t)(head.p + head.len - p));
-		if (!e || e + 1 >= head.p + head.len || e[1] != '\n' ||
-		    ++lines > DEVCLIENT_MAX_HEADER_LINES) {
-			snprintf(err, errlen, "malformed or too many header lines in the answer");
-			return -1;
-		}
-		if (header_line((struct str){p, (size_t)(e - p)}, &clen, err, errlen) < 0)
-			return -1;
-		p = e + 2;
-	}
-	const char *b = end + 4;
-	size_t avail = (size_t)(resp.p + resp.len - b);
-	if (clen >= 0 && avail >= (size_t)clen) {
-		*body = (struct str){b, (size_t)clen};
-	} else if (clen < 0 && complete) {
-		*body = (struct str){b, avail};
-	} else {
-		snprintf(err, errlen,
-			 complete ? "the answer is shorter than its Content-Length" : "incomplete");
-		return -1;
-	}
-	*status = (int)code;
-	return 0;
-}
-
-bool devclient_response_complete(struct str resp)
-{
-	int status;
-	struct str body;
-	char err[8];
-	return devclient_parse_response(resp, false, &status, &body, err, sizeof(err)) == 0;
 }
 
 /* ---- the answer's JSON ---- */
@@ -404,7 +179,10 @@ static int flowlog_from_json(json_t *o, struct devclient_flowlog *f, char *err, 
 	    get_int(o, "InactiveAging", FLOWLOG_INACTIVE_AGING_MIN, FLOWLOG_INACTIVE_AGING_MAX,
 		    &f->inactive_aging_s) < 0 ||
 	    get_str(o, "ProjectName", f->project, sizeof(f->project), false) < 0 ||
-	    get_str(o, "LogstoreName", f->logstore, sizeof(f->logstore), false) < 0) {
+	    get_str(o, "LogstoreName", f->logstore, sizeof(f->logstore), false) < 0 ||
+	    get_str(o, "SlsEndpoint", f->sls_endpoint, sizeof(f->sls_endpoint), false) < 0 ||
+	    get_str(o, "SlsDomain", f->sls_domain, sizeof(f->sls_domain), false) < 0 ||
+	    get_str(o, "AliUid", f->ali_uid, sizeof(f->ali_uid), false) < 0) {
 		snprintf(err, errlen, "FlowLog lacks a valid FlowLogId, OutputType or aging");
 		return -1;
 	}
@@ -508,8 +286,8 @@ static char *report_json(const struct devclient_report *rep)
 	if (rep->config_version && rep->config_version[0])
 		json_object_set_new(o, "ConfigVersion", json_string(rep->config_version));
 	/* Read by servers that know it (docs/device-protocol.md); others ignore it. */
-	if (rep->sls_not_delivered)
-		json_object_set_new(o, "SlsDelivery", json_string("not-delivered"));
+	if (rep->sls_delivery && rep->sls_delivery[0])
+		json_object_set_new(o, "SlsDelivery", json_string(rep->sls_delivery));
 	if (rep->wait_s > 0)
 		json_object_set_new(o, "Wait", json_integer(rep->wait_s));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -527,7 +305,13 @@ static int64_t next_sequence(struct devclient *c)
 	return c->last_seq;
 }
 
-static void build_request(struct devclient *c, struct str body, struct buf *req)
+/* The signed request's header lines (§2). */
+struct sync_headers {
+	char line[6][DEVICE_HEX_SHA256 + 64];
+	const char *v[6];
+};
+
+static void build_request(struct devclient *c, struct str body, struct sync_headers *h)
 {
 	char date[21], seq[24], sha[DEVICE_HEX_SHA256 + 1], sig[DEVICE_HEX_SHA256 + 1];
 	struct buf sts = {0};
@@ -538,35 +322,39 @@ static void build_request(struct devclient *c, struct str body, struct buf *req)
 			      str_c(date), str_c(seq), str_c(sha));
 	device_sign(str_c(c->secret), (struct str){sts.p, sts.len}, sig);
 	buf_free(&sts);
-	buf_printf(
-	    req,
-	    "POST " DEVICE_SYNC_PATH " HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\nX-Sag-Serial-Number: %s\r\nX-Sag-Date: %s\r\nX-Sag-Sequence: "
-	    "%s\r\n"
-	    "X-Sag-Content-Sha256: %s\r\nAuthorization: " DEVICE_AUTH_ALGORITHM " Signature=%s\r\n"
-	    "Connection: close\r\nUser-Agent: sagflow-agent/" SAGFLOW_VERSION "\r\n\r\n",
-	    c->host_header, body.len, c->serial, date, seq, sha, sig);
-	buf_add(req, body.p, body.len);
+	snprintf(h->line[0], sizeof(h->line[0]), "Content-Type: application/json");
+	snprintf(h->line[1], sizeof(h->line[1]), "X-Sag-Serial-Number: %s", c->serial);
+	snprintf(h->line[2], sizeof(h->line[2]), "X-Sag-Date: %s", date);
+	snprintf(h->line[3], sizeof(h->line[3]), "X-Sag-Sequence: %s", seq);
+	snprintf(h->line[4], sizeof(h->line[4]), "X-Sag-Content-Sha256: %s", sha);
+	snprintf(h->line[5], sizeof(h->line[5]), "Authorization: " DEVICE_AUTH_ALGORITHM " Signature=%s",
+		 sig);
+	for (size_t i = 0; i < 6; i++)
+		h->v[i] = h->line[i];
 }
 
-/* One exchange: the raw answer in resp. */
-static int exchange(struct devclient *c, struct str body, int wait_s, struct buf *resp,
-		    bool *closed, char *err, size_t errlen)
+/* One exchange: the answer's status and body in ans. */
+static enum transport_status exchange(struct devclient *c, struct str body, int wait_s,
+				      struct transport_answer *ans, char *err, size_t errlen)
 {
-	struct buf req = {0};
-	int fd = dial(c, err, errlen);
-	if (fd < 0)
-		return -1;
-	build_request(c, body, &req);
-	int64_t deadline = time_mono_us() + DEVCLIENT_IO_TIMEOUT_MS * 1000LL + wait_s * 1000000LL;
-	int rc = send_all(fd, req.p, req.len, deadline);
-	if (rc < 0)
-		snprintf(err, errlen, "sending to %s: %s", c->host_header, strerror(errno));
-	else
-		rc = recv_response(fd, resp, closed, deadline, err, errlen);
-	buf_free(&req);
-	close(fd);
-	return rc;
+	struct sync_headers h;
+	build_request(c, body, &h);
+	struct transport_req rq = {.url = c->url,
+				   .headers = h.v,
+				   .nheaders = 6,
+				   .body = body,
+				   .connect_timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS,
+				   .timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS + DEVCLIENT_IO_TIMEOUT_MS +
+						 wait_s * 1000L,
+				   .max_body = DEVCLIENT_MAX_RESPONSE};
+	char why[256] = "";
+	enum transport_status st = transport_post(c->t, &rq, ans, why, sizeof(why));
+	if (st == TRANSPORT_UNTRUSTED)
+		snprintf(err, errlen, "the control plane %s is not trusted: %s (--ca-file)",
+			 c->server.authority, why);
+	else if (st != TRANSPORT_OK)
+		snprintf(err, errlen, "cannot reach %s: %s", c->server.authority, why);
+	return st;
 }
 
 static enum devclient_status classify_error(struct str body, struct devclient_answer *out,
@@ -598,17 +386,18 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 {
 	memset(out, 0, sizeof(*out));
 	char *body = report_json(rep);
-	struct buf resp = {0};
-	bool closed = false;
+	struct transport_answer ans = {0};
 	enum devclient_status st = DEVCLIENT_UNREACHABLE;
-	struct str b;
 	int retried = 0;
-again:
-	if (exchange(c, str_c(body), rep->wait_s, &resp, &closed, err, errlen) < 0)
+again:;
+	enum transport_status ts = exchange(c, str_c(body), rep->wait_s, &ans, err, errlen);
+	if (ts == TRANSPORT_UNTRUSTED)
+		st = DEVCLIENT_UNTRUSTED;
+	if (ts != TRANSPORT_OK)
 		goto out;
-	if (devclient_parse_response((struct str){resp.p, resp.len}, true, &out->http_status, &b,
-				     err, errlen) < 0)
-		goto out;
+	struct str b = {ans.body.p, ans.body.len};
+	out->http_status = (int)ans.status;
+	memcpy(out->local_ip, ans.local_ip, sizeof(out->local_ip));
 	if (out->http_status != 200) {
 		st = classify_error(b, out, err, errlen);
 		/* Our counter is behind the server's (the clock went back, or another
@@ -616,7 +405,7 @@ again:
 		if (out->http_status == 409 && out->last_sequence > c->last_seq && !retried++) {
 			c->last_seq = out->last_sequence;
 			memset(out, 0, sizeof(*out));
-			buf_reset(&resp);
+			buf_reset(&ans.body);
 			goto again;
 		}
 		goto out;
@@ -625,6 +414,16 @@ again:
 		st = DEVCLIENT_OK;
 out:
 	free(body);
-	buf_free(&resp);
+	buf_free(&ans.body);
 	return st;
+}
+
+const struct devclient_url *devclient_server(const struct devclient *c)
+{
+	return &c->server;
+}
+
+void devclient_cancel(void)
+{
+	transport_cancel();
 }

@@ -214,6 +214,20 @@ bool domain_region_syntax(struct str s)
 	return groups >= 2;
 }
 
+const char *const domain_region_ids[DOMAIN_REGION_COUNT] = {
+	"cn-shanghai",    "cn-hangzhou",    "cn-hongkong",    "cn-shanghai-finance-1",
+	"ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-5",
+	"ap-northeast-1", "eu-central-1",
+};
+
+bool domain_region_known(struct str s)
+{
+	for (size_t i = 0; i < DOMAIN_REGION_COUNT; i++)
+		if (str_eqc(s, domain_region_ids[i]))
+			return true;
+	return false;
+}
+
 bool domain_ip_valid(struct str s)
 {
 	char tmp[DOMAIN_IP_MAX + 1];
@@ -235,11 +249,30 @@ static bool charset_ok(struct str s, size_t min, size_t max, const char *extra)
 	return true;
 }
 
-bool domain_sls_name_valid(struct str s)
+/* sagflow's own log store holds these names (docs/logstore.md), so they follow
+ * the Log Service's rule exactly: a name it would refuse is refused here, at
+ * CreateFlowLog, rather than at the first record a device sends. */
+static bool sls_name_ok(struct str s, bool underscore)
 {
-	/* Log Service names: lowercase, digits, '-' and '_' (logstores), 2-128
-	 * characters; we accept upper case too and leave the rest to SLS. */
-	return charset_ok(s, 2, DOMAIN_SLS_NAME_MAX, "-_");
+	if (s.len < DOMAIN_SLS_NAME_MIN || s.len > DOMAIN_SLS_NAME_LEN || s.p[0] == '-' ||
+	    s.p[s.len - 1] == '-')
+		return false;
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+		if (!(c >= 'a' && c <= 'z') && !is_digit(c) && c != '-' && !(underscore && c == '_'))
+			return false;
+	}
+	return true;
+}
+
+bool domain_sls_project_valid(struct str s)
+{
+	return sls_name_ok(s, false);
+}
+
+bool domain_sls_logstore_valid(struct str s)
+{
+	return sls_name_ok(s, true);
 }
 
 bool domain_serial_valid(struct str s)
@@ -355,7 +388,7 @@ static enum err apply_strings(struct flowlog *fl, const struct flowlog_patch *p,
 	if (apply_str(&p->netflow_server_ip, domain_ip_valid, fl->netflow_server_ip,
 		      sizeof(fl->netflow_server_ip)) < 0)
 		return ERR_ILLEGAL_PARAM_NETFLOW_SERVER_IP;
-	if (apply_str(&p->sls_region_id, domain_region_syntax, fl->sls_region_id,
+	if (apply_str(&p->sls_region_id, domain_region_known, fl->sls_region_id,
 		      sizeof(fl->sls_region_id)) < 0)
 		return ERR_ILLEGAL_PARAM_SLS_REGION_ID;
 	/* The remaining fields have no code of their own in the catalogue. */
@@ -365,9 +398,9 @@ static enum err apply_strings(struct flowlog *fl, const struct flowlog_patch *p,
 		bool (*valid)(struct str);
 	} rows[] = {
 		{"ProjectName", offsetof(struct flowlog_patch, project_name),
-		 offsetof(struct flowlog, project_name), DOMAIN_SLS_NAME_MAX + 1, domain_sls_name_valid},
+		 offsetof(struct flowlog, project_name), DOMAIN_SLS_NAME_MAX + 1, domain_sls_project_valid},
 		{"LogstoreName", offsetof(struct flowlog_patch, logstore_name),
-		 offsetof(struct flowlog, logstore_name), DOMAIN_SLS_NAME_MAX + 1, domain_sls_name_valid},
+		 offsetof(struct flowlog, logstore_name), DOMAIN_SLS_NAME_MAX + 1, domain_sls_logstore_valid},
 		{"Name", offsetof(struct flowlog_patch, name), offsetof(struct flowlog, name),
 		 DOMAIN_NAME_BYTES + 1, domain_name_valid},
 		{"Description", offsetof(struct flowlog_patch, description),

@@ -18,12 +18,19 @@
 #define DOMAIN_NAME_BYTES (DOMAIN_NAME_MAX * 4)
 #define DOMAIN_DESC_MAX 256        /* characters */
 #define DOMAIN_DESC_BYTES (DOMAIN_DESC_MAX * 4)
-#define DOMAIN_SLS_NAME_MAX 128    /* ProjectName / LogstoreName */
+#define DOMAIN_SLS_NAME_MAX 128    /* a stored ProjectName / LogstoreName (older rows) */
+#define DOMAIN_SLS_NAME_MIN 3      /* ... and what Log Service naming accepts now */
+#define DOMAIN_SLS_NAME_LEN 63
 #define DOMAIN_IP_MAX 45           /* INET6_ADDRSTRLEN - 1 */
 #define DOMAIN_SN_MAX 64           /* device serial number */
 #define DOMAIN_VERSION_MAX 32      /* firmware version string */
 #define DOMAIN_MODEL_MAX 32
 #define DOMAIN_SECRET_LEN 32       /* device SecretKey, [A-Za-z0-9] */
+/* A gateway device signs its Log Service requests (PutLogs) with the
+ * AccessKeyId "<prefix><serial number>" and its SecretKey as the secret
+ * (docs/device-protocol.md §8). No AccessKey may start with the prefix
+ * (store_key_insert refuses one), so the two kinds never collide. */
+#define DOMAIN_DEVICE_KEY_PREFIX "device."
 #define DOMAIN_MAX_DEVICES 2       /* one for no_backup, two for an HA pair */
 #define DOMAIN_SLS_DELIVERY_MAX 15 /* a device's SlsDelivery: "", "delivered", "not-delivered" */
 
@@ -93,8 +100,10 @@ void flowlog_init(struct flowlog *fl);
  * required, absent port/version keep their defaults), false for a partial
  * Modify (an empty string clears a field). On error fl may be half-updated:
  * apply to a copy. Checks, in order: OutputType, ActiveAging, InactiveAging,
- * NetflowVersion, NetflowServerPort, NetflowServerIp, SlsRegionId, the name and
- * description (InvalidParameter), then the MissingParam.* rules of the result. */
+ * NetflowVersion, NetflowServerPort, NetflowServerIp, SlsRegionId (one of the
+ * regions), ProjectName, LogstoreName (Log Service naming), the name and
+ * description (InvalidParameter naming the parameter in detail), then the
+ * MissingParam.* rules of the result. */
 enum err flowlog_apply(struct flowlog *fl, const struct flowlog_patch *p, bool create, char *detail,
 		       size_t detail_cap);
 /* Whether the flow log's OutputType sends to a NetFlow collector. */
@@ -172,11 +181,20 @@ enum err sag_firmware_check(const struct sag *g);
 bool domain_name_valid(struct str s);        /* 2-128 chars, starts with a letter */
 bool domain_description_valid(struct str s); /* 0-256 chars, no control chars */
 bool domain_region_syntax(struct str s);     /* "cn-shanghai"-like */
+bool domain_region_known(struct str s);      /* one of the regions of DescribeRegions */
 bool domain_ip_valid(struct str s);          /* IPv4 or IPv6 literal */
-bool domain_sls_name_valid(struct str s);    /* SLS project/logstore name */
+/* Log Service naming (issue 10): a project is 3-63 of [a-z0-9-], a logstore
+ * 3-63 of [a-z0-9_-]; neither starts nor ends with '-'. */
+bool domain_sls_project_valid(struct str s);
+bool domain_sls_logstore_valid(struct str s);
 bool domain_serial_valid(struct str s);      /* [A-Za-z0-9_-], 1-64 */
 bool domain_version_valid(struct str s);     /* digits and dots, comparable */
 bool domain_model_valid(struct str s);       /* [a-z0-9-], 1-32 */
+
+/* The Smartag regions (spec §0, §1), in the order the product's docs list
+ * them: DescribeRegions renders them, RegionId and SlsRegionId must be one. */
+#define DOMAIN_REGION_COUNT 10
+extern const char *const domain_region_ids[DOMAIN_REGION_COUNT];
 
 /* Copies s into a NUL-terminated buffer of cap bytes; -1 if it does not fit. */
 int domain_copy(char *dst, size_t cap, struct str s);

@@ -10,10 +10,12 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +29,7 @@
 #define HTTP_DRAIN_POLL_US 10000
 #define HTTP_DRAIN_WARN_MS 5000
 #define HTTP_RESERVED_FDS 64 /* descriptors kept for SQLite, logs, the device channel */
+#define HTTP_POLL_MAX_MS 1000 /* a worker looks at its daemon at least this often */
 
 struct http_route_ent {
 	char method[HTTP_MAX_METHOD]; /* "" = any */
@@ -37,10 +40,30 @@ struct http_route_ent {
 	void *arg;
 };
 
+/* One MHD daemon in external-polling epoll mode, run by its own thread; all of
+ * them share one listening socket (as MHD's own thread pool does). Not MHD's
+ * internal threads: their loop (0.9.75, also 1.0.0 and 1.0.1) calls epoll_wait
+ * again, with the full timeout, whenever a call returned exactly 128 events, so
+ * the 128 ready connections it holds wait for the next event or the connection
+ * timeout (docs/protocol.md, "Threads"). MHD_run never waits, so that second
+ * call cannot block here. */
+struct http_worker {
+	struct http_server *srv;
+	struct MHD_Daemon *d;
+	pthread_t thread;
+	bool running;
+	int wake_fd;             /* eventfd: a resumed connection, or a stop request */
+	atomic_bool quiesce, quit;
+	atomic_bool quiesced;    /* set by the worker once its daemon stopped accepting */
+};
+
 struct http_server {
 	struct http_config cfg;
 	char *host;
-	struct MHD_Daemon *d;
+	struct http_worker workers[HTTP_MAX_THREADS];
+	unsigned nworkers;
+	MHD_socket listen_fd; /* shared by the workers; closed once, by http_server_stop */
+	bool started;
 	uint16_t port;
 	struct http_route_ent routes[HTTP_MAX_ROUTES];
 	size_t nroutes;
@@ -52,6 +75,7 @@ struct http_server {
 
 struct http_conn {
 	struct http_server *srv;
+	struct http_worker *w;
 	struct MHD_Connection *mc;
 	struct http_request req;
 	char *uri;
@@ -71,6 +95,7 @@ struct http_server *http_server_new(const struct http_config *cfg)
 	s->cfg = *cfg;
 	s->host = xstrdup(cfg->host ? cfg->host : "127.0.0.1");
 	s->cfg.host = s->host;
+	s->listen_fd = MHD_INVALID_SOCKET;
 	if (s->cfg.threads < 1)
 		s->cfg.threads = 1;
 	if (s->cfg.threads > HTTP_MAX_THREADS)
@@ -81,7 +106,7 @@ struct http_server *http_server_new(const struct http_config *cfg)
 int http_route_add(struct http_server *s, const char *method, const char *path, http_handler_fn fn,
 		   void *arg)
 {
-	if (s->nroutes >= HTTP_MAX_ROUTES || s->d || (method && strlen(method) >= HTTP_MAX_METHOD))
+	if (s->nroutes >= HTTP_MAX_ROUTES || s->started || (method && strlen(method) >= HTTP_MAX_METHOD))
 		return -1;
 	struct http_route_ent *r = &s->routes[s->nroutes++];
 	snprintf(r->method, sizeof(r->method), "%s", method ? method : "");
@@ -126,6 +151,14 @@ void http_header_each(const struct http_request *r,
 	MHD_get_connection_values_n(r->conn->mc, MHD_HEADER_KIND, header_each_one, &e);
 }
 
+static void worker_wake(struct http_worker *w)
+{
+	uint64_t one = 1;
+	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN only: the counter is already non-zero, the worker will wake. */
+	}
+}
+
 static void respond_with(struct http_request *r, struct MHD_Response *resp, int status)
 {
 	struct http_conn *c = r->conn;
@@ -142,6 +175,7 @@ static void respond_with(struct http_request *r, struct MHD_Response *resp, int 
 	if (c->suspended) {
 		c->suspended = false;
 		MHD_resume_connection(c->mc);
+		worker_wake(c->w);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -206,12 +240,37 @@ static void answer_error(struct http_server *s, struct http_request *r, int stat
 	http_respond(r, status, "text/plain;charset=utf-8", (struct str){msg, (size_t)n});
 }
 
+/* An absolute-form target (a client that takes us for a proxy, like the old
+ * Go SDK with an IP endpoint) names the host itself: keep it as the
+ * authority, and the path is what follows it ("/" when nothing does). */
+static void split_absolute(struct http_request *r)
+{
+	static const char *const schemes[] = {"http://", "https://"};
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t sl = strlen(schemes[i]);
+		if (r->path.len < sl || strncasecmp(r->path.p, schemes[i], sl) != 0)
+			continue;
+		const char *a = r->path.p + sl, *end = r->path.p + r->path.len;
+		const char *slash = memchr(a, '/', (size_t)(end - a));
+		r->authority = (struct str){a, (size_t)((slash ? slash : end) - a)};
+		r->path = slash ? (struct str){slash, (size_t)(end - slash)} : str_c("/");
+		return;
+	}
+}
+
+struct str http_host(const struct http_request *r)
+{
+	return r->authority.len ? r->authority : http_header(r, "host");
+}
+
 /* The raw URI, before MHD decodes it: its own argument parser would hide
  * duplicates and bad escapes, and V1/V3 must see exactly what was sent. */
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *mc)
 {
+	struct http_worker *w = cls;
 	struct http_conn *c = xcalloc(1, sizeof(*c));
-	c->srv = cls;
+	c->srv = w->srv;
+	c->w = w;
 	c->mc = mc;
 	pthread_mutex_init(&c->mu, NULL);
 	size_t n = strnlen(uri, HTTP_MAX_URI + 1);
@@ -223,6 +282,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *mc)
 	size_t plen = q ? (size_t)(q - c->uri) : strlen(c->uri);
 	c->req.path = (struct str){c->uri, plen};
 	c->req.query = q ? (struct str){q + 1, strlen(q + 1)} : (struct str){c->uri + plen, 0};
+	split_absolute(&c->req);
 	return c;
 }
 
@@ -256,7 +316,7 @@ static bool on_headers(struct http_conn *c, const char *method)
 	set_remote(c);
 	c->max_body = HTTP_MAX_BODY;
 	if (c->srv->cfg.vhost && (c->vhost = c->srv->cfg.vhost(c->srv->cfg.vhost_arg,
-								http_header(&c->req, "host")))) {
+								http_host(&c->req)))) {
 		c->req.route_arg = c->vhost->arg;
 		c->max_body = c->vhost->max_body;
 	}
@@ -460,6 +520,130 @@ static void tls_options(const struct http_tls *tls, struct MHD_OptionItem opt[4]
 	opt[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 }
 
+/* MHD's next deadline (a connection's timeout), capped: never wait forever. */
+static int worker_timeout_ms(struct MHD_Daemon *d)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+	if (MHD_get_timeout(d, &t) != MHD_YES || t > HTTP_POLL_MAX_MS)
+		return HTTP_POLL_MAX_MS;
+	return (int)t;
+}
+
+/* Wait on the daemon's epoll descriptor (readable while it holds events; poll
+ * does not consume them) and on the wake eventfd, then let MHD do the work
+ * without blocking. The eventfd is read before MHD_run, so a resume during the
+ * run leaves it set and the next poll returns at once: MHD 0.9.75's
+ * MHD_get_timeout does not count resumed connections, and its own wakeup may
+ * already have been drained inside the run. */
+static void *worker_loop(void *arg)
+{
+	struct http_worker *w = arg;
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
+	struct pollfd pf[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
+			       {.fd = w->wake_fd, .events = POLLIN}};
+	while (!atomic_load(&w->quit)) {
+		if (poll(pf, 2, worker_timeout_ms(w->d)) > 0 && (pf[1].revents & POLLIN)) {
+			uint64_t n;
+			if (read(w->wake_fd, &n, sizeof(n)) < 0) {
+				/* EAGAIN: another read won the race; nothing to do */
+			}
+		}
+		if (atomic_load(&w->quiesce) && !atomic_load(&w->quiesced)) {
+			MHD_quiesce_daemon(w->d); /* the listening socket is closed by the server */
+			atomic_store(&w->quiesced, true);
+		}
+		MHD_run(w->d);
+	}
+	return NULL;
+}
+
+static struct MHD_Daemon *worker_daemon(struct http_server *s, struct http_worker *w,
+					struct sockaddr_storage *ss, unsigned conns)
+{
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (ss->ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	struct MHD_OptionItem tls_opt[4];
+	tls_options(s->cfg.tls, tls_opt, &flags);
+	/* The first daemon binds; the others take its socket. */
+	struct MHD_OptionItem where[] = {
+		s->listen_fd == MHD_INVALID_SOCKET
+			? (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ss}
+			: (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL},
+		{MHD_OPTION_END, 0, NULL}};
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
+		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, w, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_ARRAY, tls_opt, MHD_OPTION_END);
+}
+
+static int worker_start(struct http_server *s, struct http_worker *w,
+			struct sockaddr_storage *ss, unsigned conns)
+{
+	w->srv = s;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return -1;
+	w->d = worker_daemon(s, w, ss, conns);
+	if (!w->d)
+		return -1;
+	if (s->listen_fd == MHD_INVALID_SOCKET) {
+		const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_LISTEN_FD);
+		s->listen_fd = di ? di->listen_fd : MHD_INVALID_SOCKET;
+		di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_BIND_PORT);
+		s->port = di ? di->port : s->cfg.port;
+	}
+	if (pthread_create(&w->thread, NULL, worker_loop, w) != 0)
+		return -1;
+	pthread_setname_np(w->thread, "http-worker");
+	w->running = true;
+	return 0;
+}
+
+/* Each worker quiesces its own daemon (no other thread touches it), then the
+ * shared socket is closed once: new connections are refused from here on. */
+static void workers_quiesce(struct http_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct http_worker *w = &s->workers[i];
+		if (!w->running) {
+			if (w->d)
+				MHD_quiesce_daemon(w->d);
+			continue;
+		}
+		atomic_store(&w->quiesce, true);
+		worker_wake(w);
+		while (!atomic_load(&w->quiesced))
+			usleep(HTTP_DRAIN_POLL_US / 10);
+	}
+	if (s->listen_fd != MHD_INVALID_SOCKET)
+		close(s->listen_fd);
+	s->listen_fd = MHD_INVALID_SOCKET;
+}
+
+static void workers_stop(struct http_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct http_worker *w = &s->workers[i];
+		if (w->running) {
+			atomic_store(&w->quit, true);
+			worker_wake(w);
+			pthread_join(w->thread, NULL);
+			w->running = false;
+		}
+		if (w->d)
+			MHD_stop_daemon(w->d);
+		if (w->wake_fd >= 0)
+			close(w->wake_fd);
+		*w = (struct http_worker){.wake_fd = -1};
+	}
+	s->nworkers = 0;
+}
+
 int http_server_start(struct http_server *s)
 {
 	struct sockaddr_storage ss;
@@ -468,29 +652,25 @@ int http_server_start(struct http_server *s)
 		log_err("http: cannot use listen address '%s' (a numeric IPv4/IPv6 address)", s->host);
 		return -1;
 	}
-	unsigned max_conns = connection_limit(s->cfg.max_connections ? s->cfg.max_connections
-								      : HTTP_MAX_CONNECTIONS);
+	/* The connection limit is split across the workers, as MHD's pool does. */
+	unsigned n = s->cfg.threads,
+		 max_conns = connection_limit(s->cfg.max_connections ? s->cfg.max_connections
+								     : HTTP_MAX_CONNECTIONS);
+	/* Past max_conns, the headroom's connections are answered 503 (dispatch). */
 	s->max_conns = max_conns > HTTP_CONN_HEADROOM ? max_conns - HTTP_CONN_HEADROOM : max_conns;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	struct MHD_OptionItem tls_opt[4];
-	tls_options(s->cfg.tls, tls_opt, &flags);
-	s->d = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 1 ? s->cfg.threads : 0),
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, max_conns,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, tls_opt, MHD_OPTION_END);
-	if (!s->d) {
-		log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);
-		return -1;
+	for (unsigned i = 0; i < n; i++)
+		s->workers[i].wake_fd = -1;
+	s->nworkers = n;
+	s->started = true;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned conns = max_conns / n + (i < max_conns % n ? 1 : 0);
+		if (worker_start(s, &s->workers[i], &ss, conns ? conns : 1) < 0) {
+			log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);
+			workers_quiesce(s);
+			workers_stop(s);
+			return -1;
+		}
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : s->cfg.port;
 	return 0;
 }
 
@@ -501,11 +681,9 @@ uint16_t http_server_port(const struct http_server *s)
 
 void http_server_stop(struct http_server *s, int grace_ms)
 {
-	if (!s || !s->d)
+	if (!s || !s->nworkers)
 		return;
-	MHD_socket ls = MHD_quiesce_daemon(s->d);
-	if (ls != MHD_INVALID_SOCKET)
-		close(ls);
+	workers_quiesce(s);
 	atomic_store(&s->draining, true);
 	/* A suspended connection must be resumed before MHD_stop_daemon, and its
 	 * answer comes from the store's writer, which is still running: wait. */
@@ -519,8 +697,7 @@ void http_server_stop(struct http_server *s, int grace_ms)
 		}
 		usleep(HTTP_DRAIN_POLL_US);
 	}
-	MHD_stop_daemon(s->d);
-	s->d = NULL;
+	workers_stop(s);
 }
 
 void http_server_free(struct http_server *s)

@@ -1,5 +1,6 @@
-/* The HTTP server adapter: libmicrohttpd in epoll mode with a pool of threads,
- * a small route table and asynchronous answers.
+/* The HTTP server adapter: libmicrohttpd in epoll mode, one daemon per thread
+ * on a shared listening socket (docs/protocol.md, "Threads"), a small route
+ * table and asynchronous answers.
  *
  * A route's handler runs on a pool thread once the whole request (headers and
  * body, at most HTTP_MAX_BODY bytes) has arrived. It may answer at once or
@@ -37,6 +38,7 @@ struct http_conn; /* private to the adapter */
 struct http_request {
 	struct str method; /* "GET", "POST", ... */
 	struct str path;   /* raw (undecoded) path, before any '?' */
+	struct str authority; /* host[:port] of an absolute-form target, else empty */
 	struct str query;  /* raw (undecoded) query string after '?', or empty */
 	struct str body;   /* raw body bytes, or empty */
 	char remote[HTTP_REMOTE_MAX]; /* the peer's numeric address and port */
@@ -48,6 +50,11 @@ struct http_request {
 /* A header's value by case-insensitive name, or STR_NULL when absent. Callable
  * from any thread until http_respond(); name is a C string (ours, not input). */
 struct str http_header(const struct http_request *r, const char *name);
+
+/* The host the request is for: an absolute-form target's authority
+ * ("POST http://host:port/path", RFC 7230 §5.3.2 — it overrides Host,
+ * §5.4), else the Host header (STR_NULL when absent). */
+struct str http_host(const struct http_request *r);
 
 /* Calls fn for every request header (name as sent), in arrival order; stops
  * when fn returns non-zero. Same threads and lifetime as http_header. */
@@ -107,7 +114,7 @@ struct http_config {
 	/* Called for requests no route matched and for errors the adapter itself
 	 * answers (413, 405); when NULL a plain-text body is sent. It must answer r. */
 	void (*on_error)(struct http_request *r, int status, const char *why);
-	/* When set, called with the Host header (STR_NULL when absent) once the
+	/* When set, called with http_host() (STR_NULL when absent) once the
 	 * headers are in: a vhost it returns (static lifetime) takes the request. */
 	const struct http_vhost *(*vhost)(void *arg, struct str host);
 	void *vhost_arg;

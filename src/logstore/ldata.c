@@ -18,6 +18,11 @@
 #define LDATA_PATH_MAX 4096
 #define LDATA_BUSY_MS 5000
 
+enum ldata_kind { JOB_PUT, JOB_DROP, JOB_EXPIRE };
+
+/* The suffixes of a day file's SQLite companions, removed with it. */
+static const char *const ldata_file_suffixes[] = {"", "-wal", "-shm", "-journal"};
+
 static const char ldata_schema[] =
 	"PRAGMA journal_mode=WAL;"
 	"CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, t_min INTEGER NOT NULL,"
@@ -43,6 +48,22 @@ struct ldata {
 	bool closing;
 	struct part open[LDATA_MAX_OPEN]; /* the writer's */
 	uint64_t clock;
+};
+
+struct job_wait {
+	struct ldata_put job;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool finished;
+};
+
+/* An expiry job: the writer fills removed. */
+struct expire_job {
+	struct job_wait w;
+	const struct ldata_ttl *t;
+	size_t n;
+	int64_t now_s;
+	int removed;
 };
 
 static void part_path(const struct ldata *d, int64_t logstore, int day, char *out, size_t cap)
@@ -73,7 +94,9 @@ static sqlite3 *part_db_open(const char *path, bool create)
 		close(fd);
 	}
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		log_err("logstore: cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+		/* A file retention removed between access() and here is no error. */
+		if (create || access(path, F_OK) == 0)
+			log_err("logstore: cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
 		sqlite3_close(db);
 		return NULL;
 	}
@@ -292,6 +315,82 @@ static void drop_files(struct ldata *d, int64_t logstore)
 	rmdir(path);
 }
 
+/* Closes the writer's handle of one day file, if it has one. */
+static void part_close(struct ldata *d, int64_t logstore, int day)
+{
+	for (size_t i = 0; i < LDATA_MAX_OPEN; i++)
+		if (d->open[i].db && d->open[i].logstore == logstore && d->open[i].day == day) {
+			sqlite3_close(d->open[i].db);
+			d->open[i].db = NULL;
+		}
+}
+
+static int day_of_name(const char *name, int *day);
+
+/* The day of "YYYYMMDD.db" (*db true) or of one of its companions
+ * ("YYYYMMDD.db-wal", "-shm", "-journal"); -1 for any other name. */
+static int day_of_file(const char *name, int *day, bool *db)
+{
+	char base[12];
+	size_t n = strlen(name);
+	if (n < 11)
+		return -1;
+	memcpy(base, name, 11);
+	base[11] = '\0';
+	if (day_of_name(base, day) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(ldata_file_suffixes) / sizeof(ldata_file_suffixes[0]); i++)
+		if (!strcmp(name + 11, ldata_file_suffixes[i])) {
+			*db = i == 0;
+			return 0;
+		}
+	return -1;
+}
+
+/* Removes one logstore's files of days up to `last`: first every .db (a read
+ * that lists the directory afterwards no longer finds it), then the companions.
+ * No lock is taken, so neither ingestion nor a read ever waits for retention:
+ * a read that opened a file before it went keeps reading it (an unlinked
+ * file lives until closed), and may, at worst, re-create an empty -shm
+ * beside it, which the next sweep removes with the other companions of
+ * expired days. Returns how many .db files went. */
+static int expire_logstore(struct ldata *d, int64_t logstore, int last)
+{
+	char path[LDATA_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	int removed = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *dir = opendir(path);
+		if (!dir)
+			return removed;
+		for (struct dirent *e; (e = readdir(dir));) {
+			int day;
+			bool db;
+			if (day_of_file(e->d_name, &day, &db) != 0 || day > last || db != (pass == 0))
+				continue;
+			char f[LDATA_PATH_MAX + 256];
+			snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+			if (db)
+				part_close(d, logstore, day);
+			if (unlink(f) == 0 && db)
+				removed++;
+		}
+		closedir(dir);
+	}
+	return removed;
+}
+
+static void expire_run(struct ldata *d, struct expire_job *e)
+{
+	int today = day_of(e->now_s);
+	for (size_t i = 0; i < e->n; i++)
+		if (e->t[i].ttl_days >= 1)
+			e->removed += expire_logstore(d, e->t[i].logstore,
+						      today - 1 - (int)e->t[i].ttl_days);
+	if (e->removed)
+		log_info("logstore: retention removed %d day file(s)", e->removed);
+}
+
 /* Jobs of one (logstore, day) in one transaction; rcs[i] for jobs[i]. */
 static void write_run(struct ldata *d, struct ldata_put **jobs, size_t n, enum ldata_rc *rcs)
 {
@@ -358,14 +457,17 @@ static void *writer_main(void *arg)
 	for (bool stop = false; !stop;) {
 		size_t n = take_batch(d, jobs, &stop), puts = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (!jobs[i]->drop) {
+			if (jobs[i]->kind == JOB_PUT) {
 				jobs[puts++] = jobs[i];
 				continue;
 			}
-			/* A drop waits for the puts queued before it. */
+			/* A drop or expiry waits for the puts queued before it. */
 			write_batch(d, jobs, puts);
 			puts = 0;
-			drop_files(d, jobs[i]->logstore);
+			if (jobs[i]->kind == JOB_DROP)
+				drop_files(d, jobs[i]->logstore);
+			else
+				expire_run(d, (struct expire_job *)jobs[i]);
 			finish(d, jobs[i], LDATA_STORED);
 		}
 		write_batch(d, jobs, puts);
@@ -409,7 +511,7 @@ void ldata_close(struct ldata *d)
 static bool enqueue(struct ldata *d, struct ldata_put *p)
 {
 	pthread_mutex_lock(&d->mu);
-	bool ok = !d->closing && (p->drop || d->queued_bytes + p->raw_bytes <= LDATA_QUEUE_MAX_BYTES);
+	bool ok = !d->closing && (p->kind != JOB_PUT || d->queued_bytes + p->raw_bytes <= LDATA_QUEUE_MAX_BYTES);
 	if (ok) {
 		p->next = NULL;
 		d->queued_bytes += p->raw_bytes;
@@ -426,40 +528,48 @@ static bool enqueue(struct ldata *d, struct ldata_put *p)
 
 void ldata_put(struct ldata *d, struct ldata_put *p)
 {
-	p->drop = false;
+	p->kind = JOB_PUT;
 	if (!enqueue(d, p))
 		p->done(p, LDATA_BUSY);
 }
 
-struct drop_wait {
-	struct ldata_put job;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool finished;
-};
-
-static void drop_done(struct ldata_put *p, enum ldata_rc rc)
+static void wait_done(struct ldata_put *p, enum ldata_rc rc)
 {
-	struct drop_wait *w = (struct drop_wait *)p;
+	struct job_wait *w = (struct job_wait *)p;
 	pthread_mutex_lock(&w->mu);
 	w->finished = true;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Queues a writer job and waits for it; false when the writer is closing. */
+static bool run_and_wait(struct ldata *d, struct job_wait *w)
+{
+	w->job.done = wait_done;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	bool queued = enqueue(d, &w->job);
+	if (queued) {
+		pthread_mutex_lock(&w->mu);
+		while (!w->finished)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	return queued;
+}
+
 void ldata_drop(struct ldata *d, int64_t logstore)
 {
-	struct drop_wait w = {.job = {.logstore = logstore, .done = drop_done, .drop = true}};
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	if (enqueue(d, &w.job)) {
-		pthread_mutex_lock(&w.mu);
-		while (!w.finished)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-	}
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
+	struct job_wait w = {.job = {.logstore = logstore, .kind = JOB_DROP}};
+	run_and_wait(d, &w);
+}
+
+int ldata_expire(struct ldata *d, const struct ldata_ttl *t, size_t n, int64_t now_s)
+{
+	struct expire_job e = {.w = {.job = {.kind = JOB_EXPIRE}}, .t = t, .n = n, .now_s = now_s};
+	return run_and_wait(d, &e.w) ? e.removed : 0;
 }
 
 static struct str col_blob(sqlite3_stmt *st, int i)
@@ -566,4 +676,103 @@ int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc;
+}
+
+/* ---- a pull iterator over the same blocks (the SQL virtual table's) ---- */
+
+struct ldata_iter {
+	struct ldata *d;
+	int64_t logstore, from, to;
+	int *days;
+	int ndays, next_day;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int day;
+};
+
+static int list_days(struct ldata *d, int64_t logstore, int *days)
+{
+	char path[LDATA_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
+	DIR *dir = opendir(path);
+	int n = 0;
+	if (!dir)
+		return 0;
+	for (struct dirent *e; (e = readdir(dir)) && n < LDATA_MAX_PARTITIONS;)
+		if (day_of_name(e->d_name, &days[n]) == 0)
+			n++;
+	closedir(dir);
+	qsort(days, (size_t)n, sizeof(int), int_cmp);
+	return n;
+}
+
+struct ldata_iter *ldata_iter_open(struct ldata *d, int64_t logstore, int64_t from, int64_t to)
+{
+	struct ldata_iter *it = xcalloc(1, sizeof(*it));
+	*it = (struct ldata_iter){.d = d, .logstore = logstore, .from = from, .to = to,
+				  .days = xcalloc(LDATA_MAX_PARTITIONS, sizeof(int))};
+	it->ndays = list_days(d, logstore, it->days);
+	return it;
+}
+
+static void iter_close_part(struct ldata_iter *it)
+{
+	sqlite3_finalize(it->st);
+	sqlite3_close(it->db);
+	it->st = NULL;
+	it->db = NULL;
+}
+
+/* Opens the next day file that exists; 0 at the end, 1 when open, LDATA_EIO. */
+static int iter_open_part(struct ldata_iter *it)
+{
+	char path[LDATA_PATH_MAX];
+	while (it->next_day < it->ndays) {
+		it->day = it->days[it->next_day++];
+		part_path(it->d, it->logstore, it->day, path, sizeof(path));
+		if (!(it->db = part_db_open(path, false)))
+			continue; /* gone meanwhile */
+		if (sqlite3_prepare_v2(it->db, "SELECT " LDATA_BLOCK_COLS " FROM blocks WHERE t_min < ? "
+					       "AND t_max >= ? ORDER BY t_min, id", -1, &it->st, NULL) != SQLITE_OK) {
+			iter_close_part(it);
+			return LDATA_EIO;
+		}
+		sqlite3_bind_int64(it->st, 1, it->to);
+		sqlite3_bind_int64(it->st, 2, it->from);
+		return 1;
+	}
+	return 0;
+}
+
+int ldata_iter_next(struct ldata_iter *it, struct ldata_block *out)
+{
+	for (;;) {
+		if (!it->st) {
+			int rc = iter_open_part(it);
+			if (rc <= 0)
+				return rc;
+		}
+		int rc = sqlite3_step(it->st);
+		if (rc == SQLITE_ROW) {
+			sqlite3_stmt *st = it->st;
+			*out = (struct ldata_block){.part = it->day, .id = sqlite3_column_int64(st, 0),
+						    .t_min = (uint32_t)sqlite3_column_int64(st, 1),
+						    .t_max = (uint32_t)sqlite3_column_int64(st, 2),
+						    .topic = col_blob(st, 3), .source = col_blob(st, 4),
+						    .tags = col_blob(st, 5), .data = col_blob(st, 6)};
+			return 1;
+		}
+		iter_close_part(it);
+		if (rc != SQLITE_DONE)
+			return LDATA_EIO;
+	}
+}
+
+void ldata_iter_close(struct ldata_iter *it)
+{
+	if (!it)
+		return;
+	iter_close_part(it);
+	free(it->days);
+	free(it);
 }

@@ -40,7 +40,7 @@ struct ldata_put {
 	void (*done)(struct ldata_put *p, enum ldata_rc rc);
 	/* private */
 	struct ldata_put *next;
-	bool drop; /* a drop-the-logstore job, not a put */
+	int kind; /* a put, or a drop / expiry job of the writer */
 };
 
 /* Creates dir (0700) when missing and starts the writer; NULL with a logged reason. */
@@ -54,6 +54,22 @@ void ldata_put(struct ldata *d, struct ldata_put *p);
 /* Removes a deleted logstore's files (through the writer, which closes them
  * first); blocks until done. */
 void ldata_drop(struct ldata *d, int64_t logstore);
+
+/* Retention: a logstore's ttl in days, counted from when a group was stored
+ * (its day of arrival), not from the logs' __time__, so a replayed old capture
+ * is kept. A day file is removed whole once its newest possible group is older
+ * than ttl days: the file of day D goes when D + 1 + ttl <= today, so data is
+ * kept at least ttl and at most ttl + 1 days. Nothing kept is read. */
+struct ldata_ttl {
+	int64_t logstore;
+	int64_t ttl_days; /* >= 1 */
+};
+
+/* Removes the expired day files of the listed logstores at now_s (through the
+ * writer, which closes its handles of them first; a read that has a file open
+ * keeps reading it, nothing waits for a read); blocks until done and returns
+ * how many .db files went. */
+int ldata_expire(struct ldata *d, const struct ldata_ttl *t, size_t n, int64_t now_s);
 
 /* A stored block as a read sees it. */
 struct ldata_block {
@@ -72,6 +88,14 @@ int ldata_scan(struct ldata *d, int64_t logstore, int64_t from, int64_t to,
 /* The block (part, id) of an earlier scan with the same arguments; 1 when gone. */
 int ldata_fetch(struct ldata *d, int64_t logstore, int part, int64_t id,
 		int (*fn)(const struct ldata_block *b, void *arg), void *arg);
+
+/* The same blocks as ldata_scan, pulled one at a time (the SQL virtual
+ * table's cursor): 1 with *out valid until the next call, 0 at the end,
+ * LDATA_EIO. Each call holds one day file open at most. */
+struct ldata_iter;
+struct ldata_iter *ldata_iter_open(struct ldata *d, int64_t logstore, int64_t from, int64_t to);
+int ldata_iter_next(struct ldata_iter *it, struct ldata_block *out);
+void ldata_iter_close(struct ldata_iter *it); /* NULL is a no-op */
 
 /* Tags encoded as stored: for each tag, varint key length, key, varint value length, value. */
 void ldata_tags_encode(const Sls__LogGroup *g, struct buf *out);

@@ -2,32 +2,21 @@
 
 #include <string.h>
 
+#include "domain/domain.h"
 #include "store/sqlite_internal.h"
 
 #define PROJECT_COLS "id, account_id, name, description, created_s, modified_s"
 #define LOGSTORE_COLS "id, project_id, name, ttl, shard_count, created_s, modified_s"
 
-static bool name_ok(struct str s, bool underscore)
-{
-	if (s.len < META_NAME_MIN || s.len > META_NAME_MAX || s.p[0] == '-' || s.p[s.len - 1] == '-')
-		return false;
-	for (size_t i = 0; i < s.len; i++) {
-		char c = s.p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		      (underscore && c == '_')))
-			return false;
-	}
-	return true;
-}
-
+/* The rule is the domain's: a flow log's ProjectName/LogstoreName passed it. */
 bool meta_project_name_ok(struct str s)
 {
-	return name_ok(s, false);
+	return domain_sls_project_valid(s);
 }
 
 bool meta_logstore_name_ok(struct str s)
 {
-	return name_ok(s, true);
+	return domain_sls_logstore_valid(s);
 }
 
 static int bind_str(sqlite3_stmt *st, int i, struct str s)
@@ -237,4 +226,58 @@ int meta_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
 		ids[(*n)++] = sqlite3_column_int64(st, 0);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_tx_fail(tx, "logstore ids");
+}
+
+int meta_logstore_update(struct store_tx *tx, int64_t project, struct str name, int64_t ttl,
+			 int64_t shards, int64_t now_s)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "UPDATE sls_logstores SET "
+					      "ttl = CASE WHEN ?1 < 0 THEN ttl ELSE ?1 END, "
+					      "shard_count = CASE WHEN ?2 < 0 THEN shard_count ELSE ?2 END, "
+					      "modified_s = ?3 WHERE project_id = ?4 AND name = ?5");
+	if (!st)
+		return STORE_EIO;
+	sqlite3_bind_int64(st, 1, ttl);
+	sqlite3_bind_int64(st, 2, shards);
+	sqlite3_bind_int64(st, 3, now_s);
+	sqlite3_bind_int64(st, 4, project);
+	bind_str(st, 5, name);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return sqlite_tx_fail(tx, "logstore update");
+	return sqlite3_changes(sqlite_tx_db(tx)) ? 0 : 1;
+}
+
+int meta_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t ttl, void *arg),
+			   void *arg)
+{
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT id, ttl FROM sls_logstores ORDER BY id");
+	if (!st)
+		return STORE_EIO;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), arg) != 0)
+			return STORE_EIO;
+	return rc == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "logstore ttls");
+}
+
+int meta_ensure(struct store_tx *tx, int64_t account, const char *project, const char *logstore,
+		int64_t now_s, struct meta_project *p, struct meta_logstore *out)
+{
+	int rc = meta_project_get(tx, account, str_c(project), p);
+	if (rc == 1) {
+		/* Absent in this account: a UNIQUE conflict means another's has the name. */
+		if ((rc = meta_project_create(tx, account, project, "", now_s)) != 0)
+			return rc;
+		rc = meta_project_get(tx, account, str_c(project), p);
+	}
+	if (rc != 0)
+		return rc == 1 ? STORE_EIO : rc;
+	rc = meta_logstore_get(tx, p->id, str_c(logstore), out);
+	if (rc == 1) {
+		rc = meta_logstore_create(tx, p->id, logstore, META_TTL_DEFAULT, META_SHARDS_DEFAULT,
+					  now_s);
+		if (rc == 0)
+			rc = meta_logstore_get(tx, p->id, str_c(logstore), out);
+	}
+	return rc == 1 ? STORE_EIO : rc;
 }

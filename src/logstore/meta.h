@@ -34,8 +34,9 @@ struct meta_logstore {
 	int64_t ttl, shard_count, created_s, modified_s;
 };
 
-/* Log Service naming (issue 10): a project is 3-63 of [a-z0-9-], a logstore
- * 3-63 of [a-z0-9_-]; neither starts nor ends with '-'. */
+/* Log Service naming (issue 10, domain_sls_project_valid/_logstore_valid): a
+ * project is 3-63 of [a-z0-9-], a logstore 3-63 of [a-z0-9_-]; neither starts
+ * nor ends with '-'. */
 bool meta_project_name_ok(struct str s);
 bool meta_logstore_name_ok(struct str s);
 
@@ -60,6 +61,17 @@ int meta_logstore_delete(struct store_tx *tx, int64_t project, struct str name, 
 int meta_logstore_list(struct store_tx *tx, int64_t project, struct str contains, int64_t offset,
 		       int64_t size, int (*fn)(const struct meta_logstore *l, void *arg), void *arg,
 		       int64_t *total);
+/* UpdateLogStore: ttl and shards (< 0: keep). 1 when no such logstore. */
+int meta_logstore_update(struct store_tx *tx, int64_t project, struct str name, int64_t ttl,
+			 int64_t shards, int64_t now_s);
+/* Calls fn(id, ttl) for every logstore of every account (the retention sweep). */
+int meta_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t ttl, void *arg),
+			   void *arg);
+/* A flow log's project and logstore in its account, created when missing
+ * (defaults: META_TTL_DEFAULT, META_SHARDS_DEFAULT): 0 with *out filled, or 1
+ * when another account owns a project of that name. */
+int meta_ensure(struct store_tx *tx, int64_t account, const char *project, const char *logstore,
+		int64_t now_s, struct meta_project *p, struct meta_logstore *out);
 /* Ids of every logstore of a project (DeleteProject drops their data). */
 int meta_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t cap, size_t *n);
 

@@ -1,134 +1,63 @@
 #include "logstore/query.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/xmalloc.h"
+#include "logstore/lscan.h"
 
-#define QUERY_TAG_PREFIX "__tag__:"
+/* ---- splitting "<search> | <SQL>" ---- */
 
-struct qparse {
-	const char *p, *end;
-	char *arena, *arena_end;
-	char *detail;
-};
-
-static void skip_spaces(struct qparse *q)
+/* The first '|' that is not inside a "..." of the search part (\ escapes). */
+static const char *find_bar(struct str q)
 {
-	while (q->p < q->end && (*q->p == ' ' || *q->p == '\t' || *q->p == '\n' || *q->p == '\r'))
-		q->p++;
+	bool quoted = false;
+	for (size_t i = 0; i < q.len; i++) {
+		if (q.p[i] == '\\' && i + 1 < q.len)
+			i++;
+		else if (q.p[i] == '"')
+			quoted = !quoted;
+		else if (q.p[i] == '|' && !quoted)
+			return q.p + i;
+	}
+	return NULL;
 }
 
-static bool is_word_char(char c)
+static struct str trim_all(struct str s)
 {
-	return c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ':' && c != '"' &&
-	       c != '(' && c != ')' && c != '|';
-}
-
-/* A quoted string ("..." with \ escapes) or a bare word, copied into the arena. */
-static int read_atom(struct qparse *q, struct str *out, bool is_key)
-{
-	char *o = q->arena;
-	if (q->p < q->end && *q->p == '"') {
-		for (q->p++; q->p < q->end && *q->p != '"'; q->p++) {
-			if (*q->p == '\\' && q->p + 1 < q->end)
-				q->p++;
-			*o++ = *q->p;
-		}
-		if (q->p >= q->end)
-			return snprintf(q->detail, QUERY_DETAIL_MAX, "an unterminated quote"), -1;
-		q->p++;
-	} else {
-		/* "__tag__:name" is one key: its first ':' belongs to it. */
-		if (is_key && (size_t)(q->end - q->p) > strlen(QUERY_TAG_PREFIX) &&
-		    !memcmp(q->p, QUERY_TAG_PREFIX, strlen(QUERY_TAG_PREFIX)))
-			for (size_t i = 0; i < strlen(QUERY_TAG_PREFIX); i++)
-				*o++ = *q->p++;
-		while (q->p < q->end && is_word_char(*q->p))
-			*o++ = *q->p++;
-	}
-	*out = (struct str){q->arena, (size_t)(o - q->arena)};
-	q->arena = o;
-	return 0;
-}
-
-static int read_term(struct qparse *q, struct query *out)
-{
-	struct query_term t;
-	const char *start = q->p;
-	if (read_atom(q, &t.key, true) != 0)
-		return -1;
-	skip_spaces(q);
-	if (q->p >= q->end || *q->p != ':' || !t.key.len) {
-		snprintf(q->detail, QUERY_DETAIL_MAX,
-			 "'%.*s': only '*' and key:value terms joined by 'and' are supported so far",
-			 (int)((q->p - start) < 40 ? q->p - start : 40), start);
-		return -1;
-	}
-	q->p++;
-	skip_spaces(q);
-	if (read_atom(q, &t.value, false) != 0)
-		return -1;
-	if (memchr(t.value.p, '*', t.value.len) || memchr(t.value.p, '?', t.value.len)) {
-		snprintf(q->detail, QUERY_DETAIL_MAX, "fuzzy values ('*', '?') are not supported yet");
-		return -1;
-	}
-	if (out->n >= QUERY_MAX_TERMS) {
-		snprintf(q->detail, QUERY_DETAIL_MAX, "more than %d terms", QUERY_MAX_TERMS);
-		return -1;
-	}
-	out->t[out->n++] = t;
-	return 0;
-}
-
-static bool at_and(struct qparse *q)
-{
-	if (q->end - q->p < 4 || strncasecmp(q->p, "and", 3) != 0 ||
-	    (q->p[3] != ' ' && q->p[3] != '\t'))
-		return false;
-	q->p += 3;
-	return true;
+	while (s.len && (s.p[0] == ' ' || s.p[0] == '\t' || s.p[0] == '\n' || s.p[0] == '\r'))
+		s.p++, s.len--;
+	while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' ||
+			 s.p[s.len - 1] == '\n' || s.p[s.len - 1] == '\r'))
+		s.len--;
+	return s;
 }
 
 enum sls_err query_parse(struct str s, struct query *out, char detail[QUERY_DETAIL_MAX])
 {
-	out->n = 0;
+	char sd[SEARCH_DETAIL_MAX];
 	detail[0] = '\0';
+	out->has_sql = false;
+	out->where = out->sql = STR_NULL;
 	if (s.len > QUERY_MAX_LEN) {
-		snprintf(detail, QUERY_DETAIL_MAX, "longer than %d bytes", QUERY_MAX_LEN);
+		snprintf(detail, QUERY_DETAIL_MAX, "the query is longer than %d bytes", QUERY_MAX_LEN);
 		return SLS_ERR_INVALID_QUERY_STRING;
 	}
-	if (memchr(s.p ? s.p : "", '|', s.len)) {
-		snprintf(detail, QUERY_DETAIL_MAX, "SQL after '|' is not supported yet");
-		return SLS_ERR_INVALID_QUERY_STRING;
+	if (!s.p)
+		s = (struct str){"", 0};
+	const char *bar = find_bar(s);
+	out->where = trim_all((struct str){s.p, bar ? (size_t)(bar - s.p) : s.len});
+	if (bar) {
+		out->has_sql = true;
+		out->sql = trim_all((struct str){bar + 1, s.len - (size_t)(bar + 1 - s.p)});
 	}
-	struct qparse q = {s.p, s.p + s.len, out->arena, out->arena + sizeof(out->arena), detail};
-	skip_spaces(&q);
-	if (q.p < q.end && *q.p == '*') {
-		q.p++;
-		skip_spaces(&q);
-		if (q.p == q.end)
-			return SLS_ERR_OK;
-		if (!at_and(&q)) {
-			snprintf(detail, QUERY_DETAIL_MAX, "'*' must stand alone or be joined by 'and'");
-			return SLS_ERR_INVALID_QUERY_STRING;
-		}
-		skip_spaces(&q);
-	}
-	while (q.p < q.end) {
-		if (read_term(&q, out) != 0)
-			return SLS_ERR_INVALID_QUERY_STRING;
-		skip_spaces(&q);
-		if (q.p < q.end && !at_and(&q)) {
-			snprintf(detail, QUERY_DETAIL_MAX,
-				 "'%.*s': only 'and' joins terms so far", (int)(q.end - q.p < 40 ? q.end - q.p : 40), q.p);
-			return SLS_ERR_INVALID_QUERY_STRING;
-		}
-		skip_spaces(&q);
-	}
-	return SLS_ERR_OK;
+	enum sls_err e = search_parse(out->where, &out->s, sd);
+	if (e != SLS_ERR_OK)
+		snprintf(detail, QUERY_DETAIL_MAX, "%s", sd);
+	return e;
 }
+
+/* ---- GetLogs without SQL: the matching logs in time order, a page of them ---- */
 
 /* A matching log: enough to order it and to find it again. */
 struct ref {
@@ -140,76 +69,24 @@ struct ref {
 
 struct scan {
 	const struct getlogs *g;
+	struct lscan_block *x;
 	struct ref *refs;
 	size_t n, cap; /* refs grow by doubling up to QUERY_MAX_MATCHES */
 	int64_t processed;
 	bool full;
 };
 
-static bool ieq(struct str a, struct str b)
-{
-	return a.len == b.len && (a.len == 0 || strncasecmp(a.p, b.p, a.len) == 0);
-}
-
-struct tag_find {
-	struct str key, value;
-	bool found;
-};
-
-static int tag_match(struct str k, struct str v, void *arg)
-{
-	struct tag_find *f = arg;
-	if (str_eq(k, f->key)) {
-		f->value = v;
-		f->found = true;
-	}
-	return 0;
-}
-
-/* The value of key in log i of a block, or .p NULL. */
-static struct str value_of(const struct ldata_block *lb, const struct block *b, size_t i,
-			   struct str key)
-{
-	if (str_eqc(key, "__topic__"))
-		return lb->topic;
-	if (str_eqc(key, "__source__"))
-		return lb->source;
-	size_t tp = strlen(QUERY_TAG_PREFIX);
-	if (key.len > tp && !memcmp(key.p, QUERY_TAG_PREFIX, tp)) {
-		struct tag_find f = {{key.p + tp, key.len - tp}, STR_NULL, false};
-		ldata_tags_each(lb->tags, tag_match, &f);
-		return f.found ? f.value : STR_NULL;
-	}
-	for (size_t k = 0; k < b->nkeys; k++)
-		if (str_eq(b->keys[k], key))
-			return b->vals[i * b->nkeys + k];
-	return STR_NULL;
-}
-
-static bool log_matches(const struct getlogs *g, const struct ldata_block *lb,
-			const struct block *b, size_t i)
-{
-	if (b->time[i] < g->from || b->time[i] >= g->to)
-		return false;
-	for (size_t t = 0; t < g->q->n; t++) {
-		struct str v = value_of(lb, b, i, g->q->t[t].key);
-		if (!v.p || !ieq(v, g->q->t[t].value))
-			return false;
-	}
-	return true;
-}
-
 static int scan_block(const struct ldata_block *lb, void *arg)
 {
 	struct scan *s = arg;
-	struct block b;
 	if (s->g->topic.len && !str_eq(lb->topic, s->g->topic))
 		return 0;
-	if (block_decode(lb->data, &b) != 0)
+	if (lscan_load(s->x, lb, &s->g->q->s) != 0)
 		return LDATA_EIO;
-	s->processed += (int64_t)b.n;
-	for (size_t i = 0; i < b.n; i++) {
-		if (!log_matches(s->g, lb, &b, i))
+	const struct block *b = &s->x->b;
+	s->processed += (int64_t)b->n;
+	for (size_t i = 0; i < b->n; i++) {
+		if (!lscan_match(s->x, &s->g->q->s, i, s->g->from, s->g->to))
 			continue;
 		if (s->n >= QUERY_MAX_MATCHES) {
 			s->full = true;
@@ -219,10 +96,10 @@ static int scan_block(const struct ldata_block *lb, void *arg)
 			s->cap = s->cap ? 2 * s->cap : 1024;
 			s->refs = xrealloc(s->refs, s->cap * sizeof(*s->refs));
 		}
-		s->refs[s->n++] = (struct ref){b.time[i], b.ns ? b.ns[i] : 0, lb->part, (uint32_t)i,
+		s->refs[s->n++] = (struct ref){b->time[i], b->ns ? b->ns[i] : 0, lb->part, (uint32_t)i,
 					       lb->id};
 	}
-	block_free(&b);
+	lscan_unload(s->x);
 	return s->full ? 1 : 0;
 }
 
@@ -257,19 +134,20 @@ static json_t *jstr(struct str s)
 
 struct emit {
 	json_t *arr;
-	const struct ref *want;
 	struct block b;
 	struct ldata_block lb;
 	bool have;
-	char *data_copy;
 	char *meta_copy;
 };
 
 static int tag_emit(struct str k, struct str v, void *arg)
 {
 	char name[QUERY_DETAIL_MAX + 16];
-	snprintf(name, sizeof(name), QUERY_TAG_PREFIX "%.*s", (int)(k.len < QUERY_DETAIL_MAX ? k.len : QUERY_DETAIL_MAX), k.p);
-	json_object_set_new(arg, name, jstr(v));
+	snprintf(name, sizeof(name), LSCAN_TAG_PREFIX "%.*s",
+		 (int)(k.len < QUERY_DETAIL_MAX ? k.len : QUERY_DETAIL_MAX), k.p);
+	json_t *jv = jstr(v);
+	if (json_object_set_new(arg, name, jv) != 0)
+		json_decref(jv);
 	return 0;
 }
 
@@ -347,28 +225,141 @@ static int emit_page(struct ldata *d, int64_t logstore, const struct scan *s, si
 	return rc;
 }
 
-int query_getlogs(struct ldata *d, int64_t logstore, const struct getlogs *g,
-		  struct getlogs_result *out)
+/* The keys of the page's logs, in first-seen order. */
+static json_t *page_keys(json_t *rows)
 {
-	struct scan s = {.g = g};
+	json_t *seen = json_object(), *keys = json_array(), *row;
+	size_t i;
+	json_array_foreach(rows, i, row) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(row, k, v) {
+			if (!json_object_get(seen, k)) {
+				json_object_set_new(seen, k, json_true());
+				json_array_append_new(keys, json_string(k));
+			}
+		}
+	}
+	json_decref(seen);
+	return keys;
+}
+
+static enum sls_err getlogs_search(struct ldata *d, int64_t logstore, const struct getlogs *g,
+				   struct getlogs_result *out)
+{
+	struct scan s = {.g = g, .x = xcalloc(1, sizeof(*s.x))};
 	int rc = ldata_scan(d, logstore, g->from, g->to, scan_block, &s);
-	memset(out, 0, sizeof(*out));
+	lscan_unload(s.x);
+	free(s.x);
 	if (rc < 0) {
 		free(s.refs);
-		return LDATA_EIO;
+		return SLS_ERR_INTERNAL_SERVER_ERROR;
 	}
 	if (s.n)
 		qsort(s.refs, s.n, sizeof(s.refs[0]), ref_cmp);
 	size_t from = (size_t)g->offset < s.n ? (size_t)g->offset : s.n;
 	size_t count = s.n - from < (size_t)g->line ? s.n - from : (size_t)g->line;
-	json_t *arr = json_array();
-	rc = emit_page(d, logstore, &s, from, count, g->reverse, arr);
-	out->json = json_dumps(arr, JSON_COMPACT);
-	out->len = out->json ? strlen(out->json) : 0;
-	out->count = (int64_t)json_array_size(arr);
+	out->rows = json_array();
+	rc = emit_page(d, logstore, &s, from, count, g->reverse, out->rows);
+	out->keys = page_keys(out->rows);
+	out->count = (int64_t)json_array_size(out->rows);
 	out->processed = s.processed;
 	out->complete = !s.full;
-	json_decref(arr);
 	free(s.refs);
-	return rc < 0 || !out->json ? LDATA_EIO : 0;
+	return rc < 0 ? SLS_ERR_INTERNAL_SERVER_ERROR : SLS_ERR_OK;
+}
+
+enum sls_err query_getlogs(struct ldata *d, int64_t logstore, const struct getlogs *g,
+			   struct getlogs_result *out, char detail[QUERY_DETAIL_MAX])
+{
+	memset(out, 0, sizeof(*out));
+	detail[0] = '\0';
+	if (!g->q->has_sql)
+		return getlogs_search(d, logstore, g, out);
+	struct sql_ldata l = {d, logstore};
+	struct sql_source src = {sql_blocks_ldata(&l), g->from, g->to, g->topic, &g->q->s,
+				 g->logstore};
+	struct sql_result r;
+	enum sls_err e = sql_run(&src, g->q->sql, &r, detail);
+	out->processed = r.processed;
+	if (e != SLS_ERR_OK)
+		return e;
+	*out = (struct getlogs_result){r.rows, r.keys, (int64_t)json_array_size(r.rows),
+				       r.processed, r.complete};
+	return SLS_ERR_OK;
+}
+
+void getlogs_result_free(struct getlogs_result *r)
+{
+	json_decref(r->rows);
+	json_decref(r->keys);
+	r->rows = r->keys = NULL;
+}
+
+/* ---- GetHistograms ---- */
+
+static const int64_t hist_steps[] = {
+	1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400,
+	7 * 86400, 30 * 86400,
+};
+
+int64_t query_hist_interval(int64_t from, int64_t to, int64_t interval)
+{
+	int64_t span = to > from ? to - from : 1;
+	if (interval > 0)
+		return (span + interval - 1) / interval + 1 <= QUERY_HIST_MAX_BUCKETS ? interval : 0;
+	size_t n = sizeof(hist_steps) / sizeof(hist_steps[0]);
+	for (size_t i = 0; i < n; i++)
+		if ((span + hist_steps[i] - 1) / hist_steps[i] + 1 <= QUERY_HIST_AUTO_BUCKETS)
+			return hist_steps[i];
+	int64_t last = hist_steps[n - 1];
+	return (span / QUERY_HIST_AUTO_BUCKETS + last) / last * last;
+}
+
+struct hist {
+	const struct histogram *h;
+	struct lscan_block *x;
+	int64_t width, first; /* first: from, aligned down */
+	int64_t *counts;
+	size_t n;
+};
+
+static int hist_block(const struct ldata_block *lb, void *arg)
+{
+	struct hist *s = arg;
+	if (s->h->topic.len && !str_eq(lb->topic, s->h->topic))
+		return 0;
+	if (lscan_load(s->x, lb, &s->h->q->s) != 0)
+		return LDATA_EIO;
+	for (size_t i = 0; i < s->x->b.n; i++)
+		if (lscan_match(s->x, &s->h->q->s, i, s->h->from, s->h->to))
+			s->counts[(s->x->b.time[i] - s->first) / s->width]++;
+	lscan_unload(s->x);
+	return 0;
+}
+
+int query_histogram(struct ldata *d, int64_t logstore, const struct histogram *h,
+		    struct histogram_result *out)
+{
+	struct hist s = {.h = h, .x = xcalloc(1, sizeof(*s.x))};
+	memset(out, 0, sizeof(*out));
+	s.width = query_hist_interval(h->from, h->to, h->interval);
+	s.first = h->from - h->from % s.width;
+	s.n = h->to > h->from ? (size_t)((h->to - 1 - s.first) / s.width + 1) : 0;
+	s.counts = xcalloc(s.n ? s.n : 1, sizeof(int64_t));
+	int rc = s.n ? ldata_scan(d, logstore, h->from, h->to, hist_block, &s) : 0;
+	lscan_unload(s.x);
+	free(s.x);
+	out->buckets = json_array();
+	for (size_t i = 0; i < s.n && rc >= 0; i++) {
+		int64_t b0 = s.first + (int64_t)i * s.width, b1 = b0 + s.width;
+		json_array_append_new(out->buckets,
+				      json_pack("{s:I,s:I,s:I,s:s}", "from", (json_int_t)(b0 > h->from ? b0 : h->from),
+						"to", (json_int_t)(b1 < h->to ? b1 : h->to), "count",
+						(json_int_t)s.counts[i], "progress", "Complete"));
+		out->count += s.counts[i];
+	}
+	out->complete = true;
+	free(s.counts);
+	return rc < 0 ? LDATA_EIO : 0;
 }

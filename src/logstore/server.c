@@ -1,8 +1,12 @@
 #include "logstore/server.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
+#include <lz4.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,15 +18,17 @@
 #include "logstore/ldata.h"
 #include "logstore/meta.h"
 #include "logstore/query.h"
+#include "domain/domain.h"
 #include "rpc/params.h"
 #include "sls/body.h"
 #include "sls/errors.h"
 #include "sls/sig.h"
+#include "store/store_sag.h"
 
 #define LS_REQUEST_ID_BYTES 12 /* 24 hex digits, like SLS's ids */
 #define LS_HEADER_ARENA 16384  /* bytes of lowercased header names */
 #define LS_DETAIL_MAX 256
-#define LS_MAX_HEADERS 8
+#define LS_MAX_HEADERS 12
 #define LS_PACK_ID_TAG "__pack_id__"
 
 struct logstore_server {
@@ -30,9 +36,27 @@ struct logstore_server {
 	struct ldata *data;
 	char domain[LOGSTORE_MAX_DOMAIN + 1];
 	struct http_vhost vhost;
+	/* The retention sweep (at start, every LOGSTORE_SWEEP_INTERVAL_S, and
+	 * after an UpdateLogStore), on a thread of its own. */
+	pthread_t sweeper;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, kick;
 };
 
-enum ls_path { LS_ROOT, LS_LOGSTORES, LS_LOGSTORE, LS_SHARD_LB, LS_SHARD_ROUTE, LS_PATH_NONE };
+/* Who a request signed with a device credential comes from, and the flow log
+ * that says where it may write (docs/device-protocol.md §8). */
+struct ls_device {
+	char sag_id[DOMAIN_ID_MAX + 1];
+	char serial[DOMAIN_SN_MAX + 1];
+	char account[24]; /* ali-uid: the account id in decimal */
+	int64_t account_id;
+	bool has_flowlog;
+	struct flowlog fl;
+};
+
+enum ls_path { LS_ROOT, LS_LOGSTORES, LS_LOGSTORE, LS_SHARD_LB, LS_SHARD_ROUTE, LS_LOGS, LS_INDEX,
+	       LS_PATH_NONE };
 
 /* Per request; lives until the answer is sent. */
 struct lreq {
@@ -64,6 +88,8 @@ struct lreq {
 	char name_buf[META_NAME_MAX + 1];
 	char desc_buf[META_MAX_DESCRIPTION + 1];
 	int64_t ttl, shards;
+	bool device_cred;      /* the AccessKeyId had the device prefix */
+	struct ls_device *dev; /* set once a device credential verified */
 	char detail[LS_DETAIL_MAX];
 };
 
@@ -73,6 +99,7 @@ static void lreq_free(struct lreq *q)
 	sls_loggroup_free(q->group);
 	free(q->body_owned);
 	json_decref(q->out);
+	free(q->dev);
 	free(q);
 }
 
@@ -127,10 +154,43 @@ static void ok_json(struct lreq *q, json_t *j)
 
 /* ---- addressing ---- */
 
+/* "<label>.<IPv4>": the project and a dotted-quad address, as a client whose
+ * endpoint is an IP address makes it (the old Go SDK's proxy mode). */
+static bool host_project_ipv4(struct str host, struct str *project)
+{
+	const char *dot = host.len ? memchr(host.p, '.', host.len) : NULL;
+	char ip[INET_ADDRSTRLEN];
+	struct in_addr a;
+	if (!dot || dot == host.p)
+		return false;
+	size_t n = host.len - (size_t)(dot + 1 - host.p);
+	if (n == 0 || n >= sizeof(ip))
+		return false;
+	memcpy(ip, dot + 1, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1)
+		return false;
+	*project = (struct str){host.p, (size_t)(dot - host.p)};
+	return true;
+}
+
 int logstore_host_project(struct str host, struct str domain, struct str *project)
 {
-	if (!host.p || !domain.len)
+	if (!host.p || !domain.len || domain.len > LOGSTORE_MAX_DOMAIN)
 		return 0;
+	/* "<project>.@<ip>:<port>" (and "@<ip>:<port>" without a project): what
+	 * sls20201230 sends for endpoint '@IP:PORT'. '@' is in no host name, so
+	 * no RPC request looks like this. */
+	const char *at = host.len ? memchr(host.p, '@', host.len) : NULL;
+	if (at) {
+		if (at == host.p)
+			*project = (struct str){host.p, 0};
+		else if (at[-1] == '.')
+			*project = (struct str){host.p, (size_t)(at - 1 - host.p)};
+		else
+			return 0;
+		return 1;
+	}
 	/* Strip ":port" (digits after the last ':'); IPv6 literals never match a domain. */
 	const char *colon = host.len ? memrchr(host.p, ':', host.len) : NULL;
 	if (colon) {
@@ -146,7 +206,7 @@ int logstore_host_project(struct str host, struct str domain, struct str *projec
 	}
 	if (host.len < domain.len + 2 || host.p[host.len - domain.len - 1] != '.' ||
 	    strncasecmp(host.p + host.len - domain.len, domain.p, domain.len) != 0)
-		return 0;
+		return host_project_ipv4(host, project) ? 1 : 0;
 	*project = (struct str){host.p, host.len - domain.len - 1};
 	return 1;
 }
@@ -200,13 +260,17 @@ static enum ls_path parse_path(struct str p, struct str *ls)
 		return LS_SHARD_LB;
 	if (str_eqc(tail, "/shards/route"))
 		return LS_SHARD_ROUTE;
+	if (str_eqc(tail, "/logs"))
+		return LS_LOGS;
+	if (str_eqc(tail, "/index"))
+		return LS_INDEX;
 	return LS_PATH_NONE;
 }
 
 static enum sls_err parse_request(struct lreq *q)
 {
 	struct http_request *r = q->r;
-	struct str host = http_header(r, "host"), project;
+	struct str host = http_host(r), project;
 	if (!logstore_host_project(host, str_c(q->srv->domain), &project))
 		return SLS_ERR_MISSING_HOST;
 	q->has_project = project.len > 0;
@@ -255,9 +319,65 @@ static enum sls_err check_time(struct lreq *q, const char *name, int (*parse)(st
 	return SLS_ERR_OK;
 }
 
+/* The gateway owning a serial number, its devices and its bound flow log. */
+struct dev_lookup {
+	char serial[DOMAIN_SN_MAX + 1];
+	struct sag g;
+	struct ls_device dev;
+};
+
+static int read_device_tx(struct store_tx *tx, void *arg)
+{
+	struct dev_lookup *l = arg;
+	int rc = store_device_owner(tx, l->serial, &l->g);
+	if (rc != 0 || !l->g.flowlog_id[0])
+		return rc;
+	struct owner o = {l->g.account_id, l->g.region_id};
+	rc = store_flowlog_get(tx, o, l->g.flowlog_id, &l->dev.fl);
+	l->dev.has_flowlog = rc == 0;
+	return rc == 1 ? 0 : rc;
+}
+
+/* A device credential: its secret is the device's SecretKey. An unbound
+ * serial number and a wrong signature get the same answer
+ * (DEVICE_AUTH_FAILED), as on the device channel, so serial numbers cannot be
+ * probed. */
+static enum sls_err find_device(struct lreq *q, struct str serial, struct store_key *k)
+{
+	struct dev_lookup *l = xcalloc(1, sizeof(*l));
+	enum sls_err e = SLS_ERR_DEVICE_AUTH_FAILED;
+	int rc = 1;
+	if (domain_serial_valid(serial) && domain_copy(l->serial, sizeof(l->serial), serial) == 0)
+		rc = store_read(q->srv->store, read_device_tx, l);
+	if (rc != 0 && rc != 1)
+		e = SLS_ERR_INTERNAL_SERVER_ERROR;
+	for (int i = 0; rc == 0 && i < l->g.ndevices; i++) {
+		if (strcmp(l->g.devices[i].serial_number, l->serial) != 0)
+			continue;
+		snprintf(k->secret, sizeof(k->secret), "%s", l->g.devices[i].secret_key);
+		k->account_id = l->g.account_id;
+		struct ls_device *d = xmalloc(sizeof(*d));
+		*d = l->dev;
+		memcpy(d->sag_id, l->g.id, sizeof(d->sag_id));
+		memcpy(d->serial, l->serial, sizeof(d->serial));
+		d->account_id = l->g.account_id;
+		snprintf(d->account, sizeof(d->account), "%lld", (long long)l->g.account_id);
+		q->dev = d; /* kept only if the signature verifies (authenticate) */
+		e = SLS_ERR_OK;
+	}
+	OPENSSL_cleanse(l, sizeof(*l));
+	free(l);
+	return e;
+}
+
 static enum sls_err find_key(struct lreq *q, struct str akid, struct store_key *k)
 {
+	static const size_t plen = sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1;
 	char id[STORE_MAX_KEY_FIELD + 1];
+	if (akid.len > plen && memcmp(akid.p, DOMAIN_DEVICE_KEY_PREFIX, plen) == 0) {
+		q->device_cred = true;
+		return find_device(q, (struct str){akid.p + plen, akid.len - plen}, k);
+	}
 	params_printable(akid, q->detail, 64);
 	if (akid.len == 0 || akid.len > STORE_MAX_KEY_FIELD)
 		return SLS_ERR_UNAUTHORIZED;
@@ -301,7 +421,9 @@ static enum sls_err auth_v1(struct lreq *q, const struct sls_sig_input *in, stru
 		params_printable(method, q->detail, 64);
 		return SLS_ERR_INVALID_SIGNATURE_METHOD;
 	}
-	if ((e = find_key(q, akid, k)) != SLS_ERR_OK || (e = check_md5(q)) != SLS_ERR_OK)
+	/* The body's MD5 before the key: its answer must not depend on whether
+	 * the key (or a device's serial number) exists. */
+	if ((e = check_md5(q)) != SLS_ERR_OK || (e = find_key(q, akid, k)) != SLS_ERR_OK)
 		return e;
 	return sls_v1_verify(in, alg, str_c(k->secret), sig) ? SLS_ERR_OK
 							       : SLS_ERR_SIGNATURE_NOT_MATCH;
@@ -344,6 +466,12 @@ static enum sls_err authenticate(struct lreq *q)
 	q->account = k->account_id;
 	OPENSSL_cleanse(k, sizeof(*k));
 	free(k);
+	if (q->device_cred && e == SLS_ERR_SIGNATURE_NOT_MATCH)
+		e = SLS_ERR_DEVICE_AUTH_FAILED;
+	if (e != SLS_ERR_OK) {
+		free(q->dev);
+		q->dev = NULL;
+	}
 	return e;
 }
 
@@ -656,6 +784,54 @@ static void h_list_logstores(struct lreq *q)
 			     (json_int_t)q->total, "logstores", l.arr));
 }
 
+static void sweep_kick(struct logstore_server *s);
+
+static int update_logstore_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	int rc = meta_logstore_update(tx, q->project.id, q->logstore_name, q->ttl, q->shards,
+				      time_now_ms() / 1000);
+	return rc == 1 ? 2 : rc;
+}
+
+static void update_logstore_done(void *arg, int rc)
+{
+	struct lreq *q = arg;
+	if (rc == 0 && q->ttl > 0)
+		sweep_kick(q->srv); /* a shorter ttl takes effect now, not within the hour */
+	write_done(q, rc);
+}
+
+/* UpdateLogStore (PUT /logstores/{ls}, @alicloud/log updateLogStore): ttl
+ * and shardCount; a logstoreName in the body must be the path's. */
+static void h_update_logstore(struct lreq *q)
+{
+	if (resolve(q, true) != 0)
+		return;
+	json_t *j = json_body(q);
+	if (!j)
+		return;
+	json_t *n = json_object_get(j, "logstoreName");
+	q->ttl = q->shards = -1;
+	int rc = 0;
+	if (n && (!json_is_string(n) ||
+		  !str_eq(q->logstore_name, (struct str){json_string_value(n), json_string_length(n)}))) {
+		fail(q, SLS_ERR_INVALID_PARAMETER, "logstoreName");
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = int_field(q, j, "ttl", 1, META_TTL_MAX, &q->ttl);
+	if (rc == 0)
+		rc = int_field(q, j, "shardCount", 1, META_SHARDS_MAX, &q->shards);
+	json_decref(j);
+	if (rc != 0)
+		return;
+	params_printable(q->logstore_name, q->name_buf, sizeof(q->name_buf));
+	q->name_arg = q->name_buf;
+	store_write_async_scoped(q->srv->store, q->account, update_logstore_tx, q,
+				 update_logstore_done);
+}
+
 static int delete_logstore_tx(struct store_tx *tx, void *arg)
 {
 	struct lreq *q = arg;
@@ -710,37 +886,145 @@ static struct str pack_id_of(const Sls__LogGroup *g)
 	return STR_NULL;
 }
 
-static void h_put_logs(struct lreq *q)
+/* The body as a LogGroup in q->group; SLS_ERR_OK, or the error and its detail. */
+static enum sls_err decode_group(struct lreq *q, size_t *raw_len, const char **detail)
 {
 	enum sls_compress c;
 	struct str raw;
-	const char *detail = NULL;
-	if (resolve(q, true) != 0)
-		return;
 	struct str ct = header(q, "x-log-compresstype");
+	*detail = NULL;
 	if (sls_compress_parse(ct, &c) != 0) {
 		params_printable(ct, q->detail, 64);
-		fail(q, SLS_ERR_INVALID_COMPRESS_TYPE, q->detail);
-		return;
+		*detail = q->detail;
+		return SLS_ERR_INVALID_COMPRESS_TYPE;
 	}
 	enum sls_err e = sls_body_raw(c, q->r->body, header(q, "x-log-bodyrawsize"), &raw,
-				      &q->body_owned, &detail);
+				      &q->body_owned, detail);
 	if (e == SLS_ERR_OK)
-		e = sls_loggroup_decode(raw, &q->group, &detail);
+		e = sls_loggroup_decode(raw, &q->group, detail);
 	free(q->body_owned); /* protobuf-c copied what it keeps */
 	q->body_owned = NULL;
-	if (e != SLS_ERR_OK) {
-		fail(q, e, detail);
-		return;
-	}
+	*raw_len = raw.len;
+	return e;
+}
+
+/* q->logstore resolved, q->group decoded: hand it to the writer. */
+static void put_enqueue(struct lreq *q, size_t raw_len)
+{
 	q->put = (struct ldata_put){.logstore = q->logstore.id, .g = q->group,
 				    .pack_id = pack_id_of(q->group),
-				    .received_s = time_now_ms() / 1000, .raw_bytes = raw.len,
+				    .received_s = time_now_ms() / 1000, .raw_bytes = raw_len,
 				    .done = put_done};
 	ldata_put(q->srv->data, &q->put);
 }
 
-/* ---- GetLogs ---- */
+static void device_put(struct lreq *q);
+
+static void h_put_logs(struct lreq *q)
+{
+	const char *detail;
+	size_t raw_len = 0;
+	if (q->dev) {
+		device_put(q);
+		return;
+	}
+	if (resolve(q, true) != 0)
+		return;
+	enum sls_err e = decode_group(q, &raw_len, &detail);
+	if (e != SLS_ERR_OK) {
+		fail(q, e, detail);
+		return;
+	}
+	put_enqueue(q, raw_len);
+}
+
+/* ---- a gateway device's PutLogs (docs/device-protocol.md §8) ---- */
+
+/* Why the device's flow log takes no Log Service writes now (q->detail), or NULL. */
+static const char *flowlog_refusal(struct lreq *q)
+{
+	const struct ls_device *d = q->dev;
+	if (!d->has_flowlog)
+		snprintf(q->detail, sizeof(q->detail), "gateway %s has no flow log bound", d->sag_id);
+	else if (d->fl.status != FLOWLOG_ACTIVE)
+		snprintf(q->detail, sizeof(q->detail), "flow log %s is Inactive", d->fl.id);
+	else if (d->fl.output == FLOWLOG_OUT_NETFLOW)
+		snprintf(q->detail, sizeof(q->detail), "flow log %s has OutputType netflow", d->fl.id);
+	else
+		return NULL;
+	return q->detail;
+}
+
+static int ensure_tx(struct store_tx *tx, void *arg)
+{
+	struct lreq *q = arg;
+	return meta_ensure(tx, q->account, q->dev->fl.project_name, q->dev->fl.logstore_name,
+			   time_now_ms() / 1000, &q->project, &q->logstore);
+}
+
+static void ensure_done(void *arg, int rc)
+{
+	struct lreq *q = arg;
+	if (rc == 0)
+		put_enqueue(q, q->put.raw_bytes);
+	else if (rc == 1)
+		fail(q, SLS_ERR_PROJECT_FORBIDDEN, q->project_name);
+	else
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+}
+
+/* The records carry who sent them, whatever the payload said (spec
+ * flow-meter.md §1): the gateway, the device's serial number, the account. */
+static void stamp_identity(struct lreq *q)
+{
+	const struct ls_device *d = q->dev;
+	const struct sls_field f[] = {
+		{STR_LIT("Instance_id"), str_c(d->sag_id)},
+		{STR_LIT("snid"), str_c(d->serial)},
+		{STR_LIT("ali-uid"), str_c(d->account)},
+	};
+	sls_loggroup_stamp(q->group, f, sizeof(f) / sizeof(f[0]));
+}
+
+/* Only to the project and logstore of the gateway's Active sls/all flow log;
+ * both are created in the flow log's account on the first write. */
+static void device_put(struct lreq *q)
+{
+	const struct ls_device *d = q->dev;
+	const char *detail;
+	size_t raw_len = 0;
+	if (flowlog_refusal(q)) {
+		fail(q, SLS_ERR_FLOWLOG_FORBIDDEN, q->detail);
+		return;
+	}
+	if (strcmp(q->project_name, d->fl.project_name) != 0 ||
+	    !str_eqc(q->logstore_name, d->fl.logstore_name)) {
+		snprintf(q->detail, sizeof(q->detail), "PutLogs to project %.63s logstore %.63s (flow log %s)",
+			 d->fl.project_name, d->fl.logstore_name, d->fl.id);
+		fail(q, SLS_ERR_DEVICE_DENIED, q->detail);
+		return;
+	}
+	enum sls_err e = decode_group(q, &raw_len, &detail);
+	if (e != SLS_ERR_OK) {
+		fail(q, e, detail);
+		return;
+	}
+	stamp_identity(q);
+	q->account = d->account_id;
+	q->put.raw_bytes = raw_len;
+	int rc = store_read(q->srv->store, read_logstore, q);
+	if (rc == 0)
+		put_enqueue(q, raw_len);
+	else if (rc == 1 || rc == 2)
+		store_write_async_scoped(q->srv->store, q->account, ensure_tx, q, ensure_done);
+	else
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+}
+
+/* ---- GetLogs, GetLogsV2, GetHistograms ---- */
+
+#define LS_QUERY_HEADER_MAX 1024 /* bytes of a query echoed in x-log-agg-query / where-query */
+#define LS_QUERY_INFO_MAX 4096   /* bytes of x-log-query-info */
 
 static int int_param(struct lreq *q, const char *name, int64_t min, int64_t max, int64_t def,
 		     int64_t *out)
@@ -754,10 +1038,83 @@ static int int_param(struct lreq *q, const char *name, int64_t min, int64_t max,
 	return 0;
 }
 
+/* A query parsed into a malloc'd struct query; NULL when answered. */
+static struct query *parse_query(struct lreq *q, struct str text)
+{
+	char qd[QUERY_DETAIL_MAX];
+	struct query *qq = xmalloc(sizeof(*qq));
+	enum sls_err e = query_parse(text, qq, qd);
+	if (e != SLS_ERR_OK) {
+		free(qq);
+		fail(q, e, qd);
+		return NULL;
+	}
+	return qq;
+}
+
+/* A header-safe copy of s: printable ASCII, at most LS_QUERY_HEADER_MAX bytes. */
+static void header_text(struct str s, char *out, size_t cap)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = s.p[i] >= 0x20 && s.p[i] < 0x7f ? s.p[i] : ' ';
+	out[n] = '\0';
+}
+
+static char *query_info(const struct getlogs_result *res)
+{
+	json_t *j = json_pack("{s:i,s:O,s:[],s:i}", "mode", 0, "keys", res->keys, "terms", "limited", 0);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(j);
+	if (s && strlen(s) > LS_QUERY_INFO_MAX) {
+		free(s);
+		s = xstrdup("{\"mode\":0,\"keys\":[],\"terms\":[],\"limited\":0}");
+	}
+	return s;
+}
+
+/* Runs g; the request is answered on failure (returns -1). */
+static int run_getlogs(struct lreq *q, struct getlogs *g, struct getlogs_result *res)
+{
+	char qd[QUERY_DETAIL_MAX];
+	g->logstore = str_c(q->logstore.name);
+	enum sls_err e = query_getlogs(q->srv->data, q->logstore.id, g, res, qd);
+	if (e != SLS_ERR_OK) {
+		getlogs_result_free(res);
+		fail(q, e, qd);
+		return -1;
+	}
+	return 0;
+}
+
+struct getlogs_headers {
+	char count[24], processed[24], ms[24];
+	char agg[LS_QUERY_HEADER_MAX], where[LS_QUERY_HEADER_MAX];
+	char *info;
+	struct http_hdr h[8];
+};
+
+static void fill_headers(struct lreq *q, const struct query *qq, const struct getlogs_result *res,
+			 struct getlogs_headers *o)
+{
+	snprintf(o->count, sizeof(o->count), "%lld", (long long)res->count);
+	snprintf(o->processed, sizeof(o->processed), "%lld", (long long)res->processed);
+	snprintf(o->ms, sizeof(o->ms), "%lld", (long long)((time_mono_us() - q->r->start_us) / 1000));
+	header_text(qq->sql, o->agg, sizeof(o->agg));
+	header_text(qq->where, o->where, sizeof(o->where));
+	o->info = query_info(res);
+	struct http_hdr h[8] = {{"x-log-progress", res->complete ? "Complete" : "Incomplete"},
+				{"x-log-count", o->count}, {"x-log-processed-rows", o->processed},
+				{"x-log-elapsed-millisecond", o->ms},
+				{"x-log-has-sql", qq->has_sql ? "true" : "false"},
+				{"x-log-agg-query", o->agg}, {"x-log-where-query", o->where},
+				{"x-log-query-info", o->info ? o->info : "{}"}};
+	memcpy(o->h, h, sizeof(h));
+}
+
 static void h_get_logs(struct lreq *q)
 {
 	struct getlogs g = {0};
-	char qd[QUERY_DETAIL_MAX];
 	if (resolve(q, true) != 0)
 		return;
 	if (int_param(q, "from", 0, UINT32_MAX, 0, &g.from) || int_param(q, "to", 0, UINT32_MAX, 0, &g.to) ||
@@ -771,32 +1128,193 @@ static void h_get_logs(struct lreq *q)
 	}
 	g.reverse = str_eqc(rev, "true");
 	g.topic = params_get(q->params, "topic");
-	struct query *qq = xmalloc(sizeof(*qq));
-	enum sls_err e = query_parse(params_get(q->params, "query"), qq, qd);
-	if (e != SLS_ERR_OK) {
-		free(qq);
-		fail(q, e, qd);
-		return;
-	}
-	g.q = qq;
+	struct query *qq = parse_query(q, params_get(q->params, "query"));
 	struct getlogs_result res;
-	int rc = query_getlogs(q->srv->data, q->logstore.id, &g, &res);
+	if (!qq)
+		return;
+	struct getlogs_headers hd;
+	struct query keep = {.where = qq->where, .sql = qq->sql, .has_sql = qq->has_sql};
+	g.q = qq;
+	int rc = run_getlogs(q, &g, &res);
 	free(qq);
-	if (rc != 0) {
-		free(res.json);
+	if (rc != 0)
+		return;
+	char *body = json_dumps(res.rows, JSON_COMPACT);
+	fill_headers(q, &keep, &res, &hd);
+	getlogs_result_free(&res);
+	if (!body) {
+		free(hd.info);
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 		return;
 	}
-	char count[24], processed[24], ms[24];
-	snprintf(count, sizeof(count), "%lld", (long long)res.count);
-	snprintf(processed, sizeof(processed), "%lld", (long long)res.processed);
-	snprintf(ms, sizeof(ms), "%lld", (long long)((time_mono_us() - q->r->start_us) / 1000));
-	struct http_hdr h[] = {{"x-log-progress", res.complete ? "Complete" : "Incomplete"},
-			       {"x-log-count", count}, {"x-log-processed-rows", processed},
-			       {"x-log-elapsed-millisecond", ms}, {"x-log-has-sql", "false"},
-			       {"x-log-agg-query", ""}, {"x-log-where-query", ""}};
 	access_log(q, 200, "OK");
-	respond(q, 200, "application/json", res.json, res.len, h, sizeof(h) / sizeof(h[0]));
+	respond(q, 200, "application/json", body, strlen(body), hd.h, 8);
+	free(hd.info);
+	lreq_free(q);
+}
+
+/* GetLogsV2's JSON body: numbers as numbers, reverse a boolean. 0, or answered. */
+static int v2_int(struct lreq *q, json_t *j, const char *f, int64_t min, int64_t max, int64_t *out)
+{
+	json_t *v = json_object_get(j, f);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, f);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int v2_params(struct lreq *q, json_t *j, struct getlogs *g, struct str *query)
+{
+	json_t *rev = json_object_get(j, "reverse"), *qs = json_object_get(j, "query"),
+	       *topic = json_object_get(j, "topic");
+	g->line = QUERY_MAX_LINE;
+	if (v2_int(q, j, "from", 0, UINT32_MAX, &g->from) || v2_int(q, j, "to", 0, UINT32_MAX, &g->to) ||
+	    v2_int(q, j, "line", 0, QUERY_MAX_LINE, &g->line) ||
+	    v2_int(q, j, "offset", 0, INT32_MAX, &g->offset))
+		return -1;
+	if ((rev && !json_is_boolean(rev) && !json_is_null(rev)) || (qs && !json_is_string(qs)) ||
+	    (topic && !json_is_string(topic))) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "reverse (a boolean), query and topic (strings)");
+		return -1;
+	}
+	g->reverse = json_is_true(rev);
+	*query = qs ? (struct str){json_string_value(qs), json_string_length(qs)} : STR_NULL;
+	g->topic = topic ? (struct str){json_string_value(topic), json_string_length(topic)} : STR_NULL;
+	return 0;
+}
+
+static json_t *v2_meta(const struct getlogs_headers *hd, const struct query *qq,
+		       const struct getlogs_result *res, int64_t ms)
+{
+	return json_pack("{s:s,s:s,s:s,s:b,s:I,s:I,s:f,s:i,s:i,s:I,s:i,s:s,s:b,s:s,s:O,s:[],s:b,s:i}",
+			 "progress", res->complete ? "Complete" : "Incomplete", "aggQuery", hd->agg,
+			 "whereQuery", hd->where, "hasSQL", qq->has_sql, "processedRows",
+			 (json_int_t)res->processed, "elapsedMillisecond", (json_int_t)ms, "cpuSec", 0.0,
+			 "cpuCores", 0, "limited", 0, "count", (json_int_t)res->count,
+			 "processedBytes", 0, "telementryType", "logging", "powerSql", 0,
+			 "insertedSQL", "", "keys", res->keys, "terms", "isAccurate", 1, "mode", 0);
+}
+
+static bool accepts_lz4(struct lreq *q)
+{
+	struct str ae = header(q, "accept-encoding");
+	for (size_t i = 0; i + 3 <= ae.len; i++)
+		if (!strncasecmp(ae.p + i, "lz4", 3))
+			return true;
+	return false;
+}
+
+/* The answer as sent: a raw LZ4 block (spec §1.4) when the client takes one. */
+static void send_v2(struct lreq *q, char *body, struct getlogs_headers *hd)
+{
+	size_t len = strlen(body), n = 8;
+	char raw[24];
+	struct http_hdr h[10];
+	memcpy(h, hd->h, sizeof(hd->h));
+	if (accepts_lz4(q) && len <= LZ4_MAX_INPUT_SIZE) {
+		int cap = LZ4_compressBound((int)len);
+		char *z = xmalloc((size_t)cap);
+		int zn = LZ4_compress_default(body, z, (int)len, cap);
+		if (zn > 0) {
+			snprintf(raw, sizeof(raw), "%zu", len);
+			h[n++] = (struct http_hdr){"x-log-compresstype", "lz4"};
+			h[n++] = (struct http_hdr){"x-log-bodyrawsize", raw};
+			free(body);
+			body = z;
+			len = (size_t)zn;
+		} else {
+			free(z);
+		}
+	}
+	access_log(q, 200, "OK");
+	respond(q, 200, "application/json", body, len, h, n);
+}
+
+static void h_get_logs_v2(struct lreq *q)
+{
+	struct getlogs g = {0};
+	struct str text;
+	if (resolve(q, true) != 0)
+		return;
+	json_t *j = json_body(q);
+	if (!j)
+		return;
+	if (v2_params(q, j, &g, &text) != 0) {
+		json_decref(j);
+		return;
+	}
+	struct query *qq = parse_query(q, text);
+	if (!qq) {
+		json_decref(j);
+		return;
+	}
+	struct query keep = {.where = qq->where, .sql = qq->sql, .has_sql = qq->has_sql};
+	struct getlogs_result res;
+	struct getlogs_headers hd;
+	g.q = qq;
+	int rc = run_getlogs(q, &g, &res);
+	free(qq);
+	if (rc == 0)
+		fill_headers(q, &keep, &res, &hd);
+	json_decref(j); /* keep's slices pointed into it until here */
+	if (rc != 0)
+		return;
+	json_t *out = json_pack("{s:o,s:O}", "meta",
+				v2_meta(&hd, &keep, &res, (time_mono_us() - q->r->start_us) / 1000),
+				"data", res.rows);
+	getlogs_result_free(&res);
+	char *body = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	json_decref(out);
+	if (!body) {
+		free(hd.info);
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	send_v2(q, body, &hd);
+	free(hd.info);
+	lreq_free(q);
+}
+
+static void h_histograms(struct lreq *q)
+{
+	struct histogram h = {0};
+	if (resolve(q, true) != 0)
+		return;
+	if (int_param(q, "from", 0, UINT32_MAX, 0, &h.from) || int_param(q, "to", 0, UINT32_MAX, 0, &h.to) ||
+	    int_param(q, "interval", 0, UINT32_MAX, 0, &h.interval))
+		return;
+	if (h.to < h.from) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "to (before from)");
+		return;
+	}
+	if (!query_hist_interval(h.from, h.to, h.interval)) {
+		fail(q, SLS_ERR_PARAMETER_INVALID, "interval (more than 1440 buckets)");
+		return;
+	}
+	h.topic = params_get(q->params, "topic");
+	struct query *qq = parse_query(q, params_get(q->params, "query"));
+	if (!qq)
+		return;
+	h.q = qq; /* the search part only: a histogram counts logs */
+	struct histogram_result res;
+	int rc = query_histogram(q->srv->data, q->logstore.id, &h, &res);
+	free(qq);
+	char *body = rc == 0 ? json_dumps(res.buckets, JSON_COMPACT) : NULL;
+	json_decref(res.buckets);
+	if (!body) {
+		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
+		return;
+	}
+	char count[24];
+	snprintf(count, sizeof(count), "%lld", (long long)res.count);
+	struct http_hdr hd[] = {{"x-log-progress", res.complete ? "Complete" : "Incomplete"},
+				{"x-log-count", count}};
+	access_log(q, 200, "OK");
+	respond(q, 200, "application/json", body, strlen(body), hd, 2);
 	lreq_free(q);
 }
 
@@ -807,8 +1325,18 @@ static void h_logstore_get(struct lreq *q)
 		h_get_logstore(q);
 	else if (str_eqc(type, "log"))
 		h_get_logs(q);
+	else if (str_eqc(type, "histogram"))
+		h_histograms(q);
 	else
-		fail(q, SLS_ERR_PARAMETER_INVALID, "type (GetHistograms is not implemented yet)");
+		fail(q, SLS_ERR_PARAMETER_INVALID, "type (log or histogram)");
+}
+
+static void h_index_get(struct lreq *q)
+{
+	if (str_eqc(params_get(q->params, "type"), "histogram"))
+		h_histograms(q);
+	else
+		fail(q, SLS_ERR_PARAMETER_INVALID, "type (index configurations are not implemented)");
 }
 
 static void h_root_get(struct lreq *q)
@@ -835,9 +1363,12 @@ static const struct ls_route ls_routes[] = {
 	{LS_LOGSTORES, "POST", h_create_logstore},
 	{LS_LOGSTORE, "GET", h_logstore_get},
 	{LS_LOGSTORE, "POST", h_put_logs},
+	{LS_LOGSTORE, "PUT", h_update_logstore},
 	{LS_LOGSTORE, "DELETE", h_delete_logstore},
 	{LS_SHARD_LB, "POST", h_put_logs},
 	{LS_SHARD_ROUTE, "POST", h_put_logs},
+	{LS_LOGS, "POST", h_get_logs_v2},
+	{LS_INDEX, "GET", h_index_get},
 };
 
 static void route(struct lreq *q)
@@ -848,6 +1379,11 @@ static void route(struct lreq *q)
 			continue;
 		path_known = true;
 		if (str_eqc(q->r->method, ls_routes[i].method)) {
+			if (q->dev && ls_routes[i].fn != h_put_logs) {
+				fail(q, SLS_ERR_DEVICE_DENIED,
+				     "PutLogs, to the logstore of its gateway's flow log");
+				return;
+			}
 			if (q->path >= LS_LOGSTORE && !meta_logstore_name_ok(q->logstore_name)) {
 				params_printable(q->logstore_name, q->detail, 64);
 				fail(q, SLS_ERR_LOGSTORE_NOT_EXIST, q->detail);
@@ -904,6 +1440,69 @@ static void ls_http_error(struct http_request *r, int status, const char *why)
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, why);
 }
 
+/* ---- retention ---- */
+
+struct ttl_list {
+	struct ldata_ttl *v;
+	size_t n, cap;
+};
+
+static int add_ttl(int64_t id, int64_t ttl, void *arg)
+{
+	struct ttl_list *l = arg;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n++] = (struct ldata_ttl){id, ttl};
+	return 0;
+}
+
+static int list_ttls_tx(struct store_tx *tx, void *arg)
+{
+	struct ttl_list *l = arg;
+	l->n = 0;
+	return meta_logstore_each_ttl(tx, add_ttl, l);
+}
+
+static void sweep_once(struct logstore_server *s)
+{
+	struct ttl_list l = {0};
+	if (store_read(s->store, list_ttls_tx, &l) == 0)
+		ldata_expire(s->data, l.v, l.n, time_now_ms() / 1000);
+	else
+		log_err("logstore: retention: cannot list the logstores; trying again later");
+	free(l.v);
+}
+
+static void *sweeper_main(void *arg)
+{
+	struct logstore_server *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		pthread_mutex_unlock(&s->mu);
+		sweep_once(s);
+		pthread_mutex_lock(&s->mu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += LOGSTORE_SWEEP_INTERVAL_S;
+		while (!s->stop && !s->kick)
+			if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
+				break;
+		s->kick = false;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void sweep_kick(struct logstore_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->kick = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain)
 {
 	if (strlen(domain) > LOGSTORE_MAX_DOMAIN || !domain[0]) {
@@ -919,6 +1518,10 @@ struct logstore_server *logstore_new(struct store *st, const char *logs_dir, con
 	snprintf(s->domain, sizeof(s->domain), "%s", domain);
 	s->vhost = (struct http_vhost){.handle = ls_handle, .on_error = ls_http_error, .arg = s,
 				       .max_body = LOGSTORE_MAX_BODY};
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0)
+		fatal("logstore: cannot start the retention thread");
 	return s;
 }
 
@@ -926,6 +1529,13 @@ void logstore_free(struct logstore_server *s)
 {
 	if (!s)
 		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->sweeper, NULL);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	ldata_close(s->data);
 	free(s);
 }

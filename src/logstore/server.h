@@ -15,6 +15,7 @@
 #define LOGSTORE_MAX_DOMAIN 253
 #define LOGSTORE_TIME_WINDOW_S 900 /* Date / x-log-date skew: ±15 minutes */
 #define LOGSTORE_MAX_BODY (10u << 20) /* request bytes as sent (compressed or not) */
+#define LOGSTORE_SWEEP_INTERVAL_S 3600 /* retention runs at start and this often */
 
 struct logstore_server;
 
@@ -25,8 +26,11 @@ void logstore_free(struct logstore_server *s); /* drains its writer; NULL is a n
 /* For http_config.vhost (arg: the logstore_server). */
 const struct http_vhost *logstore_vhost(void *arg, struct str host);
 
-/* The project named by a Host header for this domain: 1 with *project set
- * (empty: the bare domain), 0 when the host is not the Log Service's. */
+/* The project named by a Host (or an absolute-form target's authority) for
+ * this domain: 1 with *project set (empty: no project), 0 when the host is not
+ * the Log Service's. Claimed: "<domain>" and "<project>.<domain>" (port
+ * stripped, case-insensitive), "@<any>" and "<project>.@<any>" (sls20201230's
+ * endpoint '@IP:PORT'), and "<project>.<IPv4>" (an IP endpoint). */
 int logstore_host_project(struct str host, struct str domain, struct str *project);
 
 #endif

@@ -172,3 +172,44 @@ void sls_loggroup_free(Sls__LogGroup *g)
 	if (g)
 		sls__log_group__free_unpacked(g, &a);
 }
+
+static bool stamped_key(const Sls__Log__Content *c, const struct sls_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (c->key.len == f[i].key.len && memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
+			return true;
+	return false;
+}
+
+static Sls__Log__Content *content_new(const struct sls_field *f)
+{
+	Sls__Log__Content *c = xmalloc(sizeof(*c));
+	sls__log__content__init(c);
+	c->key = (ProtobufCBinaryData){f->key.len, (uint8_t *)xmemdup0(f->key.p, f->key.len)};
+	c->value = (ProtobufCBinaryData){f->value.len, (uint8_t *)xmemdup0(f->value.p, f->value.len)};
+	return c;
+}
+
+/* Everything is malloc'd as pb_alloc does, so sls_loggroup_free frees it. */
+static void stamp_log(Sls__Log *l, const struct sls_field *f, size_t n)
+{
+	Sls__Log__Content **out = xcalloc(l->n_contents + n, sizeof(*out));
+	size_t k = 0;
+	for (size_t i = 0; i < l->n_contents; i++) {
+		if (stamped_key(l->contents[i], f, n))
+			protobuf_c_message_free_unpacked(&l->contents[i]->base, NULL);
+		else
+			out[k++] = l->contents[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		out[k++] = content_new(&f[i]);
+	free(l->contents);
+	l->contents = out;
+	l->n_contents = k;
+}
+
+void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
+{
+	for (size_t i = 0; i < g->n_logs; i++)
+		stamp_log(g->logs[i], f, n);
+}

@@ -38,6 +38,18 @@ enum sls_err sls_body_raw(enum sls_compress c, struct str body, struct str rawsi
 enum sls_err sls_loggroup_decode(struct str raw, Sls__LogGroup **out, const char **detail);
 void sls_loggroup_free(Sls__LogGroup *g); /* NULL is a no-op */
 
+/* One key and value the server writes into records. */
+struct sls_field {
+	struct str key, value;
+};
+
+/* Sets the n fields in every log of g (decoded by sls_loggroup_decode): every
+ * content whose key is one of theirs is removed, wherever it was and however
+ * often, and the fields are appended with the given values. A log may then
+ * hold n more contents than SLS_MAX_CONTENTS_PER_LOG. The device identity of
+ * records a gateway writes (docs/device-protocol.md §8) goes through here. */
+void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n);
+
 /* A value of a LogGroup as a slice (protobuf-c bytes fields). */
 static inline struct str sls_pb_str(ProtobufCBinaryData b)
 {

@@ -11,6 +11,13 @@
 	X(UNAUTHORIZED, 401, "Unauthorized", "The AccessKeyId is not found or invalid: {}.")     \
 	X(SIGNATURE_NOT_MATCH, 401, "SignatureNotMatch",                                         \
 	  "The request signature does not match our calculation.")                              \
+	X(DEVICE_AUTH_FAILED, 401, "Unauthorized",                                               \
+	  "The serial number is not bound to a gateway or the signature does not match.")      \
+	X(DEVICE_DENIED, 401, "Unauthorized", "Denied: a gateway device may only {}.")           \
+	X(FLOWLOG_FORBIDDEN, 403, "FlowLogForbidden",                                            \
+	  "The gateway's flow log does not deliver to Log Service now: {}.")                   \
+	X(PROJECT_FORBIDDEN, 403, "ProjectForbidden",                                            \
+	  "The project {} of the flow log belongs to another account.")                        \
 	X(REQUEST_TIME_EXPIRED, 400, "RequestTimeExpired",                                       \
 	  "The request time is more than 15 minutes away from the server time.")                \
 	X(MISSING_DATE, 400, "MissingDate", "The request has no {} header.")                    \

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "domain/domain.h"
 #include "metrics/metrics.h"
 
 #define STORE_SCHEME_SQLITE "sqlite:"
@@ -35,6 +36,13 @@ struct key_cache {
 	pthread_mutex_t mu;
 	struct key_slot slot[STORE_KEY_CACHE_SLOTS];
 };
+
+#ifdef STORE_TEST_HOOKS
+void (*store_key_find_hook)(enum store_key_find_step step, const char *akid);
+#define KEY_FIND_STEP(step, akid) (store_key_find_hook ? store_key_find_hook(step, akid) : (void)0)
+#else
+#define KEY_FIND_STEP(step, akid) ((void)0)
+#endif
 
 static struct key_cache *key_cache_new(void)
 {
@@ -205,7 +213,10 @@ struct key_find {
 static int key_find_read(struct store_tx *tx, void *arg)
 {
 	struct key_find *f = arg;
-	return store_key_get(tx, f->akid, f->out);
+	KEY_FIND_STEP(KEY_FIND_TX_BEGUN, f->akid);
+	int rc = store_key_get(tx, f->akid, f->out);
+	KEY_FIND_STEP(KEY_FIND_ROW_READ, f->akid);
+	return rc;
 }
 
 int store_key_find(struct store *s, const char *akid, struct store_key *out)
@@ -214,9 +225,19 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 	struct key_find f = {.akid = akid, .out = out};
 	if (!kc)
 		return store_read(s, key_find_read, &f);
-	/* The epoch is read before the store: a change committed in between makes
-	 * the slot stale at once instead of keeping the old key. */
+	/* Why a deleted key is never used by a lookup that starts after
+	 * `sagflow keys delete` returned: the deleting process bumps the epoch
+	 * after its COMMIT and before it returns, so such a lookup loads an epoch
+	 * E at or past that bump. A slot answers only when it was filled under
+	 * the same E, and a slot is labelled with the epoch loaded *before* its
+	 * key was read; so its read transaction began after the bump, hence after
+	 * the COMMIT, and could not have found the key. A fill that read the key
+	 * before the COMMIT carries an older epoch and never answers again. (So
+	 * the load must stay above the read: loading it after would label a
+	 * stale key with the new epoch.) test_store.c test_key_find_races runs a
+	 * real delete at every step of this function. */
 	uint64_t epoch = atomic_load_explicit(s->keys_epoch, memory_order_acquire);
+	KEY_FIND_STEP(KEY_FIND_EPOCH_READ, akid);
 	int64_t now = time_mono_us();
 	struct key_slot *sl = &kc->slot[key_slot_of(akid)];
 	pthread_mutex_lock(&kc->mu);
@@ -227,7 +248,9 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 	pthread_mutex_unlock(&kc->mu);
 	if (hit)
 		return 0;
+	KEY_FIND_STEP(KEY_FIND_MISSED, akid);
 	int rc = store_read(s, key_find_read, &f);
+	KEY_FIND_STEP(KEY_FIND_READ_DONE, akid);
 	if (rc == 0) {
 		pthread_mutex_lock(&kc->mu);
 		sl->used = true;
@@ -246,6 +269,9 @@ int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account
 
 int store_key_insert(struct store_tx *tx, const struct store_key *k)
 {
+	/* The device credential's prefix is never an AccessKey's. */
+	if (!strncmp(k->akid, DOMAIN_DEVICE_KEY_PREFIX, sizeof(DOMAIN_DEVICE_KEY_PREFIX) - 1))
+		return ERR_INVALID_PARAMETER;
 	return tx->ops->key_insert(tx, k);
 }
 

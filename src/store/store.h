@@ -107,7 +107,8 @@ int store_key_get(struct store_tx *tx, const char *akid, struct store_key *out);
 int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id);
 /* Inserts k (account_id, akid, secret; created_ms 0 means now). 0, or 1 when
  * the AccessKeyId exists already, ERR_INVALID_PARAMETER for an id or secret that
- * is empty, too long or not printable ASCII, or STORE_EIO. */
+ * is empty, too long or not printable ASCII, or an id that starts with
+ * DOMAIN_DEVICE_KEY_PREFIX (a device's credential), or STORE_EIO. */
 int store_key_insert(struct store_tx *tx, const struct store_key *k);
 /* 0, or 1 when no such key. */
 int store_key_delete(struct store_tx *tx, const char *akid);

@@ -55,6 +55,23 @@ static inline unsigned store_scope_slot(int64_t scope)
 struct metrics_family;
 extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us;
 
+/* The steps of store_key_find, for a test-only hook: tests/unit/test_store.c
+ * builds its own copy of store.c with STORE_TEST_HOOKS defined and sets
+ * store_key_find_hook to run `sagflow keys delete` at each step, to show that
+ * no interleaving lets a deleted key through (docs/store.md, "The key cache").
+ * Without STORE_TEST_HOOKS (the library, the binary) the steps compile to
+ * nothing. */
+enum store_key_find_step {
+	KEY_FIND_EPOCH_READ, /* the epoch is loaded, the slot not yet looked at */
+	KEY_FIND_MISSED,     /* the slot did not answer; the store is read next */
+	KEY_FIND_TX_BEGUN,   /* in the read transaction, before the key's SELECT */
+	KEY_FIND_ROW_READ,   /* in the read transaction, after the SELECT */
+	KEY_FIND_READ_DONE,  /* the read transaction is over; the slot is filled next */
+};
+#ifdef STORE_TEST_HOOKS
+extern void (*store_key_find_hook)(enum store_key_find_step step, const char *akid);
+#endif
+
 /* Backend constructors; path has its scheme prefix removed. */
 struct store *store_sqlite_open(const char *path);
 

@@ -106,7 +106,10 @@ test('a noisy device at full speed: the other devices are never refused', async 
     assert.ok(c.n >= 4);
   }
   assert.ok(loud['429 Device.Throttled'] > 0, JSON.stringify(loud));
-  assert.deepEqual(Object.keys(loud).sort(), ['429 Device.Throttled', 'OK'], JSON.stringify(loud));
+  // Its 8 syncs in flight may also overtake one another: a later sequence
+  // committed first makes the earlier one stale (409), its own doing.
+  for (const code of Object.keys(loud))
+    assert.ok(['429 Device.Throttled', 'OK', '409 Device.SequenceStale'].includes(code), JSON.stringify(loud));
   assert.ok(loud.OK <= DEVICE_BURST + DEVICE_RATE * (NOISY_MS / 1000 + 2), JSON.stringify(loud));
 });
 

@@ -163,6 +163,17 @@ test('CreateFlowLog validation errors, each through the call that produces it', 
   await a.fails('CreateFlowLog', { ...nf, NetflowServerIp: 'collector.example.com' }, 'IllegalParam.NetflowServerIp');
   await a.fails('CreateFlowLog', { ...nf, NetflowServerIp: '300.1.1.1' }, 'IllegalParam.NetflowServerIp');
   await a.fails('CreateFlowLog', { ...sls, SlsRegionId: 'Shanghai!' }, 'IllegalParam.SlsRegionId');
+  // SlsRegionId must be a region of DescribeRegions; names follow Log Service naming.
+  await a.fails('CreateFlowLog', { ...sls, SlsRegionId: 'cn-beijing' }, 'IllegalParam.SlsRegionId');
+  for (const [param, value] of [['ProjectName', 'Proj'], ['ProjectName', 'pr'], ['ProjectName', '-proj'],
+    ['ProjectName', 'proj-'], ['ProjectName', 'my_proj'], ['ProjectName', 'p'.repeat(64)],
+    ['LogstoreName', 'Store'], ['LogstoreName', 'st'], ['LogstoreName', 'store-'], ['LogstoreName', 's.tore'],
+    ['LogstoreName', 's'.repeat(64)]]) {
+    await a.fails('CreateFlowLog', { ...sls, [param]: value }, 'InvalidParameter',
+      { message: `The specified parameter "${param}" is not valid.` });
+  }
+  const okNames = await a.call('CreateFlowLog', { ...sls, ProjectName: 'p'.repeat(63), LogstoreName: '_s-1_' });
+  await a.call('DeleteFlowLog', { FlowLogId: okNames.FlowLogId });
   await a.fails('CreateFlowLog', { ...nf, RegionId: 'mars-north-1' }, 'IllegalParam.RegionId');
   // MissingParam.* per OutputType.
   await a.fails('CreateFlowLog', { OutputType: 'netflow' }, 'MissingParam.NetflowServerIp');
@@ -190,6 +201,11 @@ test('ModifyFlowLogAttribute: partial update, errors, other checks', async () =>
   await a.fails('ModifyFlowLogAttribute', { FlowLogId: id, ActiveAging: 10 }, 'IllegalParam.ActiveAging');
   await a.fails('ModifyFlowLogAttribute', { FlowLogId: id, OutputType: 'sls' }, 'MissingParam.SlsRegionId');
   await a.fails('ModifyFlowLogAttribute', { FlowLogId: id, NetflowServerIp: '' }, 'MissingParam.NetflowServerIp');
+  await a.fails('ModifyFlowLogAttribute', { FlowLogId: id, OutputType: 'all', SlsRegionId: 'us-west-1',
+    ProjectName: 'proj', LogstoreName: 'store' }, 'IllegalParam.SlsRegionId');
+  await a.fails('ModifyFlowLogAttribute', { FlowLogId: id, OutputType: 'all', SlsRegionId: 'cn-shanghai',
+    ProjectName: 'proj', LogstoreName: 'Store' }, 'InvalidParameter',
+  { message: 'The specified parameter "LogstoreName" is not valid.' });
   await a.call('ModifyFlowLogAttribute', { FlowLogId: id, OutputType: 'all', SlsRegionId: 'cn-shanghai',
     ProjectName: 'proj', LogstoreName: 'store' });
   assert.equal((await describeOne(a, id)).OutputType, 'all');

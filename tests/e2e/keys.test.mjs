@@ -105,7 +105,7 @@ test('keys rejects bad usage with a message, never a crash', (t) => {
 
 test('a key created and deleted while serve runs takes effect on the next request', async (t) => {
   const { startServer } = await import('./lib/server.mjs');
-  const { popCore } = await import('./lib/clients.mjs');
+  const { popCore, wrongSecret } = await import('./lib/clients.mjs');
   const srv = await startServer();
   t.after(() => srv.stop());
 
@@ -118,11 +118,27 @@ test('a key created and deleted while serve runs takes effect on the next reques
   assert.ok(body.RequestId, JSON.stringify(body));
 
   // A wrong secret for the same id is refused.
-  const wrong = popCore(srv, { akid: k.AccessKeyId, secret: 'x' + k.AccessKeySecret.slice(1) });
+  const wrong = popCore(srv, { akid: k.AccessKeyId, secret: wrongSecret(k.AccessKeySecret) });
   await assert.rejects(wrong.call('DescribeRegions', {}), (e) => e.code === 'SignatureDoesNotMatch');
 
   assert.equal(keys('delete', '--db', srv.dbPath, '--access-key-id', k.AccessKeyId).status, 0);
   await assert.rejects(client.call('DescribeRegions', {}),
     (e) => e.code === 'InvalidAccessKeyId.NotFound');
   assert.ok(!srv.stderr().includes(k.AccessKeySecret), 'the server never logs the secret');
+});
+
+// Issue 9: the wrong-secret request above once "passed" because its secret,
+// built as 'x' + secret.slice(1), was the real one (the key's secret began with
+// 'x'). Pinned here with a secret that begins with 'x', every time.
+test('a wrong secret is refused also when the real secret begins with x', async (t) => {
+  const { startServer, stopClean } = await import('./lib/server.mjs');
+  const { popCore, wrongSecret } = await import('./lib/clients.mjs');
+  const secret = 'x' + 'Q7'.repeat(14) + 'z';
+  const srv = await startServer({ env: { SAGFLOW_ACCESS_KEY_SECRET: secret } });
+  t.after(() => stopClean(srv));
+  assert.ok((await popCore(srv, { secret }).call('DescribeRegions', {})).RequestId);
+  await assert.rejects(popCore(srv, { secret: wrongSecret(secret) }).call('DescribeRegions', {}),
+    (e) => e.code === 'SignatureDoesNotMatch');
+  for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')
+    assert.notEqual(wrongSecret(c + secret.slice(1)), c + secret.slice(1), `a secret beginning with ${c}`);
 });

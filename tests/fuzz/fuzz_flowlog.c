@@ -52,7 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)domain_description_valid(v);
 		(void)domain_region_syntax(v);
 		(void)domain_ip_valid(v);
-		(void)domain_sls_name_valid(v);
+		(void)domain_region_known(v);
+		(void)domain_sls_project_valid(v);
+		(void)domain_sls_logstore_valid(v);
 		(void)domain_serial_valid(v);
 		(void)domain_version_valid(v);
 		(void)domain_model_valid(v);

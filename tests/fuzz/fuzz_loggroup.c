@@ -2,7 +2,8 @@
  * (none, lz4, deflate, zstd), bytes 1-3 the claimed x-log-bodyrawsize (24-bit,
  * so claims past the 10 MB limit are exercised too), the rest is the body. A
  * LogGroup that decodes is then written as blocks and read back: every log
- * must come back with its time and values. */
+ * must come back with its time and values; then a device's identity is
+ * stamped into it (sls_loggroup_stamp) and it must round-trip again. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,28 @@ static void roundtrip(const Sls__LogGroup *g)
 	buf_free(&out);
 }
 
+/* A device's identity stamped over whatever the group said: each log then has
+ * each field exactly once, with the server's value. */
+static void stamp_check(Sls__LogGroup *g)
+{
+	static const struct sls_field f[] = {{STR_LIT("Instance_id"), STR_LIT("sag-fuzz")},
+					     {STR_LIT("snid"), STR_LIT("SN-FUZZ")},
+					     {STR_LIT("ali-uid"), STR_LIT("42")}};
+	sls_loggroup_stamp(g, f, 3);
+	for (size_t i = 0; i < g->n_logs; i++)
+		for (size_t k = 0; k < 3; k++) {
+			size_t seen = 0;
+			for (size_t c = 0; c < g->logs[i]->n_contents; c++)
+				if (str_eq(sls_pb_str(g->logs[i]->contents[c]->key), f[k].key)) {
+					seen++;
+					if (!str_eq(sls_pb_str(g->logs[i]->contents[c]->value), f[k].value))
+						abort();
+				}
+			if (seen != 1)
+				abort();
+		}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4)
@@ -59,8 +82,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *detail;
 	Sls__LogGroup *g = NULL;
 	if (sls_body_raw(c, body, str_c(rawsize), &raw, &owned, &detail) == SLS_ERR_OK &&
-	    sls_loggroup_decode(raw, &g, &detail) == SLS_ERR_OK)
+	    sls_loggroup_decode(raw, &g, &detail) == SLS_ERR_OK) {
 		roundtrip(g);
+		stamp_check(g);
+		roundtrip(g);
+	}
 	sls_loggroup_free(g);
 	free(owned);
 	/* A block decoder fed the same bytes must refuse or decode, never crash. */

@@ -292,6 +292,9 @@ static void test_syntax(void **state)
 	assert_true(domain_region_syntax(STR_LIT("cn-shanghai-finance-1")));
 	assert_false(domain_region_syntax(STR_LIT("1n-shanghai")));
 	assert_false(domain_region_syntax(STR_LIT("cn--x")));
+	assert_true(domain_region_known(STR_LIT("cn-shanghai-finance-1")));
+	assert_false(domain_region_known(STR_LIT("cn-beijing"))); /* well-formed, not a Smartag region */
+	assert_false(domain_region_known(STR_LIT("cn-shanghai ")));
 	enum sag_spec sp;
 	enum sag_ha ha;
 	enum device_ha dh;
@@ -305,6 +308,54 @@ static void test_syntax(void **state)
 	assert_int_equal(domain_copy(small, sizeof(small), STR_LIT("abc")), 0);
 }
 
+/* Log Service naming (issue 10): project 3-63 of [a-z0-9-], logstore 3-63 of
+ * [a-z0-9_-], neither starting nor ending with '-'. */
+static void test_sls_names(void **state)
+{
+	static const char *const projects_ok[] = {"abc", "sag-flowlog-shanghai", "a-1", "123",
+		"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk"};
+	static const char *const projects_bad[] = {"ab", "-abc", "abc-", "Abc", "a_b", "a b", "a.b", "",
+		"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl"};
+	static const char *const logstores_ok[] = {"abc", "store_1", "_ab", "ab_", "sag-shanghai"};
+	static const char *const logstores_bad[] = {"ab", "-ab", "ab-", "Store", "a.b", "a/b"};
+	for (size_t i = 0; i < sizeof(projects_ok) / sizeof(projects_ok[0]); i++)
+		assert_true(domain_sls_project_valid(str_c(projects_ok[i])));
+	for (size_t i = 0; i < sizeof(projects_bad) / sizeof(projects_bad[0]); i++)
+		assert_false(domain_sls_project_valid(str_c(projects_bad[i])));
+	for (size_t i = 0; i < sizeof(logstores_ok) / sizeof(logstores_ok[0]); i++)
+		assert_true(domain_sls_logstore_valid(str_c(logstores_ok[i])));
+	for (size_t i = 0; i < sizeof(logstores_bad) / sizeof(logstores_bad[0]); i++)
+		assert_false(domain_sls_logstore_valid(str_c(logstores_bad[i])));
+	assert_false(domain_sls_project_valid(STR_LIT("store_1"))); /* '_' only in logstores */
+	/* Through CreateFlowLog: each parameter named in the detail. */
+	static const struct {
+		const char *param, *value;
+		enum err e;
+	} rows[] = {
+		{"SlsRegionId", "cn-beijing", ERR_ILLEGAL_PARAM_SLS_REGION_ID},
+		{"ProjectName", "Proj", ERR_INVALID_PARAMETER},
+		{"ProjectName", "pr", ERR_INVALID_PARAMETER},
+		{"LogstoreName", "store-", ERR_INVALID_PARAMETER},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct flowlog fl;
+		struct flowlog_patch p = {0};
+		char detail[32] = "";
+		p.output_type = OPT("sls");
+		p.sls_region_id = OPT("cn-shanghai");
+		p.project_name = OPT("proj");
+		p.logstore_name = OPT("store");
+		struct opt *o = !strcmp(rows[i].param, "SlsRegionId")   ? &p.sls_region_id
+				: !strcmp(rows[i].param, "ProjectName") ? &p.project_name
+									: &p.logstore_name;
+		*o = (struct opt){true, str_c(rows[i].value)};
+		flowlog_init(&fl);
+		assert_int_equal(flowlog_apply(&fl, &p, true, detail, sizeof(detail)), rows[i].e);
+		if (rows[i].e == ERR_INVALID_PARAMETER)
+			assert_string_equal(detail, rows[i].param);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,7 +363,7 @@ int main(void)
 		cmocka_unit_test(test_ranges),          cmocka_unit_test(test_check_order),
 		cmocka_unit_test(test_modify_partial),  cmocka_unit_test(test_status_machine),
 		cmocka_unit_test(test_assoc_single),    cmocka_unit_test(test_assoc_ha),
-		cmocka_unit_test(test_status_of_gateway), cmocka_unit_test(test_syntax),
+		cmocka_unit_test(test_status_of_gateway), cmocka_unit_test(test_syntax), cmocka_unit_test(test_sls_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

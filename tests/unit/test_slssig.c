@@ -13,6 +13,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "logstore/server.h"
 #include "sls/body.h"
 #include "sls/sig.h"
 
@@ -263,6 +264,112 @@ static void test_group_limits(void **state)
 			 SLS_ERR_POST_BODY_INVALID);
 }
 
+/* The worked example of docs/device-protocol.md §8: a device's PutLogs,
+ * signed with its SecretKey; body MD5 and signature computed here. */
+static void test_device_example(void **state)
+{
+	static const unsigned char body[] = {
+		0x0a, 0x3f, 0x08, 0xe4, 0xd3, 0xb8, 0xd8, 0x06, 0x12, 0x13, 0x0a, 0x07, 0x73, 0x72, 0x63,
+		0x61, 0x64, 0x64, 0x72, 0x12, 0x08, 0x31, 0x30, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x12,
+		0x13, 0x0a, 0x07, 0x64, 0x73, 0x74, 0x61, 0x64, 0x64, 0x72, 0x12, 0x08, 0x31, 0x30, 0x2e,
+		0x30, 0x2e, 0x30, 0x2e, 0x32, 0x12, 0x0d, 0x0a, 0x05, 0x62, 0x79, 0x74, 0x65, 0x73, 0x12,
+		0x04, 0x31, 0x35, 0x30, 0x30};
+	char md5[SLS_SIG_MD5_HEX + 1];
+	sls_md5_hex_upper((struct str){(const char *)body, sizeof(body)}, md5);
+	assert_string_equal(md5, "96B117BAB7A7E9AAB2268916D0605473");
+	const struct sls_kv h[] = {
+		KV("content-type", "application/x-protobuf"), KV("date", "Tue, 01 Dec 2026 02:00:00 GMT"),
+		KV("x-log-apiversion", "0.6.0"), KV("x-log-signaturemethod", "hmac-sha1"),
+		KV("x-log-bodyrawsize", "65"), KV("content-md5", "96B117BAB7A7E9AAB2268916D0605473"),
+		KV("host", "sag-flowlog-shanghai.sls.example.net:8080")};
+	struct sls_sig_input in = {STR_LIT("POST"), STR_LIT("/logstores/sag-shanghai/shards/lb"), h, 7,
+				   NULL, 0};
+	struct buf sts = {0};
+	sls_v1_string_to_sign(&sts, &in, SLS_SIG_SORT_PAIRS);
+	assert_string_equal(sts.p, "POST\n96B117BAB7A7E9AAB2268916D0605473\napplication/x-protobuf\n"
+				   "Tue, 01 Dec 2026 02:00:00 GMT\nx-log-apiversion:0.6.0\n"
+				   "x-log-bodyrawsize:65\nx-log-signaturemethod:hmac-sha1\n"
+				   "/logstores/sag-shanghai/shards/lb");
+	char sig[SLS_SIG_V1_MAX_B64];
+	sls_v1_sign(SLS_SIG_HMAC_SHA1, STR_LIT("Zr4mXq0bN8sV1tY6uW3eK9pA2dF5gH7j"),
+		    (struct str){sts.p, sts.len}, sig);
+	assert_string_equal(sig, "im0dPGzOHxrL0s3engXxpZkYdvk=");
+	buf_free(&sts);
+	Sls__LogGroup *g;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode((struct str){(const char *)body, sizeof(body)}, &g, &detail),
+			 SLS_ERR_OK);
+	assert_int_equal(g->logs[0]->time, 1796090340); /* 2026-12-01T01:59:00Z */
+	sls_loggroup_free(g);
+}
+
+/* A device's records: the identity keys are replaced wherever and however
+ * often the payload had them; everything else stays, in order. */
+static void test_stamp(void **state)
+{
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	Sls__Log l = SLS__LOG__INIT, *lp = &l;
+	Sls__Log__Content c[4] = {SLS__LOG__CONTENT__INIT, SLS__LOG__CONTENT__INIT,
+				  SLS__LOG__CONTENT__INIT, SLS__LOG__CONTENT__INIT};
+	Sls__Log__Content *cp[4] = {&c[0], &c[1], &c[2], &c[3]};
+	static char kv[4][2][16] = {{"snid", "EVIL"}, {"bytes", "1500"}, {"snid", "EVIL2"}, {"Instance_id", "sag-x"}};
+	for (int i = 0; i < 4; i++) {
+		c[i].key = (ProtobufCBinaryData){strlen(kv[i][0]), (uint8_t *)kv[i][0]};
+		c[i].value = (ProtobufCBinaryData){strlen(kv[i][1]), (uint8_t *)kv[i][1]};
+	}
+	l.time = 1700000000;
+	l.n_contents = 4;
+	l.contents = cp;
+	g.n_logs = 1;
+	g.logs = &lp;
+	uint8_t buf[256];
+	size_t n = sls__log_group__pack(&g, buf);
+	Sls__LogGroup *d;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode((struct str){(const char *)buf, n}, &d, &detail), SLS_ERR_OK);
+	const struct sls_field f[] = {{STR_LIT("Instance_id"), STR_LIT("sag-real")},
+				      {STR_LIT("snid"), STR_LIT("SN1")},
+				      {STR_LIT("ali-uid"), STR_LIT("7")}};
+	sls_loggroup_stamp(d, f, 3);
+	const char *want[4][2] = {{"bytes", "1500"}, {"Instance_id", "sag-real"}, {"snid", "SN1"}, {"ali-uid", "7"}};
+	assert_int_equal(d->logs[0]->n_contents, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_true(str_eqc(sls_pb_str(d->logs[0]->contents[i]->key), want[i][0]));
+		assert_true(str_eqc(sls_pb_str(d->logs[0]->contents[i]->value), want[i][1]));
+	}
+	sls_loggroup_free(d); /* ASan: what stamp allocated is freed with the rest */
+}
+
+/* The Hosts (and absolute-form authorities) the Log Service claims. */
+static void test_host_forms(void **state)
+{
+	static const struct {
+		const char *host, *project; /* project NULL: not the Log Service's */
+	} rows[] = {
+		{"sls.localhost", ""},
+		{"flowproj.sls.localhost:8080", "flowproj"},
+		{"FlowProj.SLS.localhost", "FlowProj"}, /* the name rule refuses it later */
+		{"flowproj.@127.0.0.1:8080", "flowproj"},
+		{"@127.0.0.1:8080", ""},
+		{"flowproj.127.0.0.1:8080", "flowproj"},
+		{"flowproj.127.0.0.1", "flowproj"},
+		{"127.0.0.1:8080", NULL},
+		{"localhost:8080", NULL},
+		{"user@127.0.0.1", NULL},
+		{"flowproj.example.com", NULL},
+		{"flowproj.127.0.0", NULL},
+		{"[::1]:8080", NULL},
+		{".127.0.0.1", NULL},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct str p = STR_NULL;
+		int rc = logstore_host_project(str_c(rows[i].host), STR_LIT("sls.localhost"), &p);
+		assert_int_equal(rc, rows[i].project != NULL);
+		if (rows[i].project)
+			assert_true(str_eqc(p, rows[i].project));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
+		cmocka_unit_test(test_stamp), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_device_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

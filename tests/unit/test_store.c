@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,6 +436,105 @@ static void test_key_cache_other_process(void **state)
 	assert_int_equal(store_write(serve, del_key, c.k.akid), 0);
 	assert_int_equal(store_key_find(serve, c.k.akid, &k), 1);
 	store_close(cli);
+	store_close(serve);
+}
+
+/* ---- store_key_find against a real `sagflow keys delete` at each step ---- */
+
+/* This binary's store.c is built with STORE_TEST_HOOKS (tests/unit/meson.build):
+ * store_key_find calls the hook at each of its steps, and the hook runs the
+ * real CLI, another process, to delete the key right there. */
+struct race {
+	const char *db, *akid;
+	enum store_key_find_step at;
+	bool fired;
+};
+
+static struct race *race_now;
+
+static void keys_delete_process(const char *db, const char *akid)
+{
+	const char *bin = getenv("SAGFLOW_BIN");
+	assert_non_null(bin); /* meson sets it to the sagflow it built */
+	char dbv[192], idv[STORE_MAX_KEY_FIELD + 1];
+	snprintf(dbv, sizeof(dbv), "%s", db);
+	snprintf(idv, sizeof(idv), "%s", akid);
+	char *argv[] = {"sagflow", "keys", "delete", "--db", dbv, "--access-key-id", idv, NULL};
+	pid_t pid;
+	int st = 0;
+	assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void race_hook(enum store_key_find_step step, const char *akid)
+{
+	struct race *r = race_now;
+	if (!r || r->fired || step != r->at || strcmp(akid, r->akid) != 0)
+		return;
+	r->fired = true;
+	keys_delete_process(r->db, r->akid);
+}
+
+struct find_arg {
+	struct store *s;
+	const char *akid;
+	int rc;
+};
+
+static void *find_on_thread(void *p)
+{
+	struct find_arg *a = p;
+	struct store_key k;
+	a->rc = store_key_find(a->s, a->akid, &k);
+	return NULL;
+}
+
+/* Whatever step a lookup is at when `keys delete` runs, every lookup that
+ * starts after the command returned refuses the key: on the same thread (its
+ * read connection), on another one, and although the racing lookup may still
+ * have filled the cache. The racing lookup itself began before the delete
+ * returned, so either answer is allowed there; the expected one is checked
+ * to pin down the reasoning in store_key_find's comment. */
+static void test_key_find_races(void **state)
+{
+	static const struct {
+		enum store_key_find_step at;
+		bool warm;     /* the key is in the cache when the racing lookup starts */
+		int racing_rc; /* what the racing lookup returns */
+	} cases[] = {
+		{KEY_FIND_EPOCH_READ, true, 0},   /* the slot answers: same epoch as its fill */
+		{KEY_FIND_EPOCH_READ, false, 1},  /* the store is read after the COMMIT */
+		{KEY_FIND_MISSED, false, 1},
+		{KEY_FIND_TX_BEGUN, false, 1},    /* BEGIN is deferred: the SELECT takes the snapshot */
+		{KEY_FIND_ROW_READ, false, 0},    /* read before the COMMIT, cached under the old epoch */
+		{KEY_FIND_READ_DONE, false, 0},
+	};
+	struct fixture *f = *state;
+	struct store *serve = store_open(f->path);
+	assert_non_null(serve);
+	store_key_find_hook = race_hook;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct new_key nk = {.account = "racer"};
+		struct store_key k;
+		assert_int_equal(store_write(serve, create_key, &nk), 0);
+		if (cases[i].warm)
+			assert_int_equal(store_key_find(serve, nk.k.akid, &k), 0);
+		struct race r = {.db = f->path, .akid = nk.k.akid, .at = cases[i].at};
+		race_now = &r;
+		int rc = store_key_find(serve, nk.k.akid, &k);
+		race_now = NULL;
+		assert_true(r.fired);
+		assert_int_equal(rc, cases[i].racing_rc);
+		assert_int_equal(store_key_find(serve, nk.k.akid, &k), 1);
+		struct find_arg a = {.s = serve, .akid = nk.k.akid, .rc = -1};
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, find_on_thread, &a), 0);
+		pthread_join(t, NULL);
+		assert_int_equal(a.rc, 1);
+		assert_int_equal(store_key_find(serve, nk.k.akid, &k), 1);
+	}
+	store_key_find_hook = NULL;
 	store_close(serve);
 }
 
@@ -1222,6 +1322,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_and_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_cache_other_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_find_races, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_version_scopes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded_thread, setup, teardown),

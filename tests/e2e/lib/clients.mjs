@@ -45,6 +45,13 @@ export function openApi(srv, { akid = TEST_AKID, secret = TEST_SECRET, v2 = fals
   };
 }
 
+// A secret that differs from `secret`: its first character replaced by
+// another one. ('x' + secret.slice(1) is the secret itself whenever it begins
+// with 'x', 1 in 62 generated secrets: that was issue 9's "deleted key accepted".)
+export function wrongSecret(secret) {
+  return (secret[0] === 'x' ? 'y' : 'x') + secret.slice(1);
+}
+
 // §5.3 percent-encoding.
 export function percentEncode(s) {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());

@@ -1,6 +1,7 @@
 // A throw-away PKI made with the openssl command: a root CA, an intermediate
 // CA it signs, and a server certificate the intermediate signs for
-// 127.0.0.1 and localhost (IP and DNS subjectAltNames; clients check the IP
+// 127.0.0.1, localhost and *.sls.localhost (the log store's projects; IP and
+// DNS subjectAltNames; clients check the IP
 // SAN when they connect to an address). Files, all in dir:
 //   root.pem            the CA clients trust (--cacert, NODE_EXTRA_CA_CERTS)
 //   chain.pem           server certificate, then the intermediate (--tls-cert)
@@ -30,7 +31,7 @@ authorityKeyIdentifier = keyid
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:*.sls.localhost
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 `;

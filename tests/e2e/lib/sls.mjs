@@ -58,12 +58,13 @@ export function lz4Block(buf) {
 }
 
 // A V1-signed request (hmac-sha1) with any headers and body; returns
-// { status, headers, body (string), json }.
+// { status, headers, body (string), json }. target: the request line's target
+// instead of path (an absolute-form 'http://host/path'); host: the Host header.
 export function rawRequest(srv, { method = 'POST', project, path, query = '', headers = {}, body = Buffer.alloc(0),
-  akid, secret, date = new Date().toUTCString(), sign = true, declaredLength }) {
+  akid, secret, date = new Date().toUTCString(), sign = true, declaredLength, target, host }) {
   const h = { date, 'x-log-apiversion': '0.6.0', 'x-log-signaturemethod': 'hmac-sha1', ...headers };
   for (const k of Object.keys(h)) if (h[k] === undefined || h[k] === null) delete h[k];
-  if (body.length) h['content-md5'] = createHash('md5').update(body).digest('hex').toUpperCase();
+  if (body.length && !('content-md5' in headers)) h['content-md5'] = createHash('md5').update(body).digest('hex').toUpperCase();
   const canon = Object.keys(h).filter((k) => k.startsWith('x-log-') || k.startsWith('x-acs-')).sort()
     .map((k) => `${k}:${String(h[k]).trim()}\n`).join('');
   const params = new URLSearchParams(query);
@@ -72,8 +73,8 @@ export function rawRequest(srv, { method = 'POST', project, path, query = '', he
   const sts = `${method}\n${h['content-md5'] || ''}\n${h['content-type'] || ''}\n${h.date || ''}\n${canon}${resource}`;
   if (sign) h.authorization = `LOG ${akid}:${createHmac('sha1', secret).update(sts).digest('base64')}`;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path: path + (query ? `?${query}` : ''),
-      headers: { ...h, host: `${project ? `${project}.` : ''}${DOMAIN}:${srv.port}`,
+    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path: (target || path) + (query ? `?${query}` : ''),
+      headers: { ...h, host: host || `${project ? `${project}.` : ''}${DOMAIN}:${srv.port}`,
         'content-length': declaredLength ?? body.length } },
     (res) => {
       const chunks = [];

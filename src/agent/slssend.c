@@ -1,0 +1,405 @@
+/* The delivery thread (slssend.h). The capture thread only appends a batch
+ * to a list under the mutex; encoding, compression, the spool's fsyncs and
+ * the network all happen here. */
+#include "agent/slssend.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/spool.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+#include "device/transport.h"
+#include "sls/sig.h"
+
+#define SLSSEND_AKID_PREFIX "device."
+#define SLSSEND_PACK_PREFIX_BYTES 8 /* random bytes naming this run's pack ids */
+
+struct batch {
+	struct batch *next;
+	struct slssend_dest d;
+	struct flow_rec *r;
+	size_t n;
+};
+
+struct slssend {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* under mu */
+	struct batch *head, *tail;
+	size_t npending;
+	bool quit, busy;
+	int64_t stop_by_us; /* monotonic: give up retrying after this once quit */
+	struct slssend_stats st;
+	uint64_t overflow;
+	/* the thread's own */
+	struct spool *spool;
+	struct transport *t;
+	char akid[80], secret[64];
+	char pack_prefix[2 * SLSSEND_PACK_PREFIX_BYTES + 1];
+	uint64_t pack_seq;
+	int failures;
+	int64_t retry_at_us;
+};
+
+/* ---- encoding ---- */
+
+static void hex_random(char *out, size_t nbytes)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	unsigned char r[32];
+	if (RAND_bytes(r, (int)nbytes) != 1)
+		fatal("RAND_bytes failed");
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = digits[r[i] >> 4];
+		out[2 * i + 1] = digits[r[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
+}
+
+/* One batch into the spool: the group's bytes are fixed from here on, so a
+ * resend is the same request body with the same pack id. */
+static void spool_batch(struct slssend *s, const struct batch *b)
+{
+	char pack[SLSGROUP_MAX_ID];
+	snprintf(pack, sizeof(pack), "%s-%" PRIX64, s->pack_prefix, s->pack_seq++);
+	const struct slsgroup_meta m = {b->d.topic, b->d.source, pack, b->d.instance_id, b->d.snid,
+					b->d.ali_uid};
+	struct buf body = {0};
+	size_t raw = 0;
+	if (slsgroup_encode(&m, b->r, b->n, &body, &raw) < 0) {
+		log_err("sls: cannot encode a group of %zu records: dropped", b->n);
+		pthread_mutex_lock(&s->mu);
+		s->overflow += b->n;
+		pthread_mutex_unlock(&s->mu);
+		buf_free(&body);
+		return;
+	}
+	struct spool_group g = {str_c(pack),	     str_c(b->d.project),   str_c(b->d.logstore),
+				str_c(b->d.url_base), str_c(b->d.connect_to), (uint32_t)b->n,
+				(uint32_t)raw,	      {body.p, body.len}};
+	spool_push(s->spool, &g);
+	buf_free(&body);
+}
+
+/* ---- one PutLogs ---- */
+
+enum outcome { SENT, RETRY, REFUSED };
+
+struct put_headers {
+	char line[8][256];
+	const char *v[8];
+	struct sls_kv kv[7];
+};
+
+static void header(struct put_headers *h, size_t i, const char *name, const char *value)
+{
+	snprintf(h->line[i], sizeof(h->line[i]), "%s: %s", name, value);
+	h->v[i] = h->line[i];
+	if (i < 7)
+		h->kv[i] = (struct sls_kv){str_c(name), str_c(h->line[i] + strlen(name) + 2)};
+}
+
+/* The headers of spec log-service.md §1.2–1.4, signed (V1, hmac-sha1). */
+static void sign_put(const struct slssend *s, const struct spool_group *g, struct str path,
+		     struct put_headers *h)
+{
+	char md5[SLS_SIG_MD5_HEX + 1], date[30], raw[16], sig[SLS_SIG_V1_MAX_B64], auth[160];
+	sls_md5_hex_upper(g->body, md5);
+	sls_format_http_date(time_now_ms() / 1000, date);
+	snprintf(raw, sizeof(raw), "%" PRIu32, g->raw_len);
+	header(h, 0, "content-type", "application/x-protobuf");
+	header(h, 1, "content-md5", md5);
+	header(h, 2, "date", date);
+	header(h, 3, "x-log-apiversion", "0.6.0");
+	header(h, 4, "x-log-bodyrawsize", raw);
+	header(h, 5, "x-log-compresstype", "lz4");
+	header(h, 6, "x-log-signaturemethod", "hmac-sha1");
+	struct sls_sig_input in = {STR_LIT("POST"), path, h->kv, 7, NULL, 0};
+	struct buf sts = {0};
+	sls_v1_string_to_sign(&sts, &in, SLS_SIG_SORT_PAIRS);
+	sls_v1_sign(SLS_SIG_HMAC_SHA1, str_c(s->secret), (struct str){sts.p, sts.len}, sig);
+	buf_free(&sts);
+	snprintf(auth, sizeof(auth), "LOG %s:%s", s->akid, sig);
+	header(h, 7, "authorization", auth);
+	OPENSSL_cleanse(sig, sizeof(sig));
+}
+
+/* "errorCode: errorMessage" of a Log Service error answer. */
+static void answer_error(const struct transport_answer *a, char *out, size_t cap)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(a->body.p ? a->body.p : "", a->body.len, 0, &jerr);
+	const char *code = json_string_value(json_object_get(o, "errorCode"));
+	const char *msg = json_string_value(json_object_get(o, "errorMessage"));
+	snprintf(out, cap, "PutLogs answered %ld %s%s%s", a->status, code ? code : "(no code)",
+		 msg ? ": " : "", msg ? msg : "");
+	json_decref(o);
+}
+
+/* 5xx, 429 and 408 are the endpoint's trouble: retried. Other refusals say
+ * the group can never be stored (wrong logstore, revoked key, bad body). */
+static enum outcome put_group(struct slssend *s, const struct spool_group *g, char *err,
+			      size_t errlen)
+{
+	char path[200], url[SLSSEND_URL_MAX + 200], cto[SLSSEND_URL_MAX];
+	snprintf(path, sizeof(path), "/logstores/%.*s/shards/lb", (int)g->logstore.len,
+		 g->logstore.p);
+	snprintf(url, sizeof(url), "%.*s%s", (int)g->url_base.len, g->url_base.p, path);
+	snprintf(cto, sizeof(cto), "%.*s", (int)g->connect_to.len, g->connect_to.p);
+	struct put_headers h;
+	sign_put(s, g, str_c(path), &h);
+	struct transport_req rq = {url,
+				   cto[0] ? cto : NULL,
+				   h.v,
+				   8,
+				   g->body,
+				   SLSSEND_CONNECT_TIMEOUT_MS,
+				   SLSSEND_TIMEOUT_MS,
+				   SLSSEND_MAX_ANSWER};
+	struct transport_answer a = {0};
+	char why[SLSSEND_ERR_MAX] = "";
+	enum transport_status ts = transport_post(s->t, &rq, &a, why, sizeof(why));
+	enum outcome o = RETRY;
+	if (ts != TRANSPORT_OK)
+		snprintf(err, errlen, "cannot reach the Log Service endpoint: %s", why);
+	else if (a.status == 200)
+		o = SENT;
+	else {
+		answer_error(&a, err, errlen);
+		if (a.status < 500 && a.status != 429 && a.status != 408)
+			o = REFUSED;
+	}
+	buf_free(&a.body);
+	return o;
+}
+
+static void note_error(struct slssend *s, const char *err)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", err);
+	s->st.last_error_ms = time_now_ms();
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Sends the oldest queued group, if one is due. */
+static void send_head(struct slssend *s)
+{
+	struct buf store = {0};
+	struct spool_group g;
+	if (time_mono_us() < s->retry_at_us || spool_head(s->spool, &store, &g) != 0) {
+		buf_free(&store);
+		return;
+	}
+	char err[SLSSEND_ERR_MAX] = "";
+	enum outcome o = put_group(s, &g, err, sizeof(err));
+	pthread_mutex_lock(&s->mu);
+	if (o == SENT)
+		s->st.delivered += g.records;
+	else if (o == REFUSED)
+		s->overflow += g.records;
+	else
+		s->st.retries++;
+	s->st.groups_sent += o == SENT;
+	pthread_mutex_unlock(&s->mu);
+	if (o != RETRY) {
+		if (o == REFUSED)
+			log_warn("sls: group %.*s (%" PRIu32 " records) refused for good, dropped: %s",
+				 (int)g.pack_id.len, g.pack_id.p, g.records, err);
+		spool_pop(s->spool);
+		if (s->failures && o == SENT)
+			log_info("sls: the Log Service endpoint takes groups again after %d failures",
+				 s->failures);
+		if (o == SENT)
+			s->failures = 0;
+	}
+	if (o != SENT) {
+		note_error(s, err);
+		int64_t wait = SLSSEND_BACKOFF_MIN_MS;
+		for (int i = 0; i < s->failures && wait < SLSSEND_BACKOFF_MAX_MS; i++)
+			wait *= 2;
+		if (wait > SLSSEND_BACKOFF_MAX_MS)
+			wait = SLSSEND_BACKOFF_MAX_MS;
+		if (o == RETRY) {
+			s->failures++;
+			log_warn("sls: delivery failed (%d in a row): %s; %" PRIu64
+				 " records queued; retrying in %" PRId64 " ms",
+				 s->failures, err, spool_records(s->spool), wait);
+			s->retry_at_us = time_mono_us() + wait * 1000;
+		}
+	}
+	buf_free(&store);
+}
+
+/* ---- the thread ---- */
+
+static void publish(struct slssend *s)
+{
+	struct spool_stats sp;
+	spool_get_stats(s->spool, &sp);
+	pthread_mutex_lock(&s->mu);
+	s->st.queued = sp.records;
+	s->st.queued_bytes = sp.bytes;
+	s->st.dropped = sp.dropped_records + s->overflow;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static bool finished(struct slssend *s)
+{
+	return s->quit && !s->head && (s->st.queued == 0 || time_mono_us() >= s->stop_by_us);
+}
+
+static void *send_main(void *arg)
+{
+	struct slssend *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		struct batch *b = s->head;
+		s->head = s->tail = NULL;
+		s->npending = 0;
+		s->busy = true;
+		pthread_mutex_unlock(&s->mu);
+		while (b) {
+			struct batch *next = b->next;
+			spool_batch(s, b);
+			free(b->r);
+			free(b);
+			b = next;
+		}
+		publish(s);
+		send_head(s);
+		publish(s);
+		pthread_mutex_lock(&s->mu);
+		s->busy = false;
+		if (finished(s))
+			break;
+		if (s->head)
+			continue;
+		int64_t now = time_mono_us();
+		bool idle = s->st.queued == 0 || s->retry_at_us > now;
+		if (idle) {
+			int64_t wake = s->st.queued ? s->retry_at_us : now + 1000000;
+			if (s->quit && s->stop_by_us < wake)
+				wake = s->stop_by_us;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			int64_t d = wake - now;
+			ts.tv_sec += d / 1000000;
+			ts.tv_nsec += (d % 1000000) * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (!s->head)
+				pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+struct slssend *slssend_start(const struct slssend_config *c)
+{
+	struct slssend *s = xcalloc(1, sizeof(*s));
+	s->spool = spool_open(c->state_dir, c->spool_max);
+	if (!s->spool) {
+		free(s);
+		return NULL;
+	}
+	s->t = transport_new(c->ca_file);
+	snprintf(s->akid, sizeof(s->akid), SLSSEND_AKID_PREFIX "%s", c->serial);
+	snprintf(s->secret, sizeof(s->secret), "%s", c->secret);
+	hex_random(s->pack_prefix, SLSSEND_PACK_PREFIX_BYTES);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	publish(s);
+	/* Signals are the capture thread's business. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&s->thread, NULL, send_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		fatal("cannot start the sls thread: %s", strerror(rc));
+	return s;
+}
+
+void slssend_submit(struct slssend *s, const struct slssend_dest *d, const struct flow_rec *r,
+		    size_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (s->npending >= SLSSEND_MAX_PENDING) {
+		/* The thread is far behind (a disk that does not take writes):
+		 * the capture thread must not wait, so the batch is counted lost. */
+		s->overflow += n;
+		s->st.dropped += n;
+		pthread_mutex_unlock(&s->mu);
+		log_warn("sls: %zu records dropped: the delivery thread is %d batches behind", n,
+			 SLSSEND_MAX_PENDING);
+		return;
+	}
+	pthread_mutex_unlock(&s->mu);
+	struct batch *b = xcalloc(1, sizeof(*b));
+	b->d = *d;
+	b->r = xmalloc(n * sizeof(*r));
+	memcpy(b->r, r, n * sizeof(*r));
+	b->n = n;
+	pthread_mutex_lock(&s->mu);
+	if (s->tail)
+		s->tail->next = b;
+	else
+		s->head = b;
+	s->tail = b;
+	s->npending++;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void slssend_get_stats(struct slssend *s, struct slssend_stats *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->st;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void slssend_stop(struct slssend *s, int64_t timeout_ms)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->quit = true;
+	s->stop_by_us = time_mono_us() + timeout_ms * 1000;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	publish(s);
+	struct slssend_stats st = s->st;
+	if (st.queued)
+		log_warn("sls: %" PRIu64 " records (%" PRIu64 " bytes) still queued at exit%s", st.queued,
+			 st.queued_bytes, spool_persistent(s->spool) ? "; the next run delivers them"
+								      : " and lost (no --state-dir)");
+	log_info("sls: %" PRIu64 " records delivered, %" PRIu64 " queued, %" PRIu64 " dropped",
+		 st.delivered, st.queued, st.dropped);
+	spool_close(s->spool);
+	transport_free(s->t);
+	OPENSSL_cleanse(s->secret, sizeof(s->secret));
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}

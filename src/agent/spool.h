@@ -1,0 +1,67 @@
+/* The Log Service leg's queue of groups waiting to be delivered: on disk in
+ * --state-dir (one file per group, written to a temporary name, fsync'd and
+ * renamed, so a crash leaves a group whole or absent), or in memory without a
+ * state directory. Bounded in bytes: when a new group does not fit, the
+ * oldest are dropped and counted. A file that does not parse (torn, foreign,
+ * bit rot: the format has a magic, a version and a CRC-32) is removed and
+ * counted as corrupt. One thread owns a spool.
+ *
+ * File format (little endian):
+ *   "SAGSPOOL" | u8 version (1) | 3 zero bytes | u32 records | u32 raw_len |
+ *   5 x (u16 len | bytes): pack_id, project, logstore, url_base, connect_to |
+ *   u32 body_len | body (the LZ4 block) | u32 CRC-32 of every byte before it */
+#ifndef AGENT_SPOOL_H
+#define AGENT_SPOOL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+#define SPOOL_VERSION 1
+#define SPOOL_MAX_STRING 512		   /* bytes of each string field */
+#define SPOOL_MAX_BODY (11u << 20)	   /* bytes of a compressed group (LZ4 bound of 10 MB) */
+#define SPOOL_MAX_RECORDS 4096		   /* records of one group */
+#define SPOOL_MAX_RAW (10u << 20)	   /* raw bytes of one group */
+#define SPOOL_MAX_BYTES_DEFAULT (256ull << 20) /* --sls-spool-max */
+#define SPOOL_DIR_NAME "sls-spool"
+
+/* One queued group; slices point into the bytes it was parsed from. */
+struct spool_group {
+	struct str pack_id, project, logstore, url_base, connect_to;
+	uint32_t records, raw_len;
+	struct str body;
+};
+
+/* Parses one spool file's bytes: 0, or -1 when they are not a whole,
+ * intact group of this version. */
+int spool_parse(const uint8_t *p, size_t n, struct spool_group *out);
+/* The bytes of g in the file format (appended to out). */
+void spool_serialize(const struct spool_group *g, struct buf *out);
+
+struct spool_stats {
+	uint64_t groups, bytes, records; /* queued now */
+	uint64_t dropped_groups, dropped_records; /* dropped because of the bound */
+	uint64_t corrupt;		/* files removed because they did not parse */
+};
+
+struct spool;
+
+/* dir: the state directory (the spool lives in dir/sls-spool), or NULL for a
+ * queue in memory. Loads what a previous run left. NULL when dir/sls-spool
+ * cannot be created (logged). */
+struct spool *spool_open(const char *dir, uint64_t max_bytes);
+void spool_close(struct spool *s); /* NULL is a no-op; queued groups stay on disk */
+/* Queues g; drops the oldest groups while the bound is exceeded. 0, or -1
+ * when g cannot be written (then it is dropped, counted and logged). */
+int spool_push(struct spool *s, const struct spool_group *g);
+/* The oldest group into *g (its bytes in *store, which the caller frees):
+ * 0, or 1 when the queue is empty. Unreadable files are skipped and counted. */
+int spool_head(struct spool *s, struct buf *store, struct spool_group *g);
+/* Removes the oldest group (delivered, or refused for good). */
+void spool_pop(struct spool *s);
+void spool_get_stats(const struct spool *s, struct spool_stats *out);
+uint64_t spool_records(const struct spool *s); /* records queued now */
+bool spool_persistent(const struct spool *s);  /* on disk (survives a restart) */
+
+#endif
