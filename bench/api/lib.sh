@@ -10,7 +10,7 @@ free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0
 # benchkey/benchsecret; the database is $work/bench.db (kept across restarts).
 start_serve() {
 	export SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret
-	"$BIN" serve --listen 127.0.0.1:0 --db "$work/bench.db" "$@" >"$work/serve.out" 2>>"$work/serve.log" &
+	"$BIN" serve --listen 127.0.0.1:0 --db "$work/bench.db" --rate-limit key=1000000 "$@" >"$work/serve.out" 2>>"$work/serve.log" &
 	serve_pid=$!
 	pids+=($!)
 	for _ in $(seq 100); do grep -q 'listening on' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done

@@ -35,6 +35,7 @@ struct lg_opts {
 	const char *query; /* --query: extra "K=V&K=V" parameters, already percent-encoded */
 	int port, conns, threads, seconds, warmup;
 	int signed_mode;
+	double rate; /* --rate: requests a second per connection (open pacing), 0: closed loop */
 };
 
 struct lg_conn {
@@ -44,6 +45,7 @@ struct lg_conn {
 	char rbuf[LG_BUF];
 	size_t rlen;
 	int64_t t_start;
+	int64_t due_us; /* --rate: when the next request goes; 0 while one is in flight */
 };
 
 struct lg_thread {
@@ -193,7 +195,18 @@ static void *lg_run(void *arg)
 	}
 	struct epoll_event evs[64];
 	while (bench_now_us() < t->t_end) {
-		int n = epoll_wait(ep, evs, 64, 100);
+		int n = epoll_wait(ep, evs, 64, o->rate > 0 ? 1 : 100);
+		for (int i = 0; o->rate > 0 && i < t->nconns; i++) {
+			struct lg_conn *c = &conns[i];
+			int64_t now = bench_now_us();
+			if (!c->due_us || now < c->due_us)
+				continue;
+			c->due_us = 0;
+			lg_build(t, c);
+			c->t_start = now;
+			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+			epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+		}
 		for (int i = 0; i < n; i++) {
 			struct lg_conn *c = evs[i].data.ptr;
 			if ((evs[i].events & EPOLLOUT) && c->req_off < c->req_len) {
@@ -242,6 +255,15 @@ static void *lg_run(void *arg)
 				memmove(c->rbuf, c->rbuf + rl, c->rlen - (size_t)rl);
 				c->rlen -= (size_t)rl;
 			}
+			if (o->rate > 0) {
+				/* Paced: the next request at its slot, not at once. */
+				c->due_us = c->t_start + (int64_t)(1e6 / o->rate);
+				if (c->due_us <= now)
+					c->due_us = now;
+				struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				continue;
+			}
 			lg_build(t, c);
 			c->t_start = now;
 			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -265,7 +287,7 @@ static void lg_usage(void)
 {
 	fprintf(stderr,
 		"usage: loadgen --port P [--host 127.0.0.1] [--connections 64] [--threads 1]\n"
-		"               [--seconds 10] [--warmup 2] (--path /file | --signed --akid ID --secret S\n"
+		"               [--seconds 10] [--warmup 2] [--rate R/s per connection] (--path /file | --signed --akid ID --secret S\n"
 		"               [--action DescribeRegions] [--query 'PageSize=50&RegionId=cn-shanghai'])\n");
 	exit(2);
 }
@@ -305,6 +327,8 @@ int main(int argc, char **argv)
 			o.seconds = atoi(v);
 		else if (!strcmp(a, "--warmup"))
 			o.warmup = atoi(v);
+		else if (!strcmp(a, "--rate"))
+			o.rate = atof(v);
 		else
 			lg_usage();
 	}

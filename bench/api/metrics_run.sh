@@ -40,7 +40,7 @@ serve_side() {
 	while [ "$1" != -- ]; do pre+=("$1"); shift; done
 	shift
 	SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret \
-		"${pre[@]}" "$BIN" serve --listen 127.0.0.1:0 --db "$work/$name.db" "$@" \
+		"${pre[@]}" "$BIN" serve --listen 127.0.0.1:0 --db "$work/$name.db" --rate-limit key=1000000 "$@" \
 		>"$work/$name.out" 2>"$work/$name.log" &
 	pids+=($!)
 	eval "${name}_pid=$!"

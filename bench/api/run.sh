@@ -26,7 +26,7 @@ start_serve --threads "$THREADS" --replay-cache "$REPLAY"
 sport=$port
 mv "$work/serve.log" "$work/serve-tuned.log"
 SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret \
-	"$BIN" serve --listen 127.0.0.1:0 --db "$work/default.db" --replay-cache "$REPLAY" >"$work/serve-default.out" 2>"$work/serve-default.log" &
+	"$BIN" serve --listen 127.0.0.1:0 --db "$work/default.db" --replay-cache "$REPLAY" --rate-limit key=1000000 >"$work/serve-default.out" 2>"$work/serve-default.log" &
 pids+=($!)
 for _ in $(seq 100); do grep -q 'listening on' "$work/serve-default.out" 2>/dev/null && break; sleep 0.1; done
 dport=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/serve-default.out" | sed 's/.*://')

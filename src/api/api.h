@@ -25,6 +25,11 @@ struct store;
 struct api_config {
 	int64_t flowlog_quota; /* per account and region, `serve --flowlog-quota` */
 	int64_t device_online_ms; /* a gateway is Offline this long after its last report */
+	/* Called (on the writer thread) after each acknowledged API write of an
+	 * account, before the caller's answer: the device channel wakes that
+	 * account's held syncs (long-poll). NULL: nobody listens. */
+	void (*account_changed)(void *arg, int64_t account_id);
+	void *account_changed_arg;
 };
 
 struct api_call {

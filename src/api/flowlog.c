@@ -93,6 +93,9 @@ static void finish_rc(struct api_call *c, int rc, const char *detail)
 static void job_done(void *arg, int rc)
 {
 	struct sag_job *j = arg;
+	const struct api_config *cfg = j->c->cfg;
+	if (rc == 0 && cfg && cfg->account_changed)
+		cfg->account_changed(cfg->account_changed_arg, j->c->account_id);
 	if (rc == 0 && j->render)
 		j->render(j);
 	finish_rc(j->c, rc, j->detail);

@@ -69,6 +69,7 @@ struct agent_opts {
 	uint64_t spool_max;  /* --sls-spool-max */
 	char *secret; /* argv's copy is blanked once the client holds its own */
 	bool once;
+	bool no_long_poll; /* --no-long-poll: poll every PollIntervalSeconds instead */
 	struct cli_metrics_addr metrics; /* --metrics-listen */
 };
 
@@ -123,13 +124,15 @@ static void agent_usage(FILE *f)
 		"                     (--interface IFACE | --read FILE | --once)\n"
 		"                     [--firmware-version V] [--ha-state active|standby]\n"
 		"                     [--state-dir DIR] [--filter BPF] [--metrics-listen HOST:PORT]\n"
-		"                     [--ca-file FILE] [--sls-spool-max BYTES]\n\n"
+		"                     [--ca-file FILE] [--sls-spool-max BYTES] [--no-long-poll]\n\n"
 		"Runs as the Smart Access Gateway device SN: syncs with the control plane\n"
 		"over the device channel (signed with the SecretKey BindSerialNumber made),\n"
 		"meters traffic with the bound flow log's ActiveAging/InactiveAging and\n"
 		"exports NetFlow V5/V9/IPFIX to its NetflowServerIp:NetflowServerPort.\n"
 		"No bound flow log, an Inactive one, or a standby device: no export.\n"
-		"Changes are picked up within %d s; records counted under the old settings\n"
+		"Live, it long-polls: the control plane holds each sync until the\n"
+		"configuration changes (answered within a second) or up to %d s pass;\n"
+		"otherwise changes are picked up within %d s. Records counted under the old settings\n"
 		"are closed and exported before the new ones apply.\n\n"
 		"  -c, --control-plane URL   http://HOST[:PORT] or https://HOST[:PORT] of\n"
 		"                            'sagflow serve'; https is verified against the\n"
@@ -152,6 +155,8 @@ static void agent_usage(FILE *f)
 		"                            restarted agent resumes it while the control\n"
 		"                            plane is unreachable\n"
 		"  -F, --filter BPF          meter only packets matching this pcap filter\n"
+		"  -P, --no-long-poll        poll every PollIntervalSeconds instead of\n"
+		"                            long-polling (for proxies that cut idle requests)\n"
 		"  -M, --metrics-listen HOST:PORT\n"
 		"                            serve GET /metrics (Prometheus text format) on\n"
 		"                            this address while the agent runs; port 0 picks\n"
@@ -169,8 +174,8 @@ static void agent_usage(FILE *f)
 		"Exit codes: 0 ok, 1 control plane unreachable (or its certificate not\n"
 		"trusted) or capture failed, 2 usage,\n"
 		"3 refused (wrong SecretKey, or the serial number is not bound).\n",
-		AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION, AGENT_STATE_FILE,
-		SPOOL_DIR_NAME, (unsigned long long)SPOOL_MAX_BYTES_DEFAULT, AGENT_MODEL);
+		DEVICE_MAX_WAIT_S, AGENT_POLL_MS / 1000 + 1, AGENT_SECRET_ENV, SAGFLOW_VERSION,
+		AGENT_STATE_FILE, SPOOL_DIR_NAME, (unsigned long long)SPOOL_MAX_BYTES_DEFAULT, AGENT_MODEL);
 }
 
 static int agent_parse(int argc, char **argv, struct agent_opts *o)
@@ -182,6 +187,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	    {"interface", required_argument, NULL, 'i'},
 	    {"read", required_argument, NULL, 'r'},
 	    {"once", no_argument, NULL, '1'},
+	    {"no-long-poll", no_argument, NULL, 'P'},
 	    {"firmware-version", required_argument, NULL, 'f'},
 	    {"ha-state", required_argument, NULL, 'H'},
 	    {"state-dir", required_argument, NULL, 'd'},
@@ -194,7 +200,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1f:H:d:F:M:C:S:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:k:i:r:1Pf:H:d:F:M:C:S:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->control_plane = optarg;
@@ -210,6 +216,9 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'r':
 			o->read = optarg;
+			break;
+		case 'P':
+			o->no_long_poll = true;
 			break;
 		case '1':
 			o->once = true;
@@ -674,13 +683,14 @@ static void report_of(const struct agent *a, struct devclient_report *rep, char 
 	if (a->cfg.known)
 		memcpy(version, a->cfg.version, DEVICE_CONFIG_VERSION_HEX + 1);
 	*rep = (struct devclient_report){AGENT_MODEL, a->o.firmware, a->o.ha, version,
-					 sls_leg(&a->cfg) && a->sls ? "delivered" : ""};
+					 sls_leg(&a->cfg) && a->sls ? "delivered" : "", 0};
 }
 
 /* Acts on the outcome of one sync: a failure is retried with backoff, a
  * changed configuration is applied and saved. */
 static void sync_result(struct agent *a, enum devclient_status st,
-			const struct devclient_answer *ans, const char *err, bool sent_sls)
+			const struct devclient_answer *ans, const char *err, bool sent_sls,
+			bool sent_wait)
 {
 	agent_metrics_sync(st == DEVCLIENT_OK);
 	if (st != DEVCLIENT_OK) {
@@ -703,6 +713,10 @@ static void sync_result(struct agent *a, enum devclient_status st,
 		memcpy(a->source_ip, ans->local_ip, sizeof(a->source_ip));
 	int64_t poll = (int64_t)ans->poll_interval_s * 1000;
 	a->next_sync_us = time_mono_us() + (poll < AGENT_POLL_MS ? poll : AGENT_POLL_MS) * 1000;
+	/* A long-poll answer says when to ask again: 0 is at once (the hold ended
+	 * or something changed); a server that could not hold says wait. */
+	if (ans->next_sync_s >= 0 && sent_wait)
+		a->next_sync_us = time_mono_us() + (int64_t)ans->next_sync_s * 1000000;
 	bool same = a->cfg.known && !strcmp(ans->config_version, a->cfg.version);
 	if (same && a->applied)
 		return;
@@ -737,7 +751,7 @@ static enum devclient_status sync_once(struct agent *a)
 	char err[AGENT_ERR_MAX];
 	report_of(a, &rep, version);
 	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
-	sync_result(a, st, &ans, err, rep.sls_delivery[0] != '\0');
+	sync_result(a, st, &ans, err, rep.sls_delivery[0] != '\0', false);
 	return st;
 }
 
@@ -809,6 +823,7 @@ static int worker_start(struct sync_worker *w, struct devclient *dc)
 /* Waits for an exchange in flight (at most the client's timeouts) and ends the thread. */
 static void worker_stop(struct sync_worker *w)
 {
+	devclient_cancel(); /* a held sync would keep us up to its Wait */
 	pthread_mutex_lock(&w->mu);
 	w->quit = true;
 	pthread_cond_signal(&w->cv);
@@ -829,11 +844,15 @@ static void worker_turn(struct agent *a, struct sync_worker *w)
 		w->posted = w->done = false;
 	pthread_mutex_unlock(&w->mu);
 	if (finished)
-		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_delivery[0] != '\0');
+		sync_result(a, w->st, &w->ans, w->err, w->rep.sls_delivery[0] != '\0',
+			    w->rep.wait_s > 0);
 	if (!idle || time_mono_us() < a->next_sync_us)
 		return;
 	pthread_mutex_lock(&w->mu);
 	report_of(a, &w->rep, w->version);
+	/* After a failure one plain sync first: recovery shows at once, and a
+	 * control plane that came back is not mistaken for one holding the sync. */
+	w->rep.wait_s = a->o.no_long_poll || a->failures ? 0 : DEVICE_MAX_WAIT_S;
 	w->posted = true;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);

@@ -4,10 +4,13 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "api/api.h"
 #include "cli/commands.h"
@@ -16,6 +19,7 @@
 #include "cli/serve_metrics.h"
 #include "core/log.h"
 #include "core/num.h"
+#include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "device/client.h"
 #include "device/device.h"
@@ -35,6 +39,19 @@
 #define SERVE_DEFAULT_ACCOUNT "default"
 #define SERVE_EXIT_USAGE 2
 #define SERVE_MAX_PATH 4096
+/* Default budgets (serve --rate-limit): a key may send 100 requests a second
+ * with bursts of 300, a device sync twice a second with bursts of 10 — room
+ * for one sync a second plus the re-sync after each long-poll wake. */
+#define SERVE_KEY_RATE 100
+#define SERVE_KEY_BURST 300
+#define SERVE_DEVICE_RATE 2
+#define SERVE_DEVICE_BURST 10
+#define SERVE_MAX_CALLERS 65536 /* AccessKeys, and devices, tracked at once (each) */
+#define SERVE_MAX_RATE_SPEC 128
+#define SERVE_MAX_HELD_LIMIT (1u << 20)
+#define SERVE_MIN_CONNS 64
+#define SERVE_MAX_CONNS (1u << 20)
+#define SERVE_FD_RESERVE 128 /* descriptors besides connections: SQLite, logs, metrics */
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -52,6 +69,10 @@ struct serve_opts {
 	const char *logs_dir; /* NULL: "logs" beside the database */
 	const char *tls_cert, *tls_key; /* both or neither */
 	struct cli_metrics_addr metrics; /* --metrics-listen */
+	struct ratelimit_rate key_rate, device_rate; /* --rate-limit */
+	uint32_t max_callers;
+	uint32_t max_held; /* --max-held-syncs */
+	uint32_t max_conns; /* --max-connections */
 };
 
 static void serve_usage(FILE *f)
@@ -59,6 +80,8 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
+		"                     [--rate-limit key=RATE[:BURST],device=RATE[:BURST]]\n"
+		"                     [--max-callers N] [--max-held-syncs N] [--max-connections N]\n"
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--sls-endpoint REGION=URL]...\n"
@@ -77,10 +100,29 @@ static void serve_usage(FILE *f)
 		"  --db PATH             SQLite database file (default " SERVE_DEFAULT_DB ")\n"
 		"  --flowlog-quota N     flow logs per account and region (default %d)\n"
 		"  --threads N           HTTP worker threads, 1-%d (default: one per core)\n"
-		"  --replay-cache N      SignatureNonces remembered, %u-%u (default %u, 16 bytes\n"
-		"                        each); a nonce is kept 15 minutes, so size it to at least\n"
-		"                        900 x the peak signed requests per second: when it is\n"
-		"                        full, requests are refused with Throttling, never replayable\n"
+		"  --replay-cache N      SignatureNonces remembered, all AccessKeys together,\n"
+		"                        %u-%u (default %u; 20 bytes each, allocated as used).\n"
+		"                        Each key has its own partition of at most RATE x 1801 +\n"
+		"                        BURST of its budget (180,400 = 3.4 MiB at key=100:300), so\n"
+		"                        no key can fill another's; size N >= keys x that for every\n"
+		"                        key at full rate at once. Past N, Throttling, never replayable\n"
+		"  --rate-limit key=RATE[:BURST],device=RATE[:BURST]\n"
+		"                        request budgets: each AccessKey may send RATE requests a\n"
+		"                        second in bursts of BURST (default key=%d:%d), each device\n"
+		"                        RATE syncs a second (default device=%d:%d); BURST\n"
+		"                        defaults to 2 x RATE. Past it only that caller is refused:\n"
+		"                        Throttling.User (HTTP 400), a device 429 Device.Throttled\n"
+		"  --max-callers N       AccessKeys, and devices, whose budgets are tracked at once,\n"
+		"                        %u-%u each (default %d, 40 bytes each); an idle caller is\n"
+		"                        forgotten, and a new one past the bound gets Throttling\n"
+		"  --max-connections N   connections served at once, %u-%u (default %u); past it a\n"
+		"                        request gets 503 and its connection is closed. serve raises\n"
+		"                        its descriptor limit to the hard limit and lowers N to fit\n"
+		"                        (ulimit -Hn; README: operating a fleet)\n"
+		"  --max-held-syncs N    device syncs held at once waiting for a change (long-poll,\n"
+		"                        docs/device-protocol.md), 0-%u, at most 3/4 of\n"
+		"                        --max-connections (default: 3/4 of it, %u); past it a sync\n"
+		"                        is answered at once and the device polls\n"
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
 		"                        (needed when another process writes flow logs or gateways)\n"
@@ -117,7 +159,11 @@ static void serve_usage(FILE *f)
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
 		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
-		NONCE_MAX_ENTRIES, RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
+		NONCE_MAX_ENTRIES, SERVE_KEY_RATE, SERVE_KEY_BURST, SERVE_DEVICE_RATE,
+		SERVE_DEVICE_BURST, RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, SERVE_MAX_CALLERS,
+		SERVE_MIN_CONNS, SERVE_MAX_CONNS, HTTP_MAX_CONNECTIONS, SERVE_MAX_HELD_LIMIT,
+		DEVICE_MAX_HELD,
+		RCACHE_SHARDS * RCACHE_SLOTS, DEVICE_ONLINE_MIN_MS / 1000,
 		DEVICE_ONLINE_MAX_MS / 1000, DEVICE_ONLINE_MS / 1000, HTTP_TLS_MAX_FILE);
 }
 
@@ -149,13 +195,47 @@ static int parse_listen(const char *s, struct serve_opts *o)
 	return cli_parse_hostport(s, o->host, sizeof(o->host), &o->port);
 }
 
+/* "key=RATE[:BURST],device=RATE[:BURST]", either part alone, in any order. */
+static int parse_rate_limit(const char *v, struct serve_opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} parts[] = {{"key=", offsetof(struct serve_opts, key_rate)},
+		     {"device=", offsetof(struct serve_opts, device_rate)}};
+	size_t len = strlen(v);
+	if (!len || len > SERVE_MAX_RATE_SPEC)
+		return -1;
+	for (struct str rest = {v, len}; rest.len;) {
+		const char *comma = memchr(rest.p, ',', rest.len);
+		struct str item = {rest.p, comma ? (size_t)(comma - rest.p) : rest.len};
+		rest = comma ? (struct str){comma + 1, rest.len - item.len - 1} : (struct str){"", 0};
+		if (comma && !rest.len)
+			return -1;
+		size_t i = 0, n = 0;
+		while (i < sizeof(parts) / sizeof(parts[0]) &&
+		       (item.len < (n = strlen(parts[i].name)) || memcmp(item.p, parts[i].name, n)))
+			i++;
+		if (i == sizeof(parts) / sizeof(parts[0]) ||
+		    ratelimit_rate_parse((struct str){item.p + n, item.len - n},
+					 (struct ratelimit_rate *)((char *)o + parts[i].off)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (struct serve_opts){.db = SERVE_DEFAULT_DB, .quota = SERVE_DEFAULT_QUOTA,
 				 .threads = ncpu > 0 ? (unsigned)ncpu : 1, .online_ms = DEVICE_ONLINE_MS,
-				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN};
+				 .sls_domain = LOGSTORE_DEFAULT_DOMAIN,
+				 .key_rate = {SERVE_KEY_RATE, SERVE_KEY_BURST},
+				 .device_rate = {SERVE_DEVICE_RATE, SERVE_DEVICE_BURST},
+				 .max_callers = SERVE_MAX_CALLERS, .max_held = DEVICE_MAX_HELD,
+				 .max_conns = HTTP_MAX_CONNECTIONS};
 	parse_listen(SERVE_DEFAULT_LISTEN, o);
+	bool held_given = false;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int64_t n;
@@ -208,6 +288,29 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			if (cli_metrics_parse(v, &o->metrics) < 0)
 				return fprintf(stderr, "serve: bad --metrics-listen '%s' (HOST:PORT)\n",
 					       v), -1;
+		} else if ((v = cli_opt_value("--rate-limit", argc, argv, &i))) {
+			if (parse_rate_limit(v, o) < 0)
+				return fprintf(stderr, "serve: bad --rate-limit '%s' (key=RATE[:BURST],"
+						       "device=RATE[:BURST]; RATE 1-%d, BURST 1-%d)\n",
+					       v, RATELIMIT_MAX_RATE, RATELIMIT_MAX_BURST), -1;
+		} else if ((v = cli_opt_value("--max-callers", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, &n) != 0)
+				return fprintf(stderr, "serve: bad --max-callers '%s' (%u-%u)\n", v,
+					       RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS), -1;
+			o->max_callers = (uint32_t)n;
+		} else if ((v = cli_opt_value("--max-connections", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), SERVE_MIN_CONNS, SERVE_MAX_CONNS, &n) != 0)
+				return fprintf(stderr, "serve: bad --max-connections '%s' (%u-%u)\n", v,
+					       SERVE_MIN_CONNS, SERVE_MAX_CONNS), -1;
+			o->max_conns = (uint32_t)n;
+			if (!held_given)
+				o->max_held = o->max_conns / 4 * 3;
+		} else if ((v = cli_opt_value("--max-held-syncs", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), 0, SERVE_MAX_HELD_LIMIT, &n) != 0)
+				return fprintf(stderr, "serve: bad --max-held-syncs '%s' (0-%u)\n", v,
+					       SERVE_MAX_HELD_LIMIT), -1;
+			o->max_held = (uint32_t)n;
+			held_given = true;
 		} else if (!strcmp(argv[i], "--no-answer-cache")) {
 			o->no_answer_cache = true;
 		} else {
@@ -217,6 +320,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	if (!o->tls_cert != !o->tls_key)
 		return fprintf(stderr, "serve: --tls-cert and --tls-key go together (HTTPS needs "
 				       "both, plain HTTP neither)\n"), -1;
+	/* Held syncs are connections: a quarter stays for API callers and polls. */
+	if (o->max_held > o->max_conns / 4 * 3)
+		return fprintf(stderr, "serve: --max-held-syncs %u leaves too few of --max-connections "
+				       "%u for other requests (at most %u)\n",
+			       o->max_held, o->max_conns, o->max_conns / 4 * 3), -1;
 	if (o->threads > HTTP_MAX_THREADS)
 		o->threads = HTTP_MAX_THREADS;
 	return 0;
@@ -299,6 +407,24 @@ static void default_logs_dir(const struct serve_opts *o, char out[SERVE_MAX_PATH
 		snprintf(out, SERVE_MAX_PATH, "%.*s/logs", (int)(slash - o->db), o->db);
 }
 
+/* Connections need descriptors: the soft limit goes up to what they need, at
+ * most the hard limit (http lowers the bound to fit what it got). */
+static void raise_fd_limit(uint32_t conns)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = (rlim_t)conns + HTTP_CONN_HEADROOM + SERVE_FD_RESERVE;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("serve: cannot raise the descriptor limit to %llu: %s",
+				 (unsigned long long)want, strerror(errno));
+	}
+}
+
 static int wait_for_signal(const sigset_t *set)
 {
 	int sig = 0;
@@ -312,6 +438,7 @@ static struct http_server *start_http(const struct serve_opts *o, const struct h
 				      struct logstore_server *sls)
 {
 	struct http_config hc = {.host = o->host, .port = o->port, .threads = o->threads,
+				 .max_connections = o->max_conns,
 				 .tls = tls, .on_error = rpc_http_error, .vhost = logstore_vhost,
 				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
@@ -340,6 +467,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit(o.max_conns);
 	if (o.metrics.on)
 		serve_metrics_enable();
 	/* The TLS files first: a refused key should not leave a new database behind. */
@@ -357,15 +485,20 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	}
 	struct api_config cfg = {.flowlog_quota = o.quota, .device_online_ms = o.online_ms};
-	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache);
-	struct device_server *dev = device_server_new(st, o.online_ms);
+	struct ratelimit *key_budgets = ratelimit_new(o.key_rate, o.max_callers);
+	struct ratelimit *device_budgets = ratelimit_new(o.device_rate, o.max_callers);
+	struct rpc_server *rpc = rpc_new(st, &cfg, o.replay_entries, !o.no_answer_cache, key_budgets);
+	struct device_server *dev = device_server_new(st, o.online_ms, device_budgets, o.max_held);
+	/* API writes wake the held syncs of their account (long-poll). */
+	cfg.account_changed = device_server_account_changed;
+	cfg.account_changed_arg = dev;
 	device_server_set_sls(dev, o.sls_domain, o.sls_eps, o.sls_neps);
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(&o, logs_dir);
 	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
 	struct http_server *mh = NULL;
 	if (o.metrics.on) {
-		serve_metrics_watch(st, rpc, dev, o.online_ms);
+		serve_metrics_watch(st, rpc, dev, o.online_ms, key_budgets, device_budgets);
 		mh = cli_metrics_start(&o.metrics);
 	}
 	struct http_server *h = !sls || (o.metrics.on && !mh)
@@ -376,10 +509,13 @@ int cmd_serve(int argc, char **argv)
 		logstore_free(sls);
 		device_server_free(dev);
 		rpc_free(rpc);
+		ratelimit_free(device_budgets);
+		ratelimit_free(key_budgets);
 		store_close(st);
 		http_tls_clear(&tls);
 		return 1;
 	}
+	serve_metrics_http(h);
 	if (mh) {
 		char where[CLI_METRICS_MAX_HOST + 16];
 		cli_metrics_where(&o.metrics, mh, where, sizeof(where));
@@ -391,17 +527,34 @@ int cmd_serve(int argc, char **argv)
 	log_buffered_start();
 	log_info("serve: %u threads, database %s, flow-log quota %lld, %s", o.threads, o.db,
 		 (long long)o.quota, o.tls_cert ? "HTTPS" : "plain HTTP");
+	uint64_t per_key = nonce_per_key(o.key_rate.rate, o.key_rate.burst),
+		 entries = o.replay_entries ? o.replay_entries : NONCE_MAX_ENTRIES;
+	log_info("serve: replay cache bound %llu entries (%llu MiB); a key at its full budget "
+		 "holds %llu (%llu MiB): room for %llu keys at full rate at once",
+		 (unsigned long long)entries,
+		 (unsigned long long)(entries * NONCE_ENTRY_BYTES >> 20), (unsigned long long)per_key,
+		 (unsigned long long)(per_key * NONCE_ENTRY_BYTES >> 20),
+		 (unsigned long long)(entries / per_key));
+	log_info("serve: budgets key=%lld:%lld device=%lld:%lld, %u callers each",
+		 (long long)o.key_rate.rate, (long long)o.key_rate.burst,
+		 (long long)o.device_rate.rate, (long long)o.device_rate.burst, o.max_callers);
+	unsigned conns_max;
+	http_connections(h, &conns_max);
+	log_info("serve: up to %u connections, %u of them held syncs", conns_max, o.max_held);
 	if (o.tls_cert)
 		log_info("serve: TLS certificate chain %s (%u certificate%s), key %s", o.tls_cert,
 			 tls.chain_len, tls.chain_len == 1 ? "" : "s", o.tls_key);
 	int sig = wait_for_signal(&set);
 	log_info("serve: %s, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	device_server_drain(dev); /* held syncs are answered first, or the drain below waits for them */
 	http_server_stop(h, RPC_GRACE_MS);
 	http_server_free(h);
 	http_server_free(mh); /* before the store: a scrape reads it */
 	logstore_free(sls);
 	device_server_free(dev);
 	rpc_free(rpc);
+	ratelimit_free(device_budgets);
+	ratelimit_free(key_budgets);
 	store_close(st);
 	http_tls_clear(&tls);
 	log_info("serve: stopped");

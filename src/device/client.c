@@ -6,7 +6,6 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@ struct devclient {
 	struct transport *t;
 	char serial[DOMAIN_SN_MAX + 1];
 	char secret[DOMAIN_SECRET_LEN + 1];
+	int64_t last_seq; /* the last X-Sag-Sequence sent (or the server's LastSequence) */
 };
 
 /* ---- the URL ---- */
@@ -258,6 +258,13 @@ int devclient_parse_answer(struct str body, struct devclient_answer *out, char *
 	out->changed = json_is_true(changed);
 	out->exports = json_is_true(exp);
 	out->poll_interval_s = (int)poll_s;
+	int64_t next_s = -1;
+	if (json_object_get(o, "NextSyncSeconds") &&
+	    get_int(o, "NextSyncSeconds", 0, 3600, &next_s) < 0) {
+		snprintf(err, errlen, "the answer has a bad NextSyncSeconds");
+		goto out;
+	}
+	out->next_sync_s = (int)next_s;
 	out->has_flowlog = json_is_object(fl);
 	if (out->has_flowlog && flowlog_from_json(fl, &out->flowlog, err, errlen) < 0)
 		goto out;
@@ -281,22 +288,21 @@ static char *report_json(const struct devclient_report *rep)
 	/* Read by servers that know it (docs/device-protocol.md); others ignore it. */
 	if (rep->sls_delivery && rep->sls_delivery[0])
 		json_object_set_new(o, "SlsDelivery", json_string(rep->sls_delivery));
+	if (rep->wait_s > 0)
+		json_object_set_new(o, "Wait", json_integer(rep->wait_s));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;
 }
 
-static void nonce_hex(char out[2 * DEVCLIENT_NONCE_BYTES + 1])
+/* Strictly increasing for this process: the clock in milliseconds, which a
+ * restarted agent finds ahead of what it sent before, or one more than the
+ * last when the clock has not moved (or went back). */
+static int64_t next_sequence(struct devclient *c)
 {
-	static const char digits[] = "0123456789abcdef";
-	unsigned char r[DEVCLIENT_NONCE_BYTES];
-	if (RAND_bytes(r, sizeof(r)) != 1)
-		fatal("RAND_bytes failed");
-	for (size_t i = 0; i < sizeof(r); i++) {
-		out[2 * i] = digits[r[i] >> 4];
-		out[2 * i + 1] = digits[r[i] & 15];
-	}
-	out[2 * DEVCLIENT_NONCE_BYTES] = '\0';
+	int64_t now = time_now_ms();
+	c->last_seq = now > c->last_seq ? now : c->last_seq + 1;
+	return c->last_seq;
 }
 
 /* The signed request's header lines (§2). */
@@ -305,22 +311,21 @@ struct sync_headers {
 	const char *v[6];
 };
 
-static void build_request(const struct devclient *c, struct str body, struct sync_headers *h)
+static void build_request(struct devclient *c, struct str body, struct sync_headers *h)
 {
-	char date[21], nonce[2 * DEVCLIENT_NONCE_BYTES + 1], sha[DEVICE_HEX_SHA256 + 1],
-	    sig[DEVICE_HEX_SHA256 + 1];
+	char date[21], seq[24], sha[DEVICE_HEX_SHA256 + 1], sig[DEVICE_HEX_SHA256 + 1];
 	struct buf sts = {0};
 	time_format_iso8601(time_now_ms() / 1000, date);
-	nonce_hex(nonce);
+	snprintf(seq, sizeof(seq), "%lld", (long long)next_sequence(c));
 	device_body_sha256(body, sha);
 	device_string_to_sign(&sts, STR_LIT("POST"), STR_LIT(DEVICE_SYNC_PATH), str_c(c->serial),
-			      str_c(date), str_c(nonce), str_c(sha));
+			      str_c(date), str_c(seq), str_c(sha));
 	device_sign(str_c(c->secret), (struct str){sts.p, sts.len}, sig);
 	buf_free(&sts);
 	snprintf(h->line[0], sizeof(h->line[0]), "Content-Type: application/json");
 	snprintf(h->line[1], sizeof(h->line[1]), "X-Sag-Serial-Number: %s", c->serial);
 	snprintf(h->line[2], sizeof(h->line[2]), "X-Sag-Date: %s", date);
-	snprintf(h->line[3], sizeof(h->line[3]), "X-Sag-Nonce: %s", nonce);
+	snprintf(h->line[3], sizeof(h->line[3]), "X-Sag-Sequence: %s", seq);
 	snprintf(h->line[4], sizeof(h->line[4]), "X-Sag-Content-Sha256: %s", sha);
 	snprintf(h->line[5], sizeof(h->line[5]), "Authorization: " DEVICE_AUTH_ALGORITHM " Signature=%s",
 		 sig);
@@ -329,7 +334,7 @@ static void build_request(const struct devclient *c, struct str body, struct syn
 }
 
 /* One exchange: the answer's status and body in ans. */
-static enum transport_status exchange(struct devclient *c, struct str body,
+static enum transport_status exchange(struct devclient *c, struct str body, int wait_s,
 				      struct transport_answer *ans, char *err, size_t errlen)
 {
 	struct sync_headers h;
@@ -339,7 +344,8 @@ static enum transport_status exchange(struct devclient *c, struct str body,
 				   .nheaders = 6,
 				   .body = body,
 				   .connect_timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS,
-				   .timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS + DEVCLIENT_IO_TIMEOUT_MS,
+				   .timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS + DEVCLIENT_IO_TIMEOUT_MS +
+						 wait_s * 1000L,
 				   .max_body = DEVCLIENT_MAX_RESPONSE};
 	char why[256] = "";
 	enum transport_status st = transport_post(c->t, &rq, ans, why, sizeof(why));
@@ -360,6 +366,9 @@ static enum devclient_status classify_error(struct str body, struct devclient_an
 	if (json_is_object(o)) {
 		get_str(o, "Code", out->code, sizeof(out->code), false);
 		get_str(o, "Message", msg, sizeof(msg), false);
+		json_t *last = json_object_get(o, "LastSequence");
+		if (json_is_integer(last) && json_integer_value(last) > 0)
+			out->last_sequence = json_integer_value(last);
 	}
 	json_decref(o);
 	snprintf(err, errlen, "the control plane answered %d %s%s%s", out->http_status,
@@ -367,7 +376,7 @@ static enum devclient_status classify_error(struct str body, struct devclient_an
 	if (out->http_status == 401 && !strcmp(out->code, "Device.AuthFailed"))
 		return DEVCLIENT_REFUSED;
 	if (out->http_status >= 400 && out->http_status < 500 &&
-	    strcmp(out->code, "Device.NonceUsed"))
+	    strcmp(out->code, "Device.SequenceStale") && strcmp(out->code, "Device.Throttled"))
 		return DEVCLIENT_REJECTED;
 	return DEVCLIENT_UNREACHABLE;
 }
@@ -379,7 +388,9 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 	char *body = report_json(rep);
 	struct transport_answer ans = {0};
 	enum devclient_status st = DEVCLIENT_UNREACHABLE;
-	enum transport_status ts = exchange(c, str_c(body), &ans, err, errlen);
+	int retried = 0;
+again:;
+	enum transport_status ts = exchange(c, str_c(body), rep->wait_s, &ans, err, errlen);
 	if (ts == TRANSPORT_UNTRUSTED)
 		st = DEVCLIENT_UNTRUSTED;
 	if (ts != TRANSPORT_OK)
@@ -389,6 +400,14 @@ enum devclient_status devclient_sync(struct devclient *c, const struct devclient
 	memcpy(out->local_ip, ans.local_ip, sizeof(out->local_ip));
 	if (out->http_status != 200) {
 		st = classify_error(b, out, err, errlen);
+		/* Our counter is behind the server's (the clock went back, or another
+		 * process used this serial): move past it and retry once at once. */
+		if (out->http_status == 409 && out->last_sequence > c->last_seq && !retried++) {
+			c->last_seq = out->last_sequence;
+			memset(out, 0, sizeof(*out));
+			buf_reset(&ans.body);
+			goto again;
+		}
 		goto out;
 	}
 	if (devclient_parse_answer(b, out, err, errlen) == 0)
@@ -402,4 +421,9 @@ out:
 const struct devclient_url *devclient_server(const struct devclient *c)
 {
 	return &c->server;
+}
+
+void devclient_cancel(void)
+{
+	transport_cancel();
 }

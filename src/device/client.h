@@ -24,7 +24,6 @@
 #define DEVCLIENT_MAX_RESPONSE (64 << 10) /* bytes of an answer's body */
 #define DEVCLIENT_CONNECT_TIMEOUT_MS 2000
 #define DEVCLIENT_IO_TIMEOUT_MS 3000 /* the whole exchange after connecting */
-#define DEVCLIENT_NONCE_BYTES 16     /* random bytes, sent as 32 hex digits */
 #define DEVCLIENT_ERR_CODE_MAX 64
 #define DEVCLIENT_UID_MAX 20 /* digits of an account id */
 #define DEVCLIENT_IP_MAX 45  /* text of an IPv6 address */
@@ -52,6 +51,7 @@ struct devclient_report {
 	const char *ha_state;	    /* "active", "standby" or NULL (not reported) */
 	const char *config_version; /* the version the device runs, "" for none */
 	const char *sls_delivery;   /* SlsDelivery: "delivered", "not-delivered", "" (no sls leg) */
+	int wait_s;		    /* long-poll: let the server hold the sync up to this long */
 };
 
 /* The flow-log configuration of an answer (FlowLog), as the device applies it. */
@@ -78,9 +78,11 @@ struct devclient_answer {
 	bool has_flowlog;
 	struct devclient_flowlog flowlog;
 	int poll_interval_s;
+	int next_sync_s; /* NextSyncSeconds: when to sync again (0 at once); -1 not sent */
 	int http_status;
 	char code[DEVCLIENT_ERR_CODE_MAX + 1]; /* the error Code of a non-200 answer */
 	char local_ip[DEVCLIENT_IP_MAX + 1];   /* this device's address on the exchange */
+	int64_t last_sequence; /* LastSequence of a 409 Device.SequenceStale, else 0 */
 };
 
 struct devclient;
@@ -92,7 +94,11 @@ struct devclient *devclient_new(const char *url, const char *serial, const char 
 /* The control plane's address, as parsed from the URL. */
 const struct devclient_url *devclient_server(const struct devclient *c);
 void devclient_free(struct devclient *c); /* NULL is a no-op */
-/* One signed sync. The secret never appears in err. */
+/* Makes every exchange in progress, in any thread, end at once (the agent's
+ * shutdown during a long-poll), and every later one fail. */
+void devclient_cancel(void);
+/* One signed sync. The secret never appears in err. A report with wait_s may
+ * take that long more than a plain sync. */
 enum devclient_status devclient_sync(struct devclient *c, const struct devclient_report *rep,
 				     struct devclient_answer *out, char *err, size_t errlen);
 

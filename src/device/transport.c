@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* transport_cancel(): one flag for the process, read by libcurl's progress
+ * callback (called at least once a second during a transfer). */
+static atomic_bool transport_cancelled;
+
+void transport_cancel(void)
+{
+	atomic_store(&transport_cancelled, true);
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	return atomic_load(&transport_cancelled) ? 1 : 0; /* non-zero aborts: CURLE_ABORTED_BY_CALLBACK */
+}
+
 static bool untrusted(CURLcode rc)
 {
 	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
@@ -96,6 +111,8 @@ static void set_common(struct transport *t, const struct transport_req *rq, stru
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 }
 
 enum transport_status transport_post(struct transport *t, const struct transport_req *rq,

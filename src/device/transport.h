@@ -46,6 +46,10 @@ struct transport;
 /* ca_file: PEM bundle to trust instead of the system's, or NULL. */
 struct transport *transport_new(const char *ca_file);
 void transport_free(struct transport *t); /* NULL is a no-op */
+/* Makes every transfer in progress, in any thread, end at once, and every later
+ * one fail (shutdown; a held long-poll would otherwise keep the agent up to
+ * its Wait). */
+void transport_cancel(void);
 /* One POST. On TRANSPORT_OK, a->status and a->body (appended to) hold the
  * answer; otherwise err says why. */
 enum transport_status transport_post(struct transport *t, const struct transport_req *rq,

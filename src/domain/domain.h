@@ -127,6 +127,7 @@ struct device {
 	enum device_ha ha_state;
 	int64_t reported_ms; /* 0 = never */
 	char sls_delivery[DOMAIN_SLS_DELIVERY_MAX + 1]; /* as reported: "", "delivered", "not-delivered" */
+	int64_t last_sequence; /* the highest X-Sag-Sequence accepted; 0 none */
 };
 
 struct sag {

@@ -6,6 +6,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -67,6 +68,8 @@ struct http_server {
 	struct http_route_ent routes[HTTP_MAX_ROUTES];
 	size_t nroutes;
 	atomic_int pending;  /* dispatched requests not yet completed */
+	atomic_uint conns;   /* connections open */
+	unsigned max_conns;  /* the bound in force; past it requests get 503 */
 	atomic_bool draining;
 };
 
@@ -211,6 +214,17 @@ void http_respond(struct http_request *r, int status, const char *content_type, 
 			   body.len);
 }
 
+bool http_peer_closed(const struct http_request *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return false;
+	char byte;
+	ssize_t n = recv(ci->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void answer_error(struct http_server *s, struct http_request *r, int status, const char *why)
 {
 	if (r->conn->vhost) {
@@ -342,6 +356,10 @@ static void dispatch(struct http_server *s, struct http_conn *c)
 		answer_error(s, &c->req, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
 		return;
 	}
+	if (atomic_load(&s->conns) > s->max_conns) {
+		answer_error(s, &c->req, MHD_HTTP_SERVICE_UNAVAILABLE, "too many connections");
+		return;
+	}
 	if (c->too_large) {
 		answer_error(s, &c->req, MHD_HTTP_CONTENT_TOO_LARGE,
 			     c->vhost ? "body too large" : "body larger than 1 MiB");
@@ -458,12 +476,28 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	return 0;
 }
 
-/* HTTP_MAX_CONNECTIONS, or fewer when the descriptor limit would run out first
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&s->conns, 1);
+	else
+		atomic_fetch_sub(&s->conns, 1);
+}
+
+unsigned http_connections(const struct http_server *s, unsigned *max)
+{
+	*max = s->max_conns;
+	return atomic_load(&s->conns);
+}
+
+/* The configured bound, or fewer when the descriptor limit would run out first
  * (accept failing is worse than MHD refusing politely at its own limit). */
-static unsigned connection_limit(void)
+static unsigned connection_limit(unsigned want)
 {
 	struct rlimit rl;
-	unsigned n = HTTP_MAX_CONNECTIONS;
+	unsigned n = want + HTTP_CONN_HEADROOM;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)n + HTTP_RESERVED_FDS)
 		n = rl.rlim_cur > 2 * HTTP_RESERVED_FDS ? (unsigned)(rl.rlim_cur - HTTP_RESERVED_FDS)
@@ -540,7 +574,8 @@ static struct MHD_Daemon *worker_daemon(struct http_server *s, struct http_worke
 	return MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, w, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+		s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_ARRAY, tls_opt, MHD_OPTION_END);
@@ -618,7 +653,11 @@ int http_server_start(struct http_server *s)
 		return -1;
 	}
 	/* The connection limit is split across the workers, as MHD's pool does. */
-	unsigned n = s->cfg.threads, max_conns = connection_limit();
+	unsigned n = s->cfg.threads,
+		 max_conns = connection_limit(s->cfg.max_connections ? s->cfg.max_connections
+								     : HTTP_MAX_CONNECTIONS);
+	/* Past max_conns, the headroom's connections are answered 503 (dispatch). */
+	s->max_conns = max_conns > HTTP_CONN_HEADROOM ? max_conns - HTTP_CONN_HEADROOM : max_conns;
 	for (unsigned i = 0; i < n; i++)
 		s->workers[i].wake_fd = -1;
 	s->nworkers = n;

@@ -26,7 +26,8 @@
 #define HTTP_CONN_MEMORY (16u * 1024)    /* per-connection memory: request line + headers (MHD
                                           * zeroes it between requests: keep it small) */
 #define HTTP_CONN_TIMEOUT_S 30           /* idle / slow-client timeout, seconds */
-#define HTTP_MAX_CONNECTIONS 4096        /* simultaneous connections, whole server */
+#define HTTP_MAX_CONNECTIONS 4096        /* simultaneous connections, whole server (default) */
+#define HTTP_CONN_HEADROOM 64            /* connections past the bound that get a 503, not a reset */
 #define HTTP_MAX_THREADS 64              /* upper bound of --threads */
 #define HTTP_MAX_ROUTES 32
 #define HTTP_REMOTE_MAX 64               /* "[v6addr]:port" as text */
@@ -77,6 +78,11 @@ void http_respond_owned(struct http_request *r, int status, const char *content_
 void http_respond_hdrs(struct http_request *r, int status, const char *content_type, char *body,
 		       size_t len, const struct http_hdr *hdrs, size_t nhdrs);
 
+/* Whether the peer has closed its side of a request's connection while the
+ * request waits for its answer (a held long-poll): a non-blocking peek at the
+ * socket, from any thread, until http_respond(). An answer is still due. */
+bool http_peer_closed(const struct http_request *r);
+
 typedef void (*http_handler_fn)(struct http_request *r);
 
 /* A second API on the same listener, chosen by the Host header (the Log
@@ -101,6 +107,10 @@ struct http_config {
 	/* HTTPS with this chain and key (loaded by http_tls_load, kept until
 	 * http_server_free), or NULL for plain HTTP. */
 	const struct http_tls *tls;
+	/* Connections served at once (0: HTTP_MAX_CONNECTIONS), lowered to what the
+	 * descriptor limit allows. Past it, up to HTTP_CONN_HEADROOM more are
+	 * answered 503 and closed; beyond those, libmicrohttpd refuses them. */
+	unsigned max_connections;
 	/* Called for requests no route matched and for errors the adapter itself
 	 * answers (413, 405); when NULL a plain-text body is sent. It must answer r. */
 	void (*on_error)(struct http_request *r, int status, const char *why);
@@ -113,6 +123,8 @@ struct http_config {
 struct http_server *http_server_new(const struct http_config *cfg);
 int http_server_start(struct http_server *s); /* 0, or -1 with a logged reason */
 uint16_t http_server_port(const struct http_server *s);
+/* Connections open now, and the bound in force (metrics). */
+unsigned http_connections(const struct http_server *s, unsigned *max);
 /* Stops accepting, waits up to grace_ms for answered-but-unsent and suspended
  * requests to finish, then stops the threads. */
 void http_server_stop(struct http_server *s, int grace_ms);

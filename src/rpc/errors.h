@@ -34,6 +34,8 @@
 	  "The HTTP method is not supported; use GET or POST.")                                  \
 	/* The replay cache is full of live nonces: refuse (clients retry Throttling). */            \
 	X(THROTTLING, 400, "Throttling", "Request was denied due to request throttling.")        \
+	/* This AccessKey spent its request budget (serve --rate-limit key=...). */                 \
+	X(THROTTLING_USER, 400, "Throttling.User", "Request was denied due to user flow control.") \
 	X(FORBIDDEN, 403, "Forbidden", "User not authorized to operate on the specified resource.") \
 	X(INTERNAL_ERROR, 500, "InternalError",                                                  \
 	  "The request processing has failed due to some unknown error, exception or failure.")  \

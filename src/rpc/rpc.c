@@ -7,6 +7,7 @@
 #include "api/region.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/ratelimit.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "metrics/metrics.h"
@@ -24,6 +25,7 @@ struct rpc_server {
 	struct store *store;
 	const struct api_config *cfg;
 	struct nonce_cache *nonces;
+	struct ratelimit *keys; /* per-AccessKey budgets, or NULL (not ours) */
 	struct rcache *answers; /* rendered answers of cacheable actions, rpc/cache.h */
 };
 
@@ -54,12 +56,16 @@ struct rpc_auth {
 };
 
 struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
-			   unsigned nonce_entries, bool answer_cache)
+			   unsigned nonce_entries, bool answer_cache, struct ratelimit *keys)
 {
 	struct rpc_server *s = xcalloc(1, sizeof(*s));
 	s->store = store;
+	s->keys = keys;
 	s->cfg = cfg;
-	s->nonces = nonce_new(nonce_entries);
+	/* Each key's partition holds what its budget lets it send while a nonce
+	 * lives, so a key within its budget never finds its partition full. */
+	struct ratelimit_rate b = keys ? ratelimit_rate_of(keys) : (struct ratelimit_rate){0, 0};
+	s->nonces = nonce_new(nonce_entries, keys ? nonce_per_key(b.rate, b.burst) : 0);
 	s->answers = answer_cache ? rcache_new() : NULL;
 	return s;
 }
@@ -94,6 +100,18 @@ static void host_id(const struct params *p, char out[RPC_HOST_ID_MAX])
 #define RPC_METRICS_UNKNOWN "unknown" /* the action label of requests naming no known action */
 
 static struct metrics_family *rpc_m_requests, *rpc_m_duration, *rpc_m_hits, *rpc_m_misses;
+static struct metrics_family *rpc_m_throttled;
+static const char *const rpc_m_throttled_kinds[] = {
+#define RPC_THR_LABEL(name, label) label,
+	RPC_THROTTLED_MAP(RPC_THR_LABEL)
+#undef RPC_THR_LABEL
+};
+
+void rpc_count_throttled(enum rpc_throttled kind)
+{
+	metrics_count(rpc_m_throttled, (unsigned)kind, 0, 1);
+}
+
 static const char *rpc_m_actions[RPC_METRICS_MAX_ACTIONS + 1];
 static unsigned rpc_m_nactions;
 static const char *rpc_m_codes[ERR__COUNT];
@@ -138,6 +156,11 @@ void rpc_metrics_enable(void)
 	    .help = "Time from a request's arrival to its answer, by action.",
 	    .type = METRICS_HISTOGRAM, .label = {action}, .bounds = rpc_m_duration_us,
 	    .nbounds = sizeof(rpc_m_duration_us) / sizeof(rpc_m_duration_us[0]), .scale = 1e-6});
+	rpc_m_throttled = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_throttled_total",
+	    .help = "Requests refused by a per-caller budget or a bound, by kind.",
+	    .type = METRICS_COUNTER,
+	    .label = {{"kind", rpc_m_throttled_kinds, RPC_THROTTLED__COUNT}}});
 	rpc_m_hits = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_answer_cache_hits_total",
 	    .help = "Cacheable requests answered from the cache of rendered answers.",
@@ -457,7 +480,18 @@ static enum err check_nonce(struct rpc_req *q, const struct rpc_auth *a, int64_t
 	switch (nonce_check(q->srv->nonces, a->akid, a->nonce, now, a->ts + RPC_TIME_WINDOW_S + 1)) {
 	case NONCE_FRESH: return ERR_OK;
 	case NONCE_USED: return ERR_SIGNATURE_NONCE_USED;
-	default: return ERR_THROTTLING;
+	default: rpc_count_throttled(RPC_THROTTLED_REPLAY_FULL); return ERR_THROTTLING;
+	}
+}
+
+static enum err check_budget(struct rpc_req *q, const struct rpc_auth *a)
+{
+	if (!q->srv->keys)
+		return ERR_OK;
+	switch (ratelimit_take(q->srv->keys, a->akid, time_mono_us())) {
+	case RATELIMIT_OK: return ERR_OK;
+	case RATELIMIT_THROTTLED: rpc_count_throttled(RPC_THROTTLED_KEY); return ERR_THROTTLING_USER;
+	default: rpc_count_throttled(RPC_THROTTLED_KEYS_FULL); return ERR_THROTTLING;
 	}
 }
 
@@ -482,6 +516,10 @@ static enum err authenticate(struct rpc_req *q, struct key_lookup *k, const char
 		e = verify_v3(q, &a, secret);
 	else if (!sig_v1_verify(q->r->method, q->params, secret))
 		e = ERR_SIGNATURE_DOES_NOT_MATCH;
+	/* The budget after the signature (a forged request spends nobody's), before
+	 * the nonce is remembered and before any store work. */
+	if (e == ERR_OK)
+		e = check_budget(q, &a);
 	if (e == ERR_OK)
 		e = check_nonce(q, &a, now, detail);
 	return e;

@@ -26,16 +26,37 @@ struct api_finisher {
 
 struct rpc_server;
 
+struct ratelimit;
 /* nonce_entries: 0 for NONCE_MAX_ENTRIES. answer_cache: whether read-only
- * answers are kept (rpc/cache.h); false builds every answer from the store. */
+ * answers are kept (rpc/cache.h); false builds every answer from the store.
+ * keys: the per-AccessKey budgets (checked after the signature, before the
+ * nonce), owned by the caller, or NULL for none. */
 struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
-			   unsigned nonce_entries, bool answer_cache);
+			   unsigned nonce_entries, bool answer_cache, struct ratelimit *keys);
 void rpc_free(struct rpc_server *s); /* NULL is a no-op */
 
 /* Registers the RPC metrics (requests by action and code, their duration, the
  * answer cache's hits and misses; docs/metrics.md). Call once, before any
  * request; without it nothing is counted. */
 void rpc_metrics_enable(void);
+
+/* Why a request was refused for fairness or a bound: the kind label of
+ * sagflow_throttled_total (docs/metrics.md). */
+#define RPC_THROTTLED_MAP(X)                                                                     \
+	X(KEY, "key")                   /* an AccessKey past its budget: Throttling.User */      \
+	X(KEYS_FULL, "key_table")       /* too many AccessKeys active at once: Throttling */     \
+	X(REPLAY_FULL, "replay_cache")  /* the replay cache's budget spent: Throttling */        \
+	X(DEVICE, "device")             /* a device past its budget: Device.Throttled */         \
+	X(DEVICES_FULL, "device_table") /* too many devices active at once: Device.Busy */       \
+	X(HELD_FULL, "held_syncs")      /* long-poll: too many held syncs, answered at once */
+enum rpc_throttled {
+#define RPC_THR_ENUM(name, label) RPC_THROTTLED_##name,
+	RPC_THROTTLED_MAP(RPC_THR_ENUM)
+#undef RPC_THR_ENUM
+	RPC_THROTTLED__COUNT
+};
+/* Counts one refusal of that kind (nothing unless rpc_metrics_enable ran). */
+void rpc_count_throttled(enum rpc_throttled kind);
 
 /* The replay cache's live SignatureNonces and its capacity (metrics). */
 uint64_t rpc_replay_entries(struct rpc_server *s, uint64_t *capacity);

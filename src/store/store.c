@@ -116,7 +116,7 @@ void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn do
 void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void *arg,
 			      store_done_fn done)
 {
-	s->ops->write_async(s, scope > 0 ? scope : 0, fn, arg, done);
+	s->ops->write_async(s, scope > 0 || scope == STORE_SCOPE_NONE ? scope : 0, fn, arg, done);
 }
 
 struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us;

@@ -60,9 +60,12 @@ uint64_t store_data_version(struct store *s, int64_t scope);
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done);
 /* The same, for a job that changes only the data of account scope (> 0): it
  * moves store_data_version() of that account alone, so other accounts' cached
- * answers survive it. scope 0 is store_write_async. */
+ * answers survive it. scope 0 is store_write_async; STORE_SCOPE_NONE moves none. */
 void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void *arg,
 			      store_done_fn done);
+/* The scope of a job that changes nothing a cached answer reads (a device's
+ * sequence mark): it moves no data version at all. */
+#define STORE_SCOPE_NONE (-1)
 /* Blocking form; must not be called from inside a store_fn or a done(). */
 int store_write(struct store *s, store_fn fn, void *arg);
 

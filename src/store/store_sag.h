@@ -25,6 +25,10 @@ struct owner {
 
 int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 		      struct flowlog *out);
+/* store_flowlog_get without the count of bound gateways (it is 0 in out): the
+ * device channel's read, O(1) however many gateways share the flow log. */
+int store_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			     struct flowlog *out);
 int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n);
 int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl); /* sets fl->rowid */
 int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl);
@@ -86,6 +90,12 @@ int store_device_owner(struct store_tx *tx, const char *serial_number, struct sa
  * the write changes g's account's data and no other). */
 int store_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
 			const struct device *d, int64_t now_ms);
+
+/* Raises the device's last accepted X-Sag-Sequence to seq when seq is greater:
+ * 0; 2 and *last when it is not (a replayed or older sync); 1 when
+ * serial_number is no longer bound to g. */
+int store_device_sequence(struct store_tx *tx, const struct sag *g, const char *serial_number,
+			  int64_t seq, int64_t *last);
 
 /* Every bound device by the status rule of sag_status() applied to its own
  * last report at now_ms: counts[0] never reported (Init), [1] reported within

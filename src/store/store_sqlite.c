@@ -501,10 +501,10 @@ static void run_batch(struct sqlite_store *s, struct job *batch)
 	 * that returned is seen by every serve's key cache (store.c). */
 	bool any = false;
 	for (struct job *j = batch; j; j = j->next) {
-		if (j->scope)
+		if (j->scope > 0)
 			atomic_fetch_add_explicit(&s->base.scope_version[store_scope_slot(j->scope)], 1,
 						  memory_order_release);
-		else
+		else if (j->scope == 0)
 			any = true;
 	}
 	if (any)

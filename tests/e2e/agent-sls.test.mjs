@@ -143,6 +143,8 @@ test('serve --sls-endpoint points a region elsewhere: the agent connects there, 
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, new RegExp(`at ${other.url.replace(/[.]/g, '\\.')}`));
     assert.deepEqual(await stored(c, project, logstore), totals(reference(packets, 300, 15)));
+    // serve's log is buffered (flushed on a timer): wait for the line.
+    for (let i = 0; i < 100 && !other.stderr().includes(project); i++) await new Promise((r) => setTimeout(r, 50));
     assert.match(other.stderr(), new RegExp(`${project}`), 'the other endpoint took the writes');
   } finally {
     await stopClean(cp);

@@ -411,7 +411,10 @@ test('a hung control plane (accepts, never answers): metering goes on, syncs tim
   const proxy = await switchableProxy(srv);
   const nf = await nfcapdOn(cdir, cport);
   const traffic = await udpFlows(tport, 5);
-  const agent = agentLive(proxy.url, g, ['--interface', 'lo', '--filter', `udp and dst port ${tport}`]);
+  // Plain polling: a long-polling agent cannot tell a hung control plane from
+  // a held sync until the hold ends (Wait + 3 s, docs/agent.md).
+  const agent = agentLive(proxy.url, g, ['--interface', 'lo', '--filter', `udp and dst port ${tport}`,
+    '--no-long-poll']);
   try {
     await agent.waitLog(/NetFlow V9 to/);
     await agent.waitLog(/capturing on lo/);

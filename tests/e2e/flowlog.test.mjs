@@ -11,7 +11,9 @@ import { api, createKey, describeOne, gateway, netflowLog, same } from './lib/sa
 let srv;
 let a;
 before(async () => {
-  srv = await startServer();
+  // Concurrency tests here send bursts of hundreds of calls through one key,
+  // past its default budget (fairness.test.mjs tests the budget itself).
+  srv = await startServer({ args: ['--rate-limit', 'key=100000'] });
   a = api(srv);
 });
 // The server must exit 0: under ASan a leak or memory error fails the run.
@@ -342,7 +344,7 @@ test('50 concurrent AssociateFlowLog of different logs to one gateway: exactly o
 });
 
 test('QuotaExceeded.Flowlog per account and region (--flowlog-quota)', async () => {
-  const s = await startServer({ args: ['--flowlog-quota', '3'] });
+  const s = await startServer({ args: ['--flowlog-quota', '3', '--rate-limit', 'key=100000'] });
   try {
     const q = api(s);
     for (let i = 0; i < 3; i++) await netflowLog(q);

@@ -455,7 +455,8 @@ test('SIGTERM drains in-flight writes: every answered create is durable', async 
 // are refused with Throttling (which Terraform retries), and a nonce it holds
 // is still refused as used — never replayable.
 test('--replay-cache: a full replay cache refuses with Throttling, never forgets a nonce', async () => {
-  const s = await startServer({ args: ['--replay-cache', '1024'] });
+  // A budget far above what the test sends, so the replay cache's own bound is what refuses.
+  const s = await startServer({ args: ['--replay-cache', '1024', '--rate-limit', 'key=1000000'] });
   try {
     const first = commonParams('DescribeRegions', { nonce: 'replay-cache-first' });
     first.Signature = signV1('GET', first);

@@ -20,11 +20,11 @@ static void test_vector(void **state)
 	struct buf sts = {0};
 	device_string_to_sign(&sts, STR_LIT("POST"), STR_LIT("/device/v1/sync"),
 			      STR_LIT("SAG1000-0001"), STR_LIT("2026-11-28T02:00:00Z"),
-			      STR_LIT("0f1e2d3c4b5a69788796a5b4c3d2e1f0"), STR_LIT(BODY_SHA));
+			      STR_LIT("1795831200000"), STR_LIT(BODY_SHA));
 	assert_string_equal(buf_cstr(&sts), "SAG-HMAC-SHA256\nPOST\n/device/v1/sync\nSAG1000-0001\n"
-					    "2026-11-28T02:00:00Z\n0f1e2d3c4b5a69788796a5b4c3d2e1f0\n" BODY_SHA);
+					    "2026-11-28T02:00:00Z\n1795831200000\n" BODY_SHA);
 	device_sign(STR_LIT("Zr4mXq0bN8sV1tY6uW3eK9pA2dF5gH7j"), (struct str){sts.p, sts.len}, sig);
-	assert_string_equal(sig, "38facdae1572841236c9dda0605ce19aed8340d5af7bfa57eb39309286b65f81");
+	assert_string_equal(sig, "8fa91ac2cb79a4b9357fabec8e6c7cb33a6bdf0949c26824e2f678b855501d0a");
 	buf_free(&sts);
 	device_body_sha256(STR_NULL, sha);
 	assert_string_equal(sha, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

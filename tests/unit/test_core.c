@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include <sys/wait.h>
@@ -9,6 +10,7 @@
 
 #include "core/ids.h"
 #include "core/num.h"
+#include "core/ratelimit.h"
 #include "core/str.h"
 #include "core/timeutil.h"
 
@@ -124,12 +126,59 @@ static void test_buf(void **state)
 	buf_free(&b);
 }
 
+/* Token buckets: a burst, then RATE a second; callers apart; idle ones forgotten
+ * without changing an answer; a table of active callers refuses a new one. */
+static void test_ratelimit(void **state)
+{
+	struct ratelimit *rl = ratelimit_new((struct ratelimit_rate){10, 3}, RATELIMIT_MIN_CALLERS);
+	int64_t t = 1000000;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ratelimit_take(rl, STR_LIT("a"), t), RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, STR_LIT("a"), t), RATELIMIT_THROTTLED);
+	assert_int_equal(ratelimit_take(rl, STR_LIT("b"), t), RATELIMIT_OK); /* b is not a */
+	assert_int_equal(ratelimit_take(rl, STR_LIT("a"), t + 99999), RATELIMIT_THROTTLED);
+	assert_int_equal(ratelimit_take(rl, STR_LIT("a"), t + 100000), RATELIMIT_OK); /* 1/10 s */
+	assert_int_equal(ratelimit_take(rl, STR_LIT("a"), t + 100000), RATELIMIT_THROTTLED);
+	/* Years later the bucket holds the burst, not more (no overflow). */
+	int64_t later = t + 86400LL * 365 * 1000000;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ratelimit_take(rl, STR_LIT("a"), later), RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, STR_LIT("a"), later), RATELIMIT_THROTTLED);
+	assert_int_equal(ratelimit_capacity(rl), RATELIMIT_MIN_CALLERS);
+	ratelimit_free(rl);
+
+	/* One entry a shard: many callers at once fill some shard, and a new caller
+	 * there is refused; once the others' buckets refilled it is admitted. */
+	rl = ratelimit_new((struct ratelimit_rate){1, 1}, RATELIMIT_MIN_CALLERS);
+	char name[16];
+	int full = 0;
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		full += ratelimit_take(rl, str_c(name), t) == RATELIMIT_FULL;
+	}
+	assert_true(full >= 200 - RATELIMIT_MIN_CALLERS);
+	assert_int_equal(ratelimit_active(rl, t), RATELIMIT_MIN_CALLERS);
+	assert_int_equal(ratelimit_take(rl, STR_LIT("late"), t + 999999), RATELIMIT_FULL);
+	assert_int_equal(ratelimit_take(rl, STR_LIT("late"), t + 1000000), RATELIMIT_OK);
+	ratelimit_free(rl);
+	ratelimit_free(NULL);
+
+	struct ratelimit_rate r;
+	assert_int_equal(ratelimit_rate_parse(STR_LIT("100"), &r), 0);
+	assert_true(r.rate == 100 && r.burst == 200);
+	assert_int_equal(ratelimit_rate_parse(STR_LIT("5:7"), &r), 0);
+	assert_true(r.rate == 5 && r.burst == 7);
+	const char *bad[] = {"", "0", "x", "5:", ":5", "5:0", "5:7:9", "-1", "1000001", "5:99999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(ratelimit_rate_parse(str_c(bad[i]), &r), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_num_parse), cmocka_unit_test(test_version_cmp),
 		cmocka_unit_test(test_iso8601),   cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_buf), cmocka_unit_test(test_random_pool_fork),
+		cmocka_unit_test(test_buf), cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_random_pool_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,7 @@ static void test_answer(void **state)
 	assert_string_equal(a.config_version, "0123456789abcdef");
 	assert_true(a.changed && a.exports && a.has_flowlog);
 	assert_int_equal(a.poll_interval_s, 5);
+	assert_int_equal(a.next_sync_s, -1); /* a server without long-poll sends none */
 	assert_string_equal(a.flowlog.server_ip, "10.0.0.1");
 	assert_int_equal(a.flowlog.server_port, 2055);
 	assert_int_equal(a.flowlog.version, 10);
@@ -108,6 +109,8 @@ static void test_answer(void **state)
 		"{\"SmartAGId\":\"sag-abc\",\"ConfigVersion\":\"0123456789abcdef\",\"Changed\":1,\"Export\":true}",
 		"{\"SmartAGId\":\"sag-abc\",\"ConfigVersion\":\"0123456789abcdef\",\"Changed\":true,\"Export\":true,"
 		"\"PollIntervalSeconds\":0}",
+		"{\"SmartAGId\":\"sag-abc\",\"ConfigVersion\":\"0123456789abcdef\",\"Changed\":true,\"Export\":true,"
+		"\"NextSyncSeconds\":-1}",
 		"{\"SmartAGId\":\"sag-abc\",\"SmartAGId\":\"x\",\"ConfigVersion\":\"0123456789abcdef\",\"Changed\":true,"
 		"\"Export\":true}",
 		"not json",
@@ -117,6 +120,13 @@ static void test_answer(void **state)
 		memset(&a, 0, sizeof(a));
 		assert_int_equal(devclient_parse_answer(S(bad[i]), &a, err, sizeof(err)), -1);
 	}
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(devclient_parse_answer(S("{\"SmartAGId\":\"sag-abc\",\"ConfigVersion\":"
+						  "\"0123456789abcdef\",\"Changed\":false,"
+						  "\"Export\":true,\"NextSyncSeconds\":0}"),
+						&a, err, sizeof(err)),
+			 0);
+	assert_int_equal(a.next_sync_s, 0);
 	/* A string with an embedded NUL is refused, not truncated. */
 	static const char nul[] = ANSWER("{\"FlowLogId\":\"fl\\u0000x\",\"OutputType\":\"sls\",\"ActiveAging\":60,"
 					 "\"InactiveAging\":10}");

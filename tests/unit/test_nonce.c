@@ -15,7 +15,7 @@
 
 static void test_replay(void **state)
 {
-	struct nonce_cache *c = nonce_new(0);
+	struct nonce_cache *c = nonce_new(0, 0);
 	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0, T0 + WINDOW), NONCE_FRESH);
 	assert_int_equal(nonce_check(c, STR_LIT("ak1"), STR_LIT("n1"), T0 + 1, T0 + WINDOW), NONCE_USED);
 	/* The same nonce under another key is a different pair. */
@@ -43,9 +43,9 @@ static void test_replay(void **state)
 
 static void test_bounded(void **state)
 {
-	/* 64 shards of 4 entries: filling with live entries refuses (fails closed),
-	 * and once they expire the space is reused. */
-	struct nonce_cache *c = nonce_new(256);
+	/* A bound of 256 entries: one key's partition grows 64, 128, 256 and then
+	 * refuses (fails closed); once they expire the space is reused. */
+	struct nonce_cache *c = nonce_new(256, 0);
 	int fresh = 0, full = 0;
 	char n[32];
 	for (int i = 0; i < 2000; i++) {
@@ -94,7 +94,7 @@ static void *work(void *arg)
 
 static void test_threads(void **state)
 {
-	struct nonce_cache *c = nonce_new(0);
+	struct nonce_cache *c = nonce_new(0, 0);
 	pthread_t t[THREADS];
 	struct worker w[THREADS];
 	for (int i = 0; i < THREADS; i++) {
@@ -113,7 +113,7 @@ static void test_threads(void **state)
 /* What the metrics show: live entries (expired ones dropped first) and capacity. */
 static void test_live_count(void **state)
 {
-	struct nonce_cache *c = nonce_new(NONCE_MIN_ENTRIES);
+	struct nonce_cache *c = nonce_new(NONCE_MIN_ENTRIES, 0);
 	assert_int_equal(nonce_capacity(c), NONCE_MIN_ENTRIES);
 	assert_int_equal(nonce_live(c, T0), 0);
 	char n[16];
@@ -129,6 +129,47 @@ static void test_live_count(void **state)
 	nonce_free(c);
 }
 
+/* A key's partition holds its quota and no more; another key is untouched by
+ * it; the whole bound refuses a new partition only when spent; idle partitions
+ * give their room back. */
+static void test_partitions(void **state)
+{
+	struct nonce_cache *c = nonce_new(NONCE_MIN_ENTRIES, 100);
+	char n[32];
+	int fresh = 0;
+	for (int i = 0; i < 300; i++) {
+		snprintf(n, sizeof(n), "n%d", i);
+		fresh += nonce_check(c, STR_LIT("noisy"), str_c(n), T0, T0 + WINDOW) == NONCE_FRESH;
+	}
+	assert_int_equal(fresh, 100);
+	assert_int_equal(nonce_check(c, STR_LIT("quiet"), STR_LIT("n0"), T0, T0 + WINDOW), NONCE_FRESH);
+	assert_int_equal(nonce_check(c, STR_LIT("quiet"), STR_LIT("n0"), T0, T0 + WINDOW), NONCE_USED);
+	assert_int_equal(nonce_check(c, STR_LIT("noisy"), STR_LIT("n5"), T0, T0 + WINDOW), NONCE_USED);
+	/* Keys of 128 entries each (100 used): the 1024-entry bound holds 8. */
+	int keys_ok = 0;
+	for (int k = 0; k < 20; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", k);
+		int f = 0;
+		for (int i = 0; i < 100; i++) {
+			snprintf(n, sizeof(n), "n%d", i);
+			f += nonce_check(c, str_c(key), str_c(n), T0, T0 + 10) == NONCE_FRESH;
+		}
+		keys_ok += f == 100;
+	}
+	assert_true(keys_ok >= 4 && keys_ok < 20);
+	assert_true(nonce_live(c, T0) >= 101 + 100 * (uint64_t)keys_ok);
+	/* The k* nonces expire; their partitions go and a new key fits again. */
+	assert_int_equal(nonce_live(c, T0 + 10), 101);
+	for (int i = 0; i < 100; i++) {
+		snprintf(n, sizeof(n), "n%d", i);
+		assert_int_equal(nonce_check(c, STR_LIT("late"), str_c(n), T0 + 10, T0 + WINDOW),
+				 NONCE_FRESH);
+	}
+	assert_int_equal(nonce_per_key(100, 300), 100 * 1801 + 300);
+	nonce_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_live_count),
+		cmocka_unit_test(test_partitions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

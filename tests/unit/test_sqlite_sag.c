@@ -170,6 +170,14 @@ static int writes(struct store_tx *tx, void *arg)
 	d.ha_state = DEVICE_HA_ACTIVE;
 	if (store_device_report(tx, &g, "SN-B", &d, 5000) || store_sag_set_flowlog(tx, &g, 0))
 		return STORE_EIO;
+	/* The sequence mark only grows; an equal or older one says what it is. */
+	int64_t last = 0;
+	if (store_device_sequence(tx, &g, "SN-B", 10, &last) != 0 ||
+	    store_device_sequence(tx, &g, "SN-B", 10, &last) != 2 || last != 10 ||
+	    store_device_sequence(tx, &g, "SN-B", 9, &last) != 2 || last != 10 ||
+	    store_device_sequence(tx, &g, "SN-B", 11, &last) != 0 ||
+	    store_device_sequence(tx, &g, "SN-NONE", 12, &last) != 1)
+		return STORE_EIO;
 	fl.active_aging = 600;
 	if (store_flowlog_update(tx, &fl) || store_flowlog_delete(tx, &fl))
 		return STORE_EIO;

@@ -102,9 +102,9 @@ export async function teaRpc(srv, action, apiParams = {}, { secret = TEST_SECRET
 // An https srv.url goes over node:https, trusting srv.ca when given (and
 // otherwise Node's roots plus NODE_EXTRA_CA_CERTS); agent may be given to
 // test keep-alive, and the answer then carries the socket's local port.
-export function raw(srv, { method = 'GET', path = '/', body, headers = {}, agent = false } = {}) {
+export function raw(srv, { method = 'GET', path = '/', body, headers = {}, agent = false, timeout = TIMEOUT_MS } = {}) {
   const secure = srv.url.startsWith('https:');
-  const opts = { host: '127.0.0.1', port: srv.port, method, path, headers, agent, timeout: TIMEOUT_MS };
+  const opts = { host: '127.0.0.1', port: srv.port, method, path, headers, agent, timeout };
   if (secure && srv.ca) opts.ca = srv.ca;
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request(opts, (res) => {
