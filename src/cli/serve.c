@@ -14,6 +14,7 @@
 #include "cli/metrics_listen.h"
 #include "cli/opts.h"
 #include "cli/serve_metrics.h"
+#include "console/console.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/timeutil.h"
@@ -316,6 +317,7 @@ static struct http_server *start_http(const struct serve_opts *o, const struct h
 				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
 	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
+	console_routes_add(h); /* /console/ (docs/console.md) */
 	http_route_add(h, NULL, "/", rpc_handle, rpc);
 	device_routes_add(h, dev); /* /device/v1/... (docs/device-protocol.md) */
 	if (http_server_start(h) < 0) {
