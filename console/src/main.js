@@ -131,6 +131,7 @@ function FlowLogDetail({ id, q }) {
   const fl = data?.FlowLogs?.FlowLogSetType?.[0];
   async function act(action, extra = {}) {
     setActErr(null);
+    setConfirm(false);
     try {
       await rpc(action, { FlowLogId: id, ...extra });
       if (action === 'DeleteFlowLog') return go(['flowlogs']);

@@ -17,11 +17,14 @@ export async function openBrowser() {
     executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 860 },
   });
   const requests = [];
-  const responses = [];
+  const bodies = []; // {url, type, body} of every script and stylesheet, read as they arrive
   ctx.on('request', (r) => requests.push(r));
-  ctx.on('response', (r) => responses.push(r));
+  ctx.on('response', (r) => {
+    const type = r.headers()['content-type'] || '';
+    if (/javascript|css/.test(type)) bodies.push(r.body().then((body) => ({ url: r.url(), type, body })));
+  });
   return {
-    ctx, requests, responses,
+    ctx, requests, bodies,
     page: ctx.pages()[0] ?? (await ctx.newPage()),
     async close() {
       await ctx.close();
