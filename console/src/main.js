@@ -179,24 +179,29 @@ function Gateways() {
         <td>${g.HaType ?? ''}</td><td>${g.SerialNumber ?? ''}</td></tr>`)}</tbody></table></main>`;
 }
 
-// Never the SecretKey: the console shows devices, not their keys.
-const DEV_COLS = ['SerialNumber', 'HardwareVersion', 'SoftwareVersion', 'HaState', 'MonitorVersion', 'Status', 'LastReportTime', 'SlsDelivery'];
+// Never the SecretKey: the console shows devices, not their keys. The model
+// and the online state are the gateway's (the API has them there); HcState
+// "Normal" means the device has reported.
+const DEV_COLS = [['Serial number', (d) => d.SerialNumber], ['Model', (d, g) => g.HardwareVersion],
+  ['Firmware', (d) => d.SoftwareVersion || '—'], ['HA state', (d) => d.HaState || '—'],
+  ['Reported', (d) => (d.HcState === 'Normal' ? 'yes' : 'never')], ['Gateway status', (d, g) => g.Status],
+  ['SlsDelivery', (d) => d.SlsDelivery || '—']];
+const fmtProp = (k, v) => (/Time$/.test(k) && Number(v) > 1e11 ? new Date(Number(v)).toISOString() : String(v));
 
 function GatewayDetail({ id }) {
   const [g, err] = useCall('DescribeSmartAccessGatewayAttribute', { SmartAGId: id }, [id]);
   if (err) return html`<main id="main"><h1>Gateway ${id}</h1><${ErrorBox} err=${err} /></main>`;
   if (!g) return html`<main id="main"><h1>Gateway ${id}</h1><p>Loading…</p></main>`;
   const devs = g.Devices?.Device ?? [];
-  const cols = DEV_COLS.filter((c) => devs.some((d) => d[c] !== undefined));
   const props = Object.entries(g).filter(([k, v]) => k !== 'Devices' && k !== 'RequestId' && typeof v !== 'object');
   const fls = g.FlowLogIds?.FlowLogId ?? [];
   return html`<main id="main"><h1>Gateway ${g.Name || id}</h1>
-    <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}
+    <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
       <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
     <h2>Devices</h2>
     <table><caption>${devs.length} device${devs.length === 1 ? '' : 's'}</caption>
-      <thead><tr>${cols.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
-      <tbody>${devs.map((d) => html`<tr>${cols.map((c) => html`<td>${String(d[c] ?? '')}</td>`)}</tr>`)}</tbody></table></main>`;
+      <thead><tr>${DEV_COLS.map(([c]) => html`<th scope="col">${c}</th>`)}</tr></thead>
+      <tbody>${devs.map((d) => html`<tr>${DEV_COLS.map(([, f]) => html`<td>${f(d, g)}</td>`)}</tr>`)}</tbody></table></main>`;
 }
 
 function Nav({ top }) {
@@ -221,4 +226,6 @@ function App() {
   return html`<${Nav} top=${top || 'flowlogs'} /><div class="page">${view}<${CallPanel} /></div>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the "Loading…" placeholder
+render(html`<${App} />`, root);

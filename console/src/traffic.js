@@ -53,14 +53,15 @@ function Chart({ rows, keys, from, to, step }) {
       const i = idx.get(Number(r.t)), j = keys.indexOf(r.k);
       if (i !== undefined && j >= 0) own[j][i] += Number(r.bytes) || 0;
     }
-    // Stacked: series j is the sum of keys j..n-1, drawn first to last so each lower band paints over.
+    // Stacked: series j is the sum of keys j..n-1, drawn first to last with
+    // opaque fills, so each lower band paints over the ones above it.
     const stacked = own.map((_, j) => xs.map((__, i) => own.slice(j).reduce((s, a) => s + a[i], 0)));
     const dark = matchMedia('(prefers-color-scheme: dark)').matches;
     const axis = { stroke: dark ? '#c9d1d9' : '#333', grid: { stroke: dark ? '#30363d' : '#e5e7eb' } };
     const opts = {
       width: Math.max(320, el.current.clientWidth), height: 260,
       series: [{}, ...keys.map((k, j) => ({
-        label: k, stroke: COLORS[j % COLORS.length], fill: COLORS[j % COLORS.length] + '99', width: 1,
+        label: k, stroke: COLORS[j % COLORS.length], fill: COLORS[j % COLORS.length], width: 1, points: { show: false },
         value: (u, v, si, i) => (i == null ? '—' : fmtBytes(own[j][i])),
       }))],
       axes: [axis, { ...axis, values: (u, vals) => vals.map(fmtBytes), size: 70 }],
