@@ -93,7 +93,7 @@ test('create a flow log in the UI, see it through pop-core, modify, associate, d
   await page.fill('#f-NetflowServerIp', '192.0.2.7');
   await page.fill('#f-NetflowServerPort', '2055');
   await shoot('flowlog-new');
-  await page.click('button:has-text("Create flow log")');
+  await page.getByRole('button', { name: 'Create flow log', exact: true }).click();
   await page.waitForURL(/#\/flowlogs\/fl-/);
   const id = decodeURIComponent(page.url().split('/').pop());
   let got = (await a.call('DescribeFlowLogs', { FlowLogId: id })).FlowLogs.FlowLogSetType[0];
@@ -107,18 +107,18 @@ test('create a flow log in the UI, see it through pop-core, modify, associate, d
   await page.click('a:has-text("Modify")');
   await page.fill('#f-Description', 'changed in the console');
   await page.fill('#f-ActiveAging', '120');
-  await page.click('button:has-text("Save changes")');
+  await page.getByRole('button', { name: 'Save changes', exact: true }).click();
   await page.waitForFunction(() => /changed in the console/.test(document.querySelector('dl.props')?.textContent));
   got = (await a.call('DescribeFlowLogs', { FlowLogId: id })).FlowLogs.FlowLogSetType[0];
   assert.equal(got.Description, 'changed in the console');
   assert.equal(got.ActiveAging, 120);
   assert.equal(got.Name, 'ui-made', 'fields not changed are kept');
 
-  await page.click('button:has-text("Deactivate")');
-  await page.locator('button:has-text("Activate")').waitFor();
+  await page.getByRole('button', { name: 'Deactivate', exact: true }).click();
+  await page.getByRole('button', { name: 'Activate', exact: true }).waitFor();
   assert.equal((await a.call('DescribeFlowLogs', { FlowLogId: id })).FlowLogs.FlowLogSetType[0].Status, 'Inactive');
-  await page.click('button:has-text("Activate")');
-  await page.locator('button:has-text("Deactivate")').waitFor();
+  await page.getByRole('button', { name: 'Activate', exact: true }).click();
+  await page.getByRole('button', { name: 'Deactivate', exact: true }).waitFor();
 
   // A second gateway with no flow log: associate it here, see it through pop-core.
   const g2 = await provision(a);
@@ -126,7 +126,7 @@ test('create a flow log in the UI, see it through pop-core, modify, associate, d
   await page.reload();
   await page.locator(`#assoc option[value="${g2.id}"]`).waitFor({ state: 'attached' });
   await page.selectOption('#assoc', g2.id);
-  await page.click('button:has-text("Associate")');
+  await page.getByRole('button', { name: 'Associate', exact: true }).click();
   await page.locator(`td a:has-text("${g2.id}")`).waitFor();
   const sags = await a.call('DescribeFlowLogSags', { FlowLogId: id });
   assert.deepEqual(sags.Sags.Sag.map((s) => s.SmartAGId), [g2.id]);
@@ -135,7 +135,7 @@ test('create a flow log in the UI, see it through pop-core, modify, associate, d
   await page.getByRole('button', { name: 'Delete', exact: true }).click();
   await page.getByRole('button', { name: 'Confirm delete', exact: true }).click();
   await page.waitForFunction(() => /DependencyViolation\.FlowLog/.test(document.querySelector('[role=alert]')?.textContent));
-  await page.click('button:has-text("Disassociate")');
+  await page.getByRole('button', { name: 'Disassociate', exact: true }).click();
   await page.locator(`td a:has-text("${g2.id}")`).waitFor({ state: 'detached' });
   await page.getByRole('button', { name: 'Delete', exact: true }).click();
   await page.getByRole('button', { name: 'Confirm delete', exact: true }).click();
@@ -186,7 +186,7 @@ test('traffic: totals equal GetLogs and the capture\'s reference; every query is
   await shoot('traffic');
   // A filter in the search syntax narrows the totals exactly as the reference does.
   await page.fill('#filter', 'protocol:17');
-  await page.click('button:has-text("Apply")');
+  await page.getByRole('button', { name: 'Apply', exact: true }).click();
   await page.waitForURL(/filter=protocol/);
   const udp = totals(reference(packets, 300, 15), (r) => r.proto === 17);
   await page.waitForFunction((n) => document.getElementById('total-records')?.textContent === String(n), udp.records);
