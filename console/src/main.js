@@ -70,8 +70,8 @@ function FlowLogForm({ initial = {}, onDone, modify }) {
   }
   return html`<form class="grid" onSubmit=${submit} aria-label=${modify ? 'Modify flow log' : 'Create flow log'}>
     ${FL_FIELDS.map(([k, t]) => html`<${Field} label=${k} id=${'f-' + k}>${Array.isArray(t)
-      ? html`<select id=${'f-' + k} name=${k} value=${initial[k] ?? (modify ? '' : t[0])}>
-          ${modify && !initial[k] ? html`<option value="">—</option>` : ''}${t.map((o) => html`<option>${o}</option>`)}</select>`
+      ? html`<select id=${'f-' + k} name=${k} value=${initial[k] ?? (modify || k !== 'OutputType' ? '' : t[0])}>
+          ${k !== 'OutputType' && !initial[k] ? html`<option value="">${modify ? '—' : '(the API default)'}</option>` : ''}${t.map((o) => html`<option>${o}</option>`)}</select>`
       : html`<input id=${'f-' + k} name=${k} type=${t} value=${initial[k] ?? ''} />`}<//>`)}
     <div class="actions"><button type="submit">${modify ? 'Save changes' : 'Create flow log'}</button></div>
     <${ErrorBox} err=${err} />
@@ -163,7 +163,8 @@ function FlowLogDetail({ id, q }) {
         <td><button onClick=${() => act('DisassociateFlowLog', { SmartAGId: s.SmartAGId })}>Disassociate</button></td></tr>`)}</tbody></table>
     <form class="filters" aria-label="Associate a gateway" onSubmit=${(e) => { e.preventDefault(); act('AssociateFlowLog', { SmartAGId: new FormData(e.target).get('sag') }); }}>
       <${Field} label="Gateway without a flow log" id="assoc"><select id="assoc" name="sag">
-        ${unbound.map((s) => html`<option value=${s.SmartAGId}>${s.SmartAGId}${s.Name ? ` (${s.Name})` : ''}</option>`)}</select><//>
+        ${unbound.length ? unbound.map((s) => html`<option value=${s.SmartAGId}>${s.SmartAGId}${s.Name ? ` (${s.Name})` : ''}</option>`)
+          : html`<option value="">none: every gateway has a flow log</option>`}</select><//>
       <button type="submit" disabled=${!unbound.length}>Associate</button>
     </form></main>`;
 }

@@ -42,8 +42,21 @@ function ShowQuery({ query, id }) {
   return html`<details class="query"><summary>show query</summary><pre id=${id}>${query}</pre></details>`;
 }
 
+// Whether the page is in dark mode now; follows the system's changes.
+function useDark() {
+  const mq = matchMedia('(prefers-color-scheme: dark)');
+  const [dark, setDark] = useState(mq.matches);
+  useEffect(() => {
+    const f = () => setDark(mq.matches);
+    mq.addEventListener('change', f);
+    return () => mq.removeEventListener('change', f);
+  }, []);
+  return dark;
+}
+
 function Chart({ rows, keys, from, to, step }) {
   const el = useRef(null);
+  const dark = useDark();
   useEffect(() => {
     const xs = [];
     for (let t = from - (from % step); t < to; t += step) xs.push(t);
@@ -56,7 +69,6 @@ function Chart({ rows, keys, from, to, step }) {
     // Stacked: series j is the sum of keys j..n-1, drawn first to last with
     // opaque fills, so each lower band paints over the ones above it.
     const stacked = own.map((_, j) => xs.map((__, i) => own.slice(j).reduce((s, a) => s + a[i], 0)));
-    const dark = matchMedia('(prefers-color-scheme: dark)').matches;
     const axis = { stroke: dark ? '#c9d1d9' : '#333', grid: { stroke: dark ? '#30363d' : '#e5e7eb' } };
     const opts = {
       width: Math.max(320, el.current.clientWidth), height: 260,
@@ -69,7 +81,7 @@ function Chart({ rows, keys, from, to, step }) {
     };
     const plot = new uPlot(opts, [xs, ...stacked], el.current);
     return () => plot.destroy();
-  }, [rows, keys, from, to, step]);
+  }, [rows, keys, from, to, step, dark]);
   return html`<div ref=${el} class="chart" role="img" aria-label="Bytes over time, stacked"></div>`;
 }
 
