@@ -14,7 +14,7 @@ import { startServer, stopClean, TEST_AKID, TEST_SECRET } from './lib/server.mjs
 import { api } from './lib/sag.mjs';
 import { scenario, reference, totals, writePcap, T0 } from './lib/pcapgen.mjs';
 import { agentRun, provision } from './lib/agent.mjs';
-import { agent as pinned, logClient } from './lib/sls.mjs';
+import { agent as pinned, logClient, rawRequest } from './lib/sls.mjs';
 import { openBrowser } from './lib/browser.mjs';
 
 const SHOTS = process.env.CONSOLE_SHOTS || new URL('../../build-test/console-shots/', import.meta.url).pathname;
@@ -216,4 +216,21 @@ test('no request left for another origin; JS+CSS within the gzip budget; the sec
   assert.ok(seen.size >= 2, 'the bundle and the stylesheet were loaded');
   assert.ok(gz <= BUDGET_GZIP, `${gz} bytes gzipped`);
   assert.ok(!srv.stderr().includes(TEST_SECRET));
+});
+
+test('/sls/<project>/ on any Host: V1 signed over the path as sent works, over the stripped path is refused; no CORS', async () => {
+  const host = `127.0.0.1:${srv.port}`;
+  const query = `type=log&from=${FROM}&to=${TO}&query=${encodeURIComponent('* | select count(*) as n')}`;
+  const ok = await rawRequest(srv, { method: 'GET', path: '/sls/consolep/logstores/flows', query, host,
+    akid: TEST_AKID, secret: TEST_SECRET, headers: { origin: 'http://evil.example' } });
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(Number(ok.json[0].n), totals(reference(packets, 300, 15)).records);
+  assert.ok(!Object.keys(ok.headers).some((h) => h.startsWith('access-control-')), 'no CORS header');
+  const stripped = await rawRequest(srv, { method: 'GET', path: '/logstores/flows', target: '/sls/consolep/logstores/flows',
+    query, host, akid: TEST_AKID, secret: TEST_SECRET });
+  assert.equal(stripped.status, 401, stripped.body);
+  assert.equal(stripped.json.errorCode, 'SignatureNotMatch');
+  const other = await rawRequest(srv, { method: 'GET', path: '/sls/nosuchproj/logstores/flows', query, host,
+    akid: TEST_AKID, secret: TEST_SECRET });
+  assert.equal(other.json.errorCode, 'ProjectNotExist');
 });
