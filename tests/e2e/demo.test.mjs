@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,9 @@ import { BIN } from './lib/server.mjs';
 import { freeTcpPort } from './lib/agent.mjs';
 import { agent as pinned, logClient } from './lib/sls.mjs';
 import { popCore } from './lib/clients.mjs';
+import { openBrowser } from './lib/browser.mjs';
+
+const SHOTS = process.env.CONSOLE_SHOTS || new URL('../../build-test/console-shots/', import.meta.url).pathname;
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const DEMO_DEADLINE_MS = 10000;
@@ -49,7 +52,8 @@ async function makeRun(env) {
   };
 }
 
-test('make run: the demo\'s logstore has records within 10 s; the console is served; Ctrl-C stops everything', async () => {
+test('make run: the demo\'s logstore has records within 10 s, and the console shows them; Ctrl-C stops everything', async () => {
+  mkdirSync(SHOTS, { recursive: true });
   const run = await makeRun({});
   try {
     const c = logClient({ port: run.port }, 'devkey', SECRET);
@@ -68,6 +72,25 @@ test('make run: the demo\'s logstore has records within 10 s; the console is ser
     const page = await fetch(`http://127.0.0.1:${run.port}/console/`);
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-security-policy'), /default-src 'self'/);
+    // What a newcomer does: open the URL, sign in, open the demo's traffic.
+    const b = await openBrowser();
+    try {
+      const p = b.page;
+      await p.goto(`http://127.0.0.1:${run.port}/console/`);
+      await p.fill('#akid', 'devkey');
+      await p.fill('#secret', SECRET);
+      await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await p.getByRole('link', { name: 'traffic' }).click();
+      await p.waitForFunction(() => Number(document.getElementById('total-records')?.textContent) > 0, null,
+        { timeout: DEMO_DEADLINE_MS });
+      await sleep(6000); // a few refreshes: the chart moves
+      await p.screenshot({ path: join(SHOTS, 'demo-traffic-light.png'), fullPage: true });
+      await p.emulateMedia({ colorScheme: 'dark' });
+      await sleep(200);
+      await p.screenshot({ path: join(SHOTS, 'demo-traffic-dark.png'), fullPage: true });
+    } finally {
+      await b.close();
+    }
   } finally {
     const r = await run.stop();
     assert.equal(r.code, 0, run.log());
