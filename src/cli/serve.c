@@ -69,7 +69,8 @@ static void serve_usage(FILE *f)
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) and the\n"
 		"device channel over HTTP, or HTTPS with --tls-cert and --tls-key; and on the same\n"
 		"listener a Log Service (SLS) API for requests whose Host is the --sls-domain or\n"
-		"<project>.<domain> (docs/logstore.md).\n"
+		"<project>.<domain>, or whose path is /sls/<project>/... (docs/logstore.md), and\n"
+		"the web console at /console/ (docs/console.md).\n"
 		"\n"
 		"options:\n"
 		"  --listen HOST:PORT    numeric address to listen on (default " SERVE_DEFAULT_LISTEN
