@@ -71,7 +71,7 @@ function Chart({ rows, keys, from, to, step }) {
     const stacked = own.map((_, j) => xs.map((__, i) => own.slice(j).reduce((s, a) => s + a[i], 0)));
     const axis = { stroke: dark ? '#c9d1d9' : '#333', grid: { stroke: dark ? '#30363d' : '#e5e7eb' } };
     const opts = {
-      width: Math.max(320, el.current.clientWidth), height: 260,
+      width: Math.max(280, el.current.clientWidth), height: 260,
       series: [{}, ...keys.map((k, j) => ({
         label: k, stroke: COLORS[j % COLORS.length], fill: COLORS[j % COLORS.length], width: 1, points: { show: false },
         value: (u, v, si, i) => (i == null ? '—' : fmtBytes(own[j][i])),
@@ -80,7 +80,13 @@ function Chart({ rows, keys, from, to, step }) {
       scales: { x: { time: true } },
     };
     const plot = new uPlot(opts, [xs, ...stacked], el.current);
-    return () => plot.destroy();
+    // Follow the container's width (window resize, zoom): uPlot draws at a fixed size.
+    const ro = new ResizeObserver(() => {
+      const w = Math.max(280, el.current.clientWidth);
+      if (w !== plot.width) plot.setSize({ width: w, height: 260 });
+    });
+    ro.observe(el.current);
+    return () => { ro.disconnect(); plot.destroy(); };
   }, [rows, keys, from, to, step, dark]);
   return html`<div ref=${el} class="chart" role="img" aria-label="Bytes over time, stacked"></div>`;
 }

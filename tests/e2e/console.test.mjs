@@ -184,6 +184,11 @@ test('traffic: totals equal GetLogs and the capture\'s reference; every query is
   assert.match(await page.textContent('#resolution'), /^1 point = \d+ (s|min);/);
   assert.ok(await page.locator('.chart canvas').count() > 0, 'uPlot drew a chart');
   await shoot('traffic');
+  // 200 % zoom is a viewport half as wide in CSS pixels: everything must still fit.
+  await page.setViewportSize({ width: 640, height: 860 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), 'no horizontal scrolling at 200 %');
+  await shoot('traffic-zoom200');
+  await page.setViewportSize({ width: 1280, height: 860 });
   // A filter in the search syntax narrows the totals exactly as the reference does.
   await page.fill('#filter', 'protocol:17');
   await page.getByRole('button', { name: 'Apply', exact: true }).click();
