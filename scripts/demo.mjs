@@ -12,6 +12,7 @@
 // Stops on SIGINT/SIGTERM, with the agent it is running.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ const RPCClient = require('@alicloud/pop-core');
 export const DEMO = { flowLog: 'demo', gateway: 'demo-gateway', serial: 'DEMO-SAG-0001', region: 'cn-shanghai',
   project: 'sagflow-demo', logstore: 'flows' };
 const TICK_S = 3;
+const READY_TRIES = 300; // × 100 ms
 const endpoint = process.argv[2] || 'http://127.0.0.1:8080';
 const bin = process.env.SAGFLOW_BIN || new URL('../build/sagflow', import.meta.url).pathname;
 const client = new RPCClient({ accessKeyId: process.env.SAGFLOW_ACCESS_KEY_ID,
@@ -115,7 +117,20 @@ function stop() {
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 
+// serve is starting beside us: wait until it answers.
+async function ready() {
+  for (let i = 0; i < READY_TRIES && !stopping; i++) {
+    // node:http, not fetch: Node 18 (Debian 12) warns that fetch is experimental.
+    const ok = await new Promise((r) => get(`${endpoint}/healthz`, (res) => { res.resume(); r(res.statusCode === 200); })
+      .on('error', () => r(false)));
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${endpoint}/healthz did not answer`);
+}
+
 try {
+  await ready();
   const { fl, sag, secret } = await provision();
   console.log(`demo: flow log ${fl} (logstore ${DEMO.project}/${DEMO.logstore}), gateway ${sag}, device ${DEMO.serial}: traffic every ${TICK_S} s`);
   await loop(secret);

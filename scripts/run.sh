@@ -48,11 +48,7 @@ stop() {
 	exit "${1:-0}"
 }
 trap stop INT TERM
-for _ in $(seq 100); do # serve answers within a second or so
-	curl -fsS -o /dev/null "http://$SAGFLOW_LISTEN/healthz" 2>/dev/null && break
-	kill -0 "$serve_pid" 2>/dev/null || exit 1
-	sleep 0.1
-done
+# The demo waits for /healthz itself (no curl on a fresh machine).
 echo "demo: starting (SAGFLOW_DEMO=0 make run for the bare control plane)"
 node scripts/demo.mjs "http://$SAGFLOW_LISTEN" &
 demo_pid=$!
