@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sagflow needs on a Debian machine, and only what is missing.
-#   scripts/deps.sh build   - compiler, meson, libraries
+#   scripts/deps.sh build   - compiler, meson, libraries, Node.js + the console's
+#                             bundler (console/package-lock.json)
 #   scripts/deps.sh run     - build + Node.js and the npm clients (make run's example call)
 #   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients,
 #                             systemd-analyze (checks contrib/systemd)
@@ -12,16 +13,17 @@ level=${1:-build}
 
 build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
 	libjansson-dev libsqlite3-dev libpcap-dev
-	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev)
+	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
+	nodejs npm)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
-	openssl curl prometheus systemd)
+	openssl curl prometheus systemd chromium)
 bench_pkgs=(nginx-light wrk softflowd time)
 fresh_pkgs=(debootstrap git curl python3)
 
 want=("${build_pkgs[@]}")
 case "$level" in
 build) ;;
-run) want+=(nodejs npm) ;;
+run) ;;
 test) want+=("${test_pkgs[@]}") ;;
 bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
 fresh) want=("${fresh_pkgs[@]}") ;;
@@ -47,6 +49,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 	# its package starts a server on every interface: stop what we just installed.
 	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
 		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+fi
+
+# The console's bundler (esbuild, Preact, htm, uPlot) runs at build time
+# (src/console/meson.build), so every level but fresh needs it.
+if [ "$level" != fresh ]; then
+	if [ ! -d console/node_modules ] || [ console/package-lock.json -nt console/node_modules/.package-lock.json ]; then
+		(cd console && npm ci --no-audit --no-fund --loglevel=error) >&2
 	fi
 fi
 

@@ -17,6 +17,7 @@
 #include "cli/metrics_listen.h"
 #include "cli/opts.h"
 #include "cli/serve_metrics.h"
+#include "console/console.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/ratelimit.h"
@@ -91,7 +92,8 @@ static void serve_usage(FILE *f)
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) and the\n"
 		"device channel over HTTP, or HTTPS with --tls-cert and --tls-key; and on the same\n"
 		"listener a Log Service (SLS) API for requests whose Host is the --sls-domain or\n"
-		"<project>.<domain> (docs/logstore.md).\n"
+		"<project>.<domain>, or whose path is /sls/<project>/... (docs/logstore.md), and\n"
+		"the web console at /console/ (docs/console.md).\n"
 		"\n"
 		"options:\n"
 		"  --listen HOST:PORT    numeric address to listen on (default " SERVE_DEFAULT_LISTEN
@@ -443,6 +445,7 @@ static struct http_server *start_http(const struct serve_opts *o, const struct h
 				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
 	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
+	console_routes_add(h); /* /console/ (docs/console.md) */
 	http_route_add(h, NULL, "/", rpc_handle, rpc);
 	device_routes_add(h, dev); /* /device/v1/... (docs/device-protocol.md) */
 	if (http_server_start(h) < 0) {

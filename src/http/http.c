@@ -316,7 +316,7 @@ static bool on_headers(struct http_conn *c, const char *method)
 	set_remote(c);
 	c->max_body = HTTP_MAX_BODY;
 	if (c->srv->cfg.vhost && (c->vhost = c->srv->cfg.vhost(c->srv->cfg.vhost_arg,
-								http_host(&c->req)))) {
+								http_host(&c->req), c->req.path))) {
 		c->req.route_arg = c->vhost->arg;
 		c->max_body = c->vhost->max_body;
 	}

@@ -114,9 +114,10 @@ struct http_config {
 	/* Called for requests no route matched and for errors the adapter itself
 	 * answers (413, 405); when NULL a plain-text body is sent. It must answer r. */
 	void (*on_error)(struct http_request *r, int status, const char *why);
-	/* When set, called with http_host() (STR_NULL when absent) once the
-	 * headers are in: a vhost it returns (static lifetime) takes the request. */
-	const struct http_vhost *(*vhost)(void *arg, struct str host);
+	/* When set, called with http_host() (STR_NULL when absent) and the raw
+	 * path once the headers are in: a vhost it returns (static lifetime) takes
+	 * the request. */
+	const struct http_vhost *(*vhost)(void *arg, struct str host, struct str path);
 	void *vhost_arg;
 };
 

@@ -211,12 +211,27 @@ int logstore_host_project(struct str host, struct str domain, struct str *projec
 	return 1;
 }
 
+int logstore_path_project(struct str path, struct str *project, struct str *rest)
+{
+	static const char pre[] = LOGSTORE_PATH_PREFIX;
+	size_t pl = sizeof(pre) - 1;
+	if (path.len <= pl || memcmp(path.p, pre, pl) != 0)
+		return 0;
+	const char *p = path.p + pl, *end = path.p + path.len;
+	const char *slash = memchr(p, '/', (size_t)(end - p));
+	*project = (struct str){p, (size_t)((slash ? slash : end) - p)};
+	*rest = slash ? (struct str){slash, (size_t)(end - slash)} : str_c("/");
+	return 1;
+}
+
 /* The same static vhost for every request: the adapter only reads it. */
-const struct http_vhost *logstore_vhost(void *arg, struct str host)
+const struct http_vhost *logstore_vhost(void *arg, struct str host, struct str path)
 {
 	struct logstore_server *s = arg;
-	struct str project;
-	return logstore_host_project(host, str_c(s->domain), &project) ? &s->vhost : NULL;
+	struct str project, rest;
+	if (logstore_host_project(host, str_c(s->domain), &project))
+		return &s->vhost;
+	return logstore_path_project(path, &project, &rest) ? &s->vhost : NULL;
 }
 
 /* ---- request parsing ---- */
@@ -270,8 +285,11 @@ static enum ls_path parse_path(struct str p, struct str *ls)
 static enum sls_err parse_request(struct lreq *q)
 {
 	struct http_request *r = q->r;
-	struct str host = http_host(r), project;
-	if (!logstore_host_project(host, str_c(q->srv->domain), &project))
+	/* The Host names the project, or else the path does; the signature
+	 * covers the path as sent either way (the project included). */
+	struct str host = http_host(r), project, rpath = r->path;
+	if (!logstore_host_project(host, str_c(q->srv->domain), &project) &&
+	    !logstore_path_project(r->path, &project, &rpath))
 		return SLS_ERR_MISSING_HOST;
 	q->has_project = project.len > 0;
 	if (project.len > META_NAME_MAX || (q->has_project && !meta_project_name_ok(project))) {
@@ -298,7 +316,7 @@ static enum sls_err parse_request(struct lreq *q)
 		snprintf(q->detail, sizeof(q->detail), "more than %d query parameters", SLS_SIG_MAX_QUERY);
 		return SLS_ERR_PARAMETER_INVALID;
 	}
-	q->path = parse_path(r->path, &q->logstore_name);
+	q->path = parse_path(rpath, &q->logstore_name);
 	return SLS_ERR_OK;
 }
 

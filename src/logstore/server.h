@@ -23,8 +23,16 @@ struct logstore_server;
 struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain);
 void logstore_free(struct logstore_server *s); /* drains its writer; NULL is a no-op */
 
-/* For http_config.vhost (arg: the logstore_server). */
-const struct http_vhost *logstore_vhost(void *arg, struct str host);
+#define LOGSTORE_PATH_PREFIX "/sls/" /* "/sls/<project>/<path>": the project in the path */
+
+/* For http_config.vhost (arg: the logstore_server): claims the Hosts of
+ * logstore_host_project and, on any Host, the paths under LOGSTORE_PATH_PREFIX. */
+const struct http_vhost *logstore_vhost(void *arg, struct str host, struct str path);
+
+/* "/sls/<project>/<rest>": 1 with *project and *rest ("/<rest>", "/" when
+ * nothing follows) set, else 0. This is how a browser, which cannot choose the
+ * Host header, names a project (the console, docs/logstore.md). */
+int logstore_path_project(struct str path, struct str *project, struct str *rest);
 
 /* The project named by a Host (or an absolute-form target's authority) for
  * this domain: 1 with *project set (empty: no project), 0 when the host is not

@@ -370,6 +370,33 @@ static void test_host_forms(void **state)
 	}
 }
 
+/* The path form a browser can send: "/sls/<project>/<rest>". */
+static void test_path_forms(void **state)
+{
+	static const struct {
+		const char *path, *project, *rest; /* project NULL: not claimed */
+	} rows[] = {
+		{"/sls/flowproj/logstores/flows", "flowproj", "/logstores/flows"},
+		{"/sls/flowproj/", "flowproj", "/"},
+		{"/sls/flowproj", "flowproj", "/"},
+		{"/sls//logstores", "", "/logstores"},
+		{"/sls/", NULL, NULL},
+		{"/sls", NULL, NULL},
+		{"/slsx/p/logstores", NULL, NULL},
+		{"/", NULL, NULL},
+		{"/logstores/flows", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct str p = STR_NULL, rest = STR_NULL;
+		int rc = logstore_path_project(str_c(rows[i].path), &p, &rest);
+		assert_int_equal(rc, rows[i].project != NULL);
+		if (rows[i].project) {
+			assert_true(str_eqc(p, rows[i].project));
+			assert_true(str_eqc(rest, rows[i].rest));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -378,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
 		cmocka_unit_test(test_stamp), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_path_forms),
 		cmocka_unit_test(test_device_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

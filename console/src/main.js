@@ -1,0 +1,232 @@
+// The sagflow console: sign-in, flow logs, gateways, traffic (docs/console.md).
+import { html } from 'htm/preact';
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { rpc, session } from './api.js';
+import { CallPanel, ErrorBox, Field, go, href, useRoute } from './ui.js';
+import { Traffic } from './traffic.js';
+
+// A call's answer as component state: [data, error, reload].
+function useCall(action, params, deps) {
+  const [st, setSt] = useState({ data: null, err: null });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    rpc(action, params).then((data) => live && setSt({ data, err: null }), (err) => live && setSt({ data: null, err }));
+    return () => { live = false; };
+  }, [...deps, tick]);
+  return [st.data, st.err, () => setTick((t) => t + 1)];
+}
+
+function SignIn() {
+  const [err, setErr] = useState(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e) {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const key = { akid: f.get('akid').trim(), secret: f.get('secret'), region: f.get('region').trim() || 'cn-shanghai' };
+    setBusy(true);
+    try {
+      await rpc('DescribeRegions', {}, key); // any signed call proves the key
+      session.set(key);
+      go(['flowlogs']);
+    } catch (x) { setErr(x); } finally { setBusy(false); }
+  }
+  return html`<main class="signin" id="main">
+    <h1>sagflow console</h1>
+    <p>Sign in with an AccessKey. The secret stays in this tab (sessionStorage) and signs each request here.</p>
+    <form onSubmit=${submit}>
+      <${Field} label="AccessKey ID" id="akid"><input id="akid" name="akid" required autocomplete="username" /><//>
+      <${Field} label="AccessKey secret" id="secret"><input id="secret" name="secret" type="password" required autocomplete="current-password" /><//>
+      <${Field} label="Region" id="region"><input id="region" name="region" value="cn-shanghai" /><//>
+      <button type="submit" disabled=${busy}>Sign in</button>
+    </form>
+    <${ErrorBox} err=${err} />
+  </main>`;
+}
+
+const FL_FIELDS = [
+  ['Name', 'text'], ['Description', 'text'], ['OutputType', ['sls', 'netflow', 'all']], ['SlsRegionId', 'text'],
+  ['ProjectName', 'text'], ['LogstoreName', 'text'], ['NetflowServerIp', 'text'], ['NetflowServerPort', 'number'],
+  ['NetflowVersion', ['V5', 'V9', 'V10']], ['ActiveAging', 'number'], ['InactiveAging', 'number'],
+];
+
+function FlowLogForm({ initial = {}, onDone, modify }) {
+  const [err, setErr] = useState(null);
+  async function submit(e) {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const p = {};
+    for (const [k] of FL_FIELDS) {
+      const v = String(f.get(k) ?? '');
+      // Create leaves empty fields out; Modify sends only what changed.
+      if (modify ? v !== String(initial[k] ?? '') : v !== '') p[k] = v;
+    }
+    try {
+      const r = modify ? await rpc('ModifyFlowLogAttribute', { FlowLogId: initial.FlowLogId, ...p })
+        : await rpc('CreateFlowLog', p);
+      onDone(modify ? initial.FlowLogId : r.FlowLogId);
+    } catch (x) { setErr(x); }
+  }
+  return html`<form class="grid" onSubmit=${submit} aria-label=${modify ? 'Modify flow log' : 'Create flow log'}>
+    ${FL_FIELDS.map(([k, t]) => html`<${Field} label=${k} id=${'f-' + k}>${Array.isArray(t)
+      ? html`<select id=${'f-' + k} name=${k} value=${initial[k] ?? (modify || k !== 'OutputType' ? '' : t[0])}>
+          ${k !== 'OutputType' && !initial[k] ? html`<option value="">${modify ? '—' : '(the API default)'}</option>` : ''}${t.map((o) => html`<option>${o}</option>`)}</select>`
+      : html`<input id=${'f-' + k} name=${k} type=${t} value=${initial[k] ?? ''} />`}<//>`)}
+    <div class="actions"><button type="submit">${modify ? 'Save changes' : 'Create flow log'}</button></div>
+    <${ErrorBox} err=${err} />
+  </form>`;
+}
+
+function FlowLogs({ q }) {
+  const page = Number(q.page || 1);
+  const params = { PageNumber: page, PageSize: 10, FlowLogName: q.name || undefined, Status: q.status || undefined,
+    OutputType: q.output || undefined };
+  const [data, err] = useCall('DescribeFlowLogs', params, [page, q.name, q.status, q.output]);
+  const list = data?.FlowLogs?.FlowLogSetType ?? [];
+  const total = data?.TotalCount ?? 0;
+  function filter(e) {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    go(['flowlogs'], { name: f.get('name'), status: f.get('status'), output: f.get('output') });
+  }
+  return html`<main id="main"><h1>Flow logs</h1>
+    <p><a class="button" href=${href(['flowlogs', 'new'])}>Create flow log</a></p>
+    <form class="filters" onSubmit=${filter} aria-label="Filter flow logs">
+      <${Field} label="Name" id="q-name"><input id="q-name" name="name" value=${q.name ?? ''} /><//>
+      <${Field} label="Status" id="q-status"><select id="q-status" name="status" value=${q.status ?? ''}>
+        <option value="">any</option><option>Active</option><option>Inactive</option></select><//>
+      <${Field} label="Output" id="q-output"><select id="q-output" name="output" value=${q.output ?? ''}>
+        <option value="">any</option><option>sls</option><option>netflow</option><option>all</option></select><//>
+      <button type="submit">Filter</button>
+    </form>
+    <${ErrorBox} err=${err} />
+    <table><caption>${total} flow log${total === 1 ? '' : 's'}</caption>
+      <thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Output</th>
+        <th scope="col">Logstore</th><th scope="col">Gateways</th><th scope="col">Traffic</th></tr></thead>
+      <tbody>${list.map((f) => html`<tr>
+        <td><a href=${href(['flowlogs', f.FlowLogId])}>${f.FlowLogId}</a></td><td>${f.Name}</td>
+        <td><span class=${'status ' + f.Status}>${f.Status}</span></td><td>${f.OutputType}</td>
+        <td>${f.ProjectName ? `${f.ProjectName}/${f.LogstoreName}` : '—'}</td><td>${f.TotalSagNum}</td>
+        <td>${f.ProjectName ? html`<a href=${href(['flowlogs', f.FlowLogId, 'traffic'])}>traffic</a>` : ''}</td></tr>`)}</tbody>
+    </table>
+    <nav class="pager" aria-label="Pages">
+      ${page > 1 ? html`<a href=${href(['flowlogs'], { ...q, page: page - 1 })}>← previous</a>` : ''}
+      <span>page ${page} of ${Math.max(1, Math.ceil(total / 10))}</span>
+      ${page * 10 < total ? html`<a href=${href(['flowlogs'], { ...q, page: page + 1 })}>next →</a>` : ''}
+    </nav></main>`;
+}
+
+function NewFlowLog() {
+  return html`<main id="main"><h1>Create flow log</h1>
+    <${FlowLogForm} initial=${{ SlsRegionId: session.get()?.region }} onDone=${(id) => go(['flowlogs', id])} /></main>`;
+}
+
+function FlowLogDetail({ id, q }) {
+  const [data, err, reload] = useCall('DescribeFlowLogs', { FlowLogId: id }, [id]);
+  const [sags, , reloadSags] = useCall('DescribeFlowLogSags', { FlowLogId: id }, [id]);
+  const [free, , reloadFree] = useCall('DescribeUnbindFlowLogSags', {}, [id]);
+  const [actErr, setActErr] = useState(null);
+  const [confirm, setConfirm] = useState(false);
+  const fl = data?.FlowLogs?.FlowLogSetType?.[0];
+  async function act(action, extra = {}) {
+    setActErr(null);
+    setConfirm(false);
+    try {
+      await rpc(action, { FlowLogId: id, ...extra });
+      if (action === 'DeleteFlowLog') return go(['flowlogs']);
+      reload(); reloadSags(); reloadFree();
+    } catch (x) { setActErr(x); }
+  }
+  if (err) return html`<main id="main"><h1>Flow log ${id}</h1><${ErrorBox} err=${err} /></main>`;
+  if (!data) return html`<main id="main"><h1>Flow log ${id}</h1><p>Loading…</p></main>`;
+  if (!fl) return html`<main id="main"><h1>Flow log ${id}</h1><p>No such flow log.</p></main>`;
+  const editing = q.edit === '1';
+  const bound = sags?.Sags?.Sag ?? [];
+  const unbound = free?.Sags?.Sag ?? [];
+  return html`<main id="main"><h1>Flow log ${fl.Name || fl.FlowLogId}</h1>
+    <div class="actions">
+      ${fl.Status === 'Active' ? html`<button onClick=${() => act('DeactiveFlowLog')}>Deactivate</button>`
+        : html`<button onClick=${() => act('ActiveFlowLog')}>Activate</button>`}
+      <a class="button" href=${href(['flowlogs', id], editing ? {} : { edit: 1 })}>${editing ? 'Cancel edit' : 'Modify'}</a>
+      ${fl.ProjectName ? html`<a class="button" href=${href(['flowlogs', id, 'traffic'])}>Traffic</a>` : ''}
+      ${confirm ? html`<button class="danger" onClick=${() => act('DeleteFlowLog')}>Confirm delete</button>
+        <button onClick=${() => setConfirm(false)}>Keep it</button>`
+        : html`<button class="danger" onClick=${() => setConfirm(true)}>Delete</button>`}
+    </div>
+    <${ErrorBox} err=${actErr} />
+    ${editing ? html`<${FlowLogForm} modify initial=${fl} onDone=${() => { go(['flowlogs', id]); reload(); }} />`
+      : html`<dl class="props">${Object.entries(fl).map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}</dl>`}
+    <h2>Gateways</h2>
+    <table><caption>${bound.length} associated</caption><thead><tr><th scope="col">Gateway</th><th scope="col">Name</th><th scope="col"><span class="sr">Action</span></th></tr></thead>
+      <tbody>${bound.map((s) => html`<tr><td><a href=${href(['gateways', s.SmartAGId])}>${s.SmartAGId}</a></td><td>${s.Name ?? ''}</td>
+        <td><button onClick=${() => act('DisassociateFlowLog', { SmartAGId: s.SmartAGId })}>Disassociate</button></td></tr>`)}</tbody></table>
+    <form class="filters" aria-label="Associate a gateway" onSubmit=${(e) => { e.preventDefault(); act('AssociateFlowLog', { SmartAGId: new FormData(e.target).get('sag') }); }}>
+      <${Field} label="Gateway without a flow log" id="assoc"><select id="assoc" name="sag">
+        ${unbound.length ? unbound.map((s) => html`<option value=${s.SmartAGId}>${s.SmartAGId}${s.Name ? ` (${s.Name})` : ''}</option>`)
+          : html`<option value="">none: every gateway has a flow log</option>`}</select><//>
+      <button type="submit" disabled=${!unbound.length}>Associate</button>
+    </form></main>`;
+}
+
+function Gateways() {
+  const [data, err] = useCall('DescribeSmartAccessGateways', { PageSize: 50 }, []);
+  const list = data?.SmartAccessGateways?.SmartAccessGateway ?? [];
+  return html`<main id="main"><h1>Gateways</h1><${ErrorBox} err=${err} />
+    <table><caption>${data?.TotalCount ?? list.length} gateways</caption>
+      <thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col">HA</th><th scope="col">Serial numbers</th></tr></thead>
+      <tbody>${list.map((g) => html`<tr><td><a href=${href(['gateways', g.SmartAGId])}>${g.SmartAGId}</a></td>
+        <td>${g.Name}</td><td>${g.HardwareVersion ?? g.HardwareSpec ?? ''}</td><td><span class=${'status ' + g.Status}>${g.Status}</span></td>
+        <td>${g.HaType ?? ''}</td><td>${g.SerialNumber ?? ''}</td></tr>`)}</tbody></table></main>`;
+}
+
+// Never the SecretKey: the console shows devices, not their keys. The model
+// and the online state are the gateway's (the API has them there); HcState
+// "Normal" means the device has reported.
+const DEV_COLS = [['Serial number', (d) => d.SerialNumber], ['Model', (d, g) => g.HardwareVersion],
+  ['Firmware', (d) => d.SoftwareVersion || '—'], ['HA state', (d) => d.HaState || '—'],
+  ['Reported', (d) => (d.HcState === 'Normal' ? 'yes' : 'never')], ['Gateway status', (d, g) => g.Status],
+  ['SlsDelivery', (d) => d.SlsDelivery || '—']];
+const fmtProp = (k, v) => (/Time$/.test(k) && Number(v) > 1e11 ? new Date(Number(v)).toISOString() : String(v));
+
+function GatewayDetail({ id }) {
+  const [g, err] = useCall('DescribeSmartAccessGatewayAttribute', { SmartAGId: id }, [id]);
+  if (err) return html`<main id="main"><h1>Gateway ${id}</h1><${ErrorBox} err=${err} /></main>`;
+  if (!g) return html`<main id="main"><h1>Gateway ${id}</h1><p>Loading…</p></main>`;
+  const devs = g.Devices?.Device ?? [];
+  const props = Object.entries(g).filter(([k, v]) => k !== 'Devices' && k !== 'RequestId' && typeof v !== 'object');
+  const fls = g.FlowLogIds?.FlowLogId ?? [];
+  return html`<main id="main"><h1>Gateway ${g.Name || id}</h1>
+    <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
+      <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
+    <h2>Devices</h2>
+    <table><caption>${devs.length} device${devs.length === 1 ? '' : 's'}</caption>
+      <thead><tr>${DEV_COLS.map(([c]) => html`<th scope="col">${c}</th>`)}</tr></thead>
+      <tbody>${devs.map((d) => html`<tr>${DEV_COLS.map(([, f]) => html`<td>${f(d, g)}</td>`)}</tr>`)}</tbody></table></main>`;
+}
+
+function Nav({ top }) {
+  const key = session.get();
+  const item = (name, label) => html`<li><a href=${href([name])} aria-current=${top === name ? 'page' : undefined}>${label}</a></li>`;
+  return html`<header><a class="skip" href="#main">Skip to content</a><span class="brand">sagflow</span>
+    <nav aria-label="Main"><ul>${item('flowlogs', 'Flow logs')}${item('gateways', 'Gateways')}</ul></nav>
+    <span class="who">${key.akid} · ${key.region}</span>
+    <button type="button" onClick=${() => { session.clear(); go(['signin']); }}>Sign out</button></header>`;
+}
+
+function App() {
+  const { parts, q } = useRoute();
+  if (!session.get() || parts[0] === 'signin') return html`<${SignIn} />`;
+  const [top, id, sub] = parts;
+  let view;
+  if (top === 'gateways') view = id ? html`<${GatewayDetail} id=${id} />` : html`<${Gateways} />`;
+  else if (id === 'new') view = html`<${NewFlowLog} />`;
+  else if (id && sub === 'traffic') view = html`<${Traffic} id=${id} q=${q} />`;
+  else if (id) view = html`<${FlowLogDetail} id=${id} q=${q} />`;
+  else view = html`<${FlowLogs} q=${q} />`;
+  return html`<${Nav} top=${top || 'flowlogs'} /><div class="page">${view}<${CallPanel} /></div>`;
+}
+
+const root = document.getElementById('app');
+root.textContent = ''; // the "Loading…" placeholder
+render(html`<${App} />`, root);
