@@ -1,0 +1,213 @@
+// The Log Service leg under faults (issue 11, part 4; docs/agent.md "Log
+// Service delivery"): the real `sagflow agent` on lo writes to the real
+// `sagflow serve`'s log store through a TCP proxy of this test, which the test
+// stops and starts to take the endpoint away. Totals are what the test sent
+// (udpFlows) or lib/pcapgen.mjs's reference, read back with @alicloud/log.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startServer, stopClean, TEST_AKID, TEST_SECRET } from './lib/server.mjs';
+import { api } from './lib/sag.mjs';
+import { freeUdpPort } from './lib/collector.mjs';
+import { scenario, reference, totals, writePcap, T0 } from './lib/pcapgen.mjs';
+import { agentRun, agentLive, udpFlows, provision, freeTcpPort } from './lib/agent.mjs';
+import { agent as pinned, logClient } from './lib/sls.mjs';
+
+const opts = { agent: pinned };
+const INACTIVE_S = 10;          // the flow log's InactiveAging: records close 10 s after their last packet
+const LATENCY_MS = 2000;        // the issue: a closed record is in the log store within 2 s
+const TICK_SLACK_MS = 300;      // the agent's 100-ms timer tick and this test's 100-ms polling
+const OUTAGE_MS = 10000;        // the issue: the log store unreachable for 10 s
+let srv, cp, proxy, a, c, dir;
+let n = 0;
+
+// A TCP proxy on a fixed port in front of the log store; down() refuses
+// connections and cuts the open ones, up() listens again on the same port.
+async function tcpProxy(targetPort) {
+  const port = await freeTcpPort();
+  const socks = new Set();
+  let server = null;
+  const p = {
+    port,
+    async up() {
+      server = createServer((s) => {
+        const t = connect(targetPort, '127.0.0.1');
+        socks.add(s); socks.add(t);
+        const end = () => { s.destroy(); t.destroy(); socks.delete(s); socks.delete(t); };
+        s.on('error', end); t.on('error', end); s.on('close', end); t.on('close', end);
+        s.pipe(t); t.pipe(s);
+      });
+      await new Promise((r, j) => { server.once('error', j); server.listen(port, '127.0.0.1', r); });
+    },
+    async down() {
+      if (!server) return;
+      const closed = new Promise((r) => server.close(r));
+      for (const s of socks) s.destroy();
+      socks.clear();
+      await closed;
+      server = null;
+    },
+  };
+  await p.up();
+  return p;
+}
+
+before(async () => {
+  srv = await startServer();
+  proxy = await tcpProxy(srv.port);
+  // The control plane points cn-hangzhou's Log Service at the proxy.
+  cp = await startServer({ dbPath: srv.dbPath, args: ['--sls-endpoint', `cn-hangzhou=http://127.0.0.1:${proxy.port}`] });
+  a = api(cp);
+  c = logClient(srv, TEST_AKID, TEST_SECRET);
+  dir = mkdtempSync(join(tmpdir(), 'sagflow-agent-slsf-'));
+});
+
+after(async () => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  await proxy?.down();
+  await stopClean(cp);
+  await stopClean(srv);
+});
+
+async function bound(params = {}) {
+  const project = `faultp${++n}`, logstore = `flows${n}`;
+  const fl = (await a.call('CreateFlowLog', { OutputType: 'sls', SlsRegionId: 'cn-hangzhou', ProjectName: project,
+    LogstoreName: logstore, ActiveAging: 300, InactiveAging: INACTIVE_S, ...params })).FlowLogId;
+  const g = await provision(a);
+  assert.equal(agentRun(cp.url, g, ['--once']).status, 0);
+  await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  return { g, fl, project, logstore };
+}
+
+async function stored(project, logstore, from = new Date(Date.now() - 3600e3), to = new Date(Date.now() + 3600e3)) {
+  try {
+    const [r] = await c.getLogs(project, logstore, from, to,
+      { query: '* | select count(*) as records, sum(packets) as packets, sum(bytes) as bytes' }, opts);
+    return { records: Number(r.records), packets: Number(r.packets ?? 0), bytes: Number(r.bytes ?? 0) };
+  } catch (e) {
+    if (/ProjectNotExist|LogStoreNotExist/.test(`${e.code} ${e.message}`)) return { records: 0, packets: 0, bytes: 0 };
+    throw e;
+  }
+}
+
+async function waitStored(project, logstore, want, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let got;
+  for (;;) {
+    got = await stored(project, logstore);
+    if (got.records >= want || Date.now() > deadline) return got;
+    await sleep(100);
+  }
+}
+
+const sum = (x, y) => ({ records: x.records + y.records, packets: x.packets + y.packets, bytes: x.bytes + y.bytes });
+const expect = (flows, t) => ({ records: flows, packets: t.packets, bytes: t.bytes });
+
+test('live: records reach the log store within 2 s of closing; 10 s without the endpoint lose and double nothing', async () => {
+  const { g, project, logstore } = await bound();
+  const tport = await freeUdpPort();
+  const agent = agentLive(cp.url, g, ['--interface', 'lo', '--filter', `udp and dst host 127.0.0.1 and dst port ${tport}`]);
+  const first = await udpFlows(tport, 6), second = await udpFlows(tport, 5);
+  try {
+    await agent.waitLog(/capturing on lo/);
+    await agent.waitLog(/Log Service leg to project 'faultp\d+'/);
+    // Leg 1, the endpoint up: closed by InactiveAging, then in the store within 2 s.
+    await first.send(20);
+    const closed = Date.now() + INACTIVE_S * 1000;
+    const got1 = await waitStored(project, logstore, 6, INACTIVE_S * 1000 + LATENCY_MS + 5000);
+    const late = Date.now() - closed;
+    assert.deepEqual(got1, expect(6, first.totals()));
+    assert.ok(late <= LATENCY_MS + TICK_SLACK_MS, `in the log store ${late} ms after closing`);
+    // Leg 2: the endpoint goes away for 10 s while records close and queue.
+    await proxy.down();
+    const mark = agent.mark();
+    await second.send(20);
+    await agent.waitLog(/sls: delivery failed \(\d+ in a row\): cannot reach the Log Service endpoint: .*; 5 records queued/,
+      { after: mark, timeoutMs: OUTAGE_MS + 2000 });
+    await sleep(Math.max(0, OUTAGE_MS - (Date.now() - closed)));
+    assert.deepEqual(await stored(project, logstore), got1, 'nothing arrives while the endpoint is down');
+    await proxy.up();
+    await agent.waitLog(/sls: the Log Service endpoint takes groups again after \d+ failures/, { after: mark, timeoutMs: 8000 });
+    assert.deepEqual(await waitStored(project, logstore, 11, 3000), sum(got1, expect(5, second.totals())));
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.match(r.log, /sls: 11 records delivered, 0 queued, 0 dropped/);
+  } finally {
+    await agent.stop('SIGKILL');
+    first.close(); second.close();
+    await proxy.up().catch(() => {});
+  }
+  assert.deepEqual(await stored(project, logstore), sum(expect(6, first.totals()), expect(5, second.totals())), 'stored once');
+});
+
+test('kill -9 with groups queued (the endpoint down): the restarted agent delivers them, exactly once', async () => {
+  const { g, project, logstore } = await bound();
+  const tport = await freeUdpPort();
+  const state = join(dir, 'state-kill');
+  const args = ['--interface', 'lo', '--filter', `udp and dst host 127.0.0.1 and dst port ${tport}`, '--state-dir', state];
+  await proxy.down();
+  const traffic = await udpFlows(tport, 7);
+  let agent = agentLive(cp.url, g, args);
+  try {
+    await agent.waitLog(/capturing on lo/);
+    await traffic.send(15);
+    await agent.waitLog(/sls: delivery failed .*; 7 records queued/, { timeoutMs: INACTIVE_S * 1000 + 15000 });
+    const killed = await agent.stop('SIGKILL');
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.deepEqual(await stored(project, logstore), { records: 0, packets: 0, bytes: 0 });
+    await proxy.up();
+    agent = agentLive(cp.url, g, args);
+    await agent.waitLog(/spool: 1 groups \(7 records/);
+    assert.deepEqual(await waitStored(project, logstore, 7, 5000), expect(7, traffic.totals()));
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.match(r.log, /sls: 7 records delivered, 0 queued, 0 dropped/);
+  } finally {
+    await agent.stop('SIGKILL');
+    traffic.close();
+    await proxy.up().catch(() => {});
+  }
+  await sleep(500);
+  assert.deepEqual(await stored(project, logstore), expect(7, traffic.totals()), 'not doubled');
+});
+
+test('a full spool drops its oldest groups and says how many, in the log', async () => {
+  const packets = scenario();
+  const pcap = join(dir, 'spool.pcap');
+  writePcap(pcap, packets);
+  const ref = reference(packets, 300, INACTIVE_S);
+  const { g, project, logstore } = await bound();
+  const state = join(dir, 'state-full');
+  await proxy.down();
+  const run = agentRun(cp.url, g, ['--read', pcap, '--state-dir', state, '--sls-spool-max', '4096']);
+  assert.equal(run.status, 0, run.stderr);
+  const drops = [...run.stderr.matchAll(/spool: the queue is over 4096 bytes: dropped its oldest group \((\d+) records; (\d+) records dropped in all\)/g)];
+  assert.ok(drops.length > 0, run.stderr);
+  const dropped = Number(drops.at(-1)[2]);
+  assert.equal(dropped, drops.reduce((s, m) => s + Number(m[1]), 0));
+  const m = /sls: 0 records delivered, (\d+) queued, (\d+) dropped/.exec(run.stderr);
+  assert.ok(m, run.stderr);
+  assert.equal(Number(m[2]), dropped);
+  assert.equal(Number(m[1]) + dropped, ref.length, 'queued + dropped = every record');
+  // The endpoint back: the rest is delivered, and only the rest.
+  await proxy.up();
+  const tport = await freeUdpPort();
+  const agent = agentLive(cp.url, g, ['--interface', 'lo', '--filter', `udp and dst port ${tport}`, '--state-dir', state]);
+  try {
+    const from = new Date((T0 / 1e6 - 60) * 1000), to = new Date((T0 / 1e6 + 3600) * 1000);
+    const deadline = Date.now() + 8000;
+    let got;
+    while ((got = await stored(project, logstore, from, to)).records < Number(m[1]) && Date.now() < deadline) await sleep(100);
+    assert.equal(got.records, Number(m[1]));
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.match(r.log, new RegExp(`sls: ${m[1]} records delivered, 0 queued, 0 dropped`));
+  } finally {
+    await agent.stop('SIGKILL');
+  }
+  void totals;
+});
