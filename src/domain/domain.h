@@ -18,6 +18,10 @@
 #define DOMAIN_NAME_BYTES (DOMAIN_NAME_MAX * 4)
 #define DOMAIN_DESC_MAX 256        /* characters */
 #define DOMAIN_DESC_BYTES (DOMAIN_DESC_MAX * 4)
+/* After a change takes a flow log's Log Service target away, its devices may
+ * still PutLogs there this long: the records they closed under the old
+ * configuration (docs/device-protocol.md §8). */
+#define DOMAIN_SLS_GRACE_MS (10 * 60 * 1000LL)
 #define DOMAIN_SLS_NAME_MAX 128    /* a stored ProjectName / LogstoreName (older rows) */
 #define DOMAIN_SLS_NAME_MIN 3      /* ... and what Log Service naming accepts now */
 #define DOMAIN_SLS_NAME_LEN 63
@@ -72,6 +76,12 @@ struct flowlog {
 	int64_t total_sag_num; /* derived by the store, never written */
 	int64_t account_id;
 	int64_t created_ms;
+	/* The Log Service target before the last change that took it away, and
+	 * until when devices may still write there (wall-clock ms; 0 = none).
+	 * Set by the store on update, never by the API. */
+	char sls_prev_project[DOMAIN_SLS_NAME_MAX + 1];
+	char sls_prev_logstore[DOMAIN_SLS_NAME_MAX + 1];
+	int64_t sls_prev_until_ms;
 };
 
 /* One optional request parameter: absent, or present with a (maybe empty) value. */

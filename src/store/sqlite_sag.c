@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "store/sqlite_internal.h"
 
@@ -12,7 +13,8 @@
 	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "  \
 	"f.netflow_server_port, f.netflow_version, f.active_aging, f.inactive_aging, "            \
 	"f.account_id, f.created_ms, "                                                            \
-	"(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id) "
+	"(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id), "                            \
+	"f.sls_prev_project, f.sls_prev_logstore, f.sls_prev_until_ms "
 
 #define SAG_COLS                                                                                \
 	"g.id, g.sag_id, g.region_id, g.resource_group_id, g.name, g.description, "              \
@@ -66,6 +68,10 @@ static int row_flowlog(sqlite3_stmt *st, struct flowlog *fl)
 	fl->account_id = sqlite3_column_int64(st, 16);
 	fl->created_ms = sqlite3_column_int64(st, 17);
 	fl->total_sag_num = sqlite3_column_int64(st, 18);
+	if (sqlite_col_copy(st, 19, fl->sls_prev_project, sizeof(fl->sls_prev_project)) < 0 ||
+	    sqlite_col_copy(st, 20, fl->sls_prev_logstore, sizeof(fl->sls_prev_logstore)) < 0)
+		return -1;
+	fl->sls_prev_until_ms = sqlite3_column_int64(st, 21);
 	return 0;
 }
 
@@ -158,16 +164,32 @@ int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 	return rc;
 }
 
+/* An update that takes the Log Service target away (the row had an Active
+ * sls/all target and the new values lack it or name another) remembers the
+ * old one for DOMAIN_SLS_GRACE_MS (sql/0006_flowlog_sls_grace.sql). SET
+ * expressions see the old row, so the comparison is done in SQL. */
+#define SLS_TARGET_GONE                                                                         \
+	"(status = 'Active' AND output_type IN ('sls', 'all') AND "                               \
+	"(?5 <> 'Active' OR ?6 NOT IN ('sls', 'all') OR project_name <> ?8 OR "                   \
+	"logstore_name <> ?9))"
+
 int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE flowlogs SET name = ?3, description = ?4, status = ?5, output_type = ?6, "
 		    "sls_region_id = ?7, project_name = ?8, logstore_name = ?9, "
 		    "netflow_server_ip = ?10, netflow_version = ?11, netflow_server_port = ?12, "
-		    "active_aging = ?13, inactive_aging = ?14 WHERE id = ?1");
+		    "active_aging = ?13, inactive_aging = ?14, "
+		    "sls_prev_project = CASE WHEN " SLS_TARGET_GONE " THEN project_name "
+		    "ELSE sls_prev_project END, "
+		    "sls_prev_logstore = CASE WHEN " SLS_TARGET_GONE " THEN logstore_name "
+		    "ELSE sls_prev_logstore END, "
+		    "sls_prev_until_ms = CASE WHEN " SLS_TARGET_GONE " THEN ?15 "
+		    "ELSE sls_prev_until_ms END WHERE id = ?1");
 	if (!st)
 		return STORE_EIO;
-	if (sqlite3_bind_int64(st, 1, fl->rowid) != SQLITE_OK || bind_flowlog_fields(st, fl) < 0)
+	if (sqlite3_bind_int64(st, 1, fl->rowid) != SQLITE_OK || bind_flowlog_fields(st, fl) < 0 ||
+	    sqlite3_bind_int64(st, 15, time_now_ms() + DOMAIN_SLS_GRACE_MS) != SQLITE_OK)
 		return sqlite_tx_fail(tx, "flowlog update bind");
 	return step_done(tx, st, "flowlog update");
 }
