@@ -37,6 +37,8 @@
 #define DOMAIN_DEVICE_KEY_PREFIX "device."
 #define DOMAIN_MAX_DEVICES 2       /* one for no_backup, two for an HA pair */
 #define DOMAIN_SLS_DELIVERY_MAX 15 /* a device's SlsDelivery: "", "delivered", "not-delivered" */
+#define DOMAIN_SLS_ERROR_MAX 255    /* bytes of a device's reported last Log Service error */
+#define DOMAIN_SLS_COUNT_MAX 9007199254740991LL /* 2^53 - 1: a reported count, exact in JSON */
 
 #define FLOWLOG_ACTIVE_AGING_MIN 60
 #define FLOWLOG_ACTIVE_AGING_MAX 6000
@@ -129,6 +131,15 @@ enum sag_spec { SAG_SPEC_1000, SAG_SPEC_100WM, SAG_SPEC_VCPE };
 enum sag_ha { SAG_HA_NONE, SAG_HA_COLD, SAG_HA_WARM };
 enum device_ha { DEVICE_HA_UNKNOWN, DEVICE_HA_ACTIVE, DEVICE_HA_STANDBY };
 
+/* What a device reports about its Log Service delivery (docs/device-protocol.md
+ * §2, SlsStats): records delivered, waiting and dropped since its spool began,
+ * and the last error with its wall-clock time (0 = none). */
+struct device_sls_stats {
+	int64_t delivered, queued, dropped;
+	char last_error[DOMAIN_SLS_ERROR_MAX + 1];
+	int64_t last_error_ms;
+};
+
 struct device {
 	char serial_number[DOMAIN_SN_MAX + 1];
 	char secret_key[DOMAIN_SECRET_LEN + 1];
@@ -137,6 +148,7 @@ struct device {
 	enum device_ha ha_state;
 	int64_t reported_ms; /* 0 = never */
 	char sls_delivery[DOMAIN_SLS_DELIVERY_MAX + 1]; /* as reported: "", "delivered", "not-delivered" */
+	struct device_sls_stats sls; /* as reported; all zero when never */
 };
 
 struct sag {

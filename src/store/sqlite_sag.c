@@ -319,7 +319,8 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "SELECT serial_number, secret_key, model, software_version, ha_state, "
-		    "reported_ms, sls_delivery FROM devices WHERE sag_rowid = ?1 ORDER BY bound_ms, serial_number");
+		    "reported_ms, sls_delivery, sls_delivered, sls_queued, sls_dropped, sls_last_error, "
+		    "sls_last_error_ms FROM devices WHERE sag_rowid = ?1 ORDER BY bound_ms, serial_number");
 	if (!st || sqlite3_bind_int64(st, 1, g->rowid) != SQLITE_OK)
 		return st ? sqlite_tx_fail(tx, "devices bind") : STORE_EIO;
 	int rc;
@@ -333,9 +334,14 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 		    sqlite_col_copy(st, 2, d->model, sizeof(d->model)) < 0 ||
 		    sqlite_col_copy(st, 3, d->software_version, sizeof(d->software_version)) < 0 ||
 		    sqlite_col_copy(st, 6, d->sls_delivery, sizeof(d->sls_delivery)) < 0 ||
+		    sqlite_col_copy(st, 10, d->sls.last_error, sizeof(d->sls.last_error)) < 0 ||
 		    (ha.len && device_ha_parse(ha, &d->ha_state) < 0))
 			return sqlite_tx_fail(tx, "device row");
 		d->reported_ms = sqlite3_column_int64(st, 5);
+		d->sls.delivered = sqlite3_column_int64(st, 7);
+		d->sls.queued = sqlite3_column_int64(st, 8);
+		d->sls.dropped = sqlite3_column_int64(st, 9);
+		d->sls.last_error_ms = sqlite3_column_int64(st, 11);
 	}
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_tx_fail(tx, "devices");
 }
@@ -533,11 +539,15 @@ int store_device_report(struct store_tx *tx, const struct sag *g, const char *se
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE devices SET model = ?2, software_version = ?3, ha_state = ?4, "
-		    "reported_ms = ?5, sls_delivery = ?6 WHERE serial_number = ?1 AND sag_rowid = ?7");
+		    "reported_ms = ?5, sls_delivery = ?6, sls_delivered = ?8, sls_queued = ?9, "
+		    "sls_dropped = ?10, sls_last_error = ?11, sls_last_error_ms = ?12 "
+		    "WHERE serial_number = ?1 AND sag_rowid = ?7");
 	if (!st || bind_text(st, 1, serial_number) || bind_text(st, 2, d->model) ||
 	    bind_text(st, 3, d->software_version) || bind_text(st, 4, device_ha_name(d->ha_state)) ||
 	    sqlite3_bind_int64(st, 5, now_ms) || bind_text(st, 6, d->sls_delivery) ||
-	    sqlite3_bind_int64(st, 7, g->rowid))
+	    sqlite3_bind_int64(st, 7, g->rowid) || sqlite3_bind_int64(st, 8, d->sls.delivered) ||
+	    sqlite3_bind_int64(st, 9, d->sls.queued) || sqlite3_bind_int64(st, 10, d->sls.dropped) ||
+	    bind_text(st, 11, d->sls.last_error) || sqlite3_bind_int64(st, 12, d->sls.last_error_ms))
 		return st ? sqlite_tx_fail(tx, "device report bind") : STORE_EIO;
 	int rc = step_done(tx, st, "device report");
 	if (rc != 0)

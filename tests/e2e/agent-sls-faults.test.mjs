@@ -34,6 +34,7 @@ async function tcpProxy(targetPort) {
   const p = {
     port,
     async up() {
+      if (server) return;
       server = createServer((s) => {
         const t = connect(targetPort, '127.0.0.1');
         socks.add(s); socks.add(t);
@@ -67,6 +68,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env.DUMP_SERVE) console.error(srv.stderr());
   if (dir) rmSync(dir, { recursive: true, force: true });
   await proxy?.down();
   await stopClean(cp);
@@ -98,7 +100,13 @@ async function waitStored(project, logstore, want, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   let got;
   for (;;) {
-    got = await stored(project, logstore);
+    // A GetLogs racing the first PutLogs (the one that creates the project
+    // and logstore) can get a 500 from serve: a log store bug reported to the
+    // lead, not the agent's; polling tolerates it, the final checks do not.
+    got = await stored(project, logstore).catch((e) => {
+      if (e.code === 'InternalServerError') return { records: -1 };
+      throw e;
+    });
     if (got.records >= want || Date.now() > deadline) return got;
     await sleep(100);
   }
@@ -139,7 +147,7 @@ test('live: records reach the log store within 2 s of closing; 10 s without the 
   } finally {
     await agent.stop('SIGKILL');
     first.close(); second.close();
-    await proxy.up().catch(() => {});
+    await proxy.up();
   }
   assert.deepEqual(await stored(project, logstore), sum(expect(6, first.totals()), expect(5, second.totals())), 'stored once');
 });
@@ -155,7 +163,7 @@ test('kill -9 with groups queued (the endpoint down): the restarted agent delive
   try {
     await agent.waitLog(/capturing on lo/);
     await traffic.send(15);
-    await agent.waitLog(/sls: delivery failed .*; 7 records queued/, { timeoutMs: INACTIVE_S * 1000 + 15000 });
+    await agent.waitLog(/sls: delivery failed .*; 7 records queued/, { timeoutMs: INACTIVE_S * 1000 + 5000 });
     const killed = await agent.stop('SIGKILL');
     assert.equal(killed.signal, 'SIGKILL');
     assert.deepEqual(await stored(project, logstore), { records: 0, packets: 0, bytes: 0 });
@@ -169,13 +177,13 @@ test('kill -9 with groups queued (the endpoint down): the restarted agent delive
   } finally {
     await agent.stop('SIGKILL');
     traffic.close();
-    await proxy.up().catch(() => {});
+    await proxy.up();
   }
   await sleep(500);
   assert.deepEqual(await stored(project, logstore), expect(7, traffic.totals()), 'not doubled');
 });
 
-test('a full spool drops its oldest groups and says how many, in the log', async () => {
+test('a full spool drops its oldest groups and says how many, in the log and in SlsDelivery', async () => {
   const packets = scenario();
   const pcap = join(dir, 'spool.pcap');
   writePcap(pcap, packets);
@@ -193,6 +201,13 @@ test('a full spool drops its oldest groups and says how many, in the log', async
   assert.ok(m, run.stderr);
   assert.equal(Number(m[2]), dropped);
   assert.equal(Number(m[1]) + dropped, ref.length, 'queued + dropped = every record');
+  const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
+  const sd = attr.Devices.Device[0].SlsDelivery;
+  assert.equal(sd.Dropped, dropped, JSON.stringify(sd));
+  assert.equal(sd.Queued, Number(m[1]));
+  assert.equal(sd.Delivered, 0);
+  assert.match(sd.LastError, /cannot reach the Log Service endpoint/);
+  assert.match(sd.LastErrorTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   // The endpoint back: the rest is delivered, and only the rest.
   await proxy.up();
   const tport = await freeUdpPort();
@@ -206,6 +221,9 @@ test('a full spool drops its oldest groups and says how many, in the log', async
     const r = await agent.stop();
     assert.equal(r.code, 0, r.log);
     assert.match(r.log, new RegExp(`sls: ${m[1]} records delivered, 0 queued, 0 dropped`));
+    // The final report carries the second run's counts.
+    const sd2 = (await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id })).Devices.Device[0].SlsDelivery;
+    assert.deepEqual([sd2.Delivered, sd2.Queued, sd2.Dropped], [Number(m[1]), 0, 0]);
   } finally {
     await agent.stop('SIGKILL');
   }

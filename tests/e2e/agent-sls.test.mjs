@@ -102,7 +102,8 @@ test('sls 300/15: every record of a --read replay is in the logstore, exactly, p
     assert.equal(r.__source__, '127.0.0.1');
   }
   const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
-  assert.equal(attr.Devices.Device[0].SlsDelivery, 'delivered');
+  assert.deepEqual({ ...attr.Devices.Device[0].SlsDelivery }, { Status: 'delivered', Delivered: ref.length, Queued: 0,
+    Dropped: 0, LastError: '', LastErrorTime: '' }, 'the final report: what the sender counted');
   assert.ok(!run.stderr.includes(g.secret), 'the secret is never logged');
 });
 
