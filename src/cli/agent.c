@@ -939,8 +939,10 @@ static int loop_file(struct agent *a, pcap_t *p)
 				     data, h->caplen);
 		else
 			a->am.unmetered++;
-		if (++n % AGENT_METRICS_EVERY == 0)
+		if (++n % AGENT_METRICS_EVERY == 0) {
 			agent_metrics_publish(&a->am, a->m);
+			agent_metrics_sls(&a->am, a->sls);
+		}
 	}
 	return 0;
 }
@@ -1018,6 +1020,7 @@ static int loop_live(struct agent *a, pcap_t *p)
 		if (a->m)
 			meter_advance(a->m, wall_us());
 		agent_metrics_publish(&a->am, a->m);
+		agent_metrics_sls(&a->am, a->sls);
 		if (time_mono_us() - drops_at >= AGENT_POLL_MS * 1000LL) {
 			drops = report_drops(p, drops);
 			drops_at = time_mono_us();
@@ -1074,6 +1077,7 @@ static int run_capture(struct agent *a)
 			 a->cfg.known ? a->cfg.version : "none");
 	}
 	agent_metrics_publish(&a->am, a->m);
+	agent_metrics_sls(&a->am, a->sls);
 	stop_metering(a);
 	pcap_close(p);
 	log_info("agent: %s, every record flushed", a->o.read ? "end of file" : "stopped");

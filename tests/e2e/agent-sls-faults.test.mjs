@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,4 +229,64 @@ test('a full spool drops its oldest groups and says how many, in the log and in 
     await agent.stop('SIGKILL');
   }
   void totals;
+});
+
+// One scrape of the agent's /metrics, checked by promtool (lint too), parsed
+// as { 'name{label="v"}': value } (as metrics.test.mjs does).
+async function scrape(url) {
+  const text = await (await fetch(url)).text();
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}\n${text}`);
+  assert.equal((r.stdout + r.stderr).trim(), '', `promtool lint: ${r.stdout}${r.stderr}`);
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/.exec(line);
+    if (m && !line.startsWith('#')) out[m[1] + (m[2] || '')] = Number(m[3]);
+  }
+  return out;
+}
+
+async function untilMetrics(url, pred, what, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = await scrape(url);
+    if (pred(m)) return m;
+    if (Date.now() > deadline) assert.fail(`metrics never showed ${what}: ${JSON.stringify(m)}`);
+    await sleep(100);
+  }
+}
+
+test('metrics: sagflow_export_records_total{leg="sls"}, sagflow_sls_queue_bytes and sagflow_sls_dropped_records_total, exactly', async () => {
+  const { g, fl, project, logstore } = await bound({ InactiveAging: 60 });
+  const tport = await freeUdpPort();
+  await proxy.down();
+  const traffic = await udpFlows(tport, 4);
+  const agent = agentLive(cp.url, g, ['--interface', 'lo', '--filter', `udp and dst host 127.0.0.1 and dst port ${tport}`,
+    '--metrics-listen', '127.0.0.1:0']);
+  try {
+    const url = `http://127.0.0.1:${(await agent.waitLog(/metrics on 127\.0\.0\.1:(\d+)/))[1]}/metrics`;
+    await agent.waitLog(/capturing on lo/);
+    const m0 = await scrape(url);
+    // A labelled counter shows a series once it moved (src/metrics): none yet.
+    assert.equal(m0['sagflow_export_records_total{leg="sls"}'], undefined);
+    assert.equal(m0.sagflow_sls_queue_bytes, 0);
+    assert.equal(m0.sagflow_sls_dropped_records_total, 0);
+    await traffic.send(10);
+    await sleep(300);
+    // A change of agings closes the 4 records; the endpoint is down: queued.
+    await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, ActiveAging: 120 });
+    const m1 = await untilMetrics(url, (m) => m.sagflow_sls_queue_bytes > 0, 'a queue');
+    assert.equal(m1['sagflow_export_records_total{leg="sls"}'], undefined);
+    await proxy.up();
+    const m2 = await untilMetrics(url, (m) => m['sagflow_export_records_total{leg="sls"}'] === 4, '4 records delivered');
+    assert.equal(m2.sagflow_sls_queue_bytes, 0);
+    assert.equal(m2.sagflow_sls_dropped_records_total, 0);
+    assert.deepEqual(await waitStored(project, logstore, 4, 3000), expect(4, traffic.totals()));
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+  } finally {
+    await agent.stop('SIGKILL');
+    traffic.close();
+    await proxy.up();
+  }
 });
