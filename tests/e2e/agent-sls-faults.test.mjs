@@ -5,7 +5,7 @@
 // (udpFlows) or lib/pcapgen.mjs's reference, read back with @alicloud/log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,8 +39,11 @@ async function tcpProxy(targetPort) {
       server = createServer((s) => {
         const t = connect(targetPort, '127.0.0.1');
         socks.add(s); socks.add(t);
-        const end = () => { s.destroy(); t.destroy(); socks.delete(s); socks.delete(t); };
-        s.on('error', end); t.on('error', end); s.on('close', end); t.on('close', end);
+        // Half-closes pass through (pipe ends the other side once its data
+        // is written); only an error cuts both at once.
+        const cut = () => { s.destroy(); t.destroy(); };
+        s.on('error', cut); t.on('error', cut);
+        s.on('close', () => socks.delete(s)); t.on('close', () => socks.delete(t));
         s.pipe(t); t.pipe(s);
       });
       await new Promise((r, j) => { server.once('error', j); server.listen(port, '127.0.0.1', r); });
@@ -289,4 +292,33 @@ test('metrics: sagflow_export_records_total{leg="sls"}, sagflow_sls_queue_bytes 
     traffic.close();
     await proxy.up();
   }
+});
+
+test('an agent with another gateway\'s key cannot write this flow log\'s logstore: refused, nothing stored', async () => {
+  const packets = scenario();
+  const pcap = join(dir, 'wrongkey.pcap');
+  writePcap(pcap, packets);
+  const victim = await bound();
+  const own = await bound(); // the key's own gateway, with a flow log of its own
+  // The device's disk holds the victim's configuration (copied, or forged):
+  // with the control plane out of reach the agent resumes it, and writes the
+  // victim's project and logstore signed with its own (other) key.
+  const state = join(dir, 'state-wrongkey');
+  mkdirSync(state);
+  assert.equal(agentRun(cp.url, victim.g, ['--once', '--state-dir', state]).status, 0);
+  const file = join(state, 'state.json');
+  // (The endpoint straight at the log store: agentRun blocks this process,
+  // and with it the proxy.)
+  writeFileSync(file, readFileSync(file, 'utf8').replaceAll(victim.g.serial, own.g.serial)
+    .replaceAll(`http://127.0.0.1:${proxy.port}`, srv.url));
+  const dead = `http://127.0.0.1:${await freeTcpPort()}`;
+  const run = agentRun(dead, own.g, ['--read', pcap, '--state-dir', state]);
+  assert.match(run.stderr, /resuming config [0-9a-f]{16}/, run.stderr);
+  assert.match(run.stderr, new RegExp(`Log Service leg to project '${victim.project}'`));
+  assert.match(run.stderr, /sls: group \S+ \(\d+ records\) refused for good, dropped: PutLogs answered 401 Unauthorized: Denied/);
+  const ref = reference(packets, 300, INACTIVE_S);
+  assert.match(run.stderr, new RegExp(`sls: 0 records delivered, 0 queued, ${ref.length} dropped`));
+  const from = new Date((T0 / 1e6 - 60) * 1000), to = new Date((T0 / 1e6 + 3600) * 1000);
+  assert.deepEqual(await stored(victim.project, victim.logstore, from, to), { records: 0, packets: 0, bytes: 0 });
+  assert.deepEqual(await stored(own.project, own.logstore, from, to), { records: 0, packets: 0, bytes: 0 });
 });
