@@ -378,8 +378,10 @@ void slssend_get_stats(struct slssend *s, struct slssend_stats *out)
 	pthread_mutex_unlock(&s->mu);
 }
 
-void slssend_stop(struct slssend *s, int64_t timeout_ms)
+void slssend_stop(struct slssend *s, int64_t timeout_ms, struct slssend_stats *last)
 {
+	if (last)
+		*last = (struct slssend_stats){0};
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->mu);
@@ -390,6 +392,8 @@ void slssend_stop(struct slssend *s, int64_t timeout_ms)
 	pthread_join(s->thread, NULL);
 	publish(s);
 	struct slssend_stats st = s->st;
+	if (last)
+		*last = st;
 	if (st.queued)
 		log_warn("sls: %" PRIu64 " records (%" PRIu64 " bytes) still queued at exit%s", st.queued,
 			 st.queued_bytes, spool_persistent(s->spool) ? "; the next run delivers them"

@@ -55,8 +55,9 @@ struct slssend;
 /* NULL when the spool cannot be opened (logged). */
 struct slssend *slssend_start(const struct slssend_config *c);
 /* Waits up to timeout_ms for the queue to empty, then stops the thread.
- * What is still queued stays in the spool. NULL is a no-op. */
-void slssend_stop(struct slssend *s, int64_t timeout_ms);
+ * What is still queued stays in the spool. The last counts go to *last (when
+ * not NULL; zeros for s NULL). NULL s is a no-op. */
+void slssend_stop(struct slssend *s, int64_t timeout_ms, struct slssend_stats *last);
 /* Hands n records (copied) to the thread, bound for d. */
 void slssend_submit(struct slssend *s, const struct slssend_dest *d, const struct flow_rec *r,
 		    size_t n);

@@ -213,6 +213,24 @@ static json_t *wrap(const char *key, json_t *arr)
 	return w;
 }
 
+/* sagflow's own field: the flow log's Log Service leg as the device reports
+ * it (docs/device-protocol.md §6, docs/api.md): whether it is delivered, the
+ * sender's counts, and its last error with the time. */
+static json_t *sls_delivery_json(const struct device *d)
+{
+	json_t *o = json_object();
+	char when[32] = "";
+	if (d->sls.last_error_ms > 0)
+		time_format_iso8601(d->sls.last_error_ms / 1000, when);
+	json_object_set_new(o, "Status", json_string(d->sls_delivery));
+	json_object_set_new(o, "Delivered", json_integer(d->sls.delivered));
+	json_object_set_new(o, "Queued", json_integer(d->sls.queued));
+	json_object_set_new(o, "Dropped", json_integer(d->sls.dropped));
+	json_object_set_new(o, "LastError", json_string(d->sls.last_error));
+	json_object_set_new(o, "LastErrorTime", json_string(when));
+	return o;
+}
+
 static json_t *device_json(const struct device *d)
 {
 	json_t *o = json_object();
@@ -220,9 +238,7 @@ static json_t *device_json(const struct device *d)
 	json_object_set_new(o, "SoftwareVersion", json_string(d->software_version));
 	json_object_set_new(o, "HaState", json_string(device_ha_name(d->ha_state)));
 	json_object_set_new(o, "HcState", json_string(d->reported_ms ? "Normal" : ""));
-	/* sagflow's own field: whether the flow log's Log Service leg reaches
-	 * Log Service, as the device reports it (docs/device-protocol.md §6). */
-	json_object_set_new(o, "SlsDelivery", json_string(d->sls_delivery));
+	json_object_set_new(o, "SlsDelivery", sls_delivery_json(d));
 	json_object_set_new(o, "MonitorVersion", json_string(""));
 	json_object_set_new(o, "DpiSignatureDbVersion", json_string(""));
 	/* Shown to the owner on purpose (spec §4.2): it is how the operator

@@ -100,6 +100,8 @@ struct agent {
 	char state_path[AGENT_PATH_MAX];
 	struct agent_metrics am;
 	struct slssend *sls; /* the Log Service leg's delivery (not with --once) */
+	bool sls_stopped;		/* sls was stopped: sls_last holds its final counts */
+	struct slssend_stats sls_last;
 	char source_ip[DEVCLIENT_IP_MAX + 1]; /* our address, as the last sync saw it */
 };
 
@@ -676,14 +678,31 @@ static void disown(struct agent *a)
 	agent_metrics_config(NULL);
 }
 
-/* What the agent reports at its next sync. */
-static void report_of(const struct agent *a, struct devclient_report *rep, char *version)
+/* What the agent reports at its next sync; version and err (SLSSEND_ERR_MAX)
+ * hold the strings it points to. The sender's counts go along whenever it
+ * runs or ran (docs/device-protocol.md §2, SlsStats). */
+static void report_of(const struct agent *a, struct devclient_report *rep, char *version,
+		      char *err)
 {
 	version[0] = '\0';
 	if (a->cfg.known)
 		memcpy(version, a->cfg.version, DEVICE_CONFIG_VERSION_HEX + 1);
-	*rep = (struct devclient_report){AGENT_MODEL, a->o.firmware, a->o.ha, version,
-					 sls_leg(&a->cfg) && a->sls ? "delivered" : "", 0};
+	*rep = (struct devclient_report){
+	    .model = AGENT_MODEL,
+	    .software_version = a->o.firmware,
+	    .ha_state = a->o.ha,
+	    .config_version = version,
+	    .sls_delivery = sls_leg(&a->cfg) && (a->sls || a->sls_stopped) ? "delivered" : ""};
+	struct slssend_stats st = a->sls_last;
+	if (a->sls)
+		slssend_get_stats(a->sls, &st);
+	memcpy(err, st.last_error, SLSSEND_ERR_MAX);
+	rep->has_sls_stats = a->sls || a->sls_stopped;
+	rep->sls_delivered = st.delivered;
+	rep->sls_queued = st.queued;
+	rep->sls_dropped = st.dropped;
+	rep->sls_last_error = err;
+	rep->sls_last_error_ms = st.last_error_ms;
 }
 
 /* Acts on the outcome of one sync: a failure is retried with backoff, a
@@ -746,13 +765,26 @@ static void sync_result(struct agent *a, enum devclient_status st,
 static enum devclient_status sync_once(struct agent *a)
 {
 	struct devclient_report rep;
-	char version[DEVICE_CONFIG_VERSION_HEX + 1];
+	char version[DEVICE_CONFIG_VERSION_HEX + 1], sls_err[SLSSEND_ERR_MAX];
 	struct devclient_answer ans;
 	char err[AGENT_ERR_MAX];
-	report_of(a, &rep, version);
+	report_of(a, &rep, version, sls_err);
 	enum devclient_status st = devclient_sync(a->dc, &rep, &ans, err, sizeof(err));
 	sync_result(a, st, &ans, err, rep.sls_delivery[0] != '\0', false);
 	return st;
+}
+
+/* After the sender stopped: its last counts go to the control plane
+ * (SlsDelivery), whatever the answer says; nothing is applied any more. */
+static void final_report(struct agent *a)
+{
+	struct devclient_report rep;
+	char version[DEVICE_CONFIG_VERSION_HEX + 1], sls_err[SLSSEND_ERR_MAX];
+	struct devclient_answer ans;
+	char err[AGENT_ERR_MAX];
+	report_of(a, &rep, version, sls_err);
+	if (devclient_sync(a->dc, &rep, &ans, err, sizeof(err)) != DEVCLIENT_OK)
+		log_warn("agent: the last report (the Log Service counts) was not taken: %s", err);
 }
 
 /* ---- the sync worker (live mode) ----
@@ -769,7 +801,7 @@ struct sync_worker {
 	bool posted, done, quit; /* under mu */
 	struct devclient *dc;
 	struct devclient_report rep;
-	char version[DEVICE_CONFIG_VERSION_HEX + 1];
+	char version[DEVICE_CONFIG_VERSION_HEX + 1], sls_err[SLSSEND_ERR_MAX];
 	enum devclient_status st;
 	struct devclient_answer ans;
 	char err[AGENT_ERR_MAX];
@@ -849,7 +881,7 @@ static void worker_turn(struct agent *a, struct sync_worker *w)
 	if (!idle || time_mono_us() < a->next_sync_us)
 		return;
 	pthread_mutex_lock(&w->mu);
-	report_of(a, &w->rep, w->version);
+	report_of(a, &w->rep, w->version, w->sls_err);
 	/* After a failure one plain sync first: recovery shows at once, and a
 	 * control plane that came back is not mistaken for one holding the sync. */
 	w->rep.wait_s = a->o.no_long_poll || a->failures ? 0 : DEVICE_MAX_WAIT_S;
@@ -926,8 +958,10 @@ static int loop_file(struct agent *a, pcap_t *p)
 				     data, h->caplen);
 		else
 			a->am.unmetered++;
-		if (++n % AGENT_METRICS_EVERY == 0)
+		if (++n % AGENT_METRICS_EVERY == 0) {
 			agent_metrics_publish(&a->am, a->m);
+			agent_metrics_sls(&a->am, a->sls);
+		}
 	}
 	return 0;
 }
@@ -1005,6 +1039,7 @@ static int loop_live(struct agent *a, pcap_t *p)
 		if (a->m)
 			meter_advance(a->m, wall_us());
 		agent_metrics_publish(&a->am, a->m);
+		agent_metrics_sls(&a->am, a->sls);
 		if (time_mono_us() - drops_at >= AGENT_POLL_MS * 1000LL) {
 			drops = report_drops(p, drops);
 			drops_at = time_mono_us();
@@ -1061,6 +1096,7 @@ static int run_capture(struct agent *a)
 			 a->cfg.known ? a->cfg.version : "none");
 	}
 	agent_metrics_publish(&a->am, a->m);
+	agent_metrics_sls(&a->am, a->sls);
 	stop_metering(a);
 	pcap_close(p);
 	log_info("agent: %s, every record flushed", a->o.read ? "end of file" : "stopped");
@@ -1151,7 +1187,12 @@ int cmd_agent(int argc, char **argv)
 	}
 	stop_metering(&a);
 	/* Every record is closed now: the queue gets a last chance to drain. */
-	slssend_stop(a.sls, AGENT_SLS_DRAIN_MS);
+	slssend_stop(a.sls, AGENT_SLS_DRAIN_MS, &a.sls_last);
+	if (a.sls && a.cfg.known && rc == AGENT_EXIT_OK) {
+		a.sls = NULL;
+		a.sls_stopped = true;
+		final_report(&a);
+	}
 	http_server_free(mh);
 	devclient_free(a.dc);
 	return rc;

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "agent/slssend.h"
 #include "export/exporter.h"
 #include "meter/meter.h"
 #include "metrics/metrics.h"
@@ -28,6 +29,7 @@ static char agent_m_results_buf[AGENT_M_RESULTS][AGENT_M_NAME_MAX];
 static char agent_m_reasons_buf[FLOW_END_COUNT][AGENT_M_NAME_MAX];
 static const char *agent_m_results[AGENT_M_RESULTS], *agent_m_reasons[FLOW_END_COUNT];
 
+static struct metrics_family *agent_m_sls_records, *agent_m_sls_queue, *agent_m_sls_dropped;
 static struct metrics_family *agent_m_packets, *agent_m_flows, *agent_m_records, *agent_m_dgrams,
     *agent_m_errors, *agent_m_version, *agent_m_up;
 
@@ -76,6 +78,18 @@ void agent_metrics_enable(void)
 	    .name = "sagflow_config_version",
 	    .help = "The ConfigVersion the agent runs, as a label (no sample while it has none).",
 	    .type = METRICS_INFO, .label = {{"version", NULL, 0}}});
+	agent_m_sls_records = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_export_records_total",
+	    .help = "Flow records delivered, by leg (sls: acknowledged by the log store).",
+	    .type = METRICS_COUNTER, .label = {leg}});
+	agent_m_sls_queue = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_sls_queue_bytes",
+	    .help = "Bytes of LogGroups waiting in the Log Service spool.", .type = METRICS_GAUGE});
+	agent_m_sls_dropped = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_sls_dropped_records_total",
+	    .help = "Flow records the Log Service leg dropped (the spool's bound, refusals, "
+		    "unreadable spool files).",
+	    .type = METRICS_COUNTER});
 	agent_m_up = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_control_plane_up",
 	    .help = "1 when the last sync with the control plane succeeded, else 0.",
@@ -146,4 +160,15 @@ void agent_metrics_sync(bool up)
 void agent_metrics_config(const char *version)
 {
 	metrics_info_set(agent_m_version, version);
+}
+
+void agent_metrics_sls(struct agent_metrics *am, struct slssend *s)
+{
+	if (!agent_metrics_on() || !s)
+		return;
+	struct slssend_stats st;
+	slssend_get_stats(s, &st);
+	show(agent_m_sls_records, LEG_SLS, st.delivered, &am->sls_delivered);
+	show(agent_m_sls_dropped, 0, st.dropped, &am->sls_dropped);
+	metrics_set(agent_m_sls_queue, 0, 0, (int64_t)st.queued_bytes);
 }

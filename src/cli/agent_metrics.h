@@ -28,9 +28,14 @@ struct agent_metrics {
 	uint64_t unmetered;        /* packets read while nothing is exported */
 	struct agent_tally gone;   /* what meters that were freed had counted */
 	struct agent_tally shown;  /* what the counters hold */
+	uint64_t sls_delivered, sls_dropped; /* what the sls counters hold */
 };
 
+struct slssend;
+
 void agent_metrics_enable(void);
+/* Publishes the Log Service sender's counts (s NULL: nothing). */
+void agent_metrics_sls(struct agent_metrics *am, struct slssend *s);
 bool agent_metrics_on(void);
 /* Publishes what m (NULL: no meter now) and the freed meters counted. */
 void agent_metrics_publish(struct agent_metrics *am, struct meter *m);

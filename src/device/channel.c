@@ -361,6 +361,43 @@ static bool sls_delivery_valid(struct str s)
 	return s.len == 0 || str_eqc(s, "delivered") || str_eqc(s, "not-delivered");
 }
 
+static int count_field(json_t *o, const char *key, int64_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > DOMAIN_SLS_COUNT_MAX)
+		return -1;
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+static bool sls_error_valid(struct str s)
+{
+	for (size_t i = 0; i < s.len; i++)
+		if ((unsigned char)s.p[i] < 0x20)
+			return false; /* one line: it is shown and logged as is */
+	return true;
+}
+
+/* SlsStats: {Delivered, Queued, Dropped, LastError, LastErrorTime (ms)}, every
+ * member optional; the sender's counters (agent/slssend.h). */
+static int sls_stats_parse(json_t *o, struct device_sls_stats *st)
+{
+	json_t *v = json_object_get(o, "SlsStats");
+	if (!v)
+		return 0;
+	if (!json_is_object(v) || count_field(v, "Delivered", &st->delivered) < 0 ||
+	    count_field(v, "Queued", &st->queued) < 0 || count_field(v, "Dropped", &st->dropped) < 0 ||
+	    count_field(v, "LastErrorTime", &st->last_error_ms) < 0)
+		return -1;
+	if (json_object_get(v, "LastError") &&
+	    str_field(v, "LastError", sls_error_valid, st->last_error, sizeof(st->last_error)) < 0)
+		return -1;
+	return 0;
+}
+
 int device_report_parse(struct str body, struct device_report *rep)
 {
 	json_error_t jerr;
@@ -388,6 +425,8 @@ int device_report_parse(struct str body, struct device_report *rep)
 	rep->wait_s = w ? (int)json_integer_value(w) : 0;
 	if (json_object_get(o, "SlsDelivery") &&
 	    str_field(o, "SlsDelivery", sls_delivery_valid, rep->sls_delivery, sizeof(rep->sls_delivery)) < 0)
+		goto out;
+	if (sls_stats_parse(o, &rep->sls) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -443,6 +482,7 @@ static int seq_tx(struct store_tx *tx, void *arg)
 	memcpy(d.software_version, s->rep.version, sizeof(d.software_version));
 	d.ha_state = (enum device_ha)s->rep.ha;
 	memcpy(d.sls_delivery, s->rep.sls_delivery, sizeof(d.sls_delivery));
+	d.sls = s->rep.sls;
 	rc = store_device_report(tx, &s->g, s->serial, &d, time_now_ms());
 	return rc != 0 ? rc : load(tx, s);
 }
@@ -581,11 +621,18 @@ static void seq_done(void *arg, int rc)
 	free(s);
 }
 
+static bool sls_stats_differ(const struct device_sls_stats *x, const struct device_sls_stats *y)
+{
+	return x->delivered != y->delivered || x->queued != y->queued || x->dropped != y->dropped ||
+	       x->last_error_ms != y->last_error_ms || strcmp(x->last_error, y->last_error) != 0;
+}
+
 static bool report_differs(const struct device *d, const struct device_report *rep,
 			   int64_t refresh_ms)
 {
 	return strcmp(d->model, rep->model) || strcmp(d->software_version, rep->version) ||
 	       d->ha_state != (enum device_ha)rep->ha || strcmp(d->sls_delivery, rep->sls_delivery) ||
+	       sls_stats_differ(&d->sls, &rep->sls) ||
 	       time_now_ms() - d->reported_ms >= refresh_ms;
 }
 

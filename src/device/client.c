@@ -276,6 +276,17 @@ out:
 
 /* ---- the sync ---- */
 
+static json_t *sls_stats_json(const struct devclient_report *rep)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "Delivered", json_integer((json_int_t)rep->sls_delivered));
+	json_object_set_new(o, "Queued", json_integer((json_int_t)rep->sls_queued));
+	json_object_set_new(o, "Dropped", json_integer((json_int_t)rep->sls_dropped));
+	json_object_set_new(o, "LastError", json_string(rep->sls_last_error ? rep->sls_last_error : ""));
+	json_object_set_new(o, "LastErrorTime", json_integer(rep->sls_last_error_ms));
+	return o;
+}
+
 static char *report_json(const struct devclient_report *rep)
 {
 	json_t *o = json_object();
@@ -290,6 +301,8 @@ static char *report_json(const struct devclient_report *rep)
 		json_object_set_new(o, "SlsDelivery", json_string(rep->sls_delivery));
 	if (rep->wait_s > 0)
 		json_object_set_new(o, "Wait", json_integer(rep->wait_s));
+	if (rep->has_sls_stats)
+		json_object_set_new(o, "SlsStats", sls_stats_json(rep));
 	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return s;

@@ -52,6 +52,11 @@ struct devclient_report {
 	const char *config_version; /* the version the device runs, "" for none */
 	const char *sls_delivery;   /* SlsDelivery: "delivered", "not-delivered", "" (no sls leg) */
 	int wait_s;		    /* long-poll: let the server hold the sync up to this long */
+	/* SlsStats, sent when has_sls_stats: the Log Service sender's counts. */
+	bool has_sls_stats;
+	uint64_t sls_delivered, sls_queued, sls_dropped;
+	const char *sls_last_error; /* "" for none */
+	int64_t sls_last_error_ms;  /* wall clock, 0 for none */
 };
 
 /* The flow-log configuration of an answer (FlowLog), as the device applies it. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/str.h"
+#include "domain/domain.h"
 
 #define DEVICE_PATH_PREFIX "/device/"
 #define DEVICE_SYNC_PATH "/device/v1/sync"
@@ -37,6 +38,7 @@ struct device_report {
 	char have[DEVICE_CONFIG_VERSION_HEX + 1]; /* the device's ConfigVersion, or "" */
 	char sls_delivery[16];    /* DOMAIN_SLS_DELIVERY_MAX + 1: "", "delivered", "not-delivered" */
 	int wait_s;               /* "Wait": hold the sync up to this long for a change (0: no) */
+	struct device_sls_stats sls; /* SlsStats, all zero when absent */
 };
 
 /* Parses and validates a report body: 0, or -1 (Device.InvalidReport). */

@@ -18,6 +18,10 @@
 #define DOMAIN_NAME_BYTES (DOMAIN_NAME_MAX * 4)
 #define DOMAIN_DESC_MAX 256        /* characters */
 #define DOMAIN_DESC_BYTES (DOMAIN_DESC_MAX * 4)
+/* After a change takes a flow log's Log Service target away, its devices may
+ * still PutLogs there this long: the records they closed under the old
+ * configuration (docs/device-protocol.md §8). */
+#define DOMAIN_SLS_GRACE_MS (10 * 60 * 1000LL)
 #define DOMAIN_SLS_NAME_MAX 128    /* a stored ProjectName / LogstoreName (older rows) */
 #define DOMAIN_SLS_NAME_MIN 3      /* ... and what Log Service naming accepts now */
 #define DOMAIN_SLS_NAME_LEN 63
@@ -33,6 +37,8 @@
 #define DOMAIN_DEVICE_KEY_PREFIX "device."
 #define DOMAIN_MAX_DEVICES 2       /* one for no_backup, two for an HA pair */
 #define DOMAIN_SLS_DELIVERY_MAX 15 /* a device's SlsDelivery: "", "delivered", "not-delivered" */
+#define DOMAIN_SLS_ERROR_MAX 255    /* bytes of a device's reported last Log Service error */
+#define DOMAIN_SLS_COUNT_MAX 9007199254740991LL /* 2^53 - 1: a reported count, exact in JSON */
 
 #define FLOWLOG_ACTIVE_AGING_MIN 60
 #define FLOWLOG_ACTIVE_AGING_MAX 6000
@@ -72,6 +78,12 @@ struct flowlog {
 	int64_t total_sag_num; /* derived by the store, never written */
 	int64_t account_id;
 	int64_t created_ms;
+	/* The Log Service target before the last change that took it away, and
+	 * until when devices may still write there (wall-clock ms; 0 = none).
+	 * Set by the store on update, never by the API. */
+	char sls_prev_project[DOMAIN_SLS_NAME_MAX + 1];
+	char sls_prev_logstore[DOMAIN_SLS_NAME_MAX + 1];
+	int64_t sls_prev_until_ms;
 };
 
 /* One optional request parameter: absent, or present with a (maybe empty) value. */
@@ -119,6 +131,15 @@ enum sag_spec { SAG_SPEC_1000, SAG_SPEC_100WM, SAG_SPEC_VCPE };
 enum sag_ha { SAG_HA_NONE, SAG_HA_COLD, SAG_HA_WARM };
 enum device_ha { DEVICE_HA_UNKNOWN, DEVICE_HA_ACTIVE, DEVICE_HA_STANDBY };
 
+/* What a device reports about its Log Service delivery (docs/device-protocol.md
+ * §2, SlsStats): records delivered, waiting and dropped since its spool began,
+ * and the last error with its wall-clock time (0 = none). */
+struct device_sls_stats {
+	int64_t delivered, queued, dropped;
+	char last_error[DOMAIN_SLS_ERROR_MAX + 1];
+	int64_t last_error_ms;
+};
+
 struct device {
 	char serial_number[DOMAIN_SN_MAX + 1];
 	char secret_key[DOMAIN_SECRET_LEN + 1];
@@ -128,6 +149,7 @@ struct device {
 	int64_t reported_ms; /* 0 = never */
 	char sls_delivery[DOMAIN_SLS_DELIVERY_MAX + 1]; /* as reported: "", "delivered", "not-delivered" */
 	int64_t last_sequence; /* the highest X-Sag-Sequence accepted; 0 none */
+	struct device_sls_stats sls; /* as reported; all zero when never */
 };
 
 struct sag {

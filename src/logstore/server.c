@@ -973,6 +973,25 @@ static const char *flowlog_refusal(struct lreq *q)
 	return q->detail;
 }
 
+static bool targets(const struct lreq *q, const char *project, const char *logstore)
+{
+	return strcmp(q->project_name, project) == 0 && str_eqc(q->logstore_name, logstore);
+}
+
+/* A write the current flow log refuses but that goes to the target it had
+ * before its last change, within DOMAIN_SLS_GRACE_MS of that change: records
+ * the device closed under the old configuration (docs/device-protocol.md §8).
+ * A write the current configuration allows is never a grace write. */
+static bool in_grace(const struct lreq *q)
+{
+	const struct ls_device *d = q->dev;
+	if (!d->has_flowlog || !d->fl.sls_prev_project[0] || time_now_ms() >= d->fl.sls_prev_until_ms)
+		return false;
+	bool allowed_now = d->fl.status == FLOWLOG_ACTIVE && d->fl.output != FLOWLOG_OUT_NETFLOW &&
+			   targets(q, d->fl.project_name, d->fl.logstore_name);
+	return !allowed_now && targets(q, d->fl.sls_prev_project, d->fl.sls_prev_logstore);
+}
+
 static int ensure_tx(struct store_tx *tx, void *arg)
 {
 	struct lreq *q = arg;
@@ -1011,7 +1030,13 @@ static void device_put(struct lreq *q)
 	const struct ls_device *d = q->dev;
 	const char *detail;
 	size_t raw_len = 0;
-	if (flowlog_refusal(q)) {
+	if (in_grace(q)) {
+		/* The previous target: from here on it is where this write goes. */
+		snprintf(q->dev->fl.project_name, sizeof(q->dev->fl.project_name), "%s",
+			 d->fl.sls_prev_project);
+		snprintf(q->dev->fl.logstore_name, sizeof(q->dev->fl.logstore_name), "%s",
+			 d->fl.sls_prev_logstore);
+	} else if (flowlog_refusal(q)) {
 		fail(q, SLS_ERR_FLOWLOG_FORBIDDEN, q->detail);
 		return;
 	}

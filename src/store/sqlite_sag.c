@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "store/sqlite_internal.h"
 
@@ -12,7 +13,8 @@
 	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "  \
 	"f.netflow_server_port, f.netflow_version, f.active_aging, f.inactive_aging, "            \
 	"f.account_id, f.created_ms, "                                                            \
-	"(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id) "
+	"(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id), "                            \
+	"f.sls_prev_project, f.sls_prev_logstore, f.sls_prev_until_ms "
 
 /* The same without the count of bound gateways, which costs a scan of them
  * (20,000 under one flow log: ~0.4 ms): for the device channel, which reads a
@@ -75,6 +77,10 @@ static int row_flowlog(sqlite3_stmt *st, struct flowlog *fl)
 	fl->account_id = sqlite3_column_int64(st, 16);
 	fl->created_ms = sqlite3_column_int64(st, 17);
 	fl->total_sag_num = sqlite3_column_int64(st, 18);
+	if (sqlite_col_copy(st, 19, fl->sls_prev_project, sizeof(fl->sls_prev_project)) < 0 ||
+	    sqlite_col_copy(st, 20, fl->sls_prev_logstore, sizeof(fl->sls_prev_logstore)) < 0)
+		return -1;
+	fl->sls_prev_until_ms = sqlite3_column_int64(st, 21);
 	return 0;
 }
 
@@ -181,16 +187,32 @@ int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 	return rc;
 }
 
+/* An update that takes the Log Service target away (the row had an Active
+ * sls/all target and the new values lack it or name another) remembers the
+ * old one for DOMAIN_SLS_GRACE_MS (sql/0006_flowlog_sls_grace.sql). SET
+ * expressions see the old row, so the comparison is done in SQL. */
+#define SLS_TARGET_GONE                                                                         \
+	"(status = 'Active' AND output_type IN ('sls', 'all') AND "                               \
+	"(?5 <> 'Active' OR ?6 NOT IN ('sls', 'all') OR project_name <> ?8 OR "                   \
+	"logstore_name <> ?9))"
+
 int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE flowlogs SET name = ?3, description = ?4, status = ?5, output_type = ?6, "
 		    "sls_region_id = ?7, project_name = ?8, logstore_name = ?9, "
 		    "netflow_server_ip = ?10, netflow_version = ?11, netflow_server_port = ?12, "
-		    "active_aging = ?13, inactive_aging = ?14 WHERE id = ?1");
+		    "active_aging = ?13, inactive_aging = ?14, "
+		    "sls_prev_project = CASE WHEN " SLS_TARGET_GONE " THEN project_name "
+		    "ELSE sls_prev_project END, "
+		    "sls_prev_logstore = CASE WHEN " SLS_TARGET_GONE " THEN logstore_name "
+		    "ELSE sls_prev_logstore END, "
+		    "sls_prev_until_ms = CASE WHEN " SLS_TARGET_GONE " THEN ?15 "
+		    "ELSE sls_prev_until_ms END WHERE id = ?1");
 	if (!st)
 		return STORE_EIO;
-	if (sqlite3_bind_int64(st, 1, fl->rowid) != SQLITE_OK || bind_flowlog_fields(st, fl) < 0)
+	if (sqlite3_bind_int64(st, 1, fl->rowid) != SQLITE_OK || bind_flowlog_fields(st, fl) < 0 ||
+	    sqlite3_bind_int64(st, 15, time_now_ms() + DOMAIN_SLS_GRACE_MS) != SQLITE_OK)
 		return sqlite_tx_fail(tx, "flowlog update bind");
 	return step_done(tx, st, "flowlog update");
 }
@@ -320,7 +342,8 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "SELECT serial_number, secret_key, model, software_version, ha_state, "
-		    "reported_ms, sls_delivery, last_sequence FROM devices WHERE sag_rowid = ?1 "
+		    "reported_ms, sls_delivery, last_sequence, sls_delivered, sls_queued, sls_dropped, "
+		    "sls_last_error, sls_last_error_ms FROM devices WHERE sag_rowid = ?1 "
 		    "ORDER BY bound_ms, serial_number");
 	if (!st || sqlite3_bind_int64(st, 1, g->rowid) != SQLITE_OK)
 		return st ? sqlite_tx_fail(tx, "devices bind") : STORE_EIO;
@@ -335,10 +358,15 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 		    sqlite_col_copy(st, 2, d->model, sizeof(d->model)) < 0 ||
 		    sqlite_col_copy(st, 3, d->software_version, sizeof(d->software_version)) < 0 ||
 		    sqlite_col_copy(st, 6, d->sls_delivery, sizeof(d->sls_delivery)) < 0 ||
+		    sqlite_col_copy(st, 11, d->sls.last_error, sizeof(d->sls.last_error)) < 0 ||
 		    (ha.len && device_ha_parse(ha, &d->ha_state) < 0))
 			return sqlite_tx_fail(tx, "device row");
 		d->reported_ms = sqlite3_column_int64(st, 5);
 		d->last_sequence = sqlite3_column_int64(st, 7);
+		d->sls.delivered = sqlite3_column_int64(st, 8);
+		d->sls.queued = sqlite3_column_int64(st, 9);
+		d->sls.dropped = sqlite3_column_int64(st, 10);
+		d->sls.last_error_ms = sqlite3_column_int64(st, 12);
 	}
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_tx_fail(tx, "devices");
 }
@@ -536,11 +564,15 @@ int store_device_report(struct store_tx *tx, const struct sag *g, const char *se
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE devices SET model = ?2, software_version = ?3, ha_state = ?4, "
-		    "reported_ms = ?5, sls_delivery = ?6 WHERE serial_number = ?1 AND sag_rowid = ?7");
+		    "reported_ms = ?5, sls_delivery = ?6, sls_delivered = ?8, sls_queued = ?9, "
+		    "sls_dropped = ?10, sls_last_error = ?11, sls_last_error_ms = ?12 "
+		    "WHERE serial_number = ?1 AND sag_rowid = ?7");
 	if (!st || bind_text(st, 1, serial_number) || bind_text(st, 2, d->model) ||
 	    bind_text(st, 3, d->software_version) || bind_text(st, 4, device_ha_name(d->ha_state)) ||
 	    sqlite3_bind_int64(st, 5, now_ms) || bind_text(st, 6, d->sls_delivery) ||
-	    sqlite3_bind_int64(st, 7, g->rowid))
+	    sqlite3_bind_int64(st, 7, g->rowid) || sqlite3_bind_int64(st, 8, d->sls.delivered) ||
+	    sqlite3_bind_int64(st, 9, d->sls.queued) || sqlite3_bind_int64(st, 10, d->sls.dropped) ||
+	    bind_text(st, 11, d->sls.last_error) || sqlite3_bind_int64(st, 12, d->sls.last_error_ms))
 		return st ? sqlite_tx_fail(tx, "device report bind") : STORE_EIO;
 	int rc = step_done(tx, st, "device report");
 	if (rc != 0)

@@ -14,7 +14,7 @@ import { startServer, stopClean, TEST_AKID, TEST_SECRET } from './lib/server.mjs
 import { api } from './lib/sag.mjs';
 import { freeUdpPort } from './lib/collector.mjs';
 import { scenario, reference, totals, writePcap, T0 } from './lib/pcapgen.mjs';
-import { agentRun, nfcapdOn, collected, provision } from './lib/agent.mjs';
+import { agentRun, agentLive, nfcapdOn, collected, provision, udpFlows } from './lib/agent.mjs';
 import { agent as pinned, logClient } from './lib/sls.mjs';
 import { makePki } from './lib/pki.mjs';
 
@@ -102,7 +102,8 @@ test('sls 300/15: every record of a --read replay is in the logstore, exactly, p
     assert.equal(r.__source__, '127.0.0.1');
   }
   const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
-  assert.equal(attr.Devices.Device[0].SlsDelivery, 'delivered');
+  assert.deepEqual({ ...attr.Devices.Device[0].SlsDelivery }, { Status: 'delivered', Delivered: ref.length, Queued: 0,
+    Dropped: 0, LastError: '', LastErrorTime: '' }, 'the final report: what the sender counted');
   assert.ok(!run.stderr.includes(g.secret), 'the secret is never logged');
 });
 
@@ -181,4 +182,62 @@ test('the agent over https with the test CA delivers both channels; a wrong CA e
     rmSync(pki.dir, { recursive: true, force: true });
     rmSync(wrong.dir, { recursive: true, force: true });
   }
+});
+
+test('sls -> netflow -> sls on a live agent: the records of each leg reach its own output, none lost or doubled', async () => {
+  const port = await freeUdpPort(), tport = await freeUdpPort();
+  const netflow = { NetflowServerIp: '127.0.0.1', NetflowServerPort: port, NetflowVersion: 'V9' };
+  // InactiveAging 60: within a leg nothing closes; every record closes at a change (or the exit).
+  const { g, fl, project, logstore } = await bound({ OutputType: 'sls', ...netflow, ActiveAging: 300, InactiveAging: 60 });
+  const cdir = join(dir, 'modify');
+  mkdirSync(cdir);
+  const nf = await nfcapdOn(cdir, port);
+  const legs = [await udpFlows(tport, 4), await udpFlows(tport, 5), await udpFlows(tport, 6)];
+  const agent = agentLive(srv.url, g, ['--interface', 'lo', '--filter', `udp and dst host 127.0.0.1 and dst port ${tport}`]);
+  const now = () => [new Date(Date.now() - 3600e3), new Date(Date.now() + 3600e3)];
+  try {
+    await agent.waitLog(/capturing on lo/);
+    await agent.waitLog(/Log Service leg to project/);
+    await legs[0].send(10);
+    await sleep(300);
+    let mark = agent.mark();
+    await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, OutputType: 'netflow' });
+    await agent.waitLog(/has no Log Service leg|NetFlow V9 to 127\.0\.0\.1/, { after: mark, timeoutMs: 5000 });
+    await legs[1].send(10);
+    await sleep(300);
+    mark = agent.mark();
+    await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, OutputType: 'sls' });
+    await agent.waitLog(/Log Service leg to project/, { after: mark, timeoutMs: 5000 });
+    await legs[2].send(10);
+    await sleep(300);
+    const r = await agent.stop();
+    assert.equal(r.code, 0, r.log);
+    assert.doesNotMatch(r.log, /refused for good/);
+    assert.match(r.log, /sls: 10 records delivered, 0 queued, 0 dropped/);
+  } finally {
+    await agent.stop('SIGKILL');
+    legs.forEach((l) => l.close());
+    await sleep(300);
+    await nf.stop();
+  }
+  const t = legs.map((l) => l.totals());
+  const [r] = await c.getLogs(project, logstore, ...now(),
+    { query: '* | select count(*) as records, sum(packets) as packets, sum(bytes) as bytes' }, opts);
+  assert.deepEqual({ records: Number(r.records), packets: Number(r.packets), bytes: Number(r.bytes) },
+    { records: 4 + 6, packets: t[0].packets + t[2].packets, bytes: t[0].bytes + t[2].bytes }, 'the sls legs');
+  assert.deepEqual(collected(cdir), { Flows: 5, Packets: t[1].packets, Bytes: t[1].bytes }, 'the netflow leg');
+});
+
+test('the grace for the previous target is bounded: another project, and a flow log that never had it, are refused', async () => {
+  const { g, fl, project } = await bound({ OutputType: 'sls', ActiveAging: 300, InactiveAging: 15 });
+  await a.call('ModifyFlowLogAttribute', { FlowLogId: fl, OutputType: 'netflow', NetflowServerIp: '127.0.0.1',
+    NetflowServerPort: 9995, NetflowVersion: 'V9' });
+  const dev = logClient(srv, `device.${g.serial}`, g.secret);
+  const put = (p, ls) => dev.postLogStoreLogs(p, ls, { logs: [{ timestamp: Math.floor(Date.now() / 1000), content: { k: 'v' } }] }, opts);
+  await put(project, `flows${n}`); // the previous target, inside the grace: stored
+  await assert.rejects(put(project, 'elsewhere'), (e) => e.code === 'FlowLogForbidden');
+  const other = await bound({ OutputType: 'netflow', NetflowServerIp: '127.0.0.1', NetflowServerPort: 9995, NetflowVersion: 'V9' });
+  const dev2 = logClient(srv, `device.${other.g.serial}`, other.g.secret);
+  await assert.rejects(dev2.postLogStoreLogs(project, `flows${n - 1}`, { logs: [{ timestamp: 1, content: { k: 'v' } }] }, opts),
+    (e) => e.code === 'FlowLogForbidden');
 });

@@ -105,7 +105,7 @@ test('a flow log follows its gateway: V10 300/15, modify to V5 60/10, deactivate
   const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
   assert.equal(attr.Status, 'Active', 'the device is online');
   assert.equal(attr.SoftwareVersion, '1.7.0');
-  assert.equal(attr.Devices.Device[0].SlsDelivery, '', 'no sls leg, nothing to report');
+  assert.equal(attr.Devices.Device[0].SlsDelivery.Status, '', 'no sls leg, nothing to report');
 
   await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
   let r = await replay(g, port);
@@ -496,7 +496,7 @@ test('OutputType all: the NetFlow leg exports and the sls leg is delivered (test
   assert.match(r.run.stderr, /Log Service leg to project 'proj1' logstore 'store1'/);
   assert.doesNotMatch(r.run.stderr, /NOT delivered/);
   const attr = await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: g.id });
-  assert.equal(attr.Devices.Device[0].SlsDelivery, 'delivered', 'the device status says so');
+  assert.equal(attr.Devices.Device[0].SlsDelivery.Status, 'delivered', 'the device status says so');
 });
 
 // A control plane that misbehaves at the TCP level, answering every

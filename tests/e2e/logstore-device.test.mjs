@@ -143,13 +143,24 @@ describe('gateway devices write only their flow log\'s logstore', () => {
     assert.equal(e.code, 'FlowLogForbidden');
     assert.match(e.message, new RegExp(`gateway ${g3.id} has no flow log bound`));
     const dc = deviceClient(srv, g1.devices[0]);
+    // Within the grace after a change (device-protocol.md §8) the previous
+    // target still takes writes; anything else gets the refusal at once.
+    const late = { logs: [{ timestamp: t0 + 100, content: flowRecord(7) }] };
     await a.call('DeactiveFlowLog', { FlowLogId: fl1 });
-    e = await errorOf(dc.postLogStoreLogs('devproj', 'devstore', one, opts));
+    e = await errorOf(dc.postLogStoreLogs('devproj', 'otherstore', one, opts));
     assert.equal(e.code, 'FlowLogForbidden');
     assert.match(e.message, /is Inactive/);
+    assert.equal((await errorOf(dc.postLogStoreLogs('devproj', 'devstore', late, opts))).code, 'no error', 'the grace');
     await a.call('ActiveFlowLog', { FlowLogId: fl1 });
     await a.call('ModifyFlowLogAttribute', { FlowLogId: fl1, OutputType: 'netflow', NetflowServerIp: '127.0.0.1' });
-    e = await errorOf(dc.postLogStoreLogs('devproj', 'devstore', one, opts));
+    e = await errorOf(dc.postLogStoreLogs('devproj', 'otherstore', one, opts));
+    assert.equal(e.code, 'FlowLogForbidden');
+    assert.match(e.message, /OutputType netflow/);
+    assert.equal((await errorOf(dc.postLogStoreLogs('devproj', 'devstore', late, opts))).code, 'no error', 'the grace');
+    // A flow log that never had a Log Service target has no grace.
+    const nfl = (await a.call('CreateFlowLog', { OutputType: 'netflow', NetflowServerIp: '127.0.0.1' })).FlowLogId;
+    await a.call('AssociateFlowLog', { FlowLogId: nfl, SmartAGId: g3.id });
+    e = await errorOf(deviceClient(srv, g3.devices[0]).postLogStoreLogs('devproj', 'devstore', one, opts));
     assert.equal(e.code, 'FlowLogForbidden');
     assert.match(e.message, /OutputType netflow/);
     await a.call('ModifyFlowLogAttribute', { FlowLogId: fl1, OutputType: 'sls' });

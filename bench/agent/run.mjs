@@ -1,0 +1,79 @@
+// Agent delivery benchmark (issue 11, part 8; docs/benchmarks.md "Agent
+// delivery"): one generated capture replayed with `sagflow agent --read` under
+// a flow log with OutputType netflow and under one with OutputType all (NetFlow
+// plus Log Service PutLogs to the local serve's log store), interleaved rounds,
+// and `sagflow meter --read` on the same capture for the meter's own rate.
+// A --read run ends after the sls queue drained (or AGENT_SLS_DRAIN_MS), so
+// its time includes encoding, lz4, signing and delivery of every record.
+//   SAGFLOW_BIN  the release build (default build/sagflow)
+//   PACKETS, FLOWS, REPEAT  (defaults 1000000, 20000, 5)
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { startServer, stopClean, BIN } from '../../tests/e2e/lib/server.mjs';
+import { api } from '../../tests/e2e/lib/sag.mjs';
+import { agentArgs, provision, agentRun } from '../../tests/e2e/lib/agent.mjs';
+
+const PACKETS = Number(process.env.PACKETS || 1000000);
+const FLOWS = Number(process.env.FLOWS || 20000);
+const REPEAT = Number(process.env.REPEAT || 5);
+const dir = mkdtempSync(join(tmpdir(), 'sagflow-bench-agent-'));
+const pcap = join(dir, 'bench.pcap');
+execFileSync('node', [new URL('../../tests/e2e/lib/pcapgen.mjs', import.meta.url).pathname, 'bench', pcap,
+  String(PACKETS), String(FLOWS)], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+// A UDP sink for the NetFlow leg, so datagrams are received, not refused.
+const sink = createSocket('udp4');
+let datagrams = 0;
+sink.on('message', () => { datagrams++; });
+await new Promise((r) => sink.bind(0, '127.0.0.1', r));
+const port = sink.address().port;
+
+function timed(args) {
+  const t0 = process.hrtime.bigint();
+  const p = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
+  return new Promise((resolve) => p.once('close', (code) => resolve({
+    code, s: Number(process.hrtime.bigint() - t0) / 1e9, err })));
+}
+
+const srv = await startServer({ env: {} });
+try {
+  const a = api(srv);
+  const nf = { NetflowServerIp: '127.0.0.1', NetflowServerPort: port, NetflowVersion: 'V10', ActiveAging: 300, InactiveAging: 15 };
+  const flNet = (await a.call('CreateFlowLog', { OutputType: 'netflow', ...nf })).FlowLogId;
+  const flAll = (await a.call('CreateFlowLog', { OutputType: 'all', SlsRegionId: 'cn-shanghai', ProjectName: 'benchp',
+    LogstoreName: 'benchls', ...nf })).FlowLogId;
+  const gNet = await provision(a), gAll = await provision(a);
+  for (const [g, fl] of [[gNet, flNet], [gAll, flAll]]) {
+    if (agentRun(srv.url, g, ['--once']).status !== 0) throw new Error('agent --once failed');
+    await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
+  }
+  const best = { meter: Infinity, netflow: Infinity, all: Infinity };
+  let records = 0, delivered = 0;
+  for (let i = 0; i < REPEAT; i++) {
+    const m = await timed(['meter', '--collector', `127.0.0.1:${port}`, '--netflow-version', 'V10', '--read', pcap]);
+    const n = await timed(agentArgs(srv.url, gNet, ['--read', pcap]));
+    const l = await timed(agentArgs(srv.url, gAll, ['--read', pcap]));
+    for (const r of [m, n, l]) if (r.code !== 0) throw new Error(`a run failed: ${r.err}`);
+    records = Number(/records closed: (\d+)|records exported: (\d+)|records opened: (\d+)/.exec(l.err)?.slice(1).find(Boolean) ?? 0);
+    const d = /sls: (\d+) records delivered, (\d+) queued, (\d+) dropped/.exec(l.err);
+    if (!d || d[2] !== '0' || d[3] !== '0') throw new Error(`the sls leg did not deliver everything: ${l.err}`);
+    delivered = Number(d[1]);
+    best.meter = Math.min(best.meter, m.s); best.netflow = Math.min(best.netflow, n.s); best.all = Math.min(best.all, l.s);
+    console.log(`round ${i + 1}: meter ${m.s.toFixed(2)} s, agent netflow ${n.s.toFixed(2)} s, agent all ${l.s.toFixed(2)} s`);
+  }
+  console.log(`capture: ${PACKETS} packets, ${FLOWS} concurrent flows; ${delivered} records per run delivered to the log store (agent stderr: ${records} records)`);
+  console.log(`best of ${REPEAT}: meter ${best.meter.toFixed(2)} s (${Math.round(delivered / best.meter)} records/s), ` +
+    `agent netflow ${best.netflow.toFixed(2)} s (${Math.round(delivered / best.netflow)} records/s), ` +
+    `agent all ${best.all.toFixed(2)} s (${Math.round(delivered / best.all)} records/s delivered to both legs)`);
+  console.log(`all / netflow: ${(best.all / best.netflow).toFixed(2)}x (goal <= 1.30x)`);
+} finally {
+  sink.close();
+  await stopClean(srv);
+  rmSync(dir, { recursive: true, force: true });
+}
