@@ -166,7 +166,7 @@ static enum outcome put_group(struct slssend *s, const struct spool_group *g, ch
 				   g->body,
 				   SLSSEND_CONNECT_TIMEOUT_MS,
 				   SLSSEND_TIMEOUT_MS,
-				   SLSSEND_MAX_ANSWER};
+				   SLSSEND_MAX_ANSWER, false};
 	struct transport_answer a = {0};
 	char why[SLSSEND_ERR_MAX] = "";
 	enum transport_status ts = transport_post(s->t, &rq, &a, why, sizeof(why));

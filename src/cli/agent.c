@@ -861,6 +861,7 @@ static void worker_stop(struct sync_worker *w)
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
+	devclient_uncancel(); /* the last report (final_report) is still to be sent */
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 }

@@ -359,7 +359,8 @@ static enum transport_status exchange(struct devclient *c, struct str body, int 
 				   .connect_timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS,
 				   .timeout_ms = DEVCLIENT_CONNECT_TIMEOUT_MS + DEVCLIENT_IO_TIMEOUT_MS +
 						 wait_s * 1000L,
-				   .max_body = DEVCLIENT_MAX_RESPONSE};
+				   .max_body = DEVCLIENT_MAX_RESPONSE,
+				   .cancellable = true};
 	char why[256] = "";
 	enum transport_status st = transport_post(c->t, &rq, ans, why, sizeof(why));
 	if (st == TRANSPORT_UNTRUSTED)
@@ -439,4 +440,9 @@ const struct devclient_url *devclient_server(const struct devclient *c)
 void devclient_cancel(void)
 {
 	transport_cancel();
+}
+
+void devclient_uncancel(void)
+{
+	transport_uncancel();
 }

@@ -100,8 +100,10 @@ struct devclient *devclient_new(const char *url, const char *serial, const char 
 const struct devclient_url *devclient_server(const struct devclient *c);
 void devclient_free(struct devclient *c); /* NULL is a no-op */
 /* Makes every exchange in progress, in any thread, end at once (the agent's
- * shutdown during a long-poll), and every later one fail. */
+ * shutdown during a long-poll), and every later one fail until
+ * devclient_uncancel (after the cancelled threads have ended). */
 void devclient_cancel(void);
+void devclient_uncancel(void);
 /* One signed sync. The secret never appears in err. A report with wait_s may
  * take that long more than a plain sync. */
 enum devclient_status devclient_sync(struct devclient *c, const struct devclient_report *rep,

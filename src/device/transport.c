@@ -76,9 +76,16 @@ void transport_cancel(void)
 	atomic_store(&transport_cancelled, true);
 }
 
+void transport_uncancel(void)
+{
+	atomic_store(&transport_cancelled, false);
+}
+
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-	return atomic_load(&transport_cancelled) ? 1 : 0; /* non-zero aborts: CURLE_ABORTED_BY_CALLBACK */
+	const struct transport_req *rq = arg;
+	/* non-zero aborts: CURLE_ABORTED_BY_CALLBACK */
+	return rq->cancellable && atomic_load(&transport_cancelled) ? 1 : 0;
 }
 
 static bool untrusted(CURLcode rc)
@@ -113,6 +120,7 @@ static void set_common(struct transport *t, const struct transport_req *rq, stru
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, rq);
 }
 
 enum transport_status transport_post(struct transport *t, const struct transport_req *rq,

@@ -13,6 +13,7 @@
  *   buf_free(&a.body); transport_free(t); */
 #ifndef DEVICE_TRANSPORT_H
 #define DEVICE_TRANSPORT_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/str.h"
@@ -33,6 +34,9 @@ struct transport_req {
 	struct str body;
 	long connect_timeout_ms, timeout_ms; /* timeout_ms: the whole exchange, connect included */
 	size_t max_body;		     /* bytes of the answer's body */
+	bool cancellable;		     /* ended by transport_cancel (the device channel's
+					      * syncs); the Log Service sender's are not, so it
+					      * can still drain its queue at shutdown */
 };
 
 struct transport_answer {
@@ -46,10 +50,12 @@ struct transport;
 /* ca_file: PEM bundle to trust instead of the system's, or NULL. */
 struct transport *transport_new(const char *ca_file);
 void transport_free(struct transport *t); /* NULL is a no-op */
-/* Makes every transfer in progress, in any thread, end at once, and every later
- * one fail (shutdown; a held long-poll would otherwise keep the agent up to
- * its Wait). */
+/* Makes every cancellable transfer in progress, in any thread, end at once, and
+ * every later one fail (shutdown; a held long-poll would otherwise keep the
+ * agent up to its Wait). */
 void transport_cancel(void);
+/* Lets cancellable transfers run again (once the threads that were cancelled are gone). */
+void transport_uncancel(void);
 /* One POST. On TRANSPORT_OK, a->status and a->body (appended to) hold the
  * answer; otherwise err says why. */
 enum transport_status transport_post(struct transport *t, const struct transport_req *rq,
