@@ -428,7 +428,7 @@ void block_column(struct block *b, size_t k)
 {
 	size_t len = 0;
 	char *raw = decompress(b->frame[k], &len);
-	struct cur c = {raw, raw + len, !raw};
+	struct cur c = {raw, raw ? raw + len : NULL, !raw}; /* no arithmetic on NULL (UB) */
 	if (c.bad || decode_column(&c, b, k) != 0 || c.p != c.end) {
 		free(b->col[k]);
 		b->col[k] = xcalloc(b->n ? b->n : 1, sizeof(struct str)); /* absent */
@@ -463,7 +463,7 @@ void block_free(struct block *b)
 int block_counts_each(struct str counts, uint32_t tmin,
 		      void (*fn)(uint32_t t, uint64_t n, void *arg), void *arg)
 {
-	struct cur c = {counts.p, counts.p + counts.len, false};
+	struct cur c = {counts.p, counts.p ? counts.p + counts.len : NULL, false};
 	uint64_t t = tmin;
 	while (c.p < c.end && !c.bad) {
 		uint64_t dt = get_varint(&c), n = get_varint(&c);
