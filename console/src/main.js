@@ -186,7 +186,13 @@ function Gateways() {
 const DEV_COLS = [['Serial number', (d) => d.SerialNumber], ['Model', (d, g) => g.HardwareVersion],
   ['Firmware', (d) => d.SoftwareVersion || '—'], ['HA state', (d) => d.HaState || '—'],
   ['Reported', (d) => (d.HcState === 'Normal' ? 'yes' : 'never')], ['Gateway status', (d, g) => g.Status],
-  ['SlsDelivery', (d) => d.SlsDelivery || '—']];
+  ['SlsDelivery', (d) => slsDelivery(d.SlsDelivery)]];
+// SlsDelivery is {Status, Delivered, Queued, Dropped, LastError, LastErrorTime} (docs/api.md).
+function slsDelivery(s) {
+  if (!s || !s.Status) return '—';
+  const counts = `${s.Status}: ${s.Delivered ?? 0} delivered, ${s.Queued ?? 0} queued, ${s.Dropped ?? 0} dropped`;
+  return s.LastError ? `${counts}; last error ${s.LastError} (${s.LastErrorTime})` : counts;
+}
 const fmtProp = (k, v) => (/Time$/.test(k) && Number(v) > 1e11 ? new Date(Number(v)).toISOString() : String(v));
 
 function GatewayDetail({ id }) {
