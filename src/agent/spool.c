@@ -163,20 +163,6 @@ static int read_file(const char *path, struct buf *b)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Write, fsync, rename, fsync the directory: the group exists whole or not at all. */
 static int write_entry(const struct spool *s, uint64_t seq, const struct buf *b)
 {
@@ -184,7 +170,7 @@ static int write_entry(const struct spool *s, uint64_t seq, const struct buf *b)
 	snprintf(tmp, sizeof(tmp), "%s/.%016" PRIx64 ".tmp", s->dir, seq);
 	entry_path(s, seq, path, sizeof(path));
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int rc = fd < 0 ? -1 : write_all(fd, b->p, b->len);
+	int rc = fd < 0 ? -1 : str_write_fd(fd, b->p, b->len);
 	if (fd >= 0 && (fsync(fd) < 0 || close(fd) < 0))
 		rc = -1;
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -307,8 +293,9 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes)
 	struct spool *s = xcalloc(1, sizeof(*s));
 	s->max_bytes = max_bytes;
 	if (dir) {
-		s->dir = xmalloc(strlen(dir) + sizeof(SPOOL_DIR_NAME) + 2);
-		sprintf(s->dir, "%s/%s", dir, SPOOL_DIR_NAME);
+		size_t n = strlen(dir) + sizeof(SPOOL_DIR_NAME) + 1; /* '/' and NUL */
+		s->dir = xmalloc(n);
+		snprintf(s->dir, n, "%s/%s", dir, SPOOL_DIR_NAME);
 		if (load_dir(s) < 0) {
 			spool_close(s);
 			return NULL;

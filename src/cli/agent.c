@@ -347,20 +347,6 @@ static char *config_dump(const struct agent *a)
 	return s;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Write-then-rename, so a crash leaves the old state or the new, never half. */
 static void state_save(struct agent *a)
 {
@@ -370,7 +356,7 @@ static void state_save(struct agent *a)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", a->state_path);
 	char *s = config_dump(a);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int rc = fd < 0 ? -1 : write_all(fd, s, strlen(s));
+	int rc = fd < 0 ? -1 : str_write_fd(fd, s, strlen(s));
 	if (fd >= 0 && (fsync(fd) < 0 || close(fd) < 0))
 		rc = -1;
 	if (rc < 0 || rename(tmp, a->state_path) < 0)

@@ -76,4 +76,7 @@ char *buf_steal(struct buf *b);      /* returns the NUL-terminated bytes; b is r
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 
+/* Writes all n bytes to fd, retrying after EINTR and short writes: 0, or -1 (errno set). */
+int str_write_fd(int fd, const char *p, size_t n);
+
 #endif

@@ -99,12 +99,11 @@ static int step_done(struct store_tx *tx, sqlite3_stmt *st, const char *what)
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, what);
 }
 
-int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
-		      struct flowlog *out)
+/* One flow log by id; sql selects FLOWLOG_COLS or FLOWLOG_COLS_NO_COUNT. */
+static int flowlog_get_cols(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			    struct flowlog *out, const char *sql)
 {
-	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f "
-					      "WHERE f.flowlog_id = ?3 AND f.account_id = ?1 "
-					      "AND f.region_id = ?2");
+	sqlite3_stmt *st = sqlite_tx_stmt(tx, sql);
 	if (!st || bind_owner(st, o) < 0 || bind_text(st, 3, flowlog_id) != SQLITE_OK)
 		return st ? sqlite_tx_fail(tx, "flowlog get bind") : STORE_EIO;
 	int rc = step_one(tx, st, "flowlog get");
@@ -113,18 +112,18 @@ int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_i
 	return row_flowlog(st, out) < 0 ? sqlite_tx_fail(tx, "flowlog row") : 0;
 }
 
+#define FLOWLOG_BY_ID "FROM flowlogs f WHERE f.flowlog_id = ?3 AND f.account_id = ?1 AND f.region_id = ?2"
+
+int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+		      struct flowlog *out)
+{
+	return flowlog_get_cols(tx, o, flowlog_id, out, "SELECT " FLOWLOG_COLS FLOWLOG_BY_ID);
+}
+
 int store_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowlog_id,
 			     struct flowlog *out)
 {
-	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " FLOWLOG_COLS_NO_COUNT "FROM flowlogs f "
-					      "WHERE f.flowlog_id = ?3 AND f.account_id = ?1 "
-					      "AND f.region_id = ?2");
-	if (!st || bind_owner(st, o) < 0 || bind_text(st, 3, flowlog_id) != SQLITE_OK)
-		return st ? sqlite_tx_fail(tx, "flowlog get bind") : STORE_EIO;
-	int rc = step_one(tx, st, "flowlog get");
-	if (rc != 0)
-		return rc;
-	return row_flowlog(st, out) < 0 ? sqlite_tx_fail(tx, "flowlog row") : 0;
+	return flowlog_get_cols(tx, o, flowlog_id, out, "SELECT " FLOWLOG_COLS_NO_COUNT FLOWLOG_BY_ID);
 }
 
 int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n)
