@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/xmalloc.h"
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -32,6 +34,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	xmalloc_policy();
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

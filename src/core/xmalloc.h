@@ -11,4 +11,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xmemdup0(const void *p, size_t n); /* copies n bytes and adds a NUL */
 
+/* The allocator's policy for the whole process (xmalloc.c says why); main()
+ * calls it first. */
+void xmalloc_policy(void);
+
 #endif

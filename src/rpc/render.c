@@ -1,7 +1,6 @@
 #include "rpc/render.h"
 
 #include <inttypes.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +29,6 @@ enum render_format render_format_of(struct str format_param)
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
-/* glibc returns a thread arena's free top to the kernel once it exceeds 128 KB,
- * and a large answer built as a jansson tree frees that much at once (a 50-item
- * page did, ~200 KB, before DescribeFlowLogs moved to render_list):
- * every such request trimmed the arena and page-faulted it back in (sysmalloc
- * and page faults were ~20 % of perf's samples, ~6 % with this). Keeping up to
- * this much free per arena stops that; the renderer sets it because it is
- * where those trees end. */
-#define RENDER_MALLOC_TRIM (4 * 1024 * 1024)
 
 static void scratch_free(void *p)
 {
@@ -47,7 +38,6 @@ static void scratch_free(void *p)
 
 static void scratch_init(void)
 {
-	mallopt(M_TRIM_THRESHOLD, RENDER_MALLOC_TRIM);
 	/* The destructor frees a thread's buffer when it exits (no leak reports). */
 	if (pthread_key_create(&scratch_key, scratch_free) != 0)
 		fatal("render: pthread_key_create failed");
