@@ -253,12 +253,14 @@ void sls_loggroup_free(Sls__LogGroup *g)
 		pb_arena_free(pb_arena_of(g));
 }
 
-static bool stamped_key(const Sls__Log__Content *c, const struct sls_field *f, size_t n)
+/* The index in f of the stamped field c is, or n. */
+static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (c->key.len == f[i].key.len && memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
-			return true;
-	return false;
+		if (c->key.len == f[i].key.len && c->key.len && c->key.data[0] == (uint8_t)f[i].key.p[0] &&
+		    memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
+			return i;
+	return n;
 }
 
 static ProtobufCBinaryData arena_copy(struct pb_arena *a, struct str s)
@@ -278,17 +280,39 @@ static Sls__Log__Content *content_new(struct pb_arena *a, const struct sls_field
 	return c;
 }
 
-/* In the group's arena, so sls_loggroup_free frees it with the rest; the
- * replaced contents stay there unused until then. */
-static void stamp_log(struct pb_arena *a, Sls__Log *l, const struct sls_field *f, size_t n)
+/* True when l carries each stamped field exactly once, with its value: what
+ * a well-behaved sender (sagflow's agent) sends, so nothing is rebuilt. */
+static bool stamped_already(const Sls__Log *l, const struct sls_field *f, size_t n)
 {
+	uint64_t seen = 0;
+	for (size_t i = 0; i < l->n_contents; i++) {
+		const Sls__Log__Content *c = l->contents[i];
+		size_t j = stamped_index(c, f, n);
+		if (j == n)
+			continue;
+		if (seen >> j & 1 || c->value.len != f[j].value.len ||
+		    memcmp(c->value.data, f[j].value.p, f[j].value.len) != 0)
+			return false;
+		seen |= 1ull << j;
+	}
+	return seen == (n == 64 ? ~0ull : (1ull << n) - 1);
+}
+
+/* In the group's arena, so sls_loggroup_free frees it with the rest; the
+ * replaced contents stay there unused until then. The stamped contents are
+ * shared by every log of the group (nothing writes a decoded group). */
+static void stamp_log(struct pb_arena *a, Sls__Log *l, Sls__Log__Content *const *stamp,
+		      const struct sls_field *f, size_t n)
+{
+	if (stamped_already(l, f, n))
+		return;
 	Sls__Log__Content **out = pb_alloc_nofail(a, (l->n_contents + n) * sizeof(*out));
 	size_t k = 0;
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (!stamped_key(l->contents[i], f, n))
+		if (stamped_index(l->contents[i], f, n) == n)
 			out[k++] = l->contents[i];
 	for (size_t i = 0; i < n; i++)
-		out[k++] = content_new(a, &f[i]);
+		out[k++] = stamp[i];
 	l->contents = out;
 	l->n_contents = k;
 }
@@ -296,6 +320,9 @@ static void stamp_log(struct pb_arena *a, Sls__Log *l, const struct sls_field *f
 void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
 {
 	struct pb_arena *a = pb_arena_of(g);
+	Sls__Log__Content **stamp = pb_alloc_nofail(a, (n ? n : 1) * sizeof(*stamp));
+	for (size_t i = 0; i < n; i++)
+		stamp[i] = content_new(a, &f[i]);
 	for (size_t i = 0; i < g->n_logs; i++)
-		stamp_log(a, g->logs[i], f, n);
+		stamp_log(a, g->logs[i], stamp, f, n);
 }

@@ -46,8 +46,10 @@ struct sls_field {
 
 /* Sets the n fields in every log of g (decoded by sls_loggroup_decode): every
  * content whose key is one of theirs is removed, wherever it was and however
- * often, and the fields are appended with the given values. A log may then
- * hold n more contents than SLS_MAX_CONTENTS_PER_LOG. The device identity of
+ * often, and the fields are appended with the given values; a log that
+ * carries each of them exactly once with its value already is left as it is
+ * (the common case, and no copy). n <= 64. A log may then hold n more
+ * contents than SLS_MAX_CONTENTS_PER_LOG. The device identity of
  * records a gateway writes (docs/device-protocol.md §8) goes through here. */
 void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n);
 

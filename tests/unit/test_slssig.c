@@ -340,6 +340,55 @@ static void test_stamp(void **state)
 	sls_loggroup_free(d); /* ASan: what stamp allocated is freed with the rest */
 }
 
+/* Logs that already carry the identity, each key once with its value, are
+ * left as they are (order kept); a correct value twice or a missing key
+ * still means a rebuild. */
+static void test_stamp_kept(void **state)
+{
+	(void)state;
+	static const char *logs[3][4][2] = {
+	    {{"snid", "SN1"}, {"bytes", "1"}, {"ali-uid", "7"}, {"Instance_id", "sag-real"}},
+	    {{"snid", "SN1"}, {"snid", "SN1"}, {"ali-uid", "7"}, {"Instance_id", "sag-real"}},
+	    {{"snid", "SN1"}, {"bytes", "3"}, {"ali-uid", "7"}, {"tos", "0"}},
+	};
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	Sls__Log l[3] = {SLS__LOG__INIT, SLS__LOG__INIT, SLS__LOG__INIT}, *lp[3];
+	Sls__Log__Content c[3][4], *cp[3][4];
+	for (int i = 0; i < 3; i++) {
+		for (int j = 0; j < 4; j++) {
+			sls__log__content__init(&c[i][j]);
+			c[i][j].key = (ProtobufCBinaryData){strlen(logs[i][j][0]), (uint8_t *)(uintptr_t)logs[i][j][0]};
+			c[i][j].value = (ProtobufCBinaryData){strlen(logs[i][j][1]), (uint8_t *)(uintptr_t)logs[i][j][1]};
+			cp[i][j] = &c[i][j];
+		}
+		l[i].time = 1700000000;
+		l[i].n_contents = 4;
+		l[i].contents = cp[i];
+		lp[i] = &l[i];
+	}
+	g.n_logs = 3;
+	g.logs = lp;
+	uint8_t buf[512];
+	size_t n = sls__log_group__pack(&g, buf);
+	Sls__LogGroup *d;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode((struct str){(const char *)buf, n}, &d, &detail), SLS_ERR_OK);
+	const struct sls_field f[] = {{STR_LIT("Instance_id"), STR_LIT("sag-real")},
+				      {STR_LIT("snid"), STR_LIT("SN1")},
+				      {STR_LIT("ali-uid"), STR_LIT("7")}};
+	sls_loggroup_stamp(d, f, 3);
+	const char *want[3][5] = {{"snid", "bytes", "ali-uid", "Instance_id"},
+				  {"Instance_id", "snid", "ali-uid"},
+				  {"bytes", "tos", "Instance_id", "snid", "ali-uid"}};
+	const size_t count[3] = {4, 3, 5};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(d->logs[i]->n_contents, count[i]);
+		for (size_t j = 0; j < count[i]; j++)
+			assert_true(str_eqc(sls_pb_str(d->logs[i]->contents[j]->key), want[i][j]));
+	}
+	sls_loggroup_free(d);
+}
+
 /* The Hosts (and absolute-form authorities) the Log Service claims. */
 static void test_host_forms(void **state)
 {
@@ -404,7 +453,7 @@ int main(void)
 		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
-		cmocka_unit_test(test_stamp), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_host_forms),
 		cmocka_unit_test(test_path_forms),
 		cmocka_unit_test(test_device_example),
 	};
