@@ -27,9 +27,17 @@ struct slsgroup_meta {
 	const char *ali_uid;	 /* ali-uid: the gateway owner's account id ("" if unknown) */
 };
 
+/* Memory an encoder keeps from one group to the next (~6 MB for a full
+ * group: allocated afresh, it was page-faulted in again for every group).
+ * Zero-initialise; slsgroup_scratch_free releases it. */
+struct slsgroup_scratch {
+	struct buf structs, packed;
+};
+void slsgroup_scratch_free(struct slsgroup_scratch *sc);
+
 /* Encodes n (1..SLSGROUP_MAX_LOGS) records: out gets the LZ4 block (appended),
  * *raw_len the packed size. -1 when it cannot (n out of range, LZ4 failed). */
 int slsgroup_encode(const struct slsgroup_meta *m, const struct flow_rec *r, size_t n,
-		    struct buf *out, size_t *raw_len);
+		    struct slsgroup_scratch *sc, struct buf *out, size_t *raw_len);
 
 #endif

@@ -1,6 +1,12 @@
-/* The delivery thread (slssend.h). The capture thread only appends a batch
- * to a list under the mutex; encoding, compression, the spool's fsyncs and
- * the network all happen here. */
+/* The delivery threads (slssend.h). The capture thread only appends a batch
+ * to a list under the mutex. The encoder thread turns batches into groups in
+ * the spool (encoding, compression, the spool's fsyncs); SLSSEND_SENDERS
+ * sender threads each PutLogs the oldest group nobody has in flight. With
+ * one group in flight at a time, the end of a --read replay waited for ~25
+ * PutLogs in a row while serve's ingest used one of its threads; two in
+ * flight keep the encoder and serve's ingest threads busy at once
+ * (docs/benchmarks.md "Agent delivery"). Groups may so reach the log store
+ * out of order, which Log Service allows: every Log carries its own time. */
 #include "agent/slssend.h"
 
 #include <inttypes.h>
@@ -32,24 +38,26 @@ struct batch {
 };
 
 struct slssend {
-	pthread_t thread;
+	pthread_t encoder, senders[SLSSEND_SENDERS];
+	struct transport *t[SLSSEND_SENDERS]; /* sender i's own */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;	/* batches for the encoder, or quit */
+	pthread_cond_t send_cv; /* groups for the senders, a finished send, or quit */
 	/* under mu */
 	struct batch *head, *tail;
 	size_t npending;
-	bool quit, busy;
-	int64_t stop_by_us; /* monotonic: give up retrying after this once quit */
+	bool quit, encoded_all; /* encoded_all: quit, and the last batch is in the spool */
+	int64_t stop_by_us;	/* monotonic: give up retrying after this once quit */
 	struct slssend_stats st;
 	uint64_t overflow;
-	/* the thread's own */
 	struct spool *spool;
-	struct transport *t;
+	int failures;
+	int64_t retry_at_us;
+	/* constant, or the encoder's own */
 	char akid[80], secret[64];
 	char pack_prefix[2 * SLSSEND_PACK_PREFIX_BYTES + 1];
 	uint64_t pack_seq;
-	int failures;
-	int64_t retry_at_us;
+	struct slsgroup_scratch scratch;
 };
 
 /* ---- encoding ---- */
@@ -77,7 +85,7 @@ static void spool_batch(struct slssend *s, const struct batch *b)
 					b->d.ali_uid};
 	struct buf body = {0};
 	size_t raw = 0;
-	if (slsgroup_encode(&m, b->r, b->n, &body, &raw) < 0) {
+	if (slsgroup_encode(&m, b->r, b->n, &s->scratch, &body, &raw) < 0) {
 		log_err("sls: cannot encode a group of %zu records: dropped", b->n);
 		pthread_mutex_lock(&s->mu);
 		s->overflow += b->n;
@@ -88,7 +96,10 @@ static void spool_batch(struct slssend *s, const struct batch *b)
 	struct spool_group g = {str_c(pack),	     str_c(b->d.project),   str_c(b->d.logstore),
 				str_c(b->d.url_base), str_c(b->d.connect_to), (uint32_t)b->n,
 				(uint32_t)raw,	      {body.p, body.len}};
+	pthread_mutex_lock(&s->mu);
 	spool_push(s->spool, &g);
+	pthread_cond_broadcast(&s->send_cv);
+	pthread_mutex_unlock(&s->mu);
 	buf_free(&body);
 }
 
@@ -149,8 +160,8 @@ static void answer_error(const struct transport_answer *a, char *out, size_t cap
 
 /* 5xx, 429 and 408 are the endpoint's trouble: retried. Other refusals say
  * the group can never be stored (wrong logstore, revoked key, bad body). */
-static enum outcome put_group(struct slssend *s, const struct spool_group *g, char *err,
-			      size_t errlen)
+static enum outcome put_group(const struct slssend *s, struct transport *t,
+			      const struct spool_group *g, char *err, size_t errlen)
 {
 	char path[200], url[SLSSEND_URL_MAX + 200], cto[SLSSEND_URL_MAX];
 	snprintf(path, sizeof(path), "/logstores/%.*s/shards/lb", (int)g->logstore.len,
@@ -169,7 +180,7 @@ static enum outcome put_group(struct slssend *s, const struct spool_group *g, ch
 				   SLSSEND_MAX_ANSWER, false};
 	struct transport_answer a = {0};
 	char why[SLSSEND_ERR_MAX] = "";
-	enum transport_status ts = transport_post(s->t, &rq, &a, why, sizeof(why));
+	enum transport_status ts = transport_post(t, &rq, &a, why, sizeof(why));
 	enum outcome o = RETRY;
 	if (ts != TRANSPORT_OK)
 		snprintf(err, errlen, "cannot reach the Log Service endpoint: %s", why);
@@ -184,82 +195,121 @@ static enum outcome put_group(struct slssend *s, const struct spool_group *g, ch
 	return o;
 }
 
-static void note_error(struct slssend *s, const char *err)
-{
-	pthread_mutex_lock(&s->mu);
-	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", err);
-	s->st.last_error_ms = time_now_ms();
-	pthread_mutex_unlock(&s->mu);
-}
+/* ---- the threads ---- */
 
-/* Sends the oldest queued group, if one is due. */
-static void send_head(struct slssend *s)
-{
-	struct buf store = {0};
-	struct spool_group g;
-	if (time_mono_us() < s->retry_at_us || spool_head(s->spool, &store, &g) != 0) {
-		buf_free(&store);
-		return;
-	}
-	char err[SLSSEND_ERR_MAX] = "";
-	enum outcome o = put_group(s, &g, err, sizeof(err));
-	pthread_mutex_lock(&s->mu);
-	if (o == SENT)
-		s->st.delivered += g.records;
-	else if (o == REFUSED)
-		s->overflow += g.records;
-	else
-		s->st.retries++;
-	s->st.groups_sent += o == SENT;
-	pthread_mutex_unlock(&s->mu);
-	if (o != RETRY) {
-		if (o == REFUSED)
-			log_warn("sls: group %.*s (%" PRIu32 " records) refused for good, dropped: %s",
-				 (int)g.pack_id.len, g.pack_id.p, g.records, err);
-		spool_pop(s->spool);
-		if (s->failures && o == SENT)
-			log_info("sls: the Log Service endpoint takes groups again after %d failures",
-				 s->failures);
-		if (o == SENT)
-			s->failures = 0;
-	}
-	if (o != SENT) {
-		note_error(s, err);
-		int64_t wait = SLSSEND_BACKOFF_MIN_MS;
-		for (int i = 0; i < s->failures && wait < SLSSEND_BACKOFF_MAX_MS; i++)
-			wait *= 2;
-		if (wait > SLSSEND_BACKOFF_MAX_MS)
-			wait = SLSSEND_BACKOFF_MAX_MS;
-		if (o == RETRY) {
-			s->failures++;
-			log_warn("sls: delivery failed (%d in a row): %s; %" PRIu64
-				 " records queued; retrying in %" PRId64 " ms",
-				 s->failures, err, spool_records(s->spool), wait);
-			s->retry_at_us = time_mono_us() + wait * 1000;
-		}
-	}
-	buf_free(&store);
-}
-
-/* ---- the thread ---- */
-
+/* Under mu. */
 static void publish(struct slssend *s)
 {
 	struct spool_stats sp;
 	spool_get_stats(s->spool, &sp);
-	pthread_mutex_lock(&s->mu);
 	s->st.queued = sp.records;
 	s->st.queued_bytes = sp.bytes;
 	s->st.dropped = sp.dropped_records + s->overflow;
-	pthread_mutex_unlock(&s->mu);
 }
 
-static bool finished(struct slssend *s)
+static int64_t backoff_ms(int failures)
 {
-	return s->quit && !s->head && (s->st.queued == 0 || time_mono_us() >= s->stop_by_us);
+	int64_t wait = SLSSEND_BACKOFF_MIN_MS;
+	for (int i = 0; i < failures && wait < SLSSEND_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	return wait > SLSSEND_BACKOFF_MAX_MS ? SLSSEND_BACKOFF_MAX_MS : wait;
 }
+
+/* Under mu: what one PutLogs of group seq came to. */
+static void account(struct slssend *s, const struct spool_group *g, uint64_t seq, enum outcome o,
+		    const char *err)
+{
+	spool_finish(s->spool, seq, o != RETRY);
+	s->st.delivered += o == SENT ? g->records : 0;
+	s->overflow += o == REFUSED ? g->records : 0;
+	s->st.retries += o == RETRY;
+	s->st.groups_sent += o == SENT;
+	if (o == REFUSED)
+		log_warn("sls: group %.*s (%" PRIu32 " records) refused for good, dropped: %s",
+			 (int)g->pack_id.len, g->pack_id.p, g->records, err);
+	if (o == SENT && s->failures) {
+		log_info("sls: the Log Service endpoint takes groups again after %d failures",
+			 s->failures);
+		s->failures = 0;
+	}
+	if (o != SENT) {
+		snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", err);
+		s->st.last_error_ms = time_now_ms();
+	}
+	if (o == RETRY) {
+		int64_t wait = backoff_ms(s->failures++);
+		log_warn("sls: delivery failed (%d in a row): %s; %" PRIu64
+			 " records queued; retrying in %" PRId64 " ms",
+			 s->failures, err, spool_records(s->spool), wait);
+		s->retry_at_us = time_mono_us() + wait * 1000;
+	}
+	publish(s);
+}
+
+/* Under mu: waits on cv until wake_us (monotonic) or a signal. */
+static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t wake_us)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t d = wake_us - time_mono_us();
+	if (d <= 0)
+		return;
+	ts.tv_sec += d / 1000000;
+	ts.tv_nsec += (d % 1000000) * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* Under mu: a sender is done once the encoder is and the queue is empty,
+ * or the stop's deadline passed. */
+static bool senders_done(const struct slssend *s)
+{
+	return s->encoded_all &&
+	       (spool_records(s->spool) == 0 || time_mono_us() >= s->stop_by_us);
+}
+
+struct sender_arg {
+	struct slssend *s;
+	struct transport *t;
+};
 
 static void *send_main(void *arg)
+{
+	struct slssend *s = ((struct sender_arg *)arg)->s;
+	struct transport *t = ((struct sender_arg *)arg)->t;
+	free(arg);
+	struct buf store = {0};
+	struct spool_group g;
+	uint64_t seq;
+	pthread_mutex_lock(&s->mu);
+	while (!senders_done(s)) {
+		int64_t now = time_mono_us(), idle = now + 1000000;
+		if (s->quit && s->stop_by_us < idle)
+			idle = s->stop_by_us;
+		if (now < s->retry_at_us) {
+			wait_until(&s->send_cv, &s->mu, s->retry_at_us < idle ? s->retry_at_us : idle);
+			continue;
+		}
+		if (spool_claim(s->spool, &store, &g, &seq) != 0) {
+			wait_until(&s->send_cv, &s->mu, idle);
+			continue;
+		}
+		pthread_mutex_unlock(&s->mu);
+		char err[SLSSEND_ERR_MAX] = "";
+		enum outcome o = put_group(s, t, &g, err, sizeof(err));
+		pthread_mutex_lock(&s->mu);
+		account(s, &g, seq, o, err);
+		pthread_cond_broadcast(&s->send_cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	buf_free(&store);
+	return NULL;
+}
+
+static void *encode_main(void *arg)
 {
 	struct slssend *s = arg;
 	pthread_mutex_lock(&s->mu);
@@ -267,7 +317,6 @@ static void *send_main(void *arg)
 		struct batch *b = s->head;
 		s->head = s->tail = NULL;
 		s->npending = 0;
-		s->busy = true;
 		pthread_mutex_unlock(&s->mu);
 		while (b) {
 			struct batch *next = b->next;
@@ -276,36 +325,29 @@ static void *send_main(void *arg)
 			free(b);
 			b = next;
 		}
-		publish(s);
-		send_head(s);
-		publish(s);
 		pthread_mutex_lock(&s->mu);
-		s->busy = false;
-		if (finished(s))
+		publish(s);
+		if (s->quit && !s->head)
 			break;
-		if (s->head)
-			continue;
-		int64_t now = time_mono_us();
-		bool idle = s->st.queued == 0 || s->retry_at_us > now;
-		if (idle) {
-			int64_t wake = s->st.queued ? s->retry_at_us : now + 1000000;
-			if (s->quit && s->stop_by_us < wake)
-				wake = s->stop_by_us;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			int64_t d = wake - now;
-			ts.tv_sec += d / 1000000;
-			ts.tv_nsec += (d % 1000000) * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (!s->head)
-				pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-		}
+		if (!s->head)
+			pthread_cond_wait(&s->cv, &s->mu);
 	}
+	s->encoded_all = true;
+	pthread_cond_broadcast(&s->send_cv);
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
+}
+
+/* Signals are the capture thread's business. */
+static void spawn(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(th, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		fatal("cannot start an sls thread: %s", strerror(rc));
 }
 
 struct slssend *slssend_start(const struct slssend_config *c)
@@ -316,7 +358,6 @@ struct slssend *slssend_start(const struct slssend_config *c)
 		free(s);
 		return NULL;
 	}
-	s->t = transport_new(c->ca_file);
 	snprintf(s->akid, sizeof(s->akid), SLSSEND_AKID_PREFIX "%s", c->serial);
 	snprintf(s->secret, sizeof(s->secret), "%s", c->secret);
 	hex_random(s->pack_prefix, SLSSEND_PACK_PREFIX_BYTES);
@@ -325,16 +366,15 @@ struct slssend *slssend_start(const struct slssend_config *c)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cv, &ca);
+	pthread_cond_init(&s->send_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	publish(s);
-	/* Signals are the capture thread's business. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = pthread_create(&s->thread, NULL, send_main, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		fatal("cannot start the sls thread: %s", strerror(rc));
+	spawn(&s->encoder, encode_main, s);
+	for (int i = 0; i < SLSSEND_SENDERS; i++) {
+		struct sender_arg *a = xmalloc(sizeof(*a));
+		*a = (struct sender_arg){s, s->t[i] = transport_new(c->ca_file)};
+		spawn(&s->senders[i], send_main, a);
+	}
 	return s;
 }
 
@@ -389,7 +429,9 @@ void slssend_stop(struct slssend *s, int64_t timeout_ms, struct slssend_stats *l
 	s->stop_by_us = time_mono_us() + timeout_ms * 1000;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
-	pthread_join(s->thread, NULL);
+	pthread_join(s->encoder, NULL);
+	for (int i = 0; i < SLSSEND_SENDERS; i++)
+		pthread_join(s->senders[i], NULL);
 	publish(s);
 	struct slssend_stats st = s->st;
 	if (last)
@@ -401,9 +443,12 @@ void slssend_stop(struct slssend *s, int64_t timeout_ms, struct slssend_stats *l
 	log_info("sls: %" PRIu64 " records delivered, %" PRIu64 " queued, %" PRIu64 " dropped",
 		 st.delivered, st.queued, st.dropped);
 	spool_close(s->spool);
-	transport_free(s->t);
+	for (int i = 0; i < SLSSEND_SENDERS; i++)
+		transport_free(s->t[i]);
+	slsgroup_scratch_free(&s->scratch);
 	OPENSSL_cleanse(s->secret, sizeof(s->secret));
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->send_cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

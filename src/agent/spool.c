@@ -25,7 +25,8 @@
 
 struct spool_entry {
 	uint64_t seq, bytes, records;
-	char *mem; /* memory mode: the serialized group */
+	char *mem;    /* memory mode: the serialized group */
+	bool claimed; /* a sender has it in flight (spool_claim) */
 };
 
 struct spool {
@@ -202,9 +203,9 @@ static void add_entry(struct spool *s, struct spool_entry e)
 	s->st.records += e.records;
 }
 
-static void remove_head(struct spool *s)
+static void remove_at(struct spool *s, size_t i)
 {
-	struct spool_entry *e = &s->e[0];
+	struct spool_entry *e = &s->e[i];
 	if (s->dir) {
 		char path[SPOOL_PATH_MAX];
 		entry_path(s, e->seq, path, sizeof(path));
@@ -215,7 +216,7 @@ static void remove_head(struct spool *s)
 	s->st.groups--;
 	s->st.bytes -= e->bytes;
 	s->st.records -= e->records;
-	memmove(s->e, s->e + 1, (s->n - 1) * sizeof(*s->e));
+	memmove(s->e + i, s->e + i + 1, (s->n - i - 1) * sizeof(*s->e));
 	s->n--;
 }
 
@@ -252,7 +253,7 @@ static void load_one(struct spool *s, const char *name)
 		log_warn("spool: removed %s, a group whose write was interrupted", path);
 	} else if (name_seq(name, &seq) == 0) {
 		if (read_file(path, &b) == 0 && spool_parse((const uint8_t *)b.p, b.len, &g) == 0) {
-			add_entry(s, (struct spool_entry){seq, b.len, g.records, NULL});
+			add_entry(s, (struct spool_entry){seq, b.len, g.records, NULL, false});
 			if (seq >= s->next_seq)
 				s->next_seq = seq + 1;
 		} else {
@@ -315,14 +316,23 @@ void spool_close(struct spool *s)
 	free(s);
 }
 
-static void drop_oldest(struct spool *s)
+/* The oldest group no sender has in flight: a group being delivered is not
+ * dropped, so the bound may be exceeded by the groups in flight. -1 when every
+ * group is. */
+static int drop_oldest(struct spool *s)
 {
+	size_t i = 0;
+	while (i < s->n && s->e[i].claimed)
+		i++;
+	if (i == s->n)
+		return -1;
 	s->st.dropped_groups++;
-	s->st.dropped_records += s->e[0].records;
+	s->st.dropped_records += s->e[i].records;
 	log_warn("spool: the queue is over %" PRIu64 " bytes: dropped its oldest group (%" PRIu64
 		 " records; %" PRIu64 " records dropped in all)",
-		 s->max_bytes, s->e[0].records, s->st.dropped_records);
-	remove_head(s);
+		 s->max_bytes, s->e[i].records, s->st.dropped_records);
+	remove_at(s, i);
+	return 0;
 }
 
 int spool_push(struct spool *s, const struct spool_group *g)
@@ -337,8 +347,8 @@ int spool_push(struct spool *s, const struct spool_group *g)
 		buf_free(&b);
 		return -1;
 	}
-	while (s->n && s->st.bytes + b.len > s->max_bytes)
-		drop_oldest(s);
+	while (s->st.bytes + b.len > s->max_bytes && drop_oldest(s) == 0)
+		;
 	uint64_t seq = s->next_seq++;
 	if (s->dir && write_entry(s, seq, &b) < 0) {
 		s->st.dropped_groups++;
@@ -346,7 +356,7 @@ int spool_push(struct spool *s, const struct spool_group *g)
 		buf_free(&b);
 		return -1;
 	}
-	struct spool_entry e = {seq, b.len, g->records, NULL};
+	struct spool_entry e = {seq, b.len, g->records, NULL, false};
 	if (!s->dir)
 		e.mem = buf_steal(&b);
 	add_entry(s, e);
@@ -354,31 +364,51 @@ int spool_push(struct spool *s, const struct spool_group *g)
 	return 0;
 }
 
-int spool_head(struct spool *s, struct buf *store, struct spool_group *g)
+/* Entry i's bytes into *store and parsed into *g: 0, or -1 when they no
+ * longer read or parse. */
+static int load_entry(const struct spool *s, size_t i, struct buf *store, struct spool_group *g)
 {
-	while (s->n) {
-		store->len = 0;
-		int rc = 0;
-		if (s->dir) {
-			char path[SPOOL_PATH_MAX];
-			entry_path(s, s->e[0].seq, path, sizeof(path));
-			rc = read_file(path, store);
-		} else {
-			buf_add(store, s->e[0].mem, s->e[0].bytes);
-		}
-		if (rc == 0 && spool_parse((const uint8_t *)store->p, store->len, g) == 0)
+	store->len = 0;
+	int rc = 0;
+	if (s->dir) {
+		char path[SPOOL_PATH_MAX];
+		entry_path(s, s->e[i].seq, path, sizeof(path));
+		rc = read_file(path, store);
+	} else {
+		buf_add(store, s->e[i].mem, s->e[i].bytes);
+	}
+	return rc == 0 && spool_parse((const uint8_t *)store->p, store->len, g) == 0 ? 0 : -1;
+}
+
+int spool_claim(struct spool *s, struct buf *store, struct spool_group *g, uint64_t *seq)
+{
+	for (size_t i = 0; i < s->n;) {
+		if (s->e[i].claimed) {
+			i++;
+		} else if (load_entry(s, i, store, g) == 0) {
+			s->e[i].claimed = true;
+			*seq = s->e[i].seq;
 			return 0;
-		s->st.corrupt++;
-		log_warn("spool: group %016" PRIx64 " is no longer readable: skipped", s->e[0].seq);
-		remove_head(s);
+		} else {
+			s->st.corrupt++;
+			log_warn("spool: group %016" PRIx64 " is no longer readable: skipped",
+				 s->e[i].seq);
+			remove_at(s, i);
+		}
 	}
 	return 1;
 }
 
-void spool_pop(struct spool *s)
+void spool_finish(struct spool *s, uint64_t seq, bool remove)
 {
-	if (s->n)
-		remove_head(s);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->e[i].seq == seq) {
+			if (remove)
+				remove_at(s, i);
+			else
+				s->e[i].claimed = false;
+			return;
+		}
 }
 
 void spool_get_stats(const struct spool *s, struct spool_stats *out)

@@ -4,7 +4,9 @@
  * state directory. Bounded in bytes: when a new group does not fit, the
  * oldest are dropped and counted. A file that does not parse (torn, foreign,
  * bit rot: the format has a magic, a version and a CRC-32) is removed and
- * counted as corrupt. One thread owns a spool.
+ * counted as corrupt. Not thread-safe: its owner (agent/slssend.c) guards it
+ * with a mutex. Several senders may each have a group in flight: a claimed
+ * group is neither handed out again nor dropped until it is finished.
  *
  * File format (little endian):
  *   "SAGSPOOL" | u8 version (1) | 3 zero bytes | u32 records | u32 raw_len |
@@ -55,11 +57,15 @@ void spool_close(struct spool *s); /* NULL is a no-op; queued groups stay on dis
 /* Queues g; drops the oldest groups while the bound is exceeded. 0, or -1
  * when g cannot be written (then it is dropped, counted and logged). */
 int spool_push(struct spool *s, const struct spool_group *g);
-/* The oldest group into *g (its bytes in *store, which the caller frees):
- * 0, or 1 when the queue is empty. Unreadable files are skipped and counted. */
-int spool_head(struct spool *s, struct buf *store, struct spool_group *g);
-/* Removes the oldest group (delivered, or refused for good). */
-void spool_pop(struct spool *s);
+/* The oldest group not claimed yet into *g (its bytes in *store, which the
+ * caller frees), now claimed, and its sequence number in *seq: 0, or 1 when
+ * every queued group is claimed or none is queued. Unreadable files are
+ * skipped and counted. */
+int spool_claim(struct spool *s, struct buf *store, struct spool_group *g, uint64_t *seq);
+/* Ends the claim on group seq: removes it (delivered, or refused for good),
+ * or with remove false puts it back to be claimed again (a retry). A group
+ * the bound dropped meanwhile is not found: a no-op. */
+void spool_finish(struct spool *s, uint64_t seq, bool remove);
 void spool_get_stats(const struct spool *s, struct spool_stats *out);
 uint64_t spool_records(const struct spool *s); /* records queued now */
 bool spool_persistent(const struct spool *s);  /* on disk (survives a restart) */

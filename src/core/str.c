@@ -57,14 +57,21 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	b->len += (size_t)n;
 }
 
-void buf_add_u64(struct buf *b, uint64_t v)
+char *str_put_u64(char *at, uint64_t v)
 {
-	char d[20];
+	char d[STR_U64_MAX];
 	size_t n = 0;
 	do
 		d[sizeof(d) - ++n] = (char)('0' + v % 10);
 	while ((v /= 10) && n < sizeof(d));
-	buf_add(b, d + sizeof(d) - n, n);
+	memcpy(at, d + sizeof(d) - n, n);
+	return at + n;
+}
+
+void buf_add_u64(struct buf *b, uint64_t v)
+{
+	char d[STR_U64_MAX];
+	buf_add(b, d, (size_t)(str_put_u64(d, v) - d));
 }
 
 void buf_printf(struct buf *b, const char *fmt, ...)

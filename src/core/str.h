@@ -69,6 +69,9 @@ static inline void buf_addc(struct buf *b, char c)
 	b->p[b->len] = '\0';
 }
 void buf_add_u64(struct buf *b, uint64_t v); /* decimal */
+#define STR_U64_MAX 20 /* digits of the largest uint64_t */
+/* v in decimal at `at` (room for STR_U64_MAX bytes, no NUL); returns the end. */
+char *str_put_u64(char *at, uint64_t v);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 const char *buf_cstr(struct buf *b); /* NUL-terminates without counting the NUL */

@@ -82,17 +82,66 @@ static void test_bound_and_restart(void **state)
 	assert_int_equal(st.corrupt, 2);
 	struct buf store = {0};
 	struct spool_group g;
+	uint64_t seq;
 	for (int i = 2; i < 5; i++) {
-		assert_int_equal(spool_head(s, &store, &g), 0);
+		assert_int_equal(spool_claim(s, &store, &g, &seq), 0);
 		snprintf(pack, sizeof(pack), "P-%d", i);
 		assert_true(str_eqc(g.pack_id, pack)); /* oldest first, the same pack id */
-		spool_pop(s);
+		spool_finish(s, seq, true);
 	}
-	assert_int_equal(spool_head(s, &store, &g), 1);
+	assert_int_equal(spool_claim(s, &store, &g, &seq), 1);
 	buf_free(&store);
 	spool_close(s);
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	assert_int_equal(system(path), 0);
+}
+
+/* Two senders: each claim gets the oldest group nobody has in flight; a
+ * retried group is handed out again, oldest first; the bound never drops a
+ * claimed group. */
+static void test_claims(void **state)
+{
+	(void)state;
+	char body[1000], pack[16];
+	memset(body, 'x', sizeof(body));
+	struct spool *s = spool_open(NULL, 3500); /* three groups of ~1.1 KB */
+	for (int i = 0; i < 3; i++) {
+		snprintf(pack, sizeof(pack), "P-%d", i);
+		struct spool_group g = group(pack, 10, (struct str){body, sizeof(body)});
+		assert_int_equal(spool_push(s, &g), 0);
+	}
+	struct buf b1 = {0}, b2 = {0};
+	struct spool_group g1, g2;
+	uint64_t s1, s2, s3;
+	assert_int_equal(spool_claim(s, &b1, &g1, &s1), 0);
+	assert_int_equal(spool_claim(s, &b2, &g2, &s2), 0);
+	assert_true(str_eqc(g1.pack_id, "P-0") && str_eqc(g2.pack_id, "P-1"));
+	spool_finish(s, s1, false); /* P-0 failed: it comes back first */
+	assert_int_equal(spool_claim(s, &b1, &g1, &s3), 0);
+	assert_true(str_eqc(g1.pack_id, "P-0") && s3 == s1);
+	/* Full, P-0 and P-1 in flight: the push drops P-2, the oldest unclaimed. */
+	struct spool_group g = group("P-3", 10, (struct str){body, sizeof(body)});
+	assert_int_equal(spool_push(s, &g), 0);
+	struct spool_stats st;
+	spool_get_stats(s, &st);
+	assert_int_equal(st.dropped_groups, 1);
+	assert_int_equal(spool_claim(s, &b1, &g1, &s3), 0);
+	assert_true(str_eqc(g1.pack_id, "P-3"));
+	/* Every group claimed: nothing more to hand out, and pushes exceed the
+	 * bound rather than drop a group in flight. */
+	assert_int_equal(spool_claim(s, &b1, &g1, &s3), 1);
+	assert_int_equal(spool_push(s, &g), 0);
+	spool_get_stats(s, &st);
+	assert_int_equal(st.groups, 4);
+	assert_int_equal(st.dropped_groups, 1);
+	spool_finish(s, s1, true);
+	spool_finish(s, s2, true);
+	spool_finish(s, s2, true); /* no longer there: a no-op */
+	spool_get_stats(s, &st);
+	assert_int_equal(st.groups, 2);
+	buf_free(&b1);
+	buf_free(&b2);
+	spool_close(s);
 }
 
 static void test_group(void **state)
@@ -112,9 +161,14 @@ static void test_group(void **state)
 	r[1] = r[0];
 	r[1].key.af = 6;
 	struct slsgroup_meta m = {"fl-1", "192.0.2.9", "PACK-1", "sag-1", "SN1", "123"};
-	struct buf out = {0};
-	size_t raw = 0;
-	assert_int_equal(slsgroup_encode(&m, r, 2, &out, &raw), 0);
+	struct slsgroup_scratch sc = {0};
+	struct buf out = {0}, again = {0};
+	size_t raw = 0, raw2 = 0;
+	assert_int_equal(slsgroup_encode(&m, r, 2, &sc, &out, &raw), 0);
+	/* The scratch is reused: the same records give the same bytes. */
+	assert_int_equal(slsgroup_encode(&m, r, 2, &sc, &again, &raw2), 0);
+	assert_true(raw2 == raw && again.len == out.len && !memcmp(again.p, out.p, out.len));
+	buf_free(&again);
 	char *plain = malloc(raw);
 	assert_int_equal(LZ4_decompress_safe(out.p, plain, (int)out.len, (int)raw), (int)raw);
 	Sls__LogGroup *g = NULL;
@@ -139,7 +193,8 @@ static void test_group(void **state)
 	sls_loggroup_free(g);
 	free(plain);
 	buf_free(&out);
-	assert_int_equal(slsgroup_encode(&m, r, 0, &out, &raw), -1);
+	assert_int_equal(slsgroup_encode(&m, r, 0, &sc, &out, &raw), -1);
+	slsgroup_scratch_free(&sc);
 }
 
 int main(void)
@@ -147,6 +202,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_bound_and_restart),
+		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_group),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
