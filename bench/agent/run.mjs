@@ -7,6 +7,9 @@
 // its time includes encoding, lz4, signing and delivery of every record.
 //   SAGFLOW_BIN  the release build (default build/sagflow)
 //   PACKETS, FLOWS, REPEAT  (defaults 1000000, 20000, 5)
+//   GENERATIONS, GAP_US     (defaults 1, 10): with GENERATIONS > 1, FLOWS
+//     concurrent flows per span of the capture, so flows end all through it
+//     and records close while the replay runs (pcapgen.mjs, "churn")
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,10 +23,12 @@ import { agentArgs, provision, agentRun } from '../../tests/e2e/lib/agent.mjs';
 const PACKETS = Number(process.env.PACKETS || 1000000);
 const FLOWS = Number(process.env.FLOWS || 20000);
 const REPEAT = Number(process.env.REPEAT || 5);
+const GENERATIONS = Number(process.env.GENERATIONS || 1);
+const GAP_US = Number(process.env.GAP_US || 10);
 const dir = mkdtempSync(join(tmpdir(), 'sagflow-bench-agent-'));
 const pcap = join(dir, 'bench.pcap');
 execFileSync('node', [new URL('../../tests/e2e/lib/pcapgen.mjs', import.meta.url).pathname, 'bench', pcap,
-  String(PACKETS), String(FLOWS)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  String(PACKETS), String(FLOWS), String(GENERATIONS), String(GAP_US)], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 // A UDP sink for the NetFlow leg, so datagrams are received, not refused.
 const sink = createSocket('udp4');
@@ -67,7 +72,7 @@ try {
     best.meter = Math.min(best.meter, m.s); best.netflow = Math.min(best.netflow, n.s); best.all = Math.min(best.all, l.s);
     console.log(`round ${i + 1}: meter ${m.s.toFixed(2)} s, agent netflow ${n.s.toFixed(2)} s, agent all ${l.s.toFixed(2)} s`);
   }
-  console.log(`capture: ${PACKETS} packets, ${FLOWS} concurrent flows; ${delivered} records per run delivered to the log store (agent stderr: ${records} records)`);
+  console.log(`capture: ${PACKETS} packets ${GAP_US} µs apart, ${FLOWS} concurrent flows in each of ${GENERATIONS} spans; ${delivered} records per run delivered to the log store (agent stderr: ${records} records)`);
   console.log(`best of ${REPEAT}: meter ${best.meter.toFixed(2)} s (${Math.round(delivered / best.meter)} records/s), ` +
     `agent netflow ${best.netflow.toFixed(2)} s (${Math.round(delivered / best.netflow)} records/s), ` +
     `agent all ${best.all.toFixed(2)} s (${Math.round(delivered / best.all)} records/s delivered to both legs)`);

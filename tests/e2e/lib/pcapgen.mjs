@@ -252,8 +252,12 @@ export function writePcap(path, packets, { link = LINK.EN10MB, truncateEvery = 5
 }
 
 // The benchmark capture: `flows` concurrent UDP/TCP flows over IPv4, round
-// robin, `packets` packets, 10 µs apart, headers only on disk.
-export function writeBenchPcap(path, { packets = 1200000, flows = 60000, seed = 3 } = {}) {
+// robin, `packets` packets, `gapUs` µs apart (10), headers only on disk.
+// With generations > 1 the capture's time is cut into that many equal spans
+// and each span has flows of its own (other source ports): flows end all
+// through the capture, as they do in real traffic, and the meter closes them
+// InactiveAging later, while the replay runs ("churn"; docs/benchmarks.md).
+export function writeBenchPcap(path, { packets = 1200000, flows = 60000, seed = 3, generations = 1, gapUs = 10 } = {}) {
   const rand = rng(seed);
   const fd = openSync(path, 'w');
   writeSync(fd, pcapHeader(LINK.EN10MB));
@@ -266,10 +270,13 @@ export function writeBenchPcap(path, { packets = 1200000, flows = 60000, seed = 
     const fr = frame(LINK.EN10MB, ipPacket(p), 4, []);
     tmpl.push({ fr, caplen: Math.min(fr.length, 14 + 20 + 20), len: fr.length, ipLen: p.ipLen });
   }
+  const perGen = Math.ceil(packets / generations);
   for (let i = 0; i < packets; i++) {
     const t = tmpl[i % flows];
-    const ts = T0 + i * 10;
-    batch.push(recHeader(ts, t.caplen, t.len), t.fr.subarray(0, t.caplen));
+    const gen = Math.floor(i / perGen);
+    const ts = T0 + i * gapUs;
+    const fr = gen ? retag(t.fr, gen) : t.fr;
+    batch.push(recHeader(ts, t.caplen, t.len), fr.subarray(0, t.caplen));
     bytes += t.ipLen;
     if (batch.length >= CHUNK) { writeSync(fd, Buffer.concat(batch)); batch = []; }
   }
@@ -278,18 +285,30 @@ export function writeBenchPcap(path, { packets = 1200000, flows = 60000, seed = 
   return { packets, flows, bytes };
 }
 
-// CLI: node pcapgen.mjs bench OUT [packets] [flows]  |  node pcapgen.mjs e2e OUT
+// The frame of another generation's flow: the destination port is moved on
+// by the generation (TCP and UDP keep it at the same offset), checksums
+// stay as they were (the meter does not verify them).
+function retag(fr, gen) {
+  const c = Buffer.from(fr.subarray(0, 14 + 20 + 20)); // what is written of it (caplen)
+  const at = 14 + 20 + 2;
+  c.writeUInt16BE((c.readUInt16BE(at) + gen) & 0xffff, at);
+  return c;
+}
+
+// CLI: node pcapgen.mjs bench OUT [packets] [flows] [generations] [gapUs]  |  node pcapgen.mjs e2e OUT
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [mode, out, a, b] = process.argv.slice(2);
   if (mode === 'bench') {
-    console.log(JSON.stringify(writeBenchPcap(out, { packets: Number(a ?? 1200000), flows: Number(b ?? 60000) })));
+    const [g, gap] = process.argv.slice(6);
+    console.log(JSON.stringify(writeBenchPcap(out, { packets: Number(a ?? 1200000), flows: Number(b ?? 60000),
+      generations: Number(g ?? 1), gapUs: Number(gap ?? 10) })));
   } else if (mode === 'e2e') {
     const pk = scenario();
     writePcap(out, pk);
     const recs = reference(pk, 60, 10);
     console.log(JSON.stringify({ all: totals(recs), v4: totals(recs, (r) => r.af === 4) }));
   } else {
-    console.error('usage: pcapgen.mjs bench OUT [packets] [flows] | e2e OUT');
+    console.error('usage: pcapgen.mjs bench OUT [packets] [flows] [generations] [gapUs] | e2e OUT');
     process.exit(2);
   }
 }
