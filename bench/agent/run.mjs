@@ -12,8 +12,8 @@
 //     and records close while the replay runs (pcapgen.mjs, "churn")
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startServer, stopClean, BIN } from '../../tests/e2e/lib/server.mjs';
@@ -37,13 +37,25 @@ sink.on('message', () => { datagrams++; });
 await new Promise((r) => sink.bind(0, '127.0.0.1', r));
 const port = sink.address().port;
 
+// CPU seconds (user + system) a process has used so far, from /proc.
+function cpuOf(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+// One run: its wall time, and the CPU it and serve used (GNU time reports the
+// child's; the machine is shared, so CPU says more than wall time under load).
 function timed(args) {
   const t0 = process.hrtime.bigint();
-  const p = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const serve0 = cpuOf(srv.proc.pid);
+  const p = spawn('/usr/bin/time', ['-f', 'CPU %U %S', BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.setEncoding('utf8').on('data', (d) => { err += d; });
-  return new Promise((resolve) => p.once('close', (code) => resolve({
-    code, s: Number(process.hrtime.bigint() - t0) / 1e9, err })));
+  return new Promise((resolve) => p.once('close', (code) => {
+    const m = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(err);
+    resolve({ code, s: Number(process.hrtime.bigint() - t0) / 1e9, err,
+      cpu: m ? Number(m[1]) + Number(m[2]) : NaN, serveCpu: cpuOf(srv.proc.pid) - serve0 });
+  }));
 }
 
 const srv = await startServer({ env: {} });
@@ -59,6 +71,7 @@ try {
     await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
   }
   const best = { meter: Infinity, netflow: Infinity, all: Infinity };
+  const cpu = { netflow: [], all: [], serveNetflow: [], serveAll: [] };
   let records = 0, delivered = 0;
   for (let i = 0; i < REPEAT; i++) {
     const m = await timed(['meter', '--collector', `127.0.0.1:${port}`, '--netflow-version', 'V10', '--read', pcap]);
@@ -70,13 +83,21 @@ try {
     if (!d || d[2] !== '0' || d[3] !== '0') throw new Error(`the sls leg did not deliver everything: ${l.err}`);
     delivered = Number(d[1]);
     best.meter = Math.min(best.meter, m.s); best.netflow = Math.min(best.netflow, n.s); best.all = Math.min(best.all, l.s);
-    console.log(`round ${i + 1}: meter ${m.s.toFixed(2)} s, agent netflow ${n.s.toFixed(2)} s, agent all ${l.s.toFixed(2)} s`);
+    cpu.netflow.push(n.cpu); cpu.all.push(l.cpu); cpu.serveNetflow.push(n.serveCpu); cpu.serveAll.push(l.serveCpu);
+    console.log(`round ${i + 1}: meter ${m.s.toFixed(2)} s, agent netflow ${n.s.toFixed(2)} s (CPU ${n.cpu.toFixed(2)} s, serve ${n.serveCpu.toFixed(2)} s), ` +
+      `agent all ${l.s.toFixed(2)} s (CPU ${l.cpu.toFixed(2)} s, serve ${l.serveCpu.toFixed(2)} s)`);
   }
   console.log(`capture: ${PACKETS} packets ${GAP_US} µs apart, ${FLOWS} concurrent flows in each of ${GENERATIONS} spans; ${delivered} records per run delivered to the log store (agent stderr: ${records} records)`);
   console.log(`best of ${REPEAT}: meter ${best.meter.toFixed(2)} s (${Math.round(delivered / best.meter)} records/s), ` +
     `agent netflow ${best.netflow.toFixed(2)} s (${Math.round(delivered / best.netflow)} records/s), ` +
     `agent all ${best.all.toFixed(2)} s (${Math.round(delivered / best.all)} records/s delivered to both legs)`);
   console.log(`all / netflow: ${(best.all / best.netflow).toFixed(2)}x (goal <= 1.30x)`);
+  const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const work = med(cpu.all) + med(cpu.serveAll) - med(cpu.serveNetflow);
+  console.log(`median CPU: agent netflow ${med(cpu.netflow).toFixed(2)} s, agent all ${med(cpu.all).toFixed(2)} s, ` +
+    `serve during all ${med(cpu.serveAll).toFixed(2)} s (during netflow ${med(cpu.serveNetflow).toFixed(2)} s); ` +
+    `on ${availableParallelism()} cores an all run cannot take less than ${(work / availableParallelism()).toFixed(2)} s, ` +
+    `${(work / availableParallelism() / med(cpu.netflow)).toFixed(2)}x a netflow run's CPU time (which one core sets)`);
 } finally {
   sink.close();
   await stopClean(srv);
