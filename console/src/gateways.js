@@ -103,10 +103,10 @@ function GatewayDetail({ id }) {
     <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
       <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
     <h2>Devices</h2>
-    <table class="stack"><caption>${devs.length} device${devs.length === 1 ? '' : 's'}; the API gives no last-report time (Reported: HcState)</caption>
+    <table class="wide"><caption>${devs.length} device${devs.length === 1 ? '' : 's'}; the API gives no last-report time (Reported: HcState)</caption>
       <thead><tr>${DEV_COLS.map(([c]) => html`<th scope="col">${c}</th>`)}<th scope="col"><span class="sr">Action</span></th></tr></thead>
       <tbody>${devs.map((d) => html`<tr>${DEV_COLS.map(([c, f]) => html`<td data-label=${c}>${f(d, g)}</td>`)}
-        <td>${confirm === d.SerialNumber
+        <td class="act">${confirm === d.SerialNumber
           ? html`<button class="danger" onClick=${() => act('UnbindSerialNumber', d.SerialNumber)}>Confirm unbind ${d.SerialNumber}</button>
             <button onClick=${() => setConfirm('')}>Keep it</button>`
           : html`<button onClick=${() => setConfirm(d.SerialNumber)} aria-label=${`Unbind ${d.SerialNumber}`}>Unbind</button>`}</td></tr>`)}</tbody></table>

@@ -67,6 +67,11 @@ export function CallBox({ call: c, open }) {
     ${hasTerraform(c) ? html`<${Snippet} name="Terraform" text=${callTerraform(c)} label=${`${c.action} as Terraform`} />` : ''}</details>`;
 }
 
+// Keys keep an opened call open while newer calls push it down the list.
+const callKeys = new WeakMap();
+let callSeq = 0;
+const callKey = (c) => callKeys.get(c) ?? (callKeys.set(c, ++callSeq), callSeq);
+
 // The calls this tab made, newest first; each can be copied as a snippet.
 export function CallPanel() {
   const [, setN] = useState(0);
@@ -74,7 +79,7 @@ export function CallPanel() {
   if (!calls.length) return null;
   return html`<aside class="calls" aria-label="Calls made">
     <h2>Calls made</h2>
-    <ol>${calls.slice(0, 6).map((c) => html`<li><${CallBox} call=${c} /></li>`)}</ol></aside>`;
+    <ol>${calls.slice(0, 6).map((c) => html`<li key=${callKey(c)}><${CallBox} call=${c} /></li>`)}</ol></aside>`;
 }
 
 // A call's answer as component state: [data, error, reload].
