@@ -60,5 +60,6 @@ export function terraformSnippet(fl, origin = location.origin, region = 'cn-shan
 // A flow-log call as Terraform: the status calls become `status`.
 export function callTerraform(c) {
   const status = TF_ACTIONS[c.action];
-  return terraformSnippet(status ? { FlowLogId: c.params.FlowLogId, Status: status } : c.params, location.origin, c.params.RegionId);
+  const tf = terraformSnippet(status ? { FlowLogId: c.params.FlowLogId, Status: status } : c.params, location.origin, c.params.RegionId);
+  return c.action === 'ModifyFlowLogAttribute' ? `# the arguments this call changed; the flow log's page has the whole resource\n${tf}` : tf;
 }

@@ -87,6 +87,14 @@ test('gateways: create in the UI, bind a serial (its SecretKey once, kept nowher
   await page.fill('#g-Name', 'branch-gw');
   await page.selectOption('#g-HardWareSpec', 'sag-1000');
   await page.selectOption('#g-HaType', 'no_backup');
+  // A value the API refuses: the console shows the API's own code and message.
+  await page.fill('#g-MaxBandWidth', '0');
+  await page.getByRole('button', { name: 'Create gateway', exact: true }).click();
+  const refused = await a.call('CreateSmartAccessGateway', { HardWareSpec: 'sag-1000', HaType: 'no_backup', MaxBandWidth: '0' })
+    .then(() => null, (e) => e);
+  assert.ok(refused, 'the API refuses MaxBandWidth 0');
+  await page.waitForFunction((code) => document.querySelector('[role=alert]')?.textContent.includes(code), refused.code);
+  assert.ok((await page.textContent('[role=alert]')).includes(refused.data.Message));
   await page.fill('#g-MaxBandWidth', '50');
   await shoot('gateway-new');
   await page.getByRole('button', { name: 'Create gateway', exact: true }).click();
