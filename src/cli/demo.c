@@ -57,7 +57,7 @@
 struct demo {
 	char self[DEMO_MAX_PATH];
 	char endpoint[DEMO_MAX_HOST + 16];
-	char *listen, *db;	 /* argv's, or the defaults */
+	char *listen, *db;	      /* argv's, or the defaults */
 	char dir[DEMO_MAX_PATH - 64]; /* temporary: the tick's pcap and the agent's log */
 	sigset_t sigs, old_mask;
 	pid_t serve, agent;
@@ -469,16 +469,26 @@ static void demo_cleanup(struct demo *d)
 	demo_rpc_free(d->rpc);
 }
 
-/* The store's directory, if the path has one and it is missing. */
+/* The store's directory and its parents, where missing (mkdir -p); serve
+ * then reports anything still wrong with the path. */
 static void demo_db_dir(const char *db)
 {
 	char dir[DEMO_MAX_PATH];
 	snprintf(dir, sizeof(dir), "%s", db);
-	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
+	char *last = strrchr(dir, '/');
+	if (!last || last == dir)
+		return;
+	*last = '\0';
+	for (char *p = dir + 1;; p++) {
+		char c = *p;
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 			fprintf(stderr, "demo: mkdir %s: %s\n", dir, strerror(errno));
+		*p = c;
+		if (!c)
+			return;
 	}
 }
 

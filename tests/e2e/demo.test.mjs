@@ -127,7 +127,7 @@ test('SAGFLOW_DEMO=0 make run: the bare control plane, no demo flow log', async 
 
 test('sagflow demo alone: records within 10 s, its own development key when none is given, --help; Ctrl-C stops everything', async () => {
   const run = await makeRun({ SAGFLOW_ACCESS_KEY_ID: '', SAGFLOW_ACCESS_KEY_SECRET: '' },
-    (port, dir) => [BIN, ['demo', '--listen', `127.0.0.1:${port}`, '--db', join(dir, 'store', 'sagflow.db')]]);
+    (port, dir) => [BIN, ['demo', '--listen', `127.0.0.1:${port}`, '--db', join(dir, 'store', 'deeper', 'sagflow.db')]]);
   try {
     let secret;
     for (let i = 0; i < 100 && !secret; i++) {
