@@ -49,6 +49,7 @@ export async function rpc(action, params = {}, key = session.get()) {
   call.requestId = body.RequestId;
   record(call);
   if (!res.ok || body.Code) throw new ApiError(res.status, body.Code || `HTTP${res.status}`, body.Message || body.raw || '', call);
+  Object.defineProperty(body, '$call', { value: call }); // the call an action made, for its "call made" box
   return body;
 }
 
@@ -71,15 +72,4 @@ export async function getLogs({ project, logstore, region, from, to, query, line
   if (!res.ok) throw new ApiError(res.status, body.errorCode || `HTTP${res.status}`, body.errorMessage || body.raw || '', call);
   return { rows: Array.isArray(body) ? body : [], count: Number(res.headers.get('x-log-count') ?? 0),
     progress: res.headers.get('x-log-progress') };
-}
-
-// The call as a pop-core snippet (what a user can paste into Node).
-export function popCoreSnippet(c) {
-  if (c.kind === 'sls') {
-    return `// @alicloud/log\nclient.getLogs(${JSON.stringify(c.project)}, ${JSON.stringify(c.logstore)}, ` +
-      `new Date(${Number(c.params.from) * 1000}), new Date(${Number(c.params.to) * 1000}), ` +
-      `${JSON.stringify({ query: c.params.query, line: c.params.line, offset: c.params.offset })})`;
-  }
-  return `// @alicloud/pop-core, apiVersion '${VERSION}'\n` +
-    `client.request(${JSON.stringify(c.action)}, ${JSON.stringify(c.params, null, 2)}, { method: 'POST' })`;
 }

@@ -3,20 +3,10 @@ import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { rpc, session } from './api.js';
-import { CallPanel, ErrorBox, Field, go, href, useRoute } from './ui.js';
+import { CallBox, CallPanel, ErrorBox, Field, Snippet, go, href, useCall, useRoute } from './ui.js';
+import { terraformSnippet } from './snippets.js';
 import { Traffic } from './traffic.js';
-
-// A call's answer as component state: [data, error, reload].
-function useCall(action, params, deps) {
-  const [st, setSt] = useState({ data: null, err: null });
-  const [tick, setTick] = useState(0);
-  useEffect(() => {
-    let live = true;
-    rpc(action, params).then((data) => live && setSt({ data, err: null }), (err) => live && setSt({ data: null, err }));
-    return () => { live = false; };
-  }, [...deps, tick]);
-  return [st.data, st.err, () => setTick((t) => t + 1)];
-}
+import { GatewayRoute } from './gateways.js';
 
 function SignIn() {
   const [err, setErr] = useState(null);
@@ -45,19 +35,28 @@ function SignIn() {
   </main>`;
 }
 
+// [parameter, input type or options, the output it belongs to]. A field is
+// shown, and sent, only when the chosen OutputType uses it: a netflow-only
+// flow log sends no SlsRegionId, ProjectName or LogstoreName. The inputs are
+// uncontrolled (defaultValue, selected): choosing an OutputType re-renders the
+// form, and that must not reset what was typed.
 const FL_FIELDS = [
-  ['Name', 'text'], ['Description', 'text'], ['OutputType', ['sls', 'netflow', 'all']], ['SlsRegionId', 'text'],
-  ['ProjectName', 'text'], ['LogstoreName', 'text'], ['NetflowServerIp', 'text'], ['NetflowServerPort', 'number'],
-  ['NetflowVersion', ['V5', 'V9', 'V10']], ['ActiveAging', 'number'], ['InactiveAging', 'number'],
+  ['Name', 'text'], ['Description', 'text'], ['OutputType', ['sls', 'netflow', 'all']], ['SlsRegionId', 'text', 'sls'],
+  ['ProjectName', 'text', 'sls'], ['LogstoreName', 'text', 'sls'], ['NetflowServerIp', 'text', 'netflow'],
+  ['NetflowServerPort', 'number', 'netflow'], ['NetflowVersion', ['V5', 'V9', 'V10'], 'netflow'],
+  ['ActiveAging', 'number'], ['InactiveAging', 'number'],
 ];
+const usedBy = (out) => ([, , g]) => !g || out === 'all' || out === g;
 
 function FlowLogForm({ initial = {}, onDone, modify }) {
   const [err, setErr] = useState(null);
+  const [out, setOut] = useState(initial.OutputType || 'sls');
+  const fields = FL_FIELDS.filter(usedBy(out));
   async function submit(e) {
     e.preventDefault();
     const f = new FormData(e.target);
     const p = {};
-    for (const [k] of FL_FIELDS) {
+    for (const [k] of fields) {
       const v = String(f.get(k) ?? '');
       // Create leaves empty fields out; Modify sends only what changed.
       if (modify ? v !== String(initial[k] ?? '') : v !== '') p[k] = v;
@@ -69,10 +68,10 @@ function FlowLogForm({ initial = {}, onDone, modify }) {
     } catch (x) { setErr(x); }
   }
   return html`<form class="grid" onSubmit=${submit} aria-label=${modify ? 'Modify flow log' : 'Create flow log'}>
-    ${FL_FIELDS.map(([k, t]) => html`<${Field} label=${k} id=${'f-' + k}>${Array.isArray(t)
-      ? html`<select id=${'f-' + k} name=${k} value=${initial[k] ?? (modify || k !== 'OutputType' ? '' : t[0])}>
-          ${k !== 'OutputType' && !initial[k] ? html`<option value="">${modify ? '—' : '(the API default)'}</option>` : ''}${t.map((o) => html`<option>${o}</option>`)}</select>`
-      : html`<input id=${'f-' + k} name=${k} type=${t} value=${initial[k] ?? ''} />`}<//>`)}
+    ${fields.map(([k, t]) => html`<${Field} label=${k} id=${'f-' + k}>${Array.isArray(t)
+      ? html`<select id=${'f-' + k} name=${k} onChange=${k === 'OutputType' ? (e) => setOut(e.target.value) : undefined}>
+          ${k !== 'OutputType' && !initial[k] ? html`<option value="">${modify ? '—' : '(the API default)'}</option>` : ''}${t.map((o) => html`<option selected=${o === (k === 'OutputType' ? out : initial[k])}>${o}</option>`)}</select>`
+      : html`<input id=${'f-' + k} name=${k} type=${t} defaultValue=${initial[k] ?? ''} />`}<//>`)}
     <div class="actions"><button type="submit">${modify ? 'Save changes' : 'Create flow log'}</button></div>
     <${ErrorBox} err=${err} />
   </form>`;
@@ -127,16 +126,18 @@ function FlowLogDetail({ id, q }) {
   const [sags, , reloadSags] = useCall('DescribeFlowLogSags', { FlowLogId: id }, [id]);
   const [free, , reloadFree] = useCall('DescribeUnbindFlowLogSags', {}, [id]);
   const [actErr, setActErr] = useState(null);
+  const [last, setLast] = useState(null); // the call the last action made
   const [confirm, setConfirm] = useState(false);
   const fl = data?.FlowLogs?.FlowLogSetType?.[0];
   async function act(action, extra = {}) {
     setActErr(null);
     setConfirm(false);
     try {
-      await rpc(action, { FlowLogId: id, ...extra });
+      const r = await rpc(action, { FlowLogId: id, ...extra });
       if (action === 'DeleteFlowLog') return go(['flowlogs']);
+      setLast(r.$call);
       reload(); reloadSags(); reloadFree();
-    } catch (x) { setActErr(x); }
+    } catch (x) { setActErr(x); setLast(x.call); }
   }
   if (err) return html`<main id="main"><h1>Flow log ${id}</h1><${ErrorBox} err=${err} /></main>`;
   if (!data) return html`<main id="main"><h1>Flow log ${id}</h1><p>Loading…</p></main>`;
@@ -157,6 +158,9 @@ function FlowLogDetail({ id, q }) {
     <${ErrorBox} err=${actErr} />
     ${editing ? html`<${FlowLogForm} modify initial=${fl} onDone=${() => { go(['flowlogs', id]); reload(); }} />`
       : html`<dl class="props">${Object.entries(fl).map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}</dl>`}
+    ${last ? html`<h2>Call made</h2><${CallBox} call=${last} open />` : ''}
+    <details class="call"><summary>This flow log as Terraform (<code>alicloud_smartag_flow_log</code>)</summary>
+      <${Snippet} name="Terraform" text=${terraformSnippet(fl, location.origin, session.get()?.region)} label="This flow log as Terraform" /></details>
     <h2>Gateways</h2>
     <table><caption>${bound.length} associated</caption><thead><tr><th scope="col">Gateway</th><th scope="col">Name</th><th scope="col"><span class="sr">Action</span></th></tr></thead>
       <tbody>${bound.map((s) => html`<tr><td><a href=${href(['gateways', s.SmartAGId])}>${s.SmartAGId}</a></td><td>${s.Name ?? ''}</td>
@@ -167,48 +171,6 @@ function FlowLogDetail({ id, q }) {
           : html`<option value="">none: every gateway has a flow log</option>`}</select><//>
       <button type="submit" disabled=${!unbound.length}>Associate</button>
     </form></main>`;
-}
-
-function Gateways() {
-  const [data, err] = useCall('DescribeSmartAccessGateways', { PageSize: 50 }, []);
-  const list = data?.SmartAccessGateways?.SmartAccessGateway ?? [];
-  return html`<main id="main"><h1>Gateways</h1><${ErrorBox} err=${err} />
-    <table><caption>${data?.TotalCount ?? list.length} gateways</caption>
-      <thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col">HA</th><th scope="col">Serial numbers</th></tr></thead>
-      <tbody>${list.map((g) => html`<tr><td><a href=${href(['gateways', g.SmartAGId])}>${g.SmartAGId}</a></td>
-        <td>${g.Name}</td><td>${g.HardwareVersion ?? g.HardwareSpec ?? ''}</td><td><span class=${'status ' + g.Status}>${g.Status}</span></td>
-        <td>${g.HaType ?? ''}</td><td>${g.SerialNumber ?? ''}</td></tr>`)}</tbody></table></main>`;
-}
-
-// Never the SecretKey: the console shows devices, not their keys. The model
-// and the online state are the gateway's (the API has them there); HcState
-// "Normal" means the device has reported.
-const DEV_COLS = [['Serial number', (d) => d.SerialNumber], ['Model', (d, g) => g.HardwareVersion],
-  ['Firmware', (d) => d.SoftwareVersion || '—'], ['HA state', (d) => d.HaState || '—'],
-  ['Reported', (d) => (d.HcState === 'Normal' ? 'yes' : 'never')], ['Gateway status', (d, g) => g.Status],
-  ['SlsDelivery', (d) => slsDelivery(d.SlsDelivery)]];
-// SlsDelivery is {Status, Delivered, Queued, Dropped, LastError, LastErrorTime} (docs/api.md).
-function slsDelivery(s) {
-  if (!s || !s.Status) return '—';
-  const counts = `${s.Status}: ${s.Delivered ?? 0} delivered, ${s.Queued ?? 0} queued, ${s.Dropped ?? 0} dropped`;
-  return s.LastError ? `${counts}; last error ${s.LastError} (${s.LastErrorTime})` : counts;
-}
-const fmtProp = (k, v) => (/Time$/.test(k) && Number(v) > 1e11 ? new Date(Number(v)).toISOString() : String(v));
-
-function GatewayDetail({ id }) {
-  const [g, err] = useCall('DescribeSmartAccessGatewayAttribute', { SmartAGId: id }, [id]);
-  if (err) return html`<main id="main"><h1>Gateway ${id}</h1><${ErrorBox} err=${err} /></main>`;
-  if (!g) return html`<main id="main"><h1>Gateway ${id}</h1><p>Loading…</p></main>`;
-  const devs = g.Devices?.Device ?? [];
-  const props = Object.entries(g).filter(([k, v]) => k !== 'Devices' && k !== 'RequestId' && typeof v !== 'object');
-  const fls = g.FlowLogIds?.FlowLogId ?? [];
-  return html`<main id="main"><h1>Gateway ${g.Name || id}</h1>
-    <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
-      <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
-    <h2>Devices</h2>
-    <table><caption>${devs.length} device${devs.length === 1 ? '' : 's'}</caption>
-      <thead><tr>${DEV_COLS.map(([c]) => html`<th scope="col">${c}</th>`)}</tr></thead>
-      <tbody>${devs.map((d) => html`<tr>${DEV_COLS.map(([, f]) => html`<td>${f(d, g)}</td>`)}</tr>`)}</tbody></table></main>`;
 }
 
 function Nav({ top }) {
@@ -225,7 +187,7 @@ function App() {
   if (!session.get() || parts[0] === 'signin') return html`<${SignIn} />`;
   const [top, id, sub] = parts;
   let view;
-  if (top === 'gateways') view = id ? html`<${GatewayDetail} id=${id} />` : html`<${Gateways} />`;
+  if (top === 'gateways') view = html`<${GatewayRoute} id=${id} />`;
   else if (id === 'new') view = html`<${NewFlowLog} />`;
   else if (id && sub === 'traffic') view = html`<${Traffic} id=${id} q=${q} />`;
   else if (id) view = html`<${FlowLogDetail} id=${id} q=${q} />`;

@@ -2,7 +2,8 @@
 // the "call it made" panel.
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import { calls, onCall, popCoreSnippet } from './api.js';
+import { calls, onCall, rpc } from './api.js';
+import { callTerraform, hasTerraform, popCoreSnippet } from './snippets.js';
 
 // "#/flowlogs/fl-1/traffic?range=1h" → { parts: ['flowlogs','fl-1','traffic'], q: {range:'1h'} }
 export function parseHash(h = location.hash) {
@@ -47,6 +48,30 @@ function callLine(c) {
   return `${c.action} ${p}`;
 }
 
+// A snippet with its copy button ("Copy as NAME"); says when it was copied.
+export function Snippet({ name, text, label }) {
+  const [copied, setCopied] = useState(false);
+  const copy = () => navigator.clipboard?.writeText(text).then(() => setCopied(true), () => setCopied(false));
+  return html`<pre aria-label=${label} data-snippet=${name}>${text}</pre>
+    <button type="button" onClick=${copy}>Copy as ${name}</button> <span class="muted" role="status">${copied ? 'copied' : ''}</span>`;
+}
+
+// One call: what was sent, and the same call as code to copy (pop-core or
+// @alicloud/log; Terraform for the flow-log calls its resource covers).
+export function CallBox({ call: c, open }) {
+  if (!c) return null;
+  const line = callLine(c);
+  const first = c.kind === 'sls' ? '@alicloud/log' : 'pop-core';
+  return html`<details class="call" open=${open}><summary><span class=${c.status >= 400 ? 'bad' : 'ok'}>${c.status}</span> <code>${line}</code></summary>
+    <${Snippet} name=${first} text=${popCoreSnippet(c)} label=${`${c.action} as ${first}`} />
+    ${hasTerraform(c) ? html`<${Snippet} name="Terraform" text=${callTerraform(c)} label=${`${c.action} as Terraform`} />` : ''}</details>`;
+}
+
+// Keys keep an opened call open while newer calls push it down the list.
+const callKeys = new WeakMap();
+let callSeq = 0;
+const callKey = (c) => callKeys.get(c) ?? (callKeys.set(c, ++callSeq), callSeq);
+
 // The calls this tab made, newest first; each can be copied as a snippet.
 export function CallPanel() {
   const [, setN] = useState(0);
@@ -54,11 +79,19 @@ export function CallPanel() {
   if (!calls.length) return null;
   return html`<aside class="calls" aria-label="Calls made">
     <h2>Calls made</h2>
-    <ol>${calls.slice(0, 6).map((c) => html`<li>
-      <details><summary><span class=${c.status >= 400 ? 'bad' : 'ok'}>${c.status}</span> <code>${callLine(c)}</code></summary>
-      <pre>${popCoreSnippet(c)}</pre>
-      <button type="button" onClick=${() => navigator.clipboard?.writeText(popCoreSnippet(c))}>Copy as snippet</button>
-      </details></li>`)}</ol></aside>`;
+    <ol>${calls.slice(0, 6).map((c) => html`<li key=${callKey(c)}><${CallBox} call=${c} /></li>`)}</ol></aside>`;
+}
+
+// A call's answer as component state: [data, error, reload].
+export function useCall(action, params, deps) {
+  const [st, setSt] = useState({ data: null, err: null });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    rpc(action, params).then((data) => live && setSt({ data, err: null }), (err) => live && setSt({ data: null, err }));
+    return () => { live = false; };
+  }, [...deps, tick]);
+  return [st.data, st.err, () => setTick((t) => t + 1)];
 }
 
 export function fmtBytes(n) {

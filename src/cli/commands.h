@@ -6,5 +6,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_meter(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{"keys", cmd_keys, "create, list and delete access keys"},
 	{"meter", cmd_meter, "meter packets into flow records, export NetFlow V5/V9/IPFIX"},
 	{"agent", cmd_agent, "run as a gateway device: follow its bound flow log, meter and export"},
+	{"demo", cmd_demo, "serve with the console and a demo gateway delivering live traffic"},
 	{NULL, NULL, NULL},
 };
 
