@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { rpc, session } from './api.js';
 import { CallPanel, ErrorBox, Field, go, href, useRoute } from './ui.js';
 import { Traffic } from './traffic.js';
+import { Records } from './records.js';
 
 // A call's answer as component state: [data, error, reload].
 function useCall(action, params, deps) {
@@ -203,6 +204,7 @@ function GatewayDetail({ id }) {
   const props = Object.entries(g).filter(([k, v]) => k !== 'Devices' && k !== 'RequestId' && typeof v !== 'object');
   const fls = g.FlowLogIds?.FlowLogId ?? [];
   return html`<main id="main"><h1>Gateway ${g.Name || id}</h1>
+    <div class="actions"><a class="button" href=${href(['gateways', id, 'traffic'])}>Traffic</a></div>
     <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
       <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
     <h2>Devices</h2>
@@ -225,9 +227,11 @@ function App() {
   if (!session.get() || parts[0] === 'signin') return html`<${SignIn} />`;
   const [top, id, sub] = parts;
   let view;
-  if (top === 'gateways') view = id ? html`<${GatewayDetail} id=${id} />` : html`<${Gateways} />`;
+  const kind = top === 'gateways' ? top : 'flowlogs';
+  if (id && sub === 'traffic') view = html`<${Traffic} kind=${kind} id=${id} q=${q} />`;
+  else if (id && sub === 'records') view = html`<${Records} kind=${kind} id=${id} q=${q} />`;
+  else if (top === 'gateways') view = id ? html`<${GatewayDetail} id=${id} />` : html`<${Gateways} />`;
   else if (id === 'new') view = html`<${NewFlowLog} />`;
-  else if (id && sub === 'traffic') view = html`<${Traffic} id=${id} q=${q} />`;
   else if (id) view = html`<${FlowLogDetail} id=${id} q=${q} />`;
   else view = html`<${FlowLogs} q=${q} />`;
   return html`<${Nav} top=${top || 'flowlogs'} /><div class="page">${view}<${CallPanel} /></div>`;
