@@ -23,7 +23,9 @@ const sqlStr = (s) => `'${String(s).replace(/'/g, "''")}'`;
 export function queries(filter, dim, step, top = []) {
   const base = filter.trim() || '*';
   const bucket = `__time__ - __time__ % ${step}`;
-  const k = top.length ? `case when ${dim} in (${top.map(sqlStr).join(', ')}) then ${dim} else 'Other' end` : `'Other'`;
+  // Ports and protocol are integers in the log store's SQL (and may be longs in an SLS index):
+  // compared as text, the top values match whatever the column's type.
+  const k = top.length ? `case when cast(${dim} as varchar) in (${top.map(sqlStr).join(', ')}) then ${dim} else 'Other' end` : `'Other'`;
   return {
     totals: `${base} | select count(*) as records, sum(packets) as packets, sum(bytes) as bytes`,
     top: `${base} | select ${dim}, sum(bytes) as bytes, sum(packets) as packets, count(*) as records group by ${dim} order by bytes desc limit ${TOP_N}`,

@@ -73,25 +73,30 @@ function localInput(s) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-// The presets and the custom from/to inputs; the URL holds the choice.
+// The presets and the custom from/to inputs; the URL holds the choice. The inputs are
+// uncontrolled (a live range moves every render and would overwrite what is being typed);
+// the form is made anew when the URL's range changes.
 export function RangeControls({ parts, q, r }) {
+  const [bad, setBad] = useState(false);
   const set = (patch) => go(parts, { ...q, page: undefined, ...patch });
   function custom(e) {
     e.preventDefault();
     const f = new FormData(e.target);
     const from = Math.floor(new Date(f.get('from')).getTime() / 1000), to = Math.floor(new Date(f.get('to')).getTime() / 1000);
+    setBad(!(from < to));
     if (from < to) set({ range: undefined, from, to });
   }
   return html`<div class="presets" role="group" aria-label="Time range">
       ${Object.keys(PRESETS).map((p) => html`<button type="button" aria-pressed=${r.live && (q.range || '15m') === p}
         onClick=${() => set({ range: p, from: undefined, to: undefined })}>Last ${p}</button>`)}
     </div>
-    <form class="filters" onSubmit=${custom} aria-label="Custom time range">
+    <form class="filters" onSubmit=${custom} aria-label="Custom time range" key=${[q.range, q.from, q.to].join()}>
       <div class="field"><label for="range-from">From (local time)</label>
-        <input id="range-from" name="from" type="datetime-local" step="1" required value=${localInput(r.from)} /></div>
+        <input id="range-from" name="from" type="datetime-local" step="1" required defaultValue=${localInput(r.from)} /></div>
       <div class="field"><label for="range-to">To</label>
-        <input id="range-to" name="to" type="datetime-local" step="1" required value=${localInput(r.to)} /></div>
+        <input id="range-to" name="to" type="datetime-local" step="1" required defaultValue=${localInput(r.to)} /></div>
       <button type="submit">Show range</button>
+      ${bad ? html`<span class="bad" role="alert" id="range-error">From must be before To.</span>` : ''}
       <span class="muted" id="range-utc">${new Date(r.from * 1000).toISOString()} – ${new Date(r.to * 1000).toISOString()}${r.live ? ' (live)' : ''}</span>
     </form>`;
 }

@@ -66,8 +66,9 @@ const GATEWAY_STAGES = [
     .map((d) => `${d.SerialNumber} reports firmware ${d.SoftwareVersion || '(none)'}`).join(', ')}; flow logs need ≥ ${FLOWLOG_MIN_FIRMWARE}.`],
   ['online', (gs) => gs.filter((g) => g.attr.Status === 'Active'), (g) =>
     `Gateway ${g.id} is ${g.attr.Status}: no device has reported within the control plane's online limit (serve --device-offline-after).`],
-  ['delivered', (gs) => gs.filter((g) => g.stored || capable(g).some((d) => Number(d.SlsDelivery?.Delivered) > 0)), (g) =>
-    `Nothing of gateway ${g.id} is in the logstore: ${capable(g).map(delivery).join('; ')}.`],
+  // Delivered means in the logstore; SlsDelivery (the device's own account) says why not.
+  ['delivered', (gs) => gs.filter((g) => g.stored), (g, fl) =>
+    `Nothing of gateway ${g.id} is in the logstore ${fl.ProjectName}/${fl.LogstoreName}: ${capable(g).map(delivery).join('; ')}.`],
 ];
 
 // The newest and oldest record of these gateways in the logstore, all time.
@@ -84,7 +85,7 @@ async function rangeStage(gs, v) {
   const inRange = await logs(v.src, { from: v.from, to: v.to, query: `${scoped(v.src.base, '')} | select count(*) as n` });
   if (!Number(inRange.rows[0]?.n)) {
     const newest = Math.max(...gs.map((g) => g.stored.newest)), oldest = Math.min(...gs.map((g) => g.stored.oldest));
-    const side = newest < v.from ? 'before' : oldest >= v.to ? 'after' : 'around';
+    const side = newest < v.from ? 'before' : oldest >= v.to ? 'after' : 'on both sides of';
     const q = { ...v.q, range: undefined, from: newest - 3600, to: newest + 60, page: undefined };
     return fail('range', `The newest record is at ${iso(newest)} (the oldest at ${iso(oldest)}), ${side} the range ${iso(v.from)} – ${iso(v.to)}.`,
       { href: href(v.parts, q), label: 'Show the hour up to the newest record' });
@@ -112,10 +113,10 @@ export async function diagnose(v) {
   for (const g of gs) g.stored = found.get(g.id);
   for (const [stage, keep, why] of GATEWAY_STAGES) {
     const next = keep(gs);
-    if (!next.length) return fail(stage, gs.map(why).join(' '), gwLink(gs[0]));
+    if (!next.length) return fail(stage, gs.map((g) => why(g, fl)).join(' '), gwLink(gs[0]));
     gs = next;
   }
-  return rangeStage(gs.filter((g) => g.stored), v);
+  return rangeStage(gs, v);
 }
 
 // The checklist: stages before the failing one passed, it failed, later ones

@@ -92,6 +92,15 @@ async function shoot(name) {
   await page.emulateMedia({ colorScheme: 'light' });
 }
 
+// 200 % zoom is a viewport half as wide in CSS pixels: the page must not scroll sideways
+// (the records table scrolls inside its own box).
+async function zoom200(name) {
+  await page.setViewportSize({ width: 640, height: 860 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), `${name}: no horizontal scrolling at 200 %`);
+  await shoot(name);
+  await page.setViewportSize({ width: 1280, height: 860 });
+}
+
 const text = (sel) => page.evaluate((s) => document.querySelector(s)?.textContent, sel);
 const sum = (...ts) => ts.reduce((s, t) => ({ records: s.records + t.records, packets: s.packets + t.packets, bytes: s.bytes + t.bytes }),
   { records: 0, packets: 0, bytes: 0 });
@@ -151,6 +160,12 @@ test('custom range inputs: from/to typed in datetime-local go to the URL and sur
   assert.equal(await page.inputValue('#range-to'), await local(TO));
   const iso = (t) => new Date(t * 1000).toISOString();
   assert.equal(await text('#range-utc'), `${iso(FROM)} – ${iso(TO)}`);
+  // From after To is refused on the page; the URL keeps the last good range.
+  await page.fill('#range-from', await local(TO));
+  await page.fill('#range-to', await local(FROM));
+  await page.getByRole('button', { name: 'Show range', exact: true }).click();
+  assert.equal(await page.locator('#range-error').textContent(), 'From must be before To.');
+  assert.match(page.url(), new RegExp(`from=${FROM}&to=${TO}$`));
   await shoot('traffic-custom-range');
 });
 
@@ -170,6 +185,14 @@ test('a gateway\'s own traffic: its records only (Instance_id), stacked by a cho
   const shown = await page.$$eval('#top-table tbody tr td:first-child', (tds) => tds.map((td) => td.textContent));
   assert.deepEqual(shown.slice(0, top.length), top.map((r) => r.dstport));
   assert.equal(Number(await page.getAttribute('#chart-packets', 'data-total')), ref1.packets);
+  // Each stacked band is its key's traffic: a column of the chart's table adds up to that row of the top table.
+  const cols = await page.$$eval('#chart-packets table.points', ([t]) => {
+    const keys = [...t.tHead.rows[0].cells].slice(1).map((th) => th.textContent);
+    const sums = keys.map((_, j) => [...t.tBodies[0].rows].reduce((s, tr) => s + Number(tr.cells[j + 1].dataset.value), 0));
+    return Object.fromEntries(keys.map((k, j) => [k, sums[j]]));
+  });
+  for (const r of top) assert.equal(cols[r.dstport], Number(r.packets), `dstport ${r.dstport}`);
+  assert.equal(cols.Other, ref1.packets - top.reduce((s, r) => s + Number(r.packets), 0));
   await shoot('gateway-traffic');
   // The flow log's view stacked by gateway: one row per gateway, each its capture's bytes.
   await page.goto(`${srv.url}/console/#/flowlogs/${fl}/traffic?from=${FROM}&to=${TO}&dim=Instance_id`);
@@ -213,6 +236,7 @@ test('raw records: pages newest first equal GetLogs; the CSV of range and filter
   const first = await getLogs('*', { line: 50, offset: 0, reverse: true });
   assert.deepEqual(await cellsOf(), first.map(asShown));
   await shoot('records');
+  await zoom200('records-zoom200');
   await page.click('#next-page');
   await page.waitForURL(/page=2/);
   const second = await getLogs('*', { line: 50, offset: 50, reverse: true });
@@ -319,6 +343,7 @@ test('why is it empty: each stage of the pipeline is named when it alone is brok
   assert.equal((await deviceRequest(srv, { serial: gF.serial, secret: gF.secret, report })).status, 200);
   w = await whyStage(`flowlogs/${flF}/traffic`, 'delivered');
   assert.match(w.text, /SlsDelivery not-delivered: 0 delivered, 12 queued, 0 dropped; last error connect to sls\.localhost:80 refused/);
+  await zoom200('why-delivered-zoom200');
 
   // range: the captures are from 2023; the default view is the last 15 minutes.
   w = await whyStage(`flowlogs/${fl}/traffic`, 'range');
