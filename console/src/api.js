@@ -78,7 +78,7 @@ export function popCoreSnippet(c) {
   if (c.kind === 'sls') {
     return `// @alicloud/log\nclient.getLogs(${JSON.stringify(c.project)}, ${JSON.stringify(c.logstore)}, ` +
       `new Date(${Number(c.params.from) * 1000}), new Date(${Number(c.params.to) * 1000}), ` +
-      `${JSON.stringify({ query: c.params.query, line: c.params.line, offset: c.params.offset })})`;
+      `${JSON.stringify({ query: c.params.query, line: c.params.line, offset: c.params.offset, reverse: c.params.reverse })})`;
   }
   return `// @alicloud/pop-core, apiVersion '${VERSION}'\n` +
     `client.request(${JSON.stringify(c.action)}, ${JSON.stringify(c.params, null, 2)}, { method: 'POST' })`;

@@ -123,9 +123,10 @@ export async function diagnose(v) {
 // were not reached.
 export function WhyEmpty({ v }) {
   const [st, setSt] = useState(null);
+  const [again, setAgain] = useState(0);
   // A preset's range moves with the clock: its key is the preset, not the seconds.
   const when = v.q.from && v.q.to ? [v.from, v.to] : v.q.range || '15m';
-  const key = JSON.stringify([v.src.fl.FlowLogId, v.src.fl.Status, v.src.gatewayId, when, v.filter]);
+  const key = JSON.stringify([v.src.fl.FlowLogId, v.src.fl.Status, v.src.gatewayId, when, v.filter, again]);
   useEffect(() => {
     let live = true;
     diagnose(v).then((r) => live && setSt({ ...r, key }), (err) => live && setSt({ key, stage: 'error', text: `${err.code}: ${err.msg ?? err.message}` }));
@@ -139,6 +140,7 @@ export function WhyEmpty({ v }) {
     ${at < 0 ? html`<p>The checks could not run: ${st.text}</p>` : html`<ol class="why">${STAGES.map(([s, label], i) => html`
       <li class=${i < at ? 'pass' : i === at ? 'fail' : 'skip'} data-stage=${s}>
         <span aria-hidden="true">${i < at ? '✓' : i === at ? '✗' : '·'}</span> ${label}${i < at ? '' : i === at ? ': no' : ' (not checked)'}
-        ${i === at ? html`<p class="why-text">${st.text}</p><a class="button" id="why-fix" href=${st.link.href}>${st.link.label}</a>` : ''}</li>`)}</ol>`}
+        ${i === at ? html`<p class="why-text">${st.text}</p><a class="button" id="why-fix" href=${st.link.href}>${st.link.label}</a>
+          <button type="button" onClick=${() => setAgain((n) => n + 1)}>Check again</button>` : ''}</li>`)}</ol>`}
   </section>`;
 }

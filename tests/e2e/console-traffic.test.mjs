@@ -331,6 +331,10 @@ test('why is it empty: each stage of the pipeline is named when it alone is brok
   assert.equal(r.status, 200);
   w = await whyStage(`flowlogs/${flD}/traffic`, 'firmware');
   assert.match(w.text, /reports firmware 1\.6\.0; flow logs need ≥ 1\.7\.0/);
+  // Fixed (the device reports 1.7.0 again): "Check again" moves on to the next broken stage.
+  assert.equal((await device(srv, { serial: gD.serial, secret: gD.secret, version: '1.7.0' }).sync()).status, 200);
+  await page.getByRole('button', { name: 'Check again', exact: true }).click();
+  await page.locator('#why-empty[data-stage="delivered"]').waitFor();
 
   // delivered: the agent reported (--once) and never delivered: SlsDelivery empty.
   const flF = await slsLog(a, 'nodelivery', 'emptyf');
