@@ -12,8 +12,8 @@ import { rpc } from './api.js';
 import { href } from './ui.js';
 import { logs, scoped } from './view.js';
 
-// Flow logs need device firmware >= 1.7.0 (NOTES.md, decisions; the server's
-// AssociateFlowLog and ActiveFlowLog refuse older devices with FeatureNotSupport).
+// Flow logs need device firmware >= 1.7.0 (NOTES.md, decisions): the server's
+// DOMAIN_FLOWLOG_MIN_FIRMWARE (src/domain/domain.h), compared the same way, dotted numbers.
 export const FLOWLOG_MIN_FIRMWARE = '1.7.0';
 // The gateways of one flow log the checks read (DescribeFlowLogSags PageSize).
 const WHY_MAX_GATEWAYS = 50;
@@ -90,6 +90,10 @@ async function rangeStage(gs, v) {
     return fail('range', `The newest record is at ${iso(newest)} (the oldest at ${iso(oldest)}), ${side} the range ${iso(v.from)} – ${iso(v.to)}.`,
       { href: href(v.parts, q), label: 'Show the hour up to the newest record' });
   }
+  if (!(v.filter || '').trim()) {
+    // Not empty any more: records arrived between the view's query and this one.
+    return fail('filter', `${inRange.rows[0].n} records are in the range now: they arrived after the view was drawn (a preset redraws within 5 s; reload a custom range).`, null);
+  }
   return fail('filter', `${inRange.rows[0].n} records fall in the range, but none matches the filter ${v.filter}.`,
     { href: href(v.parts, { ...v.q, filter: undefined, page: undefined }), label: 'Clear the filter' });
 }
@@ -140,7 +144,7 @@ export function WhyEmpty({ v }) {
     ${at < 0 ? html`<p>The checks could not run: ${st.text}</p>` : html`<ol class="why">${STAGES.map(([s, label], i) => html`
       <li class=${i < at ? 'pass' : i === at ? 'fail' : 'skip'} data-stage=${s}>
         <span aria-hidden="true">${i < at ? '✓' : i === at ? '✗' : '·'}</span> ${label}${i < at ? '' : i === at ? ': no' : ' (not checked)'}
-        ${i === at ? html`<p class="why-text">${st.text}</p><a class="button" id="why-fix" href=${st.link.href}>${st.link.label}</a>
+        ${i === at ? html`<p class="why-text">${st.text}</p>${st.link ? html`<a class="button" id="why-fix" href=${st.link.href}>${st.link.label}</a>` : ''}
           <button type="button" onClick=${() => setAgain((n) => n + 1)}>Check again</button>` : ''}</li>`)}</ol>`}
   </section>`;
 }
