@@ -88,7 +88,7 @@ export function Records({ kind = 'flowlogs', id, q }) {
     </form>
     ${src?.fl.ProjectName && st.rows && st.key === key ? html`
       <${Csv} key=${key} src=${src} p=${{ from: r.from, to: r.to, query }} total=${st.total} />
-      <div class="scroll"><table id="records"><caption>${st.total} records, newest first; page ${page} of ${pages} (${RECORDS_PAGE} a page)</caption>
+      <div class="scroll" tabindex="0" role="region" aria-label="Records (scrolls sideways)"><table id="records"><caption>${st.total} records, newest first; page ${page} of ${pages} (${RECORDS_PAGE} a page)</caption>
         <thead><tr>${RECORD_FIELDS.map((f) => html`<th scope="col">${f}</th>`)}</tr></thead>
         <tbody>${st.rows.map((x) => html`<tr>${RECORD_FIELDS.map((f) => html`<td>${f === '__time__' ? utc(x[f]) : x[f] ?? ''}</td>`)}</tr>`)}</tbody></table></div>
       <nav class="pager" aria-label="Pages">
