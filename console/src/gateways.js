@@ -100,6 +100,7 @@ function GatewayDetail({ id }) {
   const props = Object.entries(g).filter(([k, v]) => k !== 'Devices' && k !== 'RequestId' && typeof v !== 'object');
   const fls = g.FlowLogIds?.FlowLogId ?? [];
   return html`<main id="main"><h1>Gateway ${g.Name || id}</h1>
+    <div class="actions"><a class="button" href=${href(['gateways', id, 'traffic'])}>Traffic</a></div>
     <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
       <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
     <h2>Devices</h2>

@@ -7,6 +7,7 @@ import { CallBox, CallPanel, ErrorBox, Field, Snippet, go, href, useCall, useRou
 import { terraformSnippet } from './snippets.js';
 import { Traffic } from './traffic.js';
 import { GatewayRoute } from './gateways.js';
+import { Records } from './records.js';
 
 function SignIn() {
   const [err, setErr] = useState(null);
@@ -187,9 +188,11 @@ function App() {
   if (!session.get() || parts[0] === 'signin') return html`<${SignIn} />`;
   const [top, id, sub] = parts;
   let view;
-  if (top === 'gateways') view = html`<${GatewayRoute} id=${id} />`;
+  const kind = top === 'gateways' ? top : 'flowlogs';
+  if (id && sub === 'traffic') view = html`<${Traffic} kind=${kind} id=${id} q=${q} />`;
+  else if (id && sub === 'records') view = html`<${Records} kind=${kind} id=${id} q=${q} />`;
+  else if (top === 'gateways') view = html`<${GatewayRoute} id=${id} />`;
   else if (id === 'new') view = html`<${NewFlowLog} />`;
-  else if (id && sub === 'traffic') view = html`<${Traffic} id=${id} q=${q} />`;
   else if (id) view = html`<${FlowLogDetail} id=${id} q=${q} />`;
   else view = html`<${FlowLogs} q=${q} />`;
   return html`<${Nav} top=${top || 'flowlogs'} /><div class="page">${view}<${CallPanel} /></div>`;

@@ -20,7 +20,7 @@ export function popCoreSnippet(c, origin = location.origin) {
       `const client = new ALY({ accessKeyId: process.env.${ENV_ID}, accessKeySecret: process.env.${ENV_SECRET},\n` +
       `  endpoint: ${js(`${u.protocol}//sls.localhost:${u.port || (u.protocol === 'https:' ? 443 : 80)}`)} });\n` +
       `client.getLogs(${js(c.project)}, ${js(c.logstore)}, new Date(${Number(c.params.from) * 1000}), ` +
-      `new Date(${Number(c.params.to) * 1000}), ${js({ query: c.params.query, line: c.params.line, offset: c.params.offset })})${done}`;
+      `new Date(${Number(c.params.to) * 1000}), ${js({ query: c.params.query, line: c.params.line, offset: c.params.offset, reverse: c.params.reverse })})${done}`;
   }
   return `// npm install @alicloud/pop-core; ${ENV_ID} and ${ENV_SECRET} in the environment\n` +
     `const RPCClient = require('@alicloud/pop-core');\n` +
