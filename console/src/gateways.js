@@ -64,7 +64,7 @@ function NewGateway() {
 // API returns no last-report time, so none is shown. Never the SecretKey.
 const DEV_COLS = [['Serial number', (d) => d.SerialNumber], ['Model', (d, g) => g.HardwareVersion],
   ['Firmware', (d) => d.SoftwareVersion || '—'], ['HA state', (d) => d.HaState || '—'],
-  ['Online', (d, g) => online(g.Status)], ['Reported', (d) => (d.HcState === 'Normal' ? 'yes' : 'never')],
+  ['Online', (d, g) => online(g.Status)], ['Last report', (d) => d.LastReportTime || 'never'],
   ['SlsDelivery', (d) => slsDelivery(d.SlsDelivery)]];
 // Gateway Status (docs/api.md): Init until a device reported, Active within the offline window, else Offline.
 const online = (s) => ({ Active: 'online (Active)', Offline: 'offline (Offline)', Init: 'never reported (Init)' })[s] ?? s;
@@ -104,7 +104,7 @@ function GatewayDetail({ id }) {
     <dl class="props">${props.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtProp(k, v)}</dd>`)}
       <dt>Flow logs</dt><dd>${fls.length ? fls.map((f) => html`<a href=${href(['flowlogs', f])}>${f}</a> `) : '—'}</dd></dl>
     <h2>Devices</h2>
-    <table class="wide"><caption>${devs.length} device${devs.length === 1 ? '' : 's'}; the API gives no last-report time (Reported: HcState)</caption>
+    <table class="wide"><caption>${devs.length} device${devs.length === 1 ? '' : 's'}</caption>
       <thead><tr>${DEV_COLS.map(([c]) => html`<th scope="col">${c}</th>`)}<th scope="col"><span class="sr">Action</span></th></tr></thead>
       <tbody>${devs.map((d) => html`<tr>${DEV_COLS.map(([c, f]) => html`<td data-label=${c}>${f(d, g)}</td>`)}
         <td class="act">${confirm === d.SerialNumber

@@ -238,6 +238,12 @@ static json_t *device_json(const struct device *d)
 	json_object_set_new(o, "SoftwareVersion", json_string(d->software_version));
 	json_object_set_new(o, "HaState", json_string(device_ha_name(d->ha_state)));
 	json_object_set_new(o, "HcState", json_string(d->reported_ms ? "Normal" : ""));
+	/* sagflow's own, like SlsDelivery: Alibaba's answer has no time of the
+	 * device's last report, and the console's device list shows it. */
+	char reported[21] = "";
+	if (d->reported_ms)
+		time_format_iso8601(d->reported_ms / 1000, reported);
+	json_object_set_new(o, "LastReportTime", json_string(reported));
 	json_object_set_new(o, "SlsDelivery", sls_delivery_json(d));
 	json_object_set_new(o, "MonitorVersion", json_string(""));
 	json_object_set_new(o, "DpiSignatureDbVersion", json_string(""));

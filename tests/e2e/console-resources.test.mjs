@@ -131,6 +131,9 @@ test('gateways: create in the UI, bind a serial (its SecretKey once, kept nowher
   assert.ok(!(await page.content()).includes(shown), 'a reload does not show it again');
   await assertKeptNowhere(shown);
 
+  assert.equal((await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: id })).Devices.Device[0].LastReportTime, '',
+    'never reported: no time');
+  await page.locator('table.wide tbody tr', { hasText: 'UI-SN-0001' }).locator('td[data-label="Last report"]', { hasText: 'never' }).waitFor();
   // The key works for the real agent; the device table then shows what it reported.
   const g = { id, serial: 'UI-SN-0001', secret: shown };
   assert.equal(agentRun(srv.url, g, ['--once']).status, 0);
@@ -138,8 +141,10 @@ test('gateways: create in the UI, bind a serial (its SecretKey once, kept nowher
   const row = page.locator('table.wide tbody tr', { hasText: 'UI-SN-0001' });
   await row.locator('td', { hasText: '1.7.0' }).waitFor();
   const cells = await row.locator('td').allTextContents();
-  assert.deepEqual(cells.slice(0, 6), ['UI-SN-0001', 'sag-1000', '1.7.0', (await a.call('DescribeSmartAccessGatewayAttribute',
-    { SmartAGId: id })).Devices.Device[0].HaState || '—', 'online (Active)', 'yes']);
+  const seen = (await a.call('DescribeSmartAccessGatewayAttribute', { SmartAGId: id })).Devices.Device[0];
+  assert.match(seen.LastReportTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.ok(Math.abs(Date.parse(seen.LastReportTime) - Date.now()) < 60000, seen.LastReportTime);
+  assert.deepEqual(cells.slice(0, 6), ['UI-SN-0001', 'sag-1000', '1.7.0', seen.HaState || '—', 'online (Active)', seen.LastReportTime]);
   await shoot('gateway-detail-bound');
 
   // A serial number bound elsewhere: the API's own error.
