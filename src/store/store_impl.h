@@ -100,6 +100,6 @@ extern void (*store_key_find_hook)(enum store_key_find_step step, const char *ak
 /* Backend constructors. SQLite: path has its scheme prefix removed;
  * PostgreSQL: a libpq conninfo (URI) as given. */
 struct store *store_sqlite_open(const char *path);
-struct store *store_pg_open(const char *conninfo);
+struct store *store_pg_open(const char *conninfo, int writers);
 
 #endif
