@@ -387,17 +387,18 @@ static bool health_wait(struct pg_store *s, int64_t us)
 	return go;
 }
 
-/* One look: while up, a ping on the health connection; while down, a
- * connection attempt (and the migrations, the first time). */
+/* One look: a ping on the health connection, or, when it is gone, a
+ * connection attempt (and the migrations, the first time). Up or down is
+ * decided here alone, so a connection that only one thread lost (its backend
+ * terminated) does not keep the store down. */
 static bool health_check(struct pg_store *s, struct pconn *c)
 {
-	if (atomic_load(&s->up) && c->db) {
+	if (c->db) {
 		PGresult *r = PQexec(c->db, "SELECT 1");
 		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
 		PQclear(r);
-		if (ok)
-			return true;
-		conn_disconnect(c);
+		if (!ok)
+			conn_disconnect(c);
 	}
 	if (!c->db && conn_connect(c, !atomic_load(&s->up)) != 0)
 		return false;
@@ -745,11 +746,10 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		fail_all(*again, unreachable ? STORE_EUNAVAIL : STORE_EIO);
 		*rt = *again;
 		*again = NULL;
-		if (c->broken || conn_lost(c)) {
+		/* Reconnected at the next batch; if that fails, the store goes
+		 * down (conn_ensure). */
+		if (c->broken || conn_lost(c))
 			conn_disconnect(c);
-			if (unreachable)
-				mark_down(w->s);
-		}
 	}
 	c->keys_changed = false;
 }
