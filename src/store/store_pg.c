@@ -678,7 +678,8 @@ static int bump_versions(struct pwriter *w, struct pjob *ran)
 }
 
 /* COMMIT, and what its answer means. Lost after COMMIT was sent: the server
- * may or may not have committed, so the jobs get STORE_EIO, never success. */
+ * may or may not have committed, so the jobs get STORE_EUNKNOWN (a kind of
+ * STORE_EIO), never success. */
 static int commit(struct pconn *c)
 {
 	int64_t t0 = time_mono_us();
@@ -739,11 +740,11 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	c->writing = false;
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
-		bool unreachable = c->broken && !sent_commit;
+		int rc = !c->broken ? STORE_EIO : sent_commit ? STORE_EUNKNOWN : STORE_EUNAVAIL;
 		if (!c->broken && !conn_lost(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 			conn_cmd(c, "ROLLBACK");
-		fail_all(*ran, unreachable ? STORE_EUNAVAIL : STORE_EIO);
-		fail_all(*again, unreachable ? STORE_EUNAVAIL : STORE_EIO);
+		fail_all(*ran, rc);
+		fail_all(*again, rc);
 		*rt = *again;
 		*again = NULL;
 		/* Reconnected at the next batch; if that fails, the store goes
