@@ -116,6 +116,11 @@ void store_close(struct store *s)
 	s->ops->close(s);
 }
 
+const char *store_tx_backend(struct store_tx *tx)
+{
+	return tx->ops->name;
+}
+
 bool store_ready(struct store *s)
 {
 	return !s->ops->ready || s->ops->ready(s);
