@@ -1572,6 +1572,165 @@ static void test_pg_schema_parity(void **state)
 	unlink(keys);
 }
 
+/* store_write for a job scoped to an account (so routed to that account's
+ * writer, as the API's jobs are). */
+struct scoped_call {
+	store_fn fn;
+	void *arg;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+};
+
+static int scoped_call_run(struct store_tx *tx, void *arg)
+{
+	struct scoped_call *w = arg;
+	return w->fn(tx, w->arg);
+}
+
+static void scoped_call_done(void *arg, int rc)
+{
+	struct scoped_call *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int store_write_async_wait(struct store *s, int64_t scope, store_fn fn, void *arg)
+{
+	struct scoped_call w = {.fn = fn, .arg = arg, .rc = -99};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	store_write_async_scoped(s, scope, scoped_call_run, &w, scoped_call_done);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	return w.rc;
+}
+
+static int ensure_account_id(struct store_tx *tx, void *arg)
+{
+	return store_account_ensure(tx, "cas", arg);
+}
+
+/* Check-and-set across processes: two store handles on one database stand
+ * for two nodes (each has its own writers and connections). */
+#define TEST_PG_CREATORS 64
+#define TEST_PG_QUOTA 5
+
+struct cas_arg {
+	struct store *s;
+	int64_t account;
+	int idx, rc;
+	int64_t sag_rowid;
+};
+
+static int cas_create(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct flowlog fl;
+	flowlog_init(&fl);
+	fl.account_id = a->account;
+	snprintf(fl.region_id, sizeof(fl.region_id), "cn-hangzhou");
+	snprintf(fl.resource_group_id, sizeof(fl.resource_group_id), "rg-test");
+	snprintf(fl.id, sizeof(fl.id), "fl-test%011d", a->idx);
+	fl.created_ms = 1;
+	return store_flowlog_create(tx, &fl, TEST_PG_QUOTA);
+}
+
+static void *cas_create_main(void *p)
+{
+	struct cas_arg *a = p;
+	a->rc = store_write_async_wait(a->s, a->account, cas_create, a);
+	return NULL;
+}
+
+/* One gateway, two device slots (HA): the API's Bind rule, as a job. */
+static int cas_bind(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct sag g;
+	int rc = store_sag_get(tx, (struct owner){a->account, "cn-hangzhou"}, "sag-cas", &g);
+	if (rc != 0)
+		return rc;
+	if (g.ndevices >= sag_max_devices(&g))
+		return ERR_INVALID_PARAMETER;
+	struct device d = {0};
+	snprintf(d.serial_number, sizeof(d.serial_number), "sn-cas-%d", a->idx);
+	snprintf(d.secret_key, sizeof(d.secret_key), "k");
+	return store_device_insert(tx, &g, &d, 1);
+}
+
+static void *cas_bind_main(void *p)
+{
+	struct cas_arg *a = p;
+	a->rc = store_write_async_wait(a->s, a->account, cas_bind, a);
+	return NULL;
+}
+
+static int cas_gateway(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct sag g = {.account_id = a->account, .spec = SAG_SPEC_1000, .ha = SAG_HA_WARM};
+	snprintf(g.id, sizeof(g.id), "sag-cas");
+	snprintf(g.region_id, sizeof(g.region_id), "cn-hangzhou");
+	snprintf(g.resource_group_id, sizeof(g.resource_group_id), "rg-test");
+	return store_sag_insert(tx, &g, "order", "{}");
+}
+
+static void test_pg_check_and_set(void **state)
+{
+	struct fixture *f = *state;
+	struct store *node[2] = {store_open(f->path), store_open(f->path)};
+	assert_non_null(node[0]);
+	assert_non_null(node[1]);
+	int64_t account;
+	assert_int_equal(store_write(node[0], ensure_account_id, &account), 0);
+
+	/* 64 creates with quota 5, spread over both: exactly 5 succeed. */
+	pthread_t th[TEST_PG_CREATORS];
+	struct cas_arg a[TEST_PG_CREATORS];
+	for (int i = 0; i < TEST_PG_CREATORS; i++) {
+		a[i] = (struct cas_arg){.s = node[i % 2], .account = account, .idx = i};
+		assert_int_equal(pthread_create(&th[i], NULL, cas_create_main, &a[i]), 0);
+	}
+	int ok = 0, over = 0;
+	for (int i = 0; i < TEST_PG_CREATORS; i++) {
+		pthread_join(th[i], NULL);
+		ok += a[i].rc == 0;
+		over += a[i].rc == ERR_QUOTA_EXCEEDED_FLOWLOG;
+	}
+	assert_int_equal(ok, TEST_PG_QUOTA);
+	assert_int_equal(over, TEST_PG_CREATORS - TEST_PG_QUOTA);
+	PGconn *c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs"), TEST_PG_QUOTA);
+	assert_int_equal(pg_scalar(c, "SELECT n FROM flowlog_counts"), TEST_PG_QUOTA);
+
+	/* 3 binds of different serial numbers to one HA gateway: at most 2. */
+	struct cas_arg g = {.account = account};
+	assert_int_equal(store_write(node[0], cas_gateway, &g), 0);
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct cas_arg){.s = node[i % 2], .account = account, .idx = i};
+		assert_int_equal(pthread_create(&th[i], NULL, cas_bind_main, &a[i]), 0);
+	}
+	ok = 0;
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		ok += a[i].rc == 0;
+	}
+	assert_int_equal(ok, 2);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM devices"), 2);
+	PQfinish(c);
+	store_close(node[1]);
+	store_close(node[0]);
+}
+
 /* Runs SAGFLOW_TEST_PG_CTL (pg_ctl) with args on SAGFLOW_TEST_PG_DATA, as
  * the data directory's owner when we are root (PostgreSQL refuses root). */
 static void pg_ctl(const char *action, const char *mode)
@@ -1734,6 +1893,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_migrations, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_concurrent_migrations, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_schema_parity, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_check_and_set, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_keys, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_key_validation, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup_pg, teardown_pg),
