@@ -44,9 +44,11 @@ static int pg_project_create(struct store_tx *tx, int64_t account, const char *n
 	pg_p_text(&p, description);
 	pg_p_int(&p, now_s);
 	/* ON CONFLICT, not a unique violation: "the name is taken" is an answer. */
-	int rc = exec_change(tx, "INSERT INTO sls_projects (account_id, name, description, created_s, "
-				 "modified_s) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING",
-			     &p, "project insert", &n);
+	int rc =
+	    exec_change(tx,
+			"INSERT INTO sls_projects (account_id, name, description, created_s, "
+			"modified_s) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO NOTHING",
+			&p, "project insert", &n);
 	return rc != 0 ? rc : n == 1 ? 0 : 1;
 }
 
@@ -72,8 +74,9 @@ static int pg_project_get(struct store_tx *tx, int64_t account, struct str name,
 	struct pg_params p = {0};
 	pg_p_text(&p, nm);
 	pg_p_int(&p, account);
-	PGresult *r = pg_tx_exec(tx, "SELECT " PROJECT_COLS " FROM sls_projects WHERE name = $1 "
-				     "AND account_id = $2",
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " PROJECT_COLS " FROM sls_projects WHERE name = $1 "
+				 "AND account_id = $2",
 				 &p, "project get");
 	if (!r)
 		return pg_tx_err(tx);
@@ -96,8 +99,7 @@ static int pg_project_delete(struct store_tx *tx, int64_t account, struct str na
 	return rc != 0 ? rc : n ? 0 : 1;
 }
 
-static int count_of(struct store_tx *tx, const char *sql, const struct pg_params *p,
-		    int64_t *total)
+static int count_of(struct store_tx *tx, const char *sql, const struct pg_params *p, int64_t *total)
 {
 	PGresult *r = pg_tx_exec(tx, sql, p, "count");
 	if (!r)
@@ -118,8 +120,9 @@ static int pg_project_list(struct store_tx *tx, int64_t account, int64_t offset,
 		return rc;
 	pg_p_int(&p, size);
 	pg_p_int(&p, offset);
-	PGresult *r = pg_tx_exec(tx, "SELECT " PROJECT_COLS " FROM sls_projects WHERE account_id = $1 "
-				     "ORDER BY name COLLATE \"C\" LIMIT $2 OFFSET $3",
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " PROJECT_COLS " FROM sls_projects WHERE account_id = $1 "
+				 "ORDER BY name COLLATE \"C\" LIMIT $2 OFFSET $3",
 				 &p, "project list");
 	if (!r)
 		return pg_tx_err(tx);
@@ -141,9 +144,10 @@ static int pg_logstore_create(struct store_tx *tx, int64_t project, const char *
 	pg_p_int(&p, ttl);
 	pg_p_int(&p, shards);
 	pg_p_int(&p, now_s);
-	int rc = exec_change(tx, "INSERT INTO sls_logstores (project_id, name, ttl, shard_count, "
-				 "created_s, modified_s) VALUES ($1, $2, $3, $4, $5, $5) "
-				 "ON CONFLICT (project_id, name) DO NOTHING",
+	int rc = exec_change(tx,
+			     "INSERT INTO sls_logstores (project_id, name, ttl, shard_count, "
+			     "created_s, modified_s) VALUES ($1, $2, $3, $4, $5, $5) "
+			     "ON CONFLICT (project_id, name) DO NOTHING",
 			     &p, "logstore insert", &n);
 	return rc != 0 ? rc : n == 1 ? 0 : 1;
 }
@@ -169,8 +173,9 @@ static int pg_logstore_get(struct store_tx *tx, int64_t project, struct str name
 	struct pg_params p = {0};
 	pg_p_int(&p, project);
 	pg_p_text(&p, nm);
-	PGresult *r = pg_tx_exec(tx, "SELECT " LOGSTORE_COLS " FROM sls_logstores WHERE "
-				     "project_id = $1 AND name = $2",
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " LOGSTORE_COLS " FROM sls_logstores WHERE "
+				 "project_id = $1 AND name = $2",
 				 &p, "logstore get");
 	if (!r)
 		return pg_tx_err(tx);
@@ -208,16 +213,18 @@ static int pg_logstore_list(struct store_tx *tx, int64_t project, struct str con
 	pg_p_int(&p, project);
 	pg_p_text(&p, sub);
 	/* strpos(), not LIKE: the filter is a literal, '%' and '_' included. */
-	int rc = count_of(tx, "SELECT count(*) FROM sls_logstores WHERE project_id = $1 AND "
-			      "strpos(name, $2) > 0",
+	int rc = count_of(tx,
+			  "SELECT count(*) FROM sls_logstores WHERE project_id = $1 AND "
+			  "strpos(name, $2) > 0",
 			  &p, total);
 	if (rc != 0)
 		return rc;
 	pg_p_int(&p, size);
 	pg_p_int(&p, offset);
-	PGresult *r = pg_tx_exec(tx, "SELECT " LOGSTORE_COLS " FROM sls_logstores WHERE "
-				     "project_id = $1 AND strpos(name, $2) > 0 "
-				     "ORDER BY name COLLATE \"C\" LIMIT $3 OFFSET $4",
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " LOGSTORE_COLS " FROM sls_logstores WHERE "
+				 "project_id = $1 AND strpos(name, $2) > 0 "
+				 "ORDER BY name COLLATE \"C\" LIMIT $3 OFFSET $4",
 				 &p, "logstore list");
 	if (!r)
 		return pg_tx_err(tx);
@@ -258,10 +265,11 @@ static int pg_logstore_update(struct store_tx *tx, int64_t project, struct str n
 	pg_p_int(&p, now_s);
 	pg_p_int(&p, project);
 	pg_p_text(&p, nm);
-	int rc = exec_change(tx, "UPDATE sls_logstores SET "
-				 "ttl = CASE WHEN $1::bigint < 0 THEN ttl ELSE $1 END, "
-				 "shard_count = CASE WHEN $2::bigint < 0 THEN shard_count ELSE $2 END, "
-				 "modified_s = $3 WHERE project_id = $4 AND name = $5",
+	int rc = exec_change(tx,
+			     "UPDATE sls_logstores SET "
+			     "ttl = CASE WHEN $1::bigint < 0 THEN ttl ELSE $1 END, "
+			     "shard_count = CASE WHEN $2::bigint < 0 THEN shard_count ELSE $2 END, "
+			     "modified_s = $3 WHERE project_id = $4 AND name = $5",
 			     &p, "logstore update", &n);
 	return rc != 0 ? rc : n ? 0 : 1;
 }
@@ -269,8 +277,8 @@ static int pg_logstore_update(struct store_tx *tx, int64_t project, struct str n
 static int pg_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t ttl, void *arg),
 				void *arg)
 {
-	PGresult *r = pg_tx_exec(tx, "SELECT id, ttl FROM sls_logstores ORDER BY id", NULL,
-				 "logstore ttls");
+	PGresult *r =
+	    pg_tx_exec(tx, "SELECT id, ttl FROM sls_logstores ORDER BY id", NULL, "logstore ttls");
 	if (!r)
 		return pg_tx_err(tx);
 	int rc = 0;
@@ -282,15 +290,15 @@ static int pg_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64
 }
 
 const struct meta_ops meta_pg_ops = {
-	.project_create = pg_project_create,
-	.project_get = pg_project_get,
-	.project_delete = pg_project_delete,
-	.project_list = pg_project_list,
-	.logstore_create = pg_logstore_create,
-	.logstore_get = pg_logstore_get,
-	.logstore_delete = pg_logstore_delete,
-	.logstore_list = pg_logstore_list,
-	.logstore_ids = pg_logstore_ids,
-	.logstore_update = pg_logstore_update,
-	.logstore_each_ttl = pg_logstore_each_ttl,
+    .project_create = pg_project_create,
+    .project_get = pg_project_get,
+    .project_delete = pg_project_delete,
+    .project_list = pg_project_list,
+    .logstore_create = pg_logstore_create,
+    .logstore_get = pg_logstore_get,
+    .logstore_delete = pg_logstore_delete,
+    .logstore_list = pg_logstore_list,
+    .logstore_ids = pg_logstore_ids,
+    .logstore_update = pg_logstore_update,
+    .logstore_each_ttl = pg_logstore_each_ttl,
 };

@@ -298,6 +298,35 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 	return rc;
 }
 
+static bool account_char_ok(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '@' || ch == '-';
+}
+
+/* Names come from the command line: bounded scan, no strlen. */
+bool store_account_name_ok(const char *name)
+{
+	size_t n = strnlen(name, STORE_MAX_ACCOUNT_NAME + 1);
+	if (n == 0 || n > STORE_MAX_ACCOUNT_NAME)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!account_char_ok((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+bool store_key_field_ok(const char *v)
+{
+	size_t n = strnlen(v, STORE_MAX_KEY_FIELD + 1);
+	if (n == 0 || n > STORE_MAX_KEY_FIELD)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return false;
+	return true;
+}
+
 int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id)
 {
 	return tx->ops->account_ensure(tx, name, account_id);

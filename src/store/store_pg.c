@@ -27,11 +27,11 @@
 #include "store/migrations.h"
 #include "store/store_pg.h"
 
-#define PG_BATCH_MAX 32            /* jobs per transaction: <= 64 subtransactions (spec §3) */
-#define PG_CONNECT_TIMEOUT "5"     /* seconds, unless the conninfo says otherwise */
-#define PG_BACKOFF_MIN_US 100000   /* reconnect backoff: 100 ms ... */
-#define PG_BACKOFF_MAX_US 5000000  /* ... doubling up to 5 s, plus up to 25 % jitter */
-#define PG_PING_US 1000000         /* the health thread checks a live server this often */
+#define PG_BATCH_MAX 32		  /* jobs per transaction: <= 64 subtransactions (spec §3) */
+#define PG_CONNECT_TIMEOUT "5"	  /* seconds, unless the conninfo says otherwise */
+#define PG_BACKOFF_MIN_US 100000  /* reconnect backoff: 100 ms ... */
+#define PG_BACKOFF_MAX_US 5000000 /* ... doubling up to 5 s, plus up to 25 % jitter */
+#define PG_PING_US 1000000	  /* the health thread checks a live server this often */
 #define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
 #define PG_APP_NAME "sagflow"
 
@@ -349,7 +349,8 @@ static void conn_free(struct pconn *c)
 static void mark_down(struct pg_store *s)
 {
 	if (atomic_exchange(&s->up, false))
-		log_warn("store: PostgreSQL is unreachable; requests fail with 503 until it is back");
+		log_warn(
+		    "store: PostgreSQL is unreachable; requests fail with 503 until it is back");
 	pthread_mutex_lock(&s->mu);
 	pthread_cond_signal(&s->cv_health);
 	pthread_mutex_unlock(&s->mu);
@@ -445,8 +446,10 @@ static int migrate_apply(struct pconn *c, int have)
 		struct pg_params p = {0};
 		pg_p_int(&p, m->version);
 		pg_p_text(&p, m->name);
-		PGresult *r = pg_tx_exec(&c->tx, "INSERT INTO schema_migrations (version, name) "
-						 "VALUES ($1, $2)", &p, "migration record");
+		PGresult *r = pg_tx_exec(&c->tx,
+					 "INSERT INTO schema_migrations (version, name) "
+					 "VALUES ($1, $2)",
+					 &p, "migration record");
 		if (!r)
 			return -1;
 		PQclear(r);
@@ -469,8 +472,9 @@ static int migrate(struct pconn *c)
 	if (!(r = pg_tx_exec(&c->tx, "SELECT pg_advisory_xact_lock($1)", &p, "migration lock")))
 		goto out;
 	PQclear(r);
-	if (conn_cmd(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
-			"KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())") != 0)
+	if (conn_cmd(
+		c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
+		   "KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())") != 0)
 		goto out;
 	if (!(r = pg_tx_exec(&c->tx, "SELECT coalesce(max(version), 0) FROM schema_migrations",
 			     NULL, "schema version")))
@@ -479,7 +483,8 @@ static int migrate(struct pconn *c)
 	PQclear(r);
 	if (have > store_pg_migrations_count) {
 		log_err("store: the database has schema version %d, newer than this binary's %d; "
-			"refusing to open it", have, store_pg_migrations_count);
+			"refusing to open it",
+			have, store_pg_migrations_count);
 		goto out;
 	}
 	if (migrate_apply(c, have) == 0 && conn_cmd(c, "COMMIT") == 0)
@@ -601,7 +606,8 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 	pthread_mutex_unlock(&s->mu);
 	if (refuse) {
 		if (refuse == STORE_EIO)
-			log_warn("store: write refused (%s)", w->done ? "store closing" : "queue full");
+			log_warn("store: write refused (%s)",
+				 w->done ? "store closing" : "queue full");
 		if (done)
 			done(arg, refuse);
 		free(j);
@@ -629,7 +635,8 @@ static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 	}
 	bool again = c->retry && ++j->tries < STORE_JOB_TRIES;
 	if (c->retry && !again) {
-		log_err("store: a write job failed %d times (SQLSTATE %s)", STORE_JOB_TRIES, c->sqlstate);
+		log_err("store: a write job failed %d times (SQLSTATE %s)", STORE_JOB_TRIES,
+			c->sqlstate);
 		j->rc = STORE_EIO;
 	}
 	if ((failed || j->rc != 0 || again) && conn_cmd(c, "ROLLBACK TO SAVEPOINT job") != 0)
@@ -668,11 +675,12 @@ static int bump_versions(struct pwriter *w, struct pjob *ran)
 	struct pg_params p = {0};
 	pg_p_text(&p, list);
 	pg_p_int(&p, w->s->shard_base + w->index);
-	PGresult *r = pg_tx_exec(&w->conn->tx,
-				 "INSERT INTO account_version (account_id, shard, v) "
-				 "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
-				 "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1",
-				 &p, "account version");
+	PGresult *r =
+	    pg_tx_exec(&w->conn->tx,
+		       "INSERT INTO account_version (account_id, shard, v) "
+		       "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
+		       "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1",
+		       &p, "account version");
 	PQclear(r);
 	return r ? 0 : -1;
 }
@@ -687,8 +695,9 @@ static int commit(struct pconn *c)
 	bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
 	if (!ok && conn_lost(c)) {
 		c->broken = true;
-		log_err("store: commit outcome unknown: the connection to PostgreSQL was lost after "
-			"COMMIT was sent");
+		log_err(
+		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
+		    "COMMIT was sent");
 	} else if (!ok) {
 		conn_note_failure(c, r, "COMMIT");
 	}
@@ -762,8 +771,9 @@ static void bump_local_versions(struct pg_store *s, struct pjob *ran)
 	bool any = false;
 	for (struct pjob *j = ran; j; j = j->next) {
 		if (j->scope > 0)
-			atomic_fetch_add_explicit(&s->base.scope_version[store_scope_slot(j->scope)], 1,
-						  memory_order_release);
+			atomic_fetch_add_explicit(
+			    &s->base.scope_version[store_scope_slot(j->scope)], 1,
+			    memory_order_release);
 		else if (j->scope == 0)
 			any = true;
 	}
@@ -973,37 +983,37 @@ void store_pg_set_shard_base(struct store *base, int shard_base)
 }
 
 static const struct store_ops pg_ops = {
-	.name = "postgresql",
-	.close = pg_close,
-	.read = pg_read,
-	.write_async = pg_write_async,
-	.stats = pg_stats,
-	.on_writer = pg_on_writer,
-	.ready = pg_ready,
-	.key_get = pg_key_get,
-	.account_ensure = pg_account_ensure,
-	.key_insert = pg_key_insert,
-	.key_delete = pg_key_delete,
-	.key_each = pg_key_each,
-	.flowlog_get = pg_flowlog_get,
-	.flowlog_get_config = pg_flowlog_get_config,
-	.flowlog_count = pg_flowlog_count,
-	.flowlog_insert = pg_flowlog_insert,
-	.flowlog_create = pg_flowlog_create,
-	.flowlog_update = pg_flowlog_update,
-	.flowlog_delete = pg_flowlog_delete,
-	.flowlog_list = pg_flowlog_list,
-	.sag_get = pg_sag_get,
-	.sag_insert = pg_sag_insert,
-	.sag_delete = pg_sag_delete,
-	.sag_set_flowlog = pg_sag_set_flowlog,
-	.sag_list = pg_sag_list,
-	.sag_list_by_flowlog = pg_sag_list_by_flowlog,
-	.sag_list_unbound = pg_sag_list_unbound,
-	.device_insert = pg_device_insert,
-	.device_delete = pg_device_delete,
-	.device_owner = pg_device_owner,
-	.device_report = pg_device_report,
-	.device_sequence = pg_device_sequence,
-	.device_status_counts = pg_device_status_counts,
+    .name = "postgresql",
+    .close = pg_close,
+    .read = pg_read,
+    .write_async = pg_write_async,
+    .stats = pg_stats,
+    .on_writer = pg_on_writer,
+    .ready = pg_ready,
+    .key_get = pg_key_get,
+    .account_ensure = pg_account_ensure,
+    .key_insert = pg_key_insert,
+    .key_delete = pg_key_delete,
+    .key_each = pg_key_each,
+    .flowlog_get = pg_flowlog_get,
+    .flowlog_get_config = pg_flowlog_get_config,
+    .flowlog_count = pg_flowlog_count,
+    .flowlog_insert = pg_flowlog_insert,
+    .flowlog_create = pg_flowlog_create,
+    .flowlog_update = pg_flowlog_update,
+    .flowlog_delete = pg_flowlog_delete,
+    .flowlog_list = pg_flowlog_list,
+    .sag_get = pg_sag_get,
+    .sag_insert = pg_sag_insert,
+    .sag_delete = pg_sag_delete,
+    .sag_set_flowlog = pg_sag_set_flowlog,
+    .sag_list = pg_sag_list,
+    .sag_list_by_flowlog = pg_sag_list_by_flowlog,
+    .sag_list_unbound = pg_sag_list_unbound,
+    .device_insert = pg_device_insert,
+    .device_delete = pg_device_delete,
+    .device_owner = pg_device_owner,
+    .device_report = pg_device_report,
+    .device_sequence = pg_device_sequence,
+    .device_status_counts = pg_device_status_counts,
 };
