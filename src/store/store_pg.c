@@ -543,6 +543,22 @@ static int conn_ensure(struct pconn *c)
 	return 0;
 }
 
+/* BEGINs a transaction on c. A connection that turns out dead at BEGIN (the
+ * server restarted while it was idle: libpq notices only now) has run
+ * nothing, so it is replaced once and BEGIN tried again, instead of failing
+ * the first request of every thread after a restart. */
+static int conn_begin(struct pconn *c, const char *sql)
+{
+	if (conn_cmd(c, sql) == 0)
+		return 0;
+	if (!c->broken)
+		return -1;
+	conn_disconnect(c);
+	if (conn_ensure(c) != 0)
+		return -1;
+	return conn_cmd(c, sql);
+}
+
 static int pg_read(struct store *base, store_fn fn, void *arg)
 {
 	struct pg_store *s = (struct pg_store *)base;
@@ -556,8 +572,8 @@ static int pg_read(struct store *base, store_fn fn, void *arg)
 	c->writing = false;
 	c->sqlstate[0] = '\0';
 	/* One snapshot for every statement of fn. */
-	if (conn_cmd(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
-		return c->broken ? STORE_EUNAVAIL : STORE_EIO;
+	if (conn_begin(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
+		return c->broken || !c->db ? STORE_EUNAVAIL : STORE_EIO;
 	c->in_tx = true;
 	int rc = fn(&c->tx, arg);
 	c->in_tx = false;
@@ -724,7 +740,7 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	*ran = *again = NULL;
 	bool lost = conn_ensure(c) != 0;
 	c->writing = true;
-	lost = lost || conn_cmd(c, "BEGIN") != 0;
+	lost = lost || conn_begin(c, "BEGIN") != 0;
 	while (batch) {
 		struct pjob *j = batch;
 		batch = j->next;
@@ -749,7 +765,8 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	c->writing = false;
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
-		int rc = !c->broken ? STORE_EIO : sent_commit ? STORE_EUNKNOWN : STORE_EUNAVAIL;
+		bool gone = c->broken || !c->db;
+		int rc = !gone ? STORE_EIO : sent_commit ? STORE_EUNKNOWN : STORE_EUNAVAIL;
 		if (!c->broken && !conn_lost(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 			conn_cmd(c, "ROLLBACK");
 		fail_all(*ran, rc);
