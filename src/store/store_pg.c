@@ -190,9 +190,13 @@ static void conn_note_failure(struct pconn *c, const PGresult *r, const char *wh
 {
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st ? st : "");
-	/* Class 08 is a connection exception; a NULL result or a bad status is
-	 * a connection lost under us. */
-	if (conn_lost(c) || !strncmp(c->sqlstate, "08", 2))
+	/* Class 08 is a connection exception, 57P0x the server shutting down
+	 * or starting (the connection is about to go); no SQLSTATE at all is an
+	 * error of libpq's own (a send that hit a closed socket leaves the
+	 * status CONNECTION_OK for a while); a bad status is a connection lost
+	 * under us. In every case nothing more can be done on it. */
+	if (conn_lost(c) || !c->sqlstate[0] || !strncmp(c->sqlstate, "08", 2) ||
+	    !strncmp(c->sqlstate, "57P", 3))
 		c->broken = true;
 	else if (c->writing && sqlstate_retry(c->sqlstate))
 		c->retry = true;
@@ -302,6 +306,16 @@ static const char conn_settings[] = "SET synchronous_commit = on; "
 				    "SET default_transaction_isolation = 'read committed'; "
 				    "SET client_min_messages = warning";
 
+/* Server notices (WARNING: terminating connection ...) go to our log, not
+ * to stderr on their own. */
+static void conn_notice(void *arg, const char *msg)
+{
+	size_t n = strnlen(msg, 512);
+	while (n && msg[n - 1] == '\n')
+		n--;
+	log_warn("store: PostgreSQL says: %.*s", (int)n, msg);
+}
+
 /* Connects c. The conninfo's own connect_timeout wins over ours (the
  * expanded URI comes after the default in the keyword list). */
 static int conn_connect(struct pconn *c, bool quiet)
@@ -318,6 +332,7 @@ static int conn_connect(struct pconn *c, bool quiet)
 		c->db = NULL;
 		return -1;
 	}
+	PQsetNoticeProcessor(c->db, conn_notice, NULL);
 	PGresult *r = PQexec(c->db, conn_settings);
 	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
 	if (rc)
@@ -532,10 +547,10 @@ static struct pconn *reader_get(struct pg_store *s)
 /* A connection ready for a transaction, or NULL (unreachable: fail fast). */
 static int conn_ensure(struct pconn *c)
 {
-	if (c->db && !c->broken && !conn_lost(c))
-		return 0;
 	if (!atomic_load(&c->owner->up))
 		return -1;
+	if (c->db && !c->broken && !conn_lost(c))
+		return 0;
 	if (conn_connect(c, false) != 0) {
 		mark_down(c->owner);
 		return -1;
