@@ -28,7 +28,7 @@
 #include "http/http.h"
 #include "logstore/server.h"
 #include "rpc/cache.h"
-#include "rpc/nonce.h"
+#include "store/nonce.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
 

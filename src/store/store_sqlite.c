@@ -836,4 +836,5 @@ static const struct store_ops sqlite_ops = {
 	.key_insert = sqlite_key_insert,
 	.key_delete = sqlite_key_delete,
 	.key_each = sqlite_key_each,
+	.admit = store_local_admit,
 };
