@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 level=${1:-build}
 
 build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
-	libjansson-dev libsqlite3-dev libpcap-dev
+	libjansson-dev libsqlite3-dev libpcap-dev libpq-dev
 	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
 	nodejs npm)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
@@ -43,8 +43,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 	# tshark asks whether non-root users may capture unless told not to.
 	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# flock: other builds on a shared machine may run apt-get at the same time.
+	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 	# prometheus is here for promtool (tests/e2e/metrics.test.mjs). Under systemd
 	# its package starts a server on every interface: stop what we just installed.
 	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then

@@ -219,14 +219,9 @@ static int create_tx(struct store_tx *tx, void *arg)
 {
 	struct sag_job *j = arg;
 	struct flowlog *fl = j->data;
-	int64_t n;
-	int rc = store_flowlog_count(tx, j->o, &n);
-	if (rc != 0)
-		return rc;
-	/* Counted inside the write transaction: concurrent creates cannot overshoot. */
-	if (n >= j->c->cfg->flowlog_quota)
-		return ERR_QUOTA_EXCEEDED_FLOWLOG;
-	return store_flowlog_insert(tx, fl);
+	/* Counted and raised in the write transaction (store_sag.h): concurrent
+	 * creates, in this process or another, cannot overshoot. */
+	return store_flowlog_create(tx, fl, j->c->cfg->flowlog_quota);
 }
 
 static void create_render(struct sag_job *j)

@@ -110,7 +110,7 @@ static void test_horizon_rule(void **state)
 	assert_false(pg_horizon_refuses(T0 - 1, T0 + PG_HORIZON_S, h));
 }
 
-#ifdef SAGFLOW_HAVE_PG
+#ifdef SAGFLOW_POSTGRES
 /* ---- against a real cluster (SAGFLOW_TEST_PG) ---- */
 #include <libpq-fe.h>
 #include <signal.h>
@@ -602,7 +602,7 @@ int main(void)
 	    cmocka_unit_test(test_horizon_rule),
 	};
 	int failed = cmocka_run_group_tests_name("pg_nodes", tests, NULL, NULL);
-#ifdef SAGFLOW_HAVE_PG
+#ifdef SAGFLOW_POSTGRES
 	failed += pg_db_tests();
 #else
 	printf("pg_nodes: SKIP database tests: built without libpq (-Dpostgres)\n");
