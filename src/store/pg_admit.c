@@ -15,12 +15,24 @@
 /* The nonce insert, the account's version and the horizon in one snapshot.
  * The version is read after the request arrived, so a cached answer labelled
  * with an older sum is never served after a write another node acknowledged
- * (each writer's bump commits with its batch). */
-static const char PG_ADMIT_SQL[] =
-	"WITH n AS (INSERT INTO nonce VALUES ($1::smallint, $2::uuid) ON CONFLICT DO NOTHING "
+ * (each writer's bump commits with its batch). Account 0's rows count the
+ * unscoped writes (sql/pg/0001), which may change any account's answers. */
+#define PG_ADMIT_INSERT                                                                          \
+	"WITH n AS (INSERT INTO nonce VALUES ($1::smallint, $2::uuid) ON CONFLICT DO NOTHING "  \
 	"RETURNING 1) SELECT (SELECT count(*) FROM n), "
-	"(SELECT coalesce(sum(v), 0) FROM account_version WHERE account_id = $3::bigint), "
-	"(SELECT floor(extract(epoch FROM horizon))::bigint FROM nonce_marker WHERE id = 1)";
+#define PG_ADMIT_HORIZON                                                                         \
+	"(SELECT floor(extract(epoch FROM horizon))::bigint FROM nonce_marker WHERE id = 1)"
+static const struct {
+	const char *name, *sql;
+	int nparams;
+} pg_admit_stmt[2] = {
+	{"sagflow_admit", PG_ADMIT_INSERT "0::bigint, " PG_ADMIT_HORIZON, 2},
+	{"sagflow_admit_label",
+	 PG_ADMIT_INSERT "(SELECT coalesce(sum(v), 0) FROM account_version WHERE account_id IN "
+			 "($3::bigint, 0))::bigint, " PG_ADMIT_HORIZON,
+	 3},
+};
+#define PG_SQLSTATE_NO_STATEMENT "26000" /* invalid_sql_statement_name */
 /* Only after a crash: the first node to notice sets the horizon; the others'
  * inserts do nothing and read it. */
 static const char PG_HORIZON_SQL[] =
@@ -71,15 +83,33 @@ static int64_t horizon_restore(PGconn *c)
 	return -1;
 }
 
+/* Runs admission statement i prepared: a connection that has not prepared it
+ * yet (new, or reconnected) says so, and it is prepared and run again. So no
+ * per-connection state is needed here, and each later call is one round trip. */
+static PGresult *admit_exec(PGconn *c, int i, const char *const *vals)
+{
+	for (int attempt = 0;; attempt++) {
+		PGresult *r = PQexecPrepared(c, pg_admit_stmt[i].name, pg_admit_stmt[i].nparams, vals,
+					     NULL, NULL, 0);
+		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (attempt > 0 || !st || strcmp(st, PG_SQLSTATE_NO_STATEMENT) != 0)
+			return r;
+		PQclear(r);
+		r = PQprepare(c, pg_admit_stmt[i].name, pg_admit_stmt[i].sql, 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			return r;
+		PQclear(r);
+	}
+}
+
 enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uint64_t *version)
 {
 	char bucket[PG_NUM_TEXT], tag[PG_NONCE_TAG_TEXT + 1], acct[PG_NUM_TEXT];
 	snprintf(bucket, sizeof(bucket), "%u", pg_nonce_bucket(a->expires_s));
 	pg_nonce_tag(a->who, a->nonce, tag);
-	/* No label wanted: an account id no row has. */
-	snprintf(acct, sizeof(acct), "%" PRId64, version ? a->account : INT64_MIN);
+	snprintf(acct, sizeof(acct), "%" PRId64, a->account);
 	const char *vals[] = {bucket, tag, acct};
-	PGresult *r = PQexecParams(c, PG_ADMIT_SQL, 3, NULL, vals, NULL, NULL, 0);
+	PGresult *r = admit_exec(c, version ? 1 : 0, vals);
 	if (!result_ok(r, 1, 3, "admit")) {
 		PQclear(r);
 		return STORE_ADMIT_UNAVAIL;

@@ -246,6 +246,19 @@ static void test_admit_across_nodes(void **state)
 	struct store_admission w = adm("LTAIkey1", "nonce-3", now, 9);
 	assert_int_equal(pg_admit(b, &w, &vb), STORE_ADMIT_FRESH);
 	assert_int_equal(vb, 0);
+	/* Unscoped writes (account 0's rows) move every account's label. */
+	exec_ok(a, "INSERT INTO account_version VALUES (0, 0, 1)");
+	struct store_admission u = adm("LTAIkey1", "nonce-4", now, 9);
+	assert_int_equal(pg_admit(b, &u, &vb), STORE_ADMIT_FRESH);
+	assert_int_equal(vb, 1);
+	struct store_admission u7 = adm("LTAIkey1", "nonce-5", now, 7);
+	assert_int_equal(pg_admit(a, &u7, &va), STORE_ADMIT_FRESH);
+	assert_int_equal(va, 9);
+	/* A reconnected session has no prepared statement: admission still works. */
+	exec_ok(a, "DEALLOCATE ALL");
+	struct store_admission d = adm("LTAIkey1", "nonce-6", now, 7);
+	assert_int_equal(pg_admit(a, &d, &va), STORE_ADMIT_FRESH);
+	assert_int_equal(pg_admit(a, &d, &va), STORE_ADMIT_USED);
 	PQfinish(a);
 	PQfinish(b);
 }
