@@ -39,9 +39,6 @@ static const char PG_HORIZON_SQL[] =
 	"WITH i AS (INSERT INTO nonce_marker VALUES (1, now()) ON CONFLICT (id) DO NOTHING "
 	"RETURNING horizon) SELECT floor(extract(epoch FROM coalesce((SELECT horizon FROM i), "
 	"(SELECT horizon FROM nonce_marker WHERE id = 1))))::bigint";
-static const char PG_KEYS_CHANGED_SQL[] =
-	"WITH e AS (UPDATE store_epoch SET v = v + 1 WHERE name = 'keys' RETURNING v) "
-	"SELECT v, pg_notify('" PG_CHANNEL "', '" PG_KEYS_PAYLOAD_PREFIX "' || v) FROM e";
 static const char PG_KEYS_PENDING_SQL[] =
 	"SELECT count(*) FROM node_lease WHERE lease_until > now() AND keys_seen < $1::bigint";
 

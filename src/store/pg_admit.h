@@ -29,6 +29,12 @@ enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uin
  * truncated, 0 when another node sweeps, or -1 on a database error. */
 int pg_nonce_sweep(PGconn *c, int64_t now_s);
 
+/* The statement of pg_keys_changed, for a backend that runs it through its
+ * own statement cache: one row, (v, the NOTIFY's void). */
+#define PG_KEYS_CHANGED_SQL                                                                      \
+	"WITH e AS (UPDATE store_epoch SET v = v + 1 WHERE name = 'keys' RETURNING v) "         \
+	"SELECT v, pg_notify('" PG_CHANNEL "', '" PG_KEYS_PAYLOAD_PREFIX "' || v) FROM e"
+
 /* Inside the transaction of a key change: bumps store_epoch 'keys' and
  * NOTIFYs PG_CHANNEL with its new value, delivered at COMMIT. 0 and *v, or
  * STORE_EIO. */

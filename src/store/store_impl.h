@@ -117,6 +117,6 @@ enum store_admit_result store_local_admit(struct store *s, const struct store_ad
 /* Backend constructors. SQLite: path has its scheme prefix removed;
  * PostgreSQL: a libpq conninfo (URI) as given. */
 struct store *store_sqlite_open(const char *path);
-struct store *store_pg_open(const char *conninfo);
+struct store *store_pg_open(const char *conninfo, int writers, bool node);
 
 #endif

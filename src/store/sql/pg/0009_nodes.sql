@@ -2,20 +2,8 @@
 -- "N nodes"). No SQLite twin: one process on an SQLite file keeps these in
 -- memory (src/store/nonce.c, store.c's counters).
 --
--- account_version and store_epoch are also written by the backend's writers
--- (one account_version row per account and writer, so no two writers share a
--- hot row; store_epoch 'keys' bumped by every key change): IF NOT EXISTS, so
--- this file and the backend's own migration can be applied in either order.
-CREATE TABLE IF NOT EXISTS account_version (
-  account_id bigint NOT NULL,
-  shard smallint NOT NULL,
-  v bigint NOT NULL,
-  PRIMARY KEY (account_id, shard));
-CREATE TABLE IF NOT EXISTS store_epoch (name text PRIMARY KEY, v bigint NOT NULL);
-INSERT INTO store_epoch VALUES ('keys', 0) ON CONFLICT (name) DO NOTHING;
-
--- A fresh database has never lost its nonces: the marker starts at the epoch
--- (no horizon).
+-- account_version and store_epoch, which admission and key changes read,
+-- are in 0001.
 
 -- One row per live node; the listener renews it every second (pg_listen.c).
 -- UNLOGGED: a crash empties it, and every node re-registers at its next renewal.
@@ -50,4 +38,6 @@ CREATE UNLOGGED TABLE nonce_9 PARTITION OF nonce FOR VALUES IN (9);
 CREATE UNLOGGED TABLE nonce_marker (
   id int PRIMARY KEY CHECK (id = 1),
   horizon timestamptz NOT NULL);
+-- A fresh database has never lost its nonces: the marker starts at the epoch
+-- (no horizon).
 INSERT INTO nonce_marker VALUES (1, 'epoch');
