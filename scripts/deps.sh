@@ -4,7 +4,8 @@
 #                             bundler (console/package-lock.json)
 #   scripts/deps.sh run     - build + Node.js and the npm clients (make run's example call)
 #   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients,
-#                             systemd-analyze (checks contrib/systemd)
+#                             systemd-analyze (checks contrib/systemd), PostgreSQL
+#                             (scripts/pg-test.sh runs a private cluster for make test)
 #   scripts/deps.sh bench   - test + nginx, wrk, softflowd
 #   scripts/deps.sh fresh   - what scripts/fresh-machine.sh needs on the host
 set -euo pipefail
@@ -16,7 +17,7 @@ build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-
 	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
 	nodejs npm)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
-	openssl curl prometheus systemd chromium)
+	openssl curl prometheus systemd chromium postgresql)
 bench_pkgs=(nginx-light wrk softflowd time)
 fresh_pkgs=(debootstrap git curl python3)
 
@@ -43,12 +44,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 	SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 	# tshark asks whether non-root users may capture unless told not to.
 	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# Other sessions on a shared machine may be installing too: one apt at a
+	# time (flock on /tmp/apt.lock, which they use as well).
+	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2
 	# prometheus is here for promtool (tests/e2e/metrics.test.mjs). Under systemd
 	# its package starts a server on every interface: stop what we just installed.
 	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
 		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	# postgresql makes and starts a cluster "main" on localhost:5432; the tests
+	# use their own (scripts/pg-test.sh), so stop the one we just installed.
+	if [[ " ${missing[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 	fi
 fi
 
