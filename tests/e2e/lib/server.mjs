@@ -21,13 +21,16 @@
 // once no other serve started here uses it (keepDir keeps it until the test
 // file exits). A dbPath that is a file path names a database too (the same
 // path, the same database). The log store's directory is given explicitly
-// (--logs-dir DIR/logs, where SQLite's default puts it) unless args name one.
+// where SQLite's default would put it (logs/ beside the file; serves on one
+// database share it, as they do on SQLite) unless args name one.
+// freshDb(dir) is a new database for a test that runs the CLI on its own: a
+// file path in dir on SQLite, a new database's URI on PostgreSQL.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { BACKEND, createDatabase, databaseFor, dropDatabase } from './pg.mjs';
+import { dirname, join } from 'node:path';
+import { BACKEND, createDatabase, databaseFor, dropDatabase, isPgUri } from './pg.mjs';
 
 export const BIN = process.env.SAGFLOW_BIN || new URL('../../../build/sagflow', import.meta.url).pathname;
 export const TEST_AKID = 'testid';
@@ -37,10 +40,15 @@ const STOP_TIMEOUT_MS = 20000;
 
 // Databases made here, and how many serves started here use each (pg only).
 const dbUsers = new Map(); // uri -> { users, owned: drop when the last user stops }
+const logsOf = new Map(); // uri -> the --logs-dir of its serves (kept across restarts)
 
-function backendArgs(dir, args) {
-  if (BACKEND !== 'pg' || args.includes('--logs-dir')) return [];
-  return ['--logs-dir', join(dir, 'logs')];
+export function freshDb(dir) {
+  return BACKEND === 'pg' ? createDatabase() : join(dir, 'sagflow.db');
+}
+
+function backendArgs(db, args) {
+  if (BACKEND !== 'pg' || args.includes('--logs-dir') || args.includes('--log-store-at')) return [];
+  return ['--logs-dir', logsOf.get(db)];
 }
 
 export async function startServer({ env = {}, args = [], dbPath, keepDir = false, tls } = {}) {
@@ -48,13 +56,15 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
   let db = dbPath || join(dir, 'sagflow.db');
   if (BACKEND === 'pg') {
     db = dbPath ? databaseFor(dbPath) : createDatabase();
+    if (dbPath && !isPgUri(dbPath)) logsOf.set(db, join(dirname(dbPath), 'logs'));
+    else if (!logsOf.has(db)) logsOf.set(db, join(dir, 'logs'));
     const u = dbUsers.get(db) || { users: 0, owned: false };
     if (!dbPath && !keepDir) u.owned = true;
     u.users++;
     dbUsers.set(db, u);
   }
   const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...backendArgs(dir, args), ...tlsArgs,
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...backendArgs(db, args), ...tlsArgs,
     ...args], {
     env: {
       ...process.env,
@@ -71,10 +81,9 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
     if (released || BACKEND !== 'pg') return;
     released = true;
     const u = dbUsers.get(db);
-    if (--u.users === 0 && u.owned) {
-      dbUsers.delete(db);
-      dropDatabase(db);
-    }
+    if (--u.users > 0) return;
+    dbUsers.delete(db);
+    if (u.owned) dropDatabase(db);
   };
   proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
