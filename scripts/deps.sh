@@ -44,11 +44,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 	# tshark asks whether non-root users may capture unless told not to.
 	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-	# Other sessions on a shared machine may be installing too: one apt at a
-	# time (flock on /tmp/apt.lock, which they use as well).
+	# flock: other builds on a shared machine may run apt-get at the same time.
 	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}" >&2
+	$SUDO flock /tmp/apt.lock env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 	# prometheus is here for promtool (tests/e2e/metrics.test.mjs). Under systemd
 	# its package starts a server on every interface: stop what we just installed.
 	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
