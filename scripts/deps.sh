@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 level=${1:-build}
 
 build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libssl-dev
-	libjansson-dev libsqlite3-dev libpcap-dev
+	libjansson-dev libsqlite3-dev libpcap-dev libpq-dev
 	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
 	nodejs npm)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps

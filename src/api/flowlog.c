@@ -80,10 +80,24 @@ struct sag_job *sag_job_new(struct api_call *c, size_t data_size)
 	return j;
 }
 
+/* The store's failures as API errors: unreachable (nothing done, retry) is
+ * 503, a commit of unknown outcome says so, anything else is InternalError. */
+enum err api_store_err(int rc)
+{
+	switch (rc) {
+	case STORE_EUNAVAIL:
+		return ERR_SERVICE_UNAVAILABLE;
+	case STORE_EUNKNOWN:
+		return ERR_INTERNAL_ERROR_COMMIT_UNKNOWN;
+	default:
+		return ERR_INTERNAL_ERROR;
+	}
+}
+
 static void finish_rc(struct api_call *c, int rc, const char *detail)
 {
-	if (rc == STORE_EIO)
-		api_finish(c, ERR_INTERNAL_ERROR);
+	if (rc < 0)
+		api_finish(c, api_store_err(rc));
 	else if (detail && detail[0])
 		api_fail(c, (enum err)rc, detail);
 	else
@@ -219,14 +233,9 @@ static int create_tx(struct store_tx *tx, void *arg)
 {
 	struct sag_job *j = arg;
 	struct flowlog *fl = j->data;
-	int64_t n;
-	int rc = store_flowlog_count(tx, j->o, &n);
-	if (rc != 0)
-		return rc;
-	/* Counted inside the write transaction: concurrent creates cannot overshoot. */
-	if (n >= j->c->cfg->flowlog_quota)
-		return ERR_QUOTA_EXCEEDED_FLOWLOG;
-	return store_flowlog_insert(tx, fl);
+	/* Counted and raised in the write transaction (store_sag.h): concurrent
+	 * creates, in this process or another, cannot overshoot. */
+	return store_flowlog_create(tx, fl, j->c->cfg->flowlog_quota);
 }
 
 static void create_render(struct sag_job *j)

@@ -18,6 +18,10 @@ void flowlog_emit(struct render_list *l, const struct flowlog *fl);
 
 /* ---- shared with gateway.c ---- */
 
+/* A store failure (< 0: STORE_EIO, STORE_EUNAVAIL, STORE_EUNKNOWN) as the
+ * API error it is answered with (docs/store.md, "Faults"). */
+enum err api_store_err(int rc);
+
 /* A parameter as an optional value (present, maybe empty). */
 struct opt sag_param(const struct api_call *c, const char *name);
 

@@ -31,9 +31,9 @@ struct keys_opts {
 static void keys_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sagflow keys create --db PATH --account NAME\n"
-		"       sagflow keys list   --db PATH\n"
-		"       sagflow keys delete --db PATH --access-key-id ID\n"
+		"usage: sagflow keys create --db DB --account NAME\n"
+		"       sagflow keys list   --db DB\n"
+		"       sagflow keys delete --db DB --access-key-id ID\n"
 		"\n"
 		"Manages the access keys clients sign their requests with.\n"
 		"\n"
@@ -46,7 +46,9 @@ static void keys_usage(FILE *f)
 		"  delete  removes the key; exits 1 when there is no such key.\n"
 		"\n"
 		"options:\n"
-		"  --db PATH             the SQLite database file (create makes it, mode 0600)\n"
+		"  --db DB               the SQLite database file (create makes it, mode 0600), or\n"
+		"                        a PostgreSQL URI postgresql://... or postgres://...\n"
+		"                        (libpq's syntax: several hosts, target_session_attrs)\n"
 		"  --account NAME        the account to create the key for (create)\n"
 		"  --access-key-id ID    the key to delete (delete)\n"
 		"  -h, --help            this help\n"
@@ -227,8 +229,11 @@ int cmd_keys(int argc, char **argv)
 	struct keys_opts o = {0};
 	if (parse_opts(argc, argv, &o) != 0)
 		return KEYS_EXIT_USAGE;
+	/* A URI may carry a password: it is never echoed. */
+	bool pg = store_path_is_pg(o.db);
+	const char *shown = pg ? "(the PostgreSQL URI)" : o.db;
 	struct stat st;
-	if (!keys_subcommands[i].creates_db && stat(o.db, &st) != 0 && errno == ENOENT) {
+	if (!pg && !keys_subcommands[i].creates_db && stat(o.db, &st) != 0 && errno == ENOENT) {
 		fprintf(stderr, "sagflow keys: no database at %s\n", o.db);
 		return KEYS_EXIT_FAIL;
 	}
@@ -236,7 +241,12 @@ int cmd_keys(int argc, char **argv)
 	log_set_level(LOG_WARN);
 	struct store *s = store_open(o.db);
 	if (!s) {
-		fprintf(stderr, "sagflow keys: cannot open the database %s\n", o.db);
+		fprintf(stderr, "sagflow keys: cannot open the database %s\n", shown);
+		return KEYS_EXIT_FAIL;
+	}
+	if (!store_ready(s)) {
+		fprintf(stderr, "sagflow keys: the database %s is unreachable\n", shown);
+		store_close(s);
 		return KEYS_EXIT_FAIL;
 	}
 	int rc = keys_subcommands[i].run(s, &o);

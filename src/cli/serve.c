@@ -35,6 +35,7 @@
 
 #define SERVE_DEFAULT_LISTEN "127.0.0.1:8080"
 #define SERVE_DEFAULT_DB "var/sagflow.db"
+#define SERVE_READY_POLL_MS 100 /* how often start-up looks whether the database is back */
 #define SERVE_DEFAULT_QUOTA 100
 #define SERVE_MAX_QUOTA 1000000
 #define SERVE_MAX_HOST 256
@@ -77,12 +78,14 @@ struct serve_opts {
 	uint32_t max_callers;
 	uint32_t max_held; /* --max-held-syncs */
 	uint32_t max_conns; /* --max-connections */
+	int pg_writers;     /* --pg-writers */
 };
 
 static void serve_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sagflow serve [--listen HOST:PORT] [--db PATH] [--flowlog-quota N] [--threads N]\n"
+		"usage: sagflow serve [--listen HOST:PORT] [--db DB] [--pg-writers K]\n"
+		"                     [--flowlog-quota N] [--threads N]\n"
 		"                     [--replay-cache N] [--no-answer-cache]\n"
 		"                     [--rate-limit key=RATE[:BURST],device=RATE[:BURST]]\n"
 		"                     [--max-callers N] [--max-held-syncs N] [--max-connections N]\n"
@@ -102,7 +105,14 @@ static void serve_usage(FILE *f)
 		"  --listen HOST:PORT    numeric address to listen on (default " SERVE_DEFAULT_LISTEN
 		");\n"
 		"                        IPv6 as [ADDR]:PORT; port 0 picks a free port\n"
-		"  --db PATH             SQLite database file (default " SERVE_DEFAULT_DB ")\n"
+		"  --db DB               SQLite database file (default " SERVE_DEFAULT_DB "), or a\n"
+		"                        PostgreSQL URI postgresql://... or postgres://... (libpq's\n"
+		"                        syntax: several hosts, target_session_attrs=read-write;\n"
+		"                        docs/store.md). While PostgreSQL is unreachable, requests\n"
+		"                        get 503 and /healthz says not ready; serve reconnects\n"
+		"                        by itself\n"
+		"  --pg-writers K        PostgreSQL writer connections, 1-%d (default %d); each\n"
+		"                        account's writes go to one of them\n"
 		"  --flowlog-quota N     flow logs per account and region (default %d)\n"
 		"  --threads N           HTTP worker threads, 1-%d (default: one per core)\n"
 		"  --replay-cache N      SignatureNonces remembered, all AccessKeys together,\n"
@@ -172,7 +182,7 @@ static void serve_usage(FILE *f)
 		"SAGFLOW_ACCESS_KEY_SECRET are set (non-empty), that key is created (or its secret updated) for the\n"
 		"account \"" SERVE_DEFAULT_ACCOUNT "\". Other keys: 'sagflow keys'. SIGTERM or SIGINT stops\n"
 		"accepting, finishes in-flight requests and exits 0.\n",
-		SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
+		STORE_PG_WRITERS_MAX, STORE_PG_WRITERS, SERVE_DEFAULT_QUOTA, HTTP_MAX_THREADS, NONCE_MIN_ENTRIES, NONCE_LIMIT_ENTRIES,
 		NONCE_MAX_ENTRIES, SERVE_KEY_RATE, SERVE_KEY_BURST, SERVE_DEVICE_RATE,
 		SERVE_DEVICE_BURST, RATELIMIT_MIN_CALLERS, RATELIMIT_MAX_CALLERS, SERVE_MAX_CALLERS,
 		SERVE_MIN_CONNS, SERVE_MAX_CONNS, HTTP_MAX_CONNECTIONS, SERVE_MAX_HELD_LIMIT,
@@ -267,6 +277,11 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 				return fprintf(stderr, "serve: bad --listen '%s' (HOST:PORT)\n", v), -1;
 		} else if ((v = cli_opt_value("--db", argc, argv, &i))) {
 			o->db = v;
+		} else if ((v = cli_opt_value("--pg-writers", argc, argv, &i))) {
+			if (num_parse_i64(str_c(v), 1, STORE_PG_WRITERS_MAX, &n) != 0)
+				return fprintf(stderr, "serve: bad --pg-writers '%s' (1-%d)\n", v,
+					       STORE_PG_WRITERS_MAX), -1;
+			o->pg_writers = (int)n;
 		} else if ((v = cli_opt_value("--flowlog-quota", argc, argv, &i))) {
 			if (num_parse_i64(str_c(v), 0, SERVE_MAX_QUOTA, &n) != 0)
 				return fprintf(stderr, "serve: bad --flowlog-quota '%s'\n", v), -1;
@@ -393,7 +408,22 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-static int env_key(struct store *st)
+/* PostgreSQL not reachable at start: the key from the environment is stored
+ * once it is (a serve without it would refuse every request), and a stop
+ * signal meanwhile ends the wait. -1 when a signal came. */
+static int wait_ready(struct store *st, const sigset_t *stop)
+{
+	if (store_ready(st))
+		return 0;
+	log_warn("serve: waiting for the database to store the access key from the environment");
+	const struct timespec step = {0, SERVE_READY_POLL_MS * 1000000L};
+	while (!store_ready(st))
+		if (sigtimedwait(stop, NULL, &step) > 0)
+			return -1;
+	return 0;
+}
+
+static int env_key(struct store *st, const sigset_t *stop)
 {
 	struct env_key e = {getenv("SAGFLOW_ACCESS_KEY_ID"), getenv("SAGFLOW_ACCESS_KEY_SECRET")};
 	/* An empty variable counts as unset, as in most shells' idiom VAR= cmd. */
@@ -420,6 +450,8 @@ static int env_key(struct store *st)
 			"Log Service credential)", DOMAIN_DEVICE_KEY_PREFIX);
 		return -1;
 	}
+	if (wait_ready(st, stop) != 0)
+		return -1;
 	if (store_write(st, ensure_env_key, &e) != 0) {
 		log_err("serve: cannot store the access key from the environment");
 		return -1;
@@ -428,14 +460,15 @@ static int env_key(struct store *st)
 	return 0;
 }
 
-/* --logs-dir, or "logs" in the directory of --db. */
+/* --logs-dir, or "logs" in the directory of --db (of the working directory
+ * when --db is a PostgreSQL URI). */
 static void default_logs_dir(const struct serve_opts *o, char out[SERVE_MAX_PATH])
 {
 	if (o->logs_dir) {
 		snprintf(out, SERVE_MAX_PATH, "%s", o->logs_dir);
 		return;
 	}
-	const char *slash = strrchr(o->db, '/');
+	const char *slash = store_path_is_pg(o->db) ? NULL : strrchr(o->db, '/');
 	if (!slash)
 		snprintf(out, SERVE_MAX_PATH, "logs");
 	else
@@ -504,7 +537,7 @@ static struct http_server *start_http(const struct serve_opts *o, const struct h
 				 .tls = tls, .on_error = rpc_http_error, .vhost = logstore_vhost,
 				 .vhost_arg = sls};
 	struct http_server *h = http_server_new(&hc);
-	http_route_add(h, "GET", "/healthz", rpc_healthz, NULL);
+	http_route_add(h, "GET", "/healthz", rpc_healthz, rpc);
 	console_routes_add(h); /* /console/ (docs/console.md) */
 	http_route_add(h, NULL, "/", rpc_handle, rpc);
 	device_routes_add(h, dev); /* /device/v1/... (docs/device-protocol.md) */
@@ -537,12 +570,12 @@ int cmd_serve(int argc, char **argv)
 	struct http_tls tls = {0};
 	if (o.tls_cert && http_tls_load(&tls, o.tls_cert, o.tls_key) < 0)
 		return 1;
-	struct store *st = store_open(o.db);
+	struct store *st = store_open_with(o.db, &(struct store_options){.pg_writers = o.pg_writers});
 	if (!st) {
 		http_tls_clear(&tls);
 		return 1;
 	}
-	if (env_key(st) < 0) {
+	if (env_key(st, &set) < 0) {
 		store_close(st);
 		http_tls_clear(&tls);
 		return 1;
@@ -588,7 +621,9 @@ int cmd_serve(int argc, char **argv)
 	       http_server_port(h));
 	fflush(stdout);
 	log_buffered_start();
-	log_info("serve: %u threads, database %s, flow-log quota %lld, %s", o.threads, o.db,
+	/* A PostgreSQL URI may hold a password: it is not logged. */
+	log_info("serve: %u threads, database %s, flow-log quota %lld, %s", o.threads,
+		 store_path_is_pg(o.db) ? "PostgreSQL" : o.db,
 		 (long long)o.quota, o.tls_cert ? "HTTPS" : "plain HTTP");
 	uint64_t per_key = nonce_per_key(o.key_rate.rate, o.key_rate.burst),
 		 entries = o.replay_entries ? o.replay_entries : NONCE_MAX_ENTRIES;

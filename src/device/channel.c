@@ -53,13 +53,21 @@
 	X(THROTTLED, 429, "Device.Throttled",                                                    \
 	  "This device sent more requests than its budget allows; retry after the poll interval.") \
 	X(BUSY, 503, "Device.Busy", "The server is busy; retry after the poll interval.")        \
-	X(INTERNAL, 500, "Device.InternalError", "The server failed to process the report.")
+	X(INTERNAL, 500, "Device.InternalError", "The server failed to process the report.")     \
+	X(UNAVAILABLE, 503, "Device.ServiceUnavailable",                                         \
+	  "The server cannot reach its database; retry after the poll interval.")
 
 enum dev_err {
 #define DEV_ENUM(name, status, code, msg) DEV_##name,
 	DEVICE_ERR_MAP(DEV_ENUM)
 #undef DEV_ENUM
 };
+
+/* A store failure (< 0): unreachable database (nothing done) or another. */
+static enum dev_err dev_store_err(int rc)
+{
+	return rc == STORE_EUNAVAIL ? DEV_UNAVAILABLE : DEV_INTERNAL;
+}
 
 static const struct {
 	int status;
@@ -552,7 +560,7 @@ static void reread_all(struct device_server *ds)
 			s->next_out = NULL;
 			int r = rc < 0 ? rc : s->load_rc;
 			if (r != 0 || !find_device(&s->g, s->serial)) {
-				respond_err(s->r, r == 0 || r == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
+				respond_err(s->r, r == 0 || r == 1 ? DEV_AUTH_FAILED : dev_store_err(r));
 				free(s);
 				continue;
 			}
@@ -618,7 +626,7 @@ static void seq_done(void *arg, int rc)
 	if (rc == 2)
 		respond_err_last(s->r, DEV_SEQUENCE_STALE, s->last_seq);
 	else
-		respond_err(s->r, rc == 1 ? DEV_AUTH_FAILED : DEV_INTERNAL);
+		respond_err(s->r, rc == 1 ? DEV_AUTH_FAILED : dev_store_err(rc));
 	free(s);
 }
 
@@ -643,7 +651,7 @@ static enum dev_err authenticate(struct sync *s, const struct dev_auth *a, const
 	if (rc == 1)
 		return DEV_AUTH_FAILED;
 	if (rc != 0)
-		return DEV_INTERNAL;
+		return rc < 0 ? dev_store_err(rc) : DEV_INTERNAL;
 	const struct device *d = find_device(&s->g, s->serial);
 	if (!d)
 		return DEV_AUTH_FAILED;

@@ -41,6 +41,10 @@
 	  "The request processing has failed due to some unknown error, exception or failure.")  \
 	X(SERVICE_UNAVAILABLE, 503, "ServiceUnavailable",                                        \
 	  "The request has failed due to a temporary failure of the server.")                    \
+	/* STORE_EUNKNOWN: the database connection was lost after COMMIT was sent. */            \
+	X(INTERNAL_ERROR_COMMIT_UNKNOWN, 500, "InternalError",                                   \
+	  "The outcome of the request is unknown: the connection to the database was lost "      \
+	  "while the change was being committed. Read the resource before retrying.")           \
 	/* Flow-log errors, spec §3.1 (messages exact). */                                       \
 	X(DEPENDENCY_VIOLATION_FLOWLOG, 400, "DependencyViolation.FlowLog",                      \
 	  "This FlowLog instance is bound to an SAG instance.")                                  \

@@ -413,6 +413,8 @@ static enum err lookup_key(struct rpc_req *q, const struct rpc_auth *a, struct k
 	int rc = store_key_find(q->srv->store, k->akid, &k->key);
 	if (rc == 1)
 		return ERR_INVALID_ACCESS_KEY_ID_NOT_FOUND;
+	if (rc == STORE_EUNAVAIL) /* the database is unreachable: nothing was done */
+		return ERR_SERVICE_UNAVAILABLE;
 	if (rc != 0) {
 		log_err("rpc id=%s: key lookup failed (%d)", q->request_id, rc);
 		return ERR_INTERNAL_ERROR;
@@ -576,5 +578,12 @@ void rpc_http_error(struct http_request *r, int status, const char *why)
 
 void rpc_healthz(struct http_request *r)
 {
+	/* Not ready while the database cannot be reached (PostgreSQL away): a
+	 * load balancer then sends requests to another node. */
+	const struct rpc_server *s = r->route_arg;
+	if (s && !store_ready(s->store)) {
+		http_respond(r, 503, "text/plain;charset=utf-8", STR_LIT("database unreachable\n"));
+		return;
+	}
 	http_respond(r, 200, "text/plain;charset=utf-8", STR_LIT("ok\n"));
 }

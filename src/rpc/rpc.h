@@ -65,7 +65,8 @@ uint64_t rpc_replay_entries(struct rpc_server *s, uint64_t *capacity);
 void rpc_handle(struct http_request *r);
 /* The HTTP adapter's on_error: renders 404/405/413/414/503 as an RPC error body. */
 void rpc_http_error(struct http_request *r, int status, const char *why);
-/* GET /healthz: 200 while the server (and so its store) is up. */
+/* GET /healthz (route_arg: the rpc_server, or NULL): 200 "ok" while the
+ * store can reach its database, else 503 (PostgreSQL unreachable). */
 void rpc_healthz(struct http_request *r);
 
 #endif

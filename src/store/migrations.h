@@ -10,5 +10,8 @@ struct store_migration {
 
 extern const struct store_migration store_migrations[];
 extern const int store_migrations_count;
+/* The PostgreSQL set (sql/pg/), numbered like the SQLite one. */
+extern const struct store_migration store_pg_migrations[];
+extern const int store_pg_migrations_count;
 
 #endif

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "store/store_impl.h"
+#include "store/store_sag.h"
 
 #define SQLITE_STMT_CACHE_MAX 256 /* distinct SQL texts per connection */
 
@@ -43,5 +44,28 @@ int sqlite_account_ensure(struct store_tx *tx, const char *name, int64_t *accoun
 int sqlite_key_insert(struct store_tx *tx, const struct store_key *k);
 int sqlite_key_delete(struct store_tx *tx, const char *akid);
 int sqlite_key_each(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg), void *arg);
+
+/* Flow logs, gateways and devices of the SQLite backend (sqlite_sag.c). */
+int sqlite_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
+int sqlite_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
+int sqlite_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n);
+int sqlite_flowlog_insert(struct store_tx *tx, struct flowlog *fl);
+int sqlite_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota);
+int sqlite_flowlog_update(struct store_tx *tx, const struct flowlog *fl);
+int sqlite_flowlog_delete(struct store_tx *tx, const struct flowlog *fl);
+int sqlite_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f, int64_t *total, flowlog_each_fn fn, void *arg);
+int sqlite_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
+int sqlite_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json);
+int sqlite_sag_delete(struct store_tx *tx, const struct sag *g);
+int sqlite_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
+int sqlite_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter *f, int64_t *total, sag_each_fn fn, void *arg);
+int sqlite_sag_list_by_flowlog(struct store_tx *tx, const struct flowlog *fl, int64_t offset, int64_t limit, int64_t *total, sag_each_fn fn, void *arg);
+int sqlite_sag_list_unbound(struct store_tx *tx, struct owner o, int64_t limit, int64_t *total, sag_each_fn fn, void *arg);
+int sqlite_device_insert(struct store_tx *tx, const struct sag *g, const struct device *d, int64_t now_ms);
+int sqlite_device_delete(struct store_tx *tx, const struct sag *g, const char *serial_number);
+int sqlite_device_owner(struct store_tx *tx, const char *serial_number, struct sag *g);
+int sqlite_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number, const struct device *d, int64_t now_ms);
+int sqlite_device_sequence(struct store_tx *tx, const struct sag *g, const char *serial_number, int64_t seq, int64_t *last);
+int sqlite_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_ms, int64_t counts[3]);
 
 #endif

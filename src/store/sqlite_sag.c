@@ -1,12 +1,12 @@
 /* Flow logs, gateways and devices for the SQLite backend (store_sag.h). */
-#include "store/store_sag.h"
+#include "store/sqlite_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
-#include "store/sqlite_internal.h"
+#include "rpc/errors.h"
 
 /* FLOWLOG_COLS_WITH(count): the columns row_flowlog reads, in its order, with
  * the bound-gateway count as an expression of the caller's choosing. */
@@ -114,19 +114,19 @@ static int flowlog_get_cols(struct store_tx *tx, struct owner o, const char *flo
 
 #define FLOWLOG_BY_ID "FROM flowlogs f WHERE f.flowlog_id = ?3 AND f.account_id = ?1 AND f.region_id = ?2"
 
-int store_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+int sqlite_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 		      struct flowlog *out)
 {
 	return flowlog_get_cols(tx, o, flowlog_id, out, "SELECT " FLOWLOG_COLS FLOWLOG_BY_ID);
 }
 
-int store_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowlog_id,
+int sqlite_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowlog_id,
 			     struct flowlog *out)
 {
 	return flowlog_get_cols(tx, o, flowlog_id, out, "SELECT " FLOWLOG_COLS_NO_COUNT FLOWLOG_BY_ID);
 }
 
-int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n)
+int sqlite_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "SELECT n FROM flowlog_counts WHERE account_id = ?1 AND region_id = ?2");
@@ -163,7 +163,7 @@ static int bind_flowlog_fields(sqlite3_stmt *st, const struct flowlog *fl)
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
-int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
+int sqlite_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "INSERT INTO flowlogs (account_id, region_id, name, description, status, "
@@ -185,6 +185,19 @@ int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 	return rc;
 }
 
+int sqlite_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota)
+{
+	int64_t n;
+	int rc = sqlite_flowlog_count(tx, (struct owner){fl->account_id, fl->region_id}, &n);
+	if (rc != 0)
+		return rc;
+	/* Counted inside the write transaction, and the one writer runs jobs one
+	 * after another: concurrent creates cannot overshoot. */
+	if (n >= quota)
+		return ERR_QUOTA_EXCEEDED_FLOWLOG;
+	return sqlite_flowlog_insert(tx, fl);
+}
+
 /* An update that takes the Log Service target away (the row had an Active
  * sls/all target and the new values lack it or name another) remembers the
  * old one for DOMAIN_SLS_GRACE_MS (sql/0006_flowlog_sls_grace.sql). SET
@@ -194,7 +207,7 @@ int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 	"(?5 <> 'Active' OR ?6 NOT IN ('sls', 'all') OR project_name <> ?8 OR "                   \
 	"logstore_name <> ?9))"
 
-int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
+int sqlite_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "UPDATE flowlogs SET name = ?3, description = ?4, status = ?5, output_type = ?6, "
@@ -215,7 +228,7 @@ int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
 	return step_done(tx, st, "flowlog update");
 }
 
-int store_flowlog_delete(struct store_tx *tx, const struct flowlog *fl)
+int sqlite_flowlog_delete(struct store_tx *tx, const struct flowlog *fl)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "DELETE FROM flowlogs WHERE id = ?1");
 	if (!st)
@@ -294,12 +307,12 @@ static int list_page(struct store_tx *tx, struct owner o, const struct flowlog_f
 	return rc == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "flowlog list");
 }
 
-int store_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
+int sqlite_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
 		       int64_t *total, flowlog_each_fn fn, void *arg)
 {
 	/* Unfiltered (Terraform's sweeper, the console's list): the kept count. */
 	if (flowlog_unfiltered(f)) {
-		if (store_flowlog_count(tx, o, total) != 0)
+		if (sqlite_flowlog_count(tx, o, total) != 0)
 			return STORE_EIO;
 	} else {
 		sqlite3_stmt *c = sqlite_tx_stmt(tx, "SELECT count(*) FROM flowlogs f " FLOWLOG_WHERE);
@@ -369,7 +382,7 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_tx_fail(tx, "devices");
 }
 
-int store_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out)
+int sqlite_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " SAG_COLS "FROM sags g WHERE g.sag_id = ?3 "
 					      "AND g.account_id = ?1 AND g.region_id = ?2");
@@ -383,7 +396,7 @@ int store_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struc
 	return load_devices(tx, out);
 }
 
-int store_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
+int sqlite_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
 		     const char *order_json)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
@@ -405,7 +418,7 @@ int store_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
 	return rc;
 }
 
-int store_sag_delete(struct store_tx *tx, const struct sag *g)
+int sqlite_sag_delete(struct store_tx *tx, const struct sag *g)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "DELETE FROM devices WHERE sag_rowid = ?1");
 	if (!st || sqlite3_bind_int64(st, 1, g->rowid) != SQLITE_OK)
@@ -418,7 +431,7 @@ int store_sag_delete(struct store_tx *tx, const struct sag *g)
 	return step_done(tx, st, "sag delete");
 }
 
-int store_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid)
+int sqlite_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "UPDATE sags SET flowlog_rowid = ?2 WHERE id = ?1");
 	if (!st)
@@ -477,7 +490,7 @@ static int bind_sag_filter(sqlite3_stmt *st, struct owner o, const struct sag_fi
 	return 0;
 }
 
-int store_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter *f, int64_t *total,
+int sqlite_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter *f, int64_t *total,
 		   sag_each_fn fn, void *arg)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT count(*) FROM sags g " SAG_WHERE);
@@ -492,7 +505,7 @@ int store_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter 
 	return each_sag(tx, st, fn, arg);
 }
 
-int store_sag_list_by_flowlog(struct store_tx *tx, const struct flowlog *fl, int64_t offset,
+int sqlite_sag_list_by_flowlog(struct store_tx *tx, const struct flowlog *fl, int64_t offset,
 			      int64_t limit, int64_t *total, sag_each_fn fn, void *arg)
 {
 	*total = fl->total_sag_num;
@@ -504,7 +517,7 @@ int store_sag_list_by_flowlog(struct store_tx *tx, const struct flowlog *fl, int
 	return each_sag(tx, st, fn, arg);
 }
 
-int store_sag_list_unbound(struct store_tx *tx, struct owner o, int64_t limit, int64_t *total,
+int sqlite_sag_list_unbound(struct store_tx *tx, struct owner o, int64_t limit, int64_t *total,
 			   sag_each_fn fn, void *arg)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT count(*) FROM sags WHERE account_id = ?1 "
@@ -521,7 +534,7 @@ int store_sag_list_unbound(struct store_tx *tx, struct owner o, int64_t limit, i
 
 /* ---- devices ---- */
 
-int store_device_insert(struct store_tx *tx, const struct sag *g, const struct device *d,
+int sqlite_device_insert(struct store_tx *tx, const struct sag *g, const struct device *d,
 			int64_t now_ms)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO devices (serial_number, sag_rowid, "
@@ -532,7 +545,7 @@ int store_device_insert(struct store_tx *tx, const struct sag *g, const struct d
 	return step_done(tx, st, "device insert");
 }
 
-int store_device_delete(struct store_tx *tx, const struct sag *g, const char *serial_number)
+int sqlite_device_delete(struct store_tx *tx, const struct sag *g, const char *serial_number)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
 		tx, "DELETE FROM devices WHERE serial_number = ?1 AND sag_rowid = ?2");
@@ -543,7 +556,7 @@ int store_device_delete(struct store_tx *tx, const struct sag *g, const char *se
 	return sqlite3_changes(sqlite_tx_db(tx)) ? 0 : 1;
 }
 
-int store_device_owner(struct store_tx *tx, const char *serial_number, struct sag *g)
+int sqlite_device_owner(struct store_tx *tx, const char *serial_number, struct sag *g)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " SAG_COLS "FROM devices d JOIN sags g "
 					      "ON g.id = d.sag_rowid WHERE d.serial_number = ?1");
@@ -557,7 +570,7 @@ int store_device_owner(struct store_tx *tx, const char *serial_number, struct sa
 	return load_devices(tx, g);
 }
 
-int store_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
+int sqlite_device_report(struct store_tx *tx, const struct sag *g, const char *serial_number,
 			const struct device *d, int64_t now_ms)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
@@ -578,7 +591,7 @@ int store_device_report(struct store_tx *tx, const struct sag *g, const char *se
 	return sqlite3_changes(sqlite_tx_db(tx)) == 1 ? 0 : 1;
 }
 
-int store_device_sequence(struct store_tx *tx, const struct sag *g, const char *serial_number,
+int sqlite_device_sequence(struct store_tx *tx, const struct sag *g, const char *serial_number,
 			  int64_t seq, int64_t *last)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(
@@ -601,7 +614,7 @@ int store_device_sequence(struct store_tx *tx, const struct sag *g, const char *
 	return 2;
 }
 
-int store_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_ms,
+int sqlite_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_ms,
 			       int64_t counts[3])
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(

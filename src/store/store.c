@@ -68,19 +68,40 @@ static size_t key_slot_of(const char *akid)
 	return h % STORE_KEY_CACHE_SLOTS;
 }
 
+bool store_path_is_pg(const char *path)
+{
+	static const char *const schemes[] = {"postgresql://", "postgres://"};
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (!strncmp(path, schemes[i], strlen(schemes[i])))
+			return true;
+	return false;
+}
+
 struct store *store_open(const char *path)
+{
+	return store_open_with(path, NULL);
+}
+
+struct store *store_open_with(const char *path, const struct store_options *o)
 {
 	if (!path || !*path) {
 		log_err("store: no database path given");
 		return NULL;
 	}
-	if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13)) {
-		log_err("store: PostgreSQL is not supported by this build; use an SQLite file path");
+	struct store *s;
+	if (store_path_is_pg(path)) {
+#ifdef SAGFLOW_POSTGRES
+		s = store_pg_open(path, o && o->pg_writers > 0 ? o->pg_writers : STORE_PG_WRITERS);
+#else
+		log_err("store: this build has no PostgreSQL backend (configure with -Dpostgres=enabled "
+			"and libpq-dev installed); use an SQLite file path");
 		return NULL;
+#endif
+	} else {
+		if (!strncmp(path, STORE_SCHEME_SQLITE, strlen(STORE_SCHEME_SQLITE)))
+			path += strlen(STORE_SCHEME_SQLITE);
+		s = store_sqlite_open(path);
 	}
-	if (!strncmp(path, STORE_SCHEME_SQLITE, strlen(STORE_SCHEME_SQLITE)))
-		path += strlen(STORE_SCHEME_SQLITE);
-	struct store *s = store_sqlite_open(path);
 	if (s && s->keys_epoch)
 		s->key_cache = key_cache_new();
 	return s;
@@ -93,6 +114,11 @@ void store_close(struct store *s)
 	key_cache_free(s->key_cache);
 	s->key_cache = NULL;
 	s->ops->close(s);
+}
+
+bool store_ready(struct store *s)
+{
+	return !s->ops->ready || s->ops->ready(s);
 }
 
 int store_read(struct store *s, store_fn fn, void *arg)

@@ -1,4 +1,5 @@
-/* The store: durable state behind an ops table (SQLite now, PostgreSQL later).
+/* The store: durable state behind an ops table: SQLite (a file path, the
+ * default) or PostgreSQL (a postgresql:// or postgres:// URI; docs/store.md).
  *
  * Threads. Reads run on the calling thread with a connection of its own
  * (store_read). Writes never run on the caller: store_write_async hands a
@@ -10,7 +11,14 @@
  *
  * Every store_fn returns 0 or a positive application error (an enum err of
  * rpc/errors.h); a non-zero result rolls its savepoint back and is handed to
- * done() unchanged. A database failure is reported as STORE_EIO. */
+ * done() unchanged. A database failure is reported as STORE_EIO, or as
+ * STORE_EUNAVAIL when the database could not be reached and nothing was done.
+ *
+ * On PostgreSQL a write job may run more than once (its savepoint rolled back
+ * after a deadlock, a serialization failure or a unique violation caused by
+ * another process, then run again in a later batch, at most
+ * STORE_JOB_TRIES times): a store_fn must have no effects outside tx and must
+ * set every output it reports afresh on each run. */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
 #include <stdbool.h>
@@ -18,6 +26,13 @@
 #include <stdint.h>
 
 #define STORE_EIO (-1)
+/* The database is unreachable (PostgreSQL down, the connection lost before
+ * anything was sent for COMMIT): nothing was done, the request may be retried. */
+#define STORE_EUNAVAIL (-2)
+/* A STORE_EIO whose write may or may not have been committed: the connection
+ * was lost after COMMIT was sent (PostgreSQL). Never reported as success. */
+#define STORE_EUNKNOWN (-3)
+#define STORE_JOB_TRIES 3 /* runs of one write job on PostgreSQL, at most */
 
 #define STORE_MAX_ACCOUNT_NAME 64
 #define STORE_AKID_LEN 24       /* "LTAI" + 20 alnum */
@@ -32,9 +47,26 @@ struct store_tx; /* a connection inside a transaction (write) or a snapshot (rea
 typedef int (*store_fn)(struct store_tx *tx, void *arg);
 typedef void (*store_done_fn)(void *arg, int rc);
 
-/* path: an SQLite file path ("sqlite:" prefix optional). Creates the file with
- * mode 0600, applies pending migrations. Returns NULL with a logged reason. */
+/* path: an SQLite file path ("sqlite:" prefix optional), or a libpq URI
+ * starting postgresql:// or postgres:// (several hosts and
+ * target_session_attrs=read-write allowed). SQLite: creates the file with mode
+ * 0600. Applies pending migrations (on PostgreSQL once, however many
+ * processes start at the same moment). Returns NULL with a logged reason. A
+ * PostgreSQL server that cannot be reached yet is not an error: the store
+ * starts unready (store_ready) and connects, and migrates, in the background. */
 struct store *store_open(const char *path);
+/* true when path names a PostgreSQL database (postgresql:// or postgres://). */
+bool store_path_is_pg(const char *path);
+struct store_options {
+	int pg_writers; /* PostgreSQL writer threads (connections); 0: STORE_PG_WRITERS */
+};
+#define STORE_PG_WRITERS 2
+#define STORE_PG_WRITERS_MAX 64
+struct store *store_open_with(const char *path, const struct store_options *o);
+/* false while the database cannot be reached (PostgreSQL; SQLite: always
+ * true). Requests then fail fast with STORE_EUNAVAIL, and /healthz says not
+ * ready. */
+bool store_ready(struct store *s);
 /* Drains pending writes, checkpoints, closes every connection; NULL is a no-op.
  * No store_read may be running or start once it is called. */
 void store_close(struct store *s);

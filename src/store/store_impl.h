@@ -1,11 +1,12 @@
-/* Inside the store: the ops table each backend fills in (store_sqlite.c now,
- * store_pg.c later). store.c dispatches the public functions of store.h through
+/* Inside the store: the ops table each backend fills in (store_sqlite.c,
+ * store_pg.c). store.c dispatches the public functions of store.h through
  * it; nothing outside src/store/ includes this header. */
 #ifndef STORE_STORE_IMPL_H
 #define STORE_STORE_IMPL_H
 #include <stdint.h>
 
 #include "store/store.h"
+#include "store/store_sag.h"
 
 struct store_ops {
 	const char *name;
@@ -22,6 +23,30 @@ struct store_ops {
 	int (*key_delete)(struct store_tx *tx, const char *akid);
 	int (*key_each)(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg),
 			void *arg);
+	/* Flow logs, gateways and devices (store_sag.h has their contracts). */
+	int (*flowlog_get)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
+	int (*flowlog_get_config)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
+	int (*flowlog_count)(struct store_tx *tx, struct owner o, int64_t *n);
+	int (*flowlog_insert)(struct store_tx *tx, struct flowlog *fl);
+	int (*flowlog_create)(struct store_tx *tx, struct flowlog *fl, int64_t quota);
+	int (*flowlog_update)(struct store_tx *tx, const struct flowlog *fl);
+	int (*flowlog_delete)(struct store_tx *tx, const struct flowlog *fl);
+	int (*flowlog_list)(struct store_tx *tx, struct owner o, const struct flowlog_filter *f, int64_t *total, flowlog_each_fn fn, void *arg);
+	int (*sag_get)(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
+	int (*sag_insert)(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json);
+	int (*sag_delete)(struct store_tx *tx, const struct sag *g);
+	int (*sag_set_flowlog)(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
+	int (*sag_list)(struct store_tx *tx, struct owner o, const struct sag_filter *f, int64_t *total, sag_each_fn fn, void *arg);
+	int (*sag_list_by_flowlog)(struct store_tx *tx, const struct flowlog *fl, int64_t offset, int64_t limit, int64_t *total, sag_each_fn fn, void *arg);
+	int (*sag_list_unbound)(struct store_tx *tx, struct owner o, int64_t limit, int64_t *total, sag_each_fn fn, void *arg);
+	int (*device_insert)(struct store_tx *tx, const struct sag *g, const struct device *d, int64_t now_ms);
+	int (*device_delete)(struct store_tx *tx, const struct sag *g, const char *serial_number);
+	int (*device_owner)(struct store_tx *tx, const char *serial_number, struct sag *g);
+	int (*device_report)(struct store_tx *tx, const struct sag *g, const char *serial_number, const struct device *d, int64_t now_ms);
+	int (*device_sequence)(struct store_tx *tx, const struct sag *g, const char *serial_number, int64_t seq, int64_t *last);
+	int (*device_status_counts)(struct store_tx *tx, int64_t now_ms, int64_t online_ms, int64_t counts[3]);
+	/* false while the database is unreachable (store_ready); NULL: always. */
+	bool (*ready)(struct store *s);
 };
 
 /* Every backend's store and transaction begin with their ops pointer. */
@@ -72,7 +97,9 @@ enum store_key_find_step {
 extern void (*store_key_find_hook)(enum store_key_find_step step, const char *akid);
 #endif
 
-/* Backend constructors; path has its scheme prefix removed. */
+/* Backend constructors. SQLite: path has its scheme prefix removed;
+ * PostgreSQL: a libpq conninfo (URI) as given. */
 struct store *store_sqlite_open(const char *path);
+struct store *store_pg_open(const char *conninfo, int writers);
 
 #endif

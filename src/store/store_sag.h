@@ -6,9 +6,17 @@
  * which makes the association rule a check-and-set. Lookups take the caller's
  * (account, region): another owner's rows are simply not found.
  *
- * Returns: 0 success, 1 not found (lookups), STORE_EIO on a database failure.
- * Only the SQLite backend implements them (sqlite_sag.c); a second backend
- * would move them into the ops table. */
+ * Returns: 0 success, 1 not found (lookups), STORE_EIO (or STORE_EUNAVAIL) on
+ * a database failure. Each is an entry of struct store_ops (store_impl.h),
+ * implemented by sqlite_sag.c and pg_sag.c; store_sag.c dispatches on the
+ * transaction's backend.
+ *
+ * Inside a write job on PostgreSQL, store_flowlog_get and store_sag_get lock
+ * the row they return (SELECT ... FOR UPDATE) until the batch commits, so a
+ * rule checked on them holds against other processes: always look up the
+ * flow log before the gateway, and the gateway before its devices (the lock
+ * order; docs/store.md). store_flowlog_get_config and store_device_owner
+ * never lock. */
 #ifndef STORE_STORE_SAG_H
 #define STORE_STORE_SAG_H
 #include <stdint.h>
@@ -31,6 +39,11 @@ int store_flowlog_get_config(struct store_tx *tx, struct owner o, const char *fl
 			     struct flowlog *out);
 int store_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n);
 int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl); /* sets fl->rowid */
+/* CreateFlowLog's check-and-set: inserts fl (setting fl->rowid) unless its
+ * owner has quota flow logs already, then ERR_QUOTA_EXCEEDED_FLOWLOG. On
+ * PostgreSQL the count is taken and raised in one conditional upsert of
+ * flowlog_counts, so the quota holds across processes. */
+int store_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota);
 int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl);
 int store_flowlog_delete(struct store_tx *tx, const struct flowlog *fl);
 

@@ -164,6 +164,12 @@ void sqlite_tx_keys_changed(struct store_tx *tx)
 
 sqlite3_stmt *sqlite_tx_stmt(struct store_tx *tx, const char *sql)
 {
+	/* Code written for SQLite (the log store's meta.c) handed another
+	 * backend's transaction fails instead of misreading it. */
+	if (tx->ops != &sqlite_ops) {
+		log_err("store: an SQLite query on a %s transaction", tx->ops->name);
+		return NULL;
+	}
 	return conn_stmt(conn_of(tx), sql);
 }
 
@@ -836,4 +842,25 @@ static const struct store_ops sqlite_ops = {
 	.key_insert = sqlite_key_insert,
 	.key_delete = sqlite_key_delete,
 	.key_each = sqlite_key_each,
+	.flowlog_get = sqlite_flowlog_get,
+	.flowlog_get_config = sqlite_flowlog_get_config,
+	.flowlog_count = sqlite_flowlog_count,
+	.flowlog_insert = sqlite_flowlog_insert,
+	.flowlog_create = sqlite_flowlog_create,
+	.flowlog_update = sqlite_flowlog_update,
+	.flowlog_delete = sqlite_flowlog_delete,
+	.flowlog_list = sqlite_flowlog_list,
+	.sag_get = sqlite_sag_get,
+	.sag_insert = sqlite_sag_insert,
+	.sag_delete = sqlite_sag_delete,
+	.sag_set_flowlog = sqlite_sag_set_flowlog,
+	.sag_list = sqlite_sag_list,
+	.sag_list_by_flowlog = sqlite_sag_list_by_flowlog,
+	.sag_list_unbound = sqlite_sag_list_unbound,
+	.device_insert = sqlite_device_insert,
+	.device_delete = sqlite_device_delete,
+	.device_owner = sqlite_device_owner,
+	.device_report = sqlite_device_report,
+	.device_sequence = sqlite_device_sequence,
+	.device_status_counts = sqlite_device_status_counts,
 };

@@ -1,0 +1,1008 @@
+/* The PostgreSQL backend (docs/store.md, "PostgreSQL"): one read connection
+ * per reading thread, K writer threads each with its own connection doing
+ * group commit, a health thread that notices an unreachable server and
+ * reconnects with backoff, migrations under an advisory lock.
+ *
+ * Why K writers routed by account rather than one: PostgreSQL groups the
+ * fsyncs of concurrent commits itself, so K connections committing at once
+ * share them; and routing every job of one account to one writer keeps that
+ * account's hot rows (flowlog_counts, account_version) on one connection,
+ * where a batch updates them once instead of two connections queueing behind
+ * each other's commit (spec scale-out §3.1: 3.5 x fewer batches). */
+#include "store/pg_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/xmalloc.h"
+#include "metrics/metrics.h"
+#include "store/migrations.h"
+#include "store/store_pg.h"
+
+#define PG_BATCH_MAX 32            /* jobs per transaction: <= 64 subtransactions (spec §3) */
+#define PG_CONNECT_TIMEOUT "5"     /* seconds, unless the conninfo says otherwise */
+#define PG_BACKOFF_MIN_US 100000   /* reconnect backoff: 100 ms ... */
+#define PG_BACKOFF_MAX_US 5000000  /* ... doubling up to 5 s, plus up to 25 % jitter */
+#define PG_PING_US 1000000         /* the health thread checks a live server this often */
+#define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
+#define PG_APP_NAME "sagflow"
+
+struct pg_store;
+
+struct pstmt {
+	char *sql; /* our own copy, the cache key */
+	bool prepared;
+};
+
+/* One connection and its statement cache; the transaction handed to store
+ * functions is the connection itself (tx is the first member). */
+struct pconn {
+	struct store_tx tx;
+	PGconn *db;
+	struct pg_store *owner;
+	bool in_tx, writing, keys_changed;
+	bool broken; /* the connection was lost: reconnect before the next use */
+	bool retry;  /* the running job hit a deadlock/serialization/unique failure */
+	char sqlstate[6];
+	struct pstmt cache[PG_STMT_CACHE_MAX];
+	struct pconn *next, *next_free;
+};
+
+struct pjob {
+	store_fn fn;
+	void *arg;
+	store_done_fn done;
+	int64_t scope;
+	int rc, tries;
+	struct pjob *next;
+};
+
+struct pwriter {
+	struct pg_store *s;
+	int index;
+	pthread_t th;
+	pthread_cond_t cv;
+	struct pjob *head, **tailp;
+	size_t queued;
+	bool done;
+	struct pconn *conn;
+};
+
+struct pg_store {
+	struct store base;
+	char *conninfo;
+	int nwriters;
+	int shard_base;
+	pthread_mutex_t mu; /* queues, reader lists, stats, health state */
+	pthread_cond_t cv_health;
+	struct pwriter *w;
+	bool stopping, health_stop, health_started, migrated;
+	atomic_bool up;
+	pthread_t health;
+	pthread_key_t reader_key;
+	struct pconn *readers, *free_readers;
+	struct store_stats stats;
+};
+
+static const struct store_ops pg_ops;
+static __thread const struct pg_store *pg_writer_self;
+
+/* ---- values and columns ---- */
+
+void pg_p_text(struct pg_params *p, const char *s)
+{
+	if (p->n >= PG_MAX_PARAMS)
+		fatal("store: more than %d values for one statement", PG_MAX_PARAMS);
+	p->v[p->n++] = s;
+}
+
+void pg_p_int(struct pg_params *p, int64_t v)
+{
+	if (p->n >= PG_MAX_PARAMS)
+		fatal("store: more than %d values for one statement", PG_MAX_PARAMS);
+	snprintf(p->num[p->n], PG_NUM_MAX, "%" PRId64, v);
+	p->v[p->n] = p->num[p->n];
+	p->n++;
+}
+
+int64_t pg_int(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	/* The server's own text for an integer column: digits and a sign. */
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+int pg_copy(const PGresult *r, int row, int col, char *out, size_t cap)
+{
+	if (PQgetisnull(r, row, col))
+		return -1;
+	int n = PQgetlength(r, row, col);
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	memcpy(out, PQgetvalue(r, row, col), (size_t)n);
+	out[n] = '\0';
+	return 0;
+}
+
+int64_t pg_changes(PGresult *r)
+{
+	return strtoll(PQcmdTuples(r), NULL, 10);
+}
+
+/* ---- connections and the statement cache ---- */
+
+static struct pconn *conn_of(struct store_tx *tx)
+{
+	return (struct pconn *)tx;
+}
+
+static unsigned sql_hash(const char *sql)
+{
+	unsigned h = 2166136261u; /* FNV-1a, as the SQLite cache */
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+static void conn_forget_statements(struct pconn *c)
+{
+	for (int i = 0; i < PG_STMT_CACHE_MAX; i++) {
+		free(c->cache[i].sql);
+		c->cache[i].sql = NULL;
+		c->cache[i].prepared = false;
+	}
+}
+
+static void conn_disconnect(struct pconn *c)
+{
+	PQfinish(c->db);
+	c->db = NULL;
+	c->broken = false;
+	conn_forget_statements(c); /* prepared statements live in the session */
+}
+
+static bool conn_lost(const struct pconn *c)
+{
+	return !c->db || PQstatus(c->db) != CONNECTION_OK;
+}
+
+/* SQLSTATEs after which the job runs again in the next batch: its savepoint
+ * is rolled back, and the other transaction has finished by then. */
+static bool sqlstate_retry(const char *st)
+{
+	static const char *const codes[] = {"40P01", "40001", "23505"};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(st, codes[i]))
+			return true;
+	return false;
+}
+
+static void conn_note_failure(struct pconn *c, const PGresult *r, const char *what)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st ? st : "");
+	/* Class 08 is a connection exception; a NULL result or a bad status is
+	 * a connection lost under us. */
+	if (conn_lost(c) || !strncmp(c->sqlstate, "08", 2))
+		c->broken = true;
+	else if (c->writing && sqlstate_retry(c->sqlstate))
+		c->retry = true;
+	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	if (!msg)
+		msg = c->db ? PQerrorMessage(c->db) : "no connection";
+	/* A retried job logs at info: it is expected under contention. */
+	if (c->retry)
+		log_info("store: %s: %s (SQLSTATE %s; the job runs again)", what, msg, c->sqlstate);
+	else
+		log_err("store: %s: %s%s%s", what, msg, c->sqlstate[0] ? " SQLSTATE " : "",
+			c->sqlstate);
+}
+
+/* The cache slot of sql, prepared on this session when new. */
+static struct pstmt *conn_stmt(struct pconn *c, const char *sql, int *index)
+{
+	unsigned mask = PG_STMT_CACHE_MAX - 1, i = sql_hash(sql) & mask;
+	for (unsigned n = 0; n < PG_STMT_CACHE_MAX; n++, i = (i + 1) & mask) {
+		struct pstmt *slot = &c->cache[i];
+		if (!slot->sql || !strcmp(slot->sql, sql)) {
+			*index = (int)i;
+			return slot;
+		}
+	}
+	log_err("store: more than %d distinct statements on one connection", PG_STMT_CACHE_MAX);
+	return NULL;
+}
+
+_Static_assert((PG_STMT_CACHE_MAX & (PG_STMT_CACHE_MAX - 1)) == 0,
+	       "the statement cache is an open-addressing table of a power of two");
+
+PGresult *pg_tx_exec(struct store_tx *tx, const char *sql, const struct pg_params *p,
+		     const char *what)
+{
+	struct pconn *c = conn_of(tx);
+	if (c->broken || !c->db)
+		return NULL;
+	int index;
+	struct pstmt *slot = conn_stmt(c, sql, &index);
+	if (!slot)
+		return NULL;
+	char name[16];
+	snprintf(name, sizeof(name), "s%d", index);
+	if (!slot->prepared) {
+		PGresult *r = PQprepare(c->db, name, sql, 0, NULL);
+		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			conn_note_failure(c, r, what);
+			PQclear(r);
+			return NULL;
+		}
+		PQclear(r);
+		if (!slot->sql)
+			slot->sql = xstrdup(sql);
+		slot->prepared = true;
+	}
+	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return r;
+	conn_note_failure(c, r, what);
+	PQclear(r);
+	return NULL;
+}
+
+int pg_tx_err(struct store_tx *tx)
+{
+	return conn_of(tx)->broken ? STORE_EUNAVAIL : STORE_EIO;
+}
+
+const char *pg_tx_sqlstate(struct store_tx *tx)
+{
+	return conn_of(tx)->sqlstate;
+}
+
+void pg_tx_no_retry(struct store_tx *tx)
+{
+	conn_of(tx)->retry = false;
+}
+
+bool pg_tx_writing(struct store_tx *tx)
+{
+	return conn_of(tx)->writing;
+}
+
+void pg_tx_keys_changed(struct store_tx *tx)
+{
+	conn_of(tx)->keys_changed = true;
+}
+
+/* A statement of our own (BEGIN, SAVEPOINT, COMMIT...): 0 or -1. */
+static int conn_cmd(struct pconn *c, const char *sql)
+{
+	if (c->broken || !c->db)
+		return -1;
+	PGresult *r = PQexec(c->db, sql);
+	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	if (rc)
+		conn_note_failure(c, r, sql);
+	PQclear(r);
+	return rc;
+}
+
+/* Session settings: the durability and isolation the backend's guarantees
+ * rest on, whatever postgresql.conf or the role say. */
+static const char conn_settings[] = "SET synchronous_commit = on; "
+				    "SET default_transaction_isolation = 'read committed'; "
+				    "SET client_min_messages = warning";
+
+/* Connects c. The conninfo's own connect_timeout wins over ours (the
+ * expanded URI comes after the default in the keyword list). */
+static int conn_connect(struct pconn *c, bool quiet)
+{
+	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+	const char *const vals[] = {PG_CONNECT_TIMEOUT, PG_APP_NAME, c->owner->conninfo, NULL};
+	conn_disconnect(c);
+	c->db = PQconnectdbParams(keys, vals, 1);
+	if (!c->db || PQstatus(c->db) != CONNECTION_OK) {
+		if (!quiet)
+			log_warn("store: cannot connect to PostgreSQL: %s",
+				 c->db ? PQerrorMessage(c->db) : "out of memory");
+		PQfinish(c->db);
+		c->db = NULL;
+		return -1;
+	}
+	PGresult *r = PQexec(c->db, conn_settings);
+	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	if (rc)
+		log_warn("store: PostgreSQL session settings: %s", PQerrorMessage(c->db));
+	PQclear(r);
+	if (rc)
+		conn_disconnect(c);
+	return rc;
+}
+
+static struct pconn *conn_new(struct pg_store *s)
+{
+	struct pconn *c = xcalloc(1, sizeof(*c));
+	c->tx.ops = &pg_ops;
+	c->owner = s;
+	return c;
+}
+
+static void conn_free(struct pconn *c)
+{
+	if (!c)
+		return;
+	conn_disconnect(c);
+	free(c);
+}
+
+/* ---- health: noticing an unreachable server, reconnecting with backoff ---- */
+
+static void mark_down(struct pg_store *s)
+{
+	if (atomic_exchange(&s->up, false))
+		log_warn("store: PostgreSQL is unreachable; requests fail with 503 until it is back");
+	pthread_mutex_lock(&s->mu);
+	pthread_cond_signal(&s->cv_health);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int migrate(struct pconn *c);
+
+static int64_t backoff_next(int64_t cur)
+{
+	int64_t next = cur ? cur * 2 : PG_BACKOFF_MIN_US;
+	return next > PG_BACKOFF_MAX_US ? PG_BACKOFF_MAX_US : next;
+}
+
+static int64_t jitter(int64_t us)
+{
+	return us + (int64_t)((uint64_t)random() % (uint64_t)(us / 4 + 1));
+}
+
+/* Waits on cv_health for up to us; false when the store is closing. */
+static bool health_wait(struct pg_store *s, int64_t us)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += us / 1000000;
+	until.tv_nsec += (long)(us % 1000000) * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (!s->health_stop)
+		pthread_cond_timedwait(&s->cv_health, &s->mu, &until);
+	bool go = !s->health_stop;
+	pthread_mutex_unlock(&s->mu);
+	return go;
+}
+
+/* One look: while up, a ping on the health connection; while down, a
+ * connection attempt (and the migrations, the first time). */
+static bool health_check(struct pg_store *s, struct pconn *c)
+{
+	if (atomic_load(&s->up) && c->db) {
+		PGresult *r = PQexec(c->db, "SELECT 1");
+		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+		if (ok)
+			return true;
+		conn_disconnect(c);
+	}
+	if (!c->db && conn_connect(c, !atomic_load(&s->up)) != 0)
+		return false;
+	if (!s->migrated && migrate(c) != 0) {
+		conn_disconnect(c);
+		return false;
+	}
+	s->migrated = true;
+	if (!atomic_exchange(&s->up, true))
+		log_info("store: PostgreSQL is reachable");
+	return true;
+}
+
+static void *health_main(void *arg)
+{
+	struct pg_store *s = arg;
+	struct pconn *c = conn_new(s);
+	int64_t backoff = 0;
+	do {
+		if (health_check(s, c)) {
+			backoff = 0;
+		} else {
+			mark_down(s);
+			backoff = backoff_next(backoff);
+		}
+	} while (health_wait(s, backoff ? jitter(backoff) : PG_PING_US));
+	conn_free(c);
+	return NULL;
+}
+
+static bool pg_ready(struct store *base)
+{
+	return atomic_load(&((struct pg_store *)base)->up);
+}
+
+/* ---- migrations: once, however many processes start at once ---- */
+
+static int migrate_apply(struct pconn *c, int have)
+{
+	for (int i = have; i < store_pg_migrations_count; i++) {
+		const struct store_migration *m = &store_pg_migrations[i];
+		if (conn_cmd(c, m->sql) != 0)
+			return -1;
+		struct pg_params p = {0};
+		pg_p_int(&p, m->version);
+		pg_p_text(&p, m->name);
+		PGresult *r = pg_tx_exec(&c->tx, "INSERT INTO schema_migrations (version, name) "
+						 "VALUES ($1, $2)", &p, "migration record");
+		if (!r)
+			return -1;
+		PQclear(r);
+		log_info("store: applied migration %s", m->name);
+	}
+	return 0;
+}
+
+/* Every migration runs in one transaction under a transaction-scoped advisory
+ * lock, and the applied versions are read after the lock is held: a process
+ * that waited for another's migrations finds them applied. */
+static int migrate(struct pconn *c)
+{
+	if (conn_cmd(c, "BEGIN") != 0)
+		return -1;
+	int rc = -1;
+	PGresult *r = NULL;
+	struct pg_params p = {0};
+	pg_p_int(&p, PG_MIGRATION_LOCK);
+	if (!(r = pg_tx_exec(&c->tx, "SELECT pg_advisory_xact_lock($1)", &p, "migration lock")))
+		goto out;
+	PQclear(r);
+	if (conn_cmd(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
+			"KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())") != 0)
+		goto out;
+	if (!(r = pg_tx_exec(&c->tx, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+			     NULL, "schema version")))
+		goto out;
+	int have = (int)pg_int(r, 0, 0);
+	PQclear(r);
+	if (have > store_pg_migrations_count) {
+		log_err("store: the database has schema version %d, newer than this binary's %d; "
+			"refusing to open it", have, store_pg_migrations_count);
+		goto out;
+	}
+	if (migrate_apply(c, have) == 0 && conn_cmd(c, "COMMIT") == 0)
+		rc = 0;
+out:
+	if (rc && !conn_lost(c))
+		conn_cmd(c, "ROLLBACK");
+	return rc; /* prepared statements outlive a transaction: the cache stays valid */
+}
+
+/* ---- reads: one connection per thread, one snapshot per store_read ---- */
+
+static void reader_release(void *p)
+{
+	struct pconn *c = p;
+	struct pg_store *s = c->owner;
+	pthread_mutex_lock(&s->mu);
+	c->next_free = s->free_readers;
+	s->free_readers = c;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static struct pconn *reader_get(struct pg_store *s)
+{
+	struct pconn *c = pthread_getspecific(s->reader_key);
+	if (!c) {
+		pthread_mutex_lock(&s->mu);
+		c = s->free_readers;
+		if (c)
+			s->free_readers = c->next_free;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (!c) {
+		c = conn_new(s);
+		pthread_mutex_lock(&s->mu);
+		c->next = s->readers;
+		s->readers = c;
+		s->stats.read_conns++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	pthread_setspecific(s->reader_key, c);
+	return c;
+}
+
+/* A connection ready for a transaction, or NULL (unreachable: fail fast). */
+static int conn_ensure(struct pconn *c)
+{
+	if (c->db && !c->broken && !conn_lost(c))
+		return 0;
+	if (!atomic_load(&c->owner->up))
+		return -1;
+	if (conn_connect(c, false) != 0) {
+		mark_down(c->owner);
+		return -1;
+	}
+	return 0;
+}
+
+static int pg_read(struct store *base, store_fn fn, void *arg)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pconn *c = reader_get(s);
+	if (c->in_tx) {
+		log_err("store: store_read called inside store_read");
+		return STORE_EIO;
+	}
+	if (conn_ensure(c) != 0)
+		return STORE_EUNAVAIL;
+	c->writing = false;
+	c->sqlstate[0] = '\0';
+	/* One snapshot for every statement of fn. */
+	if (conn_cmd(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
+		return c->broken ? STORE_EUNAVAIL : STORE_EIO;
+	c->in_tx = true;
+	int rc = fn(&c->tx, arg);
+	c->in_tx = false;
+	if (c->broken)
+		return STORE_EUNAVAIL;
+	bool failed = PQtransactionStatus(c->db) == PQTRANS_INERROR;
+	if (conn_cmd(c, failed ? "ROLLBACK" : "COMMIT") != 0)
+		return c->broken ? STORE_EUNAVAIL : STORE_EIO;
+	if (failed && rc == 0) /* a failed statement the function did not report */
+		rc = STORE_EIO;
+	return rc;
+}
+
+/* ---- writes: K queues, K writers, batches of savepoints ---- */
+
+static unsigned writer_of(const struct pg_store *s, int64_t scope)
+{
+	if (scope <= 0)
+		return 0;
+	uint64_t h = (uint64_t)scope * 0x9E3779B97F4A7C15u;
+	return (unsigned)((h >> 32) % (uint64_t)s->nwriters);
+}
+
+static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void *arg,
+			   store_done_fn done)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pwriter *w = &s->w[writer_of(s, scope)];
+	struct pjob *j = xmalloc(sizeof(*j));
+	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO};
+	int refuse = 0;
+	pthread_mutex_lock(&s->mu);
+	/* Fail fast while the server is away: no unbounded queueing. */
+	if (w->done)
+		refuse = STORE_EIO;
+	else if (!atomic_load(&s->up))
+		refuse = STORE_EUNAVAIL;
+	else if (w->queued >= STORE_QUEUE_MAX)
+		refuse = STORE_EIO;
+	if (!refuse) {
+		*w->tailp = j;
+		w->tailp = &j->next;
+		w->queued++;
+		pthread_cond_signal(&w->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (refuse) {
+		if (refuse == STORE_EIO)
+			log_warn("store: write refused (%s)", w->done ? "store closing" : "queue full");
+		if (done)
+			done(arg, refuse);
+		free(j);
+	}
+}
+
+enum job_outcome { JOB_RAN, JOB_AGAIN, JOB_LOST };
+
+/* Runs one job under its own savepoint. */
+static enum job_outcome run_job(struct pconn *c, struct pjob *j)
+{
+	if (conn_cmd(c, "SAVEPOINT job") != 0)
+		return JOB_LOST;
+	c->retry = false;
+	c->sqlstate[0] = '\0';
+	c->in_tx = true;
+	j->rc = j->fn(&c->tx, j->arg);
+	c->in_tx = false;
+	if (c->broken || conn_lost(c))
+		return JOB_LOST;
+	bool failed = PQtransactionStatus(c->db) == PQTRANS_INERROR;
+	if (failed && j->rc == 0) {
+		log_err("store: a write job ignored a failed statement; it is rolled back");
+		j->rc = STORE_EIO;
+	}
+	bool again = c->retry && ++j->tries < STORE_JOB_TRIES;
+	if (c->retry && !again) {
+		log_err("store: a write job failed %d times (SQLSTATE %s)", STORE_JOB_TRIES, c->sqlstate);
+		j->rc = STORE_EIO;
+	}
+	if ((failed || j->rc != 0 || again) && conn_cmd(c, "ROLLBACK TO SAVEPOINT job") != 0)
+		return JOB_LOST;
+	if (conn_cmd(c, "RELEASE SAVEPOINT job") != 0)
+		return JOB_LOST;
+	return again ? JOB_AGAIN : JOB_RAN;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One account_version bump per account of the batch (account 0 for unscoped
+ * jobs), in the batch's transaction, on this writer's own shard. */
+static int bump_versions(struct pwriter *w, struct pjob *ran)
+{
+	int64_t acct[PG_BATCH_MAX];
+	size_t n = 0;
+	for (struct pjob *j = ran; j && n < PG_BATCH_MAX; j = j->next)
+		if (j->scope >= 0)
+			acct[n++] = j->scope;
+	if (!n)
+		return 0;
+	qsort(acct, n, sizeof(acct[0]), cmp_i64);
+	char list[PG_BATCH_MAX * PG_NUM_MAX + 3];
+	size_t len = 0;
+	list[len++] = '{';
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || acct[i] != acct[i - 1])
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
+						len > 1 ? "," : "", acct[i]);
+	snprintf(list + len, sizeof(list) - len, "}");
+	struct pg_params p = {0};
+	pg_p_text(&p, list);
+	pg_p_int(&p, w->s->shard_base + w->index);
+	PGresult *r = pg_tx_exec(&w->conn->tx,
+				 "INSERT INTO account_version (account_id, shard, v) "
+				 "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
+				 "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1",
+				 &p, "account version");
+	PQclear(r);
+	return r ? 0 : -1;
+}
+
+/* COMMIT, and what its answer means. Lost after COMMIT was sent: the server
+ * may or may not have committed, so the jobs get STORE_EIO, never success. */
+static int commit(struct pconn *c)
+{
+	int64_t t0 = time_mono_us();
+	PGresult *r = PQexec(c->db, "COMMIT");
+	bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
+	if (!ok && conn_lost(c)) {
+		c->broken = true;
+		log_err("store: commit outcome unknown: the connection to PostgreSQL was lost after "
+			"COMMIT was sent");
+	} else if (!ok) {
+		conn_note_failure(c, r, "COMMIT");
+	}
+	PQclear(r);
+	if (!ok)
+		return -1;
+	metrics_count(store_m_commits, 0, 0, 1);
+	metrics_observe(store_m_commit_us, 0, 0, (uint64_t)(time_mono_us() - t0));
+	return 0;
+}
+
+static void fail_all(struct pjob *list, int rc)
+{
+	for (struct pjob *j = list; j; j = j->next)
+		j->rc = rc;
+}
+
+/* Runs a batch: the jobs that ran (with their results) end up in *ran, the
+ * ones to run again in *again. */
+static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, struct pjob **again)
+{
+	struct pconn *c = w->conn;
+	struct pjob **rt = ran, **at = again;
+	*ran = *again = NULL;
+	bool lost = conn_ensure(c) != 0;
+	c->writing = true;
+	lost = lost || conn_cmd(c, "BEGIN") != 0;
+	while (batch) {
+		struct pjob *j = batch;
+		batch = j->next;
+		j->next = NULL;
+		enum job_outcome o = lost ? JOB_LOST : run_job(c, j);
+		lost = o == JOB_LOST;
+		if (o == JOB_AGAIN) {
+			*at = j;
+			at = &j->next;
+		} else {
+			*rt = j;
+			rt = &j->next;
+		}
+	}
+	bool sent_commit = false;
+	if (!lost && bump_versions(w, *ran) == 0) {
+		sent_commit = true;
+		lost = commit(c) != 0;
+	} else {
+		lost = true;
+	}
+	c->writing = false;
+	if (lost) {
+		/* Nothing was committed unless COMMIT was sent and its answer lost. */
+		bool unreachable = c->broken && !sent_commit;
+		if (!c->broken && !conn_lost(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
+			conn_cmd(c, "ROLLBACK");
+		fail_all(*ran, unreachable ? STORE_EUNAVAIL : STORE_EIO);
+		fail_all(*again, unreachable ? STORE_EUNAVAIL : STORE_EIO);
+		*rt = *again;
+		*again = NULL;
+		if (c->broken || conn_lost(c)) {
+			conn_disconnect(c);
+			if (unreachable)
+				mark_down(w->s);
+		}
+	}
+	c->keys_changed = false;
+}
+
+/* Before any done(), as the SQLite writer: this process's answer cache never
+ * serves a page from before an acknowledged write (rpc/cache.h). */
+static void bump_local_versions(struct pg_store *s, struct pjob *ran)
+{
+	bool any = false;
+	for (struct pjob *j = ran; j; j = j->next) {
+		if (j->scope > 0)
+			atomic_fetch_add_explicit(&s->base.scope_version[store_scope_slot(j->scope)], 1,
+						  memory_order_release);
+		else if (j->scope == 0)
+			any = true;
+	}
+	if (any)
+		atomic_fetch_add_explicit(&s->base.data_version, 1, memory_order_release);
+}
+
+static struct pjob *take_batch(struct pg_store *s, struct pwriter *w, size_t *count)
+{
+	struct pjob *batch = w->head, **end = &w->head;
+	size_t n = 0;
+	while (*end && n < PG_BATCH_MAX) {
+		end = &(*end)->next;
+		n++;
+	}
+	w->head = *end;
+	*end = NULL;
+	if (!w->head)
+		w->tailp = &w->head;
+	w->queued -= n;
+	s->stats.batches++;
+	s->stats.jobs += n;
+	if (n > s->stats.max_batch)
+		s->stats.max_batch = n;
+	*count = n;
+	return batch;
+}
+
+/* Jobs to run again go back to the front of the queue, in order. */
+static void requeue_front(struct pwriter *w, struct pjob *again)
+{
+	if (!again)
+		return;
+	struct pjob *last = again;
+	size_t n = 1;
+	while (last->next) {
+		last = last->next;
+		n++;
+	}
+	last->next = w->head;
+	if (!w->head)
+		w->tailp = &last->next;
+	w->head = again;
+	w->queued += n;
+}
+
+static void *writer_main(void *arg)
+{
+	struct pwriter *w = arg;
+	struct pg_store *s = w->s;
+	pg_writer_self = s;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!w->head && !s->stopping)
+			pthread_cond_wait(&w->cv, &s->mu);
+		if (!w->head)
+			break;
+		size_t n;
+		struct pjob *batch = take_batch(s, w, &n), *ran, *again;
+		pthread_mutex_unlock(&s->mu);
+		metrics_observe(store_m_batch, 0, 0, n);
+		run_batch(w, batch, &ran, &again);
+		bump_local_versions(s, ran);
+		while (ran) {
+			struct pjob *next = ran->next;
+			if (ran->done)
+				ran->done(ran->arg, ran->rc);
+			free(ran);
+			ran = next;
+		}
+		pthread_mutex_lock(&s->mu);
+		requeue_front(w, again);
+	}
+	w->done = true;
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ---- open and close ---- */
+
+static void pg_free(struct pg_store *s)
+{
+	for (int i = 0; s->w && i < s->nwriters; i++) {
+		conn_free(s->w[i].conn);
+		pthread_cond_destroy(&s->w[i].cv);
+	}
+	free(s->w);
+	pthread_cond_destroy(&s->cv_health);
+	pthread_mutex_destroy(&s->mu);
+	free(s->conninfo);
+	free(s);
+}
+
+/* Checks the conninfo's syntax now, so a typo is an error at start rather
+ * than an endless reconnect. Never logs it: it may hold a password. */
+static int conninfo_ok(const char *conninfo)
+{
+	char *err = NULL;
+	PQconninfoOption *o = PQconninfoParse(conninfo, &err);
+	if (!o) {
+		log_err("store: the PostgreSQL URI is not valid: %s", err ? err : "out of memory");
+		PQfreemem(err);
+		return -1;
+	}
+	PQconninfoFree(o);
+	return 0;
+}
+
+/* The first connection, the migrations, then the threads. A server that is
+ * not reachable yet leaves the store unready; the health thread connects
+ * and migrates when it can. */
+struct store *store_pg_open(const char *conninfo, int writers)
+{
+	if (conninfo_ok(conninfo) != 0)
+		return NULL;
+	if (writers < 1 || writers > STORE_PG_WRITERS_MAX) {
+		log_err("store: --pg-writers must be 1..%d", STORE_PG_WRITERS_MAX);
+		return NULL;
+	}
+	struct pg_store *s = xcalloc(1, sizeof(*s));
+	s->base.ops = &pg_ops;
+	s->conninfo = xstrdup(conninfo);
+	s->nwriters = writers;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv_health, NULL);
+	s->w = xcalloc((size_t)writers, sizeof(*s->w));
+	for (int i = 0; i < writers; i++) {
+		s->w[i] = (struct pwriter){.s = s, .index = i, .conn = conn_new(s)};
+		s->w[i].tailp = &s->w[i].head;
+		pthread_cond_init(&s->w[i].cv, NULL);
+	}
+	struct pconn *first = s->w[0].conn;
+	if (conn_connect(first, false) == 0) {
+		if (migrate(first) != 0) {
+			pg_free(s);
+			return NULL;
+		}
+		s->migrated = true;
+		atomic_store(&s->up, true);
+	} else {
+		log_warn("store: PostgreSQL is not reachable yet; retrying in the background");
+	}
+	if (pthread_key_create(&s->reader_key, reader_release) != 0)
+		fatal("store: pthread_key_create");
+	for (int i = 0; i < writers; i++)
+		if (pthread_create(&s->w[i].th, NULL, writer_main, &s->w[i]) != 0)
+			fatal("store: cannot start a writer thread");
+	if (pthread_create(&s->health, NULL, health_main, s) != 0)
+		fatal("store: cannot start the health thread");
+	s->health_started = true;
+	return &s->base;
+}
+
+static void pg_close(struct store *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	for (int i = 0; i < s->nwriters; i++)
+		pthread_cond_signal(&s->w[i].cv);
+	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < s->nwriters; i++)
+		pthread_join(s->w[i].th, NULL); /* each drains its queue first */
+	pthread_mutex_lock(&s->mu);
+	s->health_stop = true;
+	pthread_cond_signal(&s->cv_health);
+	pthread_mutex_unlock(&s->mu);
+	if (s->health_started)
+		pthread_join(s->health, NULL);
+	pthread_key_delete(s->reader_key);
+	struct pconn *c = s->readers;
+	while (c) {
+		struct pconn *next = c->next;
+		conn_free(c);
+		c = next;
+	}
+	pg_free(s);
+}
+
+static bool pg_on_writer(struct store *base)
+{
+	return pg_writer_self == (const struct pg_store *)base;
+}
+
+static void pg_stats(struct store *base, struct store_stats *out)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	pthread_mutex_lock(&s->mu);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->mu);
+}
+
+const char *store_pg_conninfo(struct store *base)
+{
+	return base->ops == &pg_ops ? ((struct pg_store *)base)->conninfo : NULL;
+}
+
+int store_pg_writers(struct store *base)
+{
+	return base->ops == &pg_ops ? ((struct pg_store *)base)->nwriters : 0;
+}
+
+void store_pg_set_shard_base(struct store *base, int shard_base)
+{
+	if (base->ops == &pg_ops)
+		((struct pg_store *)base)->shard_base = shard_base;
+}
+
+static const struct store_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close,
+	.read = pg_read,
+	.write_async = pg_write_async,
+	.stats = pg_stats,
+	.on_writer = pg_on_writer,
+	.ready = pg_ready,
+	.key_get = pg_key_get,
+	.account_ensure = pg_account_ensure,
+	.key_insert = pg_key_insert,
+	.key_delete = pg_key_delete,
+	.key_each = pg_key_each,
+	.flowlog_get = pg_flowlog_get,
+	.flowlog_get_config = pg_flowlog_get_config,
+	.flowlog_count = pg_flowlog_count,
+	.flowlog_insert = pg_flowlog_insert,
+	.flowlog_create = pg_flowlog_create,
+	.flowlog_update = pg_flowlog_update,
+	.flowlog_delete = pg_flowlog_delete,
+	.flowlog_list = pg_flowlog_list,
+	.sag_get = pg_sag_get,
+	.sag_insert = pg_sag_insert,
+	.sag_delete = pg_sag_delete,
+	.sag_set_flowlog = pg_sag_set_flowlog,
+	.sag_list = pg_sag_list,
+	.sag_list_by_flowlog = pg_sag_list_by_flowlog,
+	.sag_list_unbound = pg_sag_list_unbound,
+	.device_insert = pg_device_insert,
+	.device_delete = pg_device_delete,
+	.device_owner = pg_device_owner,
+	.device_report = pg_device_report,
+	.device_sequence = pg_device_sequence,
+	.device_status_counts = pg_device_status_counts,
+};

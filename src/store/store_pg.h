@@ -1,0 +1,18 @@
+/* What the cross-node pieces (admission, node leases, key invalidation) need
+ * from the PostgreSQL backend, and nothing else. Each returns the neutral
+ * value for a store of another backend. */
+#ifndef STORE_STORE_PG_H
+#define STORE_STORE_PG_H
+
+struct store;
+
+/* The libpq conninfo the store was opened with (it may hold a password:
+ * never log it), or NULL when s is not PostgreSQL. */
+const char *store_pg_conninfo(struct store *s);
+/* The node's writer threads (--pg-writers), or 0. */
+int store_pg_writers(struct store *s);
+/* The first account_version shard of this node's writers (writer i bumps
+ * shard base + i); 0 until set. Call before any write. */
+void store_pg_set_shard_base(struct store *s, int shard_base);
+
+#endif
