@@ -248,12 +248,6 @@ static int parse_rate_limit(const char *v, struct serve_opts *o)
 	return 0;
 }
 
-/* A libpq URI (the PostgreSQL backend), not an SQLite path. */
-static bool db_is_url(const char *db)
-{
-	return !strncmp(db, "postgres://", 11) || !strncmp(db, "postgresql://", 13);
-}
-
 static int parse_opts(int argc, char **argv, struct serve_opts *o)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -363,7 +357,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	if (o->logs_dir && o->log_store_at)
 		return fprintf(stderr, "serve: --logs-dir and --log-store-at exclude each other (a "
 				       "node holds the log store or names the one that does)\n"), -1;
-	if (db_is_url(o->db) && !o->logs_dir && !o->log_store_at)
+	if (store_path_is_pg(o->db) && !o->logs_dir && !o->log_store_at)
 		return fprintf(stderr, "serve: with a PostgreSQL --db, say where the log store is: "
 				       "--logs-dir DIR on the one node that holds it, --log-store-at URL "
 				       "on the others (docs/logstore.md)\n"), -1;
@@ -489,7 +483,7 @@ static struct logstore_server *open_logstore(const struct serve_opts *o, struct 
 	}
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(o, logs_dir);
-	if (db_is_url(o->db)) {
+	if (store_path_is_pg(o->db)) {
 		char path[SERVE_MAX_PATH + sizeof(SERVE_LOGSTORE_DB) + 1];
 		if (mkdir(logs_dir, 0700) != 0 && errno != EEXIST) {
 			log_err("serve: cannot create %s: %s", logs_dir, strerror(errno));
