@@ -249,7 +249,7 @@ test('a write acknowledged on one node, then read on another, 5,000 rounds: neve
         await clients[r].call('DescribeFlowLogs', { FlowLogId: fl });
         await clients[r].call('DescribeFlowLogs', { FlowLogId: fl });
         const want = `r${round}`;
-        await clients[w].call('ModifyFlowLog', { FlowLogId: fl, Description: want });
+        await clients[w].call('ModifyFlowLogAttribute', { FlowLogId: fl, Description: want });
         const got = (await clients[r].call('DescribeFlowLogs', { FlowLogId: fl })).FlowLogs.FlowLogSetType[0].Description;
         if (got !== want) stale.push(`round ${round}: wrote ${want} on node ${w}, read ${got} on node ${r}`);
       }
@@ -334,7 +334,7 @@ test("a node's listener connection killed with pg_terminate_backend: answers sta
     let round = 0;
     while (Date.now() - t0 < 3000) {
       const want = `l${round++}`;
-      await qa.call('ModifyFlowLog', { FlowLogId: fl, Description: want });
+      await qa.call('ModifyFlowLogAttribute', { FlowLogId: fl, Description: want });
       const got = (await qb.call('DescribeFlowLogs', { FlowLogId: fl })).FlowLogs.FlowLogSetType[0].Description;
       assert.equal(got, want, `round ${round}: stale read on B after the listeners were killed`);
     }
