@@ -119,6 +119,11 @@ void store_close(struct store *s)
 	s->ops->close(s);
 }
 
+const char *store_tx_backend(struct store_tx *tx)
+{
+	return tx->ops->name;
+}
+
 bool store_ready(struct store *s)
 {
 	return !s->ops->ready || s->ops->ready(s);
@@ -297,8 +302,13 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 {
 	struct key_cache *kc = s->key_cache;
 	struct key_find f = {.akid = akid, .out = out};
-	if (!kc)
-		return store_read(s, key_find_read, &f);
+	if (!kc) { /* no cache (no shared epoch): every lookup reads the store */
+		KEY_FIND_STEP(KEY_FIND_EPOCH_READ, akid);
+		KEY_FIND_STEP(KEY_FIND_MISSED, akid);
+		int rc = store_read(s, key_find_read, &f);
+		KEY_FIND_STEP(KEY_FIND_READ_DONE, akid);
+		return rc;
+	}
 	/* Why a deleted key is never used by a lookup that starts after
 	 * `sagflow keys delete` returned: the deleting process bumps the epoch
 	 * after its COMMIT and before it returns, so such a lookup loads an epoch

@@ -394,17 +394,18 @@ static bool health_wait(struct pg_store *s, int64_t us)
 	return go;
 }
 
-/* One look: while up, a ping on the health connection; while down, a
- * connection attempt (and the migrations, the first time). */
+/* One look: a ping on the health connection, or, when it is gone, a
+ * connection attempt (and the migrations, the first time). Up or down is
+ * decided here alone, so a connection that only one thread lost (its backend
+ * terminated) does not keep the store down. */
 static bool health_check(struct pg_store *s, struct pconn *c)
 {
-	if (atomic_load(&s->up) && c->db) {
+	if (c->db) {
 		PGresult *r = PQexec(c->db, "SELECT 1");
 		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
 		PQclear(r);
-		if (ok)
-			return true;
-		conn_disconnect(c);
+		if (!ok)
+			conn_disconnect(c);
 	}
 	if (!c->db && conn_connect(c, !atomic_load(&s->up)) != 0)
 		return false;
@@ -684,7 +685,8 @@ static int bump_versions(struct pwriter *w, struct pjob *ran)
 }
 
 /* COMMIT, and what its answer means. Lost after COMMIT was sent: the server
- * may or may not have committed, so the jobs get STORE_EIO, never success. */
+ * may or may not have committed, so the jobs get STORE_EUNKNOWN (a kind of
+ * STORE_EIO), never success. */
 static int commit(struct pconn *c)
 {
 	int64_t t0 = time_mono_us();
@@ -761,18 +763,17 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	c->writing = false;
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
-		bool unreachable = c->broken && !sent_commit;
+		int rc = !c->broken ? STORE_EIO : sent_commit ? STORE_EUNKNOWN : STORE_EUNAVAIL;
 		if (!c->broken && !conn_lost(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 			conn_cmd(c, "ROLLBACK");
-		fail_all(*ran, unreachable ? STORE_EUNAVAIL : STORE_EIO);
-		fail_all(*again, unreachable ? STORE_EUNAVAIL : STORE_EIO);
+		fail_all(*ran, rc);
+		fail_all(*again, rc);
 		*rt = *again;
 		*again = NULL;
-		if (c->broken || conn_lost(c)) {
+		/* Reconnected at the next batch; if that fails, the store goes
+		 * down (conn_ensure). */
+		if (c->broken || conn_lost(c))
 			conn_disconnect(c);
-			if (unreachable)
-				mark_down(w->s);
-		}
 	}
 	if (!lost && c->keys_changed)
 		keys_wait(c, *ran);

@@ -148,11 +148,10 @@ int pg_key_delete(struct store_tx *tx, const char *akid)
 
 int pg_key_each(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg), void *arg)
 {
-	/* SQLite breaks ties by rowid (insertion); PostgreSQL has no such
-	 * column here, so keys created in the same millisecond list by id. */
+	/* rowid: SQLite's implicit column, explicit on PostgreSQL (sql/pg/0001). */
 	PGresult *r = pg_tx_exec(tx, "SELECT " KEY_COLUMNS " FROM access_keys k "
 				     "JOIN accounts a ON a.id = k.account_id "
-				     "ORDER BY k.account_id, k.created_ms, k.akid",
+				     "ORDER BY k.account_id, k.created_ms, k.rowid",
 				 NULL, "key list");
 	if (!r)
 		return pg_tx_err(tx);
