@@ -98,7 +98,7 @@ e2e_backends() {
 	[[ " $backends " == *" pg "* ]] || return 0
 	if [ -z "${SAGFLOW_TEST_PG:-}" ]; then
 		echo "e2e: no PostgreSQL cluster: the pg run of the e2e files is skipped"
-	elif "$SAGFLOW_BIN" serve --help 2>/dev/null | grep -q 'postgres'; then
+	elif [[ $("$SAGFLOW_BIN" serve --help 2>/dev/null) == *postgresql://* ]]; then
 		return 0
 	elif ! ls src/store/*pg*.c >/dev/null 2>&1; then
 		echo "e2e: this tree has no PostgreSQL backend yet (src/store/*pg*.c): the pg run is skipped"
