@@ -150,6 +150,8 @@ enum store_admit_result store_admit(struct store *s, const struct store_admissio
 
 void store_admit_limits(struct store *s, uint32_t max_entries, uint32_t per_key)
 {
+	if (s->ops->admit != store_local_admit)
+		return; /* the database keeps the nonces */
 	nonce_free(atomic_exchange(&s->nonces, nonce_new(max_entries, per_key)));
 }
 
