@@ -17,30 +17,30 @@
  * with an older sum is never served after a write another node acknowledged
  * (each writer's bump commits with its batch). Account 0's rows count the
  * unscoped writes (sql/pg/0001), which may change any account's answers. */
-#define PG_ADMIT_INSERT                                                                          \
-	"WITH n AS (INSERT INTO nonce VALUES ($1::smallint, $2::uuid) ON CONFLICT DO NOTHING "  \
+#define PG_ADMIT_INSERT                                                                            \
+	"WITH n AS (INSERT INTO nonce VALUES ($1::smallint, $2::uuid) ON CONFLICT DO NOTHING "     \
 	"RETURNING 1) SELECT (SELECT count(*) FROM n), "
-#define PG_ADMIT_HORIZON                                                                         \
+#define PG_ADMIT_HORIZON                                                                           \
 	"(SELECT floor(extract(epoch FROM horizon))::bigint FROM nonce_marker WHERE id = 1)"
 static const struct {
 	const char *name, *sql;
 	int nparams;
 } pg_admit_stmt[2] = {
-	{"sagflow_admit", PG_ADMIT_INSERT "0::bigint, " PG_ADMIT_HORIZON, 2},
-	{"sagflow_admit_label",
-	 PG_ADMIT_INSERT "(SELECT coalesce(sum(v), 0) FROM account_version WHERE account_id IN "
-			 "($3::bigint, 0))::bigint, " PG_ADMIT_HORIZON,
-	 3},
+    {"sagflow_admit", PG_ADMIT_INSERT "0::bigint, " PG_ADMIT_HORIZON, 2},
+    {"sagflow_admit_label",
+     PG_ADMIT_INSERT "(SELECT coalesce(sum(v), 0) FROM account_version WHERE account_id IN "
+		     "($3::bigint, 0))::bigint, " PG_ADMIT_HORIZON,
+     3},
 };
 #define PG_SQLSTATE_NO_STATEMENT "26000" /* invalid_sql_statement_name */
 /* Only after a crash: the first node to notice sets the horizon; the others'
  * inserts do nothing and read it. */
 static const char PG_HORIZON_SQL[] =
-	"WITH i AS (INSERT INTO nonce_marker VALUES (1, now()) ON CONFLICT (id) DO NOTHING "
-	"RETURNING horizon) SELECT floor(extract(epoch FROM coalesce((SELECT horizon FROM i), "
-	"(SELECT horizon FROM nonce_marker WHERE id = 1))))::bigint";
+    "WITH i AS (INSERT INTO nonce_marker VALUES (1, now()) ON CONFLICT (id) DO NOTHING "
+    "RETURNING horizon) SELECT floor(extract(epoch FROM coalesce((SELECT horizon FROM i), "
+    "(SELECT horizon FROM nonce_marker WHERE id = 1))))::bigint";
 static const char PG_KEYS_PENDING_SQL[] =
-	"SELECT count(*) FROM node_lease WHERE lease_until > now() AND keys_seen < $1::bigint";
+    "SELECT count(*) FROM node_lease WHERE lease_until > now() AND keys_seen < $1::bigint";
 
 static bool result_ok(PGresult *r, int rows, int cols, const char *what)
 {
@@ -70,9 +70,10 @@ static int64_t horizon_restore(PGconn *c)
 			return -1;
 		if (!null) {
 			if (attempt == 0)
-				log_warn("pg: the nonce table was reset (database crash or failover): "
-					 "requests signed before the horizon are refused for %d s",
-					 PG_HORIZON_S);
+				log_warn(
+				    "pg: the nonce table was reset (database crash or failover): "
+				    "requests signed before the horizon are refused for %d s",
+				    PG_HORIZON_S);
 			return h;
 		}
 		/* Another node's insert committed after this statement's snapshot. */
@@ -86,8 +87,8 @@ static int64_t horizon_restore(PGconn *c)
 static PGresult *admit_exec(PGconn *c, int i, const char *const *vals)
 {
 	for (int attempt = 0;; attempt++) {
-		PGresult *r = PQexecPrepared(c, pg_admit_stmt[i].name, pg_admit_stmt[i].nparams, vals,
-					     NULL, NULL, 0);
+		PGresult *r = PQexecPrepared(c, pg_admit_stmt[i].name, pg_admit_stmt[i].nparams,
+					     vals, NULL, NULL, 0);
 		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (attempt > 0 || !st || strcmp(st, PG_SQLSTATE_NO_STATEMENT) != 0)
 			return r;

@@ -10,10 +10,10 @@
 
 #include "store/store.h"
 
-#define PG_CHANNEL "sagflow"              /* LISTEN/NOTIFY channel */
-#define PG_KEYS_PAYLOAD_PREFIX "keys:"    /* payload: keys:<store_epoch v> */
-#define PG_SWEEP_LOCK 0x73616766l         /* pg_try_advisory_lock key of the sweeper ("sagf") */
-#define PG_KEYS_WAIT_MS 3500              /* a node's lease (3 s) + one renewal's slack */
+#define PG_CHANNEL "sagflow"	       /* LISTEN/NOTIFY channel */
+#define PG_KEYS_PAYLOAD_PREFIX "keys:" /* payload: keys:<store_epoch v> */
+#define PG_SWEEP_LOCK 0x73616766l      /* pg_try_advisory_lock key of the sweeper ("sagf") */
+#define PG_KEYS_WAIT_MS 3500	       /* a node's lease (3 s) + one renewal's slack */
 #define PG_KEYS_POLL_MS 5
 
 /* store_admit on connection c (autocommit, not inside a transaction): inserts
@@ -31,8 +31,8 @@ int pg_nonce_sweep(PGconn *c, int64_t now_s);
 
 /* The statement of pg_keys_changed, for a backend that runs it through its
  * own statement cache: one row, (v, the NOTIFY's void). */
-#define PG_KEYS_CHANGED_SQL                                                                      \
-	"WITH e AS (UPDATE store_epoch SET v = v + 1 WHERE name = 'keys' RETURNING v) "         \
+#define PG_KEYS_CHANGED_SQL                                                                        \
+	"WITH e AS (UPDATE store_epoch SET v = v + 1 WHERE name = 'keys' RETURNING v) "            \
 	"SELECT v, pg_notify('" PG_CHANNEL "', '" PG_KEYS_PAYLOAD_PREFIX "' || v) FROM e"
 
 /* Inside the transaction of a key change: bumps store_epoch 'keys' and

@@ -25,24 +25,26 @@
 /* The lease row, renewed and acknowledged at once; the epoch comes back so a
  * missed or late notification is caught within one renewal (the backstop). */
 static const char PG_RENEW_SQL[] =
-	"INSERT INTO node_lease VALUES ($1::uuid, $2::bigint, now() + interval '" "3 s" "', now()) "
-	"ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, "
-	"keys_seen = EXCLUDED.keys_seen "
-	"RETURNING (SELECT v FROM store_epoch WHERE name = 'keys')";
+    "INSERT INTO node_lease VALUES ($1::uuid, $2::bigint, now() + interval '"
+    "3 s"
+    "', now()) "
+    "ON CONFLICT (node_id) DO UPDATE SET lease_until = EXCLUDED.lease_until, "
+    "keys_seen = EXCLUDED.keys_seen "
+    "RETURNING (SELECT v FROM store_epoch WHERE name = 'keys')";
 _Static_assert(PG_LEASE_MS == 3000, "PG_RENEW_SQL says 3 s");
 static const char PG_ACK_SQL[] =
-	"UPDATE node_lease SET keys_seen = greatest(keys_seen, $2::bigint) WHERE node_id = $1::uuid";
+    "UPDATE node_lease SET keys_seen = greatest(keys_seen, $2::bigint) WHERE node_id = $1::uuid";
 /* synchronous_commit off: leases are UNLOGGED, so renewals write no WAL; the
  * setting keeps any other statement on this connection from waiting for a
  * flush too. */
 static const char PG_SETUP_SQL[] =
-	"SET synchronous_commit = off; SET lock_timeout = '200ms'; LISTEN " PG_CHANNEL;
+    "SET synchronous_commit = off; SET lock_timeout = '200ms'; LISTEN " PG_CHANNEL;
 
 struct pg_listen {
 	char *conninfo;
 	struct store *s;
 	_Atomic uint64_t epoch; /* the key cache's epoch (s->keys_epoch points here) */
-	int64_t known;          /* the highest store_epoch 'keys' applied to it */
+	int64_t known;		/* the highest store_epoch 'keys' applied to it */
 	char node_id[IDS_UUID_LEN + 1];
 	PGconn *c;
 	pthread_t thread;
@@ -106,8 +108,9 @@ static bool exec_ok(PGconn *c, const char *sql, const char *what)
 
 static int connect_setup(struct pg_listen *l)
 {
-	const char *kw[] = {"dbname", "connect_timeout", "application_name", "keepalives",
-			    "keepalives_idle", "keepalives_interval", "keepalives_count", NULL};
+	const char *kw[] = {
+	    "dbname",	       "connect_timeout",     "application_name", "keepalives",
+	    "keepalives_idle", "keepalives_interval", "keepalives_count", NULL};
 	const char *val[] = {l->conninfo, "2", "sagflow-listener", "1", "5", "2", "2", NULL};
 	l->c = PQconnectdbParams(kw, val, 1);
 	if (PQstatus(l->c) != CONNECTION_OK) {
@@ -151,7 +154,8 @@ static int renew(struct pg_listen *l, int64_t t0)
 		const char *vals[] = {l->node_id, known};
 		PGresult *r = PQexecParams(l->c, PG_RENEW_SQL, 2, NULL, vals, NULL, NULL, 0);
 		bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-		int64_t v = ok && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+		int64_t v =
+		    ok && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
 		if (!ok)
 			log_warn("pg listener: lease renewal: %s", PQresultErrorMessage(r));
 		PQclear(r);
@@ -275,8 +279,8 @@ void pg_listen_stop(struct pg_listen *l)
 	atomic_store(&l->s->keys_trusted_until_us, 1);
 	if (l->c) {
 		const char *vals[] = {l->node_id};
-		PQclear(PQexecParams(l->c, "DELETE FROM node_lease WHERE node_id = $1::uuid", 1, NULL,
-				     vals, NULL, NULL, 0));
+		PQclear(PQexecParams(l->c, "DELETE FROM node_lease WHERE node_id = $1::uuid", 1,
+				     NULL, vals, NULL, NULL, 0));
 		PQfinish(l->c);
 	}
 	close(l->wake[0]);

@@ -44,7 +44,8 @@ void pg_nonce_tag(struct str who, struct str nonce, char out[PG_NONCE_TAG_TEXT +
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(c, len, sizeof(len)) != 1 || EVP_DigestUpdate(c, who.p, who.len) != 1 ||
+	    EVP_DigestUpdate(c, len, sizeof(len)) != 1 ||
+	    EVP_DigestUpdate(c, who.p, who.len) != 1 ||
 	    EVP_DigestUpdate(c, nonce.p, nonce.len) != 1 || EVP_DigestFinal_ex(c, md, NULL) != 1)
 		fatal("pg_nonce_tag: SHA-256 failed");
 	EVP_MD_CTX_free(c);

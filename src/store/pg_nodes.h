@@ -18,7 +18,7 @@
 #include "core/str.h"
 
 #define PG_NONCE_BUCKETS 10
-#define PG_NONCE_WINDOW_S 300   /* seconds of `expires` one window spans */
+#define PG_NONCE_WINDOW_S 300	 /* seconds of `expires` one window spans */
 #define PG_NONCE_LIFETIME_S 1801 /* expires - now at admission is in [1, 1801] (nonce.h) */
 /* How far a node's clock, and the time between the sweeper's decision and its
  * TRUNCATE, may be off: a window counts as live this much before and after
@@ -26,8 +26,8 @@
  * 900 - 2 x 120 = 660 s of every 3000, about 11 sweeps. */
 #define PG_NONCE_SKEW_S 120
 #define PG_SWEEP_PERIOD_S 60
-#define PG_NONCE_TAG_LEN 16     /* bytes of the tag: a uuid column */
-#define PG_NONCE_TAG_TEXT 36    /* its text form, 8-4-4-4-12 hex */
+#define PG_NONCE_TAG_LEN 16  /* bytes of the tag: a uuid column */
+#define PG_NONCE_TAG_TEXT 36 /* its text form, 8-4-4-4-12 hex */
 /* After a crash emptied the nonce table, requests signed before the new
  * horizon are refused until it is this old (the timestamp window). */
 #define PG_HORIZON_S 900

@@ -39,7 +39,8 @@ static void test_sweep_never_truncates_a_live_window(void **state)
 			if (pg_nonce_bucket_live(b, t))
 				continue;
 			for (int64_t skew = -PG_NONCE_SKEW_S; skew <= PG_NONCE_SKEW_S; skew += 30)
-				for (int64_t e = t + skew + 1; e <= t + skew + PG_NONCE_LIFETIME_S; e += 11)
+				for (int64_t e = t + skew + 1; e <= t + skew + PG_NONCE_LIFETIME_S;
+				     e += 11)
 					assert_int_not_equal(pg_nonce_bucket(e), b);
 		}
 	}
@@ -104,8 +105,8 @@ static void test_horizon_rule(void **state)
 {
 	int64_t h = T0;
 	assert_false(pg_horizon_refuses(T0 - 10, T0 + 5, 0)); /* no horizon */
-	assert_true(pg_horizon_refuses(T0 - 1, T0 + 5, h));   /* signed before the crash's horizon */
-	assert_false(pg_horizon_refuses(T0, T0 + 5, h));      /* signed after */
+	assert_true(pg_horizon_refuses(T0 - 1, T0 + 5, h)); /* signed before the crash's horizon */
+	assert_false(pg_horizon_refuses(T0, T0 + 5, h));    /* signed after */
 	assert_true(pg_horizon_refuses(T0 - 1, T0 + PG_HORIZON_S - 1, h));
 	/* Once the horizon is a window old, the timestamp check alone suffices. */
 	assert_false(pg_horizon_refuses(T0 - 1, T0 + PG_HORIZON_S, h));
@@ -165,7 +166,8 @@ static int db_setup(const char *uri)
 {
 	PGconn *admin = PQconnectdb(uri);
 	if (PQstatus(admin) != CONNECTION_OK) {
-		fprintf(stderr, "pg_nodes: cannot connect to SAGFLOW_TEST_PG: %s", PQerrorMessage(admin));
+		fprintf(stderr, "pg_nodes: cannot connect to SAGFLOW_TEST_PG: %s",
+			PQerrorMessage(admin));
 		PQfinish(admin);
 		return -1;
 	}
@@ -174,8 +176,8 @@ static int db_setup(const char *uri)
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", db_name);
 	PQclear(PQexec(admin, "SET client_min_messages = warning"));
 	PQclear(PQexec(admin, sql));
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'",
-		 db_name);
+	snprintf(sql, sizeof(sql),
+		 "CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'", db_name);
 	PGresult *r = PQexec(admin, sql);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
@@ -211,8 +213,12 @@ static void db_teardown(const char *uri)
 static struct store_admission adm(const char *who, const char *nonce, int64_t ts, int64_t acct)
 {
 	int64_t now = time_now_ms() / 1000;
-	return (struct store_admission){.who = str_c(who), .nonce = str_c(nonce), .ts_s = ts,
-					.now_s = now, .expires_s = ts + 901, .account = acct};
+	return (struct store_admission){.who = str_c(who),
+					.nonce = str_c(nonce),
+					.ts_s = ts,
+					.now_s = now,
+					.expires_s = ts + 901,
+					.account = acct};
 }
 
 /* Two nodes (two connections): a nonce used on A is a replay on B, and B's
@@ -272,9 +278,15 @@ static void *race_main(void *arg)
 	while (!atomic_load(&r->go))
 		;
 	switch (pg_admit(c, &x, NULL)) {
-	case STORE_ADMIT_FRESH: atomic_fetch_add(&r->fresh, 1); break;
-	case STORE_ADMIT_USED: atomic_fetch_add(&r->used, 1); break;
-	default: atomic_fetch_add(&r->other, 1); break;
+	case STORE_ADMIT_FRESH:
+		atomic_fetch_add(&r->fresh, 1);
+		break;
+	case STORE_ADMIT_USED:
+		atomic_fetch_add(&r->used, 1);
+		break;
+	default:
+		atomic_fetch_add(&r->other, 1);
+		break;
 	}
 	PQfinish(c);
 	return NULL;
@@ -339,8 +351,8 @@ static void test_horizon_after_immediate_stop(void **state)
 	PQfinish(a);
 	char cmd[2 * PATH_MAX + 64];
 	/* The harness's pg_ctl knows its data directory and log (scripts/pg-test.sh). */
-	snprintf(cmd, sizeof(cmd), "'%s' stop -m immediate -w >/dev/null && '%s' start -w >/dev/null",
-		 ctl, ctl);
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' stop -m immediate -w >/dev/null && '%s' start -w >/dev/null", ctl, ctl);
 	assert_int_equal(system(cmd), 0);
 	sleep_ms(1100);
 	a = db_connect();
@@ -428,7 +440,8 @@ static void test_key_wait_live_nodes(void **state)
 	wait_trusted(&n1.s, 3000);
 	wait_trusted(&n2.s, 3000);
 	PGconn *c = db_connect();
-	assert_int_equal(query_i64(c, "SELECT count(*) FROM node_lease WHERE lease_until > now()"), 2);
+	assert_int_equal(query_i64(c, "SELECT count(*) FROM node_lease WHERE lease_until > now()"),
+			 2);
 	uint64_t e1 = atomic_load(n1.s.keys_epoch), e2 = atomic_load(n2.s.keys_epoch);
 	int64_t t0 = time_mono_us(), pending = -1;
 	int64_t v = keys_change(c);
@@ -534,9 +547,10 @@ static void test_listener_terminated(void **state)
 	PGconn *c = db_connect();
 	assert_int_equal(pg_listen_connects(n.l), 1);
 	uint64_t e0 = atomic_load(n.s.keys_epoch);
-	assert_int_equal(query_i64(c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
-				      "pg_stat_activity WHERE application_name = 'sagflow-listener') t"),
-			 1);
+	assert_int_equal(
+	    query_i64(c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+			 "pg_stat_activity WHERE application_name = 'sagflow-listener') t"),
+	    1);
 	int64_t v = keys_change(c); /* while it is away (or about to notice) */
 	for (int i = 0; i < 500 && pg_listen_connects(n.l) < 2; i++)
 		sleep_ms(10);
