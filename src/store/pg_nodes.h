@@ -4,7 +4,7 @@
  * requests a database crash obliges every node to refuse. docs/store.md,
  * "N nodes", has the design; pg_admit.c and pg_listen.c use these.
  *
- * The nonce table (sql/pg/0009_nodes.sql) is UNLOGGED and list-partitioned into
+ * The nonce table (sql/pg/0001_accounts_keys.sql) is UNLOGGED and list-partitioned into
  * PG_NONCE_BUCKETS partitions by bucket = (expires / PG_NONCE_WINDOW_S) %
  * PG_NONCE_BUCKETS: a partition holds ten-window-apart windows, and one whose
  * every window is past or not yet begun is TRUNCATEd whole (no DELETE, no

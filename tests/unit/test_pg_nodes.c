@@ -190,7 +190,7 @@ static int db_setup(const char *uri)
 	PQfinish(admin);
 	if (!ok)
 		return -1;
-	/* The backend's own migrations (0001 ... 0009_nodes), as serve applies them. */
+	/* The backend's own migrations (sql/pg/, the nodes' tables in 0001), as serve applies them. */
 	char mig[1024];
 	snprintf(mig, sizeof(mig), "postgresql:///%s?host=%s&port=%s&user=%s", db_name, host, port,
 		 user);
@@ -392,7 +392,10 @@ static void test_sweep(void **state)
 		insert_bucket(a, i);
 	assert_int_equal(pg_nonce_sweep(b, now), 0);
 	assert_int_equal(query_i64(a, "SELECT count(*) FROM nonce"), 2 * PG_NONCE_BUCKETS - dead);
-	PQfinish(a); /* releases the lock: now b sweeps */
+	/* Released at once (PQfinish alone lets the server drop it a moment
+	 * later): now b sweeps. */
+	exec_ok(a, "SELECT pg_advisory_unlock_all()");
+	PQfinish(a);
 	assert_int_equal(pg_nonce_sweep(b, now), dead);
 	PQfinish(b);
 }
