@@ -4,7 +4,8 @@
 #                             bundler (console/package-lock.json)
 #   scripts/deps.sh run     - build + Node.js and the npm clients (make run's example call)
 #   scripts/deps.sh test    - build + cmocka, clang/libFuzzer, collectors, npm clients,
-#                             systemd-analyze (checks contrib/systemd)
+#                             systemd-analyze (checks contrib/systemd), PostgreSQL
+#                             (scripts/pg-test.sh runs a private cluster for make test)
 #   scripts/deps.sh bench   - test + nginx, wrk, softflowd
 #   scripts/deps.sh fresh   - what scripts/fresh-machine.sh needs on the host
 set -euo pipefail
@@ -16,7 +17,7 @@ build_pkgs=(gcc make pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-
 	libprotobuf-c-dev protobuf-c-compiler liblz4-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
 	nodejs npm)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm nfdump tshark iproute2 procps
-	openssl curl prometheus systemd chromium)
+	openssl curl prometheus systemd chromium postgresql)
 bench_pkgs=(nginx-light wrk softflowd time)
 fresh_pkgs=(debootstrap git curl python3)
 
@@ -50,6 +51,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	# its package starts a server on every interface: stop what we just installed.
 	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
 		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	# postgresql makes and starts a cluster "main" on localhost:5432; the tests
+	# use their own (scripts/pg-test.sh), so stop the one we just installed.
+	if [[ " ${missing[*]} " == *" postgresql "* ]] && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
 	fi
 fi
 

@@ -4,12 +4,16 @@
  * connection), plus the bare SQLite loop (one INSERT per durable transaction,
  * same pragmas) for the comparison. One JSON line per phase on stdout.
  *
- *   flowlog_bench --port P --db PATH [--conns 64] [--seconds 10] [--flowlogs 100000]
- *                 [--gateways 10000] [--bare-dir DIR] [--page-dir DIR]
+ *   flowlog_bench --port P --db PATH|URI [--conns 64] [--seconds 10] [--flowlogs 100000]
+ *                 [--gateways 10000] [--bare-dir DIR] [--page-dir DIR] [--phases assoc]
  *
  * The database path is used once, to give the seeded gateways a reported
  * SAG-1000 device at firmware 1.7.0 (what the device channel would store), so
- * AssociateFlowLog succeeds; everything else goes through the API.
+ * AssociateFlowLog succeeds; everything else goes through the API. A
+ * postgresql:// URI is seeded through psql (bench/pg/run.sh).
+ *
+ * --phases assoc: after seeding, only the Associate/Disassociate phase (what
+ * bench/pg/run.sh repeats in interleaved rounds).
  *
  * --page-dir DIR: after seeding, the body of DescribeFlowLogs page 1 with
  * PageSize 50 and 10 is saved as DIR/flowlogs-50.json and DIR/flowlogs-10.json,
@@ -29,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,7 +52,7 @@
 struct fb_opts {
 	int port, conns, seconds;
 	long flowlogs, gateways;
-	const char *db, *bare_dir, *page_dir;
+	const char *db, *bare_dir, *page_dir, *phases;
 };
 
 struct kv {
@@ -375,8 +380,33 @@ static void save_page(const struct fb_opts *o, int size, const char *dir)
 
 /* The devices a gateway would have after its box reported over the device
  * channel: one SAG-1000 at 1.7.0 per seeded gateway. */
+#define FB_SEED_SQL                                                                             \
+	"INSERT INTO devices (serial_number, sag_rowid, secret_key, model, software_version, "    \
+	"reported_ms, bound_ms) SELECT 'BENCH' || id, id, 'benchdevicekey', 'sag-1000', '1.7.0', " \
+	"1, 1 FROM sags"
+
+/* The same rows through psql on a PostgreSQL database. */
+static void seed_devices_pg(const char *uri)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("psql", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", uri, "-c",
+		       FB_SEED_SQL " ON CONFLICT DO NOTHING", (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "seed devices: psql failed\n");
+		exit(1);
+	}
+}
+
 static void seed_devices(const char *db)
 {
+	if (!strncmp(db, "postgres", 8)) {
+		seed_devices_pg(db);
+		return;
+	}
 	sqlite3 *h;
 	char *err = NULL;
 	if (sqlite3_open(db, &h) != SQLITE_OK) {
@@ -384,10 +414,9 @@ static void seed_devices(const char *db)
 		exit(1);
 	}
 	sqlite3_busy_timeout(h, 10000);
-	if (sqlite3_exec(h, "INSERT OR IGNORE INTO devices (serial_number, sag_rowid, secret_key, model, "
-			    "software_version, reported_ms, bound_ms) SELECT 'BENCH' || id, id, "
-			    "'benchdevicekey', 'sag-1000', '1.7.0', 1, 1 FROM sags",
-			 NULL, NULL, &err) != SQLITE_OK) {
+	/* INSERT OR IGNORE: an upsert after INSERT ... SELECT is ambiguous in SQLite. */
+	if (sqlite3_exec(h, "INSERT OR IGNORE" FB_SEED_SQL + sizeof("INSERT") - 1, NULL, NULL, &err) !=
+	    SQLITE_OK) {
 		fprintf(stderr, "seed devices: %s\n", err);
 		exit(1);
 	}
@@ -450,6 +479,8 @@ int main(int argc, char **argv)
 			o.bare_dir = v;
 		else if (!strcmp(a, "--page-dir"))
 			o.page_dir = v;
+		else if (!strcmp(a, "--phases"))
+			o.phases = v;
 	}
 	if (!o.port || !o.db || o.conns < 1 || o.conns > FB_MAX_CONNS || o.gateways < o.conns) {
 		fprintf(stderr, "usage: flowlog_bench --port P --db PATH [--conns N<=%d] [--seconds N] "
@@ -464,6 +495,10 @@ int main(int argc, char **argv)
 	phase(&o, "create-flowlog (seed)", FB_CREATE_FL, 0, o.flowlogs, 3600);
 	phase(&o, "create-gateway (seed)", FB_CREATE_GW, 0, o.gateways, 3600);
 	seed_devices(o.db);
+	if (o.phases && !strcmp(o.phases, "assoc")) {
+		phase(&o, "associate+disassociate", FB_ASSOC, 0, 0, o.seconds);
+		return 0;
+	}
 	if (o.page_dir) {
 		save_page(&o, FB_PAGE_SIZE, o.page_dir);
 		save_page(&o, 10, o.page_dir);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <errno.h>
 
@@ -28,7 +29,7 @@
 #include "http/http.h"
 #include "logstore/server.h"
 #include "rpc/cache.h"
-#include "rpc/nonce.h"
+#include "store/nonce.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
 
@@ -54,6 +55,7 @@
 #define SERVE_MIN_CONNS 64
 #define SERVE_MAX_CONNS (1u << 20)
 #define SERVE_FD_RESERVE 128 /* descriptors besides connections: SQLite, logs, metrics */
+#define SERVE_LOGSTORE_DB "logstore.db" /* beside PostgreSQL: the log store's projects */
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -69,6 +71,7 @@ struct serve_opts {
 	char sls_regions[DEVICE_MAX_SLS_ENDPOINTS][DOMAIN_REGION_MAX + 1];
 	size_t sls_neps;
 	const char *logs_dir; /* NULL: "logs" beside the database */
+	const char *log_store_at; /* --log-store-at: this node holds no log store */
 	const char *tls_cert, *tls_key; /* both or neither */
 	struct cli_metrics_addr metrics; /* --metrics-listen */
 	struct ratelimit_rate key_rate, device_rate; /* --rate-limit */
@@ -89,7 +92,7 @@ static void serve_usage(FILE *f)
 		"                     [--device-offline-after SECONDS]\n"
 		"                     [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--sls-domain DOMAIN] [--sls-endpoint REGION=URL]...\n"
-		"                     [--logs-dir DIR]\n"
+		"                     [--logs-dir DIR | --log-store-at URL]\n"
 		"                     [--metrics-listen HOST:PORT]\n"
 		"\n"
 		"Serves the Smartag 2018-03-13 RPC API (the flow-log and gateway actions) and the\n"
@@ -117,7 +120,9 @@ static void serve_usage(FILE *f)
 		"                        Each key has its own partition of at most RATE x 1801 +\n"
 		"                        BURST of its budget (180,400 = 3.4 MiB at key=100:300), so\n"
 		"                        no key can fill another's; size N >= keys x that for every\n"
-		"                        key at full rate at once. Past N, Throttling, never replayable\n"
+		"                        key at full rate at once. Past N, Throttling, never replayable.\n"
+		"                        SQLite only: with PostgreSQL the nonces are kept in the\n"
+		"                        database, shared by every node\n"
 		"  --rate-limit key=RATE[:BURST],device=RATE[:BURST]\n"
 		"                        request budgets: each AccessKey may send RATE requests a\n"
 		"                        second in bursts of BURST (default key=%d:%d), each device\n"
@@ -137,7 +142,8 @@ static void serve_usage(FILE *f)
 		"                        is answered at once and the device polls\n"
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
-		"                        (needed when another process writes flow logs or gateways)\n"
+		"                        (needed when another process writes an SQLite file; with\n"
+		"                        PostgreSQL each answer's label is read from the database)\n"
 		"  --device-offline-after SECONDS\n"
 		"                        a gateway's Status turns Offline this long after its\n"
 		"                        devices' last report, %d-%d (default %d)\n"
@@ -156,9 +162,18 @@ static void serve_usage(FILE *f)
 		"                        Host <project>.HOST) instead of this server's own log\n"
 		"                        store; repeatable, one per region\n"
 		"  --logs-dir DIR        where the Log Service keeps logs (default: logs/ beside\n"
-		"                        --db), one directory per logstore, one file per day of\n"
-		"                        arrival; a file older than its logstore's ttl (days) is\n"
-		"                        removed, at start and every hour\n"
+		"                        an SQLite --db), one directory per logstore, one file per\n"
+		"                        day of arrival; a file older than its logstore's ttl\n"
+		"                        (days) is removed, at start and every hour. Beside a\n"
+		"                        PostgreSQL --db it is required on the one node that\n"
+		"                        holds the log store, which then keeps its projects and\n"
+		"                        logstores there too (DIR/" SERVE_LOGSTORE_DB ")\n"
+		"  --log-store-at URL    this node holds no log store: the node at URL\n"
+		"                        (http(s)://HOST[:PORT]) does. Log Service requests here\n"
+		"                        get 421 LogStoreNotHere naming URL, and devices are told\n"
+		"                        to write to URL for every region without --sls-endpoint.\n"
+		"                        The other nodes of a PostgreSQL control plane need it\n"
+		"                        (docs/logstore.md)\n"
 		"  --metrics-listen HOST:PORT\n"
 		"                        serve GET /metrics (Prometheus text format) on this\n"
 		"                        address, apart from the API; port 0 picks a free port.\n"
@@ -297,6 +312,14 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 					       v, DEVICE_MAX_SLS_ENDPOINTS), -1;
 		} else if ((v = cli_opt_value("--logs-dir", argc, argv, &i))) {
 			o->logs_dir = v;
+		} else if ((v = cli_opt_value("--log-store-at", argc, argv, &i))) {
+			struct devclient_url u;
+			char err[128];
+			if (strlen(v) > LOGSTORE_MAX_URL ||
+			    devclient_parse_url(v, &u, err, sizeof(err)) < 0)
+				return fprintf(stderr, "serve: bad --log-store-at '%s' (an "
+					       "http(s)://HOST[:PORT] URL)\n", v), -1;
+			o->log_store_at = v;
 		} else if ((v = cli_opt_value("--tls-cert", argc, argv, &i))) {
 			o->tls_cert = v;
 		} else if ((v = cli_opt_value("--tls-key", argc, argv, &i))) {
@@ -334,6 +357,13 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			return fprintf(stderr, "serve: unknown option '%s'\n", argv[i]), -1;
 		}
 	}
+	if (o->logs_dir && o->log_store_at)
+		return fprintf(stderr, "serve: --logs-dir and --log-store-at exclude each other (a "
+				       "node holds the log store or names the one that does)\n"), -1;
+	if (store_path_is_pg(o->db) && !o->logs_dir && !o->log_store_at)
+		return fprintf(stderr, "serve: with a PostgreSQL --db, say where the log store is: "
+				       "--logs-dir DIR on the one node that holds it, --log-store-at URL "
+				       "on the others (docs/logstore.md)\n"), -1;
 	if (!o->tls_cert != !o->tls_key)
 		return fprintf(stderr, "serve: --tls-cert and --tls-key go together (HTTPS needs "
 				       "both, plain HTTP neither)\n"), -1;
@@ -442,6 +472,33 @@ static void default_logs_dir(const struct serve_opts *o, char out[SERVE_MAX_PATH
 		snprintf(out, SERVE_MAX_PATH, "%.*s/logs", (int)(slash - o->db), o->db);
 }
 
+/* The log store of this node (docs/logstore.md, "Beside N control-plane
+ * nodes"): none with --log-store-at; beside SQLite, its projects in the
+ * control plane's database; beside PostgreSQL, in an SQLite file of its own
+ * under --logs-dir (*meta), so that the whole log store is one node's
+ * directory. */
+static struct logstore_server *open_logstore(const struct serve_opts *o, struct store *st,
+					     struct store **meta)
+{
+	if (o->log_store_at) {
+		log_info("serve: no log store here; it is at %s", o->log_store_at);
+		return logstore_new_elsewhere(o->sls_domain, o->log_store_at);
+	}
+	char logs_dir[SERVE_MAX_PATH];
+	default_logs_dir(o, logs_dir);
+	if (store_path_is_pg(o->db)) {
+		char path[SERVE_MAX_PATH + sizeof(SERVE_LOGSTORE_DB) + 1];
+		if (mkdir(logs_dir, 0700) != 0 && errno != EEXIST) {
+			log_err("serve: cannot create %s: %s", logs_dir, strerror(errno));
+			return NULL;
+		}
+		snprintf(path, sizeof(path), "%s/%s", logs_dir, SERVE_LOGSTORE_DB);
+		if (!(*meta = store_open(path)))
+			return NULL;
+	}
+	return logstore_new(st, *meta, logs_dir, o->sls_domain);
+}
+
 /* Connections need descriptors: the soft limit goes up to what they need, at
  * most the hard limit (http lowers the bound to fit what it got). */
 static void raise_fd_limit(uint32_t conns)
@@ -510,7 +567,7 @@ int cmd_serve(int argc, char **argv)
 	struct http_tls tls = {0};
 	if (o.tls_cert && http_tls_load(&tls, o.tls_cert, o.tls_key) < 0)
 		return 1;
-	struct store *st = store_open_with(o.db, &(struct store_options){.pg_writers = o.pg_writers});
+	struct store *st = store_open_with(o.db, &(struct store_options){.pg_writers = o.pg_writers, .node = true});
 	if (!st) {
 		http_tls_clear(&tls);
 		return 1;
@@ -528,10 +585,9 @@ int cmd_serve(int argc, char **argv)
 	/* API writes wake the held syncs of their account (long-poll). */
 	cfg.account_changed = device_server_account_changed;
 	cfg.account_changed_arg = dev;
-	device_server_set_sls(dev, o.sls_domain, o.sls_eps, o.sls_neps);
-	char logs_dir[SERVE_MAX_PATH];
-	default_logs_dir(&o, logs_dir);
-	struct logstore_server *sls = logstore_new(st, logs_dir, o.sls_domain);
+	device_server_set_sls(dev, o.sls_domain, o.sls_eps, o.sls_neps, o.log_store_at);
+	struct store *meta = NULL;
+	struct logstore_server *sls = open_logstore(&o, st, &meta);
 	struct http_server *mh = NULL;
 	if (o.metrics.on) {
 		serve_metrics_watch(st, rpc, dev, o.online_ms, key_budgets, device_budgets);
@@ -543,6 +599,7 @@ int cmd_serve(int argc, char **argv)
 	if (!h) {
 		http_server_free(mh);
 		logstore_free(sls);
+		store_close(meta);
 		device_server_free(dev);
 		rpc_free(rpc);
 		ratelimit_free(device_budgets);
@@ -589,6 +646,7 @@ int cmd_serve(int argc, char **argv)
 	http_server_free(h);
 	http_server_free(mh); /* before the store: a scrape reads it */
 	logstore_free(sls);
+	store_close(meta);
 	device_server_free(dev);
 	rpc_free(rpc);
 	ratelimit_free(device_budgets);

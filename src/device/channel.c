@@ -91,6 +91,7 @@ struct device_server {
 	const char *sls_domain;
 	const struct device_sls_endpoint *sls_eps;
 	size_t sls_neps;
+	const char *sls_default; /* "" : this server's own log store */
 };
 
 /* What one request carries, parsed. Slices point into the request. */
@@ -196,7 +197,7 @@ static void respond_err_last(struct http_request *r, enum dev_err e, int64_t las
 static void sls_json(const struct sync *s, json_t *o)
 {
 	const struct device_server *ds = s->ds;
-	const char *url = "";
+	const char *url = ds->sls_default;
 	for (size_t i = 0; i < ds->sls_neps; i++)
 		if (!strcmp(ds->sls_eps[i].region, s->fl.sls_region_id))
 			url = ds->sls_eps[i].url;
@@ -757,6 +758,7 @@ struct device_server *device_server_new(struct store *st, int64_t online_ms,
 		d->poll_s = 1;
 	d->refresh_ms = online_ms / 3 < DEVICE_REPORT_REFRESH_MS ? online_ms / 3 : DEVICE_REPORT_REFRESH_MS;
 	d->sls_domain = "";
+	d->sls_default = "";
 	return d;
 }
 
@@ -777,9 +779,10 @@ unsigned device_held(struct device_server *d, unsigned *max)
 }
 
 void device_server_set_sls(struct device_server *d, const char *domain,
-			   const struct device_sls_endpoint *eps, size_t n)
+			   const struct device_sls_endpoint *eps, size_t n, const char *default_url)
 {
 	d->sls_domain = domain;
+	d->sls_default = default_url ? default_url : "";
 	d->sls_eps = eps;
 	d->sls_neps = n;
 }

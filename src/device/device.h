@@ -62,15 +62,16 @@ void device_server_account_changed(void *d, int64_t account);
 unsigned device_held(struct device_server *d, unsigned *max);
 void device_server_free(struct device_server *d); /* NULL is a no-op */
 /* Where devices write the Log Service leg (docs/device-protocol.md §5): the
- * endpoint URL of a region (`serve --sls-endpoint REGION=URL`), or by default
- * the control plane's own log store under domain (--sls-domain). The strings
- * must outlive d. Call before http_server_start. */
+ * endpoint URL of a region (`serve --sls-endpoint REGION=URL`), else
+ * default_url (`serve --log-store-at URL`: the node holding the log store),
+ * or with default_url NULL the control plane's own log store under domain
+ * (--sls-domain). The strings must outlive d. Call before http_server_start. */
 #define DEVICE_MAX_SLS_ENDPOINTS 64
 struct device_sls_endpoint {
 	const char *region, *url;
 };
 void device_server_set_sls(struct device_server *d, const char *domain,
-			   const struct device_sls_endpoint *eps, size_t n);
+			   const struct device_sls_endpoint *eps, size_t n, const char *default_url);
 /* Adds the /device/ routes; call before http_server_start. */
 int device_routes_add(struct http_server *h, struct device_server *d);
 

@@ -32,8 +32,12 @@
 #define LS_PACK_ID_TAG "__pack_id__"
 
 struct logstore_server {
-	struct store *store;
+	struct store *store; /* keys, devices and flow logs: the control plane's */
+	struct store *meta;  /* projects and logstores: store, or the log store's own */
 	struct ldata *data;
+	/* A node that holds no log store (--log-store-at): where it is; every
+	 * Log Service request is answered SLS_ERR_NOT_HELD naming it. */
+	char elsewhere[LOGSTORE_MAX_URL + 1];
 	char domain[LOGSTORE_MAX_DOMAIN + 1];
 	struct http_vhost vhost;
 	/* The retention sweep (at start, every LOGSTORE_SWEEP_INTERVAL_S, and
@@ -519,7 +523,7 @@ static int resolve(struct lreq *q, bool with_logstore)
 		fail(q, SLS_ERR_MISSING_HOST, NULL);
 		return -1;
 	}
-	int rc = store_read(q->srv->store, with_logstore ? read_logstore : read_project, q);
+	int rc = store_read(q->srv->meta, with_logstore ? read_logstore : read_project, q);
 	if (rc == 0)
 		return 0;
 	char name[META_NAME_MAX + 1];
@@ -555,7 +559,7 @@ static void write_done(void *arg, int rc)
 
 static void write_async(struct lreq *q, store_fn fn)
 {
-	store_write_async_scoped(q->srv->store, q->account, fn, q, write_done);
+	store_write_async_scoped(q->srv->meta, q->account, fn, q, write_done);
 }
 
 /* The JSON body of a Create*: an object, or the request is answered. */
@@ -585,10 +589,20 @@ static int copy_name(struct lreq *q, json_t *j, const char *field, bool (*ok)(st
 	return 0;
 }
 
+/* In a log store of its own (beside a PostgreSQL control plane) a project's
+ * account is known only by its id: a row stands for it there. */
+static int mirror_account(struct lreq *q, struct store_tx *tx)
+{
+	return q->srv->meta == q->srv->store ? 0 : meta_account_mirror(tx, q->account);
+}
+
 static int create_project_tx(struct store_tx *tx, void *arg)
 {
 	struct lreq *q = arg;
-	return meta_project_create(tx, q->account, q->name_buf, q->desc_buf, time_now_ms() / 1000);
+	int rc = mirror_account(q, tx);
+	return rc ? rc
+		  : meta_project_create(tx, q->account, q->name_buf, q->desc_buf,
+					time_now_ms() / 1000);
 }
 
 static void h_create_project(struct lreq *q)
@@ -669,7 +683,7 @@ static void h_list_projects(struct lreq *q)
 	if (list_window(q, &offset, &size) != 0)
 		return;
 	q->out = json_pack("{s:I,s:I}", "offset", (json_int_t)offset, "size", (json_int_t)size);
-	if (store_read(q->srv->store, list_projects_tx, q) != 0) {
+	if (store_read(q->srv->meta, list_projects_tx, q) != 0) {
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 		return;
 	}
@@ -791,7 +805,7 @@ static void h_list_logstores(struct lreq *q)
 	if (list_window(q, &l.offset, &l.size) != 0)
 		return;
 	l.arr = json_array();
-	int rc = store_read(q->srv->store, list_logstores_tx, &l);
+	int rc = store_read(q->srv->meta, list_logstores_tx, &l);
 	if (rc != 0) {
 		json_decref(l.arr);
 		fail(q, rc == 1 ? SLS_ERR_PROJECT_NOT_EXIST : SLS_ERR_INTERNAL_SERVER_ERROR,
@@ -846,7 +860,7 @@ static void h_update_logstore(struct lreq *q)
 		return;
 	params_printable(q->logstore_name, q->name_buf, sizeof(q->name_buf));
 	q->name_arg = q->name_buf;
-	store_write_async_scoped(q->srv->store, q->account, update_logstore_tx, q,
+	store_write_async_scoped(q->srv->meta, q->account, update_logstore_tx, q,
 				 update_logstore_done);
 }
 
@@ -879,7 +893,7 @@ static void h_delete_logstore(struct lreq *q)
 	}
 	params_printable(q->logstore_name, q->name_buf, sizeof(q->name_buf));
 	q->name_arg = q->name_buf;
-	store_write_async_scoped(q->srv->store, q->account, delete_logstore_tx, q,
+	store_write_async_scoped(q->srv->meta, q->account, delete_logstore_tx, q,
 				 delete_logstore_done);
 }
 
@@ -995,6 +1009,9 @@ static bool in_grace(const struct lreq *q)
 static int ensure_tx(struct store_tx *tx, void *arg)
 {
 	struct lreq *q = arg;
+	int rc = mirror_account(q, tx);
+	if (rc != 0)
+		return rc;
 	return meta_ensure(tx, q->account, q->dev->fl.project_name, q->dev->fl.logstore_name,
 			   time_now_ms() / 1000, &q->project, &q->logstore);
 }
@@ -1055,11 +1072,11 @@ static void device_put(struct lreq *q)
 	stamp_identity(q);
 	q->account = d->account_id;
 	q->put.raw_bytes = raw_len;
-	int rc = store_read(q->srv->store, read_logstore, q);
+	int rc = store_read(q->srv->meta, read_logstore, q);
 	if (rc == 0)
 		put_enqueue(q, raw_len);
 	else if (rc == 1 || rc == 2)
-		store_write_async_scoped(q->srv->store, q->account, ensure_tx, q, ensure_done);
+		store_write_async_scoped(q->srv->meta, q->account, ensure_tx, q, ensure_done);
 	else
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 }
@@ -1469,6 +1486,14 @@ static void ls_handle(struct http_request *r)
 	route(q);
 }
 
+/* A node without the log store: every request, before anything else (nothing
+ * here could check it), gets the error that says where the log store is. */
+static void ls_handle_elsewhere(struct http_request *r)
+{
+	struct lreq *q = lreq_new(r->route_arg, r);
+	fail(q, SLS_ERR_NOT_HELD, q->srv->elsewhere);
+}
+
 /* Errors the adapter answers itself (413, 414, 503) in the Log Service's envelope. */
 static void ls_http_error(struct http_request *r, int status, const char *why)
 {
@@ -1511,7 +1536,7 @@ static int list_ttls_tx(struct store_tx *tx, void *arg)
 static void sweep_once(struct logstore_server *s)
 {
 	struct ttl_list l = {0};
-	if (store_read(s->store, list_ttls_tx, &l) == 0)
+	if (store_read(s->meta, list_ttls_tx, &l) == 0)
 		ldata_expire(s->data, l.v, l.n, time_now_ms() / 1000);
 	else
 		log_err("logstore: retention: cannot list the logstores; trying again later");
@@ -1546,17 +1571,25 @@ static void sweep_kick(struct logstore_server *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain)
+static bool domain_ok(const char *domain)
 {
-	if (strlen(domain) > LOGSTORE_MAX_DOMAIN || !domain[0]) {
-		log_err("logstore: bad --sls-domain '%s'", domain);
+	if (strlen(domain) <= LOGSTORE_MAX_DOMAIN && domain[0])
+		return true;
+	log_err("logstore: bad --sls-domain '%s'", domain);
+	return false;
+}
+
+struct logstore_server *logstore_new(struct store *st, struct store *meta, const char *logs_dir,
+				     const char *domain)
+{
+	if (!domain_ok(domain))
 		return NULL;
-	}
 	struct ldata *d = ldata_open(logs_dir);
 	if (!d)
 		return NULL;
 	struct logstore_server *s = xcalloc(1, sizeof(*s));
 	s->store = st;
+	s->meta = meta ? meta : st;
 	s->data = d;
 	snprintf(s->domain, sizeof(s->domain), "%s", domain);
 	s->vhost = (struct http_vhost){.handle = ls_handle, .on_error = ls_http_error, .arg = s,
@@ -1568,10 +1601,30 @@ struct logstore_server *logstore_new(struct store *st, const char *logs_dir, con
 	return s;
 }
 
+struct logstore_server *logstore_new_elsewhere(const char *domain, const char *url)
+{
+	if (!domain_ok(domain))
+		return NULL;
+	if (strlen(url) > LOGSTORE_MAX_URL || !url[0]) {
+		log_err("logstore: bad --log-store-at '%s'", url);
+		return NULL;
+	}
+	struct logstore_server *s = xcalloc(1, sizeof(*s));
+	snprintf(s->domain, sizeof(s->domain), "%s", domain);
+	snprintf(s->elsewhere, sizeof(s->elsewhere), "%s", url);
+	s->vhost = (struct http_vhost){.handle = ls_handle_elsewhere, .on_error = ls_http_error,
+				       .arg = s, .max_body = LOGSTORE_MAX_BODY};
+	return s;
+}
+
 void logstore_free(struct logstore_server *s)
 {
 	if (!s)
 		return;
+	if (s->elsewhere[0]) {
+		free(s);
+		return;
+	}
 	pthread_mutex_lock(&s->mu);
 	s->stop = true;
 	pthread_cond_signal(&s->cv);

@@ -16,11 +16,21 @@
 #define LOGSTORE_TIME_WINDOW_S 900 /* Date / x-log-date skew: ±15 minutes */
 #define LOGSTORE_MAX_BODY (10u << 20) /* request bytes as sent (compressed or not) */
 #define LOGSTORE_SWEEP_INTERVAL_S 3600 /* retention runs at start and this often */
+#define LOGSTORE_MAX_URL 512 /* --log-store-at */
 
 struct logstore_server;
 
-/* logs_dir is created when missing. NULL with a logged reason. */
-struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain);
+/* The node that holds the log store (docs/logstore.md, "Beside N control-plane
+ * nodes"). Keys, devices and flow logs are read from st; projects and
+ * logstores are kept in meta (NULL: st too — the SQLite control plane keeps
+ * them in its own database; beside a PostgreSQL one they live with the logs,
+ * in an SQLite file under logs_dir, so the log store is one node's directory).
+ * logs_dir is created when missing. NULL with a logged reason. */
+struct logstore_server *logstore_new(struct store *st, struct store *meta, const char *logs_dir,
+				     const char *domain);
+/* A node that holds no log store: it claims the same requests and answers
+ * each with 421 LogStoreNotHere naming url, where the log store is. */
+struct logstore_server *logstore_new_elsewhere(const char *domain, const char *url);
 void logstore_free(struct logstore_server *s); /* drains its writer; NULL is a no-op */
 
 #define LOGSTORE_PATH_PREFIX "/sls/" /* "/sls/<project>/<path>": the project in the path */

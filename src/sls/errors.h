@@ -48,6 +48,8 @@
 	X(API_NOT_FOUND, 404, "ParameterInvalid", "No Log Service API at {}.")                  \
 	X(METHOD_NOT_ALLOWED, 405, "ParameterInvalid", "The HTTP method is not allowed here.")  \
 	X(SERVER_BUSY, 503, "ServerBusy", "The server is busy, please try again later.")        \
+	X(NOT_HELD, 421, "LogStoreNotHere",                                                      \
+	  "This control-plane node holds no log store; the Log Service is at {}.")             \
 	X(INTERNAL_SERVER_ERROR, 500, "InternalServerError",                                     \
 	  "The server encountered an internal error; please try again later.")
 

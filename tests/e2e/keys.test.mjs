@@ -5,6 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freshDb } from './lib/server.mjs';
+import { BACKEND } from './lib/pg.mjs';
 
 const BIN = process.env.SAGFLOW_BIN || new URL('../../build/sagflow', import.meta.url).pathname;
 
@@ -21,7 +23,7 @@ function jsonLines(out) {
 test('keys create, list, delete on a fresh database', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sagflow-keys-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const db = join(dir, 'sagflow.db');
+  const db = freshDb(dir); // a file, or a new PostgreSQL database's URI
 
   const a = keys('create', '--db', db, '--account', 'alice');
   assert.equal(a.status, 0, a.stderr);
@@ -45,8 +47,9 @@ test('keys create, list, delete on a fresh database', (t) => {
   const kb = JSON.parse(b.stdout);
   assert.notEqual(kb.AccountId, ka.AccountId);
 
-  // The database and its WAL companions are private to the owner.
-  assert.equal(statSync(db).mode & 0o777, 0o600);
+  // The database and its WAL companions are private to the owner (SQLite: on
+  // PostgreSQL the server's own permissions apply, there is no file of ours).
+  if (BACKEND === 'sqlite') assert.equal(statSync(db).mode & 0o777, 0o600);
 
   const l = keys('list', '--db', db);
   assert.equal(l.status, 0, l.stderr);
@@ -74,7 +77,7 @@ test('keys create, list, delete on a fresh database', (t) => {
 test('keys rejects bad usage with a message, never a crash', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sagflow-keys-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const db = join(dir, 'sagflow.db');
+  const db = freshDb(dir);
 
   const help = keys('--help');
   assert.equal(help.status, 0);
@@ -90,6 +93,8 @@ test('keys rejects bad usage with a message, never a crash', (t) => {
     [['delete', '--db', db, '--access-key-id', 'LTAI' + 'z'.repeat(300)], 1, /no such access key/],
     [['list', '--db', db, '--bogus'], 2, /unknown or incomplete option/],
     [['frobnicate', '--db', db], 2, /unknown subcommand/],
+    // SQLite paths: a directory, and a file that does not exist (list and
+    // delete must not create it). The same on both backends: a path is SQLite.
     [['list', '--db', dir], 1, /cannot open the database/],
     [['list', '--db', join(dir, 'typo.db')], 1, /no database at/],
     [['delete', '--db', join(dir, 'typo.db'), '--access-key-id', 'LTAIx'], 1, /no database at/],

@@ -13,11 +13,24 @@
 // Pass { tls: { cert, key, ca } } (file paths) to serve HTTPS: srv.url is then
 // 'https://127.0.0.1:PORT' and srv.ca the CA's PEM, which lib/clients.mjs's
 // raw() trusts.
+//
+// On the PostgreSQL backend (SAGFLOW_TEST_BACKEND=pg, lib/pg.mjs) each serve
+// started without dbPath gets a fresh database on the test cluster, and
+// srv.dbPath is its postgresql:// URI (so `sagflow keys --db srv.dbPath` and
+// startServer({ dbPath: srv.dbPath }) work as with a file); stop() drops it
+// once no other serve started here uses it (keepDir keeps it until the test
+// file exits). A dbPath that is a file path names a database too (the same
+// path, the same database). The log store's directory is given explicitly
+// where SQLite's default would put it (logs/ beside the file; serves on one
+// database share it, as they do on SQLite) unless args name one.
+// freshDb(dir) is a new database for a test that runs the CLI on its own: a
+// file path in dir on SQLite, a new database's URI on PostgreSQL.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { BACKEND, createDatabase, databaseFor, dropDatabase, isPgUri } from './pg.mjs';
 
 export const BIN = process.env.SAGFLOW_BIN || new URL('../../../build/sagflow', import.meta.url).pathname;
 export const TEST_AKID = 'testid';
@@ -25,11 +38,34 @@ export const TEST_SECRET = 'testsecret';
 const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 20000;
 
+// Databases made here, and how many serves started here use each (pg only).
+const dbUsers = new Map(); // uri -> { users, owned: drop when the last user stops }
+const logsOf = new Map(); // uri -> the --logs-dir of its serves (kept across restarts)
+
+export function freshDb(dir) {
+  return BACKEND === 'pg' ? createDatabase() : join(dir, 'sagflow.db');
+}
+
+function backendArgs(db, args) {
+  if (BACKEND !== 'pg' || args.includes('--logs-dir') || args.includes('--log-store-at')) return [];
+  return ['--logs-dir', logsOf.get(db)];
+}
+
 export async function startServer({ env = {}, args = [], dbPath, keepDir = false, tls } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sagflow-e2e-'));
-  const db = dbPath || join(dir, 'sagflow.db');
+  let db = dbPath || join(dir, 'sagflow.db');
+  if (BACKEND === 'pg') {
+    db = dbPath ? databaseFor(dbPath) : createDatabase();
+    if (dbPath && !isPgUri(dbPath)) logsOf.set(db, join(dirname(dbPath), 'logs'));
+    else if (!logsOf.has(db)) logsOf.set(db, join(dir, 'logs'));
+    const u = dbUsers.get(db) || { users: 0, owned: false };
+    if (!dbPath && !keepDir) u.owned = true;
+    u.users++;
+    dbUsers.set(db, u);
+  }
   const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...tlsArgs, ...args], {
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db, ...backendArgs(db, args), ...tlsArgs,
+    ...args], {
     env: {
       ...process.env,
       SAGFLOW_ACCESS_KEY_ID: TEST_AKID,
@@ -40,6 +76,15 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
   });
   let stderr = '';
   let stdout = '';
+  let released = false;
+  const release = () => {
+    if (released || BACKEND !== 'pg') return;
+    released = true;
+    const u = dbUsers.get(db);
+    if (--u.users > 0) return;
+    dbUsers.delete(db);
+    if (u.owned) dropDatabase(db);
+  };
   proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const port = await new Promise((resolve, reject) => {
@@ -51,6 +96,7 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
     });
     exited.then(({ code, signal }) => {
       clearTimeout(timer);
+      release();
       reject(new Error(`serve exited (${code ?? signal}) before listening: ${stderr}`));
     });
   });
@@ -74,6 +120,7 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
       const r = await exited;
       clearTimeout(timer);
       if (!keepDir && !dbPath) rmSync(dir, { recursive: true, force: true });
+      release();
       stopped = { ...r, stderr };
       return stopped;
     },
