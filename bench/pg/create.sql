@@ -5,7 +5,7 @@
 \set shard :client_id % :writers
 BEGIN;
 INSERT INTO flowlog_counts AS c (account_id, region_id, n) VALUES (:acct, 'cn-shanghai', 1)
-	ON CONFLICT (account_id, region_id) DO UPDATE SET n = c.n + 1 WHERE c.n < 100000000 RETURNING n;
+	ON CONFLICT (account_id, region_id) DO UPDATE SET n = c.n + 1 WHERE c.n < 1000000 RETURNING n;
 INSERT INTO flowlogs (account_id, region_id, name, description, status, output_type, sls_region_id,
 	project_name, logstore_name, netflow_server_ip, netflow_version, netflow_server_port, active_aging,
 	inactive_aging, flowlog_id, resource_group_id, created_ms)

@@ -12,7 +12,11 @@
 #   create-2-nodes   CreateFlowLog over two serves on the one database (CONNS/2 each)
 # then once: throughput in 1-second slices while PostgreSQL is stopped with
 # `pg_ctl stop -m immediate` and started again under load.
-#   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 bench/pg/run.sh
+#   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 PG_THREADS=8 bench/pg/run.sh
+# The PostgreSQL serves run PG_THREADS HTTP threads (default 8): each request
+# waits for a round trip to PostgreSQL on its thread, so more threads than
+# cores (spec §7.3); the SQLite serve runs THREADS (the cores the load
+# generator leaves), its best setting (docs/benchmarks.md).
 # Runs under scripts/pg-test.sh (a private cluster) unless SAGFLOW_TEST_PG is set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +36,7 @@ export PATH="$PGBIN:$PATH"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/sagflow-bench-pg-XXXXXX")
 source bench/api/lib.sh
 THREADS=${THREADS:-$(bench_threads)}
+PG_THREADS=${PG_THREADS:-8}
 REPLAY=${REPLAY_CACHE:-67108864}
 
 uri_of() { node -e "const u=new URL(process.argv[1]);u.pathname='/'+process.argv[2];console.log(u.toString())" "$SAGFLOW_TEST_PG" "$1"; }
@@ -44,8 +49,8 @@ serve_on() {
 	local name=$1 db=$2
 	shift 2
 	SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret "$BIN" serve --listen 127.0.0.1:0 \
-		--db "$db" --rate-limit key=1000000 --flowlog-quota 100000000 --replay-cache "$REPLAY" \
-		--threads "$THREADS" "$@" >"$work/$name.out" 2>"$work/$name.log" &
+		--db "$db" --rate-limit key=1000000 --flowlog-quota 1000000 --replay-cache "$REPLAY" \
+		"$@" >"$work/$name.out" 2>"$work/$name.log" &
 	pids+=($!)
 	for _ in $(seq 300); do grep -q 'listening on' "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
 	local p
@@ -54,9 +59,9 @@ serve_on() {
 	printf -v "${name}_port" %s "$p"
 }
 
-serve_on a "$DB" --pg-writers "$K" --logs-dir "$work/logs-a"
-serve_on b "$DB" --pg-writers "$K" --log-store-at "http://127.0.0.1:$a_port"
-serve_on lite "$work/lite.db"
+serve_on a "$DB" --threads "$PG_THREADS" --pg-writers "$K" --logs-dir "$work/logs-a"
+serve_on b "$DB" --threads "$PG_THREADS" --pg-writers "$K" --log-store-at "http://127.0.0.1:$a_port"
+serve_on lite "$work/lite.db" --threads "$THREADS"
 ACCT=$(q "SELECT account_id FROM access_keys WHERE akid = 'benchkey'")
 
 create_q='OutputType=netflow&NetflowServerIp=192.168.0.2&RegionId=cn-shanghai'
@@ -85,7 +90,7 @@ lg "$lite_port" CreateFlowLog "$create_q" 8 2 0 >/dev/null
 FL0=$(q "SELECT min(id) FROM flowlogs WHERE account_id = $ACCT")
 SAG0=$(q "SELECT min(id) FROM sags WHERE account_id = $ACCT")
 
-echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(postgres --version | awk '{print $3}') (fsync on, synchronous_commit on) on $(df -T "$SAGFLOW_TEST_PG_DATA" | awk 'NR==2{print $2}'); serve --threads $THREADS --pg-writers $K; $CONNS connections, ${DUR}s each, $ROUNDS rounds"
+echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(postgres --version | awk '{print $3}') (fsync on, synchronous_commit on) on $(df -T "$SAGFLOW_TEST_PG_DATA" | awk 'NR==2{print $2}'); serve on PostgreSQL --threads $PG_THREADS --pg-writers $K, on SQLite --threads $THREADS; $CONNS connections, ${DUR}s each, $ROUNDS rounds"
 {
 for r in $(seq "$ROUNDS"); do
 	echo "{\"round\":$r,\"side\":\"create-api\",\"result\":$(lg "$a_port" CreateFlowLog "$create_q")}"
@@ -141,9 +146,11 @@ console.log(`G1 assoc:  api / pgbench -c ${K}: ${fmt(ratio('assoc-api', `assoc-p
 console.log(`G2 cached DescribeFlowLogs: pg / sqlite: ${fmt(ratio('describe-pg', 'describe-sqlite'))}`);
 console.log(`G3 2 nodes / 1 node (CreateFlowLog): ${fmt(ratio('create-2-nodes', 'create-api'))}`);
 const slices = fs.readFileSync(slicesF, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const before = med(slices.filter((s) => s.t + 1 < Number(crash)).map((s) => s.result.rps));
-const back = slices.find((s) => s.t >= Number(accepting) && s.result.rps >= 0.9 * before);
-console.log(`G5 recovery: before the crash ${before} req/s (median slice); PostgreSQL accepting ${(accepting - crash).toFixed(2)} s after the stop; ` +
-  (back ? `first slice >= 90% starts ${(back.t - accepting).toFixed(2)} s after accepting (${back.result.rps} req/s)` : 'never back to 90% within the run'));
-console.log('slices (s after the stop: req/s, non-2xx): ' + slices.map((s) => `${(s.t - crash).toFixed(1)}: ${s.result.rps}/${s.result.non2xx}`).join('; '));
+// Throughput is what succeeded: a 503 while PostgreSQL is away is fast, not work done.
+const ok = (s) => Math.max(0, Math.round((s.result.requests - s.result.non2xx - s.result.errors) / s.result.seconds));
+const before = med(slices.filter((s) => s.t + 1 < Number(crash)).map(ok));
+const back = slices.find((s) => s.t >= Number(accepting) && ok(s) >= 0.9 * before);
+console.log(`G5 recovery: before the stop ${before} successful req/s (median 1-s slice); PostgreSQL accepting again ${(accepting - crash).toFixed(2)} s after the stop began; ` +
+  (back ? `the first slice at >= 90% began ${(back.t - accepting).toFixed(2)} s after that (${ok(back)} req/s)` : 'never back to 90% within the run'));
+console.log('slices (s after the stop: successful req/s / non-2xx): ' + slices.map((s) => `${(s.t - crash).toFixed(1)}: ${ok(s)}/${s.result.non2xx}`).join('; '));
 JS
