@@ -72,7 +72,7 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o)
 		}
 	}
 	if (!o->db || !*o->db) {
-		fprintf(stderr, "sagflow keys: --db PATH is required\n");
+		fprintf(stderr, "sagflow keys: --db DB is required\n");
 		return -1;
 	}
 	return 0;

@@ -1,4 +1,4 @@
-#include "logstore/meta.h"
+#include "logstore/meta_impl.h"
 
 #include <string.h>
 
@@ -36,7 +36,7 @@ static int step_change(struct store_tx *tx, sqlite3_stmt *st, const char *what)
 	return sqlite_tx_fail(tx, what);
 }
 
-int meta_project_create(struct store_tx *tx, int64_t account, const char *name,
+static int sqlite_project_create(struct store_tx *tx, int64_t account, const char *name,
 			const char *description, int64_t now_s)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO sls_projects (account_id, name, "
@@ -65,7 +65,7 @@ static int project_row(sqlite3_stmt *st, struct meta_project *p)
 	return 0;
 }
 
-int meta_project_get(struct store_tx *tx, int64_t account, struct str name,
+static int sqlite_project_get(struct store_tx *tx, int64_t account, struct str name,
 		     struct meta_project *out)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " PROJECT_COLS " FROM sls_projects "
@@ -82,7 +82,7 @@ int meta_project_get(struct store_tx *tx, int64_t account, struct str name,
 	return project_row(st, out);
 }
 
-int meta_project_delete(struct store_tx *tx, int64_t account, struct str name)
+static int sqlite_project_delete(struct store_tx *tx, int64_t account, struct str name)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "DELETE FROM sls_projects WHERE name = ? AND "
 					      "account_id = ?");
@@ -103,7 +103,7 @@ static int count_of(struct store_tx *tx, sqlite3_stmt *st, int64_t *total)
 	return 0;
 }
 
-int meta_project_list(struct store_tx *tx, int64_t account, int64_t offset, int64_t size,
+static int sqlite_project_list(struct store_tx *tx, int64_t account, int64_t offset, int64_t size,
 		      int (*fn)(const struct meta_project *p, void *arg), void *arg, int64_t *total)
 {
 	sqlite3_stmt *c = sqlite_tx_stmt(tx, "SELECT count(*) FROM sls_projects WHERE account_id = ?");
@@ -125,7 +125,7 @@ int meta_project_list(struct store_tx *tx, int64_t account, int64_t offset, int6
 	return rc == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "project list");
 }
 
-int meta_logstore_create(struct store_tx *tx, int64_t project, const char *name, int64_t ttl,
+static int sqlite_logstore_create(struct store_tx *tx, int64_t project, const char *name, int64_t ttl,
 			 int64_t shards, int64_t now_s)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO sls_logstores (project_id, name, ttl, "
@@ -154,7 +154,7 @@ static int logstore_row(sqlite3_stmt *st, struct meta_logstore *l)
 	return sqlite_col_copy(st, 2, l->name, sizeof(l->name)) != 0 ? STORE_EIO : 0;
 }
 
-int meta_logstore_get(struct store_tx *tx, int64_t project, struct str name,
+static int sqlite_logstore_get(struct store_tx *tx, int64_t project, struct str name,
 		      struct meta_logstore *out)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " LOGSTORE_COLS " FROM sls_logstores "
@@ -171,10 +171,10 @@ int meta_logstore_get(struct store_tx *tx, int64_t project, struct str name,
 	return logstore_row(st, out);
 }
 
-int meta_logstore_delete(struct store_tx *tx, int64_t project, struct str name, int64_t *id)
+static int sqlite_logstore_delete(struct store_tx *tx, int64_t project, struct str name, int64_t *id)
 {
 	struct meta_logstore l;
-	int rc = meta_logstore_get(tx, project, name, &l);
+	int rc = sqlite_logstore_get(tx, project, name, &l);
 	if (rc != 0)
 		return rc;
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "DELETE FROM sls_logstores WHERE id = ?");
@@ -187,7 +187,7 @@ int meta_logstore_delete(struct store_tx *tx, int64_t project, struct str name, 
 	return 0;
 }
 
-int meta_logstore_list(struct store_tx *tx, int64_t project, struct str contains, int64_t offset,
+static int sqlite_logstore_list(struct store_tx *tx, int64_t project, struct str contains, int64_t offset,
 		       int64_t size, int (*fn)(const struct meta_logstore *l, void *arg), void *arg,
 		       int64_t *total)
 {
@@ -215,7 +215,7 @@ int meta_logstore_list(struct store_tx *tx, int64_t project, struct str contains
 	return rc == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "logstore list");
 }
 
-int meta_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t cap, size_t *n)
+static int sqlite_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t cap, size_t *n)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT id FROM sls_logstores WHERE project_id = ?");
 	if (!st)
@@ -228,7 +228,7 @@ int meta_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_tx_fail(tx, "logstore ids");
 }
 
-int meta_logstore_update(struct store_tx *tx, int64_t project, struct str name, int64_t ttl,
+static int sqlite_logstore_update(struct store_tx *tx, int64_t project, struct str name, int64_t ttl,
 			 int64_t shards, int64_t now_s)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "UPDATE sls_logstores SET "
@@ -247,7 +247,7 @@ int meta_logstore_update(struct store_tx *tx, int64_t project, struct str name, 
 	return sqlite3_changes(sqlite_tx_db(tx)) ? 0 : 1;
 }
 
-int meta_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t ttl, void *arg),
+static int sqlite_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t ttl, void *arg),
 			   void *arg)
 {
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT id, ttl FROM sls_logstores ORDER BY id");
@@ -258,6 +258,85 @@ int meta_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t tt
 		if (fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), arg) != 0)
 			return STORE_EIO;
 	return rc == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "logstore ttls");
+}
+
+static const struct meta_ops meta_sqlite_ops = {
+	.project_create = sqlite_project_create,
+	.project_get = sqlite_project_get,
+	.project_delete = sqlite_project_delete,
+	.project_list = sqlite_project_list,
+	.logstore_create = sqlite_logstore_create,
+	.logstore_get = sqlite_logstore_get,
+	.logstore_delete = sqlite_logstore_delete,
+	.logstore_list = sqlite_logstore_list,
+	.logstore_ids = sqlite_logstore_ids,
+	.logstore_update = sqlite_logstore_update,
+	.logstore_each_ttl = sqlite_logstore_each_ttl,
+};
+
+/* The backend of tx: its metadata lives in the same database. */
+static const struct meta_ops *ops_of(struct store_tx *tx)
+{
+#ifdef SAGFLOW_POSTGRES
+	if (!strcmp(store_tx_backend(tx), "postgresql"))
+		return &meta_pg_ops;
+#endif
+	return &meta_sqlite_ops;
+}
+
+int meta_project_create(struct store_tx *tx, int64_t account, const char *name, const char *description, int64_t now_s)
+{
+	return ops_of(tx)->project_create(tx, account, name, description, now_s);
+}
+
+int meta_project_get(struct store_tx *tx, int64_t account, struct str name, struct meta_project *out)
+{
+	return ops_of(tx)->project_get(tx, account, name, out);
+}
+
+int meta_project_delete(struct store_tx *tx, int64_t account, struct str name)
+{
+	return ops_of(tx)->project_delete(tx, account, name);
+}
+
+int meta_project_list(struct store_tx *tx, int64_t account, int64_t offset, int64_t size, int (*fn)(const struct meta_project *p, void *arg), void *arg, int64_t *total)
+{
+	return ops_of(tx)->project_list(tx, account, offset, size, fn, arg, total);
+}
+
+int meta_logstore_create(struct store_tx *tx, int64_t project, const char *name, int64_t ttl, int64_t shards, int64_t now_s)
+{
+	return ops_of(tx)->logstore_create(tx, project, name, ttl, shards, now_s);
+}
+
+int meta_logstore_get(struct store_tx *tx, int64_t project, struct str name, struct meta_logstore *out)
+{
+	return ops_of(tx)->logstore_get(tx, project, name, out);
+}
+
+int meta_logstore_delete(struct store_tx *tx, int64_t project, struct str name, int64_t *id)
+{
+	return ops_of(tx)->logstore_delete(tx, project, name, id);
+}
+
+int meta_logstore_list(struct store_tx *tx, int64_t project, struct str contains, int64_t offset, int64_t size, int (*fn)(const struct meta_logstore *l, void *arg), void *arg, int64_t *total)
+{
+	return ops_of(tx)->logstore_list(tx, project, contains, offset, size, fn, arg, total);
+}
+
+int meta_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t cap, size_t *n)
+{
+	return ops_of(tx)->logstore_ids(tx, project, ids, cap, n);
+}
+
+int meta_logstore_update(struct store_tx *tx, int64_t project, struct str name, int64_t ttl, int64_t shards, int64_t now_s)
+{
+	return ops_of(tx)->logstore_update(tx, project, name, ttl, shards, now_s);
+}
+
+int meta_logstore_each_ttl(struct store_tx *tx, int (*fn)(int64_t id, int64_t ttl, void *arg), void *arg)
+{
+	return ops_of(tx)->logstore_each_ttl(tx, fn, arg);
 }
 
 int meta_ensure(struct store_tx *tx, int64_t account, const char *project, const char *logstore,

@@ -19,7 +19,7 @@
 
 #define PG_STMT_CACHE_MAX 256 /* distinct SQL texts per connection */
 #define PG_MAX_PARAMS 24      /* bound values per statement */
-#define PG_NUM_MAX 24         /* an int64 as text, with sign and NUL */
+#define PG_NUM_MAX 24	      /* an int64 as text, with sign and NUL */
 
 /* Bound values, sent as text (PostgreSQL casts them to the column's type). */
 struct pg_params {
@@ -81,8 +81,7 @@ int pg_flowlog_delete(struct store_tx *tx, const struct flowlog *fl);
 int pg_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
 		    int64_t *total, flowlog_each_fn fn, void *arg);
 int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
-int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
-		  const char *order_json);
+int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json);
 int pg_sag_delete(struct store_tx *tx, const struct sag *g);
 int pg_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
 int pg_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter *f, int64_t *total,

@@ -16,20 +16,20 @@
 #include "core/timeutil.h"
 #include "rpc/errors.h"
 
-#define FLOWLOG_COLS_WITH(count)                                                                \
-	"f.id, f.flowlog_id, f.region_id, f.resource_group_id, f.name, f.description, f.status, " \
-	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "  \
-	"f.netflow_server_port, f.netflow_version, f.active_aging, f.inactive_aging, "            \
-	"f.account_id, f.created_ms, " count ", "                                                 \
+#define FLOWLOG_COLS_WITH(count)                                                                   \
+	"f.id, f.flowlog_id, f.region_id, f.resource_group_id, f.name, f.description, f.status, "  \
+	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "   \
+	"f.netflow_server_port, f.netflow_version, f.active_aging, f.inactive_aging, "             \
+	"f.account_id, f.created_ms, " count ", "                                                  \
 	"f.sls_prev_project, f.sls_prev_logstore, f.sls_prev_until_ms "
 
 #define FLOWLOG_COLS FLOWLOG_COLS_WITH("(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id)")
 #define FLOWLOG_COLS_NO_COUNT FLOWLOG_COLS_WITH("0")
 
-#define SAG_COLS                                                                                \
-	"g.id, g.sag_id, g.region_id, g.resource_group_id, g.name, g.description, "              \
-	"g.hardware_spec, g.ha_type, g.max_bandwidth, "                                           \
-	"coalesce((SELECT flowlog_id FROM flowlogs WHERE id = g.flowlog_rowid), ''), "            \
+#define SAG_COLS                                                                                   \
+	"g.id, g.sag_id, g.region_id, g.resource_group_id, g.name, g.description, "                \
+	"g.hardware_spec, g.ha_type, g.max_bandwidth, "                                            \
+	"coalesce((SELECT flowlog_id FROM flowlogs WHERE id = g.flowlog_rowid), ''), "             \
 	"g.account_id, g.created_ms "
 
 static struct str col_str(const PGresult *r, int row, int col)
@@ -122,15 +122,16 @@ static int flowlog_get_sql(struct store_tx *tx, struct owner o, const char *flow
 	return rc;
 }
 
-#define FLOWLOG_BY_ID "FROM flowlogs f WHERE f.flowlog_id = $3 AND f.account_id = $1 AND f.region_id = $2"
+#define FLOWLOG_BY_ID                                                                              \
+	"FROM flowlogs f WHERE f.flowlog_id = $3 AND f.account_id = $1 AND f.region_id = $2"
 
-int pg_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
-		   struct flowlog *out)
+int pg_flowlog_get(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out)
 {
 	/* In a write job the rules of Active/Deactive/Modify/Delete/Associate
 	 * are checked on this row: lock it until the batch commits. */
 	return flowlog_get_sql(tx, o, flowlog_id, out,
-			       pg_tx_writing(tx) ? "SELECT " FLOWLOG_COLS FLOWLOG_BY_ID " FOR UPDATE OF f"
+			       pg_tx_writing(tx) ? "SELECT " FLOWLOG_COLS FLOWLOG_BY_ID
+						   " FOR UPDATE OF f"
 						 : "SELECT " FLOWLOG_COLS FLOWLOG_BY_ID);
 }
 
@@ -138,7 +139,8 @@ int pg_flowlog_get_config(struct store_tx *tx, struct owner o, const char *flowl
 			  struct flowlog *out)
 {
 	/* Never locked: every device report reads it. */
-	return flowlog_get_sql(tx, o, flowlog_id, out, "SELECT " FLOWLOG_COLS_NO_COUNT FLOWLOG_BY_ID);
+	return flowlog_get_sql(tx, o, flowlog_id, out,
+			       "SELECT " FLOWLOG_COLS_NO_COUNT FLOWLOG_BY_ID);
 }
 
 int pg_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n)
@@ -146,8 +148,9 @@ int pg_flowlog_count(struct store_tx *tx, struct owner o, int64_t *n)
 	struct pg_params p = {0};
 	PGresult *r = NULL;
 	p_owner(&p, o);
-	int rc = exec_one(tx, "SELECT n FROM flowlog_counts WHERE account_id = $1 AND region_id = $2",
-			  &p, "flowlog count", &r);
+	int rc =
+	    exec_one(tx, "SELECT n FROM flowlog_counts WHERE account_id = $1 AND region_id = $2",
+		     &p, "flowlog count", &r);
 	if (rc < 0)
 		return rc;
 	*n = rc == 1 ? 0 : pg_int(r, 0, 0);
@@ -184,13 +187,14 @@ static int flowlog_insert_row(struct store_tx *tx, struct flowlog *fl)
 	pg_p_text(&p, fl->resource_group_id);
 	pg_p_int(&p, fl->created_ms);
 	int rc = exec_one(
-		tx, "INSERT INTO flowlogs (account_id, region_id, name, description, status, "
-		    "output_type, sls_region_id, project_name, logstore_name, netflow_server_ip, "
-		    "netflow_version, netflow_server_port, active_aging, inactive_aging, flowlog_id, "
-		    "resource_group_id, created_ms) "
-		    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
-		    "RETURNING id",
-		&p, "flowlog insert", &r);
+	    tx,
+	    "INSERT INTO flowlogs (account_id, region_id, name, description, status, "
+	    "output_type, sls_region_id, project_name, logstore_name, netflow_server_ip, "
+	    "netflow_version, netflow_server_port, active_aging, inactive_aging, flowlog_id, "
+	    "resource_group_id, created_ms) "
+	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+	    "RETURNING id",
+	    &p, "flowlog insert", &r);
 	if (rc != 0)
 		return rc == 1 ? STORE_EIO : rc;
 	fl->rowid = pg_int(r, 0, 0);
@@ -202,9 +206,10 @@ int pg_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 {
 	struct pg_params p = {0};
 	p_owner(&p, (struct owner){fl->account_id, fl->region_id});
-	int rc = exec_done(tx, "INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
-			       "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
-			       "DO UPDATE SET n = c.n + 1",
+	int rc = exec_done(tx,
+			   "INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
+			   "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
+			   "DO UPDATE SET n = c.n + 1",
 			   &p, "flowlog count raise", NULL);
 	return rc != 0 ? rc : flowlog_insert_row(tx, fl);
 }
@@ -219,9 +224,10 @@ int pg_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota)
 	PGresult *r = NULL;
 	p_owner(&p, (struct owner){fl->account_id, fl->region_id});
 	pg_p_int(&p, quota);
-	int rc = exec_one(tx, "INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
-			      "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
-			      "DO UPDATE SET n = c.n + 1 WHERE c.n < $3 RETURNING n",
+	int rc = exec_one(tx,
+			  "INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
+			  "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
+			  "DO UPDATE SET n = c.n + 1 WHERE c.n < $3 RETURNING n",
 			  &p, "flowlog quota", &r);
 	if (rc == 1)
 		return ERR_QUOTA_EXCEEDED_FLOWLOG;
@@ -231,9 +237,9 @@ int pg_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota)
 	return flowlog_insert_row(tx, fl);
 }
 
-#define SLS_TARGET_GONE                                                                         \
-	"(status = 'Active' AND output_type IN ('sls', 'all') AND "                               \
-	"($5 <> 'Active' OR $6 NOT IN ('sls', 'all') OR project_name <> $8 OR "                   \
+#define SLS_TARGET_GONE                                                                            \
+	"(status = 'Active' AND output_type IN ('sls', 'all') AND "                                \
+	"($5 <> 'Active' OR $6 NOT IN ('sls', 'all') OR project_name <> $8 OR "                    \
 	"logstore_name <> $9))"
 
 int pg_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
@@ -244,17 +250,18 @@ int pg_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
 	p_flowlog_fields(&p, fl);
 	pg_p_int(&p, time_now_ms() + DOMAIN_SLS_GRACE_MS);
 	return exec_done(
-		tx, "UPDATE flowlogs SET name = $3, description = $4, status = $5, output_type = $6, "
-		    "sls_region_id = $7, project_name = $8, logstore_name = $9, "
-		    "netflow_server_ip = $10, netflow_version = $11, netflow_server_port = $12, "
-		    "active_aging = $13, inactive_aging = $14, "
-		    "sls_prev_project = CASE WHEN " SLS_TARGET_GONE " THEN project_name "
-		    "ELSE sls_prev_project END, "
-		    "sls_prev_logstore = CASE WHEN " SLS_TARGET_GONE " THEN logstore_name "
-		    "ELSE sls_prev_logstore END, "
-		    "sls_prev_until_ms = CASE WHEN " SLS_TARGET_GONE " THEN $15 "
-		    "ELSE sls_prev_until_ms END WHERE id = $1 AND $2::text IS NULL",
-		&p, "flowlog update", NULL);
+	    tx,
+	    "UPDATE flowlogs SET name = $3, description = $4, status = $5, output_type = $6, "
+	    "sls_region_id = $7, project_name = $8, logstore_name = $9, "
+	    "netflow_server_ip = $10, netflow_version = $11, netflow_server_port = $12, "
+	    "active_aging = $13, inactive_aging = $14, "
+	    "sls_prev_project = CASE WHEN " SLS_TARGET_GONE " THEN project_name "
+	    "ELSE sls_prev_project END, "
+	    "sls_prev_logstore = CASE WHEN " SLS_TARGET_GONE " THEN logstore_name "
+	    "ELSE sls_prev_logstore END, "
+	    "sls_prev_until_ms = CASE WHEN " SLS_TARGET_GONE " THEN $15 "
+	    "ELSE sls_prev_until_ms END WHERE id = $1 AND $2::text IS NULL",
+	    &p, "flowlog update", NULL);
 }
 
 int pg_flowlog_delete(struct store_tx *tx, const struct flowlog *fl)
@@ -267,24 +274,29 @@ int pg_flowlog_delete(struct store_tx *tx, const struct flowlog *fl)
 		return rc;
 	p.n = 0;
 	p_owner(&p, (struct owner){fl->account_id, fl->region_id});
-	return exec_done(tx, "UPDATE flowlog_counts SET n = n - 1 WHERE account_id = $1 AND "
-			     "region_id = $2",
+	return exec_done(tx,
+			 "UPDATE flowlog_counts SET n = n - 1 WHERE account_id = $1 AND "
+			 "region_id = $2",
 			 &p, "flowlog count lower", NULL);
 }
 
-#define FLOWLOG_WHERE                                                                           \
-	"WHERE f.account_id = $1 AND f.region_id = $2 "                                         \
-	"AND ($3::text IS NULL OR f.flowlog_id = $3) AND ($4::text IS NULL OR f.name = $4) "    \
-	"AND ($5::text IS NULL OR f.description = $5) "                                         \
-	"AND ($6::text IS NULL OR f.resource_group_id = $6) "                                   \
+#define FLOWLOG_WHERE                                                                              \
+	"WHERE f.account_id = $1 AND f.region_id = $2 "                                            \
+	"AND ($3::text IS NULL OR f.flowlog_id = $3) AND ($4::text IS NULL OR f.name = $4) "       \
+	"AND ($5::text IS NULL OR f.description = $5) "                                            \
+	"AND ($6::text IS NULL OR f.resource_group_id = $6) "                                      \
 	"AND ($7::text IS NULL OR f.status = $7) AND ($8::text IS NULL OR f.output_type = $8) "
 
 static void p_flowlog_filter(struct pg_params *p, struct owner o, const struct flowlog_filter *f)
 {
 	p_owner(p, o);
-	const char *v[] = {f->flowlog_id, f->name, f->description, f->resource_group_id,
-			   f->status < 0 ? NULL : flowlog_status_name((enum flowlog_status)f->status),
-			   f->output < 0 ? NULL : flowlog_output_name((enum flowlog_output)f->output)};
+	const char *v[] = {
+	    f->flowlog_id,
+	    f->name,
+	    f->description,
+	    f->resource_group_id,
+	    f->status < 0 ? NULL : flowlog_status_name((enum flowlog_status)f->status),
+	    f->output < 0 ? NULL : flowlog_output_name((enum flowlog_output)f->output)};
 	for (int i = 0; i < 6; i++)
 		pg_p_text(p, v[i]);
 }
@@ -318,8 +330,9 @@ int pg_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_fi
 	p_flowlog_filter(&p, o, f);
 	pg_p_int(&p, f->limit);
 	pg_p_int(&p, f->offset);
-	r = pg_tx_exec(tx, "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
-			   "ORDER BY f.id LIMIT $9 OFFSET $10",
+	r = pg_tx_exec(tx,
+		       "SELECT " FLOWLOG_COLS "FROM flowlogs f " FLOWLOG_WHERE
+		       "ORDER BY f.id LIMIT $9 OFFSET $10",
 		       &p, "flowlog list");
 	if (!r)
 		return pg_tx_err(tx);
@@ -384,11 +397,12 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 	struct pg_params p = {0};
 	pg_p_int(&p, g->rowid);
 	PGresult *r = pg_tx_exec(
-		tx, "SELECT serial_number, secret_key, model, software_version, ha_state, "
-		    "reported_ms, sls_delivery, last_sequence, sls_delivered, sls_queued, sls_dropped, "
-		    "sls_last_error, sls_last_error_ms FROM devices WHERE sag_rowid = $1 "
-		    "ORDER BY bound_ms, serial_number",
-		&p, "devices");
+	    tx,
+	    "SELECT serial_number, secret_key, model, software_version, ha_state, "
+	    "reported_ms, sls_delivery, last_sequence, sls_delivered, sls_queued, sls_dropped, "
+	    "sls_last_error, sls_last_error_ms FROM devices WHERE sag_rowid = $1 "
+	    "ORDER BY bound_ms, serial_number",
+	    &p, "devices");
 	if (!r)
 		return pg_tx_err(tx);
 	int rc = 0;
@@ -422,8 +436,9 @@ int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct s
 	pg_p_text(&p, sag_id);
 	/* In a write job: Associate, Bind/Unbind and Delete decide on this row
 	 * and its devices, so it is locked (after the flow log, if any). */
-	return sag_one(tx, pg_tx_writing(tx) ? "SELECT " SAG_COLS SAG_BY_ID " FOR UPDATE OF g"
-					     : "SELECT " SAG_COLS SAG_BY_ID,
+	return sag_one(tx,
+		       pg_tx_writing(tx) ? "SELECT " SAG_COLS SAG_BY_ID " FOR UPDATE OF g"
+					 : "SELECT " SAG_COLS SAG_BY_ID,
 		       &p, "sag get", out);
 }
 
@@ -442,10 +457,11 @@ int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, cons
 	pg_p_text(&p, order_id);
 	pg_p_text(&p, order_json);
 	pg_p_int(&p, g->created_ms);
-	int rc = exec_one(tx, "INSERT INTO sags (account_id, region_id, sag_id, resource_group_id, "
-			      "name, description, hardware_spec, ha_type, max_bandwidth, order_id, "
-			      "order_json, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-			      "$10, $11, $12) RETURNING id",
+	int rc = exec_one(tx,
+			  "INSERT INTO sags (account_id, region_id, sag_id, resource_group_id, "
+			  "name, description, hardware_spec, ha_type, max_bandwidth, order_id, "
+			  "order_json, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+			  "$10, $11, $12) RETURNING id",
 			  &p, "sag insert", &r);
 	if (rc != 0)
 		return rc == 1 ? STORE_EIO : rc;
@@ -460,7 +476,8 @@ int pg_sag_delete(struct store_tx *tx, const struct sag *g)
 	pg_p_int(&p, g->rowid);
 	int rc = exec_done(tx, "DELETE FROM devices WHERE sag_rowid = $1", &p, "sag devices delete",
 			   NULL);
-	return rc != 0 ? rc : exec_done(tx, "DELETE FROM sags WHERE id = $1", &p, "sag delete", NULL);
+	return rc != 0 ? rc
+		       : exec_done(tx, "DELETE FROM sags WHERE id = $1", &p, "sag delete", NULL);
 }
 
 int pg_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid)
@@ -493,15 +510,15 @@ static int each_sag(struct store_tx *tx, PGresult *r, sag_each_fn fn, void *arg)
 	return rc;
 }
 
-#define SAG_WHERE                                                                               \
-	"WHERE g.account_id = $1 AND g.region_id = $2 AND ($3::text IS NULL OR g.sag_id = $3) " \
-	"AND ($4::text IS NULL OR g.name = $4) "                                                \
-	"AND ($5::text IS NULL OR g.resource_group_id = $5) "                                   \
-	"AND ($6::text IS NULL OR g.hardware_spec = $6) AND ($7::text IS NULL OR EXISTS "       \
-	"(SELECT 1 FROM devices d WHERE d.serial_number = $7 AND d.sag_rowid = g.id)) "          \
-	"AND ($8::text IS NULL OR (SELECT CASE WHEN coalesce(max(d.reported_ms), 0) = 0 "       \
-	"THEN 'Init' WHEN $9::bigint - max(d.reported_ms) <= $10::bigint THEN 'Active' "       \
-	"ELSE 'Offline' END FROM devices d WHERE d.sag_rowid = g.id) = $8) "                    \
+#define SAG_WHERE                                                                                  \
+	"WHERE g.account_id = $1 AND g.region_id = $2 AND ($3::text IS NULL OR g.sag_id = $3) "    \
+	"AND ($4::text IS NULL OR g.name = $4) "                                                   \
+	"AND ($5::text IS NULL OR g.resource_group_id = $5) "                                      \
+	"AND ($6::text IS NULL OR g.hardware_spec = $6) AND ($7::text IS NULL OR EXISTS "          \
+	"(SELECT 1 FROM devices d WHERE d.serial_number = $7 AND d.sag_rowid = g.id)) "            \
+	"AND ($8::text IS NULL OR (SELECT CASE WHEN coalesce(max(d.reported_ms), 0) = 0 "          \
+	"THEN 'Init' WHEN $9::bigint - max(d.reported_ms) <= $10::bigint THEN 'Active' "           \
+	"ELSE 'Offline' END FROM devices d WHERE d.sag_rowid = g.id) = $8) "                       \
 	"AND ($11::jsonb IS NULL OR g.sag_id IN (SELECT jsonb_array_elements_text($11::jsonb))) "
 
 static void p_sag_filter(struct pg_params *p, struct owner o, const struct sag_filter *f)
@@ -532,9 +549,9 @@ int pg_sag_list(struct store_tx *tx, struct owner o, const struct sag_filter *f,
 	PQclear(r);
 	pg_p_int(&p, f->limit);
 	pg_p_int(&p, f->offset);
-	r = pg_tx_exec(tx, "SELECT " SAG_COLS "FROM sags g " SAG_WHERE
-			   "ORDER BY g.id LIMIT $12 OFFSET $13",
-		       &p, "sag list");
+	r = pg_tx_exec(
+	    tx, "SELECT " SAG_COLS "FROM sags g " SAG_WHERE "ORDER BY g.id LIMIT $12 OFFSET $13",
+	    &p, "sag list");
 	return r ? each_sag(tx, r, fn, arg) : pg_tx_err(tx);
 }
 
@@ -546,8 +563,9 @@ int pg_sag_list_by_flowlog(struct store_tx *tx, const struct flowlog *fl, int64_
 	pg_p_int(&p, fl->rowid);
 	pg_p_int(&p, limit);
 	pg_p_int(&p, offset);
-	PGresult *r = pg_tx_exec(tx, "SELECT " SAG_COLS "FROM sags g WHERE g.flowlog_rowid = $1 "
-				     "ORDER BY g.id LIMIT $2 OFFSET $3",
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " SAG_COLS "FROM sags g WHERE g.flowlog_rowid = $1 "
+				 "ORDER BY g.id LIMIT $2 OFFSET $3",
 				 &p, "sag by flowlog");
 	return r ? each_sag(tx, r, fn, arg) : pg_tx_err(tx);
 }
@@ -558,16 +576,18 @@ int pg_sag_list_unbound(struct store_tx *tx, struct owner o, int64_t limit, int6
 	struct pg_params p = {0};
 	PGresult *r = NULL;
 	p_owner(&p, o);
-	int rc = exec_one(tx, "SELECT count(*) FROM sags WHERE account_id = $1 AND region_id = $2 "
-			      "AND flowlog_rowid IS NULL",
+	int rc = exec_one(tx,
+			  "SELECT count(*) FROM sags WHERE account_id = $1 AND region_id = $2 "
+			  "AND flowlog_rowid IS NULL",
 			  &p, "unbound count", &r);
 	if (rc != 0)
 		return rc == 1 ? STORE_EIO : rc;
 	*total = pg_int(r, 0, 0);
 	PQclear(r);
 	pg_p_int(&p, limit);
-	r = pg_tx_exec(tx, "SELECT " SAG_COLS "FROM sags g WHERE g.account_id = $1 AND "
-			   "g.region_id = $2 AND g.flowlog_rowid IS NULL ORDER BY g.id LIMIT $3",
+	r = pg_tx_exec(tx,
+		       "SELECT " SAG_COLS "FROM sags g WHERE g.account_id = $1 AND "
+		       "g.region_id = $2 AND g.flowlog_rowid IS NULL ORDER BY g.id LIMIT $3",
 		       &p, "unbound list");
 	return r ? each_sag(tx, r, fn, arg) : pg_tx_err(tx);
 }
@@ -585,8 +605,9 @@ int pg_device_insert(struct store_tx *tx, const struct sag *g, const struct devi
 	pg_p_int(&p, g->rowid);
 	pg_p_text(&p, d->secret_key);
 	pg_p_int(&p, now_ms);
-	return exec_done(tx, "INSERT INTO devices (serial_number, sag_rowid, secret_key, bound_ms) "
-			     "VALUES ($1, $2, $3, $4)",
+	return exec_done(tx,
+			 "INSERT INTO devices (serial_number, sag_rowid, secret_key, bound_ms) "
+			 "VALUES ($1, $2, $3, $4)",
 			 &p, "device insert", NULL);
 }
 
@@ -596,8 +617,8 @@ int pg_device_delete(struct store_tx *tx, const struct sag *g, const char *seria
 	int64_t n = 0;
 	pg_p_text(&p, serial_number);
 	pg_p_int(&p, g->rowid);
-	int rc = exec_done(tx, "DELETE FROM devices WHERE serial_number = $1 AND sag_rowid = $2", &p,
-			   "device delete", &n);
+	int rc = exec_done(tx, "DELETE FROM devices WHERE serial_number = $1 AND sag_rowid = $2",
+			   &p, "device delete", &n);
 	return rc != 0 ? rc : n ? 0 : 1;
 }
 
@@ -606,8 +627,9 @@ int pg_device_owner(struct store_tx *tx, const char *serial_number, struct sag *
 	struct pg_params p = {0};
 	pg_p_text(&p, serial_number);
 	/* Never locked: the device channel reads it on every sync. */
-	return sag_one(tx, "SELECT " SAG_COLS "FROM devices d JOIN sags g ON g.id = d.sag_rowid "
-			   "WHERE d.serial_number = $1",
+	return sag_one(tx,
+		       "SELECT " SAG_COLS "FROM devices d JOIN sags g ON g.id = d.sag_rowid "
+		       "WHERE d.serial_number = $1",
 		       &p, "device owner", g);
 }
 
@@ -628,10 +650,11 @@ int pg_device_report(struct store_tx *tx, const struct sag *g, const char *seria
 	pg_p_int(&p, d->sls.dropped);
 	pg_p_text(&p, d->sls.last_error);
 	pg_p_int(&p, d->sls.last_error_ms);
-	int rc = exec_done(tx, "UPDATE devices SET model = $2, software_version = $3, ha_state = $4, "
-			       "reported_ms = $5, sls_delivery = $6, sls_delivered = $8, "
-			       "sls_queued = $9, sls_dropped = $10, sls_last_error = $11, "
-			       "sls_last_error_ms = $12 WHERE serial_number = $1 AND sag_rowid = $7",
+	int rc = exec_done(tx,
+			   "UPDATE devices SET model = $2, software_version = $3, ha_state = $4, "
+			   "reported_ms = $5, sls_delivery = $6, sls_delivered = $8, "
+			   "sls_queued = $9, sls_dropped = $10, sls_last_error = $11, "
+			   "sls_last_error_ms = $12 WHERE serial_number = $1 AND sag_rowid = $7",
 			   &p, "device report", &n);
 	return rc != 0 ? rc : n == 1 ? 0 : 1;
 }
@@ -646,10 +669,11 @@ int pg_device_sequence(struct store_tx *tx, const struct sag *g, const char *ser
 	pg_p_int(&p, g->rowid);
 	/* One statement: the new mark when raised, else the device's current
 	 * one (the UPDATE's row lock makes a concurrent sync wait and re-check). */
-	int rc = exec_one(tx, "WITH u AS (UPDATE devices SET last_sequence = $2 WHERE "
-			      "serial_number = $1 AND sag_rowid = $3 AND last_sequence < $2 "
-			      "RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT last_sequence "
-			      "FROM devices WHERE serial_number = $1 AND sag_rowid = $3)",
+	int rc = exec_one(tx,
+			  "WITH u AS (UPDATE devices SET last_sequence = $2 WHERE "
+			  "serial_number = $1 AND sag_rowid = $3 AND last_sequence < $2 "
+			  "RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT last_sequence "
+			  "FROM devices WHERE serial_number = $1 AND sag_rowid = $3)",
 			  &p, "device sequence", &r);
 	if (rc != 0)
 		return rc == 1 ? STORE_EIO : rc;
@@ -667,11 +691,13 @@ int pg_device_status_counts(struct store_tx *tx, int64_t now_ms, int64_t online_
 	PGresult *r = NULL;
 	pg_p_int(&p, now_ms);
 	pg_p_int(&p, online_ms);
-	int rc = exec_one(tx, "SELECT count(*) FILTER (WHERE reported_ms = 0), "
-			      "count(*) FILTER (WHERE reported_ms > 0 AND $1::bigint - reported_ms <= $2::bigint), "
-			      "count(*) FILTER (WHERE reported_ms > 0 AND $1::bigint - reported_ms > $2::bigint) "
-			      "FROM devices",
-			  &p, "device status counts", &r);
+	int rc = exec_one(
+	    tx,
+	    "SELECT count(*) FILTER (WHERE reported_ms = 0), "
+	    "count(*) FILTER (WHERE reported_ms > 0 AND $1::bigint - reported_ms <= $2::bigint), "
+	    "count(*) FILTER (WHERE reported_ms > 0 AND $1::bigint - reported_ms > $2::bigint) "
+	    "FROM devices",
+	    &p, "device status counts", &r);
 	if (rc != 0)
 		return rc == 1 ? STORE_EIO : rc;
 	for (int i = 0; i < 3; i++)

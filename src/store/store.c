@@ -116,6 +116,11 @@ void store_close(struct store *s)
 	s->ops->close(s);
 }
 
+const char *store_tx_backend(struct store_tx *tx)
+{
+	return tx->ops->name;
+}
+
 bool store_ready(struct store *s)
 {
 	return !s->ops->ready || s->ops->ready(s);
@@ -249,8 +254,13 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 {
 	struct key_cache *kc = s->key_cache;
 	struct key_find f = {.akid = akid, .out = out};
-	if (!kc)
-		return store_read(s, key_find_read, &f);
+	if (!kc) { /* no cache (no shared epoch): every lookup reads the store */
+		KEY_FIND_STEP(KEY_FIND_EPOCH_READ, akid);
+		KEY_FIND_STEP(KEY_FIND_MISSED, akid);
+		int rc = store_read(s, key_find_read, &f);
+		KEY_FIND_STEP(KEY_FIND_READ_DONE, akid);
+		return rc;
+	}
 	/* Why a deleted key is never used by a lookup that starts after
 	 * `sagflow keys delete` returned: the deleting process bumps the epoch
 	 * after its COMMIT and before it returns, so such a lookup loads an epoch
@@ -286,6 +296,35 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 		pthread_mutex_unlock(&kc->mu);
 	}
 	return rc;
+}
+
+static bool account_char_ok(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '@' || ch == '-';
+}
+
+/* Names come from the command line: bounded scan, no strlen. */
+bool store_account_name_ok(const char *name)
+{
+	size_t n = strnlen(name, STORE_MAX_ACCOUNT_NAME + 1);
+	if (n == 0 || n > STORE_MAX_ACCOUNT_NAME)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!account_char_ok((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+bool store_key_field_ok(const char *v)
+{
+	size_t n = strnlen(v, STORE_MAX_KEY_FIELD + 1);
+	if (n == 0 || n > STORE_MAX_KEY_FIELD)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return false;
+	return true;
 }
 
 int store_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id)

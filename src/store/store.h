@@ -45,6 +45,9 @@ struct store;
 struct store_tx; /* a connection inside a transaction (write) or a snapshot (read) */
 
 typedef int (*store_fn)(struct store_tx *tx, void *arg);
+/* The backend of a transaction: "sqlite" or "postgresql" (for modules with
+ * queries of their own per backend, such as logstore/meta.c). */
+const char *store_tx_backend(struct store_tx *tx);
 typedef void (*store_done_fn)(void *arg, int rc);
 
 /* path: an SQLite file path ("sqlite:" prefix optional), or a libpq URI

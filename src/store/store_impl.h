@@ -97,6 +97,12 @@ enum store_key_find_step {
 extern void (*store_key_find_hook)(enum store_key_find_step step, const char *akid);
 #endif
 
+/* The validation both backends' key functions share (store.c): an account
+ * name of 1..STORE_MAX_ACCOUNT_NAME of [A-Za-z0-9._@-]; an AccessKeyId or
+ * secret of 1..STORE_MAX_KEY_FIELD printable ASCII characters, no space. */
+bool store_account_name_ok(const char *name);
+bool store_key_field_ok(const char *v);
+
 /* Backend constructors. SQLite: path has its scheme prefix removed;
  * PostgreSQL: a libpq conninfo (URI) as given. */
 struct store *store_sqlite_open(const char *path);

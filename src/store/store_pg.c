@@ -27,11 +27,11 @@
 #include "store/migrations.h"
 #include "store/store_pg.h"
 
-#define PG_BATCH_MAX 32            /* jobs per transaction: <= 64 subtransactions (spec §3) */
-#define PG_CONNECT_TIMEOUT "5"     /* seconds, unless the conninfo says otherwise */
-#define PG_BACKOFF_MIN_US 100000   /* reconnect backoff: 100 ms ... */
-#define PG_BACKOFF_MAX_US 5000000  /* ... doubling up to 5 s, plus up to 25 % jitter */
-#define PG_PING_US 1000000         /* the health thread checks a live server this often */
+#define PG_BATCH_MAX 32		  /* jobs per transaction: <= 64 subtransactions (spec §3) */
+#define PG_CONNECT_TIMEOUT "5"	  /* seconds, unless the conninfo says otherwise */
+#define PG_BACKOFF_MIN_US 100000  /* reconnect backoff: 100 ms ... */
+#define PG_BACKOFF_MAX_US 5000000 /* ... doubling up to 5 s, plus up to 25 % jitter */
+#define PG_PING_US 1000000	  /* the health thread checks a live server this often */
 #define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
 #define PG_APP_NAME "sagflow"
 
@@ -190,9 +190,13 @@ static void conn_note_failure(struct pconn *c, const PGresult *r, const char *wh
 {
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st ? st : "");
-	/* Class 08 is a connection exception; a NULL result or a bad status is
-	 * a connection lost under us. */
-	if (conn_lost(c) || !strncmp(c->sqlstate, "08", 2))
+	/* Class 08 is a connection exception, 57P0x the server shutting down
+	 * or starting (the connection is about to go); no SQLSTATE at all is an
+	 * error of libpq's own (a send that hit a closed socket leaves the
+	 * status CONNECTION_OK for a while); a bad status is a connection lost
+	 * under us. In every case nothing more can be done on it. */
+	if (conn_lost(c) || !c->sqlstate[0] || !strncmp(c->sqlstate, "08", 2) ||
+	    !strncmp(c->sqlstate, "57P", 3))
 		c->broken = true;
 	else if (c->writing && sqlstate_retry(c->sqlstate))
 		c->retry = true;
@@ -302,6 +306,16 @@ static const char conn_settings[] = "SET synchronous_commit = on; "
 				    "SET default_transaction_isolation = 'read committed'; "
 				    "SET client_min_messages = warning";
 
+/* Server notices (WARNING: terminating connection ...) go to our log, not
+ * to stderr on their own. */
+static void conn_notice(void *arg, const char *msg)
+{
+	size_t n = strnlen(msg, 512);
+	while (n && msg[n - 1] == '\n')
+		n--;
+	log_warn("store: PostgreSQL says: %.*s", (int)n, msg);
+}
+
 /* Connects c. The conninfo's own connect_timeout wins over ours (the
  * expanded URI comes after the default in the keyword list). */
 static int conn_connect(struct pconn *c, bool quiet)
@@ -318,6 +332,7 @@ static int conn_connect(struct pconn *c, bool quiet)
 		c->db = NULL;
 		return -1;
 	}
+	PQsetNoticeProcessor(c->db, conn_notice, NULL);
 	PGresult *r = PQexec(c->db, conn_settings);
 	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
 	if (rc)
@@ -349,7 +364,8 @@ static void conn_free(struct pconn *c)
 static void mark_down(struct pg_store *s)
 {
 	if (atomic_exchange(&s->up, false))
-		log_warn("store: PostgreSQL is unreachable; requests fail with 503 until it is back");
+		log_warn(
+		    "store: PostgreSQL is unreachable; requests fail with 503 until it is back");
 	pthread_mutex_lock(&s->mu);
 	pthread_cond_signal(&s->cv_health);
 	pthread_mutex_unlock(&s->mu);
@@ -387,17 +403,18 @@ static bool health_wait(struct pg_store *s, int64_t us)
 	return go;
 }
 
-/* One look: while up, a ping on the health connection; while down, a
- * connection attempt (and the migrations, the first time). */
+/* One look: a ping on the health connection, or, when it is gone, a
+ * connection attempt (and the migrations, the first time). Up or down is
+ * decided here alone, so a connection that only one thread lost (its backend
+ * terminated) does not keep the store down. */
 static bool health_check(struct pg_store *s, struct pconn *c)
 {
-	if (atomic_load(&s->up) && c->db) {
+	if (c->db) {
 		PGresult *r = PQexec(c->db, "SELECT 1");
 		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
 		PQclear(r);
-		if (ok)
-			return true;
-		conn_disconnect(c);
+		if (!ok)
+			conn_disconnect(c);
 	}
 	if (!c->db && conn_connect(c, !atomic_load(&s->up)) != 0)
 		return false;
@@ -444,8 +461,10 @@ static int migrate_apply(struct pconn *c, int have)
 		struct pg_params p = {0};
 		pg_p_int(&p, m->version);
 		pg_p_text(&p, m->name);
-		PGresult *r = pg_tx_exec(&c->tx, "INSERT INTO schema_migrations (version, name) "
-						 "VALUES ($1, $2)", &p, "migration record");
+		PGresult *r = pg_tx_exec(&c->tx,
+					 "INSERT INTO schema_migrations (version, name) "
+					 "VALUES ($1, $2)",
+					 &p, "migration record");
 		if (!r)
 			return -1;
 		PQclear(r);
@@ -468,8 +487,9 @@ static int migrate(struct pconn *c)
 	if (!(r = pg_tx_exec(&c->tx, "SELECT pg_advisory_xact_lock($1)", &p, "migration lock")))
 		goto out;
 	PQclear(r);
-	if (conn_cmd(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
-			"KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())") != 0)
+	if (conn_cmd(
+		c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
+		   "KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())") != 0)
 		goto out;
 	if (!(r = pg_tx_exec(&c->tx, "SELECT coalesce(max(version), 0) FROM schema_migrations",
 			     NULL, "schema version")))
@@ -478,7 +498,8 @@ static int migrate(struct pconn *c)
 	PQclear(r);
 	if (have > store_pg_migrations_count) {
 		log_err("store: the database has schema version %d, newer than this binary's %d; "
-			"refusing to open it", have, store_pg_migrations_count);
+			"refusing to open it",
+			have, store_pg_migrations_count);
 		goto out;
 	}
 	if (migrate_apply(c, have) == 0 && conn_cmd(c, "COMMIT") == 0)
@@ -526,15 +547,31 @@ static struct pconn *reader_get(struct pg_store *s)
 /* A connection ready for a transaction, or NULL (unreachable: fail fast). */
 static int conn_ensure(struct pconn *c)
 {
-	if (c->db && !c->broken && !conn_lost(c))
-		return 0;
 	if (!atomic_load(&c->owner->up))
 		return -1;
+	if (c->db && !c->broken && !conn_lost(c))
+		return 0;
 	if (conn_connect(c, false) != 0) {
 		mark_down(c->owner);
 		return -1;
 	}
 	return 0;
+}
+
+/* BEGINs a transaction on c. A connection that turns out dead at BEGIN (the
+ * server restarted while it was idle: libpq notices only now) has run
+ * nothing, so it is replaced once and BEGIN tried again, instead of failing
+ * the first request of every thread after a restart. */
+static int conn_begin(struct pconn *c, const char *sql)
+{
+	if (conn_cmd(c, sql) == 0)
+		return 0;
+	if (!c->broken)
+		return -1;
+	conn_disconnect(c);
+	if (conn_ensure(c) != 0)
+		return -1;
+	return conn_cmd(c, sql);
 }
 
 static int pg_read(struct store *base, store_fn fn, void *arg)
@@ -550,8 +587,8 @@ static int pg_read(struct store *base, store_fn fn, void *arg)
 	c->writing = false;
 	c->sqlstate[0] = '\0';
 	/* One snapshot for every statement of fn. */
-	if (conn_cmd(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
-		return c->broken ? STORE_EUNAVAIL : STORE_EIO;
+	if (conn_begin(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0)
+		return c->broken || !c->db ? STORE_EUNAVAIL : STORE_EIO;
 	c->in_tx = true;
 	int rc = fn(&c->tx, arg);
 	c->in_tx = false;
@@ -600,7 +637,8 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 	pthread_mutex_unlock(&s->mu);
 	if (refuse) {
 		if (refuse == STORE_EIO)
-			log_warn("store: write refused (%s)", w->done ? "store closing" : "queue full");
+			log_warn("store: write refused (%s)",
+				 w->done ? "store closing" : "queue full");
 		if (done)
 			done(arg, refuse);
 		free(j);
@@ -628,7 +666,8 @@ static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 	}
 	bool again = c->retry && ++j->tries < STORE_JOB_TRIES;
 	if (c->retry && !again) {
-		log_err("store: a write job failed %d times (SQLSTATE %s)", STORE_JOB_TRIES, c->sqlstate);
+		log_err("store: a write job failed %d times (SQLSTATE %s)", STORE_JOB_TRIES,
+			c->sqlstate);
 		j->rc = STORE_EIO;
 	}
 	if ((failed || j->rc != 0 || again) && conn_cmd(c, "ROLLBACK TO SAVEPOINT job") != 0)
@@ -667,17 +706,19 @@ static int bump_versions(struct pwriter *w, struct pjob *ran)
 	struct pg_params p = {0};
 	pg_p_text(&p, list);
 	pg_p_int(&p, w->s->shard_base + w->index);
-	PGresult *r = pg_tx_exec(&w->conn->tx,
-				 "INSERT INTO account_version (account_id, shard, v) "
-				 "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
-				 "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1",
-				 &p, "account version");
+	PGresult *r =
+	    pg_tx_exec(&w->conn->tx,
+		       "INSERT INTO account_version (account_id, shard, v) "
+		       "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
+		       "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1",
+		       &p, "account version");
 	PQclear(r);
 	return r ? 0 : -1;
 }
 
 /* COMMIT, and what its answer means. Lost after COMMIT was sent: the server
- * may or may not have committed, so the jobs get STORE_EIO, never success. */
+ * may or may not have committed, so the jobs get STORE_EUNKNOWN (a kind of
+ * STORE_EIO), never success. */
 static int commit(struct pconn *c)
 {
 	int64_t t0 = time_mono_us();
@@ -685,8 +726,9 @@ static int commit(struct pconn *c)
 	bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
 	if (!ok && conn_lost(c)) {
 		c->broken = true;
-		log_err("store: commit outcome unknown: the connection to PostgreSQL was lost after "
-			"COMMIT was sent");
+		log_err(
+		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
+		    "COMMIT was sent");
 	} else if (!ok) {
 		conn_note_failure(c, r, "COMMIT");
 	}
@@ -713,7 +755,7 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	*ran = *again = NULL;
 	bool lost = conn_ensure(c) != 0;
 	c->writing = true;
-	lost = lost || conn_cmd(c, "BEGIN") != 0;
+	lost = lost || conn_begin(c, "BEGIN") != 0;
 	while (batch) {
 		struct pjob *j = batch;
 		batch = j->next;
@@ -738,18 +780,18 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	c->writing = false;
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
-		bool unreachable = c->broken && !sent_commit;
+		bool gone = c->broken || !c->db;
+		int rc = !gone ? STORE_EIO : sent_commit ? STORE_EUNKNOWN : STORE_EUNAVAIL;
 		if (!c->broken && !conn_lost(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 			conn_cmd(c, "ROLLBACK");
-		fail_all(*ran, unreachable ? STORE_EUNAVAIL : STORE_EIO);
-		fail_all(*again, unreachable ? STORE_EUNAVAIL : STORE_EIO);
+		fail_all(*ran, rc);
+		fail_all(*again, rc);
 		*rt = *again;
 		*again = NULL;
-		if (c->broken || conn_lost(c)) {
+		/* Reconnected at the next batch; if that fails, the store goes
+		 * down (conn_ensure). */
+		if (c->broken || conn_lost(c))
 			conn_disconnect(c);
-			if (unreachable)
-				mark_down(w->s);
-		}
 	}
 	c->keys_changed = false;
 }
@@ -761,8 +803,9 @@ static void bump_local_versions(struct pg_store *s, struct pjob *ran)
 	bool any = false;
 	for (struct pjob *j = ran; j; j = j->next) {
 		if (j->scope > 0)
-			atomic_fetch_add_explicit(&s->base.scope_version[store_scope_slot(j->scope)], 1,
-						  memory_order_release);
+			atomic_fetch_add_explicit(
+			    &s->base.scope_version[store_scope_slot(j->scope)], 1,
+			    memory_order_release);
 		else if (j->scope == 0)
 			any = true;
 	}
@@ -972,37 +1015,37 @@ void store_pg_set_shard_base(struct store *base, int shard_base)
 }
 
 static const struct store_ops pg_ops = {
-	.name = "postgresql",
-	.close = pg_close,
-	.read = pg_read,
-	.write_async = pg_write_async,
-	.stats = pg_stats,
-	.on_writer = pg_on_writer,
-	.ready = pg_ready,
-	.key_get = pg_key_get,
-	.account_ensure = pg_account_ensure,
-	.key_insert = pg_key_insert,
-	.key_delete = pg_key_delete,
-	.key_each = pg_key_each,
-	.flowlog_get = pg_flowlog_get,
-	.flowlog_get_config = pg_flowlog_get_config,
-	.flowlog_count = pg_flowlog_count,
-	.flowlog_insert = pg_flowlog_insert,
-	.flowlog_create = pg_flowlog_create,
-	.flowlog_update = pg_flowlog_update,
-	.flowlog_delete = pg_flowlog_delete,
-	.flowlog_list = pg_flowlog_list,
-	.sag_get = pg_sag_get,
-	.sag_insert = pg_sag_insert,
-	.sag_delete = pg_sag_delete,
-	.sag_set_flowlog = pg_sag_set_flowlog,
-	.sag_list = pg_sag_list,
-	.sag_list_by_flowlog = pg_sag_list_by_flowlog,
-	.sag_list_unbound = pg_sag_list_unbound,
-	.device_insert = pg_device_insert,
-	.device_delete = pg_device_delete,
-	.device_owner = pg_device_owner,
-	.device_report = pg_device_report,
-	.device_sequence = pg_device_sequence,
-	.device_status_counts = pg_device_status_counts,
+    .name = "postgresql",
+    .close = pg_close,
+    .read = pg_read,
+    .write_async = pg_write_async,
+    .stats = pg_stats,
+    .on_writer = pg_on_writer,
+    .ready = pg_ready,
+    .key_get = pg_key_get,
+    .account_ensure = pg_account_ensure,
+    .key_insert = pg_key_insert,
+    .key_delete = pg_key_delete,
+    .key_each = pg_key_each,
+    .flowlog_get = pg_flowlog_get,
+    .flowlog_get_config = pg_flowlog_get_config,
+    .flowlog_count = pg_flowlog_count,
+    .flowlog_insert = pg_flowlog_insert,
+    .flowlog_create = pg_flowlog_create,
+    .flowlog_update = pg_flowlog_update,
+    .flowlog_delete = pg_flowlog_delete,
+    .flowlog_list = pg_flowlog_list,
+    .sag_get = pg_sag_get,
+    .sag_insert = pg_sag_insert,
+    .sag_delete = pg_sag_delete,
+    .sag_set_flowlog = pg_sag_set_flowlog,
+    .sag_list = pg_sag_list,
+    .sag_list_by_flowlog = pg_sag_list_by_flowlog,
+    .sag_list_unbound = pg_sag_list_unbound,
+    .device_insert = pg_device_insert,
+    .device_delete = pg_device_delete,
+    .device_owner = pg_device_owner,
+    .device_report = pg_device_report,
+    .device_sequence = pg_device_sequence,
+    .device_status_counts = pg_device_status_counts,
 };

@@ -11,34 +11,6 @@
 #define KEY_COLUMNS "k.account_id, a.name, k.akid, k.secret, k.created_ms"
 #define PG_FOREIGN_KEY_VIOLATION "23503"
 
-static bool account_char_ok(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '.' || ch == '_' || ch == '@' || ch == '-';
-}
-
-static bool account_name_ok(const char *name)
-{
-	size_t n = strnlen(name, STORE_MAX_ACCOUNT_NAME + 1);
-	if (n == 0 || n > STORE_MAX_ACCOUNT_NAME)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!account_char_ok((unsigned char)name[i]))
-			return false;
-	return true;
-}
-
-static bool key_field_ok(const char *v)
-{
-	size_t n = strnlen(v, STORE_MAX_KEY_FIELD + 1);
-	if (n == 0 || n > STORE_MAX_KEY_FIELD)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-			return false;
-	return true;
-}
-
 static int key_from_row(const PGresult *r, int row, struct store_key *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -55,12 +27,13 @@ static int key_from_row(const PGresult *r, int row, struct store_key *out)
 
 int pg_key_get(struct store_tx *tx, const char *akid, struct store_key *out)
 {
-	if (!key_field_ok(akid))
+	if (!store_key_field_ok(akid))
 		return 1;
 	struct pg_params p = {0};
 	pg_p_text(&p, akid);
-	PGresult *r = pg_tx_exec(tx, "SELECT " KEY_COLUMNS " FROM access_keys k "
-				     "JOIN accounts a ON a.id = k.account_id WHERE k.akid = $1",
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " KEY_COLUMNS " FROM access_keys k "
+				 "JOIN accounts a ON a.id = k.account_id WHERE k.akid = $1",
 				 &p, "key lookup");
 	if (!r)
 		return pg_tx_err(tx);
@@ -71,13 +44,14 @@ int pg_key_get(struct store_tx *tx, const char *akid, struct store_key *out)
 
 int pg_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id)
 {
-	if (!account_name_ok(name))
+	if (!store_account_name_ok(name))
 		return ERR_INVALID_PARAMETER;
 	struct pg_params p = {0};
 	pg_p_text(&p, name);
 	pg_p_int(&p, time_now_ms());
-	PGresult *r = pg_tx_exec(tx, "INSERT INTO accounts (name, created_ms) VALUES ($1, $2) "
-				     "ON CONFLICT (name) DO NOTHING",
+	PGresult *r = pg_tx_exec(tx,
+				 "INSERT INTO accounts (name, created_ms) VALUES ($1, $2) "
+				 "ON CONFLICT (name) DO NOTHING",
 				 &p, "account insert");
 	if (!r)
 		return pg_tx_err(tx);
@@ -108,15 +82,16 @@ static int keys_changed(struct store_tx *tx)
 
 int pg_key_insert(struct store_tx *tx, const struct store_key *k)
 {
-	if (!key_field_ok(k->akid) || !key_field_ok(k->secret))
+	if (!store_key_field_ok(k->akid) || !store_key_field_ok(k->secret))
 		return ERR_INVALID_PARAMETER;
 	struct pg_params p = {0};
 	pg_p_text(&p, k->akid);
 	pg_p_int(&p, k->account_id);
 	pg_p_text(&p, k->secret);
 	pg_p_int(&p, k->created_ms ? k->created_ms : time_now_ms());
-	PGresult *r = pg_tx_exec(tx, "INSERT INTO access_keys (akid, account_id, secret, created_ms) "
-				     "VALUES ($1, $2, $3, $4) ON CONFLICT (akid) DO NOTHING",
+	PGresult *r = pg_tx_exec(tx,
+				 "INSERT INTO access_keys (akid, account_id, secret, created_ms) "
+				 "VALUES ($1, $2, $3, $4) ON CONFLICT (akid) DO NOTHING",
 				 &p, "key insert");
 	if (!r) /* a missing account is the caller's mistake, not a disk failure */
 		return !strcmp(pg_tx_sqlstate(tx), PG_FOREIGN_KEY_VIOLATION) ? ERR_INVALID_PARAMETER
@@ -128,7 +103,7 @@ int pg_key_insert(struct store_tx *tx, const struct store_key *k)
 
 int pg_key_delete(struct store_tx *tx, const char *akid)
 {
-	if (!key_field_ok(akid))
+	if (!store_key_field_ok(akid))
 		return 1;
 	struct pg_params p = {0};
 	pg_p_text(&p, akid);
@@ -142,11 +117,11 @@ int pg_key_delete(struct store_tx *tx, const char *akid)
 
 int pg_key_each(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg), void *arg)
 {
-	/* SQLite breaks ties by rowid (insertion); PostgreSQL has no such
-	 * column here, so keys created in the same millisecond list by id. */
-	PGresult *r = pg_tx_exec(tx, "SELECT " KEY_COLUMNS " FROM access_keys k "
-				     "JOIN accounts a ON a.id = k.account_id "
-				     "ORDER BY k.account_id, k.created_ms, k.akid",
+	/* rowid: SQLite's implicit column, explicit on PostgreSQL (sql/pg/0001). */
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " KEY_COLUMNS " FROM access_keys k "
+				 "JOIN accounts a ON a.id = k.account_id "
+				 "ORDER BY k.account_id, k.created_ms, k.rowid",
 				 NULL, "key list");
 	if (!r)
 		return pg_tx_err(tx);

@@ -10,36 +10,6 @@
 
 #define KEY_COLUMNS "k.account_id, a.name, k.akid, k.secret, k.created_ms"
 
-static bool account_char_ok(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '.' || ch == '_' || ch == '@' || ch == '-';
-}
-
-/* Names come from the command line: bounded scan, no strlen. */
-static bool account_name_ok(const char *name)
-{
-	size_t n = strnlen(name, STORE_MAX_ACCOUNT_NAME + 1);
-	if (n == 0 || n > STORE_MAX_ACCOUNT_NAME)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!account_char_ok((unsigned char)name[i]))
-			return false;
-	return true;
-}
-
-/* An AccessKeyId or secret: 1..STORE_MAX_KEY_FIELD of printable ASCII, no space. */
-static bool key_field_ok(const char *v)
-{
-	size_t n = strnlen(v, STORE_MAX_KEY_FIELD + 1);
-	if (n == 0 || n > STORE_MAX_KEY_FIELD)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
-			return false;
-	return true;
-}
-
 static int key_from_row(sqlite3_stmt *st, struct store_key *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -57,7 +27,7 @@ static int key_from_row(sqlite3_stmt *st, struct store_key *out)
 int sqlite_key_get(struct store_tx *tx, const char *akid, struct store_key *out)
 {
 	/* An id that could never have been stored is simply not found. */
-	if (!key_field_ok(akid))
+	if (!store_key_field_ok(akid))
 		return 1;
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "SELECT " KEY_COLUMNS " FROM access_keys k "
 					      "JOIN accounts a ON a.id = k.account_id WHERE k.akid = ?1");
@@ -74,7 +44,7 @@ int sqlite_key_get(struct store_tx *tx, const char *akid, struct store_key *out)
 
 int sqlite_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id)
 {
-	if (!account_name_ok(name))
+	if (!store_account_name_ok(name))
 		return ERR_INVALID_PARAMETER;
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO accounts(name, created_ms) VALUES (?1, ?2) "
 					      "ON CONFLICT(name) DO NOTHING");
@@ -96,7 +66,7 @@ int sqlite_account_ensure(struct store_tx *tx, const char *name, int64_t *accoun
 
 int sqlite_key_insert(struct store_tx *tx, const struct store_key *k)
 {
-	if (!key_field_ok(k->akid) || !key_field_ok(k->secret))
+	if (!store_key_field_ok(k->akid) || !store_key_field_ok(k->secret))
 		return ERR_INVALID_PARAMETER;
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO access_keys(akid, account_id, secret, "
 					      "created_ms) VALUES (?1, ?2, ?3, ?4) "
@@ -122,7 +92,7 @@ int sqlite_key_insert(struct store_tx *tx, const struct store_key *k)
 
 int sqlite_key_delete(struct store_tx *tx, const char *akid)
 {
-	if (!key_field_ok(akid))
+	if (!store_key_field_ok(akid))
 		return 1;
 	sqlite3_stmt *st = sqlite_tx_stmt(tx, "DELETE FROM access_keys WHERE akid = ?1");
 	if (!st)

@@ -86,7 +86,7 @@ test('keys rejects bad usage with a message, never a crash', (t) => {
 
   const cases = [
     [['create', '--db', db], 2, /--account NAME is required/],
-    [['create', '--account', 'x'], 2, /--db PATH is required/],
+    [['create', '--account', 'x'], 2, /--db DB is required/],
     [['create', '--db', db, '--account', 'has space'], 1, /invalid account name/],
     [['create', '--db', db, '--account', 'x'.repeat(65)], 1, /invalid account name/],
     [['delete', '--db', db], 2, /--access-key-id ID is required/],

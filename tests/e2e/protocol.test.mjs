@@ -413,7 +413,7 @@ test('keys created by `sagflow keys` work; keys survive a restart; SIGTERM exits
 test('serve --help and bad options', () => {
   const h = spawnSync(BIN, ['serve', '--help'], { encoding: 'utf8' });
   assert.equal(h.status, 0);
-  for (const opt of ['--listen HOST:PORT', '--db PATH', '--flowlog-quota N', '--threads N'])
+  for (const opt of ['--listen HOST:PORT', '--db DB', '--pg-writers K', '--flowlog-quota N', '--threads N'])
     assert.ok(h.stdout.includes(opt), opt);
   const b = spawnSync(BIN, ['serve', '--threads', '0'], { encoding: 'utf8' });
   assert.equal(b.status, 2);

@@ -18,12 +18,17 @@ static void test_catalogue(void **state)
 	assert_int_equal(err_info(ERR_REQUEST_TOO_LARGE)->http, 413);
 	assert_int_equal(err_by_code("IllegalParam.Status"), ERR_ILLEGAL_PARAM_STATUS);
 	assert_int_equal(err_by_code("NoSuchCode"), ERR__COUNT);
+	/* A commit of unknown outcome is an InternalError that says so. */
+	assert_string_equal(err_info(ERR_INTERNAL_ERROR_COMMIT_UNKNOWN)->code, "InternalError");
+	assert_int_equal(err_info(ERR_INTERNAL_ERROR_COMMIT_UNKNOWN)->http, 500);
+	assert_int_equal(err_by_code("InternalError"), ERR_INTERNAL_ERROR);
 	/* Every client-caused error is 4xx: Terraform retries 5xx until it times out. */
 	for (int i = 1; i < ERR__COUNT; i++) {
 		const struct err_info *e = err_info((enum err)i);
 		assert_true(e->code[0] != '\0');
 		assert_true(e->message[0] != '\0');
-		if (i != ERR_INTERNAL_ERROR && i != ERR_SERVICE_UNAVAILABLE)
+		if (i != ERR_INTERNAL_ERROR && i != ERR_SERVICE_UNAVAILABLE &&
+		    i != ERR_INTERNAL_ERROR_COMMIT_UNKNOWN)
 			assert_true(e->http >= 400 && e->http < 500);
 	}
 }

@@ -8,7 +8,10 @@ CREATE TABLE accounts (
 	created_ms bigint NOT NULL
 );
 
+-- rowid: SQLite's implicit one, made explicit, so that keys list in creation
+-- order on both (store_key_each); the parity test knows it.
 CREATE TABLE access_keys (
+	rowid      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	akid       text   NOT NULL UNIQUE CHECK (length(akid) BETWEEN 1 AND 128),
 	account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
 	secret     text   NOT NULL CHECK (length(secret) BETWEEN 1 AND 128),
