@@ -28,7 +28,7 @@
 #include "http/http.h"
 #include "logstore/server.h"
 #include "rpc/cache.h"
-#include "rpc/nonce.h"
+#include "store/nonce.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
 
@@ -118,7 +118,9 @@ static void serve_usage(FILE *f)
 		"                        Each key has its own partition of at most RATE x 1801 +\n"
 		"                        BURST of its budget (180,400 = 3.4 MiB at key=100:300), so\n"
 		"                        no key can fill another's; size N >= keys x that for every\n"
-		"                        key at full rate at once. Past N, Throttling, never replayable\n"
+		"                        key at full rate at once. Past N, Throttling, never replayable.\n"
+		"                        SQLite only: with PostgreSQL the nonces are kept in the\n"
+		"                        database, shared by every node\n"
 		"  --rate-limit key=RATE[:BURST],device=RATE[:BURST]\n"
 		"                        request budgets: each AccessKey may send RATE requests a\n"
 		"                        second in bursts of BURST (default key=%d:%d), each device\n"
@@ -138,7 +140,8 @@ static void serve_usage(FILE *f)
 		"                        is answered at once and the device polls\n"
 		"  --no-answer-cache     build every read-only answer from the database; by default\n"
 		"                        up to %d answers are kept, each until the next write\n"
-		"                        (needed when another process writes flow logs or gateways)\n"
+		"                        (needed when another process writes an SQLite file; with\n"
+		"                        PostgreSQL each answer's label is read from the database)\n"
 		"  --device-offline-after SECONDS\n"
 		"                        a gateway's Status turns Offline this long after its\n"
 		"                        devices' last report, %d-%d (default %d)\n"
@@ -548,7 +551,7 @@ int cmd_serve(int argc, char **argv)
 	struct http_tls tls = {0};
 	if (o.tls_cert && http_tls_load(&tls, o.tls_cert, o.tls_key) < 0)
 		return 1;
-	struct store *st = store_open_with(o.db, &(struct store_options){.pg_writers = o.pg_writers});
+	struct store *st = store_open_with(o.db, &(struct store_options){.pg_writers = o.pg_writers, .node = true});
 	if (!st) {
 		http_tls_clear(&tls);
 		return 1;

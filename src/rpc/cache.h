@@ -5,17 +5,19 @@
  *
  * Why: Terraform and consoles poll the same pages; building a 50-item page
  * costs several times what sending its bytes does. Each entry is labelled with
- * store_data_version() of the caller's account as read *before* the read
- * transaction that built it, and is served only while that version is
+ * the caller's account's data version as store_admit read it, after the
+ * request arrived and *before* the read transaction that built it (on
+ * PostgreSQL from the database, in the nonce's round trip), and is served only while that version is
  * current, so an answer never predates a write that was acknowledged before
  * the request arrived. Writes are scoped to the account they change (every API
  * write, and device reports to their gateway's account), so one tenant's
  * writes and devices do not empty the others' cache. The RequestId of a hit is
  * rewritten in place.
  *
- * Assumption: this process is the only writer of the data it caches (one
- * `sagflow serve` per database, as the group-commit writer already assumes);
- * `serve --no-answer-cache` turns the cache off where that does not hold. */
+ * On SQLite the version is this process's own counter: it assumes this process
+ * is the only writer of the data it caches (one `sagflow serve` per database);
+ * `serve --no-answer-cache` turns the cache off where that does not hold. On
+ * PostgreSQL the version is read from the database, so N nodes may share it. */
 #ifndef RPC_CACHE_H
 #define RPC_CACHE_H
 #include <stdbool.h>

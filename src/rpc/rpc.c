@@ -12,7 +12,7 @@
 #include "core/xmalloc.h"
 #include "metrics/metrics.h"
 #include "rpc/cache.h"
-#include "rpc/nonce.h"
+#include "store/nonce.h"
 #include "rpc/params.h"
 #include "rpc/render.h"
 #include "rpc/sig.h"
@@ -24,7 +24,6 @@
 struct rpc_server {
 	struct store *store;
 	const struct api_config *cfg;
-	struct nonce_cache *nonces;
 	struct ratelimit *keys; /* per-AccessKey budgets, or NULL (not ours) */
 	struct rcache *answers; /* rendered answers of cacheable actions, rpc/cache.h */
 };
@@ -44,7 +43,7 @@ struct rpc_req {
 	char log_action[RPC_LOG_FIELD];
 	char log_akid[RPC_LOG_FIELD];
 	struct buf cache_key;    /* empty unless the action's answer may be cached */
-	uint64_t cache_version;  /* store_data_version() of the caller's account, before the read */
+	uint64_t cache_version;  /* the caller's account's data version from store_admit, before the read */
 };
 
 /* What authentication needs, from V1 parameters or V3 headers. */
@@ -65,7 +64,7 @@ struct rpc_server *rpc_new(struct store *store, const struct api_config *cfg,
 	/* Each key's partition holds what its budget lets it send while a nonce
 	 * lives, so a key within its budget never finds its partition full. */
 	struct ratelimit_rate b = keys ? ratelimit_rate_of(keys) : (struct ratelimit_rate){0, 0};
-	s->nonces = nonce_new(nonce_entries, keys ? nonce_per_key(b.rate, b.burst) : 0);
+	store_admit_limits(store, nonce_entries, keys ? nonce_per_key(b.rate, b.burst) : 0);
 	s->answers = answer_cache ? rcache_new() : NULL;
 	return s;
 }
@@ -74,15 +73,13 @@ void rpc_free(struct rpc_server *s)
 {
 	if (!s)
 		return;
-	nonce_free(s->nonces);
 	rcache_free(s->answers);
 	free(s);
 }
 
 uint64_t rpc_replay_entries(struct rpc_server *s, uint64_t *capacity)
 {
-	*capacity = nonce_capacity(s->nonces);
-	return nonce_live(s->nonces, time_now_ms() / 1000);
+	return store_admit_live(s->store, time_now_ms() / 1000, capacity);
 }
 
 static void host_id(const struct params *p, char out[RPC_HOST_ID_MAX])
@@ -290,7 +287,6 @@ static bool cache_answer(struct rpc_req *q, int64_t account)
 		metrics_count(rpc_m_misses, 0, 0, 1);
 		return false;
 	}
-	q->cache_version = store_data_version(q->srv->store, account);
 	struct rcache_hit h;
 	if (!rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h)) {
 		metrics_count(rpc_m_misses, 0, 0, 1);
@@ -469,8 +465,15 @@ static enum err verify_v3(struct rpc_req *q, const struct rpc_auth *a, struct st
 	return e;
 }
 
+/* Whether this request's answer may come from (and go to) the answer cache: then
+ * store_admit reads the label too. */
+static bool wants_label(const struct rpc_req *q)
+{
+	return q->act && q->act->cacheable && q->srv->answers;
+}
+
 static enum err check_nonce(struct rpc_req *q, const struct rpc_auth *a, int64_t now,
-			    const char **detail)
+			    int64_t account, const char **detail)
 {
 	*detail = "SignatureNonce";
 	if (!a->nonce.p || a->nonce.len == 0)
@@ -479,9 +482,14 @@ static enum err check_nonce(struct rpc_req *q, const struct rpc_auth *a, int64_t
 		return ERR_INVALID_PARAMETER;
 	*detail = NULL;
 	/* Remember it for as long as its timestamp stays acceptable. */
-	switch (nonce_check(q->srv->nonces, a->akid, a->nonce, now, a->ts + RPC_TIME_WINDOW_S + 1)) {
-	case NONCE_FRESH: return ERR_OK;
-	case NONCE_USED: return ERR_SIGNATURE_NONCE_USED;
+	struct store_admission ad = {.who = a->akid, .nonce = a->nonce, .ts_s = a->ts,
+				     .now_s = now, .expires_s = a->ts + RPC_TIME_WINDOW_S + 1,
+				     .account = account};
+	switch (store_admit(q->srv->store, &ad, wants_label(q) ? &q->cache_version : NULL)) {
+	case STORE_ADMIT_FRESH: return ERR_OK;
+	case STORE_ADMIT_USED: return ERR_SIGNATURE_NONCE_USED;
+	case STORE_ADMIT_EARLY: return ERR_INVALID_TIMESTAMP_EXPIRED;
+	case STORE_ADMIT_UNAVAIL: return ERR_SERVICE_UNAVAILABLE;
 	default: rpc_count_throttled(RPC_THROTTLED_REPLAY_FULL); return ERR_THROTTLING;
 	}
 }
@@ -523,7 +531,7 @@ static enum err authenticate(struct rpc_req *q, struct key_lookup *k, const char
 	if (e == ERR_OK)
 		e = check_budget(q, &a);
 	if (e == ERR_OK)
-		e = check_nonce(q, &a, now, detail);
+		e = check_nonce(q, &a, now, k->key.account_id, detail);
 	return e;
 }
 

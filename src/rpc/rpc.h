@@ -27,7 +27,8 @@ struct api_finisher {
 struct rpc_server;
 
 struct ratelimit;
-/* nonce_entries: 0 for NONCE_MAX_ENTRIES. answer_cache: whether read-only
+/* nonce_entries: 0 for NONCE_MAX_ENTRIES (the store's replay memory,
+ * store_admit_limits; the store keeps it, so it outlives this server). answer_cache: whether read-only
  * answers are kept (rpc/cache.h); false builds every answer from the store.
  * keys: the per-AccessKey budgets (checked after the signature, before the
  * nonce), owned by the caller, or NULL for none. */

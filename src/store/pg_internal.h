@@ -51,8 +51,10 @@ const char *pg_tx_sqlstate(struct store_tx *tx);
 void pg_tx_no_retry(struct store_tx *tx);
 /* True inside a write job: lookups that a rule depends on lock their rows. */
 bool pg_tx_writing(struct store_tx *tx);
-/* Marks the running transaction as changing access keys. */
-void pg_tx_keys_changed(struct store_tx *tx);
+/* Marks the running transaction as changing access keys to store_epoch
+ * 'keys' = v: after its COMMIT the writer waits for every node's
+ * acknowledgement of v before any job of the batch is acknowledged. */
+void pg_tx_keys_changed(struct store_tx *tx, int64_t v);
 
 /* Column helpers. pg_int parses an integer column (0 for NULL); pg_copy
  * copies text into out (capacity cap, NUL added): -1 when NULL or too long.

@@ -14,6 +14,7 @@
 #include "core/xmalloc.h"
 #include "domain/domain.h"
 #include "metrics/metrics.h"
+#include "store/nonce.h"
 
 #define STORE_SCHEME_SQLITE "sqlite:"
 #define STORE_KEY_CACHE_SLOTS 256       /* direct-mapped by a hash of the AccessKeyId */
@@ -91,7 +92,8 @@ struct store *store_open_with(const char *path, const struct store_options *o)
 	struct store *s;
 	if (store_path_is_pg(path)) {
 #ifdef SAGFLOW_POSTGRES
-		s = store_pg_open(path, o && o->pg_writers > 0 ? o->pg_writers : STORE_PG_WRITERS);
+		s = store_pg_open(path, o && o->pg_writers > 0 ? o->pg_writers : STORE_PG_WRITERS,
+				  o && o->node);
 #else
 		log_err("store: this build has no PostgreSQL backend (configure with -Dpostgres=enabled "
 			"and libpq-dev installed); use an SQLite file path");
@@ -113,6 +115,7 @@ void store_close(struct store *s)
 		return;
 	key_cache_free(s->key_cache);
 	s->key_cache = NULL;
+	nonce_free(atomic_exchange(&s->nonces, NULL));
 	s->ops->close(s);
 }
 
@@ -137,6 +140,53 @@ uint64_t store_data_version(struct store *s, int64_t scope)
 	return atomic_load_explicit(&s->data_version, memory_order_acquire) +
 	       atomic_load_explicit(&s->scope_version[store_scope_slot(scope)],
 				    memory_order_acquire);
+}
+
+enum store_admit_result store_admit(struct store *s, const struct store_admission *a,
+				    uint64_t *version)
+{
+	return s->ops->admit(s, a, version);
+}
+
+void store_admit_limits(struct store *s, uint32_t max_entries, uint32_t per_key)
+{
+	if (s->ops->admit != store_local_admit)
+		return; /* the database keeps the nonces */
+	nonce_free(atomic_exchange(&s->nonces, nonce_new(max_entries, per_key)));
+}
+
+/* The nonce cache, created with the default bounds by the first admission
+ * when serve did not set them (tests, tools). */
+static struct nonce_cache *local_nonces(struct store *s)
+{
+	struct nonce_cache *c = atomic_load_explicit(&s->nonces, memory_order_acquire);
+	if (c)
+		return c;
+	struct nonce_cache *fresh = nonce_new(0, 0);
+	if (atomic_compare_exchange_strong(&s->nonces, &c, fresh))
+		return fresh;
+	nonce_free(fresh); /* another thread won; c is its cache */
+	return c;
+}
+
+enum store_admit_result store_local_admit(struct store *s, const struct store_admission *a,
+					  uint64_t *version)
+{
+	switch (nonce_check(local_nonces(s), a->who, a->nonce, a->now_s, a->expires_s)) {
+	case NONCE_FRESH: break;
+	case NONCE_USED: return STORE_ADMIT_USED;
+	default: return STORE_ADMIT_FULL;
+	}
+	if (version)
+		*version = store_data_version(s, a->account);
+	return STORE_ADMIT_FRESH;
+}
+
+uint64_t store_admit_live(struct store *s, int64_t now_s, uint64_t *capacity)
+{
+	struct nonce_cache *c = atomic_load_explicit(&s->nonces, memory_order_acquire);
+	*capacity = c ? nonce_capacity(c) : 0;
+	return c ? nonce_live(c, now_s) : 0;
 }
 
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done)
@@ -272,9 +322,15 @@ int store_key_find(struct store *s, const char *akid, struct store_key *out)
 	 * the load must stay above the read: loading it after would label a
 	 * stale key with the new epoch.) test_store.c test_key_find_races runs a
 	 * real delete at every step of this function. */
+	/* A node that lost its lease may have missed a change: no cache then. The
+	 * lease is loaded before the epoch because the listener flushes (bumps the
+	 * epoch) before it extends the lease (pg_listen.c). */
+	int64_t now = time_mono_us();
+	int64_t until = atomic_load_explicit(&s->keys_trusted_until_us, memory_order_acquire);
+	if (until != 0 && now >= until)
+		return store_read(s, key_find_read, &f);
 	uint64_t epoch = atomic_load_explicit(s->keys_epoch, memory_order_acquire);
 	KEY_FIND_STEP(KEY_FIND_EPOCH_READ, akid);
-	int64_t now = time_mono_us();
 	struct key_slot *sl = &kc->slot[key_slot_of(akid)];
 	pthread_mutex_lock(&kc->mu);
 	bool hit = sl->used && sl->epoch == epoch && now - sl->loaded_us < STORE_KEY_CACHE_TTL_US &&

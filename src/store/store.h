@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/str.h"
+
 #define STORE_EIO (-1)
 /* The database is unreachable (PostgreSQL down, the connection lost before
  * anything was sent for COMMIT): nothing was done, the request may be retried. */
@@ -62,6 +64,10 @@ struct store *store_open(const char *path);
 bool store_path_is_pg(const char *path);
 struct store_options {
 	int pg_writers; /* PostgreSQL writer threads (connections); 0: STORE_PG_WRITERS */
+	/* serve: this process answers requests beside other nodes. PostgreSQL: a
+	 * listener thread holds a node lease, acknowledges key changes (so the key
+	 * cache can stay on) and sweeps nonces (docs/store.md, "N nodes"). */
+	bool node;
 };
 #define STORE_PG_WRITERS 2
 #define STORE_PG_WRITERS_MAX 64
@@ -103,6 +109,37 @@ void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void 
 #define STORE_SCOPE_NONE (-1)
 /* Blocking form; must not be called from inside a store_fn or a done(). */
 int store_write(struct store *s, store_fn fn, void *arg);
+
+/* Admission of one signed request: its nonce and, for a cacheable answer, the
+ * label of the caller's account data, in one step so that a backend shared by
+ * several processes (PostgreSQL) can answer both in one round trip and one
+ * snapshot (docs/store.md, "N nodes"). */
+enum store_admit_result {
+	STORE_ADMIT_FRESH, /* first use of (who, nonce): go on */
+	STORE_ADMIT_USED,  /* a replay within the window */
+	STORE_ADMIT_FULL,  /* the replay memory cannot take it: refuse (fail closed) */
+	STORE_ADMIT_EARLY, /* signed before the replay horizon (a database crash forgot nonces) */
+	STORE_ADMIT_UNAVAIL, /* the database is unreachable: refuse (fail closed) */
+};
+struct store_admission {
+	struct str who;    /* AccessKeyId */
+	struct str nonce;  /* SignatureNonce, 1..NONCE_MAX_LEN bytes */
+	int64_t ts_s;      /* the request's Timestamp, epoch seconds */
+	int64_t now_s;     /* this process's clock */
+	int64_t expires_s; /* remember the nonce until then: ts_s + window + 1 */
+	int64_t account;   /* the caller's account, for *version */
+};
+/* version NULL: no label wanted (no per-request version work). Otherwise, when
+ * the nonce is fresh, *version is store_data_version(account) as of after the
+ * request arrived and before any read it labels. */
+enum store_admit_result store_admit(struct store *s, const struct store_admission *a,
+				    uint64_t *version);
+/* Bounds of the replay memory of an in-process backend (nonce.h: max_entries,
+ * per_key); serve calls it once before serving. A shared backend keeps nonces in
+ * the database and ignores it. */
+void store_admit_limits(struct store *s, uint32_t max_entries, uint32_t per_key);
+/* Nonces remembered now and the most that fit (0, 0 when the database keeps them). */
+uint64_t store_admit_live(struct store *s, int64_t now_s, uint64_t *capacity);
 
 /* Counters since store_open, for benchmarks and logs. */
 struct store_stats {

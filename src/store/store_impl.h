@@ -23,6 +23,9 @@ struct store_ops {
 	int (*key_delete)(struct store_tx *tx, const char *akid);
 	int (*key_each)(struct store_tx *tx, int (*fn)(const struct store_key *k, void *arg),
 			void *arg);
+	/* store_admit; an in-process backend points it at store_local_admit. */
+	enum store_admit_result (*admit)(struct store *s, const struct store_admission *a,
+					 uint64_t *version);
 	/* Flow logs, gateways and devices (store_sag.h has their contracts). */
 	int (*flowlog_get)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
 	int (*flowlog_get_config)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
@@ -62,6 +65,15 @@ struct store {
 	 * and then store_key_find always reads the store. */
 	_Atomic uint64_t *keys_epoch;
 	struct key_cache *key_cache; /* store.c's; NULL when keys_epoch is */
+	/* 0: keys_epoch sees every change for as long as the store is open (one
+	 * host: the PATH-keys file). Otherwise the monotonic time (time_mono_us)
+	 * until which it may be trusted: a backend whose epoch comes from other
+	 * nodes' notifications (PostgreSQL's listener, pg_listen.h) moves it
+	 * forward after each lease renewal, and a lookup past it reads the store. */
+	_Atomic int64_t keys_trusted_until_us;
+	/* The in-process replay memory of store_local_admit (nonce.h); NULL until
+	 * store_admit_limits or the first admission, and for a shared backend. */
+	_Atomic(struct nonce_cache *) nonces;
 };
 
 struct store_tx {
@@ -103,9 +115,14 @@ extern void (*store_key_find_hook)(enum store_key_find_step step, const char *ak
 bool store_account_name_ok(const char *name);
 bool store_key_field_ok(const char *v);
 
+/* Admission for a backend that is the only process on its data (SQLite): the
+ * in-memory nonce cache and the process's own data versions. */
+enum store_admit_result store_local_admit(struct store *s, const struct store_admission *a,
+					  uint64_t *version);
+
 /* Backend constructors. SQLite: path has its scheme prefix removed;
  * PostgreSQL: a libpq conninfo (URI) as given. */
 struct store *store_sqlite_open(const char *path);
-struct store *store_pg_open(const char *conninfo, int writers);
+struct store *store_pg_open(const char *conninfo, int writers, bool node);
 
 #endif

@@ -25,6 +25,8 @@
 #include "core/xmalloc.h"
 #include "metrics/metrics.h"
 #include "store/migrations.h"
+#include "store/pg_admit.h"
+#include "store/pg_listen.h"
 #include "store/store_pg.h"
 
 #define PG_BATCH_MAX 32		  /* jobs per transaction: <= 64 subtransactions (spec §3) */
@@ -49,6 +51,7 @@ struct pconn {
 	PGconn *db;
 	struct pg_store *owner;
 	bool in_tx, writing, keys_changed;
+	int64_t keys_version; /* the store_epoch 'keys' a key change of this batch set */
 	bool broken; /* the connection was lost: reconnect before the next use */
 	bool retry;  /* the running job hit a deadlock/serialization/unique failure */
 	char sqlstate[6];
@@ -90,6 +93,7 @@ struct pg_store {
 	pthread_key_t reader_key;
 	struct pconn *readers, *free_readers;
 	struct store_stats stats;
+	struct pg_listen *listen; /* serve's node membership (pg_listen.h), or NULL */
 };
 
 static const struct store_ops pg_ops;
@@ -282,9 +286,12 @@ bool pg_tx_writing(struct store_tx *tx)
 	return conn_of(tx)->writing;
 }
 
-void pg_tx_keys_changed(struct store_tx *tx)
+void pg_tx_keys_changed(struct store_tx *tx, int64_t v)
 {
-	conn_of(tx)->keys_changed = true;
+	struct pconn *c = conn_of(tx);
+	c->keys_changed = true;
+	if (v > c->keys_version)
+		c->keys_version = v;
 }
 
 /* A statement of our own (BEGIN, SAVEPOINT, COMMIT...): 0 or -1. */
@@ -746,6 +753,22 @@ static void fail_all(struct pjob *list, int rc)
 		j->rc = rc;
 }
 
+/* After a COMMIT that changed access keys, before any job is acknowledged:
+ * every live node must have flushed its key cache (pg_listen.h). A node that
+ * neither acknowledges nor lets its lease expire within PG_KEYS_WAIT_MS
+ * cannot exist while leases are honoured; if the wait fails anyway, the
+ * change is committed but not confirmed, so the jobs get STORE_EIO. */
+static void keys_wait(struct pconn *c, struct pjob *ran)
+{
+	int64_t pending = 0;
+	int rc = pg_keys_wait(c->db, c->keys_version, &pending);
+	if (rc == 0)
+		return;
+	log_err("store: key change committed, but %lld node(s) did not confirm it within %d ms",
+		(long long)pending, PG_KEYS_WAIT_MS);
+	fail_all(ran, STORE_EIO);
+}
+
 /* Runs a batch: the jobs that ran (with their results) end up in *ran, the
  * ones to run again in *again. */
 static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, struct pjob **again)
@@ -793,7 +816,10 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		if (c->broken || conn_lost(c))
 			conn_disconnect(c);
 	}
+	if (!lost && c->keys_changed)
+		keys_wait(c, *ran);
 	c->keys_changed = false;
+	c->keys_version = 0;
 }
 
 /* Before any done(), as the SQLite writer: this process's answer cache never
@@ -917,7 +943,7 @@ static int conninfo_ok(const char *conninfo)
 /* The first connection, the migrations, then the threads. A server that is
  * not reachable yet leaves the store unready; the health thread connects
  * and migrates when it can. */
-struct store *store_pg_open(const char *conninfo, int writers)
+struct store *store_pg_open(const char *conninfo, int writers, bool node)
 {
 	if (conninfo_ok(conninfo) != 0)
 		return NULL;
@@ -956,12 +982,18 @@ struct store *store_pg_open(const char *conninfo, int writers)
 	if (pthread_create(&s->health, NULL, health_main, s) != 0)
 		fatal("store: cannot start the health thread");
 	s->health_started = true;
+	/* Before store.c sees keys_epoch: it then gives the store a key cache. */
+	if (node)
+		s->listen = pg_listen_start(conninfo, &s->base);
 	return &s->base;
 }
 
 static void pg_close(struct store *base)
 {
 	struct pg_store *s = (struct pg_store *)base;
+	pg_listen_stop(s->listen); /* store.c freed the key cache already */
+	s->listen = NULL;
+	s->base.keys_epoch = NULL;
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	for (int i = 0; i < s->nwriters; i++)
@@ -983,6 +1015,19 @@ static void pg_close(struct store *base)
 		c = next;
 	}
 	pg_free(s);
+}
+
+/* store_admit on this thread's read connection: one round trip (pg_admit.c). */
+static enum store_admit_result pgs_admit(struct store *base, const struct store_admission *a,
+					 uint64_t *version)
+{
+	struct pconn *c = reader_get((struct pg_store *)base);
+	if (c->in_tx || conn_ensure(c) != 0)
+		return STORE_ADMIT_UNAVAIL;
+	enum store_admit_result r = pg_admit(c->db, a, version);
+	if (r == STORE_ADMIT_UNAVAIL && conn_lost(c))
+		c->broken = true;
+	return r;
 }
 
 static bool pg_on_writer(struct store *base)
@@ -1022,6 +1067,7 @@ static const struct store_ops pg_ops = {
     .stats = pg_stats,
     .on_writer = pg_on_writer,
     .ready = pg_ready,
+    .admit = pgs_admit,
     .key_get = pg_key_get,
     .account_ensure = pg_account_ensure,
     .key_insert = pg_key_insert,

@@ -2,6 +2,8 @@
  * a domain module on top of pg_internal.h (the twin of store_sqlite_keys.c). */
 #include "store/pg_internal.h"
 
+#include "store/pg_admit.h"
+
 #include <string.h>
 
 #include "core/log.h"
@@ -67,16 +69,20 @@ int pg_account_ensure(struct store_tx *tx, const char *name, int64_t *account_id
 	return rc;
 }
 
-/* Every key change raises store_epoch('keys') in its own transaction, so a
- * process can tell that a key cache filled before it is stale. */
+/* Every key change raises store_epoch('keys') in its own transaction and
+ * NOTIFYs the new value (delivered at COMMIT), so every node's listener
+ * flushes its key cache and acknowledges; the writer waits for those
+ * acknowledgements after COMMIT (docs/store.md, "N nodes"). */
 static int keys_changed(struct store_tx *tx)
 {
-	PGresult *r = pg_tx_exec(tx, "UPDATE store_epoch SET v = v + 1 WHERE name = 'keys'", NULL,
-				 "key epoch");
+	PGresult *r = pg_tx_exec(tx, PG_KEYS_CHANGED_SQL, NULL, "key epoch");
 	if (!r)
 		return pg_tx_err(tx);
+	int64_t v = PQntuples(r) == 1 ? pg_int(r, 0, 0) : 0;
 	PQclear(r);
-	pg_tx_keys_changed(tx);
+	if (v <= 0)
+		return STORE_EIO; /* no 'keys' row: the migrations did not run */
+	pg_tx_keys_changed(tx, v);
 	return 0;
 }
 

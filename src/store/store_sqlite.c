@@ -842,6 +842,7 @@ static const struct store_ops sqlite_ops = {
 	.key_insert = sqlite_key_insert,
 	.key_delete = sqlite_key_delete,
 	.key_each = sqlite_key_each,
+	.admit = store_local_admit,
 	.flowlog_get = sqlite_flowlog_get,
 	.flowlog_get_config = sqlite_flowlog_get_config,
 	.flowlog_count = sqlite_flowlog_count,

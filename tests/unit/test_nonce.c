@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <cmocka.h>
 
-#include "rpc/nonce.h"
+#include "store/nonce.h"
 
 #define T0 1700000000
 #define WINDOW 900

@@ -18,8 +18,8 @@
  * AccessKeyId. The cache is in memory: a restart forgets nonces, and the
  * timestamp window alone then bounds how long a captured request stays
  * replayable. */
-#ifndef RPC_NONCE_H
-#define RPC_NONCE_H
+#ifndef STORE_NONCE_H
+#define STORE_NONCE_H
 #include <stdint.h>
 
 #include "core/str.h"

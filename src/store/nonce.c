@@ -1,4 +1,4 @@
-#include "rpc/nonce.h"
+#include "store/nonce.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
