@@ -15,3 +15,5 @@ echo "== bench/logstore: PutLogs vs a bare SQLite loop, top-10 and histogram que
 BUILD=build bench/logstore/run.sh
 echo "== bench/meter: sagflow meter vs softflowd"
 bench/meter/run.sh
+echo "== bench/pg: serve on PostgreSQL vs pgbench, cached reads vs SQLite, 2 nodes vs 1, recovery"
+BUILD=build bench/pg/run.sh

@@ -13,7 +13,8 @@
 #                         postgresql:///postgres?host=DIR/sock&user=postgres
 #   SAGFLOW_TEST_PG_DATA  the data directory
 #   SAGFLOW_TEST_PG_CTL   an executable: pg_ctl on this cluster as its owner
-#                         ("$SAGFLOW_TEST_PG_CTL" stop -m immediate; ... start)
+#                         ("$SAGFLOW_TEST_PG_CTL" stop -m immediate; ... start),
+#                         run as root or as the owner (it switches when root)
 #   SAGFLOW_TEST_PG_BIN   the PostgreSQL bin directory (psql, pgbench)
 # Without the PostgreSQL server binaries it says so and exits 3, or with
 # --optional runs CMD without these variables (the PG tests then skip).
@@ -93,10 +94,15 @@ synchronous_commit = on
 full_page_writes = on
 max_wal_size = 1GB
 CONF
-# pg_ctl for the tests (crash tests stop and start it): one executable path.
+# pg_ctl for the tests (crash tests stop and start it): one executable path,
+# callable as root (it switches to the owner) or as the owner itself (a test
+# may switch first); later -D/-l arguments override these.
+owner_switch=
+[ ${#as_owner[@]} -gt 0 ] && owner_switch='[ "$(id -u)" -eq 0 ] && exec runuser -u postgres -- "$0" "$@"'
 cat >"$dir/pg_ctl" <<CTL
 #!/bin/sh
-exec ${as_owner[*]} "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" "\$@"
+$owner_switch
+exec "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" "\$@"
 CTL
 chmod 755 "$dir/pg_ctl"
 "$dir/pg_ctl" -w -t 60 start >/dev/null || fail "the server did not start"

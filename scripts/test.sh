@@ -134,9 +134,11 @@ if [ $fuzz_only -eq 0 ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
 	# once per store backend ("one suite on every backend").
 	export SAGFLOW_BIN=${SAGFLOW_BIN:-$PWD/$TESTBUILD/sagflow}
 	files=$(ls tests/e2e/${E2E_FILTER:-*}.test.mjs)
+	# No file matched: say so (node --test without files would run them all).
+	[ -n "$files" ] || { note_fail "E2E_FILTER=$E2E_FILTER matches no tests/e2e/*.test.mjs"; files=; }
 	e2e_passed=0 e2e_failed=0
 	e2e_backends
-	for backend in $backends; do
+	for backend in $([ -n "$files" ] && echo "$backends"); do
 		start=$SECONDS
 		before_p=$e2e_passed before_f=$e2e_failed
 		e2e_run "$backend" $files

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <errno.h>
 
@@ -55,7 +54,6 @@
 #define SERVE_MIN_CONNS 64
 #define SERVE_MAX_CONNS (1u << 20)
 #define SERVE_FD_RESERVE 128 /* descriptors besides connections: SQLite, logs, metrics */
-#define SERVE_LOGSTORE_DB "logstore.db" /* beside PostgreSQL: the log store's projects */
 
 struct serve_opts {
 	char host[SERVE_MAX_HOST];
@@ -166,8 +164,8 @@ static void serve_usage(FILE *f)
 		"                        day of arrival; a file older than its logstore's ttl\n"
 		"                        (days) is removed, at start and every hour. Beside a\n"
 		"                        PostgreSQL --db it is required on the one node that\n"
-		"                        holds the log store, which then keeps its projects and\n"
-		"                        logstores there too (DIR/" SERVE_LOGSTORE_DB ")\n"
+		"                        holds the log store (its projects and logstores are in\n"
+		"                        the database, its logs in DIR)\n"
 		"  --log-store-at URL    this node holds no log store: the node at URL\n"
 		"                        (http(s)://HOST[:PORT]) does. Log Service requests here\n"
 		"                        get 421 LogStoreNotHere naming URL, and devices are told\n"
@@ -473,12 +471,8 @@ static void default_logs_dir(const struct serve_opts *o, char out[SERVE_MAX_PATH
 }
 
 /* The log store of this node (docs/logstore.md, "Beside N control-plane
- * nodes"): none with --log-store-at; beside SQLite, its projects in the
- * control plane's database; beside PostgreSQL, in an SQLite file of its own
- * under --logs-dir (*meta), so that the whole log store is one node's
- * directory. */
-static struct logstore_server *open_logstore(const struct serve_opts *o, struct store *st,
-					     struct store **meta)
+ * nodes"): none with --log-store-at, else its logs under --logs-dir. */
+static struct logstore_server *open_logstore(const struct serve_opts *o, struct store *st)
 {
 	if (o->log_store_at) {
 		log_info("serve: no log store here; it is at %s", o->log_store_at);
@@ -486,17 +480,7 @@ static struct logstore_server *open_logstore(const struct serve_opts *o, struct 
 	}
 	char logs_dir[SERVE_MAX_PATH];
 	default_logs_dir(o, logs_dir);
-	if (store_path_is_pg(o->db)) {
-		char path[SERVE_MAX_PATH + sizeof(SERVE_LOGSTORE_DB) + 1];
-		if (mkdir(logs_dir, 0700) != 0 && errno != EEXIST) {
-			log_err("serve: cannot create %s: %s", logs_dir, strerror(errno));
-			return NULL;
-		}
-		snprintf(path, sizeof(path), "%s/%s", logs_dir, SERVE_LOGSTORE_DB);
-		if (!(*meta = store_open(path)))
-			return NULL;
-	}
-	return logstore_new(st, *meta, logs_dir, o->sls_domain);
+	return logstore_new(st, logs_dir, o->sls_domain);
 }
 
 /* Connections need descriptors: the soft limit goes up to what they need, at
@@ -586,8 +570,7 @@ int cmd_serve(int argc, char **argv)
 	cfg.account_changed = device_server_account_changed;
 	cfg.account_changed_arg = dev;
 	device_server_set_sls(dev, o.sls_domain, o.sls_eps, o.sls_neps, o.log_store_at);
-	struct store *meta = NULL;
-	struct logstore_server *sls = open_logstore(&o, st, &meta);
+	struct logstore_server *sls = open_logstore(&o, st);
 	struct http_server *mh = NULL;
 	if (o.metrics.on) {
 		serve_metrics_watch(st, rpc, dev, o.online_ms, key_budgets, device_budgets);
@@ -599,7 +582,6 @@ int cmd_serve(int argc, char **argv)
 	if (!h) {
 		http_server_free(mh);
 		logstore_free(sls);
-		store_close(meta);
 		device_server_free(dev);
 		rpc_free(rpc);
 		ratelimit_free(device_budgets);
@@ -646,7 +628,6 @@ int cmd_serve(int argc, char **argv)
 	http_server_free(h);
 	http_server_free(mh); /* before the store: a scrape reads it */
 	logstore_free(sls);
-	store_close(meta);
 	device_server_free(dev);
 	rpc_free(rpc);
 	ratelimit_free(device_budgets);

@@ -360,13 +360,3 @@ int meta_ensure(struct store_tx *tx, int64_t account, const char *project, const
 	}
 	return rc == 1 ? STORE_EIO : rc;
 }
-
-int meta_account_mirror(struct store_tx *tx, int64_t account)
-{
-	sqlite3_stmt *st = sqlite_tx_stmt(tx, "INSERT INTO accounts (id, name, created_ms) "
-					      "VALUES (?1, '#' || ?1, 0) ON CONFLICT (id) DO NOTHING");
-	if (!st)
-		return STORE_EIO;
-	sqlite3_bind_int64(st, 1, account);
-	return sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite_tx_fail(tx, "account mirror");
-}

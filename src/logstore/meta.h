@@ -75,9 +75,4 @@ int meta_ensure(struct store_tx *tx, int64_t account, const char *project, const
 /* Ids of every logstore of a project (DeleteProject drops their data). */
 int meta_logstore_ids(struct store_tx *tx, int64_t project, int64_t *ids, size_t cap, size_t *n);
 
-/* A log store's own database (beside a PostgreSQL control plane) knows
- * accounts only by id: makes sure a row with this id exists for the projects'
- * foreign key, named "#<id>" (never a real account name there). 0 or STORE_EIO. */
-int meta_account_mirror(struct store_tx *tx, int64_t account);
-
 #endif

@@ -32,8 +32,7 @@
 #define LS_PACK_ID_TAG "__pack_id__"
 
 struct logstore_server {
-	struct store *store; /* keys, devices and flow logs: the control plane's */
-	struct store *meta;  /* projects and logstores: store, or the log store's own */
+	struct store *store;
 	struct ldata *data;
 	/* A node that holds no log store (--log-store-at): where it is; every
 	 * Log Service request is answered SLS_ERR_NOT_HELD naming it. */
@@ -523,7 +522,7 @@ static int resolve(struct lreq *q, bool with_logstore)
 		fail(q, SLS_ERR_MISSING_HOST, NULL);
 		return -1;
 	}
-	int rc = store_read(q->srv->meta, with_logstore ? read_logstore : read_project, q);
+	int rc = store_read(q->srv->store, with_logstore ? read_logstore : read_project, q);
 	if (rc == 0)
 		return 0;
 	char name[META_NAME_MAX + 1];
@@ -559,7 +558,7 @@ static void write_done(void *arg, int rc)
 
 static void write_async(struct lreq *q, store_fn fn)
 {
-	store_write_async_scoped(q->srv->meta, q->account, fn, q, write_done);
+	store_write_async_scoped(q->srv->store, q->account, fn, q, write_done);
 }
 
 /* The JSON body of a Create*: an object, or the request is answered. */
@@ -589,20 +588,10 @@ static int copy_name(struct lreq *q, json_t *j, const char *field, bool (*ok)(st
 	return 0;
 }
 
-/* In a log store of its own (beside a PostgreSQL control plane) a project's
- * account is known only by its id: a row stands for it there. */
-static int mirror_account(struct lreq *q, struct store_tx *tx)
-{
-	return q->srv->meta == q->srv->store ? 0 : meta_account_mirror(tx, q->account);
-}
-
 static int create_project_tx(struct store_tx *tx, void *arg)
 {
 	struct lreq *q = arg;
-	int rc = mirror_account(q, tx);
-	return rc ? rc
-		  : meta_project_create(tx, q->account, q->name_buf, q->desc_buf,
-					time_now_ms() / 1000);
+	return meta_project_create(tx, q->account, q->name_buf, q->desc_buf, time_now_ms() / 1000);
 }
 
 static void h_create_project(struct lreq *q)
@@ -683,7 +672,7 @@ static void h_list_projects(struct lreq *q)
 	if (list_window(q, &offset, &size) != 0)
 		return;
 	q->out = json_pack("{s:I,s:I}", "offset", (json_int_t)offset, "size", (json_int_t)size);
-	if (store_read(q->srv->meta, list_projects_tx, q) != 0) {
+	if (store_read(q->srv->store, list_projects_tx, q) != 0) {
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 		return;
 	}
@@ -805,7 +794,7 @@ static void h_list_logstores(struct lreq *q)
 	if (list_window(q, &l.offset, &l.size) != 0)
 		return;
 	l.arr = json_array();
-	int rc = store_read(q->srv->meta, list_logstores_tx, &l);
+	int rc = store_read(q->srv->store, list_logstores_tx, &l);
 	if (rc != 0) {
 		json_decref(l.arr);
 		fail(q, rc == 1 ? SLS_ERR_PROJECT_NOT_EXIST : SLS_ERR_INTERNAL_SERVER_ERROR,
@@ -860,7 +849,7 @@ static void h_update_logstore(struct lreq *q)
 		return;
 	params_printable(q->logstore_name, q->name_buf, sizeof(q->name_buf));
 	q->name_arg = q->name_buf;
-	store_write_async_scoped(q->srv->meta, q->account, update_logstore_tx, q,
+	store_write_async_scoped(q->srv->store, q->account, update_logstore_tx, q,
 				 update_logstore_done);
 }
 
@@ -893,7 +882,7 @@ static void h_delete_logstore(struct lreq *q)
 	}
 	params_printable(q->logstore_name, q->name_buf, sizeof(q->name_buf));
 	q->name_arg = q->name_buf;
-	store_write_async_scoped(q->srv->meta, q->account, delete_logstore_tx, q,
+	store_write_async_scoped(q->srv->store, q->account, delete_logstore_tx, q,
 				 delete_logstore_done);
 }
 
@@ -1009,9 +998,6 @@ static bool in_grace(const struct lreq *q)
 static int ensure_tx(struct store_tx *tx, void *arg)
 {
 	struct lreq *q = arg;
-	int rc = mirror_account(q, tx);
-	if (rc != 0)
-		return rc;
 	return meta_ensure(tx, q->account, q->dev->fl.project_name, q->dev->fl.logstore_name,
 			   time_now_ms() / 1000, &q->project, &q->logstore);
 }
@@ -1072,11 +1058,11 @@ static void device_put(struct lreq *q)
 	stamp_identity(q);
 	q->account = d->account_id;
 	q->put.raw_bytes = raw_len;
-	int rc = store_read(q->srv->meta, read_logstore, q);
+	int rc = store_read(q->srv->store, read_logstore, q);
 	if (rc == 0)
 		put_enqueue(q, raw_len);
 	else if (rc == 1 || rc == 2)
-		store_write_async_scoped(q->srv->meta, q->account, ensure_tx, q, ensure_done);
+		store_write_async_scoped(q->srv->store, q->account, ensure_tx, q, ensure_done);
 	else
 		fail(q, SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 }
@@ -1536,7 +1522,7 @@ static int list_ttls_tx(struct store_tx *tx, void *arg)
 static void sweep_once(struct logstore_server *s)
 {
 	struct ttl_list l = {0};
-	if (store_read(s->meta, list_ttls_tx, &l) == 0)
+	if (store_read(s->store, list_ttls_tx, &l) == 0)
 		ldata_expire(s->data, l.v, l.n, time_now_ms() / 1000);
 	else
 		log_err("logstore: retention: cannot list the logstores; trying again later");
@@ -1579,8 +1565,7 @@ static bool domain_ok(const char *domain)
 	return false;
 }
 
-struct logstore_server *logstore_new(struct store *st, struct store *meta, const char *logs_dir,
-				     const char *domain)
+struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain)
 {
 	if (!domain_ok(domain))
 		return NULL;
@@ -1589,7 +1574,6 @@ struct logstore_server *logstore_new(struct store *st, struct store *meta, const
 		return NULL;
 	struct logstore_server *s = xcalloc(1, sizeof(*s));
 	s->store = st;
-	s->meta = meta ? meta : st;
 	s->data = d;
 	snprintf(s->domain, sizeof(s->domain), "%s", domain);
 	s->vhost = (struct http_vhost){.handle = ls_handle, .on_error = ls_http_error, .arg = s,

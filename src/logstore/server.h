@@ -21,13 +21,9 @@
 struct logstore_server;
 
 /* The node that holds the log store (docs/logstore.md, "Beside N control-plane
- * nodes"). Keys, devices and flow logs are read from st; projects and
- * logstores are kept in meta (NULL: st too — the SQLite control plane keeps
- * them in its own database; beside a PostgreSQL one they live with the logs,
- * in an SQLite file under logs_dir, so the log store is one node's directory).
- * logs_dir is created when missing. NULL with a logged reason. */
-struct logstore_server *logstore_new(struct store *st, struct store *meta, const char *logs_dir,
-				     const char *domain);
+ * nodes"): its logs under logs_dir (created when missing), its projects and
+ * logstores in st. NULL with a logged reason. */
+struct logstore_server *logstore_new(struct store *st, const char *logs_dir, const char *domain);
 /* A node that holds no log store: it claims the same requests and answers
  * each with 421 LogStoreNotHere naming url, where the log store is. */
 struct logstore_server *logstore_new_elsewhere(const char *domain, const char *url);

@@ -73,8 +73,16 @@ export function dropDatabase(uri) {
   created.delete(name);
 }
 
+// A file path that stands for a database made elsewhere: a serve started
+// without dbPath has SQLite's path DIR/sagflow.db, and a test may restart on it.
+const aliases = new Map();
+export function aliasDatabase(path, uri) {
+  aliases.set(path, uri);
+}
+
 export function databaseFor(path) {
   if (BACKEND !== 'pg' || isPgUri(path)) return path;
+  if (aliases.has(path)) return aliases.get(path);
   const name = `e2e_f_${createHash('sha256').update(path).digest('hex').slice(0, 24)}`;
   if (!created.has(name)) {
     if (psqlValue(`SELECT count(*) FROM pg_database WHERE datname = '${name}'`) === '0')

@@ -30,7 +30,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BACKEND, createDatabase, databaseFor, dropDatabase, isPgUri } from './pg.mjs';
+import { BACKEND, aliasDatabase, createDatabase, databaseFor, dropDatabase, isPgUri } from './pg.mjs';
 
 export const BIN = process.env.SAGFLOW_BIN || new URL('../../../build/sagflow', import.meta.url).pathname;
 export const TEST_AKID = 'testid';
@@ -56,7 +56,8 @@ export async function startServer({ env = {}, args = [], dbPath, keepDir = false
   let db = dbPath || join(dir, 'sagflow.db');
   if (BACKEND === 'pg') {
     db = dbPath ? databaseFor(dbPath) : createDatabase();
-    if (dbPath && !isPgUri(dbPath)) logsOf.set(db, join(dirname(dbPath), 'logs'));
+    if (!dbPath) aliasDatabase(join(dir, 'sagflow.db'), db); // where SQLite would have it
+    if (dbPath && !isPgUri(dbPath) && !logsOf.has(db)) logsOf.set(db, join(dirname(dbPath), 'logs'));
     else if (!logsOf.has(db)) logsOf.set(db, join(dir, 'logs'));
     const u = dbUsers.get(db) || { users: 0, owned: false };
     if (!dbPath && !keepDir) u.owned = true;
