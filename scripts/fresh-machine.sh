@@ -203,6 +203,9 @@ phase_done "make test"
 final=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$testlog" | tail -1)
 echo "make test: ${final:-no final line} (exit $rc)"
 if [ "$rc" -ne 0 ] || [ -z "$final" ]; then
+	# The failures with their reasons (Node's test runner marks them ✖),
+	# then the end of the log: the root is removed on exit.
+	grep -E -A15 '^ *✖' "$testlog" | head -n 150
 	tail -n 80 "$testlog"
 	exit 1
 fi

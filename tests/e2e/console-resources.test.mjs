@@ -209,6 +209,9 @@ test('flow logs: a netflow-only log sends no SLS fields; Terraform uses the prov
 
 // Press Tab until the focused element matches sel; returns how many presses.
 async function tabTo(sel) {
+  // The target may come with data the page is still loading (a list, a
+  // gateway's detail): Tab can reach only what is there, so wait for it first.
+  await page.locator(sel).first().waitFor();
   for (let i = 1; i <= MAX_TABS; i++) {
     await page.keyboard.press('Tab');
     if (await page.evaluate((s) => document.activeElement?.matches(s), sel)) return i;
