@@ -44,8 +44,8 @@ static char *put_addr(const struct flow_key *k, const uint8_t *a, char *at)
 		return at - 1;
 	}
 	if (!inet_ntop(AF_INET6, a, at, INET6_ADDRSTRLEN))
-		strcpy(at, "?");
-	return at + strlen(at);
+		memcpy(at, "?", 2);
+	return at + strnlen(at, INET6_ADDRSTRLEN);
 }
 
 /* The record's values in the order of slsgroup_keys, from SLSGROUP_IDENTITY

@@ -15,22 +15,7 @@
 
 #include "core/timeutil.h"
 #include "rpc/errors.h"
-
-#define FLOWLOG_COLS_WITH(count)                                                                   \
-	"f.id, f.flowlog_id, f.region_id, f.resource_group_id, f.name, f.description, f.status, "  \
-	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "   \
-	"f.netflow_server_port, f.netflow_version, f.active_aging, f.inactive_aging, "             \
-	"f.account_id, f.created_ms, " count ", "                                                  \
-	"f.sls_prev_project, f.sls_prev_logstore, f.sls_prev_until_ms "
-
-#define FLOWLOG_COLS FLOWLOG_COLS_WITH("(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id)")
-#define FLOWLOG_COLS_NO_COUNT FLOWLOG_COLS_WITH("0")
-
-#define SAG_COLS                                                                                   \
-	"g.id, g.sag_id, g.region_id, g.resource_group_id, g.name, g.description, "                \
-	"g.hardware_spec, g.ha_type, g.max_bandwidth, "                                            \
-	"coalesce((SELECT flowlog_id FROM flowlogs WHERE id = g.flowlog_rowid), ''), "             \
-	"g.account_id, g.created_ms "
+#include "store/sag_cols.h"
 
 static struct str col_str(const PGresult *r, int row, int col)
 {

@@ -7,28 +7,7 @@
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 #include "rpc/errors.h"
-
-/* FLOWLOG_COLS_WITH(count): the columns row_flowlog reads, in its order, with
- * the bound-gateway count as an expression of the caller's choosing. */
-#define FLOWLOG_COLS_WITH(count)                                                                \
-	"f.id, f.flowlog_id, f.region_id, f.resource_group_id, f.name, f.description, f.status, " \
-	"f.output_type, f.sls_region_id, f.project_name, f.logstore_name, f.netflow_server_ip, "  \
-	"f.netflow_server_port, f.netflow_version, f.active_aging, f.inactive_aging, "            \
-	"f.account_id, f.created_ms, " count ", "                                                 \
-	"f.sls_prev_project, f.sls_prev_logstore, f.sls_prev_until_ms "
-
-#define FLOWLOG_COLS FLOWLOG_COLS_WITH("(SELECT count(*) FROM sags s WHERE s.flowlog_rowid = f.id)")
-
-/* The same without the count of bound gateways, which costs a scan of them
- * (20,000 under one flow log: ~0.4 ms): for the device channel, which reads a
- * flow log on every sync and never shows the count. */
-#define FLOWLOG_COLS_NO_COUNT FLOWLOG_COLS_WITH("0")
-
-#define SAG_COLS                                                                                \
-	"g.id, g.sag_id, g.region_id, g.resource_group_id, g.name, g.description, "              \
-	"g.hardware_spec, g.ha_type, g.max_bandwidth, "                                           \
-	"coalesce((SELECT flowlog_id FROM flowlogs WHERE id = g.flowlog_rowid), ''), "            \
-	"g.account_id, g.created_ms "
+#include "store/sag_cols.h"
 
 static struct str col_str(sqlite3_stmt *st, int col)
 {
