@@ -1,5 +1,6 @@
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/str.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -79,19 +80,16 @@ void ids_alnum(char *out, size_t n)
 
 void ids_hex(char *out, size_t nbytes)
 {
-	static const char hx[] = "0123456789abcdef";
 	unsigned char r[64];
 	size_t o = 0;
+	out[0] = '\0';
 	while (nbytes) {
 		size_t k = nbytes < sizeof(r) ? nbytes : sizeof(r);
 		ids_random(r, k);
-		for (size_t i = 0; i < k; i++) {
-			out[o++] = hx[r[i] >> 4];
-			out[o++] = hx[r[i] & 15];
-		}
+		str_hex(r, k, out + o, false);
+		o += 2 * k;
 		nbytes -= k;
 	}
-	out[o] = '\0';
 }
 
 void ids_uuid_upper(char out[IDS_UUID_LEN + 1])
@@ -100,14 +98,6 @@ void ids_uuid_upper(char out[IDS_UUID_LEN + 1])
 	ids_random(b, sizeof(b));
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	/* 8-4-4-4-12 by hand: snprintf was 1 % of a request. */
-	static const char hex[] = "0123456789ABCDEF";
-	char *o = out;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*o++ = '-';
-		*o++ = hex[b[i] >> 4];
-		*o++ = hex[b[i] & 15];
-	}
-	*o = '\0';
+	/* Not snprintf: it was 1 % of a request. */
+	str_uuid(b, out, true);
 }

@@ -68,6 +68,33 @@ char *str_put_u64(char *at, uint64_t v)
 	return at + n;
 }
 
+static const char str_hex_digits[2][17] = {"0123456789abcdef", "0123456789ABCDEF"};
+
+void str_hex(const void *p, size_t n, char *out, bool upper)
+{
+	const unsigned char *in = p;
+	const char *d = str_hex_digits[upper];
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[in[i] >> 4];
+		out[2 * i + 1] = d[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void str_uuid(const unsigned char b[16], char out[STR_UUID_LEN + 1], bool upper)
+{
+	static const struct {
+		int from, n;
+	} groups[] = {{0, 4}, {4, 2}, {6, 2}, {8, 2}, {10, 6}};
+	char *o = out;
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		if (g)
+			*o++ = '-';
+		str_hex(b + groups[g].from, (size_t)groups[g].n, o, upper);
+		o += 2 * groups[g].n;
+	}
+}
+
 void buf_add_u64(struct buf *b, uint64_t v)
 {
 	char d[STR_U64_MAX];

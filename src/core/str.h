@@ -72,6 +72,11 @@ void buf_add_u64(struct buf *b, uint64_t v); /* decimal */
 #define STR_U64_MAX 20 /* digits of the largest uint64_t */
 /* v in decimal at `at` (room for STR_U64_MAX bytes, no NUL); returns the end. */
 char *str_put_u64(char *at, uint64_t v);
+/* n bytes as 2n hex digits at out (lowercase, or uppercase when upper), NUL added. */
+void str_hex(const void *p, size_t n, char *out, bool upper);
+#define STR_UUID_LEN 36 /* 8-4-4-4-12 */
+/* 16 bytes in a UUID's 8-4-4-4-12 form at out, NUL added. */
+void str_uuid(const unsigned char b[16], char out[STR_UUID_LEN + 1], bool upper);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 const char *buf_cstr(struct buf *b); /* NUL-terminates without counting the NUL */

@@ -16,6 +16,7 @@
 
 #include "core/hmac.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "core/num.h"
 #include "core/ratelimit.h"
 #include "core/timeutil.h"
@@ -126,21 +127,11 @@ struct sync {
 
 /* ---- signing ---- */
 
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void device_body_sha256(struct str body, char out[DEVICE_HEX_SHA256 + 1])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)(body.len ? body.p : ""), body.len, md);
-	hex(md, sizeof(md), out);
+	str_hex(md, sizeof(md), out, false);
 }
 
 void device_string_to_sign(struct buf *out, struct str method, struct str path, struct str serial,
@@ -159,7 +150,7 @@ void device_sign(struct str secret, struct str sts, char out[DEVICE_HEX_SHA256 +
 {
 	unsigned char md[HMAC_SHA256_LEN];
 	hmac_sha256(secret.p, secret.len, sts.p, sts.len, md);
-	hex(md, sizeof(md), out);
+	str_hex(md, sizeof(md), out, false);
 }
 
 /* ---- answering ---- */
@@ -249,7 +240,7 @@ static void config_version(json_t *cfg, bool exp, char version[2 * SHA256_DIGEST
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)canon, strlen(canon), md);
 	free(canon);
-	hex(md, DEVICE_CONFIG_VERSION_HEX / 2, version);
+	str_hex(md, DEVICE_CONFIG_VERSION_HEX / 2, version, false);
 }
 
 static bool sync_changed(const struct sync *s)

@@ -241,21 +241,11 @@ int sig_v3_canonical_request(struct buf *out, struct str method, const struct pa
 	return 0;
 }
 
-static void hex_lower(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void sig_sha256_hex(struct str data, char out[SIG_V3_HEX_LEN + 1])
 {
 	unsigned char d[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)data.p, data.len, d);
-	hex_lower(d, sizeof(d), out);
+	str_hex(d, sizeof(d), out, false);
 }
 
 void sig_v3_sign(struct str secret, struct str canonical, char out[SIG_V3_HEX_LEN + 1])
@@ -266,7 +256,7 @@ void sig_v3_sign(struct str secret, struct str canonical, char out[SIG_V3_HEX_LE
 	memcpy(sts, SIG_V3_ALGORITHM "\n", alen + 1);
 	sig_sha256_hex(canonical, sts + alen + 1);
 	hmac_sha256(secret.p, secret.len, sts, alen + 1 + SIG_V3_HEX_LEN, mac);
-	hex_lower(mac, sizeof(mac), out);
+	str_hex(mac, sizeof(mac), out, false);
 }
 
 bool sig_v3_verify(const struct sig_v3_auth *a, struct str canonical, struct str secret)

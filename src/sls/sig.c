@@ -280,22 +280,12 @@ void sls_v4_canonical_request(struct buf *out, const struct sls_sig_input *in,
 	buf_add(out, content_sha256.p, content_sha256.len);
 }
 
-static void to_hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void sls_sha256_hex(struct str body, char out[SLS_SIG_V4_HEX + 1])
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned n = 0;
 	EVP_Digest(body.p ? body.p : "", body.len, d, &n, EVP_sha256(), NULL);
-	to_hex(d, n, out);
+	str_hex(d, n, out, false);
 }
 
 void sls_md5_hex_upper(struct str body, char out[SLS_SIG_MD5_HEX + 1])
@@ -303,10 +293,7 @@ void sls_md5_hex_upper(struct str body, char out[SLS_SIG_MD5_HEX + 1])
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned n = 0;
 	EVP_Digest(body.p ? body.p : "", body.len, d, &n, EVP_md5(), NULL);
-	to_hex(d, n, out);
-	for (char *p = out; *p; p++)
-		if (*p >= 'a' && *p <= 'f')
-			*p = (char)(*p - 'a' + 'A');
+	str_hex(d, n, out, true);
 }
 
 /* The signing key: four chained HMAC-SHA256s from "aliyun_v4" + secret. */
@@ -343,7 +330,7 @@ void sls_v4_sign(struct str secret, struct str region, struct str datetime,
 	unsigned char key[HMAC_SHA256_LEN], mac[HMAC_SHA256_LEN];
 	v4_key(secret, date, region, key);
 	hmac_sha256(key, sizeof(key), sts.p, sts.len, mac);
-	to_hex(mac, sizeof(mac), out);
+	str_hex(mac, sizeof(mac), out, false);
 	OPENSSL_cleanse(key, sizeof(key));
 	buf_free(&sts);
 }
