@@ -343,6 +343,7 @@ static bool pipe_read_one(struct pconn *c, PGresult **out)
 static int pipe_sync(struct pconn *c, struct pipe *q)
 {
 	atomic_fetch_add_explicit(&c->owner->round_trips, 1, memory_order_relaxed);
+	metrics_count(store_m_round_trips, 0, 0, 1);
 	int bad = -1;
 	bool alive = q->sent && PQpipelineSync(c->db) == 1;
 	for (int i = 0; i < q->n; i++)
