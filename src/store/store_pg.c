@@ -102,8 +102,8 @@ struct pg_store {
 	struct store base;
 	char *conninfo;
 	int nwriters;
-	atomic_int shard_base; /* this node's slot x STORE_PG_WRITERS_MAX (pg_slot) */
-	int slot;		/* the slot the health connection holds, or -1 */
+	atomic_int shard_base; /* this node's slot x STORE_PG_WRITERS_MAX (slot_take) */
+	atomic_int slot;       /* the slot the health connection holds, or -1 */
 	bool node;		/* serve: take a slot (store_options.node) */
 	pthread_mutex_t mu; /* queues, reader lists, stats, health state */
 	pthread_cond_t cv_health;
@@ -640,9 +640,8 @@ static bool health_wait(struct pg_store *s, int64_t us)
  * node shares slot 0. */
 static void slot_take(struct pg_store *s, struct pconn *c)
 {
-	int prev = s->slot;
-	s->slot = -1;
-	for (int i = -1; i < PG_SLOTS && s->slot < 0; i++) {
+	int prev = atomic_exchange(&s->slot, -1), got = -1;
+	for (int i = -1; i < PG_SLOTS && got < 0; i++) {
 		int slot = i < 0 ? prev : i;
 		if (slot < 0 || (i >= 0 && slot == prev))
 			continue;
@@ -651,18 +650,21 @@ static void slot_take(struct pg_store *s, struct pconn *c)
 		pg_p_int(&p, slot);
 		PGresult *r = pg_tx_exec(&c->tx, "SELECT pg_try_advisory_lock($1::int, $2::int)", &p,
 					 "shard slot");
-		if (!r)
-			return; /* the connection failed: the next health check retries */
+		if (!r) {
+			atomic_store(&s->slot, prev); /* the next connection tries it first */
+			return;
+		}
 		if (!strcmp(PQgetvalue(r, 0, 0), "t"))
-			s->slot = slot;
+			got = slot;
 		PQclear(r);
 	}
-	if (s->slot < 0)
+	if (got < 0)
 		log_warn("store: all %d shard slots are held by other nodes; sharing slot 0",
 			 PG_SLOTS);
-	else if (s->slot != prev)
-		log_info("store: shard slot %d", s->slot);
-	atomic_store(&s->shard_base, (s->slot < 0 ? 0 : s->slot) * STORE_PG_WRITERS_MAX);
+	else if (got != prev)
+		log_info("store: shard slot %d", got);
+	atomic_store(&s->shard_base, (got < 0 ? 0 : got) * STORE_PG_WRITERS_MAX);
+	atomic_store(&s->slot, got);
 }
 
 /* One look: a ping on the health connection, or, when it is gone, a
@@ -1254,7 +1256,7 @@ struct store *store_pg_open(const char *conninfo, int writers, bool node)
 	s->conninfo = xstrdup(conninfo);
 	s->nwriters = writers;
 	s->node = node;
-	s->slot = -1;
+	atomic_init(&s->slot, -1);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv_health, NULL);
 	s->w = xcalloc((size_t)writers, sizeof(*s->w));
@@ -1359,7 +1361,7 @@ int store_pg_shard_base(struct store *base)
 	if (base->ops != &pg_ops)
 		return -1;
 	struct pg_store *s = (struct pg_store *)base;
-	return s->node && s->slot < 0 ? -1 : atomic_load(&s->shard_base);
+	return s->node && atomic_load(&s->slot) < 0 ? -1 : atomic_load(&s->shard_base);
 }
 
 static const struct store_ops pg_ops = {
