@@ -200,7 +200,7 @@ void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void 
 	s->ops->write_async(s, scope > 0 || scope == STORE_SCOPE_NONE ? scope : 0, fn, arg, done);
 }
 
-struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us;
+struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us, *store_m_round_trips;
 
 void store_metrics_enable(void)
 {
@@ -220,6 +220,10 @@ void store_metrics_enable(void)
 	    .help = "Duration of each durable COMMIT: writing the batch to the WAL and its fsync.",
 	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
 	    .scale = 1e-6});
+	store_m_round_trips = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_round_trips_total",
+	    .help = "Round trips of the PostgreSQL writers: one per pipeline Sync (0 on SQLite).",
+	    .type = METRICS_COUNTER});
 }
 
 void store_stats(struct store *s, struct store_stats *out)

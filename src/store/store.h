@@ -148,6 +148,7 @@ struct store_stats {
 	uint64_t max_batch;   /* the largest batch seen */
 	uint64_t checkpoints; /* WAL checkpoint passes run (incl. restarts) */
 	uint64_t read_conns;  /* read connections open (one per thread that read) */
+	uint64_t round_trips; /* PostgreSQL: the writers' round trips (pipeline syncs) */
 };
 void store_stats(struct store *s, struct store_stats *out);
 

@@ -90,7 +90,8 @@ static inline unsigned store_scope_slot(int64_t scope)
 /* The store's metrics, NULL unless store_metrics_enable ran (store.c). The
  * backend's writer counts into them. */
 struct metrics_family;
-extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us;
+extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us,
+    *store_m_round_trips;
 
 /* The steps of store_key_find, for a test-only hook: tests/unit/test_store.c
  * builds its own copy of store.c with STORE_TEST_HOOKS defined and sets

@@ -8,7 +8,14 @@
  * share them; and routing every job of one account to one writer keeps that
  * account's hot rows (flowlog_counts, account_version) on one connection,
  * where a batch updates them once instead of two connections queueing behind
- * each other's commit (spec scale-out §3.1: 3.5 x fewer batches). */
+ * each other's commit (spec scale-out §3.1: 3.5 x fewer batches).
+ *
+ * Why pipeline mode for the batches: a job's own statements depend on each
+ * other's answers, but the fixed commands around them do not, so BEGIN,
+ * SAVEPOINT and RELEASE ride with the next statement and the version bump
+ * with COMMIT: one round trip per statement plus one per batch, instead of
+ * two more per job and three more per batch (§3: pipelined batches were the
+ * fastest case measured). */
 #include "store/pg_internal.h"
 
 #include <errno.h>
@@ -36,6 +43,10 @@
 #define PG_PING_US 1000000	  /* the health thread checks a live server this often */
 #define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
 #define PG_APP_NAME "sagflow"
+#define PG_PENDING_MAX 4 /* deferred fixed commands: at most ROLLBACK TO, RELEASE, SAVEPOINT */
+#define PG_PIPE_MAX (PG_PENDING_MAX + 3) /* + PREPARE, the statement, COMMIT */
+#define PG_SLOT_LOCK 0x73616773 /* pg_try_advisory_lock(class, slot): "sags" */
+#define PG_SLOTS (32767 / STORE_PG_WRITERS_MAX) /* shard = slot x 64 + writer: a smallint */
 
 struct pg_store;
 
@@ -54,6 +65,14 @@ struct pconn {
 	int64_t keys_version; /* the store_epoch 'keys' a key change of this batch set */
 	bool broken; /* the connection was lost: reconnect before the next use */
 	bool retry;  /* the running job hit a deadlock/serialization/unique failure */
+	/* Writers only, during a batch: the connection is in pipeline mode and
+	 * the fixed commands (BEGIN, SAVEPOINT, RELEASE...) wait in pending to
+	 * go out with the next statement, in the same round trip. */
+	bool pipe;
+	bool job_failed;   /* a statement of the running job failed (pipeline mode) */
+	bool batch_failed; /* a fixed command of the batch failed: nothing commits */
+	int npending;
+	const char *pending[PG_PENDING_MAX];
 	char sqlstate[6];
 	struct pstmt cache[PG_STMT_CACHE_MAX];
 	struct pconn *next, *next_free;
@@ -83,7 +102,9 @@ struct pg_store {
 	struct store base;
 	char *conninfo;
 	int nwriters;
-	int shard_base;
+	atomic_int shard_base; /* this node's slot x STORE_PG_WRITERS_MAX (slot_take) */
+	atomic_int slot;       /* the slot the health connection holds, or -1 */
+	bool node;		/* serve: take a slot (store_options.node) */
 	pthread_mutex_t mu; /* queues, reader lists, stats, health state */
 	pthread_cond_t cv_health;
 	struct pwriter *w;
@@ -93,6 +114,7 @@ struct pg_store {
 	pthread_key_t reader_key;
 	struct pconn *readers, *free_readers;
 	struct store_stats stats;
+	_Atomic uint64_t round_trips; /* the writers' (stats.round_trips) */
 	struct pg_listen *listen; /* serve's node membership (pg_listen.h), or NULL */
 };
 
@@ -233,33 +255,231 @@ static struct pstmt *conn_stmt(struct pconn *c, const char *sql, int *index)
 _Static_assert((PG_STMT_CACHE_MAX & (PG_STMT_CACHE_MAX - 1)) == 0,
 	       "the statement cache is an open-addressing table of a power of two");
 
+static void stmt_name(int index, char name[16])
+{
+	snprintf(name, 16, "s%d", index);
+}
+
+static void stmt_prepared(struct pstmt *slot, const char *sql)
+{
+	if (!slot->sql)
+		slot->sql = xstrdup(sql);
+	slot->prepared = true;
+}
+
+static bool result_ok(const PGresult *r)
+{
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+/* ---- pipeline mode (writers): one round trip per statement, the fixed
+ * commands riding along ---- */
+
+/* The fixed commands of a batch. Compared by address: pending[] holds these. */
+static const char SQL_BEGIN[] = "BEGIN", SQL_SAVEPOINT[] = "SAVEPOINT job",
+		  SQL_RELEASE[] = "RELEASE SAVEPOINT job",
+		  SQL_ROLLBACK_TO[] = "ROLLBACK TO SAVEPOINT job", SQL_COMMIT[] = "COMMIT";
+
+/* What one round trip sent, in order, and the answers. */
+struct pipe {
+	int n;
+	bool sent; /* every query of q is in libpq's hands */
+	const char *what[PG_PIPE_MAX];
+	PGresult *r[PG_PIPE_MAX];
+};
+
+static void pipe_clear(struct pipe *q)
+{
+	for (int i = 0; i < q->n; i++)
+		PQclear(q->r[i]);
+}
+
+/* Queues a command without parameters. */
+static void pipe_cmd(struct pconn *c, struct pipe *q, const char *sql)
+{
+	q->what[q->n++] = sql;
+	q->sent = q->sent && PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+/* The deferred commands go first: they belong before whatever comes next. */
+static struct pipe pipe_start(struct pconn *c)
+{
+	struct pipe q = {.sent = true};
+	for (int i = 0; i < c->npending; i++)
+		pipe_cmd(c, &q, c->pending[i]);
+	return q;
+}
+
+/* Queues the prepared statement of slot (a PREPARE first when new); returns
+ * the index of its answer, *prep that of the PREPARE or -1. */
+static int pipe_stmt_queue(struct pconn *c, struct pipe *q, struct pstmt *slot, int index,
+			   const char *sql, const struct pg_params *p, const char *what, int *prep)
+{
+	char name[16];
+	stmt_name(index, name);
+	*prep = -1;
+	if (!slot->prepared) {
+		*prep = q->n;
+		q->what[q->n++] = what;
+		q->sent = q->sent && PQsendPrepare(c->db, name, sql, 0, NULL) == 1;
+	}
+	q->what[q->n++] = what;
+	q->sent = q->sent && PQsendQueryPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL,
+						 NULL, 0) == 1;
+	return q->n - 1;
+}
+
+/* Reads the one answer of a query and the NULL that ends it; false when
+ * the connection failed instead. */
+static bool pipe_read_one(struct pconn *c, PGresult **out)
+{
+	*out = PQgetResult(c->db);
+	if (!*out)
+		return false;
+	PGresult *end = PQgetResult(c->db);
+	PQclear(end);
+	return !end && !conn_lost(c);
+}
+
+/* A Sync, then every answer of q in order: one round trip. The first failure
+ * is noted (conn_note_failure: a connection failure marks c broken) and its
+ * index returned; -1 when everything succeeded. After an error PostgreSQL
+ * skips the rest up to the Sync (PGRES_PIPELINE_ABORTED); inside BEGIN the
+ * transaction stays open, aborted, until ROLLBACK (TO SAVEPOINT). */
+static int pipe_sync(struct pconn *c, struct pipe *q)
+{
+	atomic_fetch_add_explicit(&c->owner->round_trips, 1, memory_order_relaxed);
+	metrics_count(store_m_round_trips, 0, 0, 1);
+	int bad = -1;
+	bool alive = q->sent && PQpipelineSync(c->db) == 1;
+	for (int i = 0; i < q->n; i++)
+		q->r[i] = NULL;
+	for (int i = 0; alive && i < q->n; i++) {
+		alive = pipe_read_one(c, &q->r[i]);
+		if (bad < 0 && !result_ok(q->r[i]))
+			bad = i;
+	}
+	if (alive) {
+		PGresult *sync = PQgetResult(c->db);
+		alive = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+		PQclear(sync);
+	}
+	if (!alive)
+		c->broken = true;
+	if (bad >= 0 || !alive) {
+		int at = bad >= 0 ? bad : 0;
+		conn_note_failure(c, bad >= 0 ? q->r[bad] : NULL, q->n ? q->what[at] : "pipeline");
+		if (!alive)
+			c->broken = true;
+		return at;
+	}
+	return -1;
+}
+
+static int conn_ensure(struct pconn *c);
+
+static int pipe_reconnect(struct pconn *c)
+{
+	conn_disconnect(c);
+	if (conn_ensure(c) != 0 || PQenterPipelineMode(c->db) != 1)
+		return -1;
+	c->sqlstate[0] = '\0';
+	c->retry = false;
+	return 0;
+}
+
+/* One statement of a write job with the deferred commands before it. A
+ * failure of a deferred command fails the batch (batch_failed); one of the
+ * statement fails the job. */
+static PGresult *pipe_exec_once(struct pconn *c, const char *sql, const struct pg_params *p,
+				const char *what)
+{
+	int index, prep;
+	struct pstmt *slot = conn_stmt(c, sql, &index);
+	if (!slot)
+		return NULL;
+	struct pipe q = pipe_start(c);
+	int fixed = q.n;
+	int at = pipe_stmt_queue(c, &q, slot, index, sql, p, what, &prep);
+	int bad = pipe_sync(c, &q);
+	if (prep >= 0 && result_ok(q.r[prep]))
+		stmt_prepared(slot, sql);
+	if (!c->broken)
+		c->npending = 0; /* answered, or skipped inside an aborted transaction */
+	if (bad >= 0 && bad < fixed)
+		c->batch_failed = true;
+	PGresult *r = NULL;
+	if (bad < 0) {
+		r = q.r[at];
+		q.r[at] = NULL;
+	} else {
+		c->job_failed = true;
+	}
+	pipe_clear(&q);
+	return r;
+}
+
+static PGresult *pipe_exec(struct pconn *c, const char *sql, const struct pg_params *p,
+			   const char *what)
+{
+	bool fresh = c->npending && c->pending[0] == SQL_BEGIN;
+	PGresult *r = pipe_exec_once(c, sql, p, what);
+	if (r || !fresh || !c->broken)
+		return r;
+	/* The connection was dead before this transaction began (the server
+	 * restarted while it was idle: libpq notices only now). Nothing ran on
+	 * it, so once more on a new one, instead of failing the first batch of
+	 * every writer after a restart. */
+	if (pipe_reconnect(c) != 0)
+		return NULL;
+	c->job_failed = false;
+	return pipe_exec_once(c, sql, p, what);
+}
+
+/* A fixed command for the next round trip; a full list goes out first. */
+static int pipe_defer(struct pconn *c, const char *sql)
+{
+	if (c->npending == PG_PENDING_MAX) {
+		struct pipe q = pipe_start(c);
+		int bad = pipe_sync(c, &q);
+		pipe_clear(&q);
+		if (bad >= 0) {
+			c->batch_failed = true;
+			return -1;
+		}
+		c->npending = 0;
+	}
+	c->pending[c->npending++] = sql;
+	return 0;
+}
+
 PGresult *pg_tx_exec(struct store_tx *tx, const char *sql, const struct pg_params *p,
 		     const char *what)
 {
 	struct pconn *c = conn_of(tx);
 	if (c->broken || !c->db)
 		return NULL;
+	if (c->pipe)
+		return pipe_exec(c, sql, p, what);
 	int index;
 	struct pstmt *slot = conn_stmt(c, sql, &index);
 	if (!slot)
 		return NULL;
 	char name[16];
-	snprintf(name, sizeof(name), "s%d", index);
+	stmt_name(index, name);
 	if (!slot->prepared) {
 		PGresult *r = PQprepare(c->db, name, sql, 0, NULL);
-		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		if (!result_ok(r)) {
 			conn_note_failure(c, r, what);
 			PQclear(r);
 			return NULL;
 		}
 		PQclear(r);
-		if (!slot->sql)
-			slot->sql = xstrdup(sql);
-		slot->prepared = true;
+		stmt_prepared(slot, sql);
 	}
 	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
-	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	if (result_ok(r))
 		return r;
 	conn_note_failure(c, r, what);
 	PQclear(r);
@@ -410,18 +630,57 @@ static bool health_wait(struct pg_store *s, int64_t us)
 	return go;
 }
 
+/* The node's shard slot (docs/store.md, "Shard slots"): a session-level
+ * advisory lock on the health connection, so N nodes starting at once never
+ * hold the same slot, and a node that dies frees its slot with its
+ * connection. The slot held before a reconnection is tried first, then the
+ * lowest free one, so restarts reuse slots and account_version keeps
+ * accounts x slots in use x K rows. Sharing a slot is never wrong (a version
+ * is a sum of counters that only grow), only slower: when none is free the
+ * node shares slot 0. */
+static void slot_take(struct pg_store *s, struct pconn *c)
+{
+	int prev = atomic_exchange(&s->slot, -1), got = -1;
+	for (int i = -1; i < PG_SLOTS && got < 0; i++) {
+		int slot = i < 0 ? prev : i;
+		if (slot < 0 || (i >= 0 && slot == prev))
+			continue;
+		struct pg_params p = {0};
+		pg_p_int(&p, PG_SLOT_LOCK);
+		pg_p_int(&p, slot);
+		PGresult *r = pg_tx_exec(&c->tx, "SELECT pg_try_advisory_lock($1::int, $2::int)", &p,
+					 "shard slot");
+		if (!r) {
+			atomic_store(&s->slot, prev); /* the next connection tries it first */
+			return;
+		}
+		if (!strcmp(PQgetvalue(r, 0, 0), "t"))
+			got = slot;
+		PQclear(r);
+	}
+	if (got < 0)
+		log_warn("store: all %d shard slots are held by other nodes; sharing slot 0",
+			 PG_SLOTS);
+	else if (got != prev)
+		log_info("store: shard slot %d", got);
+	atomic_store(&s->shard_base, (got < 0 ? 0 : got) * STORE_PG_WRITERS_MAX);
+	atomic_store(&s->slot, got);
+}
+
 /* One look: a ping on the health connection, or, when it is gone, a
  * connection attempt (and the migrations, the first time). Up or down is
  * decided here alone, so a connection that only one thread lost (its backend
  * terminated) does not keep the store down. */
 static bool health_check(struct pg_store *s, struct pconn *c)
 {
+	bool fresh = !c->db;
 	if (c->db) {
 		PGresult *r = PQexec(c->db, "SELECT 1");
 		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
 		PQclear(r);
 		if (!ok)
 			conn_disconnect(c);
+		fresh = !ok;
 	}
 	if (!c->db && conn_connect(c, !atomic_load(&s->up)) != 0)
 		return false;
@@ -430,6 +689,8 @@ static bool health_check(struct pg_store *s, struct pconn *c)
 		return false;
 	}
 	s->migrated = true;
+	if (fresh && s->node)
+		slot_take(s, c);
 	if (!atomic_exchange(&s->up, true))
 		log_info("store: PostgreSQL is reachable");
 	return true;
@@ -654,19 +915,23 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 
 enum job_outcome { JOB_RAN, JOB_AGAIN, JOB_LOST };
 
-/* Runs one job under its own savepoint. */
+/* Runs one job under its own savepoint. The SAVEPOINT goes out with the
+ * job's first statement, the RELEASE (and the ROLLBACK TO of a failed job)
+ * with the next job's, or with the batch's COMMIT; a job that issued no
+ * statement sends neither. */
 static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 {
-	if (conn_cmd(c, "SAVEPOINT job") != 0)
+	if (pipe_defer(c, SQL_SAVEPOINT) != 0)
 		return JOB_LOST;
 	c->retry = false;
+	c->job_failed = false;
 	c->sqlstate[0] = '\0';
 	c->in_tx = true;
 	j->rc = j->fn(&c->tx, j->arg);
 	c->in_tx = false;
-	if (c->broken || conn_lost(c))
+	if (c->broken || conn_lost(c) || c->batch_failed)
 		return JOB_LOST;
-	bool failed = PQtransactionStatus(c->db) == PQTRANS_INERROR;
+	bool failed = c->job_failed;
 	if (failed && j->rc == 0) {
 		log_err("store: a write job ignored a failed statement; it is rolled back");
 		j->rc = STORE_EIO;
@@ -677,9 +942,13 @@ static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 			c->sqlstate);
 		j->rc = STORE_EIO;
 	}
-	if ((failed || j->rc != 0 || again) && conn_cmd(c, "ROLLBACK TO SAVEPOINT job") != 0)
+	if (c->npending && c->pending[c->npending - 1] == SQL_SAVEPOINT) {
+		c->npending--; /* no statement: nothing to release or undo */
+		return JOB_RAN;
+	}
+	if ((failed || j->rc != 0 || again) && pipe_defer(c, SQL_ROLLBACK_TO) != 0)
 		return JOB_LOST;
-	if (conn_cmd(c, "RELEASE SAVEPOINT job") != 0)
+	if (pipe_defer(c, SQL_RELEASE) != 0)
 		return JOB_LOST;
 	return again ? JOB_AGAIN : JOB_RAN;
 }
@@ -690,9 +959,16 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* One account_version bump per account of the batch (account 0 for unscoped
- * jobs), in the batch's transaction, on this writer's own shard. */
-static int bump_versions(struct pwriter *w, struct pjob *ran)
+static const char BUMP_SQL[] =
+    "INSERT INTO account_version (account_id, shard, v) "
+    "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
+    "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1";
+
+/* The parameters of the account_version bump: one per account of the batch
+ * (account 0 for unscoped jobs), on this writer's own shard. false: no job
+ * of the batch moves a version. */
+static bool bump_params(struct pwriter *w, struct pjob *ran, char *list, size_t cap,
+			struct pg_params *p)
 {
 	int64_t acct[PG_BATCH_MAX];
 	size_t n = 0;
@@ -700,46 +976,52 @@ static int bump_versions(struct pwriter *w, struct pjob *ran)
 		if (j->scope >= 0)
 			acct[n++] = j->scope;
 	if (!n)
-		return 0;
+		return false;
 	qsort(acct, n, sizeof(acct[0]), cmp_i64);
-	char list[PG_BATCH_MAX * PG_NUM_MAX + 3];
 	size_t len = 0;
 	list[len++] = '{';
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || acct[i] != acct[i - 1])
-			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
+			len += (size_t)snprintf(list + len, cap - len, "%s%" PRId64,
 						len > 1 ? "," : "", acct[i]);
-	snprintf(list + len, sizeof(list) - len, "}");
-	struct pg_params p = {0};
-	pg_p_text(&p, list);
-	pg_p_int(&p, w->s->shard_base + w->index);
-	PGresult *r =
-	    pg_tx_exec(&w->conn->tx,
-		       "INSERT INTO account_version (account_id, shard, v) "
-		       "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
-		       "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1",
-		       &p, "account version");
-	PQclear(r);
-	return r ? 0 : -1;
+	snprintf(list + len, cap - len, "}");
+	pg_p_text(p, list);
+	pg_p_int(p, atomic_load_explicit(&w->s->shard_base, memory_order_relaxed) + w->index);
+	return true;
 }
 
-/* COMMIT, and what its answer means. Lost after COMMIT was sent: the server
- * may or may not have committed, so the jobs get STORE_EUNKNOWN (a kind of
- * STORE_EIO), never success. */
-static int commit(struct pconn *c)
+/* The deferred RELEASE, the version bump and COMMIT in one round trip, and
+ * what COMMIT's answer means. *sent_commit: COMMIT was handed to libpq, so
+ * from then on a lost connection leaves the outcome unknown (the jobs get
+ * STORE_EUNKNOWN, a kind of STORE_EIO, never success). */
+static int commit(struct pwriter *w, struct pjob *ran, bool *sent_commit)
 {
+	struct pconn *c = w->conn;
+	char list[PG_BATCH_MAX * PG_NUM_MAX + 3];
+	struct pg_params p = {0};
+	bool bump = bump_params(w, ran, list, sizeof(list), &p);
+	int index = 0, prep = -1;
+	struct pstmt *slot = bump ? conn_stmt(c, BUMP_SQL, &index) : NULL;
+	if (bump && !slot)
+		return -1;
 	int64_t t0 = time_mono_us();
-	PGresult *r = PQexec(c->db, "COMMIT");
-	bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
-	if (!ok && conn_lost(c)) {
-		c->broken = true;
+	struct pipe q = pipe_start(c);
+	if (bump)
+		pipe_stmt_queue(c, &q, slot, index, BUMP_SQL, &p, "account version", &prep);
+	int at = q.n;
+	pipe_cmd(c, &q, SQL_COMMIT);
+	*sent_commit = q.sent;
+	int bad = pipe_sync(c, &q);
+	if (prep >= 0 && result_ok(q.r[prep]))
+		stmt_prepared(slot, BUMP_SQL);
+	bool ok = bad < 0 && !strcmp(PQcmdStatus(q.r[at]), "COMMIT");
+	if (!ok && c->broken && *sent_commit)
 		log_err(
 		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
 		    "COMMIT was sent");
-	} else if (!ok) {
-		conn_note_failure(c, r, "COMMIT");
-	}
-	PQclear(r);
+	if (!c->broken)
+		c->npending = 0;
+	pipe_clear(&q);
 	if (!ok)
 		return -1;
 	metrics_count(store_m_commits, 0, 0, 1);
@@ -769,6 +1051,28 @@ static void keys_wait(struct pconn *c, struct pjob *ran)
 	fail_all(ran, STORE_EIO);
 }
 
+/* Pipeline mode for one batch: entered when it starts, left when every
+ * answer is in, so that keys_wait, ROLLBACK and the next migration see a
+ * plain connection. */
+static bool pipe_begin(struct pconn *c)
+{
+	c->npending = 0;
+	c->batch_failed = false;
+	if (conn_ensure(c) != 0 || PQenterPipelineMode(c->db) != 1)
+		return false;
+	c->pipe = true;
+	c->pending[c->npending++] = SQL_BEGIN;
+	return true;
+}
+
+static void pipe_end(struct pconn *c)
+{
+	if (c->pipe && c->db && !c->broken && PQexitPipelineMode(c->db) != 1)
+		c->broken = true;
+	c->pipe = false;
+	c->npending = 0;
+}
+
 /* Runs a batch: the jobs that ran (with their results) end up in *ran, the
  * ones to run again in *again. */
 static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, struct pjob **again)
@@ -776,9 +1080,8 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	struct pconn *c = w->conn;
 	struct pjob **rt = ran, **at = again;
 	*ran = *again = NULL;
-	bool lost = conn_ensure(c) != 0;
 	c->writing = true;
-	lost = lost || conn_begin(c, "BEGIN") != 0;
+	bool lost = !pipe_begin(c);
 	while (batch) {
 		struct pjob *j = batch;
 		batch = j->next;
@@ -794,12 +1097,9 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		}
 	}
 	bool sent_commit = false;
-	if (!lost && bump_versions(w, *ran) == 0) {
-		sent_commit = true;
-		lost = commit(c) != 0;
-	} else {
-		lost = true;
-	}
+	if (!lost)
+		lost = commit(w, *ran, &sent_commit) != 0;
+	pipe_end(c);
 	c->writing = false;
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
@@ -955,6 +1255,8 @@ struct store *store_pg_open(const char *conninfo, int writers, bool node)
 	s->base.ops = &pg_ops;
 	s->conninfo = xstrdup(conninfo);
 	s->nwriters = writers;
+	s->node = node;
+	atomic_init(&s->slot, -1);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv_health, NULL);
 	s->w = xcalloc((size_t)writers, sizeof(*s->w));
@@ -1041,6 +1343,7 @@ static void pg_stats(struct store *base, struct store_stats *out)
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
 	pthread_mutex_unlock(&s->mu);
+	out->round_trips = atomic_load_explicit(&s->round_trips, memory_order_relaxed);
 }
 
 const char *store_pg_conninfo(struct store *base)
@@ -1053,10 +1356,12 @@ int store_pg_writers(struct store *base)
 	return base->ops == &pg_ops ? ((struct pg_store *)base)->nwriters : 0;
 }
 
-void store_pg_set_shard_base(struct store *base, int shard_base)
+int store_pg_shard_base(struct store *base)
 {
-	if (base->ops == &pg_ops)
-		((struct pg_store *)base)->shard_base = shard_base;
+	if (base->ops != &pg_ops)
+		return -1;
+	struct pg_store *s = (struct pg_store *)base;
+	return s->node && atomic_load(&s->slot) < 0 ? -1 : atomic_load(&s->shard_base);
 }
 
 static const struct store_ops pg_ops = {

@@ -12,7 +12,9 @@ const char *store_pg_conninfo(struct store *s);
 /* The node's writer threads (--pg-writers), or 0. */
 int store_pg_writers(struct store *s);
 /* The first account_version shard of this node's writers (writer i bumps
- * shard base + i); 0 until set. Call before any write. */
-void store_pg_set_shard_base(struct store *s, int shard_base);
+ * shard base + i): its shard slot x STORE_PG_WRITERS_MAX, taken by the
+ * health thread when it connects (store_options.node only; others bump
+ * slot 0's rows). -1 while a node holds no slot yet, or for another backend. */
+int store_pg_shard_base(struct store *s);
 
 #endif

@@ -32,6 +32,7 @@
 #include "store/store.h"
 #ifdef SAGFLOW_POSTGRES
 #include "store/pg_internal.h"
+#include "store/store_pg.h"
 #endif
 
 #define TEST_THREADS 16
@@ -1732,6 +1733,316 @@ static void test_pg_check_and_set(void **state)
 	store_close(node[0]);
 }
 
+/* ---- the pipelined writer (store_pg.c): round trips and error paths ---- */
+
+enum pipe_kind { PIPE_OK, PIPE_FAIL_AFTER, PIPE_BAD_SQL, PIPE_SECOND_FAILS, PIPE_NOOP };
+
+struct pipe_job {
+	int64_t id;
+	enum pipe_kind kind;
+	int rc, calls;
+	int *statements; /* statements sent, for the round-trip count */
+	pthread_mutex_t *mu;
+	pthread_cond_t *cv;
+	int *pending;
+};
+
+static int pipe_job_fn(struct store_tx *tx, void *arg)
+{
+	struct pipe_job *j = arg;
+	j->calls++;
+	int64_t v[2] = {j->id, j->id * 3};
+	switch (j->kind) {
+	case PIPE_NOOP:
+		return 0;
+	case PIPE_BAD_SQL: /* a PREPARE that fails: the job fails, the batch goes on */
+		++*j->statements;
+		return t_exec(tx, "INSERT INTO t(id, no_such_column) VALUES ($1, $2)", 2, v, NULL);
+	default:
+		break;
+	}
+	++*j->statements;
+	int rc = t_exec(tx, "INSERT INTO t(id, v) VALUES ($1, $2)", 2, v, NULL);
+	if (rc == 0 && j->kind == PIPE_SECOND_FAILS) {
+		/* The first insert succeeded; this one fails: both must go. */
+		++*j->statements;
+		int64_t bad[1] = {j->id};
+		rc = t_exec(tx, "INSERT INTO t(id, v) VALUES ($1, NULL)", 1, bad, NULL);
+	}
+	return rc == 0 && j->kind == PIPE_FAIL_AFTER ? ERR_INVALID_PARAMETER : rc;
+}
+
+static void pipe_job_done(void *arg, int rc)
+{
+	struct pipe_job *j = arg;
+	pthread_mutex_lock(j->mu);
+	j->rc = rc;
+	if (--*j->pending == 0)
+		pthread_cond_broadcast(j->cv);
+	pthread_mutex_unlock(j->mu);
+}
+
+/* One batch of jobs of every kind, failures in the middle: each failing job's
+ * own rows are rolled back to its savepoint, the others commit, and the
+ * whole batch costs one round trip per statement plus one for the version
+ * bump and COMMIT (BEGIN, SAVEPOINT, ROLLBACK TO and RELEASE ride along). */
+static void test_pg_pipelined_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	assert_int_equal(store_write(s, make_table, NULL), 0);
+	enum { N = 24 };
+	static const enum pipe_kind kinds[] = {PIPE_OK, PIPE_FAIL_AFTER, PIPE_OK, PIPE_BAD_SQL,
+					       PIPE_NOOP, PIPE_SECOND_FAILS, PIPE_OK, PIPE_OK};
+	struct pipe_job jobs[N];
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = N, statements = 0;
+	struct gate g;
+	gate_close(s, &g);
+	struct store_stats before;
+	store_stats(s, &before);
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct pipe_job){.id = i + 1, .kind = kinds[i % 8], .rc = -99,
+					    .statements = &statements, .mu = &mu, .cv = &cv,
+					    .pending = &pending};
+		store_write_async(s, pipe_job_fn, &jobs[i], pipe_job_done);
+	}
+	gate_open(&g);
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	int64_t ok = 0;
+	for (int i = 0; i < N; i++) {
+		enum pipe_kind k = jobs[i].kind;
+		bool good = k == PIPE_OK || k == PIPE_NOOP;
+		assert_int_equal(jobs[i].calls, 1);
+		assert_int_equal(jobs[i].rc, k == PIPE_FAIL_AFTER ? ERR_INVALID_PARAMETER
+					     : good		  ? 0
+								  : STORE_EIO);
+		struct lookup l = {.id = i + 1};
+		assert_int_equal(store_read(s, get_row, &l), 0);
+		assert_int_equal(l.found, k == PIPE_OK);
+		ok += k == PIPE_OK;
+	}
+	int64_t count = 0;
+	assert_int_equal(store_read(s, count_rows, &count), 0);
+	assert_int_equal(count, ok);
+	struct store_stats after;
+	store_stats(s, &after);
+	assert_int_equal(after.max_batch, N); /* they did share one transaction */
+	/* The gate's batch: its COMMIT alone; then ours: statements + 1. */
+	assert_int_equal(after.round_trips - before.round_trips, 1 + statements + 1);
+	print_message("pipelined batch: %d jobs, %d statements, %llu round trips\n", N, statements,
+		      (unsigned long long)(after.round_trips - before.round_trips - 1));
+	store_close(s);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+
+/* Two jobs on two stores (two nodes' writers) lock rows 1 and 2 in opposite
+ * orders at the same moment: PostgreSQL kills one with 40P01, whose
+ * savepoint is rolled back and which runs again in its writer's next batch,
+ * after the winner committed. Both succeed, the victim ran twice, and each
+ * update is in the table once. */
+struct dl_shared {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int locked; /* first runs that hold their first row */
+};
+
+struct dl_job {
+	struct dl_shared *sh;
+	struct store *s;
+	int64_t first, second;
+	int rc, calls;
+};
+
+static bool dl_wait_both(struct dl_shared *sh)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&sh->mu);
+	sh->locked++;
+	pthread_cond_broadcast(&sh->cv);
+	while (sh->locked < 2 && pthread_cond_timedwait(&sh->cv, &sh->mu, &until) == 0)
+		;
+	bool both = sh->locked >= 2;
+	pthread_mutex_unlock(&sh->mu);
+	return both;
+}
+
+static int dl_job_fn(struct store_tx *tx, void *arg)
+{
+	struct dl_job *j = arg;
+	int64_t a[1] = {j->first}, b[1] = {j->second};
+	bool first_run = j->calls++ == 0;
+	int rc = t_exec(tx, "UPDATE t SET v = v + 1 WHERE id = $1", 1, a, NULL);
+	if (rc == 0 && first_run && !dl_wait_both(j->sh))
+		return STORE_EIO;
+	return rc ? rc : t_exec(tx, "UPDATE t SET v = v + 1 WHERE id = $1", 1, b, NULL);
+}
+
+static void *dl_main(void *arg)
+{
+	struct dl_job *j = arg;
+	j->rc = store_write(j->s, dl_job_fn, j);
+	return NULL;
+}
+
+static void test_pg_deadlock_requeued(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *c = pg_admin(NULL);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET deadlock_timeout = '100ms'", f->dbname);
+	pg_ok(c, sql);
+	PQfinish(c);
+	struct store *s[2] = {store_open(f->path), store_open(f->path)};
+	assert_non_null(s[0]);
+	assert_non_null(s[1]);
+	assert_int_equal(store_write(s[0], make_table, NULL), 0);
+	struct row r1 = {.id = 1, .v = 0}, r2 = {.id = 2, .v = 0};
+	assert_int_equal(store_write(s[0], insert_row, &r1), 0);
+	assert_int_equal(store_write(s[0], insert_row, &r2), 0);
+	struct dl_shared sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct dl_job j[2] = {{.sh = &sh, .s = s[0], .first = 1, .second = 2},
+			      {.sh = &sh, .s = s[1], .first = 2, .second = 1}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, dl_main, &j[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(j[0].rc, 0);
+	assert_int_equal(j[1].rc, 0);
+	/* The victim ran again (PostgreSQL may pick both when their detectors
+	 * run at nearly the same moment: each then runs twice). */
+	assert_true(j[0].calls + j[1].calls >= 3);
+	store_close(s[1]); /* a backend that exits reports its statistics */
+	store_close(s[0]);
+	c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT sum(v) FROM t"), 4); /* each update once */
+	/* and the report reaches pg_stat_database a little later. */
+	int64_t deadlocks = 0;
+	for (int i = 0; i < 300 && deadlocks < 1; i++, usleep(10000))
+		deadlocks = pg_scalar(c, "SELECT deadlocks FROM pg_stat_database "
+					 "WHERE datname = current_database()");
+	assert_true(deadlocks >= 1);
+	PQfinish(c);
+}
+
+/* ---- shard slots: N nodes starting at once hold distinct ones ---- */
+
+#define TEST_PG_NODES 4
+
+struct slot_open {
+	const char *path;
+	struct store *s;
+};
+
+static void *slot_open_main(void *arg)
+{
+	struct slot_open *o = arg;
+	o->s = store_open_with(o->path, &(struct store_options){.node = true});
+	return NULL;
+}
+
+static int slot_wait(struct store *s)
+{
+	for (int i = 0; i < 1000 && store_pg_shard_base(s) < 0; i++)
+		usleep(10000);
+	return store_pg_shard_base(s);
+}
+
+static int noop_statementless(struct store_tx *tx, void *arg)
+{
+	return 0; /* no statement: the batch's version bump is the write */
+}
+
+struct wait_done {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int rc;
+	bool done;
+};
+
+static void wait_done_fn(void *arg, int rc)
+{
+	struct wait_done *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->done = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* A statementless job scoped to account, waited for. */
+static int bump_scoped(struct store *s, int64_t account)
+{
+	struct wait_done w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	store_write_async_scoped(s, account, noop_statementless, &w, wait_done_fn);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	return w.rc;
+}
+
+static void test_pg_shard_slots(void **state)
+{
+	struct fixture *f = *state;
+	struct slot_open o[TEST_PG_NODES];
+	pthread_t th[TEST_PG_NODES];
+	for (int i = 0; i < TEST_PG_NODES; i++) {
+		o[i] = (struct slot_open){.path = f->path};
+		assert_int_equal(pthread_create(&th[i], NULL, slot_open_main, &o[i]), 0);
+	}
+	for (int i = 0; i < TEST_PG_NODES; i++) {
+		pthread_join(th[i], NULL);
+		assert_non_null(o[i].s);
+	}
+	bool seen[TEST_PG_NODES] = {false};
+	int freed = -1;
+	for (int i = 0; i < TEST_PG_NODES; i++) {
+		int base = slot_wait(o[i].s);
+		/* The lowest free slots, one each: 0, 64, 128, 192 in some order. */
+		assert_true(base >= 0 && base % STORE_PG_WRITERS_MAX == 0);
+		assert_true(base / STORE_PG_WRITERS_MAX < TEST_PG_NODES);
+		assert_false(seen[base / STORE_PG_WRITERS_MAX]);
+		seen[base / STORE_PG_WRITERS_MAX] = true;
+		if (base == STORE_PG_WRITERS_MAX)
+			freed = i;
+	}
+	/* Each node's writers bump rows of their own slot. */
+	int64_t account;
+	assert_int_equal(store_write(o[0].s, ensure_account_id, &account), 0);
+	for (int i = 0; i < TEST_PG_NODES; i++)
+		assert_int_equal(bump_scoped(o[i].s, account), 0);
+	PGconn *c = pg_admin(f->dbname);
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(DISTINCT shard / %d) FROM account_version WHERE account_id = %lld",
+		 STORE_PG_WRITERS_MAX, (long long)account);
+	assert_int_equal(pg_scalar(c, sql), TEST_PG_NODES);
+	/* A stopped node frees its slot; the next node to start takes it. */
+	assert_true(freed >= 0);
+	store_close(o[freed].s);
+	o[freed].s = store_open_with(f->path, &(struct store_options){.node = true});
+	assert_non_null(o[freed].s);
+	assert_int_equal(slot_wait(o[freed].s), STORE_PG_WRITERS_MAX);
+	/* A store that is not a node (the keys CLI) holds none: slot 0's rows. */
+	struct store *cli = store_open(f->path);
+	assert_non_null(cli);
+	assert_int_equal(store_pg_shard_base(cli), 0);
+	store_close(cli);
+	PQfinish(c);
+	for (int i = 0; i < TEST_PG_NODES; i++)
+		store_close(o[i].s);
+}
+
 /* Runs SAGFLOW_TEST_PG_CTL (pg_ctl) with args on SAGFLOW_TEST_PG_DATA, as
  * the data directory's owner when we are root (PostgreSQL refuses root). */
 static void pg_ctl(const char *action, const char *mode)
@@ -1907,6 +2218,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_version_scopes, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_kill9_durability, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_immediate_stop, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_pipelined_batch, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_deadlock_requeued, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_shard_slots, setup_pg, teardown_pg),
 	};
 	failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, NULL, NULL);
 #else
