@@ -1,6 +1,7 @@
 #include "store/pg_admit.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,30 +9,35 @@
 
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "core/xmalloc.h"
 #include "store/pg_nodes.h"
 
 #define PG_NUM_TEXT 24 /* an int64 in decimal with sign and NUL */
 
-/* The nonce insert, the account's version and the horizon in one snapshot.
- * The version is read after the request arrived, so a cached answer labelled
- * with an older sum is never served after a write another node acknowledged
- * (each writer's bump commits with its batch). Account 0's rows count the
- * unscoped writes (sql/pg/0001), which may change any account's answers. */
-#define PG_ADMIT_INSERT                                                                            \
-	"WITH n AS (INSERT INTO nonce VALUES ($1::smallint, $2::uuid) ON CONFLICT DO NOTHING "     \
-	"RETURNING 1) SELECT (SELECT count(*) FROM n), "
-#define PG_ADMIT_HORIZON                                                                           \
-	"(SELECT floor(extract(epoch FROM horizon))::bigint FROM nonce_marker WHERE id = 1)"
-static const struct {
-	const char *name, *sql;
-	int nparams;
-} pg_admit_stmt[2] = {
-    {"sagflow_admit", PG_ADMIT_INSERT "0::bigint, " PG_ADMIT_HORIZON, 2},
-    {"sagflow_admit_label",
-     PG_ADMIT_INSERT "(SELECT coalesce(sum(v), 0) FROM account_version WHERE account_id IN "
-		     "($3::bigint, 0))::bigint, " PG_ADMIT_HORIZON,
-     3},
-};
+/* A batch of admissions in one statement and one snapshot: each member's
+ * nonce insert, its account's version sum and the horizon marker. unnest()
+ * WITH ORDINALITY gives every member its own row back (i: its place in the
+ * arrays); an inserted row comes back from RETURNING, a replay does not. The
+ * tags are distinct (pg_admit_batch removes duplicates first: two equal rows
+ * in one INSERT could not be told apart by RETURNING). The version is read
+ * after every member arrived (the statement starts after the batch was
+ * taken), so a cached answer labelled with an older sum is never served
+ * after a write another node acknowledged (each writer's bump commits with
+ * its batch). Account 0's rows count the unscoped writes (sql/pg/0001),
+ * which may change any account's answers; a NULL account wants no label. */
+static const char PG_ADMIT_NAME[] = "sagflow_admit_batch";
+static const char PG_ADMIT_SQL[] =
+    "WITH r AS (SELECT * FROM unnest($1::smallint[], $2::uuid[], $3::bigint[]) "
+    "WITH ORDINALITY AS r(bucket, tag, account, i)), "
+    "n AS (INSERT INTO nonce (bucket, tag) SELECT bucket, tag FROM r "
+    "ON CONFLICT DO NOTHING RETURNING bucket, tag), "
+    "v AS (SELECT a.account, (SELECT coalesce(sum(v), 0) FROM account_version "
+    "WHERE account_id IN (a.account, 0))::bigint AS v "
+    "FROM (SELECT DISTINCT account FROM r WHERE account IS NOT NULL) a) "
+    "SELECT r.i, n.tag IS NOT NULL, coalesce(v.v, 0), "
+    "(SELECT floor(extract(epoch FROM horizon))::bigint FROM nonce_marker WHERE id = 1) "
+    "FROM r LEFT JOIN n ON n.bucket = r.bucket AND n.tag = r.tag "
+    "LEFT JOIN v ON v.account = r.account ORDER BY r.i";
 #define PG_SQLSTATE_NO_STATEMENT "26000" /* invalid_sql_statement_name */
 /* Only after a crash: the first node to notice sets the horizon; the others'
  * inserts do nothing and read it. */
@@ -57,12 +63,72 @@ static int64_t field_i64(PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+/* Waits for the socket until the monotonic deadline: false on timeout. */
+static bool wait_readable(PGconn *c, int64_t deadline_us)
+{
+	int64_t left = deadline_us - time_mono_us();
+	if (left <= 0)
+		return false;
+	struct pollfd pf = {.fd = PQsocket(c), .events = POLLIN};
+	int rc = poll(&pf, 1, (int)((left + 999) / 1000));
+	return rc != 0; /* an error is for PQconsumeInput to report */
+}
+
+/* The last result of the command sent, read without blocking past the
+ * deadline; NULL with *timed_out when it passed (the connection is then in
+ * the middle of a command: the caller must drop it). */
+static PGresult *result_until(PGconn *c, int64_t deadline_us, bool *timed_out)
+{
+	PGresult *last = NULL;
+	for (;;) {
+		while (PQisBusy(c)) {
+			if (!wait_readable(c, deadline_us)) {
+				*timed_out = true;
+				PQclear(last);
+				return NULL;
+			}
+			if (!PQconsumeInput(c))
+				break; /* PQgetResult reports the failure */
+		}
+		PGresult *r = PQgetResult(c);
+		if (!r)
+			return last;
+		PQclear(last);
+		last = r;
+	}
+}
+
+/* Runs the admission statement prepared, within the deadline: a connection
+ * that has not prepared it yet (new, or reconnected) says so, and it is
+ * prepared and run again. So no per-connection state is needed here, and each
+ * later call is one round trip. */
+static PGresult *admit_exec(PGconn *c, const char *const vals[3], int64_t deadline_us,
+			    bool *timed_out)
+{
+	for (int attempt = 0;; attempt++) {
+		if (!PQsendQueryPrepared(c, PG_ADMIT_NAME, 3, vals, NULL, NULL, 0))
+			return NULL;
+		PGresult *r = result_until(c, deadline_us, timed_out);
+		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (attempt > 0 || !st || strcmp(st, PG_SQLSTATE_NO_STATEMENT) != 0)
+			return r;
+		PQclear(r);
+		if (!PQsendPrepare(c, PG_ADMIT_NAME, PG_ADMIT_SQL, 3, NULL))
+			return NULL;
+		r = result_until(c, deadline_us, timed_out);
+		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+			return r;
+		PQclear(r);
+	}
+}
+
 /* The horizon after the marker was found missing; -1 on error. */
-static int64_t horizon_restore(PGconn *c)
+static int64_t horizon_restore(PGconn *c, int64_t deadline_us, bool *timed_out)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		PGresult *r = PQexec(c, PG_HORIZON_SQL);
-		bool ok = result_ok(r, 1, 1, "nonce horizon");
+		PGresult *r = PQsendQuery(c, PG_HORIZON_SQL) ? result_until(c, deadline_us, timed_out)
+							     : NULL;
+		bool ok = r && result_ok(r, 1, 1, "nonce horizon");
 		bool null = ok && PQgetisnull(r, 0, 0);
 		int64_t h = ok && !null ? field_i64(r, 0, 0) : -1;
 		PQclear(r);
@@ -81,52 +147,136 @@ static int64_t horizon_restore(PGconn *c)
 	return -1;
 }
 
-/* Runs admission statement i prepared: a connection that has not prepared it
- * yet (new, or reconnected) says so, and it is prepared and run again. So no
- * per-connection state is needed here, and each later call is one round trip. */
-static PGresult *admit_exec(PGconn *c, int i, const char *const *vals)
+/* Marks each item that repeats an earlier one's (bucket, tag) as a replay
+ * (dup[i] = true) and fills sent[] with the indexes of the others. */
+static size_t dedupe(const struct pg_admit_item *it, size_t n, bool dup[], size_t sent[])
 {
-	for (int attempt = 0;; attempt++) {
-		PGresult *r = PQexecPrepared(c, pg_admit_stmt[i].name, pg_admit_stmt[i].nparams,
-					     vals, NULL, NULL, 0);
-		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		if (attempt > 0 || !st || strcmp(st, PG_SQLSTATE_NO_STATEMENT) != 0)
-			return r;
-		PQclear(r);
-		r = PQprepare(c, pg_admit_stmt[i].name, pg_admit_stmt[i].sql, 0, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			return r;
-		PQclear(r);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		dup[i] = false;
+		for (size_t j = 0; j < k && !dup[i]; j++) {
+			const struct pg_admit_item *o = &it[sent[j]];
+			dup[i] = o->bucket == it[i].bucket && !memcmp(o->tag, it[i].tag, sizeof(o->tag));
+		}
+		if (!dup[i])
+			sent[k++] = i;
 	}
+	return k;
+}
+
+/* Array literals for the statement: {b,...}, {tag,...}, {account|NULL,...}. */
+struct admit_arrays {
+	char bucket[PG_ADMIT_BATCH_MAX * 4 + 3];
+	char tag[PG_ADMIT_BATCH_MAX * (PG_NONCE_TAG_TEXT + 1) + 3];
+	char account[PG_ADMIT_BATCH_MAX * PG_NUM_TEXT + 3];
+};
+
+static void arrays_build(const struct pg_admit_item *it, const size_t sent[], size_t k,
+			 struct admit_arrays *a)
+{
+	size_t lb = 0, lt = 0, la = 0;
+	for (size_t j = 0; j < k; j++) {
+		const struct pg_admit_item *x = &it[sent[j]];
+		char sep = j ? ',' : '{';
+		lb += (size_t)snprintf(a->bucket + lb, sizeof(a->bucket) - lb, "%c%u", sep, x->bucket);
+		lt += (size_t)snprintf(a->tag + lt, sizeof(a->tag) - lt, "%c%s", sep, x->tag);
+		if (x->label)
+			la += (size_t)snprintf(a->account + la, sizeof(a->account) - la,
+					       "%c%" PRId64, sep, x->account);
+		else
+			la += (size_t)snprintf(a->account + la, sizeof(a->account) - la, "%cNULL",
+					       sep);
+	}
+	snprintf(a->bucket + lb, sizeof(a->bucket) - lb, "}");
+	snprintf(a->tag + lt, sizeof(a->tag) - lt, "}");
+	snprintf(a->account + la, sizeof(a->account) - la, "}");
+}
+
+static void fail_all(struct pg_admit_item *it, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		it[i].result = STORE_ADMIT_UNAVAIL;
+}
+
+/* Reads the statement's rows into the sent items: fresh, version; and the
+ * horizon (NULL: the marker is missing, *marker false). 0, or -1 on a result
+ * of the wrong shape. */
+static int rows_read(PGresult *r, struct pg_admit_item *it, const size_t sent[], size_t k,
+		     bool fresh[], bool *marker, int64_t *horizon)
+{
+	if (!result_ok(r, (int)k, 4, "admit"))
+		return -1;
+	for (size_t j = 0; j < k; j++) {
+		if (field_i64(r, (int)j, 0) != (int64_t)j + 1)
+			return -1;
+		fresh[sent[j]] = PQgetvalue(r, (int)j, 1)[0] == 't';
+		it[sent[j]].version = (uint64_t)field_i64(r, (int)j, 2);
+	}
+	*marker = !PQgetisnull(r, 0, 3);
+	*horizon = field_i64(r, 0, 3);
+	return 0;
+}
+
+/* Each item's answer, once the statement ran. The horizon decides before the
+ * nonce: a replay of a pre-crash request finds the (emptied) table fresh. */
+static void answer(struct pg_admit_item *it, size_t n, const bool dup[], const bool fresh[],
+		   int64_t horizon)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (pg_horizon_refuses(it[i].ts_s, it[i].now_s, horizon))
+			it[i].result = STORE_ADMIT_EARLY;
+		else if (dup[i] || !fresh[i])
+			it[i].result = STORE_ADMIT_USED;
+		else
+			it[i].result = STORE_ADMIT_FRESH;
+		if (it[i].result != STORE_ADMIT_FRESH || !it[i].label)
+			it[i].version = 0;
+	}
+}
+
+bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n)
+{
+	bool dup[PG_ADMIT_BATCH_MAX], fresh[PG_ADMIT_BATCH_MAX] = {false}, timed_out = false;
+	size_t sent[PG_ADMIT_BATCH_MAX];
+	if (n == 0 || n > PG_ADMIT_BATCH_MAX) {
+		fail_all(it, n);
+		return true;
+	}
+	size_t k = dedupe(it, n, dup, sent);
+	struct admit_arrays *arr = xmalloc(sizeof(*arr));
+	arrays_build(it, sent, k, arr);
+	const char *vals[3] = {arr->bucket, arr->tag, arr->account};
+	int64_t deadline = time_mono_us() + (int64_t)PG_ADMIT_EXEC_MS * 1000;
+	PGresult *r = admit_exec(c, vals, deadline, &timed_out);
+	free(arr);
+	bool marker = false;
+	int64_t horizon = 0;
+	int rc = r ? rows_read(r, it, sent, k, fresh, &marker, &horizon) : -1;
+	if (!r && !timed_out)
+		log_err("pg: admit: %s", PQerrorMessage(c));
+	PQclear(r);
+	if (rc == 0 && !marker && (horizon = horizon_restore(c, deadline, &timed_out)) < 0)
+		rc = -1;
+	if (timed_out)
+		log_err("pg: admit: no answer within %d ms; dropping the connection",
+			PG_ADMIT_EXEC_MS);
+	if (rc != 0) {
+		fail_all(it, n);
+		return !timed_out && PQstatus(c) == CONNECTION_OK &&
+		       PQtransactionStatus(c) == PQTRANS_IDLE;
+	}
+	answer(it, n, dup, fresh, horizon);
+	return true;
 }
 
 enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uint64_t *version)
 {
-	char bucket[PG_NUM_TEXT], tag[PG_NONCE_TAG_TEXT + 1], acct[PG_NUM_TEXT];
-	snprintf(bucket, sizeof(bucket), "%u", pg_nonce_bucket(a->expires_s));
-	pg_nonce_tag(a->who, a->nonce, tag);
-	snprintf(acct, sizeof(acct), "%" PRId64, a->account);
-	const char *vals[] = {bucket, tag, acct};
-	PGresult *r = admit_exec(c, version ? 1 : 0, vals);
-	if (!result_ok(r, 1, 3, "admit")) {
-		PQclear(r);
-		return STORE_ADMIT_UNAVAIL;
-	}
-	bool fresh = field_i64(r, 0, 0) == 1, marker = !PQgetisnull(r, 0, 2);
-	uint64_t v = (uint64_t)field_i64(r, 0, 1);
-	int64_t horizon = field_i64(r, 0, 2);
-	PQclear(r);
-	if (!marker && (horizon = horizon_restore(c)) < 0)
-		return STORE_ADMIT_UNAVAIL;
-	/* Before the nonce: a replay of a pre-crash request finds the (emptied)
-	 * table fresh, so the horizon must decide first. */
-	if (pg_horizon_refuses(a->ts_s, a->now_s, horizon))
-		return STORE_ADMIT_EARLY;
-	if (!fresh)
-		return STORE_ADMIT_USED;
-	if (version)
-		*version = v;
-	return STORE_ADMIT_FRESH;
+	struct pg_admit_item it;
+	pg_admit_item_of(a, version != NULL, &it);
+	pg_admit_batch(c, &it, 1);
+	if (it.result == STORE_ADMIT_FRESH && version)
+		*version = it.version;
+	return it.result;
 }
 
 /* -1 error, 0 another node holds the lock, 1 this connection holds it. */

@@ -3,6 +3,7 @@
  * value for a store of another backend. */
 #ifndef STORE_STORE_PG_H
 #define STORE_STORE_PG_H
+#include <stdbool.h>
 
 struct store;
 
@@ -14,5 +15,10 @@ int store_pg_writers(struct store *s);
 /* The first account_version shard of this node's writers (writer i bumps
  * shard base + i); 0 until set. Call before any write. */
 void store_pg_set_shard_base(struct store *s, int shard_base);
+
+/* The admission batcher's counters (pg_admitq.h); false, and nothing
+ * written, when s is not PostgreSQL. */
+struct pg_admitq_stats;
+bool store_pg_admit_stats(struct store *s, struct pg_admitq_stats *out);
 
 #endif
