@@ -83,10 +83,10 @@ TICK=$(getconf CLK_TCK)
 pg_cpu() {
 	local pm
 	pm=$(head -1 "$SAGFLOW_TEST_PG_DATA/postmaster.pid")
-	awk -v pm="$pm" -v tick="$TICK" '{ sub(/^.*\) /, ""); if ($2 == pm || FILENAME ~ "/" pm "/") t += $12 + $13 }
-		END { printf "%.6f", t / tick }' /proc/[0-9]*/stat 2>/dev/null
+	for p in $pm $(pgrep -P "$pm"); do cat "/proc/$p/stat" 2>/dev/null; done |
+		awk -v tick="$TICK" '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%.6f", t / tick }'
 }
-proc_cpu() { awk -v tick="$TICK" '{ sub(/^.*\) /, ""); printf "%.6f", ($12 + $13) / tick }' "/proc/$1/stat"; }
+proc_cpu() { cat "/proc/$1/stat" | awk -v tick="$TICK" '{ sub(/^.*\) /, ""); printf "%.6f", ($12 + $13) / tick }'; }
 lg_cpu() {
 	local pid=$1 p0 s0 out
 	shift

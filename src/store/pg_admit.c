@@ -14,30 +14,31 @@
 
 #define PG_NUM_TEXT 24 /* an int64 in decimal with sign and NUL */
 
-/* A batch of admissions in one statement and one snapshot: each member's
- * nonce insert, its account's version sum and the horizon marker. unnest()
- * WITH ORDINALITY gives every member its own row back (i: its place in the
- * arrays); an inserted row comes back from RETURNING, a replay does not. The
+/* A batch of admissions in one statement and one snapshot: every member's
+ * nonce insert, the version sums of the members' accounts and the horizon
+ * marker. The rows say what happened, by kind: 0 an inserted (fresh) nonce
+ * (bucket, tag) from RETURNING — a replay returns nothing —, 1 an account's
+ * sum (account_id, sum), 2 the horizon (absent: the marker is missing). The
  * tags are distinct (pg_admit_batch removes duplicates first: two equal rows
- * in one INSERT could not be told apart by RETURNING). The version is read
- * after every member arrived (the statement starts after the batch was
- * taken), so a cached answer labelled with an older sum is never served
- * after a write another node acknowledged (each writer's bump commits with
- * its batch). Account 0's rows count the unscoped writes (sql/pg/0001),
- * which may change any account's answers; a NULL account wants no label. */
+ * in one INSERT could not be told apart by RETURNING), so a returned row
+ * names one member. The sums are read after every member arrived (the
+ * statement starts after the batch was taken), so a cached answer labelled
+ * with an older sum is never served after a write another node acknowledged
+ * (each writer's bump commits with its batch). Account 0's rows count the
+ * unscoped writes (sql/pg/0001), which may change any account's answers.
+ * Why one row per outcome rather than one per member (unnest WITH
+ * ORDINALITY joined to the insert's RETURNING): that plan sorts and joins,
+ * and measured here cost more CPU than the inserts it batches. */
 static const char PG_ADMIT_NAME[] = "sagflow_admit_batch";
 static const char PG_ADMIT_SQL[] =
-    "WITH r AS (SELECT * FROM unnest($1::smallint[], $2::uuid[], $3::bigint[]) "
-    "WITH ORDINALITY AS r(bucket, tag, account, i)), "
-    "n AS (INSERT INTO nonce (bucket, tag) SELECT bucket, tag FROM r "
-    "ON CONFLICT DO NOTHING RETURNING bucket, tag), "
-    "v AS (SELECT a.account, (SELECT coalesce(sum(v), 0) FROM account_version "
-    "WHERE account_id IN (a.account, 0))::bigint AS v "
-    "FROM (SELECT DISTINCT account FROM r WHERE account IS NOT NULL) a) "
-    "SELECT r.i, n.tag IS NOT NULL, coalesce(v.v, 0), "
-    "(SELECT floor(extract(epoch FROM horizon))::bigint FROM nonce_marker WHERE id = 1) "
-    "FROM r LEFT JOIN n ON n.bucket = r.bucket AND n.tag = r.tag "
-    "LEFT JOIN v ON v.account = r.account ORDER BY r.i";
+    "WITH n AS (INSERT INTO nonce (bucket, tag) SELECT * FROM unnest($1::smallint[], "
+    "$2::uuid[]) ON CONFLICT DO NOTHING RETURNING bucket, tag) "
+    "SELECT 0, bucket::bigint, tag::text FROM n "
+    "UNION ALL SELECT 1, account_id, sum(v)::text FROM account_version "
+    "WHERE account_id = ANY ($3::bigint[]) GROUP BY account_id "
+    "UNION ALL SELECT 2, floor(extract(epoch FROM horizon))::bigint, NULL FROM nonce_marker "
+    "WHERE id = 1";
+enum { ROW_FRESH, ROW_SUM, ROW_HORIZON };
 #define PG_SQLSTATE_NO_STATEMENT "26000" /* invalid_sql_statement_name */
 /* Only after a crash: the first node to notice sets the horizon; the others'
  * inserts do nothing and read it. */
@@ -164,32 +165,58 @@ static size_t dedupe(const struct pg_admit_item *it, size_t n, bool dup[], size_
 	return k;
 }
 
-/* Array literals for the statement: {b,...}, {tag,...}, {account|NULL,...}. */
+/* Array literals for the statement: {b,...}, {tag,...}, and the distinct
+ * accounts that want a label, with 0 ({} when none does). */
 struct admit_arrays {
 	char bucket[PG_ADMIT_BATCH_MAX * 4 + 3];
 	char tag[PG_ADMIT_BATCH_MAX * (PG_NONCE_TAG_TEXT + 1) + 3];
-	char account[PG_ADMIT_BATCH_MAX * PG_NUM_TEXT + 3];
+	char account[(PG_ADMIT_BATCH_MAX + 1) * PG_NUM_TEXT + 3];
+	int64_t acct[PG_ADMIT_BATCH_MAX + 1];
+	uint64_t sum[PG_ADMIT_BATCH_MAX + 1];
+	size_t nacct;
 };
 
-static void arrays_build(const struct pg_admit_item *it, const size_t sent[], size_t k,
+static size_t acct_find(const struct admit_arrays *a, int64_t id)
+{
+	size_t i = 0;
+	while (i < a->nacct && a->acct[i] != id)
+		i++;
+	return i;
+}
+
+static void accounts_build(const struct pg_admit_item *it, size_t n, struct admit_arrays *a)
+{
+	a->nacct = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!it[i].label)
+			continue;
+		if (a->nacct == 0)
+			a->acct[a->nacct++] = 0;
+		if (acct_find(a, it[i].account) == a->nacct)
+			a->acct[a->nacct++] = it[i].account;
+	}
+	size_t l = 0;
+	for (size_t i = 0; i < a->nacct; i++) {
+		a->sum[i] = 0;
+		l += (size_t)snprintf(a->account + l, sizeof(a->account) - l, "%c%" PRId64,
+				      i ? ',' : '{', a->acct[i]);
+	}
+	snprintf(a->account + l, sizeof(a->account) - l, "%s", a->nacct ? "}" : "{}");
+}
+
+static void arrays_build(const struct pg_admit_item *it, size_t n, const size_t sent[], size_t k,
 			 struct admit_arrays *a)
 {
-	size_t lb = 0, lt = 0, la = 0;
+	size_t lb = 0, lt = 0;
 	for (size_t j = 0; j < k; j++) {
 		const struct pg_admit_item *x = &it[sent[j]];
 		char sep = j ? ',' : '{';
 		lb += (size_t)snprintf(a->bucket + lb, sizeof(a->bucket) - lb, "%c%u", sep, x->bucket);
 		lt += (size_t)snprintf(a->tag + lt, sizeof(a->tag) - lt, "%c%s", sep, x->tag);
-		if (x->label)
-			la += (size_t)snprintf(a->account + la, sizeof(a->account) - la,
-					       "%c%" PRId64, sep, x->account);
-		else
-			la += (size_t)snprintf(a->account + la, sizeof(a->account) - la, "%cNULL",
-					       sep);
 	}
 	snprintf(a->bucket + lb, sizeof(a->bucket) - lb, "}");
 	snprintf(a->tag + lt, sizeof(a->tag) - lt, "}");
-	snprintf(a->account + la, sizeof(a->account) - la, "}");
+	accounts_build(it, n, a);
 }
 
 static void fail_all(struct pg_admit_item *it, size_t n)
@@ -198,29 +225,67 @@ static void fail_all(struct pg_admit_item *it, size_t n)
 		it[i].result = STORE_ADMIT_UNAVAIL;
 }
 
-/* Reads the statement's rows into the sent items: fresh, version; and the
- * horizon (NULL: the marker is missing, *marker false). 0, or -1 on a result
- * of the wrong shape. */
-static int rows_read(PGresult *r, struct pg_admit_item *it, const size_t sent[], size_t k,
-		     bool fresh[], bool *marker, int64_t *horizon)
+/* The sent item a fresh row names; k when none does (a bad row). */
+static size_t fresh_of(PGresult *r, int row, const struct pg_admit_item *it, const size_t sent[],
+		       size_t k)
 {
-	if (!result_ok(r, (int)k, 4, "admit"))
+	unsigned bucket = (unsigned)strtoul(PQgetvalue(r, row, 1), NULL, 10);
+	const char *tag = PQgetvalue(r, row, 2);
+	if (PQgetlength(r, row, 2) != PG_NONCE_TAG_TEXT)
+		return k;
+	size_t j = 0;
+	while (j < k && (it[sent[j]].bucket != bucket ||
+			 memcmp(it[sent[j]].tag, tag, PG_NONCE_TAG_TEXT) != 0))
+		j++;
+	return j;
+}
+
+/* Reads the statement's rows: which sent items are fresh, the accounts'
+ * sums, the horizon (*marker false when the row is missing). 0, or -1 on a
+ * row that names nothing sent. */
+static int rows_read(PGresult *r, const struct pg_admit_item *it, const size_t sent[], size_t k,
+		     bool fresh[], struct admit_arrays *a, bool *marker, int64_t *horizon)
+{
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != 3) {
+		log_err("pg: admit: %s", PQresultStatus(r) == PGRES_TUPLES_OK
+					     ? "unexpected result shape"
+					     : PQresultErrorMessage(r));
 		return -1;
-	for (size_t j = 0; j < k; j++) {
-		if (field_i64(r, (int)j, 0) != (int64_t)j + 1)
-			return -1;
-		fresh[sent[j]] = PQgetvalue(r, (int)j, 1)[0] == 't';
-		it[sent[j]].version = (uint64_t)field_i64(r, (int)j, 2);
 	}
-	*marker = !PQgetisnull(r, 0, 3);
-	*horizon = field_i64(r, 0, 3);
+	*marker = false;
+	for (int row = 0; row < PQntuples(r); row++) {
+		int64_t kind = field_i64(r, row, 0);
+		size_t j = kind == ROW_FRESH ? fresh_of(r, row, it, sent, k)
+			   : kind == ROW_SUM ? acct_find(a, field_i64(r, row, 1))
+					     : 0;
+		if ((kind == ROW_FRESH && j == k) || (kind == ROW_SUM && j == a->nacct)) {
+			log_err("pg: admit: a result row names no member of the batch");
+			return -1;
+		}
+		if (kind == ROW_FRESH)
+			fresh[sent[j]] = true;
+		else if (kind == ROW_SUM)
+			a->sum[j] = (uint64_t)strtoull(PQgetvalue(r, row, 2), NULL, 10);
+		else if (kind == ROW_HORIZON) {
+			*marker = true;
+			*horizon = field_i64(r, row, 1);
+		}
+	}
 	return 0;
+}
+
+/* The label of an account: its rows' sum plus account 0's (unscoped writes). */
+static uint64_t label_of(const struct admit_arrays *a, int64_t account)
+{
+	size_t i = acct_find(a, account), z = acct_find(a, 0);
+	uint64_t v = i < a->nacct ? a->sum[i] : 0;
+	return account != 0 && z < a->nacct ? v + a->sum[z] : v;
 }
 
 /* Each item's answer, once the statement ran. The horizon decides before the
  * nonce: a replay of a pre-crash request finds the (emptied) table fresh. */
 static void answer(struct pg_admit_item *it, size_t n, const bool dup[], const bool fresh[],
-		   int64_t horizon)
+		   const struct admit_arrays *a, int64_t horizon)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (pg_horizon_refuses(it[i].ts_s, it[i].now_s, horizon))
@@ -229,8 +294,9 @@ static void answer(struct pg_admit_item *it, size_t n, const bool dup[], const b
 			it[i].result = STORE_ADMIT_USED;
 		else
 			it[i].result = STORE_ADMIT_FRESH;
-		if (it[i].result != STORE_ADMIT_FRESH || !it[i].label)
-			it[i].version = 0;
+		it[i].version = it[i].result == STORE_ADMIT_FRESH && it[i].label
+				    ? label_of(a, it[i].account)
+				    : 0;
 	}
 }
 
@@ -244,14 +310,13 @@ bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n)
 	}
 	size_t k = dedupe(it, n, dup, sent);
 	struct admit_arrays *arr = xmalloc(sizeof(*arr));
-	arrays_build(it, sent, k, arr);
+	arrays_build(it, n, sent, k, arr);
 	const char *vals[3] = {arr->bucket, arr->tag, arr->account};
 	int64_t deadline = time_mono_us() + (int64_t)PG_ADMIT_EXEC_MS * 1000;
 	PGresult *r = admit_exec(c, vals, deadline, &timed_out);
-	free(arr);
 	bool marker = false;
 	int64_t horizon = 0;
-	int rc = r ? rows_read(r, it, sent, k, fresh, &marker, &horizon) : -1;
+	int rc = r ? rows_read(r, it, sent, k, fresh, arr, &marker, &horizon) : -1;
 	if (!r && !timed_out)
 		log_err("pg: admit: %s", PQerrorMessage(c));
 	PQclear(r);
@@ -260,13 +325,13 @@ bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n)
 	if (timed_out)
 		log_err("pg: admit: no answer within %d ms; dropping the connection",
 			PG_ADMIT_EXEC_MS);
-	if (rc != 0) {
-		fail_all(it, n);
-		return !timed_out && PQstatus(c) == CONNECTION_OK &&
-		       PQtransactionStatus(c) == PQTRANS_IDLE;
-	}
-	answer(it, n, dup, fresh, horizon);
-	return true;
+	if (rc == 0)
+		answer(it, n, dup, fresh, arr, horizon);
+	free(arr);
+	if (rc == 0)
+		return true;
+	fail_all(it, n);
+	return !timed_out && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
 }
 
 enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uint64_t *version)

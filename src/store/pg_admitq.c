@@ -23,6 +23,9 @@ struct pg_admitq {
 	pthread_mutex_t mu;
 	struct waiter *head, *tail; /* QUEUED waiters, oldest first */
 	bool busy;		    /* a leader is running a batch */
+	size_t queued;		    /* waiters in the queue */
+	struct waiter *lingering;   /* a leader waiting for its batch to fill, or NULL */
+	bool last_batch_shared;	    /* the last batch had more than one member */
 	pg_admitq_run_fn run;
 	void *arg;
 	struct pg_admitq_stats stats;
@@ -58,6 +61,7 @@ void pg_admitq_free(struct pg_admitq *q)
 
 static void queue_append(struct pg_admitq *q, struct waiter *w)
 {
+	q->queued++;
 	w->prev = q->tail;
 	w->next = NULL;
 	if (q->tail)
@@ -69,6 +73,7 @@ static void queue_append(struct pg_admitq *q, struct waiter *w)
 
 static void queue_unlink(struct pg_admitq *q, struct waiter *w)
 {
+	q->queued--;
 	if (w->prev)
 		w->prev->next = w->next;
 	else
@@ -83,12 +88,35 @@ static void queue_unlink(struct pg_admitq *q, struct waiter *w)
 /* Called with mu held by a QUEUED waiter that found no batch running: takes
  * itself and the oldest others, runs them unlocked, answers each, and wakes
  * the next leader if more are waiting. Returns with mu held. */
+static int linger_us = -1;
+
+static struct timespec deadline_in_us(int64_t us);
+
+/* The leader of a batch that is not full gives the requests being verified
+ * on other threads a moment to join it (group commit's commit_delay). */
+static void linger(struct pg_admitq *q, struct waiter *self)
+{
+	if (linger_us < 0) {
+		const char *e = getenv("SAGFLOW_ADMIT_LINGER_US");
+		linger_us = e ? atoi(e) : PG_ADMIT_LINGER_US;
+	}
+	if (linger_us <= 0 || q->queued >= PG_ADMIT_BATCH_MAX || !q->last_batch_shared)
+		return;
+	struct timespec until = deadline_in_us(linger_us);
+	q->lingering = self;
+	while (q->queued < PG_ADMIT_BATCH_MAX &&
+	       pthread_cond_timedwait(&self->cv, &q->mu, &until) != ETIMEDOUT)
+		;
+	q->lingering = NULL;
+}
+
 static void lead(struct pg_admitq *q, struct waiter *self)
 {
 	struct waiter *m[PG_ADMIT_BATCH_MAX];
 	struct pg_admit_item batch[PG_ADMIT_BATCH_MAX];
 	size_t n = 0;
 	q->busy = true;
+	linger(q, self);
 	queue_unlink(q, self);
 	m[n++] = self;
 	while (q->head && n < PG_ADMIT_BATCH_MAX) {
@@ -100,6 +128,7 @@ static void lead(struct pg_admitq *q, struct waiter *self)
 		m[i]->state = W_RUNNING;
 		batch[i] = m[i]->it;
 	}
+	q->last_batch_shared = n > 1;
 	q->stats.batches++;
 	q->stats.admissions += n;
 	if (n > q->stats.max_batch)
@@ -121,12 +150,12 @@ static void lead(struct pg_admitq *q, struct waiter *self)
 		pthread_cond_signal(&q->head->cv);
 }
 
-static struct timespec deadline_in_ms(int ms)
+static struct timespec deadline_in_us(int64_t us)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	t.tv_sec += us / 1000000;
+	t.tv_nsec += (long)(us % 1000000) * 1000L;
 	if (t.tv_nsec >= 1000000000L) {
 		t.tv_sec++;
 		t.tv_nsec -= 1000000000L;
@@ -166,9 +195,11 @@ enum store_admit_result pg_admitq_admit(struct pg_admitq *q, const struct store_
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w.cv, &ca);
 	pthread_condattr_destroy(&ca);
-	struct timespec until = deadline_in_ms(PG_ADMIT_WAIT_MS);
+	struct timespec until = deadline_in_us((int64_t)PG_ADMIT_WAIT_MS * 1000);
 	pthread_mutex_lock(&q->mu);
 	queue_append(q, &w);
+	if (q->lingering && q->queued >= PG_ADMIT_BATCH_MAX)
+		pthread_cond_signal(&q->lingering->cv);
 	wait_answer(q, &w, &until);
 	pthread_mutex_unlock(&q->mu);
 	pthread_cond_destroy(&w.cv);

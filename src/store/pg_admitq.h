@@ -32,6 +32,9 @@
  * that batch, whose statement is bounded by PG_ADMIT_EXEC_MS (pg_admit.h):
  * no caller waits longer than the sum. */
 #define PG_ADMIT_WAIT_MS 2000
+/* How long a leader whose batch is not full waits for more members, when the
+ * last batch had company (under load); a lone request never waits. */
+#define PG_ADMIT_LINGER_US 100
 
 /* One admission by value: what the batch statement needs, and its answer. */
 struct pg_admit_item {
