@@ -27,8 +27,9 @@
  * (each writer's bump commits with its batch). Account 0's rows count the
  * unscoped writes (sql/pg/0001), which may change any account's answers.
  * Why one row per outcome rather than one per member (unnest WITH
- * ORDINALITY joined to the insert's RETURNING): that plan sorts and joins,
- * and measured here cost more CPU than the inserts it batches. */
+ * ORDINALITY joined to the insert's RETURNING): that plan sorts and joins;
+ * measured here it cost PostgreSQL ~400 us of CPU per request against ~45
+ * for this one (and ~110 for one statement per request). */
 static const char PG_ADMIT_NAME[] = "sagflow_admit_batch";
 static const char PG_ADMIT_SQL[] =
     "WITH n AS (INSERT INTO nonce (bucket, tag) SELECT * FROM unnest($1::smallint[], "

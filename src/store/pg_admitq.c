@@ -88,21 +88,15 @@ static void queue_unlink(struct pg_admitq *q, struct waiter *w)
 /* Called with mu held by a QUEUED waiter that found no batch running: takes
  * itself and the oldest others, runs them unlocked, answers each, and wakes
  * the next leader if more are waiting. Returns with mu held. */
-static int linger_us = -1;
-
 static struct timespec deadline_in_us(int64_t us);
 
 /* The leader of a batch that is not full gives the requests being verified
  * on other threads a moment to join it (group commit's commit_delay). */
 static void linger(struct pg_admitq *q, struct waiter *self)
 {
-	if (linger_us < 0) {
-		const char *e = getenv("SAGFLOW_ADMIT_LINGER_US");
-		linger_us = e ? atoi(e) : PG_ADMIT_LINGER_US;
-	}
-	if (linger_us <= 0 || q->queued >= PG_ADMIT_BATCH_MAX || !q->last_batch_shared)
+	if (q->queued >= PG_ADMIT_BATCH_MAX || !q->last_batch_shared)
 		return;
-	struct timespec until = deadline_in_us(linger_us);
+	struct timespec until = deadline_in_us(PG_ADMIT_LINGER_US);
 	q->lingering = self;
 	while (q->queued < PG_ADMIT_BATCH_MAX &&
 	       pthread_cond_timedwait(&self->cv, &q->mu, &until) != ETIMEDOUT)

@@ -54,7 +54,6 @@ struct pconn {
 	bool in_tx, writing, keys_changed;
 	int64_t keys_version; /* the store_epoch 'keys' a key change of this batch set */
 	bool broken; /* the connection was lost: reconnect before the next use */
-	bool admit_session; /* the admission connection's own settings are applied */
 	bool retry;  /* the running job hit a deadlock/serialization/unique failure */
 	char sqlstate[6];
 	struct pstmt cache[PG_STMT_CACHE_MAX];
@@ -97,7 +96,6 @@ struct pg_store {
 	struct store_stats stats;
 	struct pg_listen *listen; /* serve's node membership (pg_listen.h), or NULL */
 	struct pg_admitq *admitq; /* store_admit's batcher (pg_admitq.h) */
-	struct pconn *admit_conn; /* the batches' connection (one batch runs at a time) */
 };
 
 static const struct store_ops pg_ops;
@@ -176,7 +174,6 @@ static void conn_disconnect(struct pconn *c)
 	PQfinish(c->db);
 	c->db = NULL;
 	c->broken = false;
-	c->admit_session = false;
 	conn_forget_statements(c); /* prepared statements live in the session */
 }
 
@@ -926,7 +923,6 @@ static void pg_free(struct pg_store *s)
 	}
 	free(s->w);
 	pg_admitq_free(s->admitq);
-	conn_free(s->admit_conn);
 	pthread_cond_destroy(&s->cv_health);
 	pthread_mutex_destroy(&s->mu);
 	free(s->conninfo);
@@ -966,7 +962,6 @@ struct store *store_pg_open(const char *conninfo, int writers, bool node)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv_health, NULL);
 	s->admitq = pg_admitq_new(admit_run, s);
-	s->admit_conn = conn_new(s);
 	s->w = xcalloc((size_t)writers, sizeof(*s->w));
 	for (int i = 0; i < writers; i++) {
 		s->w[i] = (struct pwriter){.s = s, .index = i, .conn = conn_new(s)};
@@ -1035,25 +1030,16 @@ static void pg_close(struct store *base)
 	pg_free(s);
 }
 
-/* The admission statement's parameters are arrays: a custom plan would
- * estimate their length and be re-planned at every execution (the planning
- * cost more than the batch's inserts), while the generic plan is right for
- * any length. Only this connection runs it, so only it is told. */
-static const char admit_settings[] = "SET plan_cache_mode = force_generic_plan";
-
-/* A batch of admissions, run by its leader on the node's admission
- * connection (pg_admitq.h: one batch at a time, so one connection serves
- * them): one round trip for every member. */
+/* A batch of admissions, run by its leader on the leader's own read
+ * connection (pg_admitq.h): one round trip for every member. */
 static void admit_run(void *arg, struct pg_admit_item *it, size_t n)
 {
-	struct pg_store *s = arg;
-	struct pconn *c = s->admit_conn;
-	if (conn_ensure(c) != 0 || (!c->admit_session && !getenv("SAGFLOW_ADMIT_CUSTOM") && conn_cmd(c, admit_settings) != 0)) {
+	struct pconn *c = reader_get(arg);
+	if (c->in_tx || conn_ensure(c) != 0) {
 		for (size_t i = 0; i < n; i++)
 			it[i].result = STORE_ADMIT_UNAVAIL;
 		return;
 	}
-	c->admit_session = true;
 	if (!pg_admit_batch(c->db, it, n) || conn_lost(c))
 		c->broken = true;
 }
