@@ -12,10 +12,13 @@
 #   create-2-nodes   CreateFlowLog over two serves on the one database (CONNS/2 each)
 # then once: throughput in 1-second slices while PostgreSQL is stopped with
 # `pg_ctl stop -m immediate` and started again under load.
-#   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 PG_THREADS=8 bench/pg/run.sh
-# The PostgreSQL serves run PG_THREADS HTTP threads (default 8): each request
-# waits for a round trip to PostgreSQL on its thread, so more threads than
-# cores (spec §7.3); the SQLite serve runs THREADS (the cores the load
+#   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 PG_THREADS=16 bench/pg/run.sh
+# PHASES (default: all) runs only the named groups, space- or comma-separated:
+# create, assoc, describe, nodes, recovery; e.g. PHASES=describe for the
+# cached-read rounds alone (describe-pg against describe-sqlite).
+# The PostgreSQL serves run PG_THREADS HTTP threads (default 16): each request
+# waits for its admission batch on its thread, so more threads than cores, and
+# enough to fill the batches (docs/store.md "N nodes"); the SQLite serve runs THREADS (the cores the load
 # generator leaves), its best setting (docs/benchmarks.md).
 # Runs under scripts/pg-test.sh (a private cluster) unless SAGFLOW_TEST_PG is set.
 set -euo pipefail
@@ -36,8 +39,11 @@ export PATH="$PGBIN:$PATH"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/sagflow-bench-pg-XXXXXX")
 source bench/api/lib.sh
 THREADS=${THREADS:-$(bench_threads)}
-PG_THREADS=${PG_THREADS:-8}
+PG_THREADS=${PG_THREADS:-16}
 REPLAY=${REPLAY_CACHE:-67108864}
+PHASES=" ${PHASES:-create assoc describe nodes recovery} "
+PHASES=${PHASES//,/ }
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
 
 uri_of() { node -e "const u=new URL(process.argv[1]);u.pathname='/'+process.argv[2];console.log(u.toString())" "$SAGFLOW_TEST_PG" "$1"; }
 psql -X -q -d "$SAGFLOW_TEST_PG" -c 'DROP DATABASE IF EXISTS bench_pg WITH (FORCE)' -c 'CREATE DATABASE bench_pg'
@@ -52,6 +58,7 @@ serve_on() {
 		--db "$db" --rate-limit key=1000000 --flowlog-quota 1000000 --replay-cache "$REPLAY" \
 		"$@" >"$work/$name.out" 2>"$work/$name.log" &
 	pids+=($!)
+	printf -v "${name}_pid" %s "$!"
 	for _ in $(seq 300); do grep -q 'listening on' "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
 	local p
 	p=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/$name.out" | sed 's/.*://') ||
@@ -68,6 +75,30 @@ create_q='OutputType=netflow&NetflowServerIp=192.168.0.2&RegionId=cn-shanghai'
 describe_q='PageNumber=1&PageSize=50&RegionId=cn-shanghai'
 lg() { "$LOADGEN" --port "$1" --signed --akid benchkey --secret benchsecret --action "$2" --query "$3" \
 	--connections "${4:-$CONNS}" --seconds "${5:-$DUR}" --warmup "${6:-2}"; }
+
+# CPU seconds (utime + stime) so far of the PostgreSQL cluster (the postmaster
+# and its children: the backends serve and the benchmark talk to) and of one
+# process; lg_cpu adds both per request to loadgen's JSON.
+TICK=$(getconf CLK_TCK)
+pg_cpu() {
+	local pm
+	pm=$(head -1 "$SAGFLOW_TEST_PG_DATA/postmaster.pid")
+	for p in $pm $(pgrep -P "$pm"); do cat "/proc/$p/stat" 2>/dev/null; done |
+		awk -v tick="$TICK" '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%.6f", t / tick }'
+}
+proc_cpu() { cat "/proc/$1/stat" | awk -v tick="$TICK" '{ sub(/^.*\) /, ""); printf "%.6f", ($12 + $13) / tick }'; }
+lg_cpu() {
+	local pid=$1 p0 s0 out
+	shift
+	p0=$(pg_cpu) s0=$(proc_cpu "$pid")
+	out=$(lg "$@")
+	node -e '
+const [o, p0, p1, s0, s1] = [JSON.parse(process.argv[1]), ...process.argv.slice(2).map(Number)];
+const n = o.requests || 1;
+o.pg_cpu_us_per_req = Math.round((p1 - p0) * 1e6 / n * 10) / 10;
+o.serve_cpu_us_per_req = Math.round((s1 - s0) * 1e6 / n * 10) / 10;
+console.log(JSON.stringify(o));' "$out" "$p0" "$(pg_cpu)" "$s0" "$(proc_cpu "$pid")"
+}
 
 # pgbench → the same JSON shape as loadgen's (rps, latency average; no p99).
 pgb() {
@@ -93,27 +124,38 @@ SAG0=$(q "SELECT min(id) FROM sags WHERE account_id = $ACCT")
 echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(postgres --version | awk '{print $3}') (fsync on, synchronous_commit on) on $(df -T "$SAGFLOW_TEST_PG_DATA" | awk 'NR==2{print $2}'); serve on PostgreSQL --threads $PG_THREADS --pg-writers $K, on SQLite --threads $THREADS; $CONNS connections, ${DUR}s each, $ROUNDS rounds"
 {
 for r in $(seq "$ROUNDS"); do
-	echo "{\"round\":$r,\"side\":\"create-api\",\"result\":$(lg "$a_port" CreateFlowLog "$create_q")}"
-	echo "{\"round\":$r,\"side\":\"create-pgbench-$K\",\"result\":$(pgb create.sql "$K")}"
-	echo "{\"round\":$r,\"side\":\"create-pgbench-1\",\"result\":$(pgb create.sql 1)}"
-	fb=$("$FB" --port "$a_port" --db "$DB" --conns "$CONNS" --seconds "$DUR" --flowlogs "$CONNS" \
-		--gateways "$CONNS" --phases assoc | grep '"associate+disassociate"')
-	echo "{\"round\":$r,\"side\":\"assoc-api\",\"result\":$fb}"
-	echo "{\"round\":$r,\"side\":\"assoc-pgbench-$K\",\"result\":$(pgb assoc.sql "$K" -D fl0="$FL0" -D sag0="$SAG0")}"
-	echo "{\"round\":$r,\"side\":\"assoc-pgbench-1\",\"result\":$(pgb assoc.sql 1 -D fl0="$FL0" -D sag0="$SAG0")}"
-	echo "{\"round\":$r,\"side\":\"describe-pg\",\"result\":$(lg "$a_port" DescribeFlowLogs "$describe_q")}"
-	echo "{\"round\":$r,\"side\":\"describe-sqlite\",\"result\":$(lg "$lite_port" DescribeFlowLogs "$describe_q")}"
-	lg "$a_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-a.json" &
-	lg "$b_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-b.json"
-	wait $!
-	echo "{\"round\":$r,\"side\":\"create-2-nodes\",\"result\":$(node -e '
+	if phase create; then
+		echo "{\"round\":$r,\"side\":\"create-api\",\"result\":$(lg "$a_port" CreateFlowLog "$create_q")}"
+		echo "{\"round\":$r,\"side\":\"create-pgbench-$K\",\"result\":$(pgb create.sql "$K")}"
+		echo "{\"round\":$r,\"side\":\"create-pgbench-1\",\"result\":$(pgb create.sql 1)}"
+	fi
+	if phase assoc; then
+		fb=$("$FB" --port "$a_port" --db "$DB" --conns "$CONNS" --seconds "$DUR" --flowlogs "$CONNS" \
+			--gateways "$CONNS" --phases assoc | grep '"associate+disassociate"')
+		echo "{\"round\":$r,\"side\":\"assoc-api\",\"result\":$fb}"
+		echo "{\"round\":$r,\"side\":\"assoc-pgbench-$K\",\"result\":$(pgb assoc.sql "$K" -D fl0="$FL0" -D sag0="$SAG0")}"
+		echo "{\"round\":$r,\"side\":\"assoc-pgbench-1\",\"result\":$(pgb assoc.sql 1 -D fl0="$FL0" -D sag0="$SAG0")}"
+	fi
+	if phase describe; then
+		echo "{\"round\":$r,\"side\":\"describe-pg\",\"result\":$(lg_cpu "$a_pid" "$a_port" DescribeFlowLogs "$describe_q")}"
+		echo "{\"round\":$r,\"side\":\"describe-sqlite\",\"result\":$(lg_cpu "$lite_pid" "$lite_port" DescribeFlowLogs "$describe_q")}"
+	fi
+	if phase nodes; then
+		lg "$a_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-a.json" &
+		lg "$b_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-b.json"
+		wait $!
+		echo "{\"round\":$r,\"side\":\"create-2-nodes\",\"result\":$(node -e '
 const [a,b]=process.argv.slice(1).map(f=>JSON.parse(require("fs").readFileSync(f,"utf8")));
 console.log(JSON.stringify({rps:a.rps+b.rps,p99_ms:Math.max(a.p99_ms,b.p99_ms),non2xx:a.non2xx+b.non2xx,errors:a.errors+b.errors,nodes:[a.rps,b.rps]}))' "$work/two-a.json" "$work/two-b.json")}"
+	fi
 done
 } | tee "$work/rounds.jsonl"
 
 # Recovery: 1-second slices of CreateFlowLog on node a; PostgreSQL stopped
 # (immediate) after 5 s and started again at once.
+crash=0 accepting=0
+: >"$work/slices.jsonl"
+if phase recovery; then
 {
 	for i in $(seq 30); do
 		echo "{\"t\":$(date +%s.%N),\"result\":$(lg "$a_port" CreateFlowLog "$create_q" "$CONNS" 1 0)}"
@@ -127,6 +169,7 @@ crash=$(date +%s.%N)
 until pg_isready -q -d "$DB"; do sleep 0.05; done
 accepting=$(date +%s.%N)
 wait "$slicer"
+fi
 node - "$work/rounds.jsonl" "$work/slices.jsonl" "$crash" "$accepting" "$K" <<'JS'
 const fs = require('fs');
 const [roundsF, slicesF, crash, accepting, K] = process.argv.slice(2);
@@ -136,16 +179,19 @@ for (const l of fs.readFileSync(roundsF, 'utf8').trim().split('\n')) {
 }
 const med = (v) => { v = v.slice().sort((a, b) => a - b); return v[v.length >> 1]; };
 const ratio = (a, b) => Object.values(rounds).map((m) => m[a].rps / m[b].rps);
+const has = (...sides) => sides.every((x) => rounds[1] && rounds[1][x]);
 const fmt = (v) => `median ${med(v).toFixed(2)}x (rounds ${v.map((x) => x.toFixed(2)).join(', ')})`;
 for (const side of Object.keys(rounds[1])) {
   const v = Object.values(rounds).map((m) => m[side]);
   console.log(`${side}: rps ${v.map((x) => x.rps).join(' / ')}; p99 ${v.map((x) => x.p99_ms ?? '-').join(' / ')} ms; errors ${v.map((x) => (x.non2xx || 0) + (x.errors || 0)).join(' / ')}`);
 }
-console.log(`G1 create: api / pgbench -c ${K}: ${fmt(ratio('create-api', `create-pgbench-${K}`))}; api / pgbench -c 1: ${fmt(ratio('create-api', 'create-pgbench-1'))}`);
-console.log(`G1 assoc:  api / pgbench -c ${K}: ${fmt(ratio('assoc-api', `assoc-pgbench-${K}`))}; api / pgbench -c 1: ${fmt(ratio('assoc-api', 'assoc-pgbench-1'))}`);
-console.log(`G2 cached DescribeFlowLogs: pg / sqlite: ${fmt(ratio('describe-pg', 'describe-sqlite'))}`);
-console.log(`G3 2 nodes / 1 node (CreateFlowLog): ${fmt(ratio('create-2-nodes', 'create-api'))}`);
-const slices = fs.readFileSync(slicesF, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+if (has('create-api')) console.log(`G1 create: api / pgbench -c ${K}: ${fmt(ratio('create-api', `create-pgbench-${K}`))}; api / pgbench -c 1: ${fmt(ratio('create-api', 'create-pgbench-1'))}`);
+if (has('assoc-api')) console.log(`G1 assoc:  api / pgbench -c ${K}: ${fmt(ratio('assoc-api', `assoc-pgbench-${K}`))}; api / pgbench -c 1: ${fmt(ratio('assoc-api', 'assoc-pgbench-1'))}`);
+if (has('describe-pg', 'describe-sqlite')) console.log(`G2 cached DescribeFlowLogs: pg / sqlite: ${fmt(ratio('describe-pg', 'describe-sqlite'))}`);
+if (has('create-2-nodes', 'create-api')) console.log(`G3 2 nodes / 1 node (CreateFlowLog): ${fmt(ratio('create-2-nodes', 'create-api'))}`);
+const slicesText = fs.readFileSync(slicesF, 'utf8').trim();
+if (!slicesText) process.exit(0);
+const slices = slicesText.split('\n').map((l) => JSON.parse(l));
 // Throughput is what succeeded: a 503 while PostgreSQL is away is fast, not work done.
 const ok = (s) => Math.max(0, Math.round((s.result.requests - s.result.non2xx - s.result.errors) / s.result.seconds));
 const before = med(slices.filter((s) => s.t + 1 < Number(crash)).map(ok));

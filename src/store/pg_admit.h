@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "store/pg_admitq.h"
 #include "store/store.h"
 
 #define PG_CHANNEL "sagflow"	       /* LISTEN/NOTIFY channel */
@@ -15,12 +16,24 @@
 #define PG_SWEEP_LOCK 0x73616766l      /* pg_try_advisory_lock key of the sweeper ("sagf") */
 #define PG_KEYS_WAIT_MS 3500	       /* a node's lease (3 s) + one renewal's slack */
 #define PG_KEYS_POLL_MS 5
+/* The bound of one admission statement (with the horizon's re-creation after
+ * a crash): past it the batch is refused (STORE_ADMIT_UNAVAIL) and the
+ * connection, still inside the command, must be dropped. */
+#define PG_ADMIT_EXEC_MS 2000
 
-/* store_admit on connection c (autocommit, not inside a transaction): inserts
- * the nonce's tag and reads the account's version sum and the horizon marker,
- * in one statement and snapshot. A missing marker (crash recovery emptied the
- * UNLOGGED tables) is re-created with now() as the horizon. Any database
- * failure is STORE_ADMIT_UNAVAIL (fail closed), logged without the nonce. */
+/* n admissions (1..PG_ADMIT_BATCH_MAX) on connection c (autocommit, not
+ * inside a transaction) in one statement and one snapshot: inserts each
+ * nonce's tag and reads each labelled account's version sum and the horizon
+ * marker. Items repeating an earlier item's (bucket, tag) are not sent and
+ * answer STORE_ADMIT_USED: at most one of equal requests is FRESH. A missing
+ * marker (crash recovery emptied the UNLOGGED tables) is re-created with
+ * now() as the horizon. Any database failure makes every item
+ * STORE_ADMIT_UNAVAIL (fail closed), logged without the nonces. Bounded by
+ * PG_ADMIT_EXEC_MS. Returns false when c must not be used again (no answer in
+ * time, or not idle after a failure). */
+bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n);
+
+/* One admission: a batch of one. */
 enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uint64_t *version);
 
 /* One sweep, if this connection holds (or now takes) the session-level

@@ -33,6 +33,7 @@
 #include "metrics/metrics.h"
 #include "store/migrations.h"
 #include "store/pg_admit.h"
+#include "store/pg_admitq.h"
 #include "store/pg_listen.h"
 #include "store/store_pg.h"
 
@@ -116,9 +117,11 @@ struct pg_store {
 	struct store_stats stats;
 	_Atomic uint64_t round_trips; /* the writers' (stats.round_trips) */
 	struct pg_listen *listen; /* serve's node membership (pg_listen.h), or NULL */
+	struct pg_admitq *admitq; /* store_admit's batcher (pg_admitq.h) */
 };
 
 static const struct store_ops pg_ops;
+static void admit_run(void *arg, struct pg_admit_item *it, size_t n);
 static __thread const struct pg_store *pg_writer_self;
 
 /* ---- values and columns ---- */
@@ -1219,6 +1222,7 @@ static void pg_free(struct pg_store *s)
 		pthread_cond_destroy(&s->w[i].cv);
 	}
 	free(s->w);
+	pg_admitq_free(s->admitq);
 	pthread_cond_destroy(&s->cv_health);
 	pthread_mutex_destroy(&s->mu);
 	free(s->conninfo);
@@ -1259,6 +1263,7 @@ struct store *store_pg_open(const char *conninfo, int writers, bool node)
 	atomic_init(&s->slot, -1);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv_health, NULL);
+	s->admitq = pg_admitq_new(admit_run, s);
 	s->w = xcalloc((size_t)writers, sizeof(*s->w));
 	for (int i = 0; i < writers; i++) {
 		s->w[i] = (struct pwriter){.s = s, .index = i, .conn = conn_new(s)};
@@ -1293,6 +1298,14 @@ struct store *store_pg_open(const char *conninfo, int writers, bool node)
 static void pg_close(struct store *base)
 {
 	struct pg_store *s = (struct pg_store *)base;
+	struct pg_admitq_stats a;
+	pg_admitq_stats(s->admitq, &a);
+	if (a.batches)
+		log_info("store: %llu admissions in %llu batches (%.1f a batch, at most %llu); "
+			 "%llu timed out",
+			 (unsigned long long)a.admissions, (unsigned long long)a.batches,
+			 (double)a.admissions / (double)a.batches, (unsigned long long)a.max_batch,
+			 (unsigned long long)a.timeouts);
 	pg_listen_stop(s->listen); /* store.c freed the key cache already */
 	s->listen = NULL;
 	s->base.keys_epoch = NULL;
@@ -1319,17 +1332,38 @@ static void pg_close(struct store *base)
 	pg_free(s);
 }
 
-/* store_admit on this thread's read connection: one round trip (pg_admit.c). */
+/* A batch of admissions, run by its leader on the leader's own read
+ * connection (pg_admitq.h): one round trip for every member. */
+static void admit_run(void *arg, struct pg_admit_item *it, size_t n)
+{
+	struct pconn *c = reader_get(arg);
+	if (c->in_tx || conn_ensure(c) != 0) {
+		for (size_t i = 0; i < n; i++)
+			it[i].result = STORE_ADMIT_UNAVAIL;
+		return;
+	}
+	if (!pg_admit_batch(c->db, it, n) || conn_lost(c))
+		c->broken = true;
+}
+
+/* store_admit through the node's batcher. Fails at once, without queueing,
+ * while the server is away or when called inside a read. */
 static enum store_admit_result pgs_admit(struct store *base, const struct store_admission *a,
 					 uint64_t *version)
 {
-	struct pconn *c = reader_get((struct pg_store *)base);
-	if (c->in_tx || conn_ensure(c) != 0)
+	struct pg_store *s = (struct pg_store *)base;
+	struct pconn *c = reader_get(s);
+	if (c->in_tx || !atomic_load(&s->up))
 		return STORE_ADMIT_UNAVAIL;
-	enum store_admit_result r = pg_admit(c->db, a, version);
-	if (r == STORE_ADMIT_UNAVAIL && conn_lost(c))
-		c->broken = true;
-	return r;
+	return pg_admitq_admit(s->admitq, a, version);
+}
+
+bool store_pg_admit_stats(struct store *base, struct pg_admitq_stats *out)
+{
+	if (base->ops != &pg_ops)
+		return false;
+	pg_admitq_stats(((struct pg_store *)base)->admitq, out);
+	return true;
 }
 
 static bool pg_on_writer(struct store *base)

@@ -3,6 +3,7 @@
  * value for a store of another backend. */
 #ifndef STORE_STORE_PG_H
 #define STORE_STORE_PG_H
+#include <stdbool.h>
 
 struct store;
 
@@ -16,5 +17,10 @@ int store_pg_writers(struct store *s);
  * health thread when it connects (store_options.node only; others bump
  * slot 0's rows). -1 while a node holds no slot yet, or for another backend. */
 int store_pg_shard_base(struct store *s);
+
+/* The admission batcher's counters (pg_admitq.h); false, and nothing
+ * written, when s is not PostgreSQL. */
+struct pg_admitq_stats;
+bool store_pg_admit_stats(struct store *s, struct pg_admitq_stats *out);
 
 #endif

@@ -12,7 +12,11 @@
 #include <pthread.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <stdatomic.h>
+#include <time.h>
 
+#include "core/timeutil.h"
+#include "store/pg_admitq.h"
 #include "store/pg_nodes.h"
 
 #define T0 1764576000 /* 2026-12-01, a multiple of 300 */
@@ -113,6 +117,103 @@ static void test_horizon_rule(void **state)
 }
 
 #ifdef SAGFLOW_POSTGRES
+/* ---- the admission queue (pg_admitq.h), with a run() of our own ---- */
+
+struct fake_run {
+	_Atomic int batches, items, max, sleep_ms;
+};
+
+static void fake_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void fake_run_fn(void *arg, struct pg_admit_item *it, size_t n)
+{
+	struct fake_run *f = arg;
+	atomic_fetch_add(&f->batches, 1);
+	atomic_fetch_add(&f->items, (int)n);
+	if ((int)n > atomic_load(&f->max))
+		atomic_store(&f->max, (int)n);
+	fake_sleep_ms(atomic_exchange(&f->sleep_ms, 0) + 1);
+	for (size_t i = 0; i < n; i++) {
+		it[i].result = STORE_ADMIT_FRESH;
+		it[i].version = (uint64_t)it[i].account * 10; /* each waiter gets its own */
+	}
+}
+
+struct fake_caller {
+	struct pg_admitq *q;
+	int64_t account;
+	enum store_admit_result got;
+	uint64_t version;
+};
+
+static void *fake_caller_main(void *arg)
+{
+	struct fake_caller *c = arg;
+	char nonce[32];
+	snprintf(nonce, sizeof(nonce), "n%lld", (long long)c->account);
+	struct store_admission a = {.who = str_c("LTAIq"), .nonce = str_c(nonce), .ts_s = T0,
+				    .now_s = T0, .expires_s = T0 + 901, .account = c->account};
+	c->got = pg_admitq_admit(c->q, &a, &c->version);
+	return NULL;
+}
+
+/* Concurrent callers share batches, each gets its own answer, and no batch is
+ * larger than PG_ADMIT_BATCH_MAX. */
+static void test_admitq_combines(void **state)
+{
+	enum { N = 150 };
+	struct fake_run f = {.sleep_ms = 50}; /* the first batch is slow: the others queue */
+	struct pg_admitq *q = pg_admitq_new(fake_run_fn, &f);
+	struct fake_caller c[N];
+	pthread_t t[N];
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct fake_caller){.q = q, .account = i + 1};
+		pthread_create(&t[i], NULL, fake_caller_main, &c[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(c[i].got, STORE_ADMIT_FRESH);
+		assert_int_equal(c[i].version, (uint64_t)(i + 1) * 10);
+	}
+	struct pg_admitq_stats st;
+	pg_admitq_stats(q, &st);
+	assert_int_equal(st.admissions, N);
+	assert_int_equal(f.items, N);
+	assert_true(st.batches < N / 4); /* they were combined */
+	assert_true(st.max_batch > 1 && st.max_batch <= PG_ADMIT_BATCH_MAX);
+	assert_int_equal(st.timeouts, 0);
+	pg_admitq_free(q);
+}
+
+/* A batch that hangs past PG_ADMIT_WAIT_MS: a caller still queued behind it
+ * gives up with STORE_ADMIT_UNAVAIL at its deadline instead of waiting. */
+static void test_admitq_bounded_wait(void **state)
+{
+	struct fake_run f = {.sleep_ms = PG_ADMIT_WAIT_MS + 1500};
+	struct pg_admitq *q = pg_admitq_new(fake_run_fn, &f);
+	struct fake_caller first = {.q = q, .account = 1}, second = {.q = q, .account = 2};
+	pthread_t t1, t2;
+	pthread_create(&t1, NULL, fake_caller_main, &first);
+	fake_sleep_ms(100); /* the first leads its slow batch */
+	int64_t t0 = time_mono_us();
+	pthread_create(&t2, NULL, fake_caller_main, &second);
+	pthread_join(t2, NULL);
+	int64_t waited_ms = (time_mono_us() - t0) / 1000;
+	assert_int_equal(second.got, STORE_ADMIT_UNAVAIL);
+	assert_true(waited_ms >= PG_ADMIT_WAIT_MS - 50 && waited_ms < PG_ADMIT_WAIT_MS + 1000);
+	pthread_join(t1, NULL);
+	assert_int_equal(first.got, STORE_ADMIT_FRESH);
+	struct pg_admitq_stats st;
+	pg_admitq_stats(q, &st);
+	assert_int_equal(st.timeouts, 1);
+	assert_int_equal(st.batches, 1);
+	pg_admitq_free(q);
+}
+
 /* ---- against a real cluster (SAGFLOW_TEST_PG) ---- */
 #include <libpq-fe.h>
 #include <signal.h>
@@ -125,8 +226,10 @@ static void test_horizon_rule(void **state)
 #include "store/pg_admit.h"
 #include "store/pg_listen.h"
 #include "store/store_impl.h"
+#include "store/store_pg.h"
 
 static char db_conninfo[1024]; /* key=value conninfo of this run's database */
+static char db_uri[1024];      /* the same as a postgresql:// URI, for store_open */
 static char db_name[64];
 
 static void sleep_ms(int ms)
@@ -191,10 +294,9 @@ static int db_setup(const char *uri)
 	if (!ok)
 		return -1;
 	/* The backend's own migrations (sql/pg/, the nodes' tables in 0001), as serve applies them. */
-	char mig[1024];
-	snprintf(mig, sizeof(mig), "postgresql:///%s?host=%s&port=%s&user=%s", db_name, host, port,
-		 user);
-	struct store *s = store_open(mig);
+	snprintf(db_uri, sizeof(db_uri), "postgresql:///%s?host=%s&port=%s&user=%s", db_name, host,
+		 port, user);
+	struct store *s = store_open(db_uri);
 	if (!s)
 		return -1;
 	store_close(s);
@@ -590,6 +692,154 @@ static void test_lease_expiry(void **state)
 	PQfinish(c);
 }
 
+/* One batch with duplicates: equal (bucket, tag) pairs inside it are resolved
+ * before the statement (the first FRESH, the later USED); the same nonce
+ * with another Timestamp (another bucket) is another row; each member gets
+ * its own account's label. */
+static void test_admit_batch_duplicates(void **state)
+{
+	PGconn *c = db_connect();
+	exec_ok(c, "INSERT INTO account_version VALUES (21, 0, 4), (22, 3, 9)");
+	int64_t now = time_now_ms() / 1000, v0 = query_i64(c, "SELECT coalesce(sum(v), 0) FROM "
+							      "account_version WHERE account_id = 0");
+	struct store_admission a[6] = {
+	    adm("LTAIdup", "same", now, 21), adm("LTAIdup", "other", now, 22),
+	    adm("LTAIdup", "same", now, 22), adm("LTAIdup", "other", now - 600, 21),
+	    adm("LTAIdup", "same", now, 21), adm("LTAIdup", "third", now, 21)};
+	struct pg_admit_item it[6];
+	for (int i = 0; i < 6; i++)
+		pg_admit_item_of(&a[i], i != 5, &it[i]);
+	assert_true(pg_admit_batch(c, it, 6));
+	const enum store_admit_result want[6] = {STORE_ADMIT_FRESH, STORE_ADMIT_FRESH,
+						 STORE_ADMIT_USED,  STORE_ADMIT_FRESH,
+						 STORE_ADMIT_USED,  STORE_ADMIT_FRESH};
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(it[i].result, want[i]);
+	assert_int_equal(it[0].version, 4 + v0);
+	assert_int_equal(it[1].version, 9 + v0);
+	assert_int_equal(it[3].version, 4 + v0);
+	assert_int_equal(it[5].version, 0); /* no label wanted */
+	/* The same batch again: all of it is a replay now. */
+	for (int i = 0; i < 6; i++)
+		pg_admit_item_of(&a[i], true, &it[i]);
+	assert_true(pg_admit_batch(c, it, 6));
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(it[i].result, STORE_ADMIT_USED);
+	PQfinish(c);
+}
+
+/* Many threads admitting through one store (the batcher), each request sent
+ * by several threads at once, over several rounds: exactly one acceptance per
+ * request, the right label for each accepted one, and batches really formed. */
+enum { CONC_THREADS = 24, CONC_NONCES = 300, CONC_COPIES = 3 };
+struct conc {
+	struct store *s;
+	int index;
+	_Atomic int *fresh;
+	_Atomic int other, wrong_label;
+};
+
+static void *conc_main(void *arg)
+{
+	struct conc *c = arg;
+	int64_t now = time_now_ms() / 1000;
+	/* Thread t sends nonce k when k % (THREADS / COPIES) == t % (THREADS / COPIES):
+	 * each nonce by COPIES threads, at about the same moment. */
+	int groups = CONC_THREADS / CONC_COPIES;
+	for (int k = 0; k < CONC_NONCES; k++) {
+		if (k % groups != c->index % groups)
+			continue;
+		char nonce[32];
+		snprintf(nonce, sizeof(nonce), "conc-%d", k);
+		int64_t acct = 31 + k % 2;
+		struct store_admission a = adm("LTAIconc", nonce, now, acct);
+		uint64_t v = 12345;
+		enum store_admit_result r = store_admit(c->s, &a, k % 3 ? &v : NULL);
+		if (r == STORE_ADMIT_FRESH) {
+			atomic_fetch_add(&c->fresh[k], 1);
+			uint64_t want = k % 3 ? (acct == 31 ? 50 : 70) + 1 : 12345;
+			if (v != want)
+				atomic_fetch_add(&c->wrong_label, 1);
+		} else if (r != STORE_ADMIT_USED) {
+			atomic_fetch_add(&c->other, 1);
+		}
+	}
+	return NULL;
+}
+
+static void test_admit_concurrent_store(void **state)
+{
+	PGconn *db = db_connect();
+	exec_ok(db, "DELETE FROM account_version");
+	exec_ok(db, "INSERT INTO account_version VALUES (31, 0, 20), (31, 1, 30), (32, 0, 70), "
+		    "(0, 0, 1)");
+	struct store *s = store_open(db_uri);
+	assert_non_null(s);
+	static _Atomic int fresh[CONC_NONCES];
+	for (int k = 0; k < CONC_NONCES; k++)
+		atomic_store(&fresh[k], 0);
+	struct conc c[CONC_THREADS];
+	pthread_t t[CONC_THREADS];
+	for (int i = 0; i < CONC_THREADS; i++) {
+		c[i] = (struct conc){.s = s, .index = i, .fresh = fresh};
+		pthread_create(&t[i], NULL, conc_main, &c[i]);
+	}
+	int other = 0, wrong = 0;
+	for (int i = 0; i < CONC_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		other += c[i].other;
+		wrong += c[i].wrong_label;
+	}
+	for (int k = 0; k < CONC_NONCES; k++)
+		if (atomic_load(&fresh[k]) != 1)
+			fail_msg("nonce %d accepted %d times", k, atomic_load(&fresh[k]));
+	assert_int_equal(other, 0);
+	assert_int_equal(wrong, 0);
+	struct pg_admitq_stats st;
+	assert_true(store_pg_admit_stats(s, &st));
+	assert_int_equal(st.admissions, CONC_NONCES * CONC_COPIES);
+	assert_true(st.max_batch > 1);
+	assert_int_equal(st.timeouts, 0);
+	printf("pg_nodes: %llu admissions in %llu batches (at most %llu)\n",
+	       (unsigned long long)st.admissions, (unsigned long long)st.batches,
+	       (unsigned long long)st.max_batch);
+	store_close(s);
+	exec_ok(db, "DELETE FROM account_version");
+	PQfinish(db);
+}
+
+/* A statement that cannot finish (its partition locked by another session)
+ * is given up after PG_ADMIT_EXEC_MS: every member refused, the connection
+ * reported unusable (it is still inside the command), no hang. */
+static void test_admit_exec_bound(void **state)
+{
+	PGconn *lock = db_connect(), *c = db_connect();
+	int64_t now = time_now_ms() / 1000;
+	struct store_admission a = adm("LTAIlock", "blocked", now, 0);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "LOCK TABLE nonce_%u IN ACCESS EXCLUSIVE MODE",
+		 pg_nonce_bucket(a.expires_s));
+	exec_ok(lock, "BEGIN");
+	exec_ok(lock, sql);
+	struct pg_admit_item it;
+	pg_admit_item_of(&a, false, &it);
+	int64_t t0 = time_mono_us();
+	assert_false(pg_admit_batch(c, &it, 1));
+	int64_t ms = (time_mono_us() - t0) / 1000;
+	assert_int_equal(it.result, STORE_ADMIT_UNAVAIL);
+	assert_true(ms >= PG_ADMIT_EXEC_MS - 50 && ms < PG_ADMIT_EXEC_MS + 1000);
+	exec_ok(lock, "ROLLBACK");
+	PQfinish(c);
+	/* The abandoned statement may still complete on the server (so a retry of
+	 * that very request may be a replay: fail closed); a new connection admits
+	 * new requests. */
+	c = db_connect();
+	struct store_admission b = adm("LTAIlock", "after", now, 0);
+	assert_int_equal(pg_admit(c, &b, NULL), STORE_ADMIT_FRESH);
+	PQfinish(c);
+	PQfinish(lock);
+}
+
 static int pg_db_tests(void)
 {
 	const char *uri = getenv("SAGFLOW_TEST_PG");
@@ -603,6 +853,9 @@ static int pg_db_tests(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_admit_across_nodes),
 	    cmocka_unit_test(test_admit_race),
+	    cmocka_unit_test(test_admit_batch_duplicates),
+	    cmocka_unit_test(test_admit_concurrent_store),
+	    cmocka_unit_test(test_admit_exec_bound),
 	    cmocka_unit_test(test_horizon_when_marker_missing),
 	    cmocka_unit_test(test_sweep),
 	    cmocka_unit_test(test_key_wait_live_nodes),
@@ -625,6 +878,8 @@ int main(void)
 	    cmocka_unit_test(test_sweep_frees_partitions),
 	    cmocka_unit_test(test_tag),
 	    cmocka_unit_test(test_horizon_rule),
+	    cmocka_unit_test(test_admitq_combines),
+	    cmocka_unit_test(test_admitq_bounded_wait),
 	};
 	int failed = cmocka_run_group_tests_name("pg_nodes", tests, NULL, NULL);
 #ifdef SAGFLOW_POSTGRES
