@@ -49,15 +49,8 @@ void pg_nonce_tag(struct str who, struct str nonce, char out[PG_NONCE_TAG_TEXT +
 	    EVP_DigestUpdate(c, nonce.p, nonce.len) != 1 || EVP_DigestFinal_ex(c, md, NULL) != 1)
 		fatal("pg_nonce_tag: SHA-256 failed");
 	EVP_MD_CTX_free(c);
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < PG_NONCE_TAG_LEN; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[md[i] >> 4];
-		out[o++] = hex[md[i] & 15];
-	}
-	out[o] = '\0';
+	_Static_assert(PG_NONCE_TAG_LEN == 16 && PG_NONCE_TAG_TEXT == STR_UUID_LEN, "a uuid");
+	str_uuid(md, out, false);
 }
 
 bool pg_horizon_refuses(int64_t ts_s, int64_t now_s, int64_t horizon_s)
