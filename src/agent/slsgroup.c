@@ -1,9 +1,13 @@
-/* Records to a compressed LogGroup (slsgroup.h). The values of one Log are
- * formatted into one fixed buffer per record, and protobuf-c's structs point
- * into it; the three identity values, the same in every Log of a group, point
- * at the caller's strings. One allocation per group for the structs and the
- * text, whatever the number of records, and no printf: it was a fifth of the
- * encoder's time (docs/benchmarks.md "Agent delivery"). */
+/* Records to a compressed LogGroup (slsgroup.h). protobuf-c packs each
+ * record's Contents and then its Log on its own (LogPacked), and the group
+ * from the packed Logs (LogGroupPacked): the bytes are those of packing a
+ * LogGroup, but every Content is sized and packed once instead of sized three
+ * times over, and the three identity Contents, the same in every Log of a
+ * group, are packed once per group (sls_logs.proto). The values of one record
+ * are formatted into a buffer on the stack, without printf (it was a fifth of
+ * the encoder's time); the packed Logs of a group go one after the other into
+ * memory kept from one group to the next (docs/benchmarks.md "Agent
+ * delivery"). */
 #include "agent/slsgroup.h"
 
 #include <arpa/inet.h>
@@ -26,12 +30,15 @@ static const char *const slsgroup_keys[SLSGROUP_FIELDS] = {
     "dstaddr",	   "dstport", "packets", "bytes",   "tcp-flags", "tos",	      "inport",	 "outport",
 };
 
-struct slsgroup_log {
-	Sls__Log log;
-	Sls__Log__Content c[SLSGROUP_FIELDS];
-	Sls__Log__Content *cp[SLSGROUP_FIELDS];
-	char text[SLSGROUP_TEXT_PER_LOG];
-};
+/* Bytes one packed Log can take, generously: 3 identity Contents of at most
+ * SLSGROUP_MAX_ID bytes, 13 of at most an IPv6 address, each with its tags and
+ * lengths, and the time. The packed Logs of a group are laid out one after the
+ * other, each given this much room. */
+#define SLSGROUP_LOG_ROOM                                                            \
+	(8 + SLSGROUP_IDENTITY * (8 + 16 + SLSGROUP_MAX_ID) +                           \
+	 (SLSGROUP_FIELDS - SLSGROUP_IDENTITY) * (8 + 16 + INET6_ADDRSTRLEN))
+/* The packed Contents of one record, before they go into its Log. */
+#define SLSGROUP_CONTENTS_ROOM ((SLSGROUP_FIELDS - SLSGROUP_IDENTITY) * (8 + 16 + INET6_ADDRSTRLEN))
 
 /* IPv4 by hand: glibc's inet_ntop formats it with sprintf. */
 static char *put_addr(const struct flow_key *k, const uint8_t *a, char *at)
@@ -72,34 +79,67 @@ static ProtobufCBinaryData bin(const char *s)
 	return (ProtobufCBinaryData){strlen(s), (uint8_t *)(uintptr_t)s};
 }
 
-static void fill_log(struct slsgroup_log *l, const ProtobufCBinaryData id[SLSGROUP_IDENTITY],
-		     const struct flow_rec *r)
+/* One Content packed by protobuf-c at out; its slice. */
+static ProtobufCBinaryData pack_content(const char *key, ProtobufCBinaryData value, uint8_t *out)
 {
-	char *ends[SLSGROUP_FIELDS];
-	put_values(r, l->text, ends);
-	sls__log__init(&l->log);
-	char *at = l->text;
-	for (size_t i = 0; i < SLSGROUP_FIELDS; i++) {
-		Sls__Log__Content *c = &l->c[i];
-		sls__log__content__init(c);
-		c->key = bin(slsgroup_keys[i]);
-		if (i < SLSGROUP_IDENTITY) {
-			c->value = id[i];
-		} else {
-			c->value = (ProtobufCBinaryData){(size_t)(ends[i] - at), (uint8_t *)at};
-			at = ends[i];
-		}
-		l->cp[i] = c;
+	Sls__Log__Content c = SLS__LOG__CONTENT__INIT;
+	c.key = bin(key);
+	c.value = value;
+	/* A nested message: protobuf-c generates no pack function of its own. */
+	return (ProtobufCBinaryData){protobuf_c_message_pack(&c.base, out), out};
+}
+
+/* Record r as one packed Log at out (SLSGROUP_LOG_ROOM bytes); its size. The
+ * identity Contents come packed (id), the same for every Log of the group. */
+static size_t pack_log(const ProtobufCBinaryData id[SLSGROUP_IDENTITY], const struct flow_rec *r,
+		       uint8_t *out)
+{
+	char text[SLSGROUP_TEXT_PER_LOG], *ends[SLSGROUP_FIELDS];
+	uint8_t packed[SLSGROUP_CONTENTS_ROOM], *p = packed;
+	ProtobufCBinaryData c[SLSGROUP_FIELDS];
+	put_values(r, text, ends);
+	memcpy(c, id, sizeof(c[0]) * SLSGROUP_IDENTITY);
+	char *at = text;
+	for (size_t i = SLSGROUP_IDENTITY; i < SLSGROUP_FIELDS; i++) {
+		c[i] = pack_content(slsgroup_keys[i], (ProtobufCBinaryData){(size_t)(ends[i] - at),
+									    (uint8_t *)at},
+				    p);
+		p += c[i].len;
+		at = ends[i];
 	}
-	l->log.time = (uint32_t)(r->last_us / 1000000);
-	l->log.n_contents = SLSGROUP_FIELDS;
-	l->log.contents = l->cp;
+	Sls__LogPacked l = SLS__LOG_PACKED__INIT;
+	l.time = (uint32_t)(r->last_us / 1000000);
+	l.n_contents = SLSGROUP_FIELDS;
+	l.contents = c;
+	return sls__log_packed__pack(&l, out);
 }
 
 void slsgroup_scratch_free(struct slsgroup_scratch *sc)
 {
-	buf_free(&sc->structs);
+	buf_free(&sc->logs);
+	buf_free(&sc->refs);
 	buf_free(&sc->packed);
+}
+
+/* The group's packed Logs in sc->logs, their slices in sc->refs. */
+static ProtobufCBinaryData *pack_logs(const struct slsgroup_meta *m, const struct flow_rec *r,
+				      size_t n, struct slsgroup_scratch *sc)
+{
+	uint8_t idbuf[SLSGROUP_IDENTITY][8 + 16 + SLSGROUP_MAX_ID];
+	const char *idval[SLSGROUP_IDENTITY] = {m->instance_id, m->snid, m->ali_uid};
+	ProtobufCBinaryData id[SLSGROUP_IDENTITY];
+	for (size_t i = 0; i < SLSGROUP_IDENTITY; i++)
+		id[i] = pack_content(slsgroup_keys[i], bin(idval[i]), idbuf[i]);
+	sc->logs.len = sc->refs.len = 0;
+	buf_reserve(&sc->logs, n * SLSGROUP_LOG_ROOM);
+	buf_reserve(&sc->refs, n * sizeof(ProtobufCBinaryData));
+	ProtobufCBinaryData *refs = (ProtobufCBinaryData *)(void *)sc->refs.p;
+	uint8_t *at = (uint8_t *)sc->logs.p;
+	for (size_t i = 0; i < n; i++) {
+		refs[i] = (ProtobufCBinaryData){pack_log(id, &r[i], at), at};
+		at += refs[i].len;
+	}
+	return refs;
 }
 
 int slsgroup_encode(const struct slsgroup_meta *m, const struct flow_rec *r, size_t n,
@@ -107,33 +147,24 @@ int slsgroup_encode(const struct slsgroup_meta *m, const struct flow_rec *r, siz
 {
 	if (n == 0 || n > SLSGROUP_MAX_LOGS)
 		return -1;
-	_Static_assert(sizeof(struct slsgroup_log) % sizeof(void *) == 0, "the pointers follow");
-	sc->structs.len = 0;
-	buf_reserve(&sc->structs, n * (sizeof(struct slsgroup_log) + sizeof(Sls__Log *)));
-	struct slsgroup_log *logs = (struct slsgroup_log *)(void *)sc->structs.p;
-	Sls__Log **lp = (Sls__Log **)(void *)(logs + n);
-	const ProtobufCBinaryData id[SLSGROUP_IDENTITY] = {bin(m->instance_id), bin(m->snid),
-							   bin(m->ali_uid)};
-	for (size_t i = 0; i < n; i++) {
-		fill_log(&logs[i], id, &r[i]);
-		lp[i] = &logs[i].log;
-	}
 	Sls__LogTag tag = SLS__LOG_TAG__INIT, *tags[1] = {&tag};
 	tag.key = bin(SLSGROUP_PACK_ID_TAG);
 	tag.value = bin(m->pack_id);
-	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	Sls__LogGroupPacked g = SLS__LOG_GROUP_PACKED__INIT;
 	g.n_logs = n;
-	g.logs = lp;
+	g.logs = pack_logs(m, r, n, sc);
 	g.has_topic = g.has_source = 1;
 	g.topic = bin(m->topic);
 	g.source = bin(m->source);
 	g.n_logtags = 1;
 	g.logtags = tags;
-	size_t raw = sls__log_group__get_packed_size(&g);
+	size_t raw = sls__log_group_packed__get_packed_size(&g);
+	if (raw > SLSGROUP_MAX_RAW)
+		return -1;
 	sc->packed.len = 0;
 	buf_reserve(&sc->packed, raw);
 	uint8_t *packed = (uint8_t *)sc->packed.p;
-	sls__log_group__pack(&g, packed);
+	sls__log_group_packed__pack(&g, packed);
 	int bound = LZ4_compressBound((int)raw);
 	buf_reserve(out, (size_t)bound);
 	int z = LZ4_compress_default((const char *)packed, out->p + out->len, (int)raw, bound);

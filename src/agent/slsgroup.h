@@ -27,11 +27,12 @@ struct slsgroup_meta {
 	const char *ali_uid;	 /* ali-uid: the gateway owner's account id ("" if unknown) */
 };
 
-/* Memory an encoder keeps from one group to the next (~6 MB for a full
- * group: allocated afresh, it was page-faulted in again for every group).
- * Zero-initialise; slsgroup_scratch_free releases it. */
+/* Memory an encoder keeps from one group to the next (a few MB for a full
+ * group: allocated afresh, it was page-faulted in again for every group):
+ * the packed Logs, their slices, the packed group. Zero-initialise;
+ * slsgroup_scratch_free releases it. */
 struct slsgroup_scratch {
-	struct buf structs, packed;
+	struct buf logs, refs, packed;
 };
 void slsgroup_scratch_free(struct slsgroup_scratch *sc);
 

@@ -190,10 +190,60 @@ static void test_group(void **state)
 		assert_true(str_eqc(sls_pb_str(g->logs[0]->contents[i]->value), want[i][1]));
 	}
 	assert_true(str_eqc(sls_pb_str(g->logs[1]->contents[6]->value), "a00:1::"));
+	/* Packed Log by Log (LogGroupPacked), the bytes are those protobuf-c packs
+	 * for the LogGroup itself. */
+	size_t again_len = sls__log_group__get_packed_size(g);
+	uint8_t *repacked = malloc(again_len);
+	assert_int_equal(sls__log_group__pack(g, repacked), again_len);
+	assert_true(again_len == raw && !memcmp(repacked, plain, raw));
+	free(repacked);
 	sls_loggroup_free(g);
 	free(plain);
 	buf_free(&out);
 	assert_int_equal(slsgroup_encode(&m, r, 0, &sc, &out, &raw), -1);
+	slsgroup_scratch_free(&sc);
+}
+
+/* The widest record (IPv6 addresses of 39 characters, 20-digit counters) with
+ * the longest identity values, in a full group: it fits the encoder's room
+ * (ASan would see it overflow) and decodes whole. */
+static void test_group_widest(void **state)
+{
+	(void)state;
+	static struct flow_rec r[SLSGROUP_MAX_LOGS];
+	memset(&r[0], 0, sizeof(r[0]));
+	r[0].key.af = 6;
+	memset(r[0].key.src, 0xff, 16);
+	memset(r[0].key.dst, 0xfe, 16);
+	r[0].key.proto = 255;
+	r[0].key.sport = r[0].key.dport = 65535;
+	r[0].first_us = r[0].last_us = INT64_MAX;
+	r[0].packets = r[0].bytes = UINT64_MAX;
+	for (size_t i = 1; i < SLSGROUP_MAX_LOGS; i++)
+		r[i] = r[0];
+	char id[SLSGROUP_MAX_ID];
+	memset(id, 'i', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	struct slsgroup_meta m = {id, id, id, id, id, id};
+	struct slsgroup_scratch sc = {0};
+	struct buf out = {0};
+	size_t raw = 0;
+	assert_int_equal(slsgroup_encode(&m, r, SLSGROUP_MAX_LOGS, &sc, &out, &raw), 0);
+	assert_true(raw <= SLSGROUP_MAX_RAW);
+	char *plain = malloc(raw);
+	assert_int_equal(LZ4_decompress_safe(out.p, plain, (int)out.len, (int)raw), (int)raw);
+	Sls__LogGroup *g = NULL;
+	const char *detail = NULL;
+	assert_int_equal(sls_loggroup_decode((struct str){plain, raw}, &g, &detail), 0);
+	assert_int_equal(g->n_logs, SLSGROUP_MAX_LOGS);
+	const Sls__Log *l = g->logs[SLSGROUP_MAX_LOGS - 1];
+	assert_int_equal(l->n_contents, 16);
+	assert_true(str_eqc(sls_pb_str(l->contents[0]->value), id));
+	assert_true(str_eqc(sls_pb_str(l->contents[6]->value), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+	assert_true(str_eqc(sls_pb_str(l->contents[11]->value), "18446744073709551615"));
+	sls_loggroup_free(g);
+	free(plain);
+	buf_free(&out);
 	slsgroup_scratch_free(&sc);
 }
 
@@ -204,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_bound_and_restart),
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_group),
+		cmocka_unit_test(test_group_widest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
