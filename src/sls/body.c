@@ -288,9 +288,22 @@ void sls_loggroup_free(Sls__LogGroup *g)
 		pb_arena_free(pb_arena_of(g));
 }
 
-/* The index in f of the stamped field c is, or n. */
-static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n)
+/* Bit k set when a key of f is k bytes long (k < 64), for stamped_index. */
+static uint64_t key_lens(const struct sls_field *f, size_t n)
 {
+	uint64_t lens = 0;
+	for (size_t i = 0; i < n; i++)
+		lens |= f[i].key.len < 64 ? 1ull << f[i].key.len : 0;
+	return lens;
+}
+
+/* The index in f of the stamped field c is, or n. Most keys are none of
+ * them, and most of those have a length none of them has (lens: key_lens). */
+static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n,
+			    uint64_t lens)
+{
+	if (c->key.len < 64 && !(lens >> c->key.len & 1))
+		return n;
 	for (size_t i = 0; i < n; i++)
 		if (c->key.len == f[i].key.len && c->key.len && c->key.data[0] == (uint8_t)f[i].key.p[0] &&
 		    memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
@@ -319,10 +332,10 @@ static Sls__Log__Content *content_new(struct pb_arena *a, const struct sls_field
  * a well-behaved sender (sagflow's agent) sends, so nothing is rebuilt. */
 static bool stamped_already(const Sls__Log *l, const struct sls_field *f, size_t n)
 {
-	uint64_t seen = 0;
+	uint64_t seen = 0, lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++) {
 		const Sls__Log__Content *c = l->contents[i];
-		size_t j = stamped_index(c, f, n);
+		size_t j = stamped_index(c, f, n, lens);
 		if (j == n)
 			continue;
 		if (seen >> j & 1 || c->value.len != f[j].value.len ||
@@ -343,8 +356,9 @@ static void stamp_log(struct pb_arena *a, Sls__Log *l, Sls__Log__Content *const 
 		return;
 	Sls__Log__Content **out = pb_alloc_nofail(a, (l->n_contents + n) * sizeof(*out));
 	size_t k = 0;
+	uint64_t lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (stamped_index(l->contents[i], f, n) == n)
+		if (stamped_index(l->contents[i], f, n, lens) == n)
 			out[k++] = l->contents[i];
 	for (size_t i = 0; i < n; i++)
 		out[k++] = stamp[i];
@@ -426,8 +440,9 @@ size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, s
 {
 	bool as_is = stamped_already(l, f, n);
 	size_t m = 0;
+	uint64_t lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (as_is || stamped_index(l->contents[i], f, n) == n) {
+		if (as_is || stamped_index(l->contents[i], f, n, lens) == n) {
 			k[m] = sls_pb_str(l->contents[i]->key);
 			v[m++] = sls_pb_str(l->contents[i]->value);
 		}
