@@ -3,9 +3,10 @@
  * from the packed Logs (LogGroupPacked): the bytes are those of packing a
  * LogGroup, but every Content is sized and packed once instead of sized three
  * times over, and the three identity Contents, the same in every Log of a
- * group, are packed once per group (sls_logs.proto). The values of one record
- * are formatted into a buffer on the stack, without printf (it was a fifth of
- * the encoder's time); the packed Logs of a group go one after the other into
+ * group, are packed once per group (sls_logs.proto). A field whose value is
+ * the one it had in the record before reuses that packed Content, so only
+ * what changed is formatted (without printf: it was a fifth of the encoder's
+ * time) and packed. The packed Logs of a group go one after the other into
  * memory kept from one group to the next (docs/benchmarks.md "Agent
  * delivery"). */
 #include "agent/slsgroup.h"
@@ -21,8 +22,6 @@
 #include "sls/sls_logs.pb-c.h"
 
 #define SLSGROUP_IDENTITY 3 /* Instance_id, snid, ali-uid: the group's, not the record's */
-/* The formatted values of one record: two addresses and eleven numbers. */
-#define SLSGROUP_TEXT_PER_LOG (2 * INET6_ADDRSTRLEN + 11 * STR_U64_MAX)
 
 /* The names of spec §2.2, in its order. */
 static const char *const slsgroup_keys[SLSGROUP_FIELDS] = {
@@ -37,8 +36,7 @@ static const char *const slsgroup_keys[SLSGROUP_FIELDS] = {
 #define SLSGROUP_LOG_ROOM                                                            \
 	(8 + SLSGROUP_IDENTITY * (8 + 16 + SLSGROUP_MAX_ID) +                           \
 	 (SLSGROUP_FIELDS - SLSGROUP_IDENTITY) * (8 + 16 + INET6_ADDRSTRLEN))
-/* The packed Contents of one record, before they go into its Log. */
-#define SLSGROUP_CONTENTS_ROOM ((SLSGROUP_FIELDS - SLSGROUP_IDENTITY) * (8 + 16 + INET6_ADDRSTRLEN))
+_Static_assert(SLSGROUP_CONTENT_ROOM >= 8 + 16 + INET6_ADDRSTRLEN, "a packed value Content fits");
 
 /* IPv4 by hand: glibc's inet_ntop formats it with sprintf. */
 static char *put_addr(const struct flow_key *k, const uint8_t *a, char *at)
@@ -55,23 +53,44 @@ static char *put_addr(const struct flow_key *k, const uint8_t *a, char *at)
 	return at + strnlen(at, INET6_ADDRSTRLEN);
 }
 
-/* The record's values in the order of slsgroup_keys, from SLSGROUP_IDENTITY
- * on; each entry's end is the next one's start. */
-static void put_values(const struct flow_rec *r, char *at, char *ends[SLSGROUP_FIELDS])
+/* A record's value of one field, comparable: a number, or an address (its
+ * family and 16 bytes). */
+struct raw_val {
+	uint64_t w[3];
+};
+
+#define SLSGROUP_SRCADDR 6
+#define SLSGROUP_DSTADDR 8
+
+static struct raw_val addr_val(const struct flow_key *k, const uint8_t *a)
+{
+	struct raw_val v = {{k->af, 0, 0}};
+	memcpy(&v.w[1], a, 16);
+	return v;
+}
+
+/* The record's values in the order of slsgroup_keys (from SLSGROUP_IDENTITY
+ * on; the slots before are unused). */
+static void raw_values(const struct flow_rec *r, struct raw_val v[SLSGROUP_FIELDS])
 {
 	const struct flow_key *k = &r->key;
-	const uint64_t num[] = {(uint64_t)(r->first_us / 1000000), (uint64_t)(r->last_us / 1000000),
-				k->proto};
-	size_t f = SLSGROUP_IDENTITY;
-	for (size_t i = 0; i < sizeof(num) / sizeof(num[0]); i++)
-		ends[f++] = at = str_put_u64(at, num[i]);
-	ends[f++] = at = put_addr(k, k->src, at);
-	ends[f++] = at = str_put_u64(at, k->sport);
-	ends[f++] = at = put_addr(k, k->dst, at);
-	const uint64_t tail[] = {k->dport, r->packets, r->bytes, r->tcp_flags, k->tos, k->inport,
-				 r->outport};
-	for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++)
-		ends[f++] = at = str_put_u64(at, tail[i]);
+	const uint64_t num[SLSGROUP_FIELDS] = {
+	    [3] = (uint64_t)(r->first_us / 1000000), (uint64_t)(r->last_us / 1000000), k->proto, 0,
+	    k->sport, 0, k->dport, r->packets, r->bytes, r->tcp_flags, k->tos, k->inport, r->outport};
+	for (size_t i = SLSGROUP_IDENTITY; i < SLSGROUP_FIELDS; i++)
+		v[i] = (struct raw_val){{num[i], 0, 0}};
+	v[SLSGROUP_SRCADDR] = addr_val(k, k->src);
+	v[SLSGROUP_DSTADDR] = addr_val(k, k->dst);
+}
+
+/* Field i's value as text at `at`; its end. */
+static char *put_value(size_t i, const struct raw_val *v, char *at)
+{
+	if (i != SLSGROUP_SRCADDR && i != SLSGROUP_DSTADDR)
+		return str_put_u64(at, v->w[0]);
+	uint8_t a[16];
+	memcpy(a, &v->w[1], 16);
+	return put_addr(&(struct flow_key){.af = (uint8_t)v->w[0]}, a, at);
 }
 
 static ProtobufCBinaryData bin(const char *s)
@@ -90,22 +109,28 @@ static ProtobufCBinaryData pack_content(const char *key, ProtobufCBinaryData val
 }
 
 /* Record r as one packed Log at out (SLSGROUP_LOG_ROOM bytes); its size. The
- * identity Contents come packed (id), the same for every Log of the group. */
+ * identity Contents come packed (id), the same for every Log of the group;
+ * the others are packed when their value differs from the one the field had
+ * last (sc->cache): protocol, ports, counters and times repeat from record
+ * to record. */
 static size_t pack_log(const ProtobufCBinaryData id[SLSGROUP_IDENTITY], const struct flow_rec *r,
-		       uint8_t *out)
+		       struct slsgroup_scratch *sc, uint8_t *out)
 {
-	char text[SLSGROUP_TEXT_PER_LOG], *ends[SLSGROUP_FIELDS];
-	uint8_t packed[SLSGROUP_CONTENTS_ROOM], *p = packed;
+	struct raw_val v[SLSGROUP_FIELDS];
 	ProtobufCBinaryData c[SLSGROUP_FIELDS];
-	put_values(r, text, ends);
+	raw_values(r, v);
 	memcpy(c, id, sizeof(c[0]) * SLSGROUP_IDENTITY);
-	char *at = text;
 	for (size_t i = SLSGROUP_IDENTITY; i < SLSGROUP_FIELDS; i++) {
-		c[i] = pack_content(slsgroup_keys[i], (ProtobufCBinaryData){(size_t)(ends[i] - at),
-									    (uint8_t *)at},
-				    p);
-		p += c[i].len;
-		at = ends[i];
+		struct slsgroup_cached *k = &sc->cache[i];
+		if (!k->valid || memcmp(k->v, v[i].w, sizeof(k->v)) != 0) {
+			char text[INET6_ADDRSTRLEN + STR_U64_MAX];
+			char *end = put_value(i, &v[i], text);
+			ProtobufCBinaryData val = {(size_t)(end - text), (uint8_t *)text};
+			k->len = pack_content(slsgroup_keys[i], val, k->packed).len;
+			memcpy(k->v, v[i].w, sizeof(k->v));
+			k->valid = true;
+		}
+		c[i] = (ProtobufCBinaryData){k->len, k->packed};
 	}
 	Sls__LogPacked l = SLS__LOG_PACKED__INIT;
 	l.time = (uint32_t)(r->last_us / 1000000);
@@ -136,7 +161,7 @@ static ProtobufCBinaryData *pack_logs(const struct slsgroup_meta *m, const struc
 	ProtobufCBinaryData *refs = (ProtobufCBinaryData *)(void *)sc->refs.p;
 	uint8_t *at = (uint8_t *)sc->logs.p;
 	for (size_t i = 0; i < n; i++) {
-		refs[i] = (ProtobufCBinaryData){pack_log(id, &r[i], at), at};
+		refs[i] = (ProtobufCBinaryData){pack_log(id, &r[i], sc, at), at};
 		at += refs[i].len;
 	}
 	return refs;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <lz4.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "agent/slsgroup.h"
 #include "agent/spool.h"
@@ -247,6 +248,63 @@ static void test_group_widest(void **state)
 	slsgroup_scratch_free(&sc);
 }
 
+/* Values that repeat, change and come back, record after record and group
+ * after group (the encoder reuses a field's packed Content while its value
+ * stays): every Log says its own record's values. */
+static void test_group_values_change(void **state)
+{
+	(void)state;
+	enum { N = 64 };
+	struct flow_rec r[N];
+	memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < N; i++) {
+		r[i].key.af = i % 5 == 4 ? 6 : 4;
+		r[i].key.src[0] = 10;
+		r[i].key.src[3] = (uint8_t)(i / 3);
+		r[i].key.dst[0] = 192;
+		r[i].key.proto = i % 2 ? 6 : 17;
+		r[i].key.sport = (uint16_t)(1000 + i % 4);
+		r[i].key.dport = 53;
+		r[i].first_us = 1700000000000000LL + (int64_t)(i / 8) * 1000000;
+		r[i].last_us = r[i].first_us + 2000000;
+		r[i].packets = i % 3;
+		r[i].bytes = 100 * (i % 3);
+		r[i].tcp_flags = (uint8_t)(i % 2 ? 0x12 : 0);
+	}
+	struct slsgroup_meta m = {"fl-1", "192.0.2.9", "PACK-1", "sag-1", "SN1", "123"};
+	struct slsgroup_scratch sc = {0};
+	for (int round = 0; round < 2; round++) {
+		struct buf out = {0};
+		size_t raw = 0, n = round ? N / 2 : N; /* the second group starts mid-way */
+		const struct flow_rec *from = round ? r + N / 2 : r;
+		assert_int_equal(slsgroup_encode(&m, from, n, &sc, &out, &raw), 0);
+		char *plain = malloc(raw);
+		assert_int_equal(LZ4_decompress_safe(out.p, plain, (int)out.len, (int)raw), (int)raw);
+		Sls__LogGroup *g = NULL;
+		const char *detail = NULL;
+		assert_int_equal(sls_loggroup_decode((struct str){plain, raw}, &g, &detail), 0);
+		for (size_t i = 0; i < n; i++) {
+			const struct flow_rec *x = &from[i];
+			char want[8][32];
+			snprintf(want[0], 32, "%lld", (long long)(x->first_us / 1000000));
+			snprintf(want[1], 32, "%lld", (long long)(x->last_us / 1000000));
+			snprintf(want[2], 32, "%u", x->key.proto);
+			inet_ntop(x->key.af == 6 ? AF_INET6 : AF_INET, x->key.src, want[3], 32);
+			snprintf(want[4], 32, "%u", x->key.sport);
+			snprintf(want[5], 32, "%llu", (unsigned long long)x->packets);
+			snprintf(want[6], 32, "%llu", (unsigned long long)x->bytes);
+			snprintf(want[7], 32, "%u", x->tcp_flags);
+			const size_t at[8] = {3, 4, 5, 6, 7, 10, 11, 12};
+			for (size_t k = 0; k < 8; k++)
+				assert_true(str_eqc(sls_pb_str(g->logs[i]->contents[at[k]]->value), want[k]));
+		}
+		sls_loggroup_free(g);
+		free(plain);
+		buf_free(&out);
+	}
+	slsgroup_scratch_free(&sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_group),
 		cmocka_unit_test(test_group_widest),
+		cmocka_unit_test(test_group_values_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
