@@ -130,6 +130,21 @@ static void *pb_bump(struct pb_chunk *c, size_t size)
 	return p;
 }
 
+static void *pb_alloc_slow(struct pb_arena *a, size_t need)
+{
+	size_t cap = need > SLS_DECODE_CHUNK ? need : SLS_DECODE_CHUNK;
+	struct pb_chunk *c = pb_chunk_new(cap);
+	c->next = a->chunks;
+	a->chunks = c;
+	void *p = pb_bump(c, need);
+	if (!a->first)
+		a->first = p;
+	return p;
+}
+
+/* protobuf-c calls this for every message, key and value it decodes: the
+ * common case (room in the newest chunk) is a bump. The budget counts what
+ * was asked for. */
 static void *pb_alloc(void *data, size_t size)
 {
 	struct pb_arena *a = data;
@@ -137,15 +152,12 @@ static void *pb_alloc(void *data, size_t size)
 	if (size > a->limit - a->used)
 		return NULL;
 	a->used += size;
+	size_t need = (size + PB_ALIGN - 1) & ~(PB_ALIGN - 1);
 	struct pb_chunk *c = a->chunks;
-	size_t need = (size + PB_ALIGN - 1) / PB_ALIGN * PB_ALIGN;
-	if (c->cap - c->used < need) {
-		size_t cap = need > SLS_DECODE_CHUNK ? need : SLS_DECODE_CHUNK;
-		c = pb_chunk_new(cap);
-		c->next = a->chunks;
-		a->chunks = c;
-	}
-	void *p = pb_bump(c, size);
+	if (c->cap - c->used < need)
+		return pb_alloc_slow(a, need);
+	void *p = (char *)c->data + c->used;
+	c->used += need;
 	if (!a->first)
 		a->first = p;
 	return p;
