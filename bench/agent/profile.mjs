@@ -87,6 +87,16 @@ try {
     perf.kill('SIGINT');
     await new Promise((r) => perf.once('close', r));
   }
+  // TIMELINE=1: the agent's own log lines of three native all runs (reading,
+  // end of file, the sls summary at exit), for where the time after the
+  // capture goes.
+  if (process.env.TIMELINE) {
+    for (let i = 0; i < 3; i++) {
+      const r = agentRun(srv.url, gAll, ['--read', pcap]);
+      delivered(r.stderr);
+      console.log(r.stderr.split('\n').filter((l) => /reading|end of file|sls:/.test(l)).join('\n'));
+    }
+  }
   if (process.env.AGENT_CG !== '0') {
     const out = process.env.AGENT_OUT || dir;
     const n = agentCg(agentArgs(srv.url, gNet, ['--read', pcap]), join(out, 'agent-netflow.cg'));
