@@ -5,7 +5,14 @@
 // a wrapper that runs serve under callgrind, serve's cost while it takes the
 // all run's PutLogs (callgrind_control -z before, -d after).
 //   PACKETS, FLOWS, GENERATIONS, GAP_US as in run.mjs; AGENT_CG=0 skips the
-//   agent's callgrind runs; REAL_BIN the sagflow binary itself.
+//   agent's callgrind runs; REAL_BIN the sagflow binary itself; PERF_OUT=P
+//   perf records (cpu-clock) serve and three all runs into P.*; TIMELINE=1
+//   prints the agent's own timestamps of three all runs.
+// Under callgrind serve takes ~10 s for 20,000 records and the agent gives a
+// run 10 s to drain: measure serve on a smaller capture, e.g.
+//   AGENT_CG=0 SAGFLOW_BIN=$PWD/bench/agent/serve-callgrind.sh REAL_BIN=$PWD/build/sagflow \
+//     SERVE_CG=/tmp/serve.cg PACKETS=400000 FLOWS=20000 node bench/agent/profile.mjs
+//   AGENT_OUT=/tmp node bench/agent/profile.mjs     # the agent, default capture
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
