@@ -5,6 +5,7 @@
  * it (x-log-compresstype: lz4, x-log-bodyrawsize). */
 #ifndef AGENT_SLSGROUP_H
 #define AGENT_SLSGROUP_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,11 +28,20 @@ struct slsgroup_meta {
 	const char *ali_uid;	 /* ali-uid: the gateway owner's account id ("" if unknown) */
 };
 
-/* Memory an encoder keeps from one group to the next (~6 MB for a full
- * group: allocated afresh, it was page-faulted in again for every group).
- * Zero-initialise; slsgroup_scratch_free releases it. */
+/* Memory an encoder keeps from one group to the next (a few MB for a full
+ * group: allocated afresh, it was page-faulted in again for every group):
+ * the packed Logs, their slices, the packed group. Zero-initialise;
+ * slsgroup_scratch_free releases it. */
+#define SLSGROUP_CONTENT_ROOM 72 /* bytes of one packed Content of a record's value */
+struct slsgroup_cached {
+	uint64_t v[3]; /* the value (slsgroup.c) */
+	bool valid;
+	size_t len;
+	uint8_t packed[SLSGROUP_CONTENT_ROOM];
+};
 struct slsgroup_scratch {
-	struct buf structs, packed;
+	struct buf logs, refs, packed;
+	struct slsgroup_cached cache[SLSGROUP_FIELDS]; /* each field's last packed Content */
 };
 void slsgroup_scratch_free(struct slsgroup_scratch *sc);
 

@@ -4,9 +4,13 @@
  * sender threads each PutLogs the oldest group nobody has in flight. With
  * one group in flight at a time, the end of a --read replay waited for ~25
  * PutLogs in a row while serve's ingest used one of its threads; two in
- * flight keep the encoder and serve's ingest threads busy at once
- * (docs/benchmarks.md "Agent delivery"). Groups may so reach the log store
- * out of order, which Log Service allows: every Log carries its own time. */
+ * flight kept the encoder and serve's ingest threads busy at once. Once both
+ * ends cost a third less, two were the limit: each PutLogs is answered only
+ * after the log store's commit (an fsync), so two groups in flight left the
+ * cores idle while both waited for it; with four, two are decoded while the
+ * others wait, and the writer commits them together (docs/benchmarks.md
+ * "Agent delivery"). Groups may so reach the log store out of order, which
+ * Log Service allows: every Log carries its own time. */
 #include "agent/slssend.h"
 
 #include <inttypes.h>

@@ -22,7 +22,7 @@
 #define SLSSEND_BACKOFF_MIN_MS 250  /* first retry after a failure */
 #define SLSSEND_BACKOFF_MAX_MS 4000 /* retries never wait longer */
 #define SLSSEND_MAX_PENDING 64	    /* batches waiting for the encoder; more are dropped */
-#define SLSSEND_SENDERS 2	    /* PutLogs in flight at once (slssend.c says why) */
+#define SLSSEND_SENDERS 4	    /* PutLogs in flight at once (slssend.c says why) */
 #define SLSSEND_URL_MAX 1024
 #define SLSSEND_ERR_MAX 256
 

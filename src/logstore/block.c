@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zstd.h>
 
 #include "core/log.h"
@@ -22,12 +23,25 @@ static void put_varint(struct buf *b, uint64_t v)
 	buf_add(b, t, n);
 }
 
-/* The encoder's key dictionary: open addressing over indexes into keys[]. */
-struct keymap {
-	uint32_t *slot; /* index + 1, 0 = empty; mask + 1 slots, at least twice the keys */
-	uint32_t mask;
-	struct str *keys;
-	size_t n;
+/* The streaming encoder (block.h): logs are added one at a time and copied
+ * at once into one buffer per column, so nothing of a log is needed after it
+ * was added. Before, the encoder kept the whole decoded LogGroup and
+ * gathered each column's values from it by pointer, after two more passes
+ * over it (docs/logstore.md "Layout"). */
+struct block_key {
+	size_t off, len; /* in keytext */
+};
+
+struct block_enc {
+	size_t n, nkeys, cap;	      /* logs, keys, room in key/col/val/seen */
+	struct block_key *key;
+	struct buf keytext, *col;
+	uint32_t *slot, mask;	      /* the key dictionary: index + 1, 0 = empty; at most half full */
+	size_t *kof, nkof, cap_kof;   /* the key of each content of the last log that was not `same` */
+	struct str *val;	      /* each key's value in the log being added ... */
+	size_t *seen;		      /* ... when seen[k] is n + 1 */
+	struct buf times, ns;	      /* uint32_t each */
+	bool has_ns;
 };
 
 static uint32_t key_hash(struct str k)
@@ -38,125 +52,164 @@ static uint32_t key_hash(struct str k)
 	return h;
 }
 
-static size_t keymap_find(struct keymap *m, struct str k, bool add)
+static struct str enc_key(const struct block_enc *e, size_t k)
 {
-	uint32_t mask = m->mask;
-	for (uint32_t i = key_hash(k) & mask;; i = (i + 1) & mask) {
-		if (!m->slot[i]) {
-			if (!add)
-				return SIZE_MAX;
-			m->keys[m->n] = k;
-			m->slot[i] = (uint32_t)++m->n;
-			return m->n - 1;
-		}
-		if (str_eq(m->keys[m->slot[i] - 1], k))
-			return m->slot[i] - 1;
-	}
+	return (struct str){e->keytext.p + e->key[k].off, e->key[k].len};
 }
 
-/* New keys that log l would add to the dictionary. */
-static size_t new_keys(struct keymap *m, const Sls__Log *l)
+static uint32_t *enc_slot(struct block_enc *e, struct str k)
 {
-	size_t added = 0;
-	for (size_t c = 0; c < l->n_contents; c++)
-		if (keymap_find(m, sls_pb_str(l->contents[c]->key), false) == SIZE_MAX)
-			added++; /* duplicates within l count twice: an upper bound is enough */
-	return added;
+	for (uint32_t i = key_hash(k) & e->mask;; i = (i + 1) & e->mask)
+		if (!e->slot[i] || str_eq(enc_key(e, e->slot[i] - 1), k))
+			return &e->slot[i];
+}
+
+static void enc_rehash(struct block_enc *e, uint32_t slots)
+{
+	free(e->slot);
+	e->slot = xcalloc(slots, sizeof(*e->slot));
+	e->mask = slots - 1;
+	for (size_t k = 0; k < e->nkeys; k++)
+		*enc_slot(e, enc_key(e, k)) = (uint32_t)k + 1;
+}
+
+/* Room for one more key, and a new key's column: absent in the logs before. */
+static size_t enc_new_key(struct block_enc *e, struct str k)
+{
+	if (e->nkeys == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 16;
+		e->key = xrealloc(e->key, cap * sizeof(*e->key));
+		e->col = xrealloc(e->col, cap * sizeof(*e->col));
+		e->val = xrealloc(e->val, cap * sizeof(*e->val));
+		e->seen = xrealloc(e->seen, cap * sizeof(*e->seen));
+		for (size_t i = e->cap; i < cap; i++)
+			e->col[i] = (struct buf){0};
+		e->cap = cap;
+	}
+	size_t i = e->nkeys++;
+	e->key[i] = (struct block_key){e->keytext.len, k.len};
+	buf_add(&e->keytext, k.p, k.len);
+	e->seen[i] = 0;
+	e->col[i].len = 0;
+	buf_reserve(&e->col[i], e->n);
+	memset(e->col[i].p, 0, e->n);
+	e->col[i].len = e->n;
+	if (2 * (e->nkeys + 1) > (size_t)e->mask + 1)
+		enc_rehash(e, 2 * (e->mask + 1));
+	return i;
+}
+
+static size_t enc_find(struct block_enc *e, struct str k, bool add)
+{
+	uint32_t *s = enc_slot(e, k);
+	if (*s)
+		return *s - 1;
+	if (!add)
+		return SIZE_MAX;
+	size_t i = enc_new_key(e, k);
+	*enc_slot(e, k) = (uint32_t)i + 1; /* after a rehash, s moved */
+	return i;
 }
 
 /* Logs of one sender have the same keys in the same order, log after log:
  * comparing with the previous log is cheaper than hashing every key. */
-static bool same_keys(const Sls__Log *a, const Sls__Log *b)
+static bool enc_same_keys(const struct block_enc *e, const struct str *k, size_t nc)
 {
-	if (a->n_contents != b->n_contents)
+	if (e->n == 0 || nc != e->nkof)
 		return false;
-	for (size_t c = 0; c < a->n_contents; c++)
-		if (!str_eq(sls_pb_str(a->contents[c]->key), sls_pb_str(b->contents[c]->key)))
+	for (size_t c = 0; c < nc; c++)
+		if (!str_eq(k[c], enc_key(e, e->kof[c])))
 			return false;
 	return true;
 }
 
-/* Each log's value of each key, found once per content through the key
- * dictionary (not once per key and content): cell[i * nkeys + k]. */
-static const ProtobufCBinaryData **cells_of(const Sls__LogGroup *g, size_t from, size_t to,
-					    struct keymap *m)
+struct block_enc *block_enc_new(void)
 {
-	const ProtobufCBinaryData **cell = xcalloc((to - from) * m->n + 1, sizeof(*cell));
-	size_t *kof = NULL, cap = 0; /* the key index of each content of the previous log */
-	for (size_t i = from; i < to; i++) {
-		const Sls__Log *l = g->logs[i];
-		bool same = i > from && same_keys(l, g->logs[i - 1]);
-		if (l->n_contents > cap) {
-			cap = l->n_contents;
-			kof = xrealloc(kof, cap * sizeof(*kof));
-		}
-		for (size_t c = 0; c < l->n_contents; c++) {
-			if (!same)
-				kof[c] = keymap_find(m, sls_pb_str(l->contents[c]->key), false);
-			cell[(i - from) * m->n + kof[c]] = &l->contents[c]->value; /* the last one wins */
-		}
-	}
-	free(kof);
-	return cell;
+	struct block_enc *e = xcalloc(1, sizeof(*e));
+	enc_rehash(e, 64);
+	return e;
 }
 
-static void put_column(struct buf *b, const ProtobufCBinaryData **cell, size_t n, size_t nkeys,
-		       size_t k)
+void block_enc_free(struct block_enc *e)
 {
-	for (size_t i = 0; i < n; i++) {
-		const ProtobufCBinaryData *v = cell[i * nkeys + k];
-		put_varint(b, v ? v->len + 1 : 0);
-		if (v)
-			buf_add(b, v->data, v->len);
-	}
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->cap; i++)
+		buf_free(&e->col[i]);
+	free(e->key);
+	free(e->col);
+	free(e->val);
+	free(e->seen);
+	free(e->slot);
+	free(e->kof);
+	buf_free(&e->keytext);
+	buf_free(&e->times);
+	buf_free(&e->ns);
+	free(e);
 }
 
-static size_t choose_logs(const Sls__LogGroup *g, size_t from, struct keymap *m)
+size_t block_enc_logs(const struct block_enc *e)
 {
-	size_t to = from;
-	while (to < g->n_logs) {
-		const Sls__Log *l = g->logs[to];
-		bool same = to > from && same_keys(l, g->logs[to - 1]);
-		size_t keys = same ? m->n : m->n + new_keys(m, l);
-		if (to > from && keys * (to - from + 1) > BLOCK_MAX_CELLS)
-			break;
-		for (size_t c = 0; c < l->n_contents && !same; c++)
-			keymap_find(m, sls_pb_str(l->contents[c]->key), true);
-		to++;
-	}
-	return to;
+	return e->n;
 }
 
-static void put_times(struct buf *p, const Sls__LogGroup *g, size_t from, size_t to,
-		      uint32_t *tmin, uint32_t *tmax)
+/* The key of each content in e->kof, new keys added. */
+static void enc_map_keys(struct block_enc *e, const struct str *k, size_t nc)
 {
-	bool has_ns = false;
-	*tmin = UINT32_MAX;
-	*tmax = 0;
-	for (size_t i = from; i < to; i++)
-		has_ns |= g->logs[i]->has_timens;
-	put_varint(p, has_ns);
-	for (size_t i = from; i < to; i++) {
-		uint32_t t = g->logs[i]->time;
-		*tmin = t < *tmin ? t : *tmin;
-		*tmax = t > *tmax ? t : *tmax;
+	if (nc > e->cap_kof) {
+		e->cap_kof = nc;
+		e->kof = xrealloc(e->kof, nc * sizeof(*e->kof));
 	}
-	return;
+	for (size_t c = 0; c < nc; c++)
+		e->kof[c] = enc_find(e, k[c], true);
+	e->nkof = nc;
 }
 
-/* A table for at most as many keys as the logs from `from` have contents. */
-static void keymap_init(struct keymap *m, const Sls__LogGroup *g, size_t from)
+static void put_u32(struct buf *b, uint32_t v)
 {
-	size_t contents = 1;
-	for (size_t i = from; i < g->n_logs && contents <= BLOCK_MAX_CELLS; i++)
-		contents += g->logs[i]->n_contents;
-	uint32_t slots = 16;
-	while (slots < 2 * contents)
-		slots *= 2;
-	m->slot = xcalloc(slots, sizeof(uint32_t));
-	m->mask = slots - 1;
-	m->keys = xcalloc(contents, sizeof(*m->keys));
-	m->n = 0;
+	buf_add(b, &v, sizeof(v));
+}
+
+/* A column's cell: 0 (absent, v NULL) or len + 1 and the bytes; one reserve,
+ * the varint inline (this runs for every value of every log). */
+static void put_cell(struct buf *col, const struct str *v)
+{
+	size_t len = v ? v->len : 0;
+	buf_reserve(col, 10 + len);
+	uint8_t *at = (uint8_t *)col->p + col->len;
+	uint64_t x = v ? len + 1 : 0;
+	while (x >= 0x80) {
+		*at++ = (uint8_t)(x | 0x80);
+		x >>= 7;
+	}
+	*at++ = (uint8_t)x;
+	if (len)
+		memcpy(at, v->p, len);
+	col->len = (size_t)((char *)at - col->p) + len;
+}
+
+int block_enc_add(struct block_enc *e, const struct str *k, const struct str *v, size_t nc,
+		  uint32_t time, bool has_ns, uint32_t ns)
+{
+	bool same = enc_same_keys(e, k, nc);
+	size_t keys = e->nkeys;
+	for (size_t c = 0; c < nc && !same; c++)
+		keys += enc_find(e, k[c], false) == SIZE_MAX; /* duplicates count twice: a bound */
+	if (e->n > 0 && keys * (e->n + 1) > BLOCK_MAX_CELLS)
+		return 1;
+	if (!same)
+		enc_map_keys(e, k, nc);
+	for (size_t c = 0; c < nc; c++) {
+		e->val[e->kof[c]] = v[c]; /* the last one wins */
+		e->seen[e->kof[c]] = e->n + 1;
+	}
+	for (size_t i = 0; i < e->nkeys; i++)
+		put_cell(&e->col[i], e->seen[i] == e->n + 1 ? &e->val[i] : NULL);
+	put_u32(&e->times, time);
+	put_u32(&e->ns, has_ns ? ns : 0);
+	e->has_ns |= has_ns;
+	e->n++;
+	return 0;
 }
 
 static int u32_cmp(const void *a, const void *b)
@@ -168,14 +221,15 @@ static int u32_cmp(const void *a, const void *b)
 /* The rollup: how many logs of the block have each second, as varint pairs
  * (seconds after the previous pair's second, or after t_min for the first;
  * count), seconds ascending. */
-static void put_counts(struct buf *out, const Sls__LogGroup *g, size_t from, size_t to,
-		       uint32_t tmin)
+static void put_counts(struct buf *out, const uint32_t *times, size_t n, uint32_t tmin)
 {
-	size_t n = to - from;
-	uint32_t *t = xcalloc(n, sizeof(*t));
-	for (size_t i = 0; i < n; i++)
-		t[i] = g->logs[from + i]->time;
-	qsort(t, n, sizeof(*t), u32_cmp);
+	uint32_t *t = xmalloc((n ? n : 1) * sizeof(*t));
+	memcpy(t, times, n * sizeof(*t));
+	size_t sorted = 1;
+	while (sorted < n && t[sorted - 1] <= t[sorted])
+		sorted++;
+	if (sorted < n) /* a sender's logs mostly come in time order */
+		qsort(t, n, sizeof(*t), u32_cmp);
 	uint32_t prev = tmin;
 	for (size_t i = 0, j; i < n; i = j) {
 		for (j = i + 1; j < n && t[j] == t[i]; j++)
@@ -239,43 +293,49 @@ static void compress_append(struct buf *out, const struct buf *p)
 }
 
 /* The header: n, nkeys, has_ns, the keys, the times (and ns). */
-static void put_header(struct buf *h, const Sls__LogGroup *g, size_t from, size_t to,
-		       const struct keymap *m, uint32_t *tmin, uint32_t *tmax)
+static void put_header(struct buf *h, const struct block_enc *e, const uint32_t *t,
+		       uint32_t *tmin, uint32_t *tmax)
 {
-	put_varint(h, to - from);
-	put_varint(h, m->n);
-	size_t ns_at = h->len;
-	put_times(h, g, from, to, tmin, tmax);
-	bool has_ns = h->p[ns_at] != 0;
-	for (size_t k = 0; k < m->n; k++) {
-		put_varint(h, m->keys[k].len);
-		buf_add(h, m->keys[k].p, m->keys[k].len);
+	put_varint(h, e->n);
+	put_varint(h, e->nkeys);
+	put_varint(h, e->has_ns);
+	*tmin = UINT32_MAX;
+	*tmax = 0;
+	for (size_t i = 0; i < e->n; i++) {
+		*tmin = t[i] < *tmin ? t[i] : *tmin;
+		*tmax = t[i] > *tmax ? t[i] : *tmax;
 	}
-	for (size_t i = from; i < to; i++)
-		put_varint(h, g->logs[i]->time);
-	for (size_t i = from; has_ns && i < to; i++)
-		put_varint(h, g->logs[i]->has_timens ? g->logs[i]->timens : 0);
+	for (size_t k = 0; k < e->nkeys; k++) {
+		put_varint(h, e->key[k].len);
+		buf_add(h, e->keytext.p + e->key[k].off, e->key[k].len);
+	}
+	for (size_t i = 0; i < e->n; i++)
+		put_varint(h, t[i]);
+	const uint32_t *ns = (const uint32_t *)(const void *)e->ns.p;
+	for (size_t i = 0; e->has_ns && i < e->n; i++)
+		put_varint(h, ns[i]);
 }
 
-void block_encode(const Sls__LogGroup *g, size_t from, size_t *to_out, struct buf *out,
-		  struct buf *counts, uint32_t *tmin, uint32_t *tmax)
+/* Empty again, keeping its memory. */
+static void enc_reset(struct block_enc *e)
 {
-	struct keymap m;
-	keymap_init(&m, g, from);
-	size_t to = choose_logs(g, from, &m);
-	struct buf h = {0}, col = {0}, frames = {0};
-	put_header(&h, g, from, to, &m, tmin, tmax);
-	const ProtobufCBinaryData **cell = cells_of(g, from, to, &m);
-	for (size_t k = 0; k < m.n; k++) {
+	memset(e->slot, 0, ((size_t)e->mask + 1) * sizeof(*e->slot));
+	e->n = e->nkeys = e->nkof = 0;
+	e->keytext.len = e->times.len = e->ns.len = 0;
+	e->has_ns = false;
+}
+
+void block_enc_finish(struct block_enc *e, struct buf *out, struct buf *counts, uint32_t *tmin,
+		      uint32_t *tmax)
+{
+	const uint32_t *t = (const uint32_t *)(const void *)e->times.p;
+	struct buf h = {0}, frames = {0};
+	put_header(&h, e, t, tmin, tmax);
+	for (size_t k = 0; k < e->nkeys; k++) {
 		size_t before = frames.len;
-		buf_reset(&col);
-		put_column(&col, cell, to - from, m.n, k);
-		compress_append(&frames, &col);
+		compress_append(&frames, &e->col[k]);
 		put_varint(&h, frames.len - before);
 	}
-	free(cell);
-	free(m.slot);
-	free(m.keys);
 	buf_reset(out);
 	buf_add(out, BLOCK_MAGIC, 2);
 	struct buf zh = {0};
@@ -285,11 +345,81 @@ void block_encode(const Sls__LogGroup *g, size_t from, size_t *to_out, struct bu
 	buf_add(out, frames.p, frames.len);
 	buf_free(&zh);
 	buf_free(&h);
-	buf_free(&col);
 	buf_free(&frames);
 	buf_reset(counts);
-	put_counts(counts, g, from, to, *tmin);
+	put_counts(counts, t, e->n, *tmin);
+	enc_reset(e);
+}
+
+/* A log's contents as slices, in *k and *v (grown to fit). */
+static void log_slices(const Sls__Log *l, struct str **k, struct str **v, size_t *cap)
+{
+	if (l->n_contents > *cap) {
+		*cap = l->n_contents;
+		*k = xrealloc(*k, *cap * sizeof(**k));
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	for (size_t c = 0; c < l->n_contents; c++) {
+		(*k)[c] = sls_pb_str(l->contents[c]->key);
+		(*v)[c] = sls_pb_str(l->contents[c]->value);
+	}
+}
+
+void block_encode(const Sls__LogGroup *g, size_t from, size_t *to_out, struct buf *out,
+		  struct buf *counts, uint32_t *tmin, uint32_t *tmax)
+{
+	struct block_enc *e = block_enc_new();
+	struct str *k = NULL, *v = NULL;
+	size_t cap = 0, to = from;
+	for (; to < g->n_logs; to++) {
+		const Sls__Log *l = g->logs[to];
+		log_slices(l, &k, &v, &cap);
+		if (block_enc_add(e, k, v, l->n_contents, l->time, l->has_timens, l->timens) != 0)
+			break;
+	}
+	block_enc_finish(e, out, counts, tmin, tmax);
+	block_enc_free(e);
+	free(k);
+	free(v);
 	*to_out = to;
+}
+
+static void enc_emit(struct block_enc *e, void (*emit)(struct block_out *b, void *arg), void *arg)
+{
+	struct block_out b = {.n = block_enc_logs(e)};
+	block_enc_finish(e, &b.data, &b.counts, &b.tmin, &b.tmax);
+	emit(&b, arg);
+}
+
+enum sls_err block_encode_logs(struct sls_logs *s, const struct sls_field *f, size_t nf,
+			       void (*emit)(struct block_out *b, void *arg), void *arg,
+			       const char **detail)
+{
+	struct block_enc *e = block_enc_new();
+	struct str *k = NULL, *v = NULL;
+	size_t cap = 0;
+	enum sls_err err = SLS_ERR_OK;
+	for (size_t i = 0; i < sls_logs_count(s) && err == SLS_ERR_OK; i++) {
+		const Sls__Log *l;
+		if ((err = sls_logs_get(s, i, &l, detail)) != SLS_ERR_OK)
+			break;
+		if (l->n_contents + nf > cap) {
+			cap = l->n_contents + nf;
+			k = xrealloc(k, cap * sizeof(*k));
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		size_t nc = sls_log_stamped(l, f, nf, k, v);
+		if (block_enc_add(e, k, v, nc, l->time, l->has_timens, l->timens) != 0) {
+			enc_emit(e, emit, arg);
+			block_enc_add(e, k, v, nc, l->time, l->has_timens, l->timens);
+		}
+	}
+	if (err == SLS_ERR_OK && block_enc_logs(e))
+		enc_emit(e, emit, arg);
+	block_enc_free(e);
+	free(k);
+	free(v);
+	return err;
 }
 
 /* A bounds-checked read cursor over the payload. */

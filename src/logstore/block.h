@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/str.h"
+#include "sls/body.h"
 #include "sls/sls_logs.pb-c.h"
 
 #define BLOCK_MAX_CELLS (1u << 20)   /* logs x distinct keys of one block */
@@ -45,6 +46,38 @@ struct block {
  * histogram bucket and [from, to) are whole seconds, so it is exact for all. */
 void block_encode(const Sls__LogGroup *g, size_t from, size_t *to, struct buf *out,
 		  struct buf *counts, uint32_t *tmin, uint32_t *tmax);
+
+/* The same, a log at a time: each log's keys and values are copied when it
+ * is added, so a LogGroup can be decoded Log by Log (sls_logs_get) and
+ * nothing of it kept. Blocks come out byte for byte as block_encode writes
+ * them. */
+struct block_enc;
+struct block_enc *block_enc_new(void);
+void block_enc_free(struct block_enc *e); /* NULL is a no-op */
+/* Adds a log of nc contents (k[i], v[i]; a key given twice keeps its last
+ * value). 1, adding nothing, when the block is full (BLOCK_MAX_CELLS): finish
+ * it and add the log again. Never 1 on an empty block. */
+int block_enc_add(struct block_enc *e, const struct str *k, const struct str *v, size_t nc,
+		  uint32_t time, bool has_ns, uint32_t ns);
+size_t block_enc_logs(const struct block_enc *e); /* logs added since the last finish */
+/* The block of those logs, as block_encode writes it; e is then empty again. */
+void block_enc_finish(struct block_enc *e, struct buf *out, struct buf *counts, uint32_t *tmin,
+		      uint32_t *tmax);
+
+/* One encoded block of block_encode_logs, handed over to emit (which takes data and counts). */
+struct block_out {
+	struct buf data, counts;
+	size_t n;
+	uint32_t tmin, tmax;
+};
+
+/* Every log of s (sls_logs_open), decoded one at a time, stamped with the nf
+ * fields f (sls_log_stamped), encoded into blocks: emit(b, arg) for each, in
+ * order. SLS_ERR_OK, or the first bad log's error and its detail (blocks
+ * already emitted stay the caller's to free). */
+enum sls_err block_encode_logs(struct sls_logs *s, const struct sls_field *f, size_t nf,
+			       void (*emit)(struct block_out *b, void *arg), void *arg,
+			       const char **detail);
 
 /* Calls fn(second, logs) for each second of a rollup, ascending; -1 if malformed. */
 int block_counts_each(struct str counts, uint32_t tmin,

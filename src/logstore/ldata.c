@@ -213,14 +213,19 @@ static void put_varint(struct buf *b, uint64_t v)
 	} while (v);
 }
 
+static void tags_encode(Sls__LogTag *const *t, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		put_varint(out, t[i]->key.len);
+		buf_add(out, t[i]->key.data, t[i]->key.len);
+		put_varint(out, t[i]->value.len);
+		buf_add(out, t[i]->value.data, t[i]->value.len);
+	}
+}
+
 void ldata_tags_encode(const Sls__LogGroup *g, struct buf *out)
 {
-	for (size_t i = 0; i < g->n_logtags; i++) {
-		put_varint(out, g->logtags[i]->key.len);
-		buf_add(out, g->logtags[i]->key.data, g->logtags[i]->key.len);
-		put_varint(out, g->logtags[i]->value.len);
-		buf_add(out, g->logtags[i]->value.data, g->logtags[i]->value.len);
-	}
+	tags_encode(g->logtags, g->n_logtags, out);
 }
 
 static int get_varint(const char **p, const char *end, uint64_t *v)
@@ -272,6 +277,19 @@ static int pack_seen(sqlite3 *db, struct str pack)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Topic and source of p's group ("" when absent), from either view of it. */
+static void put_origin(const struct ldata_put *p, struct str *topic, struct str *source)
+{
+	const Sls__LogGroupPacked *l = p->g ? NULL : sls_logs_group(p->logs);
+	if (p->g) {
+		*topic = p->g->has_topic ? sls_pb_str(p->g->topic) : STR_LIT("");
+		*source = p->g->has_source ? sls_pb_str(p->g->source) : STR_LIT("");
+	} else {
+		*topic = l->has_topic ? sls_pb_str(l->topic) : STR_LIT("");
+		*source = l->has_source ? sls_pb_str(l->source) : STR_LIT("");
+	}
+}
+
 static int insert_block(sqlite3 *db, const struct ldata_put *p, const struct ldata_enc *e,
 			struct str tags)
 {
@@ -280,15 +298,14 @@ static int insert_block(sqlite3 *db, const struct ldata_put *p, const struct lda
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
 		return -1;
-	const Sls__LogGroup *g = p->g;
+	struct str topic, source;
+	put_origin(p, &topic, &source);
 	sqlite3_bind_int64(st, 1, e->tmin);
 	sqlite3_bind_int64(st, 2, e->tmax);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->n);
 	sqlite3_bind_int64(st, 4, p->received_s);
-	sqlite3_bind_blob(st, 5, g->has_topic ? (const void *)g->topic.data : "",
-			  g->has_topic ? (int)g->topic.len : 0, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 6, g->has_source ? (const void *)g->source.data : "",
-			  g->has_source ? (int)g->source.len : 0, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, topic.p, (int)topic.len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, source.p, (int)source.len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 7, tags.p ? tags.p : "", (int)tags.len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 8, e->data.p, (int)e->data.len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 9, e->counts.p ? e->counts.p : "", (int)e->counts.len, SQLITE_STATIC);
@@ -309,24 +326,30 @@ static int store_pack(sqlite3 *db, struct str pack)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static struct ldata_enc *enc_next(struct ldata_put *p)
+{
+	if ((p->nenc & (p->nenc - 1)) == 0) /* 0, 1, 2, 4, ...: full */
+		p->enc = xrealloc(p->enc, (p->nenc ? 2 * p->nenc : 1) * sizeof(*p->enc));
+	return &p->enc[p->nenc++];
+}
+
 static void encode_group(struct ldata_put *p)
 {
-	size_t cap = 0;
-	p->enc = NULL;
-	p->nenc = 0;
 	for (size_t from = 0, to; from < p->g->n_logs; from = to) {
-		if (p->nenc == cap) {
-			cap = cap ? 2 * cap : 1;
-			p->enc = xrealloc(p->enc, cap * sizeof(*p->enc));
-		}
-		struct ldata_enc *e = &p->enc[p->nenc++];
+		struct ldata_enc *e = enc_next(p);
 		*e = (struct ldata_enc){0};
 		block_encode(p->g, from, &to, &e->data, &e->counts, &e->tmin, &e->tmax);
 		e->n = to - from;
 	}
 }
 
-static void encoded_free(struct ldata_put *p)
+static void take_block(struct block_out *b, void *arg)
+{
+	struct ldata_enc *e = enc_next(arg);
+	*e = (struct ldata_enc){b->data, b->counts, b->n, b->tmin, b->tmax};
+}
+
+void ldata_encoded_free(struct ldata_put *p)
 {
 	for (size_t i = 0; i < p->nenc; i++) {
 		buf_free(&p->enc[i].data);
@@ -341,7 +364,10 @@ static void encoded_free(struct ldata_put *p)
 static int write_group(sqlite3 *db, const struct ldata_put *p)
 {
 	struct buf tags = {0};
-	ldata_tags_encode(p->g, &tags);
+	if (p->g)
+		ldata_tags_encode(p->g, &tags);
+	else
+		tags_encode(sls_logs_group(p->logs)->logtags, sls_logs_group(p->logs)->n_logtags, &tags);
 	int rc = 0;
 	for (size_t i = 0; i < p->nenc && rc == 0; i++)
 		rc = insert_block(db, p, &p->enc[i], (struct str){tags.p, tags.len});
@@ -377,7 +403,7 @@ static void finish(struct ldata *d, struct ldata_put *p, enum ldata_rc rc)
 	pthread_mutex_lock(&d->mu);
 	d->queued_bytes -= p->raw_bytes;
 	pthread_mutex_unlock(&d->mu);
-	encoded_free(p);
+	ldata_encoded_free(p);
 	p->done(p, rc);
 }
 
@@ -621,18 +647,35 @@ static bool enqueue(struct ldata *d, struct ldata_put *p)
 	return ok;
 }
 
+enum sls_err ldata_encode(struct ldata_put *p, struct sls_logs *logs, const struct sls_field *f,
+			  size_t nf, const char **detail)
+{
+	p->g = NULL;
+	p->logs = logs;
+	p->nenc = 0;
+	p->enc = NULL;
+	enum sls_err e = block_encode_logs(logs, f, nf, take_block, p, detail);
+	if (e != SLS_ERR_OK)
+		ldata_encoded_free(p);
+	return e;
+}
+
 void ldata_put(struct ldata *d, struct ldata_put *p)
 {
 	p->kind = JOB_PUT;
-	p->nenc = 0;
-	p->enc = NULL;
+	if (p->g) {
+		p->nenc = 0;
+		p->enc = NULL;
+	}
 	if (!queue_has_room(d, p->raw_bytes)) {
+		ldata_encoded_free(p);
 		p->done(p, LDATA_BUSY);
 		return;
 	}
-	encode_group(p);
+	if (p->g)
+		encode_group(p);
 	if (!enqueue(d, p)) {
-		encoded_free(p);
+		ldata_encoded_free(p);
 		p->done(p, LDATA_BUSY);
 	}
 }

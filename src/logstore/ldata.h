@@ -32,10 +32,11 @@ enum ldata_rc { LDATA_STORED = 0, LDATA_DUPLICATE = 1, LDATA_EIO = -1, LDATA_BUS
 struct ldata;
 struct ldata_enc;
 
-/* One PutLogs: the caller fills it, keeps it (and g) alive until done(). */
+/* One PutLogs: the caller fills it, keeps it (and g or logs) alive until done(). */
 struct ldata_put {
 	int64_t logstore;
-	const Sls__LogGroup *g;
+	const Sls__LogGroup *g;	 /* the group, encoded by ldata_put; or NULL, and then */
+	struct sls_logs *logs;	 /* the group Log by Log, encoded by ldata_encode before */
 	struct str pack_id; /* empty: none */
 	int64_t received_s;
 	size_t raw_bytes;   /* for the queue bound */
@@ -50,6 +51,16 @@ struct ldata_put {
 /* Creates dir (0700) when missing and starts the writer; NULL with a logged reason. */
 struct ldata *ldata_open(const char *dir);
 void ldata_close(struct ldata *d); /* drains the queue; NULL is a no-op */
+
+/* p's blocks from logs (sls_logs_open), each Log stamped with the nf fields
+ * f (sls_log_stamped), a Log at a time, before ldata_put(p): SLS_ERR_OK, or
+ * the first bad Log's error (then nothing is kept). Sets p->logs. */
+enum sls_err ldata_encode(struct ldata_put *p, struct sls_logs *logs, const struct sls_field *f,
+			  size_t nf, const char **detail);
+
+/* Frees the blocks of a put that ldata_put did not take (it frees those it
+ * takes before done()); a put without blocks is a no-op. */
+void ldata_encoded_free(struct ldata_put *p);
 
 /* Queues a put; done() runs on the writer thread, or at once (LDATA_BUSY) on
  * the caller's when the queue is full or closing. */

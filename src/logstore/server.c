@@ -81,7 +81,7 @@ struct lreq {
 	struct meta_project project;
 	struct meta_logstore logstore;
 	char *body_owned;
-	Sls__LogGroup *group;
+	struct sls_logs *logs; /* a PutLogs body, decoded Log by Log into put's blocks */
 	struct ldata_put put;
 	int64_t drop_ids[META_LIST_MAX];
 	size_t ndrop;
@@ -99,7 +99,8 @@ struct lreq {
 static void lreq_free(struct lreq *q)
 {
 	params_free(q->params);
-	sls_loggroup_free(q->group);
+	ldata_encoded_free(&q->put); /* blocks of a put that never reached the writer */
+	sls_logs_free(q->logs);
 	free(q->body_owned);
 	json_decref(q->out);
 	free(q->dev);
@@ -897,7 +898,7 @@ static void put_done(struct ldata_put *p, enum ldata_rc rc)
 		fail(q, rc == LDATA_BUSY ? SLS_ERR_SERVER_BUSY : SLS_ERR_INTERNAL_SERVER_ERROR, NULL);
 }
 
-static struct str pack_id_of(const Sls__LogGroup *g)
+static struct str pack_id_of(const Sls__LogGroupPacked *g)
 {
 	for (size_t i = 0; i < g->n_logtags; i++)
 		if (str_eqc(sls_pb_str(g->logtags[i]->key), LS_PACK_ID_TAG))
@@ -907,8 +908,10 @@ static struct str pack_id_of(const Sls__LogGroup *g)
 	return STR_NULL;
 }
 
-/* The body as a LogGroup in q->group; SLS_ERR_OK, or the error and its detail. */
-static enum sls_err decode_group(struct lreq *q, size_t *raw_len, const char **detail)
+/* The body as a LogGroup (q->logs), encoded into q->put's blocks with the nf
+ * fields f stamped into every Log; SLS_ERR_OK, or the error and its detail. */
+static enum sls_err decode_group(struct lreq *q, const struct sls_field *f, size_t nf,
+				 size_t *raw_len, const char **detail)
 {
 	enum sls_compress c;
 	struct str raw;
@@ -922,20 +925,23 @@ static enum sls_err decode_group(struct lreq *q, size_t *raw_len, const char **d
 	enum sls_err e = sls_body_raw(c, q->r->body, header(q, "x-log-bodyrawsize"), &raw,
 				      &q->body_owned, detail);
 	if (e == SLS_ERR_OK)
-		e = sls_loggroup_decode(raw, &q->group, detail);
+		e = sls_logs_open(raw, &q->logs, detail);
+	if (e == SLS_ERR_OK)
+		e = ldata_encode(&q->put, q->logs, f, nf, detail);
 	free(q->body_owned); /* protobuf-c copied what it keeps */
 	q->body_owned = NULL;
 	*raw_len = raw.len;
 	return e;
 }
 
-/* q->logstore resolved, q->group decoded: hand it to the writer. */
+/* q->logstore resolved, q->put's blocks encoded: hand them to the writer. */
 static void put_enqueue(struct lreq *q, size_t raw_len)
 {
-	q->put = (struct ldata_put){.logstore = q->logstore.id, .g = q->group,
-				    .pack_id = pack_id_of(q->group),
-				    .received_s = time_now_ms() / 1000, .raw_bytes = raw_len,
-				    .done = put_done};
+	q->put.logstore = q->logstore.id;
+	q->put.pack_id = pack_id_of(sls_logs_group(q->logs));
+	q->put.received_s = time_now_ms() / 1000;
+	q->put.raw_bytes = raw_len;
+	q->put.done = put_done;
 	ldata_put(q->srv->data, &q->put);
 }
 
@@ -951,7 +957,7 @@ static void h_put_logs(struct lreq *q)
 	}
 	if (resolve(q, true) != 0)
 		return;
-	enum sls_err e = decode_group(q, &raw_len, &detail);
+	enum sls_err e = decode_group(q, NULL, 0, &raw_len, &detail);
 	if (e != SLS_ERR_OK) {
 		fail(q, e, detail);
 		return;
@@ -1014,8 +1020,9 @@ static void ensure_done(void *arg, int rc)
 }
 
 /* The records carry who sent them, whatever the payload said (spec
- * flow-meter.md §1): the gateway, the device's serial number, the account. */
-static void stamp_identity(struct lreq *q)
+ * flow-meter.md §1): the gateway, the device's serial number, the account;
+ * stamped into every Log as it is encoded (sls_log_stamped). */
+static enum sls_err decode_device_group(struct lreq *q, size_t *raw_len, const char **detail)
 {
 	const struct ls_device *d = q->dev;
 	const struct sls_field f[] = {
@@ -1023,7 +1030,7 @@ static void stamp_identity(struct lreq *q)
 		{STR_LIT("snid"), str_c(d->serial)},
 		{STR_LIT("ali-uid"), str_c(d->account)},
 	};
-	sls_loggroup_stamp(q->group, f, sizeof(f) / sizeof(f[0]));
+	return decode_group(q, f, sizeof(f) / sizeof(f[0]), raw_len, detail);
 }
 
 /* Only to the project and logstore of the gateway's Active sls/all flow log;
@@ -1050,12 +1057,11 @@ static void device_put(struct lreq *q)
 		fail(q, SLS_ERR_DEVICE_DENIED, q->detail);
 		return;
 	}
-	enum sls_err e = decode_group(q, &raw_len, &detail);
+	enum sls_err e = decode_device_group(q, &raw_len, &detail);
 	if (e != SLS_ERR_OK) {
 		fail(q, e, detail);
 		return;
 	}
-	stamp_identity(q);
 	q->account = d->account_id;
 	q->put.raw_bytes = raw_len;
 	int rc = store_read(q->srv->store, read_logstore, q);

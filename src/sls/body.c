@@ -1,8 +1,10 @@
 #include "sls/body.h"
 
 #include <lz4.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -104,7 +106,8 @@ struct pb_chunk {
 
 struct pb_arena {
 	struct pb_chunk *chunks; /* the newest first; the last holds this header */
-	size_t used;             /* bytes handed out, against SLS_DECODE_MEMORY_MAX */
+	size_t used;             /* bytes handed out, against limit */
+	size_t limit;            /* SLS_DECODE_MEMORY_MAX, or what a group's Logs have left */
 	void *first;             /* the first object: the LogGroup */
 };
 
@@ -127,22 +130,34 @@ static void *pb_bump(struct pb_chunk *c, size_t size)
 	return p;
 }
 
+static void *pb_alloc_slow(struct pb_arena *a, size_t need)
+{
+	size_t cap = need > SLS_DECODE_CHUNK ? need : SLS_DECODE_CHUNK;
+	struct pb_chunk *c = pb_chunk_new(cap);
+	c->next = a->chunks;
+	a->chunks = c;
+	void *p = pb_bump(c, need);
+	if (!a->first)
+		a->first = p;
+	return p;
+}
+
+/* protobuf-c calls this for every message, key and value it decodes: the
+ * common case (room in the newest chunk) is a bump. The budget counts what
+ * was asked for. */
 static void *pb_alloc(void *data, size_t size)
 {
 	struct pb_arena *a = data;
 	size = size ? size : 1;
-	if (size > SLS_DECODE_MEMORY_MAX - a->used)
+	if (size > a->limit - a->used)
 		return NULL;
 	a->used += size;
+	size_t need = (size + PB_ALIGN - 1) & ~(PB_ALIGN - 1);
 	struct pb_chunk *c = a->chunks;
-	size_t need = (size + PB_ALIGN - 1) / PB_ALIGN * PB_ALIGN;
-	if (c->cap - c->used < need) {
-		size_t cap = need > SLS_DECODE_CHUNK ? need : SLS_DECODE_CHUNK;
-		c = pb_chunk_new(cap);
-		c->next = a->chunks;
-		a->chunks = c;
-	}
-	void *p = pb_bump(c, size);
+	if (c->cap - c->used < need)
+		return pb_alloc_slow(a, need);
+	void *p = (char *)c->data + c->used;
+	c->used += need;
 	if (!a->first)
 		a->first = p;
 	return p;
@@ -168,7 +183,7 @@ static struct pb_arena *pb_arena_new(ProtobufCAllocator *alloc)
 {
 	struct pb_chunk *c = pb_chunk_new(SLS_DECODE_CHUNK);
 	struct pb_arena *a = pb_bump(c, PB_HEAD_SIZE);
-	*a = (struct pb_arena){.chunks = c};
+	*a = (struct pb_arena){.chunks = c, .limit = SLS_DECODE_MEMORY_MAX};
 	*alloc = (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = a};
 	return a;
 }
@@ -181,8 +196,28 @@ static void pb_arena_free(struct pb_arena *a)
 	}
 }
 
+/* Empty again but for its first chunk (which holds the header), kept. */
+static void pb_arena_reset(struct pb_arena *a)
+{
+	struct pb_chunk *c = a->chunks;
+	while (c->next) {
+		struct pb_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+	a->chunks = c;
+	c->used = PB_HEAD_SIZE;
+	a->used = 0;
+	a->first = NULL;
+}
+
 /* The arena of a group decoded by sls_loggroup_decode. */
 static struct pb_arena *pb_arena_of(Sls__LogGroup *g)
+{
+	return (struct pb_arena *)(void *)((char *)g - PB_HEAD_SIZE);
+}
+
+static struct pb_arena *pb_arena_of_packed(Sls__LogGroupPacked *g)
 {
 	return (struct pb_arena *)(void *)((char *)g - PB_HEAD_SIZE);
 }
@@ -203,29 +238,41 @@ static enum sls_err check_log(const Sls__Log *l, const char **detail)
 	return SLS_ERR_OK;
 }
 
+/* The limits of a group but for its logs', on either view of it. */
+#define CHECK_GROUP_HEAD(g, detail)                                                            \
+	do {                                                                                   \
+		*(detail) = "more than 4096 logs in the LogGroup";                               \
+		if ((g)->n_logs > SLS_MAX_LOGS_PER_GROUP)                                        \
+			return SLS_ERR_POST_BODY_INVALID;                                        \
+		*(detail) = "too many LogTags";                                                  \
+		if ((g)->n_logtags > SLS_MAX_TAGS_PER_GROUP)                                     \
+			return SLS_ERR_POST_BODY_INVALID;                                        \
+		*(detail) = "Topic or Source longer than 1024 bytes";                            \
+		if (((g)->has_topic && (g)->topic.len > SLS_MAX_TOPIC_LEN) ||                    \
+		    ((g)->has_source && (g)->source.len > SLS_MAX_TOPIC_LEN))                    \
+			return SLS_ERR_POST_BODY_INVALID;                                        \
+		for (size_t i_ = 0; i_ < (g)->n_logtags; i_++) {                                 \
+			*(detail) = "a tag key or value is too long";                            \
+			if ((g)->logtags[i_]->key.len > SLS_MAX_KEY_LEN ||                       \
+			    (g)->logtags[i_]->value.len > SLS_MAX_TOPIC_LEN)                     \
+				return SLS_ERR_POST_BODY_INVALID;                                \
+		}                                                                              \
+	} while (0)
+
 static enum sls_err check_group(const Sls__LogGroup *g, const char **detail)
 {
-	*detail = "more than 4096 logs in the LogGroup";
-	if (g->n_logs > SLS_MAX_LOGS_PER_GROUP)
-		return SLS_ERR_POST_BODY_INVALID;
-	*detail = "too many LogTags";
-	if (g->n_logtags > SLS_MAX_TAGS_PER_GROUP)
-		return SLS_ERR_POST_BODY_INVALID;
-	*detail = "Topic or Source longer than 1024 bytes";
-	if ((g->has_topic && g->topic.len > SLS_MAX_TOPIC_LEN) ||
-	    (g->has_source && g->source.len > SLS_MAX_TOPIC_LEN))
-		return SLS_ERR_POST_BODY_INVALID;
-	for (size_t i = 0; i < g->n_logtags; i++) {
-		*detail = "a tag key or value is too long";
-		if (g->logtags[i]->key.len > SLS_MAX_KEY_LEN ||
-		    g->logtags[i]->value.len > SLS_MAX_TOPIC_LEN)
-			return SLS_ERR_POST_BODY_INVALID;
-	}
+	CHECK_GROUP_HEAD(g, detail);
 	for (size_t i = 0; i < g->n_logs; i++) {
 		enum sls_err e = check_log(g->logs[i], detail);
 		if (e != SLS_ERR_OK)
 			return e;
 	}
+	return SLS_ERR_OK;
+}
+
+static enum sls_err check_packed_group(const Sls__LogGroupPacked *g, const char **detail)
+{
+	CHECK_GROUP_HEAD(g, detail);
 	return SLS_ERR_OK;
 }
 
@@ -253,9 +300,22 @@ void sls_loggroup_free(Sls__LogGroup *g)
 		pb_arena_free(pb_arena_of(g));
 }
 
-/* The index in f of the stamped field c is, or n. */
-static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n)
+/* Bit k set when a key of f is k bytes long (k < 64), for stamped_index. */
+static uint64_t key_lens(const struct sls_field *f, size_t n)
 {
+	uint64_t lens = 0;
+	for (size_t i = 0; i < n; i++)
+		lens |= f[i].key.len < 64 ? 1ull << f[i].key.len : 0;
+	return lens;
+}
+
+/* The index in f of the stamped field c is, or n. Most keys are none of
+ * them, and most of those have a length none of them has (lens: key_lens). */
+static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n,
+			    uint64_t lens)
+{
+	if (c->key.len < 64 && !(lens >> c->key.len & 1))
+		return n;
 	for (size_t i = 0; i < n; i++)
 		if (c->key.len == f[i].key.len && c->key.len && c->key.data[0] == (uint8_t)f[i].key.p[0] &&
 		    memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
@@ -284,10 +344,10 @@ static Sls__Log__Content *content_new(struct pb_arena *a, const struct sls_field
  * a well-behaved sender (sagflow's agent) sends, so nothing is rebuilt. */
 static bool stamped_already(const Sls__Log *l, const struct sls_field *f, size_t n)
 {
-	uint64_t seen = 0;
+	uint64_t seen = 0, lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++) {
 		const Sls__Log__Content *c = l->contents[i];
-		size_t j = stamped_index(c, f, n);
+		size_t j = stamped_index(c, f, n, lens);
 		if (j == n)
 			continue;
 		if (seen >> j & 1 || c->value.len != f[j].value.len ||
@@ -308,8 +368,9 @@ static void stamp_log(struct pb_arena *a, Sls__Log *l, Sls__Log__Content *const 
 		return;
 	Sls__Log__Content **out = pb_alloc_nofail(a, (l->n_contents + n) * sizeof(*out));
 	size_t k = 0;
+	uint64_t lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (stamped_index(l->contents[i], f, n) == n)
+		if (stamped_index(l->contents[i], f, n, lens) == n)
 			out[k++] = l->contents[i];
 	for (size_t i = 0; i < n; i++)
 		out[k++] = stamp[i];
@@ -325,4 +386,81 @@ void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
 		stamp[i] = content_new(a, &f[i]);
 	for (size_t i = 0; i < g->n_logs; i++)
 		stamp_log(a, g->logs[i], stamp, f, n);
+}
+
+/* ---- a LogGroup decoded Log by Log ---- */
+
+struct sls_logs {
+	Sls__LogGroupPacked *g; /* first in its arena: each Log still packed */
+	struct pb_arena *log;	/* the current Log's */
+	ProtobufCAllocator log_alloc;
+};
+
+enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **detail)
+{
+	ProtobufCAllocator alloc;
+	struct pb_arena *a = pb_arena_new(&alloc);
+	*out = NULL;
+	*detail = "not a LogGroup protobuf";
+	Sls__LogGroupPacked *g =
+		sls__log_group_packed__unpack(&alloc, raw.len, (const uint8_t *)raw.p);
+	if (g && (void *)g != a->first)
+		fatal("sls: protobuf-c did not allocate the LogGroup first");
+	enum sls_err e = g ? check_packed_group(g, detail) : SLS_ERR_POST_BODY_INVALID;
+	if (e != SLS_ERR_OK) {
+		pb_arena_free(a);
+		return e;
+	}
+	struct sls_logs *s = xmalloc(sizeof(*s));
+	s->g = g;
+	s->log = pb_arena_new(&s->log_alloc);
+	s->log->limit = SLS_DECODE_MEMORY_MAX - a->used; /* both together: the one budget */
+	*out = s;
+	return SLS_ERR_OK;
+}
+
+const Sls__LogGroupPacked *sls_logs_group(const struct sls_logs *s)
+{
+	return s->g;
+}
+
+size_t sls_logs_count(const struct sls_logs *s)
+{
+	return s->g->n_logs;
+}
+
+enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail)
+{
+	pb_arena_reset(s->log);
+	*detail = "not a LogGroup protobuf";
+	Sls__Log *l = sls__log__unpack(&s->log_alloc, s->g->logs[i].len, s->g->logs[i].data);
+	*out = l;
+	return l ? check_log(l, detail) : SLS_ERR_POST_BODY_INVALID;
+}
+
+void sls_logs_free(struct sls_logs *s)
+{
+	if (!s)
+		return;
+	pb_arena_free(s->log);
+	pb_arena_free(pb_arena_of_packed(s->g));
+	free(s);
+}
+
+size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, struct str *k,
+		       struct str *v)
+{
+	bool as_is = stamped_already(l, f, n);
+	size_t m = 0;
+	uint64_t lens = key_lens(f, n);
+	for (size_t i = 0; i < l->n_contents; i++)
+		if (as_is || stamped_index(l->contents[i], f, n, lens) == n) {
+			k[m] = sls_pb_str(l->contents[i]->key);
+			v[m++] = sls_pb_str(l->contents[i]->value);
+		}
+	for (size_t i = 0; i < n && !as_is; i++) {
+		k[m] = f[i].key;
+		v[m++] = f[i].value;
+	}
+	return m;
 }

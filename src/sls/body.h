@@ -3,6 +3,7 @@
  * before memory is committed to it. */
 #ifndef SLS_BODY_H
 #define SLS_BODY_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,26 @@ struct sls_field {
  * contents than SLS_MAX_CONTENTS_PER_LOG. The device identity of
  * records a gateway writes (docs/device-protocol.md §8) goes through here. */
 void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n);
+
+/* The contents of l as sls_loggroup_stamp would leave them, as slices into
+ * l and f: k and v have room for l->n_contents + n; returns how many. */
+size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, struct str *k,
+		       struct str *v);
+
+/* A LogGroup decoded a Log at a time, for the log store's ingest: the group
+ * is unpacked with each Log still packed (LogGroupPacked, the same wire
+ * format), its limits checked, and sls_logs_get unpacks and checks Log i
+ * into memory reused for the next one. A decoded group of 4,096 logs was
+ * ~200,000 objects, walked four times after unpack and not in cache for any
+ * of them (docs/logstore.md "Ingest"). The same decode budget
+ * (SLS_DECODE_MEMORY_MAX) bounds the group and its largest Log together. */
+struct sls_logs;
+enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **detail);
+const Sls__LogGroupPacked *sls_logs_group(const struct sls_logs *s); /* topic, source, tags */
+size_t sls_logs_count(const struct sls_logs *s);
+/* Log i, valid until the next call or sls_logs_free; on error, *detail says why. */
+enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail);
+void sls_logs_free(struct sls_logs *s); /* NULL is a no-op */
 
 /* A value of a LogGroup as a slice (protobuf-c bytes fields). */
 static inline struct str sls_pb_str(ProtobufCBinaryData b)

@@ -3,10 +3,15 @@
  * so claims past the 10 MB limit are exercised too), the rest is the body. A
  * LogGroup that decodes is then written as blocks and read back: every log
  * must come back with its time and values; then a device's identity is
- * stamped into it (sls_loggroup_stamp) and it must round-trip again. */
+ * stamped into it (sls_loggroup_stamp) and it must round-trip again. The
+ * log store's own path, Log by Log (sls_logs_open, block_encode_logs), must
+ * accept exactly the bodies the whole-group decoder accepts and write the
+ * same blocks byte for byte, stamped and not. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "logstore/block.h"
 #include "sls/body.h"
@@ -96,13 +101,15 @@ static void roundtrip(const Sls__LogGroup *g)
 	buf_free(&counts);
 }
 
+static const struct sls_field fuzz_stamp[] = {{STR_LIT("Instance_id"), STR_LIT("sag-fuzz")},
+					       {STR_LIT("snid"), STR_LIT("SN-FUZZ")},
+					       {STR_LIT("ali-uid"), STR_LIT("42")}};
+
 /* A device's identity stamped over whatever the group said: each log then has
  * each field exactly once, with the server's value. */
 static void stamp_check(Sls__LogGroup *g)
 {
-	static const struct sls_field f[] = {{STR_LIT("Instance_id"), STR_LIT("sag-fuzz")},
-					     {STR_LIT("snid"), STR_LIT("SN-FUZZ")},
-					     {STR_LIT("ali-uid"), STR_LIT("42")}};
+	const struct sls_field *f = fuzz_stamp;
 	sls_loggroup_stamp(g, f, 3);
 	for (size_t i = 0; i < g->n_logs; i++)
 		for (size_t k = 0; k < 3; k++) {
@@ -116,6 +123,57 @@ static void stamp_check(Sls__LogGroup *g)
 			if (seen != 1)
 				abort();
 		}
+}
+
+struct stream_check {
+	const Sls__LogGroup *g;
+	size_t from;
+};
+
+/* Each streamed block equals block_encode's of the same logs. */
+static void same_block(struct block_out *b, void *arg)
+{
+	struct stream_check *c = arg;
+	struct buf out = {0}, counts = {0};
+	uint32_t tmin, tmax;
+	size_t to;
+	block_encode(c->g, c->from, &to, &out, &counts, &tmin, &tmax);
+	if (to - c->from != b->n || tmin != b->tmin || tmax != b->tmax || out.len != b->data.len ||
+	    memcmp(out.p, b->data.p, out.len) || counts.len != b->counts.len ||
+	    memcmp(counts.p, b->counts.p, counts.len))
+		abort();
+	c->from = to;
+	buf_free(&out);
+	buf_free(&counts);
+	buf_free(&b->data);
+	buf_free(&b->counts);
+}
+
+static void drop_block(struct block_out *b, void *arg)
+{
+	buf_free(&b->data);
+	buf_free(&b->counts);
+}
+
+/* raw through the Log-by-Log path: the same verdict as sls_loggroup_decode
+ * (ok), and, when it decoded, the blocks of g (stamped or not, as g is). Past
+ * a sixteenth of the decode budget in raw bytes, the whole group may exceed
+ * the budget where one Log at a time does not: only then may the Log-by-Log
+ * path accept what the other refused. */
+static void stream_check(struct str raw, bool ok, const Sls__LogGroup *g, size_t nf)
+{
+	struct sls_logs *s = NULL;
+	const char *detail;
+	enum sls_err e = sls_logs_open(raw, &s, &detail);
+	struct stream_check c = {g, 0};
+	if (e == SLS_ERR_OK)
+		e = ok ? block_encode_logs(s, fuzz_stamp, nf, same_block, &c, &detail)
+		       : block_encode_logs(s, fuzz_stamp, nf, drop_block, NULL, &detail);
+	bool budget = raw.len > SLS_DECODE_MEMORY_MAX / 16;
+	if ((ok && e != SLS_ERR_OK) || (!ok && e == SLS_ERR_OK && !budget) ||
+	    (ok && c.from != g->n_logs))
+		abort();
+	sls_logs_free(s);
 }
 
 static void count_any(uint32_t t, uint64_t n, void *arg)
@@ -133,11 +191,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *owned = NULL;
 	const char *detail;
 	Sls__LogGroup *g = NULL;
-	if (sls_body_raw(c, body, str_c(rawsize), &raw, &owned, &detail) == SLS_ERR_OK &&
-	    sls_loggroup_decode(raw, &g, &detail) == SLS_ERR_OK) {
-		roundtrip(g);
-		stamp_check(g);
-		roundtrip(g);
+	if (sls_body_raw(c, body, str_c(rawsize), &raw, &owned, &detail) == SLS_ERR_OK) {
+		bool ok = sls_loggroup_decode(raw, &g, &detail) == SLS_ERR_OK;
+		stream_check(raw, ok, g, 0);
+		if (ok) {
+			roundtrip(g);
+			stamp_check(g);
+			roundtrip(g);
+			stream_check(raw, ok, g, 3);
+		}
 	}
 	sls_loggroup_free(g);
 	free(owned);

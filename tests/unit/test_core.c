@@ -128,6 +128,32 @@ static void test_buf(void **state)
 
 /* Token buckets: a burst, then RATE a second; callers apart; idle ones forgotten
  * without changing an answer; a table of active callers refuses a new one. */
+/* str_put_u64 writes what printf writes: every digit count, both ends of it,
+ * and a spread in between. */
+static void test_put_u64(void **state)
+{
+	(void)state;
+	uint64_t v[64 * 3 + 2];
+	size_t n = 0;
+	for (uint64_t p = 1; n < 60; p *= 10) {
+		v[n++] = p - 1;
+		v[n++] = p;
+		v[n++] = p + 7;
+		if (p > UINT64_MAX / 10)
+			break;
+	}
+	v[n++] = UINT64_MAX;
+	v[n++] = 0x123456789abcdefULL;
+	for (size_t i = 0; i < n; i++) {
+		char want[32], got[STR_U64_MAX + 1];
+		int len = snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+		char *end = str_put_u64(got, v[i]);
+		assert_int_equal(end - got, len);
+		*end = '\0';
+		assert_string_equal(got, want);
+	}
+}
+
 static void test_ratelimit(void **state)
 {
 	/* 64 entries a shard: "a" and "b" fit wherever their salted hashes put them
@@ -180,7 +206,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_num_parse), cmocka_unit_test(test_version_cmp),
 		cmocka_unit_test(test_iso8601),   cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_buf), cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_random_pool_fork),
+		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_put_u64), cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_random_pool_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <lz4.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "agent/slsgroup.h"
 #include "agent/spool.h"
@@ -190,10 +191,117 @@ static void test_group(void **state)
 		assert_true(str_eqc(sls_pb_str(g->logs[0]->contents[i]->value), want[i][1]));
 	}
 	assert_true(str_eqc(sls_pb_str(g->logs[1]->contents[6]->value), "a00:1::"));
+	/* Packed Log by Log (LogGroupPacked), the bytes are those protobuf-c packs
+	 * for the LogGroup itself. */
+	size_t again_len = sls__log_group__get_packed_size(g);
+	uint8_t *repacked = malloc(again_len);
+	assert_int_equal(sls__log_group__pack(g, repacked), again_len);
+	assert_true(again_len == raw && !memcmp(repacked, plain, raw));
+	free(repacked);
 	sls_loggroup_free(g);
 	free(plain);
 	buf_free(&out);
 	assert_int_equal(slsgroup_encode(&m, r, 0, &sc, &out, &raw), -1);
+	slsgroup_scratch_free(&sc);
+}
+
+/* The widest record (IPv6 addresses of 39 characters, 20-digit counters) with
+ * the longest identity values, in a full group: it fits the encoder's room
+ * (ASan would see it overflow) and decodes whole. */
+static void test_group_widest(void **state)
+{
+	(void)state;
+	static struct flow_rec r[SLSGROUP_MAX_LOGS];
+	memset(&r[0], 0, sizeof(r[0]));
+	r[0].key.af = 6;
+	memset(r[0].key.src, 0xff, 16);
+	memset(r[0].key.dst, 0xfe, 16);
+	r[0].key.proto = 255;
+	r[0].key.sport = r[0].key.dport = 65535;
+	r[0].first_us = r[0].last_us = INT64_MAX;
+	r[0].packets = r[0].bytes = UINT64_MAX;
+	for (size_t i = 1; i < SLSGROUP_MAX_LOGS; i++)
+		r[i] = r[0];
+	char id[SLSGROUP_MAX_ID];
+	memset(id, 'i', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	struct slsgroup_meta m = {id, id, id, id, id, id};
+	struct slsgroup_scratch sc = {0};
+	struct buf out = {0};
+	size_t raw = 0;
+	assert_int_equal(slsgroup_encode(&m, r, SLSGROUP_MAX_LOGS, &sc, &out, &raw), 0);
+	assert_true(raw <= SLSGROUP_MAX_RAW);
+	char *plain = malloc(raw);
+	assert_int_equal(LZ4_decompress_safe(out.p, plain, (int)out.len, (int)raw), (int)raw);
+	Sls__LogGroup *g = NULL;
+	const char *detail = NULL;
+	assert_int_equal(sls_loggroup_decode((struct str){plain, raw}, &g, &detail), 0);
+	assert_int_equal(g->n_logs, SLSGROUP_MAX_LOGS);
+	const Sls__Log *l = g->logs[SLSGROUP_MAX_LOGS - 1];
+	assert_int_equal(l->n_contents, 16);
+	assert_true(str_eqc(sls_pb_str(l->contents[0]->value), id));
+	assert_true(str_eqc(sls_pb_str(l->contents[6]->value), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+	assert_true(str_eqc(sls_pb_str(l->contents[11]->value), "18446744073709551615"));
+	sls_loggroup_free(g);
+	free(plain);
+	buf_free(&out);
+	slsgroup_scratch_free(&sc);
+}
+
+/* Values that repeat, change and come back, record after record and group
+ * after group (the encoder reuses a field's packed Content while its value
+ * stays): every Log says its own record's values. */
+static void test_group_values_change(void **state)
+{
+	(void)state;
+	enum { N = 64 };
+	struct flow_rec r[N];
+	memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < N; i++) {
+		r[i].key.af = i % 5 == 4 ? 6 : 4;
+		r[i].key.src[0] = 10;
+		r[i].key.src[3] = (uint8_t)(i / 3);
+		r[i].key.dst[0] = 192;
+		r[i].key.proto = i % 2 ? 6 : 17;
+		r[i].key.sport = (uint16_t)(1000 + i % 4);
+		r[i].key.dport = 53;
+		r[i].first_us = 1700000000000000LL + (int64_t)(i / 8) * 1000000;
+		r[i].last_us = r[i].first_us + 2000000;
+		r[i].packets = i % 3;
+		r[i].bytes = 100 * (i % 3);
+		r[i].tcp_flags = (uint8_t)(i % 2 ? 0x12 : 0);
+	}
+	struct slsgroup_meta m = {"fl-1", "192.0.2.9", "PACK-1", "sag-1", "SN1", "123"};
+	struct slsgroup_scratch sc = {0};
+	for (int round = 0; round < 2; round++) {
+		struct buf out = {0};
+		size_t raw = 0, n = round ? N / 2 : N; /* the second group starts mid-way */
+		const struct flow_rec *from = round ? r + N / 2 : r;
+		assert_int_equal(slsgroup_encode(&m, from, n, &sc, &out, &raw), 0);
+		char *plain = malloc(raw);
+		assert_int_equal(LZ4_decompress_safe(out.p, plain, (int)out.len, (int)raw), (int)raw);
+		Sls__LogGroup *g = NULL;
+		const char *detail = NULL;
+		assert_int_equal(sls_loggroup_decode((struct str){plain, raw}, &g, &detail), 0);
+		for (size_t i = 0; i < n; i++) {
+			const struct flow_rec *x = &from[i];
+			char want[8][32];
+			snprintf(want[0], 32, "%lld", (long long)(x->first_us / 1000000));
+			snprintf(want[1], 32, "%lld", (long long)(x->last_us / 1000000));
+			snprintf(want[2], 32, "%u", x->key.proto);
+			inet_ntop(x->key.af == 6 ? AF_INET6 : AF_INET, x->key.src, want[3], 32);
+			snprintf(want[4], 32, "%u", x->key.sport);
+			snprintf(want[5], 32, "%llu", (unsigned long long)x->packets);
+			snprintf(want[6], 32, "%llu", (unsigned long long)x->bytes);
+			snprintf(want[7], 32, "%u", x->tcp_flags);
+			const size_t at[8] = {3, 4, 5, 6, 7, 10, 11, 12};
+			for (size_t k = 0; k < 8; k++)
+				assert_true(str_eqc(sls_pb_str(g->logs[i]->contents[at[k]]->value), want[k]));
+		}
+		sls_loggroup_free(g);
+		free(plain);
+		buf_free(&out);
+	}
 	slsgroup_scratch_free(&sc);
 }
 
@@ -204,6 +312,8 @@ int main(void)
 		cmocka_unit_test(test_bound_and_restart),
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_group),
+		cmocka_unit_test(test_group_widest),
+		cmocka_unit_test(test_group_values_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
