@@ -502,11 +502,44 @@ static void test_sweep(void **state)
 	PQfinish(b);
 }
 
-/* A "node" for the listener: a bare store with no backend. */
+/* A "node" for the listener: a bare store with no backend. They live in
+ * static slots, and a teardown stops whatever a failed test left running: a
+ * failed assertion leaves its test by longjmp, and a listener still writing
+ * into that test's stack frame would corrupt the next test's. */
 struct fake_node {
 	struct store s;
 	struct pg_listen *l;
 };
+#define FAKE_NODES_MAX 2
+static struct fake_node fake_nodes[FAKE_NODES_MAX];
+static pid_t fake_child; /* a forked node still to reap (SIGSTOPped, perhaps) */
+
+static struct fake_node *fake_start(int i)
+{
+	struct fake_node *n = &fake_nodes[i];
+	memset(n, 0, sizeof(*n));
+	n->l = pg_listen_start(db_conninfo, &n->s);
+	return n;
+}
+
+static void fake_stop(struct fake_node *n)
+{
+	pg_listen_stop(n->l);
+	n->l = NULL;
+}
+
+static int fake_teardown(void **state)
+{
+	for (int i = 0; i < FAKE_NODES_MAX; i++)
+		if (fake_nodes[i].l)
+			fake_stop(&fake_nodes[i]);
+	if (fake_child > 0) {
+		kill(fake_child, SIGKILL);
+		waitpid(fake_child, NULL, 0);
+		fake_child = 0;
+	}
+	return 0;
+}
 
 static bool trusted(struct store *s)
 {
@@ -538,16 +571,14 @@ static int64_t elapsed_ms(int64_t t0_us)
  * NOTIFY makes fast, and each node's key epoch moved. */
 static void test_key_wait_live_nodes(void **state)
 {
-	struct fake_node n1 = {0}, n2 = {0};
-	n1.l = pg_listen_start(db_conninfo, &n1.s);
-	n2.l = pg_listen_start(db_conninfo, &n2.s);
-	assert_false(trusted(&n1.s)); /* untrusted until the first renewal */
-	wait_trusted(&n1.s, 3000);
-	wait_trusted(&n2.s, 3000);
+	struct fake_node *n1 = fake_start(0), *n2 = fake_start(1);
+	assert_false(trusted(&n1->s)); /* untrusted until the first renewal */
+	wait_trusted(&n1->s, 3000);
+	wait_trusted(&n2->s, 3000);
 	PGconn *c = db_connect();
 	assert_int_equal(query_i64(c, "SELECT count(*) FROM node_lease WHERE lease_until > now()"),
 			 2);
-	uint64_t e1 = atomic_load(n1.s.keys_epoch), e2 = atomic_load(n2.s.keys_epoch);
+	uint64_t e1 = atomic_load(n1->s.keys_epoch), e2 = atomic_load(n2->s.keys_epoch);
 	int64_t t0 = time_mono_us(), pending = -1;
 	int64_t v = keys_change(c);
 	assert_int_equal(pg_keys_wait(c, v, &pending), 0);
@@ -555,14 +586,14 @@ static void test_key_wait_live_nodes(void **state)
 	printf("pg_nodes: key change acknowledged by 2 nodes in %lld ms\n",
 	       (long long)elapsed_ms(t0));
 	assert_true(elapsed_ms(t0) < PG_LEASE_RENEW_MS); /* the NOTIFY, not the renewal */
-	assert_true(atomic_load(n1.s.keys_epoch) > e1);
-	assert_true(atomic_load(n2.s.keys_epoch) > e2);
+	assert_true(atomic_load(n1->s.keys_epoch) > e1);
+	assert_true(atomic_load(n2->s.keys_epoch) > e2);
 	/* A clean stop removes the lease: nobody waits for a node that left. */
-	pg_listen_stop(n2.l);
+	fake_stop(n2);
 	assert_int_equal(query_i64(c, "SELECT count(*) FROM node_lease"), 1);
 	v = keys_change(c);
 	assert_int_equal(pg_keys_wait(c, v, &pending), 0);
-	pg_listen_stop(n1.l);
+	fake_stop(n1);
 	PQfinish(c);
 }
 
@@ -608,6 +639,7 @@ static void test_key_wait_stopped_node(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		child_node(cmd[0], out[1]);
+	fake_child = pid;
 	PGconn *c = db_connect();
 	for (int i = 0; i < 300 && query_i64(c, "SELECT count(*) FROM node_lease") < 1; i++)
 		sleep_ms(10);
@@ -638,6 +670,7 @@ static void test_key_wait_stopped_node(void **state)
 	assert_int_equal(write(cmd[1], "q", 1), 1);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	fake_child = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	PQfinish(c);
 }
@@ -646,25 +679,24 @@ static void test_key_wait_stopped_node(void **state)
  * it again after renewing, and a change made while it was away is applied. */
 static void test_listener_terminated(void **state)
 {
-	struct fake_node n = {0};
-	n.l = pg_listen_start(db_conninfo, &n.s);
-	wait_trusted(&n.s, 3000);
+	struct fake_node *n = fake_start(0);
+	wait_trusted(&n->s, 3000);
 	PGconn *c = db_connect();
-	assert_int_equal(pg_listen_connects(n.l), 1);
-	uint64_t e0 = atomic_load(n.s.keys_epoch);
+	assert_int_equal(pg_listen_connects(n->l), 1);
+	uint64_t e0 = atomic_load(n->s.keys_epoch);
 	assert_int_equal(
 	    query_i64(c, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
 			 "pg_stat_activity WHERE application_name = 'sagflow-listener') t"),
 	    1);
 	int64_t v = keys_change(c); /* while it is away (or about to notice) */
-	for (int i = 0; i < 500 && pg_listen_connects(n.l) < 2; i++)
+	for (int i = 0; i < 500 && pg_listen_connects(n->l) < 2; i++)
 		sleep_ms(10);
-	assert_int_equal(pg_listen_connects(n.l), 2);
-	wait_trusted(&n.s, 3000);
-	assert_true(atomic_load(n.s.keys_epoch) > e0);
+	assert_int_equal(pg_listen_connects(n->l), 2);
+	wait_trusted(&n->s, 3000);
+	assert_true(atomic_load(n->s.keys_epoch) > e0);
 	int64_t pending = -1;
 	assert_int_equal(pg_keys_wait(c, v, &pending), 0);
-	pg_listen_stop(n.l);
+	fake_stop(n);
 	PQfinish(c);
 }
 
@@ -672,23 +704,22 @@ static void test_listener_terminated(void **state)
  * PG_LEASE_TRUST_MS; the database's lease runs out within PG_LEASE_MS. */
 static void test_lease_expiry(void **state)
 {
-	struct fake_node n = {0};
-	n.l = pg_listen_start(db_conninfo, &n.s);
-	wait_trusted(&n.s, 3000);
+	struct fake_node *n = fake_start(0);
+	wait_trusted(&n->s, 3000);
 	PGconn *c = db_connect();
 	/* Block renewals: lock the lease table so the listener's upsert waits. */
 	exec_ok(c, "BEGIN");
 	exec_ok(c, "LOCK TABLE node_lease IN ACCESS EXCLUSIVE MODE");
 	int64_t t0 = time_mono_us();
-	while (trusted(&n.s) && elapsed_ms(t0) < 5000)
+	while (trusted(&n->s) && elapsed_ms(t0) < 5000)
 		sleep_ms(5);
 	int64_t ms = elapsed_ms(t0);
 	printf("pg_nodes: blocked listener stopped trusting its cache after %lld ms\n",
 	       (long long)ms);
 	assert_true(ms <= PG_LEASE_TRUST_MS + 50);
 	exec_ok(c, "ROLLBACK");
-	wait_trusted(&n.s, 3000);
-	pg_listen_stop(n.l);
+	wait_trusted(&n->s, 3000);
+	fake_stop(n);
 	PQfinish(c);
 }
 
@@ -858,10 +889,10 @@ static int pg_db_tests(void)
 	    cmocka_unit_test(test_admit_exec_bound),
 	    cmocka_unit_test(test_horizon_when_marker_missing),
 	    cmocka_unit_test(test_sweep),
-	    cmocka_unit_test(test_key_wait_live_nodes),
-	    cmocka_unit_test(test_key_wait_stopped_node),
-	    cmocka_unit_test(test_listener_terminated),
-	    cmocka_unit_test(test_lease_expiry),
+	    cmocka_unit_test_teardown(test_key_wait_live_nodes, fake_teardown),
+	    cmocka_unit_test_teardown(test_key_wait_stopped_node, fake_teardown),
+	    cmocka_unit_test_teardown(test_listener_terminated, fake_teardown),
+	    cmocka_unit_test_teardown(test_lease_expiry, fake_teardown),
 	    cmocka_unit_test(test_horizon_after_immediate_stop),
 	};
 	int failed = cmocka_run_group_tests_name("pg_nodes_db", tests, NULL, NULL);
