@@ -168,24 +168,34 @@ static void p_flowlog_fields(struct pg_params *p, const struct flowlog *fl)
 	pg_p_int(p, fl->inactive_aging);
 }
 
+/* The flow-log row's columns and its parameters $1..$17, typed (an INSERT
+ * ... SELECT does not infer them from the columns as VALUES does). */
+#define FLOWLOG_INSERT                                                                             \
+	"INSERT INTO flowlogs (account_id, region_id, name, description, status, "                 \
+	"output_type, sls_region_id, project_name, logstore_name, netflow_server_ip, "             \
+	"netflow_version, netflow_server_port, active_aging, inactive_aging, flowlog_id, "         \
+	"resource_group_id, created_ms) "
+#define FLOWLOG_INSERT_PARAMS                                                                      \
+	"$1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, "       \
+	"$9::text, $10::text, $11::text, $12::integer, $13::integer, $14::integer, $15::text, "    \
+	"$16::text, $17::bigint"
+
+static void p_flowlog_row(struct pg_params *p, const struct flowlog *fl)
+{
+	p_owner(p, (struct owner){fl->account_id, fl->region_id});
+	p_flowlog_fields(p, fl);
+	pg_p_text(p, fl->id);
+	pg_p_text(p, fl->resource_group_id);
+	pg_p_int(p, fl->created_ms);
+}
+
 static int flowlog_insert_row(struct store_tx *tx, struct flowlog *fl)
 {
 	struct pg_params p = {0};
 	PGresult *r = NULL;
-	p_owner(&p, (struct owner){fl->account_id, fl->region_id});
-	p_flowlog_fields(&p, fl);
-	pg_p_text(&p, fl->id);
-	pg_p_text(&p, fl->resource_group_id);
-	pg_p_int(&p, fl->created_ms);
-	int rc = exec_one(
-	    tx,
-	    "INSERT INTO flowlogs (account_id, region_id, name, description, status, "
-	    "output_type, sls_region_id, project_name, logstore_name, netflow_server_ip, "
-	    "netflow_version, netflow_server_port, active_aging, inactive_aging, flowlog_id, "
-	    "resource_group_id, created_ms) "
-	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
-	    "RETURNING id",
-	    &p, "flowlog insert", &r);
+	p_flowlog_row(&p, fl);
+	int rc = exec_one(tx, FLOWLOG_INSERT "VALUES (" FLOWLOG_INSERT_PARAMS ") RETURNING id", &p,
+			  "flowlog insert", &r);
 	if (rc != 0)
 		return rc == 1 ? STORE_EIO : rc;
 	fl->rowid = pg_int(r, 0, 0);
@@ -209,23 +219,28 @@ int pg_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota)
 {
 	if (quota <= 0)
 		return ERR_QUOTA_EXCEEDED_FLOWLOG;
-	/* The count is raised only while below the quota, in one statement that
-	 * locks the row: two processes cannot both take the last slot. */
+	/* The count is raised only while below the quota, by an upsert that locks
+	 * the row: two processes cannot both take the last slot. The row is
+	 * inserted from the upsert's answer in the same statement (one round trip
+	 * on the writer, which runs a batch's jobs one after another): no answer,
+	 * no row, and a failed insert undoes the count with it. */
 	struct pg_params p = {0};
 	PGresult *r = NULL;
-	p_owner(&p, (struct owner){fl->account_id, fl->region_id});
+	p_flowlog_row(&p, fl);
 	pg_p_int(&p, quota);
 	int rc = exec_one(tx,
-			  "INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
+			  "WITH q AS (INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
 			  "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
-			  "DO UPDATE SET n = c.n + 1 WHERE c.n < $3 RETURNING n",
-			  &p, "flowlog quota", &r);
+			  "DO UPDATE SET n = c.n + 1 WHERE c.n < $18 RETURNING n) " FLOWLOG_INSERT
+			  "SELECT " FLOWLOG_INSERT_PARAMS " FROM q RETURNING id",
+			  &p, "flowlog create", &r);
 	if (rc == 1)
 		return ERR_QUOTA_EXCEEDED_FLOWLOG;
 	if (rc != 0)
 		return rc;
+	fl->rowid = pg_int(r, 0, 0);
 	PQclear(r);
-	return flowlog_insert_row(tx, fl);
+	return 0;
 }
 
 #define SLS_TARGET_GONE                                                                            \
