@@ -377,24 +377,48 @@ static int row_sag(const PGresult *r, int i, struct sag *g)
 	return 0;
 }
 
-static int row_device(const PGresult *r, int i, struct device *d)
+/* A device's columns, each after prefix t (a table alias and a dot, or ""). */
+#define DEVICE_COLS(t)                                                                             \
+	t "serial_number, " t "secret_key, " t "model, " t "software_version, " t "ha_state, " t   \
+	  "reported_ms, " t "sls_delivery, " t "last_sequence, " t "sls_delivered, " t             \
+	  "sls_queued, " t "sls_dropped, " t "sls_last_error, " t "sls_last_error_ms "
+#define DEVICE_ORDER(t) "ORDER BY " t "bound_ms, " t "serial_number"
+#define SAG_NCOLS 12 /* the columns of SAG_COLS */
+
+/* The device whose columns start at column off of row i. */
+static int row_device(const PGresult *r, int i, int off, struct device *d)
 {
-	struct str ha = col_str(r, i, 4);
+	struct str ha = col_str(r, i, off + 4);
 	d->ha_state = DEVICE_HA_UNKNOWN;
-	if (pg_copy(r, i, 0, d->serial_number, sizeof(d->serial_number)) < 0 ||
-	    pg_copy(r, i, 1, d->secret_key, sizeof(d->secret_key)) < 0 ||
-	    pg_copy(r, i, 2, d->model, sizeof(d->model)) < 0 ||
-	    pg_copy(r, i, 3, d->software_version, sizeof(d->software_version)) < 0 ||
-	    pg_copy(r, i, 6, d->sls_delivery, sizeof(d->sls_delivery)) < 0 ||
-	    pg_copy(r, i, 11, d->sls.last_error, sizeof(d->sls.last_error)) < 0 ||
+	if (pg_copy(r, i, off, d->serial_number, sizeof(d->serial_number)) < 0 ||
+	    pg_copy(r, i, off + 1, d->secret_key, sizeof(d->secret_key)) < 0 ||
+	    pg_copy(r, i, off + 2, d->model, sizeof(d->model)) < 0 ||
+	    pg_copy(r, i, off + 3, d->software_version, sizeof(d->software_version)) < 0 ||
+	    pg_copy(r, i, off + 6, d->sls_delivery, sizeof(d->sls_delivery)) < 0 ||
+	    pg_copy(r, i, off + 11, d->sls.last_error, sizeof(d->sls.last_error)) < 0 ||
 	    (ha.len && device_ha_parse(ha, &d->ha_state) < 0))
 		return -1;
-	d->reported_ms = pg_int(r, i, 5);
-	d->last_sequence = pg_int(r, i, 7);
-	d->sls.delivered = pg_int(r, i, 8);
-	d->sls.queued = pg_int(r, i, 9);
-	d->sls.dropped = pg_int(r, i, 10);
-	d->sls.last_error_ms = pg_int(r, i, 12);
+	d->reported_ms = pg_int(r, i, off + 5);
+	d->last_sequence = pg_int(r, i, off + 7);
+	d->sls.delivered = pg_int(r, i, off + 8);
+	d->sls.queued = pg_int(r, i, off + 9);
+	d->sls.dropped = pg_int(r, i, off + 10);
+	d->sls.last_error_ms = pg_int(r, i, off + 12);
+	return 0;
+}
+
+/* The devices of rows from..n of r, their columns from column off; a row
+ * whose first device column is NULL (an outer join's gateway without any)
+ * adds none. */
+static int rows_devices(const PGresult *r, int from, int off, struct sag *g)
+{
+	g->ndevices = 0;
+	for (int i = from; i < PQntuples(r) && g->ndevices < DOMAIN_MAX_DEVICES; i++) {
+		if (PQgetisnull(r, i, off))
+			continue;
+		if (row_device(r, i, off, &g->devices[g->ndevices++]) < 0)
+			return STORE_EIO;
+	}
 	return 0;
 }
 
@@ -402,25 +426,23 @@ static int load_devices(struct store_tx *tx, struct sag *g)
 {
 	struct pg_params p = {0};
 	pg_p_int(&p, g->rowid);
-	PGresult *r = pg_tx_exec(
-	    tx,
-	    "SELECT serial_number, secret_key, model, software_version, ha_state, "
-	    "reported_ms, sls_delivery, last_sequence, sls_delivered, sls_queued, sls_dropped, "
-	    "sls_last_error, sls_last_error_ms FROM devices WHERE sag_rowid = $1 "
-	    "ORDER BY bound_ms, serial_number",
-	    &p, "devices");
+	PGresult *r = pg_tx_exec(tx,
+				 "SELECT " DEVICE_COLS("") "FROM devices WHERE sag_rowid = $1 "
+				     DEVICE_ORDER(""),
+				 &p, "devices");
 	if (!r)
 		return pg_tx_err(tx);
-	int rc = 0;
-	g->ndevices = 0;
-	for (int i = 0; i < PQntuples(r) && g->ndevices < DOMAIN_MAX_DEVICES && rc == 0; i++)
-		if (row_device(r, i, &g->devices[g->ndevices++]) < 0)
-			rc = STORE_EIO;
+	int rc = rows_devices(r, 0, 0, g);
 	PQclear(r);
 	return rc;
 }
 
-/* One gateway row of sql with its devices: 0, 1 none, or the error. */
+/* One gateway with its devices, from a statement built by SAG_WITH_DEVICES:
+ * a row per device (or one with NULL device columns), in one round trip.
+ * Only where nothing is locked (see pg_sag_get). 0, 1 none, or the error. */
+#define SAG_WITH_DEVICES(from, where)                                                              \
+	"SELECT " SAG_COLS ", " DEVICE_COLS("dd.") from                                            \
+	" LEFT JOIN devices dd ON dd.sag_rowid = g.id " where " " DEVICE_ORDER("dd.")
 static int sag_one(struct store_tx *tx, const char *sql, const struct pg_params *p,
 		   const char *what, struct sag *out)
 {
@@ -428,14 +450,14 @@ static int sag_one(struct store_tx *tx, const char *sql, const struct pg_params 
 	int rc = exec_one(tx, sql, p, what, &r);
 	if (rc != 0)
 		return rc;
-	rc = row_sag(r, 0, out) < 0 ? STORE_EIO : 0;
+	rc = row_sag(r, 0, out) < 0 ? STORE_EIO : rows_devices(r, 0, SAG_NCOLS, out);
 	PQclear(r);
-	return rc != 0 ? rc : load_devices(tx, out);
+	return rc;
 }
 
 /* By the unique SagId, as FLOWLOG_BY_ID and for the same reason. */
 #define SAG_BY_ID                                                                                  \
-	"FROM sags g WHERE g.id = (SELECT id FROM sags WHERE sag_id = $3) "                        \
+	"WHERE g.id = (SELECT id FROM sags WHERE sag_id = $3) "                                    \
 	"AND g.account_id = $1 AND g.region_id = $2"
 
 int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out)
@@ -445,10 +467,20 @@ int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct s
 	pg_p_text(&p, sag_id);
 	/* In a write job: Associate, Bind/Unbind and Delete decide on this row
 	 * and its devices, so it is locked (after the flow log, if any). */
-	return sag_one(tx,
-		       pg_tx_writing(tx) ? "SELECT " SAG_COLS SAG_BY_ID " FOR UPDATE OF g"
-					 : "SELECT " SAG_COLS SAG_BY_ID,
-		       &p, "sag get", out);
+	if (!pg_tx_writing(tx))
+		return sag_one(tx, SAG_WITH_DEVICES("FROM sags g", SAG_BY_ID), &p, "sag get", out);
+	/* The devices in a statement of their own, after the lock: a join's rows
+	 * come from the snapshot taken before the lock was granted (READ
+	 * COMMITTED re-reads only the locked row), so a Bind that waited for
+	 * another would count the devices from before it. */
+	PGresult *r = NULL;
+	int rc = exec_one(tx, "SELECT " SAG_COLS "FROM sags g " SAG_BY_ID " FOR UPDATE OF g", &p,
+			  "sag get", &r);
+	if (rc != 0)
+		return rc;
+	rc = row_sag(r, 0, out) < 0 ? STORE_EIO : 0;
+	PQclear(r);
+	return rc != 0 ? rc : load_devices(tx, out);
 }
 
 int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json)
@@ -637,8 +669,8 @@ int pg_device_owner(struct store_tx *tx, const char *serial_number, struct sag *
 	pg_p_text(&p, serial_number);
 	/* Never locked: the device channel reads it on every sync. */
 	return sag_one(tx,
-		       "SELECT " SAG_COLS "FROM devices d JOIN sags g ON g.id = d.sag_rowid "
-		       "WHERE d.serial_number = $1",
+		       SAG_WITH_DEVICES("FROM devices d JOIN sags g ON g.id = d.sag_rowid",
+					"WHERE d.serial_number = $1"),
 		       &p, "device owner", g);
 }
 
