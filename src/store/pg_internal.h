@@ -18,6 +18,7 @@
 #include "store/store_sag.h"
 
 #define PG_STMT_CACHE_MAX 256 /* distinct SQL texts per connection */
+#define PG_SQLSTATE_FOREIGN_KEY "23503" /* foreign_key_violation */
 #define PG_MAX_PARAMS 24      /* bound values per statement */
 #define PG_NUM_MAX 24	      /* an int64 as text, with sign and NUL */
 

@@ -276,6 +276,12 @@ int pg_flowlog_delete(struct store_tx *tx, const struct flowlog *fl)
 	int64_t n = 0;
 	pg_p_int(&p, fl->rowid);
 	int rc = exec_done(tx, "DELETE FROM flowlogs WHERE id = $1", &p, "flowlog delete", &n);
+	/* The caller checked TotalSagNum on the row it locked, but that count
+	 * comes from the statement's snapshot, taken before the lock was granted:
+	 * an Associate that committed in between is caught by the foreign key,
+	 * and answered as the check would have. */
+	if (rc != 0 && !strcmp(pg_tx_sqlstate(tx), PG_SQLSTATE_FOREIGN_KEY))
+		return ERR_DEPENDENCY_VIOLATION_FLOWLOG;
 	if (rc != 0 || n == 0)
 		return rc;
 	p.n = 0;

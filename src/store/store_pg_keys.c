@@ -11,7 +11,6 @@
 #include "rpc/errors.h"
 
 #define KEY_COLUMNS "k.account_id, a.name, k.akid, k.secret, k.created_ms"
-#define PG_FOREIGN_KEY_VIOLATION "23503"
 
 static int key_from_row(const PGresult *r, int row, struct store_key *out)
 {
@@ -100,7 +99,7 @@ int pg_key_insert(struct store_tx *tx, const struct store_key *k)
 				 "VALUES ($1, $2, $3, $4) ON CONFLICT (akid) DO NOTHING",
 				 &p, "key insert");
 	if (!r) /* a missing account is the caller's mistake, not a disk failure */
-		return !strcmp(pg_tx_sqlstate(tx), PG_FOREIGN_KEY_VIOLATION) ? ERR_INVALID_PARAMETER
+		return !strcmp(pg_tx_sqlstate(tx), PG_SQLSTATE_FOREIGN_KEY) ? ERR_INVALID_PARAMETER
 									     : pg_tx_err(tx);
 	int64_t n = pg_changes(r);
 	PQclear(r);

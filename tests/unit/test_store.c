@@ -1733,6 +1733,63 @@ static void test_pg_check_and_set(void **state)
 	store_close(node[0]);
 }
 
+/* DeleteFlowLog racing an Associate that commits while the delete waits for
+ * the flow log's lock: the delete's TotalSagNum comes from the snapshot its
+ * statement took before the lock was granted (READ COMMITTED), so it reads 0
+ * and the foreign key refuses the DELETE. That must be the API's
+ * DependencyViolation.FlowLog, not a store failure (a 500). */
+static int race_delete(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct flowlog fl;
+	int rc = store_flowlog_get(tx, (struct owner){a->account, "cn-hangzhou"},
+				   "fl-test00000000000", &fl);
+	if (rc != 0)
+		return rc;
+	if (fl.total_sag_num > 0)
+		return ERR_DEPENDENCY_VIOLATION_FLOWLOG;
+	return store_flowlog_delete(tx, &fl);
+}
+
+static void *race_delete_main(void *p)
+{
+	struct cas_arg *a = p;
+	a->rc = store_write_async_wait(a->s, a->account, race_delete, a);
+	return NULL;
+}
+
+static void test_pg_delete_while_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	struct cas_arg a = {.s = s};
+	assert_int_equal(store_write(s, ensure_account_id, &a.account), 0);
+	assert_int_equal(store_write(s, cas_create, &a), 0);
+	assert_int_equal(store_write(s, cas_gateway, &a), 0);
+	PGconn *c = pg_admin(f->dbname);
+	pg_ok(c, "BEGIN");
+	pg_ok(c, "SELECT 1 FROM flowlogs WHERE flowlog_id = 'fl-test00000000000' FOR UPDATE");
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, race_delete_main, &a), 0);
+	PGconn *w = pg_admin(f->dbname);
+	int64_t waiting = 0;
+	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
+		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
+				       "wait_event_type = 'Lock' AND datname = current_database()");
+	PQfinish(w);
+	assert_int_equal(waiting, 1);
+	pg_ok(c, "UPDATE sags SET flowlog_rowid = (SELECT id FROM flowlogs WHERE flowlog_id = "
+		 "'fl-test00000000000') WHERE sag_id = 'sag-cas'");
+	pg_ok(c, "COMMIT");
+	pthread_join(th, NULL);
+	assert_int_equal(a.rc, ERR_DEPENDENCY_VIOLATION_FLOWLOG);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs"), 1);
+	assert_int_equal(pg_scalar(c, "SELECT n FROM flowlog_counts"), 1);
+	PQfinish(c);
+	store_close(s);
+}
+
 /* ---- the pipelined writer (store_pg.c): round trips and error paths ---- */
 
 enum pipe_kind { PIPE_OK, PIPE_FAIL_AFTER, PIPE_BAD_SQL, PIPE_SECOND_FAILS, PIPE_NOOP };
@@ -2206,6 +2263,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_concurrent_migrations, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_schema_parity, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_check_and_set, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_delete_while_bound, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_keys, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_key_validation, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup_pg, teardown_pg),
