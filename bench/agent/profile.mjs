@@ -14,27 +14,19 @@
 //     SERVE_CG=/tmp/serve.cg PACKETS=400000 FLOWS=20000 node bench/agent/profile.mjs
 //   AGENT_OUT=/tmp node bench/agent/profile.mjs     # the agent, default capture
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, stopClean } from '../../tests/e2e/lib/server.mjs';
-import { api } from '../../tests/e2e/lib/sag.mjs';
-import { agentArgs, provision, agentRun } from '../../tests/e2e/lib/agent.mjs';
+import { makeCapture, udpSink, twoFlowLogs } from './setup.mjs';
+import { agentArgs, agentRun } from '../../tests/e2e/lib/agent.mjs';
 
 const PACKETS = Number(process.env.PACKETS || 2000000);
 const FLOWS = Number(process.env.FLOWS || 100000);
 const GENERATIONS = Number(process.env.GENERATIONS || 1);
 const GAP_US = Number(process.env.GAP_US || 10);
 const REAL = process.env.REAL_BIN || new URL('../../build/sagflow', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'sagflow-prof-agent-'));
-const pcap = join(dir, 'bench.pcap');
-execFileSync('node', [new URL('../../tests/e2e/lib/pcapgen.mjs', import.meta.url).pathname, 'bench', pcap,
-  String(PACKETS), String(FLOWS), String(GENERATIONS), String(GAP_US)], { stdio: ['ignore', 'ignore', 'inherit'] });
-const sink = createSocket('udp4');
-sink.on('message', () => {});
-await new Promise((r) => sink.bind(0, '127.0.0.1', r));
-const port = sink.address().port;
+const { dir, pcap } = makeCapture('sagflow-prof-agent-', { PACKETS, FLOWS, GENERATIONS, GAP_US });
+const { sink, port } = await udpSink();
 
 // The total instructions (Ir) of a callgrind output file (all its threads).
 function irOf(file) {
@@ -51,16 +43,7 @@ function agentCg(args, out) {
 
 const srv = await startServer({ env: {} });
 try {
-  const a = api(srv);
-  const nf = { NetflowServerIp: '127.0.0.1', NetflowServerPort: port, NetflowVersion: 'V10', ActiveAging: 300, InactiveAging: 15 };
-  const flNet = (await a.call('CreateFlowLog', { OutputType: 'netflow', ...nf })).FlowLogId;
-  const flAll = (await a.call('CreateFlowLog', { OutputType: 'all', SlsRegionId: 'cn-shanghai', ProjectName: 'benchp',
-    LogstoreName: 'benchls', ...nf })).FlowLogId;
-  const gNet = await provision(a), gAll = await provision(a);
-  for (const [g, fl] of [[gNet, flNet], [gAll, flAll]]) {
-    if (agentRun(srv.url, g, ['--once']).status !== 0) throw new Error('agent --once failed');
-    await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
-  }
+  const { gNet, gAll } = await twoFlowLogs(srv, port);
   const delivered = (err) => {
     const d = /sls: (\d+) records delivered, (\d+) queued, (\d+) dropped/.exec(err);
     if (!d || d[2] !== '0' || d[3] !== '0') throw new Error(`not everything delivered: ${err.slice(-2000)}`);

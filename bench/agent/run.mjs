@@ -11,31 +11,22 @@
 //     concurrent flows per span of the capture, so flows end all through it
 //     and records close while the replay runs (pcapgen.mjs, "churn")
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { startServer, stopClean, BIN } from '../../tests/e2e/lib/server.mjs';
-import { api } from '../../tests/e2e/lib/sag.mjs';
-import { agentArgs, provision, agentRun } from '../../tests/e2e/lib/agent.mjs';
+import { makeCapture, udpSink, twoFlowLogs } from './setup.mjs';
+import { agentArgs, agentRun } from '../../tests/e2e/lib/agent.mjs';
 
 const PACKETS = Number(process.env.PACKETS || 1000000);
 const FLOWS = Number(process.env.FLOWS || 20000);
 const REPEAT = Number(process.env.REPEAT || 5);
 const GENERATIONS = Number(process.env.GENERATIONS || 1);
 const GAP_US = Number(process.env.GAP_US || 10);
-const dir = mkdtempSync(join(tmpdir(), 'sagflow-bench-agent-'));
-const pcap = join(dir, 'bench.pcap');
-execFileSync('node', [new URL('../../tests/e2e/lib/pcapgen.mjs', import.meta.url).pathname, 'bench', pcap,
-  String(PACKETS), String(FLOWS), String(GENERATIONS), String(GAP_US)], { stdio: ['ignore', 'ignore', 'inherit'] });
+const { dir, pcap } = makeCapture('sagflow-bench-agent-', { PACKETS, FLOWS, GENERATIONS, GAP_US });
 
 // A UDP sink for the NetFlow leg, so datagrams are received, not refused.
-const sink = createSocket('udp4');
 let datagrams = 0;
-sink.on('message', () => { datagrams++; });
-await new Promise((r) => sink.bind(0, '127.0.0.1', r));
-const port = sink.address().port;
+const { sink, port } = await udpSink(() => { datagrams++; });
 
 // CPU seconds (user + system) a process has used so far, from /proc.
 function cpuOf(pid) {
@@ -60,16 +51,7 @@ function timed(args) {
 
 const srv = await startServer({ env: {} });
 try {
-  const a = api(srv);
-  const nf = { NetflowServerIp: '127.0.0.1', NetflowServerPort: port, NetflowVersion: 'V10', ActiveAging: 300, InactiveAging: 15 };
-  const flNet = (await a.call('CreateFlowLog', { OutputType: 'netflow', ...nf })).FlowLogId;
-  const flAll = (await a.call('CreateFlowLog', { OutputType: 'all', SlsRegionId: 'cn-shanghai', ProjectName: 'benchp',
-    LogstoreName: 'benchls', ...nf })).FlowLogId;
-  const gNet = await provision(a), gAll = await provision(a);
-  for (const [g, fl] of [[gNet, flNet], [gAll, flAll]]) {
-    if (agentRun(srv.url, g, ['--once']).status !== 0) throw new Error('agent --once failed');
-    await a.call('AssociateFlowLog', { FlowLogId: fl, SmartAGId: g.id });
-  }
+  const { gNet, gAll } = await twoFlowLogs(srv, port);
   const best = { meter: Infinity, netflow: Infinity, all: Infinity };
   const cpu = { netflow: [], all: [], serveNetflow: [], serveAll: [] };
   let records = 0, delivered = 0;
