@@ -253,17 +253,10 @@ static void account(struct slssend *s, const struct spool_group *g, uint64_t seq
 /* Under mu: waits on cv until wake_us (monotonic) or a signal. */
 static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t wake_us)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	int64_t d = wake_us - time_mono_us();
 	if (d <= 0)
 		return;
-	ts.tv_sec += d / 1000000;
-	ts.tv_nsec += (d % 1000000) * 1000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	struct timespec ts = time_deadline(CLOCK_MONOTONIC, d);
 	pthread_cond_timedwait(cv, mu, &ts);
 }
 

@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/timeutil.h"
+
 /* A busy server writes one access-log line per request. Unbuffered, that is a
  * write(2) per request — on this kind of virtual machine a syscall costs more
  * than verifying the signature — so a server switches stderr to a block buffer
@@ -35,13 +37,7 @@ static void *log_flush_loop(void *arg)
 {
 	pthread_mutex_lock(&log_mu);
 	while (!log_flusher_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += LOG_FLUSH_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = time_deadline(CLOCK_REALTIME, (int64_t)LOG_FLUSH_MS * 1000);
 		pthread_cond_timedwait(&log_cv, &log_mu, &ts);
 		fflush(stderr);
 	}

@@ -17,6 +17,16 @@ int64_t time_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+struct timespec time_deadline(clockid_t clock, int64_t us)
+{
+	struct timespec t;
+	clock_gettime(clock, &t);
+	int64_t ns = (int64_t)t.tv_nsec + us % 1000000 * 1000;
+	t.tv_sec += (time_t)(us / 1000000 + ns / 1000000000);
+	t.tv_nsec = (long)(ns % 1000000000);
+	return t;
+}
+
 static int time_digits(const char *p, int n, int *out)
 {
 	int v = 0;

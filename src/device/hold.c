@@ -73,11 +73,8 @@ static void *waker_main(void *arg)
 	pthread_mutex_lock(&h->mu);
 	while (!h->quit) {
 		if (!h->dirty_any && !(h->draining && h->count)) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += HOLD_TICK_MS * 1000000L;
-			ts.tv_sec += ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
+			struct timespec ts =
+			    time_deadline(CLOCK_REALTIME, (int64_t)HOLD_TICK_MS * 1000);
 			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 		}
 		struct hold_item *due = take_due(h, time_mono_us());

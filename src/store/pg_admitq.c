@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/timeutil.h"
 #include "core/xmalloc.h"
 
 enum waiter_state { W_QUEUED, W_RUNNING, W_DONE };
@@ -85,18 +86,13 @@ static void queue_unlink(struct pg_admitq *q, struct waiter *w)
 	w->prev = w->next = NULL;
 }
 
-/* Called with mu held by a QUEUED waiter that found no batch running: takes
- * itself and the oldest others, runs them unlocked, answers each, and wakes
- * the next leader if more are waiting. Returns with mu held. */
-static struct timespec deadline_in_us(int64_t us);
-
 /* The leader of a batch that is not full gives the requests being verified
  * on other threads a moment to join it (group commit's commit_delay). */
 static void linger(struct pg_admitq *q, struct waiter *self)
 {
 	if (q->queued >= PG_ADMIT_BATCH_MAX || !q->last_batch_shared)
 		return;
-	struct timespec until = deadline_in_us(PG_ADMIT_LINGER_US);
+	struct timespec until = time_deadline(CLOCK_MONOTONIC, PG_ADMIT_LINGER_US);
 	q->lingering = self;
 	while (q->queued < PG_ADMIT_BATCH_MAX &&
 	       pthread_cond_timedwait(&self->cv, &q->mu, &until) != ETIMEDOUT)
@@ -104,6 +100,9 @@ static void linger(struct pg_admitq *q, struct waiter *self)
 	q->lingering = NULL;
 }
 
+/* Called with mu held by a QUEUED waiter that found no batch running: takes
+ * itself and the oldest others, runs them unlocked, answers each, and wakes
+ * the next leader if more are waiting. Returns with mu held. */
 static void lead(struct pg_admitq *q, struct waiter *self)
 {
 	struct waiter *m[PG_ADMIT_BATCH_MAX];
@@ -144,19 +143,6 @@ static void lead(struct pg_admitq *q, struct waiter *self)
 		pthread_cond_signal(&q->head->cv);
 }
 
-static struct timespec deadline_in_us(int64_t us)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += us / 1000000;
-	t.tv_nsec += (long)(us % 1000000) * 1000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 /* Waits (mu held) until w is answered, leads a batch when none runs, or gives
  * up while still queued at the deadline. */
 static void wait_answer(struct pg_admitq *q, struct waiter *w, const struct timespec *until)
@@ -189,7 +175,7 @@ enum store_admit_result pg_admitq_admit(struct pg_admitq *q, const struct store_
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w.cv, &ca);
 	pthread_condattr_destroy(&ca);
-	struct timespec until = deadline_in_us((int64_t)PG_ADMIT_WAIT_MS * 1000);
+	struct timespec until = time_deadline(CLOCK_MONOTONIC, (int64_t)PG_ADMIT_WAIT_MS * 1000);
 	pthread_mutex_lock(&q->mu);
 	queue_append(q, &w);
 	if (q->lingering && q->queued >= PG_ADMIT_BATCH_MAX)

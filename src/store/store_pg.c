@@ -620,14 +620,7 @@ static int64_t jitter(int64_t us)
 /* Waits on cv_health for up to us; false when the store is closing. */
 static bool health_wait(struct pg_store *s, int64_t us)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += us / 1000000;
-	until.tv_nsec += (long)(us % 1000000) * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = time_deadline(CLOCK_REALTIME, us);
 	pthread_mutex_lock(&s->mu);
 	if (!s->health_stop)
 		pthread_cond_timedwait(&s->cv_health, &s->mu, &until);

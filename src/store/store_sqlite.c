@@ -663,14 +663,8 @@ static void *ckpt_main(void *arg)
 	struct sqlite_store *s = arg;
 	pthread_mutex_lock(&s->mu);
 	while (!s->ckpt_stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += STORE_CKPT_INTERVAL_MS / 1000;
-		until.tv_nsec += (long)(STORE_CKPT_INTERVAL_MS % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until =
+		    time_deadline(CLOCK_REALTIME, (int64_t)STORE_CKPT_INTERVAL_MS * 1000);
 		while (!s->ckpt_wanted && !s->ckpt_stop)
 			if (pthread_cond_timedwait(&s->cv_ckpt, &s->mu, &until) == ETIMEDOUT)
 				break;

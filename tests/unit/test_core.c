@@ -201,12 +201,29 @@ static void test_ratelimit(void **state)
 		assert_int_equal(ratelimit_rate_parse(str_c(bad[i]), &r), -1);
 }
 
+/* time_deadline carries microseconds over into seconds on either clock. */
+static void test_deadline(void **state)
+{
+	const clockid_t clocks[] = {CLOCK_REALTIME, CLOCK_MONOTONIC};
+	const int64_t us[] = {0, 1, 999999, 1000000, 1999999, 3600000001LL};
+	for (size_t c = 0; c < 2; c++)
+		for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++) {
+			struct timespec now;
+			clock_gettime(clocks[c], &now);
+			struct timespec t = time_deadline(clocks[c], us[i]);
+			assert_true(t.tv_nsec >= 0 && t.tv_nsec < 1000000000L);
+			int64_t ahead = ((int64_t)t.tv_sec - now.tv_sec) * 1000000 +
+					(t.tv_nsec - now.tv_nsec) / 1000;
+			assert_true(ahead >= us[i] - 1 && ahead <= us[i] + 100000);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_num_parse), cmocka_unit_test(test_version_cmp),
 		cmocka_unit_test(test_iso8601),   cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_buf),	  cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_put_u64), cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_random_pool_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
