@@ -376,8 +376,6 @@ static int pipe_sync(struct pconn *c, struct pipe *q)
 	if (bad >= 0 || !alive) {
 		int at = bad >= 0 ? bad : 0;
 		conn_note_failure(c, bad >= 0 ? q->r[bad] : NULL, q->n ? q->what[at] : "pipeline");
-		if (!alive)
-			c->broken = true;
 		return at;
 	}
 	return -1;
