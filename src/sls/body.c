@@ -390,10 +390,27 @@ void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
 
 /* ---- a LogGroup decoded Log by Log ---- */
 
+/* The Content at one index of the Log decoded last, kept with its packed
+ * bytes: a sender's logs repeat most Contents from one log to the next (the
+ * device identity always; protocol, times, ports and counters of flow
+ * records often: the agent reuses the packed Content then, slsgroup.c), and a
+ * Content whose bytes equal the slot's decodes to the slot's Content, so
+ * protobuf-c unpacks only the ones that changed (a nested message is
+ * protobuf-c's costliest step: docs/logstore.md "Layout"). Only short
+ * Contents are kept, in place, so the slots cost no allocation and a fixed
+ * amount of memory. */
+struct logs_slot {
+	size_t len;			  /* of bytes; 0: empty */
+	uint8_t bytes[SLS_LOGS_SLOT_BYTES]; /* the packed Content */
+	uint8_t kv[SLS_LOGS_SLOT_BYTES];    /* its key, then its value */
+	Sls__Log__Content c;		  /* decoded, into kv */
+};
+
 struct sls_logs {
 	Sls__LogGroupPacked *g; /* first in its arena: each Log still packed */
 	struct pb_arena *log;	/* the current Log's */
 	ProtobufCAllocator log_alloc;
+	struct logs_slot slot[SLS_LOGS_SLOTS];
 };
 
 enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **detail)
@@ -415,6 +432,8 @@ enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **d
 	s->g = g;
 	s->log = pb_arena_new(&s->log_alloc);
 	s->log->limit = SLS_DECODE_MEMORY_MAX - a->used; /* both together: the one budget */
+	for (size_t i = 0; i < SLS_LOGS_SLOTS; i++)
+		s->slot[i].len = 0;
 	*out = s;
 	return SLS_ERR_OK;
 }
@@ -429,13 +448,71 @@ size_t sls_logs_count(const struct sls_logs *s)
 	return s->g->n_logs;
 }
 
+/* A bytes field copied into at, as protobuf-c leaves it (no data when empty). */
+static ProtobufCBinaryData slot_copy(ProtobufCBinaryData b, uint8_t *at)
+{
+	if (b.len)
+		memcpy(at, b.data, b.len);
+	return (ProtobufCBinaryData){b.len, b.len ? at : NULL};
+}
+
+/* Content b (packed) kept in slot t, with c, its decoding. */
+static void slot_keep(struct logs_slot *t, ProtobufCBinaryData b, const Sls__Log__Content *c)
+{
+	t->len = b.len;
+	memcpy(t->bytes, b.data, b.len);
+	t->c = *c;
+	t->c.key = slot_copy(c->key, t->kv);
+	t->c.value = slot_copy(c->value, t->kv + c->key.len);
+}
+
+/* Content i of a Log, packed as b: the slot's when its bytes are b's, else
+ * unpacked by protobuf-c (and kept when short); NULL when it does not decode. */
+static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b)
+{
+	struct logs_slot *t = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
+	if (t && t->len && t->len == b.len && memcmp(t->bytes, b.data, b.len) == 0)
+		return &t->c;
+	/* A nested message: protobuf-c generates no unpack function of its own. */
+	Sls__Log__Content *c = (Sls__Log__Content *)protobuf_c_message_unpack(
+		&sls__log__content__descriptor, &s->log_alloc, b.len, b.data);
+	if (!c || !t || b.len > SLS_LOGS_SLOT_BYTES) /* key + value < the packed bytes */
+		return c;
+	slot_keep(t, b, c);
+	return &t->c;
+}
+
+/* Log i is unpacked as LogPacked (the same wire format, each Content left
+ * packed), then each Content on its own: what unpacking it as a Log does,
+ * but for the Contents a slot already holds. fuzz_loggroup holds the result
+ * to the whole-group decoder's. */
 enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail)
 {
 	pb_arena_reset(s->log);
+	*out = NULL;
 	*detail = "not a LogGroup protobuf";
-	Sls__Log *l = sls__log__unpack(&s->log_alloc, s->g->logs[i].len, s->g->logs[i].data);
+	Sls__LogPacked *p = sls__log_packed__unpack(&s->log_alloc, s->g->logs[i].len, s->g->logs[i].data);
+	if (!p)
+		return SLS_ERR_POST_BODY_INVALID;
+	*detail = "too many contents in a log";
+	if (p->n_contents > SLS_MAX_CONTENTS_PER_LOG)
+		return SLS_ERR_POST_BODY_INVALID;
+	Sls__Log *l = pb_alloc(s->log, sizeof(*l));
+	Sls__Log__Content **c = pb_alloc(s->log, (p->n_contents ? p->n_contents : 1) * sizeof(*c));
+	*detail = "not a LogGroup protobuf";
+	if (!l || !c)
+		return SLS_ERR_POST_BODY_INVALID;
+	sls__log__init(l);
+	l->time = p->time;
+	l->has_timens = p->has_timens;
+	l->timens = p->timens;
+	l->n_contents = p->n_contents;
+	l->contents = c;
+	for (size_t k = 0; k < p->n_contents; k++)
+		if (!(c[k] = logs_content(s, k, p->contents[k])))
+			return SLS_ERR_POST_BODY_INVALID;
 	*out = l;
-	return l ? check_log(l, detail) : SLS_ERR_POST_BODY_INVALID;
+	return check_log(l, detail);
 }
 
 void sls_logs_free(struct sls_logs *s)
