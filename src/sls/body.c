@@ -309,18 +309,23 @@ static uint64_t key_lens(const struct sls_field *f, size_t n)
 	return lens;
 }
 
-/* The index in f of the stamped field c is, or n. Most keys are none of
+/* The index in f of the stamped field key k is, or n. Most keys are none of
  * them, and most of those have a length none of them has (lens: key_lens). */
+static size_t stamped_key(struct str k, const struct sls_field *f, size_t n, uint64_t lens)
+{
+	if (k.len < 64 && !(lens >> k.len & 1))
+		return n;
+	for (size_t i = 0; i < n; i++)
+		if (k.len == f[i].key.len && k.len && k.p[0] == f[i].key.p[0] &&
+		    memcmp(k.p, f[i].key.p, f[i].key.len) == 0)
+			return i;
+	return n;
+}
+
 static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n,
 			    uint64_t lens)
 {
-	if (c->key.len < 64 && !(lens >> c->key.len & 1))
-		return n;
-	for (size_t i = 0; i < n; i++)
-		if (c->key.len == f[i].key.len && c->key.len && c->key.data[0] == (uint8_t)f[i].key.p[0] &&
-		    memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
-			return i;
-	return n;
+	return stamped_key(sls_pb_str(c->key), f, n, lens);
 }
 
 static ProtobufCBinaryData arena_copy(struct pb_arena *a, struct str s)
@@ -524,18 +529,32 @@ void sls_logs_free(struct sls_logs *s)
 	free(s);
 }
 
+/* One pass over l for the common case (the identity there already, each
+ * field once with its value: every content kept as it is); a second over the
+ * slices to drop the stamped keys otherwise. */
 size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, struct str *k,
 		       struct str *v)
 {
-	bool as_is = stamped_already(l, f, n);
+	uint64_t seen = 0, lens = key_lens(f, n);
+	bool as_is = true;
+	for (size_t i = 0; i < l->n_contents; i++) {
+		k[i] = sls_pb_str(l->contents[i]->key);
+		v[i] = sls_pb_str(l->contents[i]->value);
+		size_t j = stamped_key(k[i], f, n, lens);
+		if (j == n)
+			continue;
+		as_is &= !(seen >> j & 1) && str_eq(v[i], f[j].value);
+		seen |= 1ull << j;
+	}
+	if (as_is && seen == (n == 64 ? ~0ull : (1ull << n) - 1))
+		return l->n_contents;
 	size_t m = 0;
-	uint64_t lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (as_is || stamped_index(l->contents[i], f, n, lens) == n) {
-			k[m] = sls_pb_str(l->contents[i]->key);
-			v[m++] = sls_pb_str(l->contents[i]->value);
+		if (stamped_key(k[i], f, n, lens) == n) {
+			k[m] = k[i];
+			v[m++] = v[i];
 		}
-	for (size_t i = 0; i < n && !as_is; i++) {
+	for (size_t i = 0; i < n; i++) {
 		k[m] = f[i].key;
 		v[m++] = f[i].value;
 	}
