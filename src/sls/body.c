@@ -395,15 +395,14 @@ void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
 
 /* ---- a LogGroup decoded Log by Log ---- */
 
-/* The Content at one index of the Log decoded last, kept with its packed
- * bytes: a sender's logs repeat most Contents from one log to the next (the
- * device identity always; protocol, times, ports and counters of flow
- * records often: the agent reuses the packed Content then, slsgroup.c), and a
- * Content whose bytes equal the slot's decodes to the slot's Content, so
- * protobuf-c unpacks only the ones that changed (a nested message is
- * protobuf-c's costliest step: docs/logstore.md "Layout"). Only short
- * Contents are kept, in place, so the slots cost no allocation and a fixed
- * amount of memory. */
+/* Contents kept with their packed bytes, SLS_LOGS_WAYS for each index of a
+ * Log: a sender's logs repeat most Contents from one log to the next (the
+ * device identity always; of flow records, protocol, times, ports, flags and
+ * interfaces take a few values each), and a Content whose bytes equal a
+ * slot's decodes to the slot's Content, so protobuf-c unpacks only the others
+ * (a nested message is protobuf-c's costliest step: docs/logstore.md
+ * "Layout"). Only short Contents are kept, in place, so the slots cost no
+ * allocation and a fixed amount of memory; a new one replaces the oldest. */
 struct logs_slot {
 	size_t len;			  /* of bytes; 0: empty */
 	uint8_t bytes[SLS_LOGS_SLOT_BYTES]; /* the packed Content */
@@ -411,11 +410,16 @@ struct logs_slot {
 	Sls__Log__Content c;		  /* decoded, into kv */
 };
 
+struct logs_index {
+	struct logs_slot way[SLS_LOGS_WAYS];
+	size_t next; /* the way to replace */
+};
+
 struct sls_logs {
 	Sls__LogGroupPacked *g; /* first in its arena: each Log still packed */
 	struct pb_arena *log;	/* the current Log's */
 	ProtobufCAllocator log_alloc;
-	struct logs_slot slot[SLS_LOGS_SLOTS];
+	struct logs_index slot[SLS_LOGS_SLOTS];
 };
 
 enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **detail)
@@ -437,8 +441,11 @@ enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **d
 	s->g = g;
 	s->log = pb_arena_new(&s->log_alloc);
 	s->log->limit = SLS_DECODE_MEMORY_MAX - a->used; /* both together: the one budget */
-	for (size_t i = 0; i < SLS_LOGS_SLOTS; i++)
-		s->slot[i].len = 0;
+	for (size_t i = 0; i < SLS_LOGS_SLOTS; i++) {
+		for (size_t w = 0; w < SLS_LOGS_WAYS; w++)
+			s->slot[i].way[w].len = 0;
+		s->slot[i].next = 0;
+	}
 	*out = s;
 	return SLS_ERR_OK;
 }
@@ -471,18 +478,23 @@ static void slot_keep(struct logs_slot *t, ProtobufCBinaryData b, const Sls__Log
 	t->c.value = slot_copy(c->value, t->kv + c->key.len);
 }
 
-/* Content i of a Log, packed as b: the slot's when its bytes are b's, else
+/* Content i of a Log, packed as b: a slot's when its bytes are b's, else
  * unpacked by protobuf-c (and kept when short); NULL when it does not decode. */
 static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b)
 {
-	struct logs_slot *t = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
-	if (t && t->len && t->len == b.len && memcmp(t->bytes, b.data, b.len) == 0)
-		return &t->c;
+	struct logs_index *x = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
+	for (size_t w = 0; x && w < SLS_LOGS_WAYS; w++) {
+		struct logs_slot *t = &x->way[w];
+		if (t->len && t->len == b.len && memcmp(t->bytes, b.data, b.len) == 0)
+			return &t->c;
+	}
 	/* A nested message: protobuf-c generates no unpack function of its own. */
 	Sls__Log__Content *c = (Sls__Log__Content *)protobuf_c_message_unpack(
 		&sls__log__content__descriptor, &s->log_alloc, b.len, b.data);
-	if (!c || !t || b.len > SLS_LOGS_SLOT_BYTES) /* key + value < the packed bytes */
+	if (!c || !x || b.len > SLS_LOGS_SLOT_BYTES) /* key + value < the packed bytes */
 		return c;
+	struct logs_slot *t = &x->way[x->next];
+	x->next = (x->next + 1) % SLS_LOGS_WAYS;
 	slot_keep(t, b, c);
 	return &t->c;
 }

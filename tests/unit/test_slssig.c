@@ -416,22 +416,25 @@ static void assert_logs_equal(const uint8_t *buf, size_t n)
 	sls_loggroup_free(d);
 }
 
-/* sls_logs_get reuses a Content whose packed bytes equal those at the same
- * index of a log before: logs that repeat, change a value (of the same
+/* sls_logs_get reuses a Content whose packed bytes equal one kept at the same
+ * index from the logs before: logs that repeat, change a value (of the same
  * length too), reorder, shrink, grow past SLS_LOGS_SLOTS, hold an empty value
- * or one too long for a slot; and a Content that does not decode after one
+ * or one too long for a slot, cycle through fewer and more values than
+ * SLS_LOGS_WAYS; and a Content that does not decode after one
  * at the same index that did. */
 static void test_logs_slots(void **state)
 {
 	(void)state;
-	enum { LOGS = 6, MAXC = SLS_LOGS_SLOTS + 6 };
+	enum { LOGS = 6 + 4 * SLS_LOGS_WAYS, MAXC = SLS_LOGS_SLOTS + 6 };
 	static char longv[SLS_LOGS_SLOT_BYTES + 40];
 	memset(longv, 'L', sizeof(longv) - 1);
 	static char text[LOGS][MAXC][2][16];
 	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
 	Sls__Log l[LOGS], *lp[LOGS];
 	static Sls__Log__Content c[LOGS][MAXC], *cp[LOGS][MAXC];
-	const size_t nc[LOGS] = {5, 5, 5, 3, MAXC, MAXC};
+	size_t nc[LOGS] = {5, 5, 5, 3, MAXC, MAXC};
+	for (size_t i = 6; i < LOGS; i++)
+		nc[i] = 8; /* value j of log i cycles through j + 1 values: more than the ways, too */
 	for (size_t i = 0; i < LOGS; i++) {
 		sls__log__init(&l[i]);
 		l[i].time = 1700000000 + (uint32_t)i;
@@ -439,7 +442,8 @@ static void test_logs_slots(void **state)
 			/* logs 0-1 alike but for the value of 2 (same length); log 2 reversed */
 			size_t k = i == 2 ? nc[i] - 1 - j : j;
 			snprintf(text[i][j][0], 16, "k%zu", k);
-			snprintf(text[i][j][1], 16, "v%zu%c", k, i == 1 && k == 2 ? 'x' : i >= 4 ? (char)('a' + i) : 'y');
+			char last = i == 1 && k == 2 ? 'x' : i >= 6 ? (char)('a' + i % (k + 1)) : i >= 4 ? (char)('a' + i) : 'y';
+			snprintf(text[i][j][1], 16, "v%zu%c", k, last);
 			sls__log__content__init(&c[i][j]);
 			c[i][j].key = (ProtobufCBinaryData){strlen(text[i][j][0]), (uint8_t *)text[i][j][0]};
 			const char *v = k == 3 ? longv : k == 4 ? "" : text[i][j][1];
