@@ -483,9 +483,12 @@ static void slot_keep(struct logs_slot *t, ProtobufCBinaryData b, const Sls__Log
 static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b)
 {
 	struct logs_index *x = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
+	/* The ways of an index hold the same key, so values differ at the end:
+	 * the last byte first, before memcmp. */
 	for (size_t w = 0; x && w < SLS_LOGS_WAYS; w++) {
 		struct logs_slot *t = &x->way[w];
-		if (t->len && t->len == b.len && memcmp(t->bytes, b.data, b.len) == 0)
+		if (t->len && t->len == b.len && t->bytes[b.len - 1] == b.data[b.len - 1] &&
+		    memcmp(t->bytes, b.data, b.len) == 0)
 			return &t->c;
 	}
 	/* A nested message: protobuf-c generates no unpack function of its own. */
