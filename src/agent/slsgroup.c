@@ -4,8 +4,8 @@
  * LogGroup, but every Content is sized and packed once instead of sized three
  * times over, and the three identity Contents, the same in every Log of a
  * group, are packed once per group (sls_logs.proto). A field whose value is
- * the one it had in the record before reuses that packed Content, so only
- * what changed is formatted (without printf: it was a fifth of the encoder's
+ * one of the last SLSGROUP_WAYS it had reuses that packed Content, so only
+ * what is new is formatted (without printf: it was a fifth of the encoder's
  * time) and packed. The packed Logs of a group go one after the other into
  * memory kept from one group to the next (docs/benchmarks.md "Agent
  * delivery"). */
@@ -108,11 +108,31 @@ static ProtobufCBinaryData pack_content(const char *key, ProtobufCBinaryData val
 	return (ProtobufCBinaryData){protobuf_c_message_pack(&c.base, out), out};
 }
 
+/* Field i's packed Content for value v: one of the last SLSGROUP_WAYS it
+ * packed when v is its value, else v packed into the oldest way. A field
+ * takes a few values far more often than it takes new ones (protocol, the
+ * well-known port, flags, interfaces, the second a flow started). */
+static struct slsgroup_cached *cached(struct slsgroup_field_cache *f, size_t i,
+				      const struct raw_val *v)
+{
+	for (size_t w = 0; w < SLSGROUP_WAYS; w++)
+		if (f->way[w].valid && memcmp(f->way[w].v, v->w, sizeof(v->w)) == 0)
+			return &f->way[w];
+	struct slsgroup_cached *k = &f->way[f->next];
+	f->next = (f->next + 1) % SLSGROUP_WAYS;
+	char text[INET6_ADDRSTRLEN + STR_U64_MAX];
+	char *end = put_value(i, v, text);
+	ProtobufCBinaryData val = {(size_t)(end - text), (uint8_t *)text};
+	k->len = pack_content(slsgroup_keys[i], val, k->packed).len;
+	memcpy(k->v, v->w, sizeof(k->v));
+	k->valid = true;
+	return k;
+}
+
 /* Record r as one packed Log at out (SLSGROUP_LOG_ROOM bytes); its size. The
  * identity Contents come packed (id), the same for every Log of the group;
- * the others are packed when their value differs from the one the field had
- * last (sc->cache): protocol, ports, counters and times repeat from record
- * to record. */
+ * the others are packed when their value is none of the last few the field
+ * had (sc->cache, cached). */
 static size_t pack_log(const ProtobufCBinaryData id[SLSGROUP_IDENTITY], const struct flow_rec *r,
 		       struct slsgroup_scratch *sc, uint8_t *out)
 {
@@ -121,15 +141,7 @@ static size_t pack_log(const ProtobufCBinaryData id[SLSGROUP_IDENTITY], const st
 	raw_values(r, v);
 	memcpy(c, id, sizeof(c[0]) * SLSGROUP_IDENTITY);
 	for (size_t i = SLSGROUP_IDENTITY; i < SLSGROUP_FIELDS; i++) {
-		struct slsgroup_cached *k = &sc->cache[i];
-		if (!k->valid || memcmp(k->v, v[i].w, sizeof(k->v)) != 0) {
-			char text[INET6_ADDRSTRLEN + STR_U64_MAX];
-			char *end = put_value(i, &v[i], text);
-			ProtobufCBinaryData val = {(size_t)(end - text), (uint8_t *)text};
-			k->len = pack_content(slsgroup_keys[i], val, k->packed).len;
-			memcpy(k->v, v[i].w, sizeof(k->v));
-			k->valid = true;
-		}
+		struct slsgroup_cached *k = cached(&sc->cache[i], i, &v[i]);
 		c[i] = (ProtobufCBinaryData){k->len, k->packed};
 	}
 	Sls__LogPacked l = SLS__LOG_PACKED__INIT;

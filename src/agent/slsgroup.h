@@ -39,9 +39,14 @@ struct slsgroup_cached {
 	size_t len;
 	uint8_t packed[SLSGROUP_CONTENT_ROOM];
 };
+#define SLSGROUP_WAYS 4 /* packed Contents kept per field, the oldest replaced */
+struct slsgroup_field_cache {
+	struct slsgroup_cached way[SLSGROUP_WAYS];
+	size_t next; /* the way to replace */
+};
 struct slsgroup_scratch {
 	struct buf logs, refs, packed;
-	struct slsgroup_cached cache[SLSGROUP_FIELDS]; /* each field's last packed Content */
+	struct slsgroup_field_cache cache[SLSGROUP_FIELDS]; /* each field's last packed Contents */
 };
 void slsgroup_scratch_free(struct slsgroup_scratch *sc);
 

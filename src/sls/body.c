@@ -309,18 +309,23 @@ static uint64_t key_lens(const struct sls_field *f, size_t n)
 	return lens;
 }
 
-/* The index in f of the stamped field c is, or n. Most keys are none of
+/* The index in f of the stamped field key k is, or n. Most keys are none of
  * them, and most of those have a length none of them has (lens: key_lens). */
+static size_t stamped_key(struct str k, const struct sls_field *f, size_t n, uint64_t lens)
+{
+	if (k.len < 64 && !(lens >> k.len & 1))
+		return n;
+	for (size_t i = 0; i < n; i++)
+		if (k.len == f[i].key.len && k.len && k.p[0] == f[i].key.p[0] &&
+		    memcmp(k.p, f[i].key.p, f[i].key.len) == 0)
+			return i;
+	return n;
+}
+
 static size_t stamped_index(const Sls__Log__Content *c, const struct sls_field *f, size_t n,
 			    uint64_t lens)
 {
-	if (c->key.len < 64 && !(lens >> c->key.len & 1))
-		return n;
-	for (size_t i = 0; i < n; i++)
-		if (c->key.len == f[i].key.len && c->key.len && c->key.data[0] == (uint8_t)f[i].key.p[0] &&
-		    memcmp(c->key.data, f[i].key.p, f[i].key.len) == 0)
-			return i;
-	return n;
+	return stamped_key(sls_pb_str(c->key), f, n, lens);
 }
 
 static ProtobufCBinaryData arena_copy(struct pb_arena *a, struct str s)
@@ -390,10 +395,31 @@ void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n)
 
 /* ---- a LogGroup decoded Log by Log ---- */
 
+/* Contents kept with their packed bytes, SLS_LOGS_WAYS for each index of a
+ * Log: a sender's logs repeat most Contents from one log to the next (the
+ * device identity always; of flow records, protocol, times, ports, flags and
+ * interfaces take a few values each), and a Content whose bytes equal a
+ * slot's decodes to the slot's Content, so protobuf-c unpacks only the others
+ * (a nested message is protobuf-c's costliest step: docs/logstore.md
+ * "Layout"). Only short Contents are kept, in place, so the slots cost no
+ * allocation and a fixed amount of memory; a new one replaces the oldest. */
+struct logs_slot {
+	size_t len;			  /* of bytes; 0: empty */
+	uint8_t bytes[SLS_LOGS_SLOT_BYTES]; /* the packed Content */
+	uint8_t kv[SLS_LOGS_SLOT_BYTES];    /* its key, then its value */
+	Sls__Log__Content c;		  /* decoded, into kv */
+};
+
+struct logs_index {
+	struct logs_slot way[SLS_LOGS_WAYS];
+	size_t next; /* the way to replace */
+};
+
 struct sls_logs {
 	Sls__LogGroupPacked *g; /* first in its arena: each Log still packed */
 	struct pb_arena *log;	/* the current Log's */
 	ProtobufCAllocator log_alloc;
+	struct logs_index slot[SLS_LOGS_SLOTS];
 };
 
 enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **detail)
@@ -415,6 +441,11 @@ enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **d
 	s->g = g;
 	s->log = pb_arena_new(&s->log_alloc);
 	s->log->limit = SLS_DECODE_MEMORY_MAX - a->used; /* both together: the one budget */
+	for (size_t i = 0; i < SLS_LOGS_SLOTS; i++) {
+		for (size_t w = 0; w < SLS_LOGS_WAYS; w++)
+			s->slot[i].way[w].len = 0;
+		s->slot[i].next = 0;
+	}
 	*out = s;
 	return SLS_ERR_OK;
 }
@@ -429,13 +460,79 @@ size_t sls_logs_count(const struct sls_logs *s)
 	return s->g->n_logs;
 }
 
+/* A bytes field copied into at, as protobuf-c leaves it (no data when empty). */
+static ProtobufCBinaryData slot_copy(ProtobufCBinaryData b, uint8_t *at)
+{
+	if (b.len)
+		memcpy(at, b.data, b.len);
+	return (ProtobufCBinaryData){b.len, b.len ? at : NULL};
+}
+
+/* Content b (packed) kept in slot t, with c, its decoding. */
+static void slot_keep(struct logs_slot *t, ProtobufCBinaryData b, const Sls__Log__Content *c)
+{
+	t->len = b.len;
+	memcpy(t->bytes, b.data, b.len);
+	t->c = *c;
+	t->c.key = slot_copy(c->key, t->kv);
+	t->c.value = slot_copy(c->value, t->kv + c->key.len);
+}
+
+/* Content i of a Log, packed as b: a slot's when its bytes are b's, else
+ * unpacked by protobuf-c (and kept when short); NULL when it does not decode. */
+static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b)
+{
+	struct logs_index *x = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
+	/* The ways of an index hold the same key, so values differ at the end:
+	 * the last byte first, before memcmp. */
+	for (size_t w = 0; x && w < SLS_LOGS_WAYS; w++) {
+		struct logs_slot *t = &x->way[w];
+		if (t->len && t->len == b.len && t->bytes[b.len - 1] == b.data[b.len - 1] &&
+		    memcmp(t->bytes, b.data, b.len) == 0)
+			return &t->c;
+	}
+	/* A nested message: protobuf-c generates no unpack function of its own. */
+	Sls__Log__Content *c = (Sls__Log__Content *)protobuf_c_message_unpack(
+		&sls__log__content__descriptor, &s->log_alloc, b.len, b.data);
+	if (!c || !x || b.len > SLS_LOGS_SLOT_BYTES) /* key + value < the packed bytes */
+		return c;
+	struct logs_slot *t = &x->way[x->next];
+	x->next = (x->next + 1) % SLS_LOGS_WAYS;
+	slot_keep(t, b, c);
+	return &t->c;
+}
+
+/* Log i is unpacked as LogPacked (the same wire format, each Content left
+ * packed), then each Content on its own: what unpacking it as a Log does,
+ * but for the Contents a slot already holds. fuzz_loggroup holds the result
+ * to the whole-group decoder's. */
 enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail)
 {
 	pb_arena_reset(s->log);
+	*out = NULL;
 	*detail = "not a LogGroup protobuf";
-	Sls__Log *l = sls__log__unpack(&s->log_alloc, s->g->logs[i].len, s->g->logs[i].data);
+	Sls__LogPacked *p = sls__log_packed__unpack(&s->log_alloc, s->g->logs[i].len, s->g->logs[i].data);
+	if (!p)
+		return SLS_ERR_POST_BODY_INVALID;
+	*detail = "too many contents in a log";
+	if (p->n_contents > SLS_MAX_CONTENTS_PER_LOG)
+		return SLS_ERR_POST_BODY_INVALID;
+	Sls__Log *l = pb_alloc(s->log, sizeof(*l));
+	Sls__Log__Content **c = pb_alloc(s->log, (p->n_contents ? p->n_contents : 1) * sizeof(*c));
+	*detail = "not a LogGroup protobuf";
+	if (!l || !c)
+		return SLS_ERR_POST_BODY_INVALID;
+	sls__log__init(l);
+	l->time = p->time;
+	l->has_timens = p->has_timens;
+	l->timens = p->timens;
+	l->n_contents = p->n_contents;
+	l->contents = c;
+	for (size_t k = 0; k < p->n_contents; k++)
+		if (!(c[k] = logs_content(s, k, p->contents[k])))
+			return SLS_ERR_POST_BODY_INVALID;
 	*out = l;
-	return l ? check_log(l, detail) : SLS_ERR_POST_BODY_INVALID;
+	return check_log(l, detail);
 }
 
 void sls_logs_free(struct sls_logs *s)
@@ -447,18 +544,32 @@ void sls_logs_free(struct sls_logs *s)
 	free(s);
 }
 
+/* One pass over l for the common case (the identity there already, each
+ * field once with its value: every content kept as it is); a second over the
+ * slices to drop the stamped keys otherwise. */
 size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, struct str *k,
 		       struct str *v)
 {
-	bool as_is = stamped_already(l, f, n);
+	uint64_t seen = 0, lens = key_lens(f, n);
+	bool as_is = true;
+	for (size_t i = 0; i < l->n_contents; i++) {
+		k[i] = sls_pb_str(l->contents[i]->key);
+		v[i] = sls_pb_str(l->contents[i]->value);
+		size_t j = stamped_key(k[i], f, n, lens);
+		if (j == n)
+			continue;
+		as_is &= !(seen >> j & 1) && str_eq(v[i], f[j].value);
+		seen |= 1ull << j;
+	}
+	if (as_is && seen == (n == 64 ? ~0ull : (1ull << n) - 1))
+		return l->n_contents;
 	size_t m = 0;
-	uint64_t lens = key_lens(f, n);
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (as_is || stamped_index(l->contents[i], f, n, lens) == n) {
-			k[m] = sls_pb_str(l->contents[i]->key);
-			v[m++] = sls_pb_str(l->contents[i]->value);
+		if (stamped_key(k[i], f, n, lens) == n) {
+			k[m] = k[i];
+			v[m++] = v[i];
 		}
-	for (size_t i = 0; i < n && !as_is; i++) {
+	for (size_t i = 0; i < n; i++) {
 		k[m] = f[i].key;
 		v[m++] = f[i].value;
 	}

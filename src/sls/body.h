@@ -22,6 +22,9 @@
  * message of tiny fields costs ~10x its size in structs. */
 #define SLS_DECODE_MEMORY_MAX (96u << 20)
 #define SLS_DECODE_CHUNK (1u << 20) /* arena chunk of a decoded LogGroup (body.c) */
+#define SLS_LOGS_SLOTS 64         /* indexes of a Log whose Contents are kept (sls_logs_get) ... */
+#define SLS_LOGS_WAYS 4           /* ... this many at each index ... */
+#define SLS_LOGS_SLOT_BYTES 128   /* ... when their packed bytes are at most this long */
 
 enum sls_compress { SLS_COMPRESS_NONE, SLS_COMPRESS_LZ4, SLS_COMPRESS_DEFLATE, SLS_COMPRESS_ZSTD };
 
@@ -62,7 +65,9 @@ size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, s
 /* A LogGroup decoded a Log at a time, for the log store's ingest: the group
  * is unpacked with each Log still packed (LogGroupPacked, the same wire
  * format), its limits checked, and sls_logs_get unpacks and checks Log i
- * into memory reused for the next one. A decoded group of 4,096 logs was
+ * into memory reused for the next one, Content by Content, a Content whose
+ * packed bytes equal one kept at its index from the Logs before taken from
+ * there without decoding it again (body.c, logs_slot). A decoded group of 4,096 logs was
  * ~200,000 objects, walked four times after unpack and not in cache for any
  * of them (docs/logstore.md "Ingest"). The same decode budget
  * (SLS_DECODE_MEMORY_MAX) bounds the group and its largest Log together. */

@@ -389,6 +389,93 @@ static void test_stamp_kept(void **state)
 	sls_loggroup_free(d);
 }
 
+/* Log i of the group packed in buf, through sls_logs_get (its Content slots)
+ * and through the whole-group decoder: the same Contents, byte for byte. */
+static void assert_logs_equal(const uint8_t *buf, size_t n)
+{
+	struct str raw = {(const char *)buf, n};
+	Sls__LogGroup *d;
+	struct sls_logs *s;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode(raw, &d, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_open(raw, &s, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_count(s), d->n_logs);
+	for (size_t i = 0; i < d->n_logs; i++) {
+		const Sls__Log *l, *w = d->logs[i];
+		assert_int_equal(sls_logs_get(s, i, &l, &detail), SLS_ERR_OK);
+		assert_int_equal(l->time, w->time);
+		assert_int_equal(l->has_timens, w->has_timens);
+		assert_int_equal(l->n_contents, w->n_contents);
+		for (size_t c = 0; c < w->n_contents; c++) {
+			assert_true(str_eq(sls_pb_str(l->contents[c]->key), sls_pb_str(w->contents[c]->key)));
+			assert_true(str_eq(sls_pb_str(l->contents[c]->value), sls_pb_str(w->contents[c]->value)));
+			assert_true(!l->contents[c]->value.data == !w->contents[c]->value.data);
+		}
+	}
+	sls_logs_free(s);
+	sls_loggroup_free(d);
+}
+
+/* sls_logs_get reuses a Content whose packed bytes equal one kept at the same
+ * index from the logs before: logs that repeat, change a value (of the same
+ * length too), reorder, shrink, grow past SLS_LOGS_SLOTS, hold an empty value
+ * or one too long for a slot, cycle through fewer and more values than
+ * SLS_LOGS_WAYS; and a Content that does not decode after one
+ * at the same index that did. */
+static void test_logs_slots(void **state)
+{
+	(void)state;
+	enum { LOGS = 6 + 4 * SLS_LOGS_WAYS, MAXC = SLS_LOGS_SLOTS + 6 };
+	static char longv[SLS_LOGS_SLOT_BYTES + 40];
+	memset(longv, 'L', sizeof(longv) - 1);
+	static char text[LOGS][MAXC][2][16];
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	Sls__Log l[LOGS], *lp[LOGS];
+	static Sls__Log__Content c[LOGS][MAXC], *cp[LOGS][MAXC];
+	size_t nc[LOGS] = {5, 5, 5, 3, MAXC, MAXC};
+	for (size_t i = 6; i < LOGS; i++)
+		nc[i] = 8; /* value j of log i cycles through j + 1 values: more than the ways, too */
+	for (size_t i = 0; i < LOGS; i++) {
+		sls__log__init(&l[i]);
+		l[i].time = 1700000000 + (uint32_t)i;
+		for (size_t j = 0; j < nc[i]; j++) {
+			/* logs 0-1 alike but for the value of 2 (same length); log 2 reversed */
+			size_t k = i == 2 ? nc[i] - 1 - j : j;
+			snprintf(text[i][j][0], 16, "k%zu", k);
+			char last = i == 1 && k == 2 ? 'x' : i >= 6 ? (char)('a' + i % (k + 1)) : i >= 4 ? (char)('a' + i) : 'y';
+			snprintf(text[i][j][1], 16, "v%zu%c", k, last);
+			sls__log__content__init(&c[i][j]);
+			c[i][j].key = (ProtobufCBinaryData){strlen(text[i][j][0]), (uint8_t *)text[i][j][0]};
+			const char *v = k == 3 ? longv : k == 4 ? "" : text[i][j][1];
+			c[i][j].value = (ProtobufCBinaryData){strlen(v), (uint8_t *)(uintptr_t)v};
+			cp[i][j] = &c[i][j];
+		}
+		l[i].n_contents = nc[i];
+		l[i].contents = cp[i];
+		lp[i] = &l[i];
+	}
+	g.n_logs = LOGS;
+	g.logs = lp;
+	size_t n = sls__log_group__get_packed_size(&g);
+	uint8_t *buf = malloc(n);
+	sls__log_group__pack(&g, buf);
+	assert_logs_equal(buf, n);
+	free(buf);
+	/* Log 1's Content 0 is a varint 1, not a Content, after log 0's good one. */
+	static const uint8_t bad[] = {0x0a, 0x0c, 0x08, 0x01, 0x12, 0x08, 0x0a, 0x02, 'k', '0', 0x12, 0x02, 'v', '0',
+				      0x0a, 0x06, 0x08, 0x01, 0x12, 0x02, 0x08, 0x01};
+	struct sls_logs *s;
+	const Sls__Log *got;
+	const char *detail;
+	assert_int_equal(sls_logs_open((struct str){(const char *)bad, sizeof(bad)}, &s, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_get(s, 0, &got, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_get(s, 1, &got, &detail), SLS_ERR_POST_BODY_INVALID);
+	sls_logs_free(s);
+	Sls__LogGroup *d;
+	assert_int_equal(sls_loggroup_decode((struct str){(const char *)bad, sizeof(bad)}, &d, &detail),
+			 SLS_ERR_POST_BODY_INVALID);
+}
+
 /* The Hosts (and absolute-form authorities) the Log Service claims. */
 static void test_host_forms(void **state)
 {
@@ -453,7 +540,7 @@ int main(void)
 		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
-		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_logs_slots), cmocka_unit_test(test_host_forms),
 		cmocka_unit_test(test_path_forms),
 		cmocka_unit_test(test_device_example),
 	};

@@ -249,8 +249,9 @@ static void test_group_widest(void **state)
 }
 
 /* Values that repeat, change and come back, record after record and group
- * after group (the encoder reuses a field's packed Content while its value
- * stays): every Log says its own record's values. */
+ * after group, with periods below and above SLSGROUP_WAYS (the encoder reuses
+ * one of a field's last packed Contents when its value is theirs): every Log
+ * says its own record's values. */
 static void test_group_values_change(void **state)
 {
 	(void)state;
@@ -263,7 +264,7 @@ static void test_group_values_change(void **state)
 		r[i].key.src[3] = (uint8_t)(i / 3);
 		r[i].key.dst[0] = 192;
 		r[i].key.proto = i % 2 ? 6 : 17;
-		r[i].key.sport = (uint16_t)(1000 + i % 4);
+		r[i].key.sport = (uint16_t)(1000 + i % (SLSGROUP_WAYS + 2));
 		r[i].key.dport = 53;
 		r[i].first_us = 1700000000000000LL + (int64_t)(i / 8) * 1000000;
 		r[i].last_us = r[i].first_us + 2000000;
