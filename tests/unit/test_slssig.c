@@ -428,7 +428,7 @@ static void test_logs_slots(void **state)
 	enum { LOGS = 6 + 4 * SLS_LOGS_WAYS, MAXC = SLS_LOGS_SLOTS + 6 };
 	static char longv[SLS_LOGS_SLOT_BYTES + 40];
 	memset(longv, 'L', sizeof(longv) - 1);
-	static char text[LOGS][MAXC][2][16];
+	static char text[LOGS][MAXC][2][24];
 	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
 	Sls__Log l[LOGS], *lp[LOGS];
 	static Sls__Log__Content c[LOGS][MAXC], *cp[LOGS][MAXC];
@@ -441,9 +441,9 @@ static void test_logs_slots(void **state)
 		for (size_t j = 0; j < nc[i]; j++) {
 			/* logs 0-1 alike but for the value of 2 (same length); log 2 reversed */
 			size_t k = i == 2 ? nc[i] - 1 - j : j;
-			snprintf(text[i][j][0], 16, "k%zu", k);
+			snprintf(text[i][j][0], sizeof(text[i][j][0]), "k%zu", k);
 			char last = i == 1 && k == 2 ? 'x' : i >= 6 ? (char)('a' + i % (k + 1)) : i >= 4 ? (char)('a' + i) : 'y';
-			snprintf(text[i][j][1], 16, "v%zu%c", k, last);
+			snprintf(text[i][j][1], sizeof(text[i][j][1]), "v%zu%c", k, last);
 			sls__log__content__init(&c[i][j]);
 			c[i][j].key = (ProtobufCBinaryData){strlen(text[i][j][0]), (uint8_t *)text[i][j][0]};
 			const char *v = k == 3 ? longv : k == 4 ? "" : text[i][j][1];
