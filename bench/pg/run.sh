@@ -12,14 +12,15 @@
 #   create-2-nodes   CreateFlowLog over two serves on the one database (CONNS/2 each)
 # then once: throughput in 1-second slices while PostgreSQL is stopped with
 # `pg_ctl stop -m immediate` and started again under load.
-#   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 PG_THREADS=16 bench/pg/run.sh
+#   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 PG_THREADS=1 bench/pg/run.sh
 # PHASES (default: all) runs only the named groups, space- or comma-separated:
 # create, assoc, describe, nodes, recovery; e.g. PHASES=describe for the
 # cached-read rounds alone (describe-pg against describe-sqlite).
-# The PostgreSQL serves run PG_THREADS HTTP threads (default 16): each request
-# waits for its admission batch on its thread, so more threads than cores, and
-# enough to fill the batches (docs/store.md "N nodes"); the SQLite serve runs THREADS (the cores the load
-# generator leaves), its best setting (docs/benchmarks.md).
+# The PostgreSQL serves run PG_THREADS HTTP threads, by default as many as the
+# SQLite serve's THREADS (the cores the load generator leaves, its best
+# setting, docs/benchmarks.md): admission is asynchronous, so no HTTP thread
+# waits for its batch and more threads do not make bigger batches (docs/store.md
+# "N nodes"; before, each request parked its thread and this was 16).
 # Runs under scripts/pg-test.sh (a private cluster) unless SAGFLOW_TEST_PG is set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +40,7 @@ export PATH="$PGBIN:$PATH"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/sagflow-bench-pg-XXXXXX")
 source bench/api/lib.sh
 THREADS=${THREADS:-$(bench_threads)}
-PG_THREADS=${PG_THREADS:-16}
+PG_THREADS=${PG_THREADS:-$THREADS}
 REPLAY=${REPLAY_CACHE:-67108864}
 PHASES=" ${PHASES:-create assoc describe nodes recovery} "
 PHASES=${PHASES//,/ }

@@ -53,9 +53,15 @@ struct http_worker {
 	pthread_t thread;
 	bool running;
 	int wake_fd;             /* eventfd: a resumed connection, or a stop request */
+	atomic_bool wake_due;    /* wake_fd written since the worker last looked: skip another */
 	atomic_bool quiesce, quit;
 	atomic_bool quiesced;    /* set by the worker once its daemon stopped accepting */
+	pthread_mutex_t defer_mu;           /* guards the deferred list (http_defer) */
+	struct http_conn *defer_head, *defer_tail;
 };
+
+/* The worker this thread runs, or NULL on any other thread (http_defer). */
+static __thread struct http_worker *http_self;
 
 struct http_server {
 	struct http_config cfg;
@@ -87,6 +93,9 @@ struct http_conn {
 	struct MHD_Response *resp;
 	unsigned status;
 	bool suspended;
+	http_defer_fn defer_fn; /* http_defer's continuation, queued on w */
+	void *defer_arg;
+	struct http_conn *defer_next;
 };
 
 struct http_server *http_server_new(const struct http_config *cfg)
@@ -151,8 +160,13 @@ void http_header_each(const struct http_request *r,
 	MHD_get_connection_values_n(r->conn->mc, MHD_HEADER_KIND, header_each_one, &e);
 }
 
+/* One write per wake-up, however many answers arrive meanwhile (an admission
+ * thread answering a batch): a waker that finds wake_due set resumed its
+ * connection before the worker clears it, so the worker's next MHD_run sees it. */
 static void worker_wake(struct http_worker *w)
 {
+	if (atomic_exchange(&w->wake_due, true))
+		return;
 	uint64_t one = 1;
 	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
 		/* EAGAIN only: the counter is already non-zero, the worker will wake. */
@@ -212,6 +226,45 @@ void http_respond(struct http_request *r, int status, const char *content_type, 
 {
 	http_respond_owned(r, status, content_type, xmemdup0(body.p ? body.p : "", body.len),
 			   body.len);
+}
+
+void http_defer(struct http_request *r, http_defer_fn fn, void *arg)
+{
+	struct http_conn *c = r->conn;
+	struct http_worker *w = c->w;
+	if (http_self == w) {
+		fn(arg);
+		return;
+	}
+	c->defer_fn = fn;
+	c->defer_arg = arg;
+	c->defer_next = NULL;
+	pthread_mutex_lock(&w->defer_mu);
+	bool was_empty = !w->defer_head;
+	if (w->defer_tail)
+		w->defer_tail->defer_next = c;
+	else
+		w->defer_head = c;
+	w->defer_tail = c;
+	pthread_mutex_unlock(&w->defer_mu);
+	if (was_empty) /* else the wake for the first is still due */
+		worker_wake(w);
+}
+
+/* The continuations other threads handed this worker. A connection stays
+ * until MHD_run (its request is unanswered until fn), so c is still ours. */
+static void worker_run_deferred(struct http_worker *w)
+{
+	pthread_mutex_lock(&w->defer_mu);
+	struct http_conn *c = w->defer_head;
+	w->defer_head = w->defer_tail = NULL;
+	pthread_mutex_unlock(&w->defer_mu);
+	while (c) {
+		struct http_conn *next = c->defer_next;
+		c->defer_next = NULL;
+		c->defer_fn(c->defer_arg);
+		c = next;
+	}
 }
 
 bool http_peer_closed(const struct http_request *r)
@@ -541,8 +594,11 @@ static void *worker_loop(void *arg)
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
 	struct pollfd pf[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
 			       {.fd = w->wake_fd, .events = POLLIN}};
+	http_self = w;
 	while (!atomic_load(&w->quit)) {
-		if (poll(pf, 2, worker_timeout_ms(w->d)) > 0 && (pf[1].revents & POLLIN)) {
+		int ready = poll(pf, 2, worker_timeout_ms(w->d));
+		atomic_store(&w->wake_due, false);
+		if (ready > 0 && (pf[1].revents & POLLIN)) {
 			uint64_t n;
 			if (read(w->wake_fd, &n, sizeof(n)) < 0) {
 				/* EAGAIN: another read won the race; nothing to do */
@@ -552,6 +608,7 @@ static void *worker_loop(void *arg)
 			MHD_quiesce_daemon(w->d); /* the listening socket is closed by the server */
 			atomic_store(&w->quiesced, true);
 		}
+		worker_run_deferred(w);
 		MHD_run(w->d);
 	}
 	return NULL;
@@ -585,6 +642,7 @@ static int worker_start(struct http_server *s, struct http_worker *w,
 			struct sockaddr_storage *ss, unsigned conns)
 {
 	w->srv = s;
+	pthread_mutex_init(&w->defer_mu, NULL);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return -1;
@@ -639,6 +697,8 @@ static void workers_stop(struct http_server *s)
 			MHD_stop_daemon(w->d);
 		if (w->wake_fd >= 0)
 			close(w->wake_fd);
+		if (w->srv)
+			pthread_mutex_destroy(&w->defer_mu);
 		*w = (struct http_worker){.wake_fd = -1};
 	}
 	s->nworkers = 0;

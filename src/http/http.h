@@ -78,6 +78,15 @@ void http_respond_owned(struct http_request *r, int status, const char *content_
 void http_respond_hdrs(struct http_request *r, int status, const char *content_type, char *body,
 		       size_t len, const struct http_hdr *hdrs, size_t nhdrs);
 
+/* Runs fn(arg) on the thread that serves r: at once when called on it,
+ * otherwise soon after from that thread's loop (the connection's worker,
+ * woken through its eventfd). For work a completion callback must not do on
+ * its own thread (the store's admission thread): the rest of the request runs
+ * where it started, so no thread waits for it. Until fn has run, r must not
+ * be answered; fn answers it, now or later. Thread-safe. */
+typedef void (*http_defer_fn)(void *arg);
+void http_defer(struct http_request *r, http_defer_fn fn, void *arg);
+
 /* Whether the peer has closed its side of a request's connection while the
  * request waits for its answer (a held long-poll): a non-blocking peek at the
  * socket, from any thread, until http_respond(). An answer is still due. */

@@ -44,6 +44,8 @@ struct rpc_req {
 	char log_akid[RPC_LOG_FIELD];
 	struct buf cache_key;    /* empty unless the action's answer may be cached */
 	uint64_t cache_version;  /* the caller's account's data version from store_admit, before the read */
+	int64_t account;         /* the caller's, once authenticated */
+	enum store_admit_result admitted; /* the admission's verdict (admitted()) */
 };
 
 /* What authentication needs, from V1 parameters or V3 headers. */
@@ -277,18 +279,23 @@ static void cache_key(struct rpc_req *q, int64_t account, struct buf *k)
 	}
 }
 
-/* Answers from the cache when it holds this request's answer at the current
- * data version; otherwise remembers the key and version for finish(). */
-static bool cache_answer(struct rpc_req *q, int64_t account)
+/* Before the admission: the key of a cacheable request (none when too long). */
+static void cache_prepare(struct rpc_req *q)
 {
-	cache_key(q, account, &q->cache_key);
-	if (q->cache_key.len > RCACHE_MAX_KEY) {
+	cache_key(q, q->account, &q->cache_key);
+	if (q->cache_key.len > RCACHE_MAX_KEY)
 		buf_free(&q->cache_key);
-		metrics_count(rpc_m_misses, 0, 0, 1);
-		return false;
-	}
+}
+
+/* Answers from the cache when it holds this request's answer at the admitted
+ * data version; otherwise finish() stores it under the key and version. Any
+ * thread: it is the admission thread's whole work for a hit (cheap: a copy of
+ * the cached bytes). */
+static bool cache_answer(struct rpc_req *q)
+{
 	struct rcache_hit h;
-	if (!rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h)) {
+	if (!q->cache_key.len ||
+	    !rcache_get(q->srv->answers, q->cache_key.p, q->cache_key.len, q->cache_version, &h)) {
 		metrics_count(rpc_m_misses, 0, 0, 1);
 		return false;
 	}
@@ -472,8 +479,9 @@ static bool wants_label(const struct rpc_req *q)
 	return q->act && q->act->cacheable && q->srv->answers;
 }
 
-static enum err check_nonce(struct rpc_req *q, const struct rpc_auth *a, int64_t now,
-			    int64_t account, const char **detail)
+/* The nonce's shape; the admission itself comes after authenticate(). */
+static enum err check_nonce(const struct rpc_auth *a, int64_t now, int64_t account,
+			    struct store_admission *ad, const char **detail)
 {
 	*detail = "SignatureNonce";
 	if (!a->nonce.p || a->nonce.len == 0)
@@ -482,10 +490,15 @@ static enum err check_nonce(struct rpc_req *q, const struct rpc_auth *a, int64_t
 		return ERR_INVALID_PARAMETER;
 	*detail = NULL;
 	/* Remember it for as long as its timestamp stays acceptable. */
-	struct store_admission ad = {.who = a->akid, .nonce = a->nonce, .ts_s = a->ts,
-				     .now_s = now, .expires_s = a->ts + RPC_TIME_WINDOW_S + 1,
-				     .account = account};
-	switch (store_admit(q->srv->store, &ad, wants_label(q) ? &q->cache_version : NULL)) {
+	*ad = (struct store_admission){.who = a->akid, .nonce = a->nonce, .ts_s = a->ts,
+				       .now_s = now, .expires_s = a->ts + RPC_TIME_WINDOW_S + 1,
+				       .account = account};
+	return ERR_OK;
+}
+
+static enum err admit_err(enum store_admit_result r)
+{
+	switch (r) {
 	case STORE_ADMIT_FRESH: return ERR_OK;
 	case STORE_ADMIT_USED: return ERR_SIGNATURE_NONCE_USED;
 	case STORE_ADMIT_EARLY: return ERR_INVALID_TIMESTAMP_EXPIRED;
@@ -505,8 +518,9 @@ static enum err check_budget(struct rpc_req *q, const struct rpc_auth *a)
 	}
 }
 
-/* Everything between the parsed request and the handler; fills *k. */
-static enum err authenticate(struct rpc_req *q, struct key_lookup *k, const char **detail)
+/* Everything between the parsed request and its admission; fills *k and *ad. */
+static enum err authenticate(struct rpc_req *q, struct key_lookup *k, struct store_admission *ad,
+			     const char **detail)
 {
 	struct rpc_auth a;
 	int64_t now = time_now_ms() / 1000;
@@ -531,8 +545,39 @@ static enum err authenticate(struct rpc_req *q, struct key_lookup *k, const char
 	if (e == ERR_OK)
 		e = check_budget(q, &a);
 	if (e == ERR_OK)
-		e = check_nonce(q, &a, now, k->key.account_id, detail);
+		e = check_nonce(&a, now, k->key.account_id, ad, detail);
 	return e;
+}
+
+/* The rest of an admitted request, on its own HTTP thread: the verdict's
+ * error, or the handler (a cache miss, a read, a write job's submission). */
+static void admitted_run(void *arg)
+{
+	struct rpc_req *q = arg;
+	enum err e = admit_err(q->admitted);
+	if (e != ERR_OK) {
+		finish(q, e, NULL);
+		return;
+	}
+	struct rpc_server *s = q->srv;
+	q->call = (struct api_call){.params = q->params, .account_id = q->account, .store = s->store,
+				    .fmt = q->fmt,
+				    .cfg = s->cfg, .out = json_object(), .err = ERR_OK,
+				    .priv = &q->fin};
+	q->act->handler(&q->call); /* it calls api_finish(), now or later */
+}
+
+/* The admission's answer: on the request's thread (SQLite), or on the
+ * store's admission thread (PostgreSQL), which answers a cache hit itself
+ * and hands anything else back to the request's thread. */
+static void admitted(void *arg, enum store_admit_result r, uint64_t version)
+{
+	struct rpc_req *q = arg;
+	q->admitted = r;
+	q->cache_version = version;
+	if (r == STORE_ADMIT_FRESH && wants_label(q) && cache_answer(q))
+		return;
+	http_defer(q->r, admitted_run, q);
 }
 
 void rpc_handle(struct http_request *r)
@@ -542,27 +587,26 @@ void rpc_handle(struct http_request *r)
 	char pdetail[PARAMS_DETAIL_MAX];
 	const char *detail = NULL;
 	struct key_lookup *k = xcalloc(1, sizeof(*k));
+	struct store_admission ad;
 	enum err e = parse_request(q, pdetail);
 	if (e != ERR_OK)
 		detail = pdetail;
 	else if (!str_eqc(r->method, "GET") && !str_eqc(r->method, "POST"))
 		e = ERR_UNSUPPORTED_HTTP_METHOD;
 	else
-		e = authenticate(q, k, &detail);
-	int64_t account = k->key.account_id;
+		e = authenticate(q, k, &ad, &detail);
+	q->account = k->key.account_id;
 	OPENSSL_cleanse(k, sizeof(*k));
 	free(k);
 	if (e != ERR_OK) {
 		finish(q, e, detail);
 		return;
 	}
-	if (q->act->cacheable && q->srv->answers && cache_answer(q, account))
-		return;
-	q->call = (struct api_call){.params = q->params, .account_id = account, .store = s->store,
-				    .fmt = q->fmt,
-				    .cfg = s->cfg, .out = json_object(), .err = ERR_OK,
-				    .priv = &q->fin};
-	q->act->handler(&q->call); /* it calls api_finish(), now or later */
+	bool label = wants_label(q);
+	if (label)
+		cache_prepare(q);
+	/* q may be answered and freed before this returns: nothing after it. */
+	store_admit_async(s->store, &ad, label, admitted, q);
 }
 
 void rpc_http_error(struct http_request *r, int status, const char *why)

@@ -5,28 +5,28 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
 
-enum waiter_state { W_QUEUED, W_RUNNING, W_DONE };
-
-/* A caller of pg_admitq_admit, on its own stack. It leaves only when DONE or
- * while QUEUED (then it unlinks itself); a RUNNING waiter is in the leader's
- * batch and waits for it (bounded by the statement's own bound). */
-struct waiter {
+/* One submitted admission, queued until the admission thread takes it. */
+struct job {
 	struct pg_admit_item it;
-	pthread_cond_t cv;
-	enum waiter_state state;
-	struct waiter *prev, *next;
+	pg_admitq_done_fn done;
+	void *arg;
+	int64_t deadline_us; /* refused when still queued then (PG_ADMIT_WAIT_MS) */
+	struct job *next;
 };
 
 struct pg_admitq {
 	pthread_mutex_t mu;
-	struct waiter *head, *tail; /* QUEUED waiters, oldest first */
-	bool busy;		    /* a leader is running a batch */
-	size_t queued;		    /* waiters in the queue */
-	struct waiter *lingering;   /* a leader waiting for its batch to fill, or NULL */
+	pthread_cond_t cv;	    /* the thread: work, a full batch, or stop */
+	struct job *head, *tail;    /* queued, oldest first */
+	size_t queued;
+	bool lingering;		    /* the thread waits for its batch to fill */
 	bool last_batch_shared;	    /* the last batch had more than one member */
+	bool stop;
+	pthread_t thread;
 	pg_admitq_run_fn run;
 	void *arg;
 	struct pg_admitq_stats stats;
@@ -43,12 +43,128 @@ void pg_admit_item_of(const struct store_admission *a, bool label, struct pg_adm
 	pg_nonce_tag(a->who, a->nonce, it->tag);
 }
 
+static void job_answer(struct job *j, enum store_admit_result r)
+{
+	j->done(j->arg, r, r == STORE_ADMIT_FRESH ? j->it.version : 0);
+	free(j);
+}
+
+/* The admissions of a list, each refused (unlocked). */
+static void refuse_all(struct job *j)
+{
+	while (j) {
+		struct job *next = j->next;
+		job_answer(j, STORE_ADMIT_UNAVAIL);
+		j = next;
+	}
+}
+
+/* A batch not full gives the requests being verified on the HTTP threads a
+ * moment to join it (group commit's commit_delay). Called with mu held. */
+static void linger(struct pg_admitq *q)
+{
+	if (q->queued >= PG_ADMIT_BATCH_MAX || !q->last_batch_shared)
+		return;
+	struct timespec until = time_deadline(CLOCK_MONOTONIC, PG_ADMIT_LINGER_US);
+	q->lingering = true;
+	while (q->queued < PG_ADMIT_BATCH_MAX && !q->stop &&
+	       pthread_cond_timedwait(&q->cv, &q->mu, &until) != ETIMEDOUT)
+		;
+	q->lingering = false;
+}
+
+static struct job *queue_pop(struct pg_admitq *q)
+{
+	struct job *j = q->head;
+	q->head = j->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->queued--;
+	j->next = NULL;
+	return j;
+}
+
+/* Takes the next batch (mu held): the admissions past their deadline go to
+ * *expired instead. Returns the batch's size. */
+static size_t take_batch(struct pg_admitq *q, struct job **m, struct job **expired)
+{
+	int64_t now = time_mono_us();
+	size_t n = 0;
+	while (q->head && n < PG_ADMIT_BATCH_MAX) {
+		struct job *j = queue_pop(q);
+		if (j->deadline_us < now) {
+			j->next = *expired;
+			*expired = j;
+			q->stats.timeouts++;
+			continue;
+		}
+		m[n++] = j;
+	}
+	if (n) {
+		q->last_batch_shared = n > 1;
+		q->stats.batches++;
+		q->stats.admissions += n;
+		if (n > q->stats.max_batch)
+			q->stats.max_batch = n;
+	}
+	return n;
+}
+
+/* Runs one batch unlocked and answers each member. */
+static void run_batch(struct pg_admitq *q, struct job **m, size_t n)
+{
+	struct pg_admit_item batch[PG_ADMIT_BATCH_MAX];
+	for (size_t i = 0; i < n; i++)
+		batch[i] = m[i]->it;
+	q->run(q->arg, batch, n);
+	for (size_t i = 0; i < n; i++) {
+		m[i]->it.version = batch[i].version;
+		job_answer(m[i], batch[i].result);
+	}
+}
+
+static void *admitq_main(void *arg)
+{
+	struct pg_admitq *q = arg;
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop) {
+		if (!q->head) {
+			pthread_cond_wait(&q->cv, &q->mu);
+			continue;
+		}
+		linger(q);
+		if (q->stop)
+			break;
+		struct job *m[PG_ADMIT_BATCH_MAX], *expired = NULL;
+		size_t n = take_batch(q, m, &expired);
+		pthread_mutex_unlock(&q->mu);
+		refuse_all(expired);
+		if (n)
+			run_batch(q, m, n);
+		pthread_mutex_lock(&q->mu);
+	}
+	struct job *left = q->head;
+	q->head = q->tail = NULL;
+	q->queued = 0;
+	pthread_mutex_unlock(&q->mu);
+	refuse_all(left);
+	return NULL;
+}
+
 struct pg_admitq *pg_admitq_new(pg_admitq_run_fn run, void *arg)
 {
 	struct pg_admitq *q = xcalloc(1, sizeof(*q));
 	pthread_mutex_init(&q->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	q->run = run;
 	q->arg = arg;
+	if (pthread_create(&q->thread, NULL, admitq_main, q) != 0)
+		fatal("store: cannot start the admission thread");
+	pthread_setname_np(q->thread, "pg-admit");
 	return q;
 }
 
@@ -56,136 +172,81 @@ void pg_admitq_free(struct pg_admitq *q)
 {
 	if (!q)
 		return;
+	pthread_mutex_lock(&q->mu);
+	q->stop = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->thread, NULL);
+	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
 
-static void queue_append(struct pg_admitq *q, struct waiter *w)
+void pg_admitq_submit(struct pg_admitq *q, const struct store_admission *a, bool label,
+		      pg_admitq_done_fn done, void *arg)
 {
-	q->queued++;
-	w->prev = q->tail;
-	w->next = NULL;
-	if (q->tail)
-		q->tail->next = w;
-	else
-		q->head = w;
-	q->tail = w;
-}
-
-static void queue_unlink(struct pg_admitq *q, struct waiter *w)
-{
-	q->queued--;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		q->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		q->tail = w->prev;
-	w->prev = w->next = NULL;
-}
-
-/* The leader of a batch that is not full gives the requests being verified
- * on other threads a moment to join it (group commit's commit_delay). */
-static void linger(struct pg_admitq *q, struct waiter *self)
-{
-	if (q->queued >= PG_ADMIT_BATCH_MAX || !q->last_batch_shared)
-		return;
-	struct timespec until = time_deadline(CLOCK_MONOTONIC, PG_ADMIT_LINGER_US);
-	q->lingering = self;
-	while (q->queued < PG_ADMIT_BATCH_MAX &&
-	       pthread_cond_timedwait(&self->cv, &q->mu, &until) != ETIMEDOUT)
-		;
-	q->lingering = NULL;
-}
-
-/* Called with mu held by a QUEUED waiter that found no batch running: takes
- * itself and the oldest others, runs them unlocked, answers each, and wakes
- * the next leader if more are waiting. Returns with mu held. */
-static void lead(struct pg_admitq *q, struct waiter *self)
-{
-	struct waiter *m[PG_ADMIT_BATCH_MAX];
-	struct pg_admit_item batch[PG_ADMIT_BATCH_MAX];
-	size_t n = 0;
-	q->busy = true;
-	linger(q, self);
-	queue_unlink(q, self);
-	m[n++] = self;
-	while (q->head && n < PG_ADMIT_BATCH_MAX) {
-		struct waiter *w = q->head;
-		queue_unlink(q, w);
-		m[n++] = w;
-	}
-	for (size_t i = 0; i < n; i++) {
-		m[i]->state = W_RUNNING;
-		batch[i] = m[i]->it;
-	}
-	q->last_batch_shared = n > 1;
-	q->stats.batches++;
-	q->stats.admissions += n;
-	if (n > q->stats.max_batch)
-		q->stats.max_batch = n;
-	pthread_mutex_unlock(&q->mu);
-	q->run(q->arg, batch, n);
+	struct job *j = xmalloc(sizeof(*j));
+	pg_admit_item_of(a, label, &j->it); /* outside the lock: a SHA-256 */
+	j->done = done;
+	j->arg = arg;
+	j->deadline_us = time_mono_us() + (int64_t)PG_ADMIT_WAIT_MS * 1000;
+	j->next = NULL;
 	pthread_mutex_lock(&q->mu);
-	/* Signalled under the lock: a waiter's condition variable lives on its
-	 * stack, and it may return as soon as it sees DONE. */
-	for (size_t i = 0; i < n; i++) {
-		m[i]->it.result = batch[i].result;
-		m[i]->it.version = batch[i].version;
-		m[i]->state = W_DONE;
-		if (m[i] != self)
-			pthread_cond_signal(&m[i]->cv);
+	if (q->stop || q->queued >= PG_ADMIT_QUEUE_MAX) {
+		pthread_mutex_unlock(&q->mu);
+		job_answer(j, STORE_ADMIT_UNAVAIL);
+		return;
 	}
-	q->busy = false;
-	if (q->head)
-		pthread_cond_signal(&q->head->cv);
+	bool wake = !q->head || (q->lingering && q->queued + 1 >= PG_ADMIT_BATCH_MAX);
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->queued++;
+	if (wake)
+		pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
 }
 
-/* Waits (mu held) until w is answered, leads a batch when none runs, or gives
- * up while still queued at the deadline. */
-static void wait_answer(struct pg_admitq *q, struct waiter *w, const struct timespec *until)
+/* pg_admitq_admit's rendezvous with the admission thread. */
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	enum store_admit_result r;
+	uint64_t version;
+};
+
+static void sync_done(void *arg, enum store_admit_result r, uint64_t version)
 {
-	while (w->state != W_DONE) {
-		if (w->state == W_QUEUED && !q->busy) {
-			lead(q, w);
-			continue;
-		}
-		int rc = w->state == W_QUEUED ? pthread_cond_timedwait(&w->cv, &q->mu, until)
-					      : pthread_cond_wait(&w->cv, &q->mu);
-		/* Past the deadline with no batch running it leads instead: a
-		 * batch is bounded, and the others queued need a leader. */
-		if (rc == ETIMEDOUT && w->state == W_QUEUED && q->busy) {
-			queue_unlink(q, w);
-			w->it.result = STORE_ADMIT_UNAVAIL;
-			w->state = W_DONE;
-			q->stats.timeouts++;
-		}
-	}
+	struct sync_wait *w = arg;
+	/* Signalled under the lock: w lives on the waiter's stack, and it may
+	 * return as soon as it sees done. */
+	pthread_mutex_lock(&w->mu);
+	w->r = r;
+	w->version = version;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 enum store_admit_result pg_admitq_admit(struct pg_admitq *q, const struct store_admission *a,
 					uint64_t *version)
 {
-	struct waiter w = {.state = W_QUEUED};
-	pg_admit_item_of(a, version != NULL, &w.it);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w.cv, &ca);
-	pthread_condattr_destroy(&ca);
-	struct timespec until = time_deadline(CLOCK_MONOTONIC, (int64_t)PG_ADMIT_WAIT_MS * 1000);
-	pthread_mutex_lock(&q->mu);
-	queue_append(q, &w);
-	if (q->lingering && q->queued >= PG_ADMIT_BATCH_MAX)
-		pthread_cond_signal(&q->lingering->cv);
-	wait_answer(q, &w, &until);
-	pthread_mutex_unlock(&q->mu);
+	struct sync_wait w = {.done = false};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	pg_admitq_submit(q, a, version != NULL, sync_done, &w);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done) /* bounded: the thread answers within its own bounds */
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
 	pthread_cond_destroy(&w.cv);
-	if (w.it.result == STORE_ADMIT_FRESH && version)
-		*version = w.it.version;
-	return w.it.result;
+	pthread_mutex_destroy(&w.mu);
+	if (w.r == STORE_ADMIT_FRESH && version)
+		*version = w.version;
+	return w.r;
 }
 
 void pg_admitq_stats(struct pg_admitq *q, struct pg_admitq_stats *out)

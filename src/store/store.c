@@ -148,6 +148,18 @@ enum store_admit_result store_admit(struct store *s, const struct store_admissio
 	return s->ops->admit(s, a, version);
 }
 
+void store_admit_async(struct store *s, const struct store_admission *a, bool label,
+		       store_admit_done_fn done, void *arg)
+{
+	if (s->ops->admit_async) {
+		s->ops->admit_async(s, a, label, done, arg);
+		return;
+	}
+	uint64_t version = 0;
+	enum store_admit_result r = s->ops->admit(s, a, label ? &version : NULL);
+	done(arg, r, r == STORE_ADMIT_FRESH ? version : 0);
+}
+
 void store_admit_limits(struct store *s, uint32_t max_entries, uint32_t per_key)
 {
 	if (s->ops->admit != store_local_admit)

@@ -134,6 +134,19 @@ struct store_admission {
  * request arrived and before any read it labels. */
 enum store_admit_result store_admit(struct store *s, const struct store_admission *a,
 				    uint64_t *version);
+/* The answer of store_admit_async: version as store_admit's *version (when a
+ * label was asked for and r is STORE_ADMIT_FRESH; else 0). */
+typedef void (*store_admit_done_fn)(void *arg, enum store_admit_result r, uint64_t version);
+/* store_admit without waiting: done(arg, ...) runs exactly once, either on
+ * this thread before it returns (SQLite: the replay memory is in-process; on
+ * PostgreSQL when refused at once, the server away) or on the backend's
+ * admission thread (PostgreSQL: many admissions in one statement, within
+ * PG_ADMIT_WAIT_MS + PG_ADMIT_EXEC_MS, refused with STORE_ADMIT_UNAVAIL past
+ * them and when the store closes). done must not block nor do real work on
+ * the admission thread: it delays every other admission; hand it back to
+ * the request's own thread (http_defer). label false: no version wanted. */
+void store_admit_async(struct store *s, const struct store_admission *a, bool label,
+		       store_admit_done_fn done, void *arg);
 /* Bounds of the replay memory of an in-process backend (nonce.h: max_entries,
  * per_key); serve calls it once before serving. A shared backend keeps nonces in
  * the database and ignores it. */

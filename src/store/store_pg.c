@@ -1300,6 +1300,10 @@ static void pg_close(struct store *base)
 			 (unsigned long long)a.admissions, (unsigned long long)a.batches,
 			 (double)a.admissions / (double)a.batches, (unsigned long long)a.max_batch,
 			 (unsigned long long)a.timeouts);
+	/* First: its thread's connection is one of the readers freed below, and
+	 * the admissions still queued are answered (refused) now. */
+	pg_admitq_free(s->admitq);
+	s->admitq = NULL;
 	pg_listen_stop(s->listen); /* store.c freed the key cache already */
 	s->listen = NULL;
 	s->base.keys_epoch = NULL;
@@ -1326,8 +1330,8 @@ static void pg_close(struct store *base)
 	pg_free(s);
 }
 
-/* A batch of admissions, run by its leader on the leader's own read
- * connection (pg_admitq.h): one round trip for every member. */
+/* A batch of admissions, run on the admission thread (pg_admitq.h) with its
+ * own connection (its reader's): one round trip for every member. */
 static void admit_run(void *arg, struct pg_admit_item *it, size_t n)
 {
 	struct pconn *c = reader_get(arg);
@@ -1340,16 +1344,26 @@ static void admit_run(void *arg, struct pg_admit_item *it, size_t n)
 		c->broken = true;
 }
 
-/* store_admit through the node's batcher. Fails at once, without queueing,
- * while the server is away or when called inside a read. */
+/* store_admit through the node's batcher: fails at once, without queueing,
+ * while the server is away. */
 static enum store_admit_result pgs_admit(struct store *base, const struct store_admission *a,
 					 uint64_t *version)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	struct pconn *c = reader_get(s);
-	if (c->in_tx || !atomic_load(&s->up))
+	if (!atomic_load(&s->up))
 		return STORE_ADMIT_UNAVAIL;
 	return pg_admitq_admit(s->admitq, a, version);
+}
+
+static void pgs_admit_async(struct store *base, const struct store_admission *a, bool label,
+			    store_admit_done_fn done, void *arg)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	if (!atomic_load(&s->up)) {
+		done(arg, STORE_ADMIT_UNAVAIL, 0);
+		return;
+	}
+	pg_admitq_submit(s->admitq, a, label, done, arg);
 }
 
 bool store_pg_admit_stats(struct store *base, struct pg_admitq_stats *out)
@@ -1401,6 +1415,7 @@ static const struct store_ops pg_ops = {
 	.on_writer = pg_on_writer,
 	.ready = pg_ready,
 	.admit = pgs_admit,
+	.admit_async = pgs_admit_async,
 	.key_get = pg_key_get,
 	.account_ensure = pg_account_ensure,
 	.key_insert = pg_key_insert,

@@ -1,6 +1,7 @@
 /* The HTTP adapter on a real socket: synchronous answers, answers from another
  * thread racing the suspension (the finish-before-suspend case), keep-alive,
- * header lookup, bodies, 404/405/413, and a drain on stop. */
+ * header lookup, bodies, 404/405/413, continuations handed back to the
+ * request's worker (http_defer), and a drain on stop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,45 @@ static void async_route(struct http_request *r)
 {
 	pthread_t t;
 	pthread_create(&t, NULL, async_answer, r);
+	pthread_detach(t);
+}
+
+/* http_defer: the continuation must run on the worker that dispatched the
+ * request, whichever thread hands it back, and at once on that worker. */
+struct defer_st {
+	struct http_request *r;
+	pthread_t worker;
+};
+
+static void defer_fn(void *arg)
+{
+	struct defer_st *d = arg;
+	const char *out = pthread_equal(pthread_self(), d->worker) ? "defer ok" : "defer wrong thread";
+	struct http_request *r = d->r;
+	free(d);
+	http_respond(r, 200, "text/plain", str_c(out));
+}
+
+static void *defer_other(void *arg)
+{
+	struct defer_st *d = arg;
+	if (rand() % 2) /* before or after the adapter suspended the connection */
+		usleep((useconds_t)(rand() % 200));
+	http_defer(d->r, defer_fn, d);
+	return NULL;
+}
+
+static void defer_route(struct http_request *r)
+{
+	struct defer_st *d = xcalloc(1, sizeof(*d));
+	d->r = r;
+	d->worker = pthread_self();
+	if (str_eqc(r->query, "inline")) {
+		http_defer(r, defer_fn, d); /* on the worker itself: runs before returning */
+		return;
+	}
+	pthread_t t;
+	pthread_create(&t, NULL, defer_other, d);
 	pthread_detach(t);
 }
 
@@ -115,6 +155,7 @@ static struct http_server *start(void)
 	assert_int_equal(http_route_add(s, NULL, "/sync", sync_route, NULL), 0);
 	assert_int_equal(http_route_add(s, "GET", "/async", async_route, NULL), 0);
 	assert_int_equal(http_route_add(s, NULL, "/dir/", sync_route, NULL), 0);
+	assert_int_equal(http_route_add(s, "GET", "/defer", defer_route, NULL), 0);
 	assert_int_equal(http_server_start(s), 0);
 	g_port = http_server_port(s);
 	assert_true(g_port != 0);
@@ -127,6 +168,35 @@ static void test_sync_and_async_keepalive(void **state)
 	pthread_t t[CLIENTS];
 	for (int i = 0; i < CLIENTS; i++)
 		pthread_create(&t[i], NULL, client, (void *)(intptr_t)i);
+	for (int i = 0; i < CLIENTS; i++)
+		pthread_join(t[i], NULL);
+	http_server_stop(s, 1000);
+	http_server_free(s);
+}
+
+static void *defer_client(void *arg)
+{
+	int fd = connect_to(g_port);
+	char body[256];
+	(void)arg;
+	for (int i = 0; i < PER_CLIENT; i++) {
+		const char *req = i % 3 ? "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"
+					: "GET /defer?inline HTTP/1.1\r\nHost: x\r\n\r\n";
+		assert_int_equal(roundtrip(fd, req, strlen(req), body, sizeof(body)), 200);
+		assert_string_equal(body, "defer ok");
+	}
+	close(fd);
+	return NULL;
+}
+
+/* Continuations handed back from other threads (and from the worker itself)
+ * run on the request's worker, on kept-alive connections, none lost. */
+static void test_defer(void **state)
+{
+	struct http_server *s = start();
+	pthread_t t[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++)
+		pthread_create(&t[i], NULL, defer_client, NULL);
 	for (int i = 0; i < CLIENTS; i++)
 		pthread_join(t[i], NULL);
 	http_server_stop(s, 1000);
@@ -162,6 +232,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_and_async_keepalive),
+		cmocka_unit_test(test_defer),
 		cmocka_unit_test(test_errors_and_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -189,22 +189,24 @@ static void test_admitq_combines(void **state)
 	pg_admitq_free(q);
 }
 
-/* A batch that hangs past PG_ADMIT_WAIT_MS: a caller still queued behind it
- * gives up with STORE_ADMIT_UNAVAIL at its deadline instead of waiting. */
+/* A batch that hangs (as long as one may, PG_ADMIT_EXEC_MS, and more): an
+ * admission queued behind it past PG_ADMIT_WAIT_MS is refused with
+ * STORE_ADMIT_UNAVAIL as soon as the batch ends, not run after it. */
 static void test_admitq_bounded_wait(void **state)
 {
-	struct fake_run f = {.sleep_ms = PG_ADMIT_WAIT_MS + 1500};
+	enum { SLOW_MS = PG_ADMIT_WAIT_MS + 500 };
+	struct fake_run f = {.sleep_ms = SLOW_MS};
 	struct pg_admitq *q = pg_admitq_new(fake_run_fn, &f);
 	struct fake_caller first = {.q = q, .account = 1}, second = {.q = q, .account = 2};
 	pthread_t t1, t2;
 	pthread_create(&t1, NULL, fake_caller_main, &first);
-	fake_sleep_ms(100); /* the first leads its slow batch */
+	fake_sleep_ms(100); /* the first's batch runs, slowly */
 	int64_t t0 = time_mono_us();
 	pthread_create(&t2, NULL, fake_caller_main, &second);
 	pthread_join(t2, NULL);
 	int64_t waited_ms = (time_mono_us() - t0) / 1000;
 	assert_int_equal(second.got, STORE_ADMIT_UNAVAIL);
-	assert_true(waited_ms >= PG_ADMIT_WAIT_MS - 50 && waited_ms < PG_ADMIT_WAIT_MS + 1000);
+	assert_true(waited_ms >= PG_ADMIT_WAIT_MS - 50 && waited_ms < SLOW_MS + 500);
 	pthread_join(t1, NULL);
 	assert_int_equal(first.got, STORE_ADMIT_FRESH);
 	struct pg_admitq_stats st;
@@ -212,6 +214,106 @@ static void test_admitq_bounded_wait(void **state)
 	assert_int_equal(st.timeouts, 1);
 	assert_int_equal(st.batches, 1);
 	pg_admitq_free(q);
+}
+
+/* ---- the asynchronous form (pg_admitq_submit) ---- */
+
+enum { ASYNC_N = 600 };
+struct async_rec {
+	pthread_t submitter;
+	_Atomic int answers, fresh, unavail, on_submitter, wrong_version;
+	_Atomic int per[ASYNC_N]; /* answers per admission: exactly one each */
+};
+struct async_one {
+	struct async_rec *rec;
+	int index;
+};
+
+static void async_done(void *arg, enum store_admit_result r, uint64_t version)
+{
+	struct async_one *o = arg;
+	struct async_rec *rec = o->rec;
+	atomic_fetch_add(&rec->per[o->index], 1);
+	if (pthread_equal(pthread_self(), rec->submitter))
+		atomic_fetch_add(&rec->on_submitter, 1);
+	if (r == STORE_ADMIT_FRESH) {
+		atomic_fetch_add(&rec->fresh, 1);
+		if (version != (uint64_t)(o->index + 1) * 10)
+			atomic_fetch_add(&rec->wrong_version, 1);
+	} else if (r == STORE_ADMIT_UNAVAIL) {
+		atomic_fetch_add(&rec->unavail, 1);
+	}
+	atomic_fetch_add(&rec->answers, 1); /* last: the test may look at everything now */
+}
+
+static void async_submit_all(struct pg_admitq *q, struct async_rec *rec, struct async_one *o)
+{
+	rec->submitter = pthread_self();
+	for (int i = 0; i < ASYNC_N; i++) {
+		char nonce[32];
+		snprintf(nonce, sizeof(nonce), "a%d", i);
+		o[i] = (struct async_one){rec, i};
+		struct store_admission a = {.who = str_c("LTAIq"), .nonce = str_c(nonce),
+					    .ts_s = T0, .now_s = T0, .expires_s = T0 + 901,
+					    .account = i + 1};
+		pg_admitq_submit(q, &a, true, async_done, &o[i]);
+	}
+}
+
+static void async_wait_all(struct async_rec *rec, int ms)
+{
+	int64_t until = time_mono_us() + (int64_t)ms * 1000;
+	while (atomic_load(&rec->answers) < ASYNC_N && time_mono_us() < until)
+		fake_sleep_ms(5);
+}
+
+/* Many admissions submitted from one thread that never waits: each answered
+ * exactly once, on the admission thread, with its own version, in shared
+ * batches no larger than PG_ADMIT_BATCH_MAX. */
+static void test_admitq_async(void **state)
+{
+	struct fake_run f = {.sleep_ms = 50}; /* the first batch is slow: the others queue */
+	struct pg_admitq *q = pg_admitq_new(fake_run_fn, &f);
+	static struct async_rec rec;
+	static struct async_one o[ASYNC_N];
+	memset(&rec, 0, sizeof(rec));
+	int64_t t0 = time_mono_us();
+	async_submit_all(q, &rec, o);
+	assert_true(time_mono_us() - t0 < 40 * 1000); /* submitting never waited for a batch */
+	async_wait_all(&rec, 10000);
+	assert_int_equal(atomic_load(&rec.answers), ASYNC_N);
+	for (int i = 0; i < ASYNC_N; i++)
+		assert_int_equal(atomic_load(&rec.per[i]), 1);
+	assert_int_equal(atomic_load(&rec.fresh), ASYNC_N);
+	assert_int_equal(atomic_load(&rec.wrong_version), 0);
+	assert_int_equal(atomic_load(&rec.on_submitter), 0);
+	struct pg_admitq_stats st;
+	pg_admitq_stats(q, &st);
+	assert_int_equal(st.admissions, ASYNC_N);
+	assert_true(st.batches <= ASYNC_N / 8);
+	assert_true(st.max_batch > 1 && st.max_batch <= PG_ADMIT_BATCH_MAX);
+	pg_admitq_free(q);
+}
+
+/* Closing with admissions pending: the running batch finishes, every one
+ * still queued is refused (503) before pg_admitq_free returns, none is
+ * answered twice or lost (and ASan sees no leak). */
+static void test_admitq_free_pending(void **state)
+{
+	struct fake_run f = {.sleep_ms = 300};
+	struct pg_admitq *q = pg_admitq_new(fake_run_fn, &f);
+	static struct async_rec rec;
+	static struct async_one o[ASYNC_N];
+	memset(&rec, 0, sizeof(rec));
+	async_submit_all(q, &rec, o);
+	fake_sleep_ms(50); /* the first batch is running */
+	pg_admitq_free(q);
+	assert_int_equal(atomic_load(&rec.answers), ASYNC_N);
+	for (int i = 0; i < ASYNC_N; i++)
+		assert_int_equal(atomic_load(&rec.per[i]), 1);
+	int fresh = atomic_load(&rec.fresh);
+	assert_true(fresh >= 1 && fresh <= PG_ADMIT_BATCH_MAX); /* the running batch only */
+	assert_int_equal(atomic_load(&rec.unavail), ASYNC_N - fresh);
 }
 
 /* ---- against a real cluster (SAGFLOW_TEST_PG) ---- */
@@ -871,6 +973,102 @@ static void test_admit_exec_bound(void **state)
 	PQfinish(lock);
 }
 
+/* The store's asynchronous admission while PostgreSQL hangs (the nonce
+ * partition locked by another session): every admission submitted is
+ * answered STORE_ADMIT_UNAVAIL (503) off the submitting thread within
+ * PG_ADMIT_WAIT_MS + PG_ADMIT_EXEC_MS, none twice; once the database
+ * answers again, new admissions are FRESH. */
+struct hung_rec {
+	_Atomic int answers, unavail, fresh;
+	_Atomic int64_t last_us;
+};
+
+static void hung_done(void *arg, enum store_admit_result r, uint64_t version)
+{
+	struct hung_rec *h = arg;
+	(void)version;
+	atomic_store(&h->last_us, time_mono_us());
+	atomic_fetch_add(r == STORE_ADMIT_UNAVAIL ? &h->unavail : &h->fresh, 1);
+	atomic_fetch_add(&h->answers, 1);
+}
+
+static void test_admit_async_hung(void **state)
+{
+	enum { N = 100 };
+	struct store *s = store_open(db_uri);
+	assert_non_null(s);
+	PGconn *lock = db_connect();
+	int64_t now = time_now_ms() / 1000;
+	struct store_admission a = adm("LTAIhung", "x", now, 0);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "LOCK TABLE nonce_%u IN ACCESS EXCLUSIVE MODE",
+		 pg_nonce_bucket(a.expires_s));
+	exec_ok(lock, "BEGIN");
+	exec_ok(lock, sql);
+	static struct hung_rec h;
+	memset(&h, 0, sizeof(h));
+	int64_t t0 = time_mono_us();
+	for (int i = 0; i < N; i++) {
+		char nonce[32];
+		snprintf(nonce, sizeof(nonce), "hung-%d", i);
+		a = adm("LTAIhung", nonce, now, 0);
+		store_admit_async(s, &a, i % 2 == 0, hung_done, &h);
+		if (i == 0)
+			sleep_ms(100); /* the first batch hangs; the others queue behind it */
+	}
+	while (atomic_load(&h.answers) < N &&
+	       time_mono_us() - t0 < (int64_t)(PG_ADMIT_WAIT_MS + PG_ADMIT_EXEC_MS + 3000) * 1000)
+		sleep_ms(10);
+	assert_int_equal(atomic_load(&h.answers), N);
+	assert_int_equal(atomic_load(&h.unavail), N);
+	int64_t ms = (atomic_load(&h.last_us) - t0) / 1000;
+	printf("pg_nodes: %d admissions refused within %lld ms of a hung statement\n", N,
+	       (long long)ms);
+	assert_true(ms < PG_ADMIT_WAIT_MS + PG_ADMIT_EXEC_MS + 500);
+	exec_ok(lock, "ROLLBACK");
+	PQfinish(lock);
+	struct store_admission b = adm("LTAIhung", "after", now, 0);
+	enum store_admit_result r = STORE_ADMIT_UNAVAIL;
+	for (int i = 0; i < 50 && r == STORE_ADMIT_UNAVAIL; i++) { /* the health thread reconnects */
+		r = store_admit(s, &b, NULL);
+		if (r == STORE_ADMIT_UNAVAIL)
+			sleep_ms(100);
+	}
+	assert_int_equal(r, STORE_ADMIT_FRESH);
+	store_close(s);
+}
+
+/* Closing a store with admissions queued behind a hung statement: each is
+ * answered (refused) exactly once by store_close, nothing leaks. */
+static void test_admit_async_close_pending(void **state)
+{
+	enum { N = 200 };
+	struct store *s = store_open(db_uri);
+	assert_non_null(s);
+	PGconn *lock = db_connect();
+	int64_t now = time_now_ms() / 1000;
+	struct store_admission a = adm("LTAIclose", "x", now, 0);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "LOCK TABLE nonce_%u IN ACCESS EXCLUSIVE MODE",
+		 pg_nonce_bucket(a.expires_s));
+	exec_ok(lock, "BEGIN");
+	exec_ok(lock, sql);
+	static struct hung_rec h;
+	memset(&h, 0, sizeof(h));
+	for (int i = 0; i < N; i++) {
+		char nonce[32];
+		snprintf(nonce, sizeof(nonce), "close-%d", i);
+		a = adm("LTAIclose", nonce, now, 7);
+		store_admit_async(s, &a, true, hung_done, &h);
+	}
+	sleep_ms(100);
+	store_close(s); /* waits for the hung batch (its bound), refuses the rest */
+	assert_int_equal(atomic_load(&h.answers), N);
+	assert_int_equal(atomic_load(&h.unavail), N);
+	exec_ok(lock, "ROLLBACK");
+	PQfinish(lock);
+}
+
 static int pg_db_tests(void)
 {
 	const char *uri = getenv("SAGFLOW_TEST_PG");
@@ -887,6 +1085,8 @@ static int pg_db_tests(void)
 	    cmocka_unit_test(test_admit_batch_duplicates),
 	    cmocka_unit_test(test_admit_concurrent_store),
 	    cmocka_unit_test(test_admit_exec_bound),
+	    cmocka_unit_test(test_admit_async_hung),
+	    cmocka_unit_test(test_admit_async_close_pending),
 	    cmocka_unit_test(test_horizon_when_marker_missing),
 	    cmocka_unit_test(test_sweep),
 	    cmocka_unit_test_teardown(test_key_wait_live_nodes, fake_teardown),
@@ -911,6 +1111,8 @@ int main(void)
 	    cmocka_unit_test(test_horizon_rule),
 	    cmocka_unit_test(test_admitq_combines),
 	    cmocka_unit_test(test_admitq_bounded_wait),
+	    cmocka_unit_test(test_admitq_async),
+	    cmocka_unit_test(test_admitq_free_pending),
 	};
 	int failed = cmocka_run_group_tests_name("pg_nodes", tests, NULL, NULL);
 #ifdef SAGFLOW_POSTGRES
