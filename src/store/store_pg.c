@@ -87,6 +87,7 @@ struct pjob {
 	void *arg;
 	store_done_fn done;
 	int64_t scope;
+	int64_t queued_us; /* time_mono_us when queued */
 	int rc, tries;
 	struct pjob *next;
 };
@@ -915,7 +916,8 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 	struct pg_store *s = (struct pg_store *)base;
 	struct pwriter *w = &s->w[writer_of(s, scope)];
 	struct pjob *j = xmalloc(sizeof(*j));
-	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO};
+	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO,
+			   .queued_us = time_mono_us()};
 	int refuse = 0;
 	pthread_mutex_lock(&s->mu);
 	/* Fail fast while the server is away: no unbounded queueing. */
@@ -1109,6 +1111,9 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	struct pconn *c = w->conn;
 	struct pjob **rt = ran, **at = again;
 	*ran = *again = NULL;
+	int64_t t0 = time_mono_us();
+	for (struct pjob *j = batch; j; j = j->next)
+		metrics_observe(store_m_queued_us, 0, 0, (uint64_t)(t0 - j->queued_us));
 	c->writing = true;
 	bool lost = !pipe_begin(c);
 	while (batch) {
@@ -1126,6 +1131,7 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		}
 	}
 	bool sent_commit = false;
+	metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
 	if (!lost)
 		lost = commit(w, *ran, &sent_commit) != 0;
 	pipe_end(c);
