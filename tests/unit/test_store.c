@@ -1919,6 +1919,9 @@ static void rebind_meanwhile(struct fixture *f, void *arg)
 	assert_int_equal(store_write(other, cas_create, c), 0);
 	store_close(other);
 	PGconn *w = pg_admin(f->dbname);
+	/* Were the gateway locked already (the wrong lock order), this would
+	 * wait for the lookup, which waits for the holder: fail instead. */
+	pg_ok(w, "SET lock_timeout = '5s'");
 	pg_ok(w, "UPDATE sags SET flowlog_rowid = (SELECT id FROM flowlogs WHERE flowlog_id = '" FL1
 		 "')");
 	pg_ok(w, "INSERT INTO devices (serial_number, sag_rowid, secret_key, bound_ms) "
@@ -1927,6 +1930,19 @@ static void rebind_meanwhile(struct fixture *f, void *arg)
 }
 
 #define HOLD_FL0 "SELECT 1 FROM flowlogs WHERE flowlog_id = '" FL0 "' FOR UPDATE"
+
+/* While the lookup waits for the gateway, it holds the flow log already: the
+ * lock order flow log -> gateway (docs/store.md). */
+static void flowlog_held_meanwhile(struct fixture *f, void *arg)
+{
+	(void)arg;
+	PGconn *w = pg_admin(f->dbname);
+	PGresult *r = PQexec(w, "SELECT 1 FROM flowlogs WHERE flowlog_id = '" FL0 "' FOR UPDATE NOWAIT");
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	assert_string_equal(st ? st : "", "55P03"); /* lock_not_available */
+	PQclear(r);
+	PQfinish(w);
+}
 
 /* The combined lookup waits for a lock while others commit: what it answers
  * must be what the rows are once its locks are granted. READ COMMITTED
@@ -1944,8 +1960,11 @@ static void test_pg_flowlog_sag_races(void **state)
 	assert_int_equal(store_write(s, cas_create, &c), 0);
 	assert_int_equal(store_write(s, cas_gateway, &c), 0);
 	assert_int_equal(store_write(s, cas_device, &c), 0);
-	struct lookup_arg a = {.s = s, .account = c.account, .flowlog_id = FL0,
-			       .sag_id = "sag-cas", .devices = true};
+	/* Static: a failed assertion leaves the test while a lookup may still
+	 * be writing its answer. */
+	static struct lookup_arg a;
+	a = (struct lookup_arg){.s = s, .account = c.account, .flowlog_id = FL0,
+				.sag_id = "sag-cas", .devices = true};
 
 	/* The flow log deactivated while the lookup waits for it. */
 	lookup_race(f, &a,
@@ -1971,7 +1990,7 @@ static void test_pg_flowlog_sag_races(void **state)
 	lookup_race(f, &a,
 		    (const char *const[]){"DELETE FROM devices",
 					  "DELETE FROM sags WHERE sag_id = 'sag-cas'", NULL},
-		    NULL, NULL);
+		    flowlog_held_meanwhile, NULL);
 	assert_int_equal(a.rc, 2);
 
 	/* The flow log deleted while the lookup waits for it: the flow log is
