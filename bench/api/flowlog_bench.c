@@ -380,8 +380,9 @@ static void save_page(const struct fb_opts *o, int size, const char *dir)
 
 /* The devices a gateway would have after its box reported over the device
  * channel: one SAG-1000 at 1.7.0 per seeded gateway. */
-#define FB_SEED_SQL                                                                             \
-	"INSERT INTO devices (serial_number, sag_rowid, secret_key, model, software_version, "    \
+#define FB_SEED_SQL "INSERT" FB_SEED_INTO
+#define FB_SEED_INTO                                                                            \
+	" INTO devices (serial_number, sag_rowid, secret_key, model, software_version, "          \
 	"reported_ms, bound_ms) SELECT 'BENCH' || id, id, 'benchdevicekey', 'sag-1000', '1.7.0', " \
 	"1, 1 FROM sags"
 
@@ -415,7 +416,7 @@ static void seed_devices(const char *db)
 	}
 	sqlite3_busy_timeout(h, 10000);
 	/* INSERT OR IGNORE: an upsert after INSERT ... SELECT is ambiguous in SQLite. */
-	if (sqlite3_exec(h, "INSERT OR IGNORE" FB_SEED_SQL + sizeof("INSERT") - 1, NULL, NULL, &err) !=
+	if (sqlite3_exec(h, "INSERT OR IGNORE" FB_SEED_INTO, NULL, NULL, &err) !=
 	    SQLITE_OK) {
 		fprintf(stderr, "seed devices: %s\n", err);
 		exit(1);

@@ -310,26 +310,36 @@ static int activate_tx(struct store_tx *tx, struct flowlog *fl)
 	return store_flowlog_update(tx, fl);
 }
 
-static int associate_tx(struct store_tx *tx, struct sag_job *j, const struct flowlog *fl,
-			bool bind)
+/* Associate and Disassociate look up the flow log and the gateway together
+ * (one round trip on PostgreSQL, both locked); only Associate's firmware
+ * rule needs the devices. The errors keep spec §3.7's order: a missing flow
+ * log first. */
+static int associate_tx(struct store_tx *tx, struct sag_job *j, bool bind)
 {
 	struct fl_job *f = j->data;
+	struct flowlog fl;
 	struct sag g;
-	int rc = found(store_sag_get(tx, j->o, f->sag_id, &g), ERR_INVALID_SMARTAG_ID_NOT_FOUND);
+	int rc = store_flowlog_sag_get(tx, j->o, f->flowlog_id, f->sag_id, bind, &fl, &g);
+	if (rc == 1)
+		return ERR_INVALID_FLOWLOG_ID_NOT_FOUND;
+	if (rc == 2)
+		return ERR_INVALID_SMARTAG_ID_NOT_FOUND;
 	if (rc != 0)
 		return rc;
 	if (!bind) /* not bound to this log: idempotent success (spec §10) */
-		return strcmp(g.flowlog_id, fl->id) ? 0 : store_sag_set_flowlog(tx, &g, 0);
-	enum err e = assoc_check(fl, &g);
+		return strcmp(g.flowlog_id, fl.id) ? 0 : store_sag_set_flowlog(tx, &g, 0);
+	enum err e = assoc_check(&fl, &g);
 	if (e != ERR_OK)
 		return e;
-	return strcmp(g.flowlog_id, fl->id) ? store_sag_set_flowlog(tx, &g, fl->rowid) : 0;
+	return strcmp(g.flowlog_id, fl.id) ? store_sag_set_flowlog(tx, &g, fl.rowid) : 0;
 }
 
 static int flowlog_op_tx(struct store_tx *tx, void *arg)
 {
 	struct sag_job *j = arg;
 	struct fl_job *f = j->data;
+	if (f->op == OP_ASSOCIATE || f->op == OP_DISASSOCIATE)
+		return associate_tx(tx, j, f->op == OP_ASSOCIATE);
 	struct flowlog fl;
 	int rc = found(store_flowlog_get(tx, j->o, f->flowlog_id, &fl), ERR_INVALID_FLOWLOG_ID_NOT_FOUND);
 	if (rc != 0)
@@ -351,10 +361,9 @@ static int flowlog_op_tx(struct store_tx *tx, void *arg)
 		enum err e = flowlog_delete_check(&fl);
 		return e != ERR_OK ? (int)e : store_flowlog_delete(tx, &fl);
 	}
-	case OP_ASSOCIATE:
-		return associate_tx(tx, j, &fl, true);
+	case OP_ASSOCIATE: /* above */
 	case OP_DISASSOCIATE:
-		return associate_tx(tx, j, &fl, false);
+		break;
 	}
 	return STORE_EIO;
 }

@@ -42,6 +42,20 @@ void pg_p_int(struct pg_params *p, int64_t v);
  * got there first: the job runs again in the next batch and sees its row). */
 PGresult *pg_tx_exec(struct store_tx *tx, const char *sql, const struct pg_params *p,
 		     const char *what);
+
+/* Statements that need nothing of each other's answers, in one round trip on
+ * a writer (pipeline mode; one after another elsewhere). PostgreSQL starts
+ * each after the one before finished: in a write job each takes its snapshot
+ * after the locks of those before it were granted, so a read placed after a
+ * locking statement sees what committed while that lock was awaited. 0 and
+ * every out[k] (the caller PQclear()s them), or -1 and none, as pg_tx_exec. */
+#define PG_TX_STMTS_MAX 2
+struct pg_stmt {
+	const char *sql;
+	const struct pg_params *p;
+	const char *what;
+};
+int pg_tx_exec_n(struct store_tx *tx, const struct pg_stmt *st, int n, PGresult **out);
 /* What a store_fn returns after pg_tx_exec failed: STORE_EUNAVAIL when the
  * connection is gone, STORE_EIO otherwise. */
 int pg_tx_err(struct store_tx *tx);
@@ -84,6 +98,8 @@ int pg_flowlog_delete(struct store_tx *tx, const struct flowlog *fl);
 int pg_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_filter *f,
 		    int64_t *total, flowlog_each_fn fn, void *arg);
 int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
+int pg_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+		       const char *sag_id, bool devices, struct flowlog *fl, struct sag *g);
 int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json);
 int pg_sag_delete(struct store_tx *tx, const struct sag *g);
 int pg_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);

@@ -7,7 +7,14 @@
  * the gateway a rule reads are locked FOR UPDATE until the batch commits, in
  * the order flow log -> gateway -> devices; uniqueness stays on constraints.
  * Associate takes the flow log FOR UPDATE rather than FOR SHARE: simpler,
- * and one account's jobs share one writer connection anyway. */
+ * and one account's jobs share one writer connection anyway.
+ *
+ * Associate and Disassociate lock both rows in one statement and read
+ * Associate's devices in a second one in the same round trip
+ * (pg_flowlog_sag_get): READ COMMITTED re-reads only the rows a statement
+ * locks after waiting for them; every other row it reads comes from the
+ * snapshot taken before the wait, so what a rule reads besides the locked
+ * rows comes from a statement after the lock (docs/store.md). */
 #include "store/pg_internal.h"
 
 #include <stdlib.h>
@@ -364,23 +371,29 @@ int pg_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_fi
 
 /* ---- gateways ---- */
 
-static int row_sag(const PGresult *r, int i, struct sag *g)
+/* The gateway whose SAG_COLS start at column off of row i. */
+static int row_sag_at(const PGresult *r, int i, int off, struct sag *g)
 {
 	memset(g, 0, sizeof(*g));
-	g->rowid = pg_int(r, i, 0);
-	if (pg_copy(r, i, 1, g->id, sizeof(g->id)) < 0 ||
-	    pg_copy(r, i, 2, g->region_id, sizeof(g->region_id)) < 0 ||
-	    pg_copy(r, i, 3, g->resource_group_id, sizeof(g->resource_group_id)) < 0 ||
-	    pg_copy(r, i, 4, g->name, sizeof(g->name)) < 0 ||
-	    pg_copy(r, i, 5, g->description, sizeof(g->description)) < 0 ||
-	    sag_spec_parse(col_str(r, i, 6), &g->spec) < 0 ||
-	    sag_ha_parse(col_str(r, i, 7), &g->ha) < 0 ||
-	    pg_copy(r, i, 9, g->flowlog_id, sizeof(g->flowlog_id)) < 0)
+	g->rowid = pg_int(r, i, off);
+	if (pg_copy(r, i, off + 1, g->id, sizeof(g->id)) < 0 ||
+	    pg_copy(r, i, off + 2, g->region_id, sizeof(g->region_id)) < 0 ||
+	    pg_copy(r, i, off + 3, g->resource_group_id, sizeof(g->resource_group_id)) < 0 ||
+	    pg_copy(r, i, off + 4, g->name, sizeof(g->name)) < 0 ||
+	    pg_copy(r, i, off + 5, g->description, sizeof(g->description)) < 0 ||
+	    sag_spec_parse(col_str(r, i, off + 6), &g->spec) < 0 ||
+	    sag_ha_parse(col_str(r, i, off + 7), &g->ha) < 0 ||
+	    pg_copy(r, i, off + 9, g->flowlog_id, sizeof(g->flowlog_id)) < 0)
 		return -1;
-	g->max_bandwidth = (int)pg_int(r, i, 8);
-	g->account_id = pg_int(r, i, 10);
-	g->created_ms = pg_int(r, i, 11);
+	g->max_bandwidth = (int)pg_int(r, i, off + 8);
+	g->account_id = pg_int(r, i, off + 10);
+	g->created_ms = pg_int(r, i, off + 11);
 	return 0;
+}
+
+static int row_sag(const PGresult *r, int i, struct sag *g)
+{
+	return row_sag_at(r, i, 0, g);
 }
 
 /* A device's columns, each after prefix t (a table alias and a dot, or ""). */
@@ -487,6 +500,94 @@ int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct s
 	rc = row_sag(r, 0, out) < 0 ? STORE_EIO : 0;
 	PQclear(r);
 	return rc != 0 ? rc : load_devices(tx, out);
+}
+
+/* ---- Associate/Disassociate: the flow log and the gateway in one statement ---- */
+
+#define FLOWLOG_NCOLS 22 /* the columns of FLOWLOG_COLS_WITH */
+
+/* Both rows locked by one statement, the flow log first (the lock order:
+ * LockRows takes them in the order of the OF list). After a wait, READ
+ * COMMITTED re-reads every locked row (EvalPlanQual): the newest flow log
+ * and gateway are re-checked against the WHERE and re-projected, and a row
+ * deleted meanwhile yields no row at all; pg_flowlog_sag_get then asks which
+ * one is missing. What is not re-read is every other row, from the snapshot
+ * taken before the wait: the gateway's bound flow-log id (a subquery of
+ * SAG_COLS) may name a flow log created after it, so the raw flowlog_rowid
+ * comes too (bound_id resolves it), and the devices come from a statement
+ * of their own after this one. No count of bound gateways (neither action
+ * reads it: it would be from the old snapshot too). */
+#define FLOWLOG_SAG_LOCK                                                                           \
+	"SELECT " FLOWLOG_COLS_NO_COUNT ", " SAG_COLS ", g.flowlog_rowid "                         \
+	"FROM flowlogs f, sags g "                                                                 \
+	"WHERE f.id = (SELECT id FROM flowlogs WHERE flowlog_id = $3) "                            \
+	"AND f.account_id = $1 AND f.region_id = $2 "                                              \
+	"AND g.id = (SELECT id FROM sags WHERE sag_id = $4) "                                      \
+	"AND g.account_id = $1 AND g.region_id = $2 FOR UPDATE OF f, g"
+
+/* The devices of the gateway by its id, for after the lock: by then nothing
+ * can delete the row, so the subquery finds the one locked. */
+#define DEVICES_OF_SAG_ID                                                                          \
+	"SELECT " DEVICE_COLS("") "FROM devices WHERE sag_rowid = "                                \
+	"(SELECT id FROM sags WHERE sag_id = $3 AND account_id = $1 AND region_id = $2) "          \
+	DEVICE_ORDER("")
+
+/* g->flowlog_id from the locked row's flowlog_rowid (column col): the
+ * subquery's answer unless it came from a snapshot without that flow log,
+ * which happens only when it was created and bound while the lock was
+ * awaited; then read now, in a statement of its own (a new snapshot, after
+ * the binding committed; the foreign key keeps the flow log alive while the
+ * locked gateway points at it). */
+static int bound_id(struct store_tx *tx, const PGresult *r, int col, struct sag *g)
+{
+	if (PQgetisnull(r, 0, col) || g->flowlog_id[0])
+		return 0;
+	struct pg_params p = {0};
+	PGresult *b = NULL;
+	pg_p_int(&p, pg_int(r, 0, col));
+	int rc = exec_one(tx, "SELECT flowlog_id FROM flowlogs WHERE id = $1", &p,
+			  "bound flowlog", &b);
+	if (rc != 0)
+		return rc == 1 ? STORE_EIO : rc;
+	rc = pg_copy(b, 0, 0, g->flowlog_id, sizeof(g->flowlog_id)) < 0 ? STORE_EIO : 0;
+	PQclear(b);
+	return rc;
+}
+
+static int flowlog_sag_rows(struct store_tx *tx, PGresult *r, PGresult *d, struct flowlog *fl,
+			    struct sag *g)
+{
+	if (row_flowlog(r, 0, fl) < 0 || row_sag_at(r, 0, FLOWLOG_NCOLS, g) < 0)
+		return STORE_EIO;
+	int rc = d ? rows_devices(d, 0, 0, g) : 0;
+	return rc != 0 ? rc : bound_id(tx, r, FLOWLOG_NCOLS + SAG_NCOLS, g);
+}
+
+int pg_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+		       const char *sag_id, bool devices, struct flowlog *fl, struct sag *g)
+{
+	/* Outside a write job nothing is locked: the two plain lookups. */
+	if (!pg_tx_writing(tx))
+		return store_flowlog_sag_each(tx, o, flowlog_id, sag_id, fl, g);
+	struct pg_params p = {0}, pd = {0};
+	p_owner(&p, o);
+	pg_p_text(&p, flowlog_id);
+	pg_p_text(&p, sag_id);
+	p_owner(&pd, o);
+	pg_p_text(&pd, sag_id);
+	struct pg_stmt st[2] = {{FLOWLOG_SAG_LOCK, &p, "flowlog sag get"},
+				{DEVICES_OF_SAG_ID, &pd, "devices"}};
+	PGresult *r[2] = {NULL, NULL};
+	if (pg_tx_exec_n(tx, st, devices ? 2 : 1, r) != 0)
+		return pg_tx_err(tx);
+	int rc;
+	if (PQntuples(r[0]) == 0) /* one is missing, or both: which decides the error */
+		rc = store_flowlog_sag_each(tx, o, flowlog_id, sag_id, fl, g);
+	else
+		rc = flowlog_sag_rows(tx, r[0], r[1], fl, g);
+	PQclear(r[0]);
+	PQclear(r[1]);
+	return rc;
 }
 
 int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json)

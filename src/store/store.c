@@ -212,7 +212,8 @@ void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void 
 	s->ops->write_async(s, scope > 0 || scope == STORE_SCOPE_NONE ? scope : 0, fn, arg, done);
 }
 
-struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us, *store_m_round_trips;
+struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us, *store_m_round_trips,
+    *store_m_queued_us, *store_m_run_us;
 
 void store_metrics_enable(void)
 {
@@ -230,6 +231,17 @@ void store_metrics_enable(void)
 	store_m_commit_us = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_store_fsync_seconds",
 	    .help = "Duration of each durable COMMIT: writing the batch to the WAL and its fsync.",
+	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
+	    .scale = 1e-6});
+	store_m_queued_us = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_job_queued_seconds",
+	    .help = "PostgreSQL only: how long each write job waited in its writer's queue "
+		    "before its batch began.",
+	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
+	    .scale = 1e-6});
+	store_m_run_us = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_batch_run_seconds",
+	    .help = "PostgreSQL only: how long each batch ran its jobs, from BEGIN to COMMIT sent.",
 	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
 	    .scale = 1e-6});
 	store_m_round_trips = metrics_add(&(struct metrics_def){

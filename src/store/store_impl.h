@@ -39,6 +39,8 @@ struct store_ops {
 	int (*flowlog_delete)(struct store_tx *tx, const struct flowlog *fl);
 	int (*flowlog_list)(struct store_tx *tx, struct owner o, const struct flowlog_filter *f, int64_t *total, flowlog_each_fn fn, void *arg);
 	int (*sag_get)(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
+	/* NULL: store_flowlog_sag_each (the two lookups, one after the other). */
+	int (*flowlog_sag_get)(struct store_tx *tx, struct owner o, const char *flowlog_id, const char *sag_id, bool devices, struct flowlog *fl, struct sag *g);
 	int (*sag_insert)(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json);
 	int (*sag_delete)(struct store_tx *tx, const struct sag *g);
 	int (*sag_set_flowlog)(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
@@ -94,7 +96,7 @@ static inline unsigned store_scope_slot(int64_t scope)
  * backend's writer counts into them. */
 struct metrics_family;
 extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us,
-    *store_m_round_trips;
+    *store_m_round_trips, *store_m_queued_us, *store_m_run_us;
 
 /* The steps of store_key_find, for a test-only hook: tests/unit/test_store.c
  * builds its own copy of store.c with STORE_TEST_HOOKS defined and sets
@@ -123,6 +125,12 @@ bool store_key_field_ok(const char *v);
  * in-memory nonce cache and the process's own data versions. */
 enum store_admit_result store_local_admit(struct store *s, const struct store_admission *a,
 					  uint64_t *version);
+
+/* store_flowlog_sag_get as store_flowlog_get then store_sag_get: SQLite's,
+ * and PostgreSQL's when its one statement found no row (which one is
+ * missing decides the error). */
+int store_flowlog_sag_each(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			   const char *sag_id, struct flowlog *fl, struct sag *g);
 
 /* Backend constructors. SQLite: path has its scheme prefix removed;
  * PostgreSQL: a libpq conninfo (URI) as given. */

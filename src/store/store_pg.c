@@ -48,7 +48,7 @@
 #define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
 #define PG_APP_NAME "sagflow"
 #define PG_PENDING_MAX 4 /* deferred fixed commands: at most ROLLBACK TO, RELEASE, SAVEPOINT */
-#define PG_PIPE_MAX (PG_PENDING_MAX + 3) /* + PREPARE, the statement, COMMIT */
+#define PG_PIPE_MAX (PG_PENDING_MAX + 2 * PG_TX_STMTS_MAX + 1) /* + PREPAREs, statements, COMMIT */
 #define PG_SLOT_LOCK 0x73616773 /* pg_try_advisory_lock(class, slot): "sags" */
 #define PG_SLOTS (32767 / STORE_PG_WRITERS_MAX) /* shard = slot x 64 + writer: a smallint */
 
@@ -87,6 +87,7 @@ struct pjob {
 	void *arg;
 	store_done_fn done;
 	int64_t scope;
+	int64_t queued_us; /* time_mono_us when queued */
 	int rc, tries;
 	struct pjob *next;
 };
@@ -393,52 +394,57 @@ static int pipe_reconnect(struct pconn *c)
 	return 0;
 }
 
-/* One statement of a write job with the deferred commands before it. A
- * failure of a deferred command fails the batch (batch_failed); one of the
- * statement fails the job. */
-static PGresult *pipe_exec_once(struct pconn *c, const char *sql, const struct pg_params *p,
-				const char *what)
+/* Statements of a write job (at most PG_TX_STMTS_MAX) with the deferred
+ * commands before them, in one round trip: PostgreSQL runs each after the
+ * one before has finished, so in READ COMMITTED each takes its snapshot after
+ * the locks of the ones before it were granted. A failure of a deferred
+ * command fails the batch (batch_failed); one of a statement fails the job
+ * (the statements after it are skipped). */
+static bool pipe_exec_once(struct pconn *c, const struct pg_stmt *st, int n, PGresult **out)
 {
-	int index, prep;
-	struct pstmt *slot = conn_stmt(c, sql, &index);
-	if (!slot)
-		return NULL;
+	int index[PG_TX_STMTS_MAX], prep[PG_TX_STMTS_MAX], at[PG_TX_STMTS_MAX];
+	struct pstmt *slot[PG_TX_STMTS_MAX];
+	for (int k = 0; k < n; k++)
+		if (!(slot[k] = conn_stmt(c, st[k].sql, &index[k])))
+			return false;
 	struct pipe q = pipe_start(c);
 	int fixed = q.n;
-	int at = pipe_stmt_queue(c, &q, slot, index, sql, p, what, &prep);
+	for (int k = 0; k < n; k++)
+		at[k] = pipe_stmt_queue(c, &q, slot[k], index[k], st[k].sql, st[k].p, st[k].what,
+					&prep[k]);
 	int bad = pipe_sync(c, &q);
-	if (prep >= 0 && result_ok(q.r[prep]))
-		stmt_prepared(slot, sql);
+	for (int k = 0; k < n; k++)
+		if (prep[k] >= 0 && result_ok(q.r[prep[k]]))
+			stmt_prepared(slot[k], st[k].sql);
 	if (!c->broken)
 		c->npending = 0; /* answered, or skipped inside an aborted transaction */
 	if (bad >= 0 && bad < fixed)
 		c->batch_failed = true;
-	PGresult *r = NULL;
-	if (bad < 0) {
-		r = q.r[at];
-		q.r[at] = NULL;
-	} else {
+	if (bad >= 0)
 		c->job_failed = true;
+	for (int k = 0; k < n; k++) {
+		out[k] = bad < 0 ? q.r[at[k]] : NULL;
+		if (bad < 0)
+			q.r[at[k]] = NULL;
 	}
 	pipe_clear(&q);
-	return r;
+	return bad < 0;
 }
 
-static PGresult *pipe_exec(struct pconn *c, const char *sql, const struct pg_params *p,
-			   const char *what)
+static bool pipe_exec(struct pconn *c, const struct pg_stmt *st, int n, PGresult **out)
 {
 	bool fresh = c->npending && c->pending[0] == SQL_BEGIN;
-	PGresult *r = pipe_exec_once(c, sql, p, what);
-	if (r || !fresh || !c->broken)
-		return r;
+	bool ok = pipe_exec_once(c, st, n, out);
+	if (ok || !fresh || !c->broken)
+		return ok;
 	/* The connection was dead before this transaction began (the server
 	 * restarted while it was idle: libpq notices only now). Nothing ran on
 	 * it, so once more on a new one, instead of failing the first batch of
 	 * every writer after a restart. */
 	if (pipe_reconnect(c) != 0)
-		return NULL;
+		return false;
 	c->job_failed = false;
-	return pipe_exec_once(c, sql, p, what);
+	return pipe_exec_once(c, st, n, out);
 }
 
 /* A fixed command for the next round trip; a full list goes out first. */
@@ -458,36 +464,63 @@ static int pipe_defer(struct pconn *c, const char *sql)
 	return 0;
 }
 
-PGresult *pg_tx_exec(struct store_tx *tx, const char *sql, const struct pg_params *p,
-		     const char *what)
+/* One statement outside pipeline mode (reads, migrations, the health
+ * connection): prepared once, then run. */
+static PGresult *plain_exec(struct pconn *c, const struct pg_stmt *st)
 {
-	struct pconn *c = conn_of(tx);
-	if (c->broken || !c->db)
-		return NULL;
-	if (c->pipe)
-		return pipe_exec(c, sql, p, what);
 	int index;
-	struct pstmt *slot = conn_stmt(c, sql, &index);
+	struct pstmt *slot = conn_stmt(c, st->sql, &index);
 	if (!slot)
 		return NULL;
 	char name[16];
 	stmt_name(index, name);
 	if (!slot->prepared) {
-		PGresult *r = PQprepare(c->db, name, sql, 0, NULL);
+		PGresult *r = PQprepare(c->db, name, st->sql, 0, NULL);
 		if (!result_ok(r)) {
-			conn_note_failure(c, r, what);
+			conn_note_failure(c, r, st->what);
 			PQclear(r);
 			return NULL;
 		}
 		PQclear(r);
-		stmt_prepared(slot, sql);
+		stmt_prepared(slot, st->sql);
 	}
+	const struct pg_params *p = st->p;
 	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
 	if (result_ok(r))
 		return r;
-	conn_note_failure(c, r, what);
+	conn_note_failure(c, r, st->what);
 	PQclear(r);
 	return NULL;
+}
+
+int pg_tx_exec_n(struct store_tx *tx, const struct pg_stmt *st, int n, PGresult **out)
+{
+	struct pconn *c = conn_of(tx);
+	for (int k = 0; k < n; k++)
+		out[k] = NULL;
+	if (n < 1 || n > PG_TX_STMTS_MAX)
+		fatal("store: %d statements in one round trip (1..%d)", n, PG_TX_STMTS_MAX);
+	if (c->broken || !c->db)
+		return -1;
+	if (c->pipe)
+		return pipe_exec(c, st, n, out) ? 0 : -1;
+	for (int k = 0; k < n; k++)
+		if (!(out[k] = plain_exec(c, &st[k]))) {
+			for (int i = 0; i < k; i++) {
+				PQclear(out[i]);
+				out[i] = NULL;
+			}
+			return -1;
+		}
+	return 0;
+}
+
+PGresult *pg_tx_exec(struct store_tx *tx, const char *sql, const struct pg_params *p,
+		     const char *what)
+{
+	struct pg_stmt st = {sql, p, what};
+	PGresult *r = NULL;
+	return pg_tx_exec_n(tx, &st, 1, &r) == 0 ? r : NULL;
 }
 
 int pg_tx_err(struct store_tx *tx)
@@ -883,7 +916,8 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 	struct pg_store *s = (struct pg_store *)base;
 	struct pwriter *w = &s->w[writer_of(s, scope)];
 	struct pjob *j = xmalloc(sizeof(*j));
-	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO};
+	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO,
+			   .queued_us = time_mono_us()};
 	int refuse = 0;
 	pthread_mutex_lock(&s->mu);
 	/* Fail fast while the server is away: no unbounded queueing. */
@@ -1077,6 +1111,9 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	struct pconn *c = w->conn;
 	struct pjob **rt = ran, **at = again;
 	*ran = *again = NULL;
+	int64_t t0 = time_mono_us();
+	for (struct pjob *j = batch; j; j = j->next)
+		metrics_observe(store_m_queued_us, 0, 0, (uint64_t)(t0 - j->queued_us));
 	c->writing = true;
 	bool lost = !pipe_begin(c);
 	while (batch) {
@@ -1094,6 +1131,7 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		}
 	}
 	bool sent_commit = false;
+	metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
 	if (!lost)
 		lost = commit(w, *ran, &sent_commit) != 0;
 	pipe_end(c);
@@ -1430,6 +1468,7 @@ static const struct store_ops pg_ops = {
 	.flowlog_delete = pg_flowlog_delete,
 	.flowlog_list = pg_flowlog_list,
 	.sag_get = pg_sag_get,
+	.flowlog_sag_get = pg_flowlog_sag_get,
 	.sag_insert = pg_sag_insert,
 	.sag_delete = pg_sag_delete,
 	.sag_set_flowlog = pg_sag_set_flowlog,

@@ -50,6 +50,25 @@ int store_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struc
 	return tx->ops->sag_get(tx, o, sag_id, out);
 }
 
+int store_flowlog_sag_each(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			   const char *sag_id, struct flowlog *fl, struct sag *g)
+{
+	int rc = store_flowlog_get(tx, o, flowlog_id, fl);
+	if (rc != 0)
+		return rc;
+	fl->total_sag_num = 0; /* the same contract on both backends */
+	rc = store_sag_get(tx, o, sag_id, g);
+	return rc == 1 ? 2 : rc;
+}
+
+int store_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			  const char *sag_id, bool devices, struct flowlog *fl, struct sag *g)
+{
+	if (!tx->ops->flowlog_sag_get)
+		return store_flowlog_sag_each(tx, o, flowlog_id, sag_id, fl, g);
+	return tx->ops->flowlog_sag_get(tx, o, flowlog_id, sag_id, devices, fl, g);
+}
+
 int store_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
 		     const char *order_json)
 {

@@ -67,6 +67,15 @@ int store_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struc
 int store_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id,
 		     const char *order_json); /* sets g->rowid */
 int store_sag_delete(struct store_tx *tx, const struct sag *g); /* its devices go too */
+/* Associate/DisassociateFlowLog's lookup: the flow log and the gateway
+ * together, as store_flowlog_get then store_sag_get would find (and, on
+ * PostgreSQL, lock) them, in one round trip where the backend can. 0; 1 when
+ * the flow log is missing (whether the gateway is or not: spec §3.7 checks
+ * it first); 2 when only the gateway is. g's devices are read only when
+ * devices is true (otherwise g->ndevices may be 0); fl->total_sag_num is
+ * not counted (0): neither action reads it. */
+int store_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			  const char *sag_id, bool devices, struct flowlog *fl, struct sag *g);
 /* Binds g to flow log rowid fl_rowid, or unbinds it with 0. */
 int store_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
 

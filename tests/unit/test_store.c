@@ -1790,6 +1790,223 @@ static void test_pg_delete_while_bound(void **state)
 	store_close(s);
 }
 
+/* ---- Associate/Disassociate's combined lookup (pg_sag.c pg_flowlog_sag_get) ---- */
+
+struct lookup_arg {
+	struct store *s;
+	int64_t account;
+	const char *flowlog_id, *sag_id;
+	bool devices;
+	int rc;
+	struct flowlog fl;
+	struct sag g;
+};
+
+static int lookup_job(struct store_tx *tx, void *arg)
+{
+	struct lookup_arg *a = arg;
+	a->rc = store_flowlog_sag_get(tx, (struct owner){a->account, "cn-hangzhou"}, a->flowlog_id,
+				      a->sag_id, a->devices, &a->fl, &a->g);
+	return a->rc < 0 ? a->rc : 0;
+}
+
+static void *lookup_main(void *p)
+{
+	struct lookup_arg *a = p;
+	int rc = store_write_async_wait(a->s, a->account, lookup_job, a);
+	if (rc != 0)
+		a->rc = rc;
+	return NULL;
+}
+
+static int lookup(struct lookup_arg *a, const char *flowlog_id, const char *sag_id, bool devices)
+{
+	a->flowlog_id = flowlog_id;
+	a->sag_id = sag_id;
+	a->devices = devices;
+	assert_int_equal(store_write_async_wait(a->s, a->account, lookup_job, a), 0);
+	return a->rc;
+}
+
+static int cas_device(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct sag g;
+	int rc = store_sag_get(tx, (struct owner){a->account, "cn-hangzhou"}, "sag-cas", &g);
+	struct device d = {0};
+	snprintf(d.serial_number, sizeof(d.serial_number), "sn-cas-%d", a->idx);
+	snprintf(d.secret_key, sizeof(d.secret_key), "k");
+	return rc != 0 ? rc : store_device_insert(tx, &g, &d, 1);
+}
+
+#define FL0 "fl-test00000000000"
+#define FL1 "fl-test00000000001"
+
+/* The answers in spec §3.7's order (a missing flow log first, whether the
+ * gateway exists or not), the devices and the bound id read, and the round
+ * trips: the lookup with the devices is one, as without them. */
+static void test_pg_flowlog_sag_lookup(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	struct cas_arg c = {.s = s};
+	assert_int_equal(store_write(s, ensure_account_id, &c.account), 0);
+	assert_int_equal(store_write(s, cas_create, &c), 0);
+	assert_int_equal(store_write(s, cas_gateway, &c), 0);
+	assert_int_equal(store_write(s, cas_device, &c), 0);
+	struct lookup_arg a = {.s = s, .account = c.account};
+	assert_int_equal(lookup(&a, "fl-missing", "sag-cas", true), 1);
+	assert_int_equal(lookup(&a, "fl-missing", "sag-missing", true), 1);
+	assert_int_equal(lookup(&a, FL0, "sag-missing", true), 2);
+	for (int devices = 0; devices < 2; devices++) {
+		struct store_stats before, after;
+		store_stats(s, &before);
+		assert_int_equal(lookup(&a, FL0, "sag-cas", devices), 0);
+		store_stats(s, &after);
+		assert_int_equal(after.round_trips - before.round_trips, 2); /* + the COMMIT */
+		assert_string_equal(a.fl.id, FL0);
+		assert_string_equal(a.g.id, "sag-cas");
+		assert_string_equal(a.g.flowlog_id, "");
+		assert_int_equal(a.g.ndevices, devices ? 1 : 0);
+		if (devices)
+			assert_string_equal(a.g.devices[0].serial_number, "sn-cas-0");
+	}
+	PGconn *pc = pg_admin(f->dbname);
+	pg_ok(pc, "UPDATE sags SET flowlog_rowid = (SELECT id FROM flowlogs WHERE flowlog_id = '" FL0
+		  "')");
+	PQfinish(pc);
+	assert_int_equal(lookup(&a, FL0, "sag-cas", false), 0);
+	assert_string_equal(a.g.flowlog_id, FL0);
+	store_close(s);
+}
+
+/* Holds the rows that hold[] locks in a transaction of its own, starts the
+ * lookup of a, waits until it waits for a lock, runs meanwhile (others'
+ * commits during the wait), then commits and lets the lookup finish. */
+static void lookup_race(struct fixture *f, struct lookup_arg *a, const char *const *hold,
+			void (*meanwhile)(struct fixture *f, void *arg), void *marg)
+{
+	PGconn *c = pg_admin(f->dbname);
+	pg_ok(c, "BEGIN");
+	for (int i = 0; hold[i]; i++)
+		pg_ok(c, hold[i]);
+	a->rc = -99;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, lookup_main, a), 0);
+	PGconn *w = pg_admin(f->dbname);
+	int64_t waiting = 0;
+	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
+		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
+				       "wait_event_type = 'Lock' AND datname = current_database()");
+	PQfinish(w);
+	assert_int_equal(waiting, 1);
+	if (meanwhile)
+		meanwhile(f, marg);
+	pg_ok(c, "COMMIT");
+	pthread_join(th, NULL);
+	PQfinish(c);
+}
+
+/* While the lookup waits for the flow log, another node creates FL1 and binds
+ * the (unlocked) gateway to it, and a second device is bound. */
+static void rebind_meanwhile(struct fixture *f, void *arg)
+{
+	struct cas_arg *c = arg;
+	struct store *other = store_open(f->path);
+	assert_non_null(other);
+	c->s = other;
+	assert_int_equal(store_write(other, cas_create, c), 0);
+	store_close(other);
+	PGconn *w = pg_admin(f->dbname);
+	/* Were the gateway locked already (the wrong lock order), this would
+	 * wait for the lookup, which waits for the holder: fail instead. */
+	pg_ok(w, "SET lock_timeout = '5s'");
+	pg_ok(w, "UPDATE sags SET flowlog_rowid = (SELECT id FROM flowlogs WHERE flowlog_id = '" FL1
+		 "')");
+	pg_ok(w, "INSERT INTO devices (serial_number, sag_rowid, secret_key, bound_ms) "
+		 "SELECT 'sn-cas-1', id, 'k', 2 FROM sags");
+	PQfinish(w);
+}
+
+#define HOLD_FL0 "SELECT 1 FROM flowlogs WHERE flowlog_id = '" FL0 "' FOR UPDATE"
+
+/* While the lookup waits for the gateway, it holds the flow log already: the
+ * lock order flow log -> gateway (docs/store.md). */
+static void flowlog_held_meanwhile(struct fixture *f, void *arg)
+{
+	(void)arg;
+	PGconn *w = pg_admin(f->dbname);
+	PGresult *r = PQexec(w, "SELECT 1 FROM flowlogs WHERE flowlog_id = '" FL0 "' FOR UPDATE NOWAIT");
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	assert_string_equal(st ? st : "", "55P03"); /* lock_not_available */
+	PQclear(r);
+	PQfinish(w);
+}
+
+/* The combined lookup waits for a lock while others commit: what it answers
+ * must be what the rows are once its locks are granted. READ COMMITTED
+ * re-reads both locked rows (a changed status, a deleted row), but the
+ * gateway's bound flow-log id and the devices are other rows: they must not
+ * come from the snapshot taken before the wait, or an Associate would take a
+ * gateway bound meanwhile to another flow log (and count too few devices). */
+static void test_pg_flowlog_sag_races(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	struct cas_arg c = {.s = s};
+	assert_int_equal(store_write(s, ensure_account_id, &c.account), 0);
+	assert_int_equal(store_write(s, cas_create, &c), 0);
+	assert_int_equal(store_write(s, cas_gateway, &c), 0);
+	assert_int_equal(store_write(s, cas_device, &c), 0);
+	/* Static: a failed assertion leaves the test while a lookup may still
+	 * be writing its answer. */
+	static struct lookup_arg a;
+	a = (struct lookup_arg){.s = s, .account = c.account, .flowlog_id = FL0,
+				.sag_id = "sag-cas", .devices = true};
+
+	/* The flow log deactivated while the lookup waits for it. */
+	lookup_race(f, &a,
+		    (const char *const[]){"UPDATE flowlogs SET status = 'Inactive' WHERE "
+					  "flowlog_id = '" FL0 "'", NULL},
+		    NULL, NULL);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.fl.status, FLOWLOG_INACTIVE);
+	assert_int_equal(assoc_check(&a.fl, &a.g), ERR_INCORRECT_STATUS_FLOWLOG);
+	PGconn *pc = pg_admin(f->dbname);
+	pg_ok(pc, "UPDATE flowlogs SET status = 'Active'");
+
+	/* The gateway bound to a flow log created during the wait, and a device
+	 * bound: both seen (Associate's rules then refuse it). */
+	struct cas_arg c1 = {.account = c.account, .idx = 1};
+	lookup_race(f, &a, (const char *const[]){HOLD_FL0, NULL}, rebind_meanwhile, &c1);
+	assert_int_equal(a.rc, 0);
+	assert_string_equal(a.g.flowlog_id, FL1);
+	assert_int_equal(a.g.ndevices, 2); /* assoc_check then refuses: another flow log's */
+
+	/* The gateway deleted while the lookup (holding the flow log) waits for
+	 * it: the gateway is missing. */
+	lookup_race(f, &a,
+		    (const char *const[]){"DELETE FROM devices",
+					  "DELETE FROM sags WHERE sag_id = 'sag-cas'", NULL},
+		    flowlog_held_meanwhile, NULL);
+	assert_int_equal(a.rc, 2);
+
+	/* The flow log deleted while the lookup waits for it: the flow log is
+	 * missing, though the gateway exists. */
+	assert_int_equal(store_write(s, cas_gateway, &c), 0);
+	a.flowlog_id = FL1;
+	lookup_race(f, &a,
+		    (const char *const[]){"DELETE FROM flowlogs WHERE flowlog_id = '" FL1 "'",
+					  NULL},
+		    NULL, NULL);
+	assert_int_equal(a.rc, 1);
+	assert_int_equal(pg_scalar(pc, "SELECT count(*) FROM sags"), 1);
+	PQfinish(pc);
+	store_close(s);
+}
+
 /* ---- the pipelined writer (store_pg.c): round trips and error paths ---- */
 
 enum pipe_kind { PIPE_OK, PIPE_FAIL_AFTER, PIPE_BAD_SQL, PIPE_SECOND_FAILS, PIPE_NOOP };
@@ -2264,6 +2481,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_schema_parity, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_check_and_set, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_delete_while_bound, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_flowlog_sag_lookup, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_flowlog_sag_races, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_keys, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_key_validation, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup_pg, teardown_pg),
