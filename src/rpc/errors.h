@@ -41,6 +41,10 @@
 	  "The request processing has failed due to some unknown error, exception or failure.")  \
 	X(SERVICE_UNAVAILABLE, 503, "ServiceUnavailable",                                        \
 	  "The request has failed due to a temporary failure of the server.")                    \
+	/* STORE_ADMIT_EARLY: signed before the replay horizon of a database crash. */           \
+	X(SERVICE_UNAVAILABLE_RESIGN, 503, "ServiceUnavailable",                                 \
+	  "The request was signed before the database recovered from a crash and its nonce "     \
+	  "cannot be checked: sign it again.")                                                   \
 	/* STORE_EUNKNOWN: the database connection was lost after COMMIT was sent. */            \
 	X(INTERNAL_ERROR_COMMIT_UNKNOWN, 500, "InternalError",                                   \
 	  "The outcome of the request is unknown: the connection to the database was lost "      \

@@ -501,7 +501,10 @@ static enum err admit_err(enum store_admit_result r)
 	switch (r) {
 	case STORE_ADMIT_FRESH: return ERR_OK;
 	case STORE_ADMIT_USED: return ERR_SIGNATURE_NONCE_USED;
-	case STORE_ADMIT_EARLY: return ERR_INVALID_TIMESTAMP_EXPIRED;
+	/* Not InvalidTimeStamp.Expired (spec §7.7): most such requests were signed
+	 * during the outage by honest clients, whom a retryable 503 serves; a
+	 * replay is refused either way (docs/store.md "After a crash"). */
+	case STORE_ADMIT_EARLY: return ERR_SERVICE_UNAVAILABLE_RESIGN;
 	case STORE_ADMIT_UNAVAIL: return ERR_SERVICE_UNAVAILABLE;
 	default: rpc_count_throttled(RPC_THROTTLED_REPLAY_FULL); return ERR_THROTTLING;
 	}

@@ -29,11 +29,15 @@
  * Why one row per outcome rather than one per member (unnest WITH
  * ORDINALITY joined to the insert's RETURNING): that plan sorts and joins;
  * measured here it cost PostgreSQL ~400 us of CPU per request against ~45
- * for this one (and ~110 for one statement per request). */
+ * for this one (and ~110 for one statement per request). The nonces go in
+ * in key order: two nodes admitting the same requests at once (a client
+ * sending one request to both) would otherwise insert them in different
+ * orders, each wait for the other's uncommitted row, and deadlock (a 1-s
+ * stall, then a batch refused with 503); in one order they queue instead. */
 static const char PG_ADMIT_NAME[] = "sagflow_admit_batch";
 static const char PG_ADMIT_SQL[] =
-    "WITH n AS (INSERT INTO nonce (bucket, tag) SELECT * FROM unnest($1::smallint[], "
-    "$2::uuid[]) ON CONFLICT DO NOTHING RETURNING bucket, tag) "
+    "WITH n AS (INSERT INTO nonce (bucket, tag) SELECT b, t FROM unnest($1::smallint[], "
+    "$2::uuid[]) AS u (b, t) ORDER BY b, t ON CONFLICT DO NOTHING RETURNING bucket, tag) "
     "SELECT 0, bucket::bigint, tag::text FROM n "
     "UNION ALL SELECT 1, account_id, sum(v)::text FROM account_version "
     "WHERE account_id = ANY ($3::bigint[]) GROUP BY account_id "

@@ -22,13 +22,17 @@ static void test_catalogue(void **state)
 	assert_string_equal(err_info(ERR_INTERNAL_ERROR_COMMIT_UNKNOWN)->code, "InternalError");
 	assert_int_equal(err_info(ERR_INTERNAL_ERROR_COMMIT_UNKNOWN)->http, 500);
 	assert_int_equal(err_by_code("InternalError"), ERR_INTERNAL_ERROR);
+	/* Signed before a crash's replay horizon: a 503 a re-signed retry passes. */
+	assert_string_equal(err_info(ERR_SERVICE_UNAVAILABLE_RESIGN)->code, "ServiceUnavailable");
+	assert_int_equal(err_info(ERR_SERVICE_UNAVAILABLE_RESIGN)->http, 503);
+	assert_int_equal(err_by_code("ServiceUnavailable"), ERR_SERVICE_UNAVAILABLE);
 	/* Every client-caused error is 4xx: Terraform retries 5xx until it times out. */
 	for (int i = 1; i < ERR__COUNT; i++) {
 		const struct err_info *e = err_info((enum err)i);
 		assert_true(e->code[0] != '\0');
 		assert_true(e->message[0] != '\0');
 		if (i != ERR_INTERNAL_ERROR && i != ERR_SERVICE_UNAVAILABLE &&
-		    i != ERR_INTERNAL_ERROR_COMMIT_UNKNOWN)
+		    i != ERR_INTERNAL_ERROR_COMMIT_UNKNOWN && i != ERR_SERVICE_UNAVAILABLE_RESIGN)
 			assert_true(e->http >= 400 && e->http < 500);
 	}
 }
