@@ -1844,6 +1844,16 @@ static int cas_device(struct store_tx *tx, void *arg)
 #define FL0 "fl-test00000000000"
 #define FL1 "fl-test00000000001"
 
+/* Associate's shape: the lookup, then the binding's deferred update. */
+static int bind_job(struct store_tx *tx, void *arg)
+{
+	struct lookup_arg *a = arg;
+	int rc = lookup_job(tx, a);
+	if (rc != 0 || a->rc != 0)
+		return rc ? rc : a->rc;
+	return store_sag_set_flowlog(tx, &a->g, a->devices ? a->fl.rowid : 0);
+}
+
 /* The answers in spec §3.7's order (a missing flow log first, whether the
  * gateway exists or not), the devices and the bound id read, and the round
  * trips: the lookup with the devices is one, as without them. */
@@ -1880,6 +1890,20 @@ static void test_pg_flowlog_sag_lookup(void **state)
 	PQfinish(pc);
 	assert_int_equal(lookup(&a, FL0, "sag-cas", false), 0);
 	assert_string_equal(a.g.flowlog_id, FL0);
+	/* Unbind, then bind: the lookup is the job's one round trip, the
+	 * binding's update rides with COMMIT. */
+	for (int bind = 0; bind < 2; bind++) {
+		struct store_stats before, after;
+		store_stats(s, &before);
+		a.flowlog_id = FL0;
+		a.sag_id = "sag-cas";
+		a.devices = bind;
+		assert_int_equal(store_write_async_wait(s, a.account, bind_job, &a), 0);
+		store_stats(s, &after);
+		assert_int_equal(after.round_trips - before.round_trips, 2);
+		assert_int_equal(lookup(&a, FL0, "sag-cas", false), 0);
+		assert_string_equal(a.g.flowlog_id, bind ? FL0 : "");
+	}
 	store_close(s);
 }
 
@@ -2238,7 +2262,8 @@ static void test_pg_deferred_quota(void **state)
 		calls[i] = (struct scoped_call){.fn = cas_create, .arg = &a[i], .rc = -99};
 		pthread_mutex_init(&calls[i].mu, NULL);
 		pthread_cond_init(&calls[i].cv, NULL);
-		store_write_async_scoped(s, account, scoped_call_run, &calls[i], scoped_call_done);
+		/* Unscoped: on the gate's writer, so they wait behind it. */
+		store_write_async(s, scoped_call_run, &calls[i], scoped_call_done);
 	}
 	gate_open(&g);
 	for (int i = 0; i < N; i++) {
