@@ -234,7 +234,8 @@ static int create_tx(struct store_tx *tx, void *arg)
 	struct sag_job *j = arg;
 	struct flowlog *fl = j->data;
 	/* Counted and raised in the write transaction (store_sag.h): concurrent
-	 * creates, in this process or another, cannot overshoot. */
+	 * creates, in this process or another, cannot overshoot. The job's last
+	 * store call: its answer is the job's result (fl lives in j until done). */
 	return store_flowlog_create(tx, fl, j->c->cfg->flowlog_quota);
 }
 
@@ -313,7 +314,8 @@ static int activate_tx(struct store_tx *tx, struct flowlog *fl)
 /* Associate and Disassociate look up the flow log and the gateway together
  * (one round trip on PostgreSQL, both locked); only Associate's firmware
  * rule needs the devices. The errors keep spec §3.7's order: a missing flow
- * log first. */
+ * log first. The binding's update is the job's last store call and its
+ * result the job's (on PostgreSQL the writer does not wait for it). */
 static int associate_tx(struct store_tx *tx, struct sag_job *j, bool bind)
 {
 	struct fl_job *f = j->data;

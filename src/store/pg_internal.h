@@ -56,6 +56,24 @@ struct pg_stmt {
 	const char *what;
 };
 int pg_tx_exec_n(struct store_tx *tx, const struct pg_stmt *st, int n, PGresult **out);
+/* A statement whose answer decides only the running job's own result, not
+ * anything the job does next: it must be the job's last statement (another
+ * one after it aborts the process), and the job must return what this
+ * returns. On a writer it is sent without waiting and 0 returned; its
+ * answer is read with the next round trip (a later job's statement, or
+ * COMMIT) and handed to check, whose result becomes the job's unless the
+ * job returned an error of its own. r is the answer, or NULL when the
+ * statement failed (sqlstate says why): the job is then rolled back to its
+ * savepoint and answered with check's result (STORE_EIO: the failure's own,
+ * or a retry for a deadlock and the like), and the jobs after it in the
+ * batch run again. The job's savepoint is released before check has seen a
+ * successful answer, so an error from check must mean the statement changed
+ * nothing (a conditional insert that found no room). Elsewhere (reads, the
+ * first statement of a batch) it runs at once and returns check's result.
+ * ctx must live until the job's done(). */
+typedef int (*pg_check_fn)(PGresult *r, const char *sqlstate, void *ctx);
+int pg_tx_exec_deferred(struct store_tx *tx, const char *sql, const struct pg_params *p,
+			const char *what, pg_check_fn check, void *ctx);
 /* What a store_fn returns after pg_tx_exec failed: STORE_EUNAVAIL when the
  * connection is gone, STORE_EIO otherwise. */
 int pg_tx_err(struct store_tx *tx);

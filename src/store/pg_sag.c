@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "rpc/errors.h"
 #include "store/sag_cols.h"
@@ -222,32 +223,39 @@ int pg_flowlog_insert(struct store_tx *tx, struct flowlog *fl)
 	return rc != 0 ? rc : flowlog_insert_row(tx, fl);
 }
 
+/* The create's answer: its new row's id, or none when the quota was full. */
+static int create_check(PGresult *r, const char *sqlstate, void *ctx)
+{
+	struct flowlog *fl = ctx;
+	(void)sqlstate;
+	if (!r)
+		return STORE_EIO;
+	if (PQntuples(r) == 0)
+		return ERR_QUOTA_EXCEEDED_FLOWLOG;
+	fl->rowid = pg_int(r, 0, 0);
+	return 0;
+}
+
 int pg_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota)
 {
 	if (quota <= 0)
 		return ERR_QUOTA_EXCEEDED_FLOWLOG;
 	/* The count is raised only while below the quota, by an upsert that locks
 	 * the row: two processes cannot both take the last slot. The row is
-	 * inserted from the upsert's answer in the same statement (one round trip
-	 * on the writer, which runs a batch's jobs one after another): no answer,
-	 * no row, and a failed insert undoes the count with it. */
+	 * inserted from the upsert's answer in the same statement: no answer, no
+	 * row, and a failed insert undoes the count with it. Its answer decides
+	 * only this job's result, so the writer does not wait for it (quota
+	 * exceeded changed nothing). */
 	struct pg_params p = {0};
-	PGresult *r = NULL;
 	p_flowlog_row(&p, fl);
 	pg_p_int(&p, quota);
-	int rc = exec_one(tx,
-			  "WITH q AS (INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
-			  "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
-			  "DO UPDATE SET n = c.n + 1 WHERE c.n < $18 RETURNING n) " FLOWLOG_INSERT
-			  "SELECT " FLOWLOG_INSERT_PARAMS " FROM q RETURNING id",
-			  &p, "flowlog create", &r);
-	if (rc == 1)
-		return ERR_QUOTA_EXCEEDED_FLOWLOG;
-	if (rc != 0)
-		return rc;
-	fl->rowid = pg_int(r, 0, 0);
-	PQclear(r);
-	return 0;
+	return pg_tx_exec_deferred(
+	    tx,
+	    "WITH q AS (INSERT INTO flowlog_counts AS c (account_id, region_id, n) "
+	    "VALUES ($1, $2, 1) ON CONFLICT (account_id, region_id) "
+	    "DO UPDATE SET n = c.n + 1 WHERE c.n < $18 RETURNING n) " FLOWLOG_INSERT
+	    "SELECT " FLOWLOG_INSERT_PARAMS " FROM q RETURNING id",
+	    &p, "flowlog create", create_check, fl);
 }
 
 #define SLS_TARGET_GONE                                                                            \
@@ -628,6 +636,20 @@ int pg_sag_delete(struct store_tx *tx, const struct sag *g)
 		       : exec_done(tx, "DELETE FROM sags WHERE id = $1", &p, "sag delete", NULL);
 }
 
+/* The binding's UPDATE: the gateway's row was locked by the job's lookup,
+ * so it is there. */
+static int set_flowlog_check(PGresult *r, const char *sqlstate, void *ctx)
+{
+	(void)sqlstate;
+	(void)ctx;
+	if (r && pg_changes(r) == 1)
+		return 0;
+	if (r)
+		log_err("store: sag set flowlog changed %lld rows, not 1",
+			(long long)pg_changes(r));
+	return STORE_EIO;
+}
+
 int pg_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid)
 {
 	struct pg_params p = {0};
@@ -636,8 +658,8 @@ int pg_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowi
 		pg_p_int(&p, fl_rowid);
 	else
 		pg_p_text(&p, NULL);
-	return exec_done(tx, "UPDATE sags SET flowlog_rowid = $2 WHERE id = $1", &p,
-			 "sag set flowlog", NULL);
+	return pg_tx_exec_deferred(tx, "UPDATE sags SET flowlog_rowid = $2 WHERE id = $1", &p,
+				   "sag set flowlog", set_flowlog_check, NULL);
 }
 
 static int each_sag(struct store_tx *tx, PGresult *r, sag_each_fn fn, void *arg)

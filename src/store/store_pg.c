@@ -15,7 +15,9 @@
  * SAVEPOINT and RELEASE ride with the next statement and the version bump
  * with COMMIT: one round trip per statement plus one per batch, instead of
  * two more per job and three more per batch (§3: pipelined batches were the
- * fastest case measured). */
+ * fastest case measured). A job's last statement whose answer decides only
+ * the job's own result (pg_tx_exec_deferred) is sent without waiting: its
+ * answer is read at the next round trip, of a later job or of COMMIT. */
 #include "store/pg_internal.h"
 
 #include <errno.h>
@@ -47,16 +49,38 @@
 #define PG_PING_US 1000000	  /* the health thread checks a live server this often */
 #define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
 #define PG_APP_NAME "sagflow"
-#define PG_PENDING_MAX 4 /* deferred fixed commands: at most ROLLBACK TO, RELEASE, SAVEPOINT */
+/* Fixed commands waiting for the next statement: at most BEGIN, a job's
+ * ROLLBACK TO and RELEASE, the next job's SAVEPOINT (every statement sends
+ * them). */
+#define PG_PENDING_MAX 4
 #define PG_PIPE_MAX (PG_PENDING_MAX + 2 * PG_TX_STMTS_MAX + 1) /* + PREPAREs, statements, COMMIT */
+/* Queries sent and not yet answered: per job that sent only its deferred
+ * statement, its fixed commands, a PREPARE and the statement; then one
+ * round trip's worth. */
+#define PG_INFLIGHT_MAX (PG_BATCH_MAX * (PG_PENDING_MAX + 2) + PG_PIPE_MAX)
 #define PG_SLOT_LOCK 0x73616773 /* pg_try_advisory_lock(class, slot): "sags" */
 #define PG_SLOTS (32767 / STORE_PG_WRITERS_MAX) /* shard = slot x 64 + writer: a smallint */
 
 struct pg_store;
+struct pjob;
 
 struct pstmt {
 	char *sql; /* our own copy, the cache key */
 	bool prepared;
+};
+
+/* A query sent in pipeline mode, until its answer was read. */
+enum pent_kind { PENT_FIXED, PENT_PREPARE, PENT_STMT };
+struct pent {
+	const char *what;
+	enum pent_kind kind;
+	PGresult *r;
+	struct pstmt *slot; /* PENT_PREPARE: marked prepared until its answer says no */
+	/* A deferred statement (and its PREPARE): the job whose result its
+	 * answer decides, through check(ctx). NULL otherwise. */
+	struct pjob *job;
+	pg_check_fn check;
+	void *ctx;
 };
 
 /* One connection and its statement cache; the transaction handed to store
@@ -77,6 +101,18 @@ struct pconn {
 	bool batch_failed; /* a fixed command of the batch failed: nothing commits */
 	int npending;
 	const char *pending[PG_PENDING_MAX];
+	/* Sent and not yet answered (pipeline mode); qsent: every send of them
+	 * was accepted by libpq. */
+	int nq;
+	bool qsent;
+	struct pent q[PG_INFLIGHT_MAX];
+	struct pjob *job;   /* the running job (writers) */
+	bool job_deferred;  /* it sent a deferred statement: its last */
+	bool confirmed;	    /* a round trip of this batch came back: the connection lives */
+	/* The job whose deferred statement failed (the pipeline skipped what
+	 * followed it) and whether it is to run again; NULL: none. */
+	struct pjob *defer_failed;
+	bool defer_retry;
 	char sqlstate[6];
 	struct pstmt cache[PG_STMT_CACHE_MAX];
 	struct pconn *next, *next_free;
@@ -89,6 +125,7 @@ struct pjob {
 	int64_t scope;
 	int64_t queued_us; /* time_mono_us when queued */
 	int rc, tries;
+	int drc; /* what its deferred statement's answer decided (0: none or success) */
 	struct pjob *next;
 };
 
@@ -288,53 +325,56 @@ static const char SQL_BEGIN[] = "BEGIN", SQL_SAVEPOINT[] = "SAVEPOINT job",
 		  SQL_RELEASE[] = "RELEASE SAVEPOINT job",
 		  SQL_ROLLBACK_TO[] = "ROLLBACK TO SAVEPOINT job", SQL_COMMIT[] = "COMMIT";
 
-/* What one round trip sent, in order, and the answers. */
-struct pipe {
-	int n;
-	bool sent; /* every query of q is in libpq's hands */
-	const char *what[PG_PIPE_MAX];
-	PGresult *r[PG_PIPE_MAX];
-};
-
-static void pipe_clear(struct pipe *q)
+static void pipe_reset(struct pconn *c)
 {
-	for (int i = 0; i < q->n; i++)
-		PQclear(q->r[i]);
+	for (int i = 0; i < c->nq; i++)
+		PQclear(c->q[i].r);
+	c->nq = 0;
+	c->qsent = true;
 }
 
-/* Queues a command without parameters. */
-static void pipe_cmd(struct pconn *c, struct pipe *q, const char *sql)
+static struct pent *pipe_add(struct pconn *c, const char *what, enum pent_kind kind)
 {
-	q->what[q->n++] = sql;
-	q->sent = q->sent && PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	if (c->nq == PG_INFLIGHT_MAX)
+		fatal("store: more than %d queries in flight", PG_INFLIGHT_MAX);
+	struct pent *e = &c->q[c->nq++];
+	*e = (struct pent){.what = what, .kind = kind};
+	return e;
 }
 
-/* The deferred commands go first: they belong before whatever comes next. */
-static struct pipe pipe_start(struct pconn *c)
+/* Sends a command without parameters. */
+static void pipe_cmd(struct pconn *c, const char *sql)
 {
-	struct pipe q = {.sent = true};
+	pipe_add(c, sql, PENT_FIXED);
+	c->qsent = c->qsent && PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+/* The pending fixed commands go first: they belong before whatever comes
+ * next. */
+static void pipe_start(struct pconn *c)
+{
 	for (int i = 0; i < c->npending; i++)
-		pipe_cmd(c, &q, c->pending[i]);
-	return q;
+		pipe_cmd(c, c->pending[i]);
+	c->npending = 0;
 }
 
-/* Queues the prepared statement of slot (a PREPARE first when new); returns
- * the index of its answer, *prep that of the PREPARE or -1. */
-static int pipe_stmt_queue(struct pconn *c, struct pipe *q, struct pstmt *slot, int index,
-			   const char *sql, const struct pg_params *p, const char *what, int *prep)
+/* Sends the prepared statement of slot (a PREPARE first when new, counted as
+ * prepared from then on: a later query of this pipeline may use it); returns
+ * the index of its answer. */
+static int pipe_stmt_queue(struct pconn *c, struct pstmt *slot, int index, const char *sql,
+			   const struct pg_params *p, const char *what)
 {
 	char name[16];
 	stmt_name(index, name);
-	*prep = -1;
 	if (!slot->prepared) {
-		*prep = q->n;
-		q->what[q->n++] = what;
-		q->sent = q->sent && PQsendPrepare(c->db, name, sql, 0, NULL) == 1;
+		pipe_add(c, what, PENT_PREPARE)->slot = slot;
+		c->qsent = c->qsent && PQsendPrepare(c->db, name, sql, 0, NULL) == 1;
+		stmt_prepared(slot, sql);
 	}
-	q->what[q->n++] = what;
-	q->sent = q->sent && PQsendQueryPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL,
-						 NULL, 0) == 1;
-	return q->n - 1;
+	pipe_add(c, what, PENT_STMT);
+	c->qsent = c->qsent && PQsendQueryPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL,
+						   NULL, NULL, 0) == 1;
+	return c->nq - 1;
 }
 
 /* Reads the one answer of a query and the NULL that ends it; false when
@@ -349,22 +389,61 @@ static bool pipe_read_one(struct pconn *c, PGresult **out)
 	return !end && !conn_lost(c);
 }
 
-/* A Sync, then every answer of q in order: one round trip. The first failure
- * is noted (conn_note_failure: a connection failure marks c broken) and its
- * index returned; -1 when everything succeeded. After an error PostgreSQL
- * skips the rest up to the Sync (PGRES_PIPELINE_ABORTED); inside BEGIN the
- * transaction stays open, aborted, until ROLLBACK (TO SAVEPOINT). */
-static int pipe_sync(struct pconn *c, struct pipe *q)
+/* A deferred statement failed: its job is answered by its check (or runs
+ * again, for a deadlock and the like), and the running job is not to blame
+ * for what the pipeline skipped after it. */
+static void pipe_defer_failed(struct pconn *c, const struct pent *e)
+{
+	int rc = e->check(NULL, c->sqlstate, e->ctx);
+	e->job->drc = rc ? rc : STORE_EIO;
+	c->defer_failed = e->job;
+	c->defer_retry = c->retry && rc == STORE_EIO;
+	c->retry = false;
+}
+
+/* What the answers of the round trip mean, in order: a deferred statement's
+ * is handed to its check; the first failure is noted (conn_note_failure) and
+ * blamed on the batch (a fixed command), the running job (its statement) or
+ * a deferred statement's job. */
+static void pipe_answers(struct pconn *c, int bad)
+{
+	for (int i = 0; i < c->nq; i++) {
+		struct pent *e = &c->q[i];
+		if (e->kind == PENT_PREPARE && !result_ok(e->r))
+			e->slot->prepared = false; /* failed, or skipped after a failure */
+		if (i < bad || bad < 0) {
+			if (e->job && e->kind == PENT_STMT)
+				e->job->drc = e->check(e->r, "", e->ctx);
+			continue;
+		}
+		if (i > bad)
+			continue; /* skipped (PGRES_PIPELINE_ABORTED) */
+		conn_note_failure(c, e->r, e->what);
+		if (e->job)
+			pipe_defer_failed(c, e);
+		else if (e->kind == PENT_FIXED)
+			c->batch_failed = c->job_failed = true;
+		else
+			c->job_failed = true;
+	}
+}
+
+/* A Sync, then every answer in flight, in order: one round trip. Returns the
+ * index of the first failure, -1 when everything succeeded; the answers stay
+ * in c->q until pipe_reset. After an error PostgreSQL skips the rest up to
+ * the Sync (PGRES_PIPELINE_ABORTED); inside BEGIN the transaction stays
+ * open, aborted, until ROLLBACK (TO SAVEPOINT). */
+static int pipe_sync(struct pconn *c)
 {
 	atomic_fetch_add_explicit(&c->owner->round_trips, 1, memory_order_relaxed);
 	metrics_count(store_m_round_trips, 0, 0, 1);
 	int bad = -1;
-	bool alive = q->sent && PQpipelineSync(c->db) == 1;
-	for (int i = 0; i < q->n; i++)
-		q->r[i] = NULL;
-	for (int i = 0; alive && i < q->n; i++) {
-		alive = pipe_read_one(c, &q->r[i]);
-		if (bad < 0 && !result_ok(q->r[i]))
+	bool alive = c->qsent && PQpipelineSync(c->db) == 1;
+	for (int i = 0; i < c->nq; i++)
+		c->q[i].r = NULL;
+	for (int i = 0; alive && i < c->nq; i++) {
+		alive = pipe_read_one(c, &c->q[i].r);
+		if (bad < 0 && !result_ok(c->q[i].r))
 			bad = i;
 	}
 	if (alive) {
@@ -372,14 +451,18 @@ static int pipe_sync(struct pconn *c, struct pipe *q)
 		alive = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
 		PQclear(sync);
 	}
-	if (!alive)
+	if (!alive) {
 		c->broken = true;
-	if (bad >= 0 || !alive) {
-		int at = bad >= 0 ? bad : 0;
-		conn_note_failure(c, bad >= 0 ? q->r[bad] : NULL, q->n ? q->what[at] : "pipeline");
-		return at;
+		for (int i = 0; i < c->nq; i++)
+			if (c->q[i].kind == PENT_PREPARE)
+				c->q[i].slot->prepared = false;
+		conn_note_failure(c, bad >= 0 ? c->q[bad].r : NULL,
+				  c->nq ? c->q[bad >= 0 ? bad : 0].what : "pipeline");
+		return bad >= 0 ? bad : 0;
 	}
-	return -1;
+	c->confirmed = true;
+	pipe_answers(c, bad);
+	return bad;
 }
 
 static int conn_ensure(struct pconn *c);
@@ -394,46 +477,41 @@ static int pipe_reconnect(struct pconn *c)
 	return 0;
 }
 
-/* Statements of a write job (at most PG_TX_STMTS_MAX) with the deferred
- * commands before them, in one round trip: PostgreSQL runs each after the
- * one before has finished, so in READ COMMITTED each takes its snapshot after
- * the locks of the ones before it were granted. A failure of a deferred
- * command fails the batch (batch_failed); one of a statement fails the job
- * (the statements after it are skipped). */
+/* Statements of a write job (at most PG_TX_STMTS_MAX) after whatever is in
+ * flight, in one round trip: PostgreSQL runs each after the one before has
+ * finished, so in READ COMMITTED each takes its snapshot after the locks of
+ * the ones before it were granted. A failure of a fixed command fails the
+ * batch (batch_failed); one of a statement fails the job (the statements
+ * after it are skipped); one of a deferred statement before them fails that
+ * statement's job (defer_failed). */
 static bool pipe_exec_once(struct pconn *c, const struct pg_stmt *st, int n, PGresult **out)
 {
-	int index[PG_TX_STMTS_MAX], prep[PG_TX_STMTS_MAX], at[PG_TX_STMTS_MAX];
+	int index[PG_TX_STMTS_MAX], at[PG_TX_STMTS_MAX];
 	struct pstmt *slot[PG_TX_STMTS_MAX];
 	for (int k = 0; k < n; k++)
 		if (!(slot[k] = conn_stmt(c, st[k].sql, &index[k])))
 			return false;
-	struct pipe q = pipe_start(c);
-	int fixed = q.n;
+	pipe_start(c);
 	for (int k = 0; k < n; k++)
-		at[k] = pipe_stmt_queue(c, &q, slot[k], index[k], st[k].sql, st[k].p, st[k].what,
-					&prep[k]);
-	int bad = pipe_sync(c, &q);
-	for (int k = 0; k < n; k++)
-		if (prep[k] >= 0 && result_ok(q.r[prep[k]]))
-			stmt_prepared(slot[k], st[k].sql);
-	if (!c->broken)
-		c->npending = 0; /* answered, or skipped inside an aborted transaction */
-	if (bad >= 0 && bad < fixed)
-		c->batch_failed = true;
-	if (bad >= 0)
-		c->job_failed = true;
+		at[k] = pipe_stmt_queue(c, slot[k], index[k], st[k].sql, st[k].p, st[k].what);
+	int bad = pipe_sync(c);
 	for (int k = 0; k < n; k++) {
-		out[k] = bad < 0 ? q.r[at[k]] : NULL;
+		out[k] = bad < 0 ? c->q[at[k]].r : NULL;
 		if (bad < 0)
-			q.r[at[k]] = NULL;
+			c->q[at[k]].r = NULL;
 	}
-	pipe_clear(&q);
+	pipe_reset(c);
 	return bad < 0;
 }
 
 static bool pipe_exec(struct pconn *c, const struct pg_stmt *st, int n, PGresult **out)
 {
-	bool fresh = c->npending && c->pending[0] == SQL_BEGIN;
+	/* Nothing of this batch has been sent yet: only its BEGIN and SAVEPOINT
+	 * are pending. */
+	bool fresh = !c->confirmed && !c->nq;
+	const char *saved[PG_PENDING_MAX];
+	int nsaved = c->npending;
+	memcpy(saved, c->pending, sizeof(saved));
 	bool ok = pipe_exec_once(c, st, n, out);
 	if (ok || !fresh || !c->broken)
 		return ok;
@@ -444,24 +522,18 @@ static bool pipe_exec(struct pconn *c, const struct pg_stmt *st, int n, PGresult
 	if (pipe_reconnect(c) != 0)
 		return false;
 	c->job_failed = false;
+	memcpy(c->pending, saved, sizeof(saved));
+	c->npending = nsaved;
 	return pipe_exec_once(c, st, n, out);
 }
 
-/* A fixed command for the next round trip; a full list goes out first. */
-static int pipe_defer(struct pconn *c, const char *sql)
+/* A fixed command for the next round trip (PG_PENDING_MAX says why the
+ * list never overflows). */
+static void pipe_defer(struct pconn *c, const char *sql)
 {
-	if (c->npending == PG_PENDING_MAX) {
-		struct pipe q = pipe_start(c);
-		int bad = pipe_sync(c, &q);
-		pipe_clear(&q);
-		if (bad >= 0) {
-			c->batch_failed = true;
-			return -1;
-		}
-		c->npending = 0;
-	}
+	if (c->npending == PG_PENDING_MAX)
+		fatal("store: more than %d fixed commands pending", PG_PENDING_MAX);
 	c->pending[c->npending++] = sql;
-	return 0;
 }
 
 /* One statement outside pipeline mode (reads, migrations, the health
@@ -500,8 +572,10 @@ int pg_tx_exec_n(struct store_tx *tx, const struct pg_stmt *st, int n, PGresult 
 		out[k] = NULL;
 	if (n < 1 || n > PG_TX_STMTS_MAX)
 		fatal("store: %d statements in one round trip (1..%d)", n, PG_TX_STMTS_MAX);
-	if (c->broken || !c->db)
-		return -1;
+	if (c->job_deferred)
+		fatal("store: %s after a deferred statement (it must be the job's last)", st[0].what);
+	if (c->broken || !c->db || c->defer_failed)
+		return -1; /* gone, or skipped: the job runs again */
 	if (c->pipe)
 		return pipe_exec(c, st, n, out) ? 0 : -1;
 	for (int k = 0; k < n; k++)
@@ -521,6 +595,54 @@ PGresult *pg_tx_exec(struct store_tx *tx, const char *sql, const struct pg_param
 	struct pg_stmt st = {sql, p, what};
 	PGresult *r = NULL;
 	return pg_tx_exec_n(tx, &st, 1, &r) == 0 ? r : NULL;
+}
+
+/* Not deferred: on a plain connection, outside a job, or for the first
+ * statement of a batch (its answer proves the connection alive, so a
+ * connection that died while idle is replaced before anything is sent for
+ * COMMIT; pipe_exec). */
+static int exec_now(struct pconn *c, const char *sql, const struct pg_params *p,
+		    const char *what, pg_check_fn check, void *ctx)
+{
+	PGresult *r = pg_tx_exec(&c->tx, sql, p, what);
+	if (r) {
+		int rc = check(r, "", ctx);
+		PQclear(r);
+		return rc;
+	}
+	int rc = c->broken || c->defer_failed ? STORE_EIO : check(NULL, c->sqlstate, ctx);
+	if (rc != STORE_EIO)
+		c->retry = false; /* the check answered the failure itself */
+	return rc == STORE_EIO ? pg_tx_err(&c->tx) : rc;
+}
+
+int pg_tx_exec_deferred(struct store_tx *tx, const char *sql, const struct pg_params *p,
+			const char *what, pg_check_fn check, void *ctx)
+{
+	struct pconn *c = conn_of(tx);
+	if (!c->pipe || !c->job || !c->confirmed) {
+		int rc = exec_now(c, sql, p, what, check, ctx);
+		c->job_deferred = c->pipe; /* the same rule either way */
+		return rc;
+	}
+	if (c->job_deferred)
+		fatal("store: %s after a deferred statement (it must be the job's last)", what);
+	if (c->broken || !c->db || c->defer_failed)
+		return pg_tx_err(tx);
+	int index;
+	struct pstmt *slot = conn_stmt(c, sql, &index);
+	if (!slot)
+		return STORE_EIO;
+	pipe_start(c);
+	int first = c->nq;
+	pipe_stmt_queue(c, slot, index, sql, p, what);
+	for (int i = first; i < c->nq; i++) {
+		c->q[i].job = c->job;
+		c->q[i].check = check;
+		c->q[i].ctx = ctx;
+	}
+	c->job_deferred = true;
+	return 0;
 }
 
 int pg_tx_err(struct store_tx *tx)
@@ -944,24 +1066,34 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 	}
 }
 
-enum job_outcome { JOB_RAN, JOB_AGAIN, JOB_LOST };
+/* JOB_RERUN: the pipeline skipped the job's statements after an earlier
+ * job's deferred statement failed; it runs again in this batch, uncounted. */
+enum job_outcome { JOB_RAN, JOB_AGAIN, JOB_LOST, JOB_RERUN };
 
 /* Runs one job under its own savepoint. The SAVEPOINT goes out with the
  * job's first statement, the RELEASE (and the ROLLBACK TO of a failed job)
  * with the next job's, or with the batch's COMMIT; a job that issued no
- * statement sends neither. */
+ * statement sends neither. A job whose deferred statement is not answered
+ * yet is released all the same: a failure of that statement makes the
+ * pipeline skip the RELEASE, and defer_recover rolls the job back. */
 static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 {
-	if (pipe_defer(c, SQL_SAVEPOINT) != 0)
-		return JOB_LOST;
+	pipe_defer(c, SQL_SAVEPOINT);
 	c->retry = false;
 	c->job_failed = false;
+	c->job_deferred = false;
 	c->sqlstate[0] = '\0';
+	c->job = j;
+	j->drc = 0;
 	c->in_tx = true;
 	j->rc = j->fn(&c->tx, j->arg);
 	c->in_tx = false;
+	c->job = NULL;
+	c->job_deferred = false;
 	if (c->broken || conn_lost(c) || c->batch_failed)
 		return JOB_LOST;
+	if (c->defer_failed)
+		return JOB_RERUN;
 	bool failed = c->job_failed;
 	if (failed && j->rc == 0) {
 		log_err("store: a write job ignored a failed statement; it is rolled back");
@@ -977,11 +1109,35 @@ static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 		c->npending--; /* no statement: nothing to release or undo */
 		return JOB_RAN;
 	}
-	if ((failed || j->rc != 0 || again) && pipe_defer(c, SQL_ROLLBACK_TO) != 0)
-		return JOB_LOST;
-	if (pipe_defer(c, SQL_RELEASE) != 0)
-		return JOB_LOST;
+	if (failed || j->rc != 0 || again)
+		pipe_defer(c, SQL_ROLLBACK_TO);
+	pipe_defer(c, SQL_RELEASE);
 	return again ? JOB_AGAIN : JOB_RAN;
+}
+
+/* After jobs[k]'s deferred statement failed: PostgreSQL skipped everything
+ * after it, so the innermost savepoint is still jobs[k]'s. It is rolled back
+ * and released, jobs[k] is answered (or runs again in the next batch, for a
+ * deadlock and the like), and the batch goes on from jobs[k + 1], whose
+ * effects were never applied. Returns k + 1. */
+static int defer_recover(struct pconn *c, struct pjob **jobs, enum job_outcome *out, int n)
+{
+	struct pjob *j = c->defer_failed;
+	int k = 0;
+	while (k < n - 1 && jobs[k] != j)
+		k++;
+	bool again = c->defer_retry && ++j->tries < STORE_JOB_TRIES;
+	if (c->defer_retry && !again)
+		log_err("store: a write job failed %d times (SQLSTATE %s)", STORE_JOB_TRIES,
+			c->sqlstate);
+	if (c->defer_retry)
+		j->drc = STORE_EIO;
+	out[k] = again ? JOB_AGAIN : JOB_RAN;
+	c->defer_failed = NULL;
+	c->defer_retry = false;
+	pipe_defer(c, SQL_ROLLBACK_TO);
+	pipe_defer(c, SQL_RELEASE);
+	return k + 1;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -998,14 +1154,15 @@ static const char BUMP_SQL[] =
 /* The parameters of the account_version bump: one per account of the batch
  * (account 0 for unscoped jobs), on this writer's own shard. false: no job
  * of the batch moves a version. */
-static bool bump_params(struct pwriter *w, struct pjob *ran, char *list, size_t cap,
+static bool bump_params(struct pwriter *w, struct pjob *const *jobs,
+			const enum job_outcome *out, int njobs, char *list, size_t cap,
 			struct pg_params *p)
 {
 	int64_t acct[PG_BATCH_MAX];
 	size_t n = 0;
-	for (struct pjob *j = ran; j && n < PG_BATCH_MAX; j = j->next)
-		if (j->scope >= 0)
-			acct[n++] = j->scope;
+	for (int i = 0; i < njobs; i++)
+		if (out[i] != JOB_AGAIN && jobs[i]->scope >= 0)
+			acct[n++] = jobs[i]->scope;
 	if (!n)
 		return false;
 	qsort(acct, n, sizeof(acct[0]), cmp_i64);
@@ -1021,38 +1178,39 @@ static bool bump_params(struct pwriter *w, struct pjob *ran, char *list, size_t 
 	return true;
 }
 
-/* The deferred RELEASE, the version bump and COMMIT in one round trip, and
- * what COMMIT's answer means. *sent_commit: COMMIT was handed to libpq, so
- * from then on a lost connection leaves the outcome unknown (the jobs get
+/* The pending RELEASE, the version bump and COMMIT in one round trip, and
+ * what COMMIT's answer means: 0 committed, 1 a deferred statement failed
+ * (COMMIT was skipped: the transaction is open, aborted; defer_recover, then
+ * commit again), -1 not committed. *sent_commit: COMMIT was handed to libpq,
+ * so from then on a lost connection leaves the outcome unknown (the jobs get
  * STORE_EUNKNOWN, a kind of STORE_EIO, never success). */
-static int commit(struct pwriter *w, struct pjob *ran, bool *sent_commit)
+static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_outcome *out,
+		  int njobs, bool *sent_commit)
 {
 	struct pconn *c = w->conn;
 	char list[PG_BATCH_MAX * PG_NUM_MAX + 3];
 	struct pg_params p = {0};
-	bool bump = bump_params(w, ran, list, sizeof(list), &p);
-	int index = 0, prep = -1;
+	bool bump = bump_params(w, jobs, out, njobs, list, sizeof(list), &p);
+	int index = 0;
 	struct pstmt *slot = bump ? conn_stmt(c, BUMP_SQL, &index) : NULL;
 	if (bump && !slot)
 		return -1;
 	int64_t t0 = time_mono_us();
-	struct pipe q = pipe_start(c);
+	pipe_start(c);
 	if (bump)
-		pipe_stmt_queue(c, &q, slot, index, BUMP_SQL, &p, "account version", &prep);
-	int at = q.n;
-	pipe_cmd(c, &q, SQL_COMMIT);
-	*sent_commit = q.sent;
-	int bad = pipe_sync(c, &q);
-	if (prep >= 0 && result_ok(q.r[prep]))
-		stmt_prepared(slot, BUMP_SQL);
-	bool ok = bad < 0 && !strcmp(PQcmdStatus(q.r[at]), "COMMIT");
+		pipe_stmt_queue(c, slot, index, BUMP_SQL, &p, "account version");
+	int at = c->nq;
+	pipe_cmd(c, SQL_COMMIT);
+	*sent_commit = *sent_commit || c->qsent;
+	int bad = pipe_sync(c);
+	bool ok = bad < 0 && !strcmp(PQcmdStatus(c->q[at].r), "COMMIT");
+	pipe_reset(c);
+	if (!ok && c->defer_failed && !c->broken && !c->batch_failed)
+		return 1;
 	if (!ok && c->broken && *sent_commit)
 		log_err(
 		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
 		    "COMMIT was sent");
-	if (!c->broken)
-		c->npending = 0;
-	pipe_clear(&q);
 	if (!ok)
 		return -1;
 	metrics_count(store_m_commits, 0, 0, 1);
@@ -1089,6 +1247,9 @@ static bool pipe_begin(struct pconn *c)
 {
 	c->npending = 0;
 	c->batch_failed = false;
+	c->confirmed = false;
+	c->defer_failed = NULL;
+	pipe_reset(c);
 	if (conn_ensure(c) != 0 || PQenterPipelineMode(c->db) != 1)
 		return false;
 	c->pipe = true;
@@ -1098,10 +1259,48 @@ static bool pipe_begin(struct pconn *c)
 
 static void pipe_end(struct pconn *c)
 {
+	if (c->nq) /* answers never read (a batch lost before its Sync) */
+		c->broken = true;
+	pipe_reset(c);
 	if (c->pipe && c->db && !c->broken && PQexitPipelineMode(c->db) != 1)
 		c->broken = true;
 	c->pipe = false;
 	c->npending = 0;
+}
+
+/* Runs the jobs and commits: each ends up in out[] as run, to run again or
+ * lost (every one when the batch is). A failed deferred statement sends the
+ * batch back to the job after it (defer_recover), also from COMMIT; each
+ * such pass answers one more job, so the loop ends. */
+static bool run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
+		     bool *sent_commit)
+{
+	struct pconn *c = w->conn;
+	bool lost = !pipe_begin(c);
+	int64_t t0 = time_mono_us();
+	bool timed = false;
+	int i = 0;
+	while (!lost) {
+		while (i < n && !lost) {
+			out[i] = run_job(c, jobs[i]);
+			if (out[i] == JOB_RERUN)
+				i = defer_recover(c, jobs, out, n);
+			else
+				lost = out[i++] == JOB_LOST;
+		}
+		if (lost)
+			break;
+		if (!timed)
+			metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
+		timed = true;
+		int rc = commit(w, jobs, out, n, sent_commit);
+		if (rc != 1) {
+			lost = rc != 0;
+			break;
+		}
+		i = defer_recover(c, jobs, out, n);
+	}
+	return !lost;
 }
 
 /* Runs a batch: the jobs that ran (with their results) end up in *ran, the
@@ -1109,31 +1308,18 @@ static void pipe_end(struct pconn *c)
 static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, struct pjob **again)
 {
 	struct pconn *c = w->conn;
-	struct pjob **rt = ran, **at = again;
-	*ran = *again = NULL;
+	struct pjob *jobs[PG_BATCH_MAX];
+	enum job_outcome out[PG_BATCH_MAX];
+	int n = 0;
 	int64_t t0 = time_mono_us();
-	for (struct pjob *j = batch; j; j = j->next)
+	for (struct pjob *j = batch; j && n < PG_BATCH_MAX; j = j->next) {
 		metrics_observe(store_m_queued_us, 0, 0, (uint64_t)(t0 - j->queued_us));
-	c->writing = true;
-	bool lost = !pipe_begin(c);
-	while (batch) {
-		struct pjob *j = batch;
-		batch = j->next;
-		j->next = NULL;
-		enum job_outcome o = lost ? JOB_LOST : run_job(c, j);
-		lost = o == JOB_LOST;
-		if (o == JOB_AGAIN) {
-			*at = j;
-			at = &j->next;
-		} else {
-			*rt = j;
-			rt = &j->next;
-		}
+		out[n] = JOB_LOST;
+		jobs[n++] = j;
 	}
+	c->writing = true;
 	bool sent_commit = false;
-	metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
-	if (!lost)
-		lost = commit(w, *ran, &sent_commit) != 0;
+	bool lost = !run_jobs(w, jobs, out, n, &sent_commit);
 	pipe_end(c);
 	c->writing = false;
 	if (lost) {
@@ -1142,15 +1328,31 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		int rc = !gone ? STORE_EIO : sent_commit ? STORE_EUNKNOWN : STORE_EUNAVAIL;
 		if (!c->broken && !conn_lost(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
 			conn_cmd(c, "ROLLBACK");
-		fail_all(*ran, rc);
-		fail_all(*again, rc);
-		*rt = *again;
-		*again = NULL;
+		for (int i = 0; i < n; i++) {
+			out[i] = JOB_LOST;
+			jobs[i]->rc = rc;
+		}
 		/* Reconnected at the next batch; if that fails, the store goes
 		 * down (conn_ensure). */
 		if (c->broken || conn_lost(c))
 			conn_disconnect(c);
 	}
+	struct pjob **rt = ran, **at = again;
+	for (int i = 0; i < n; i++) {
+		struct pjob *j = jobs[i];
+		j->next = NULL;
+		if (out[i] == JOB_AGAIN) {
+			*at = j;
+			at = &j->next;
+			continue;
+		}
+		if (j->rc == 0)
+			j->rc = j->drc; /* the answer of its deferred statement */
+		*rt = j;
+		rt = &j->next;
+	}
+	*at = NULL;
+	*rt = NULL;
 	if (!lost && c->keys_changed)
 		keys_wait(c, *ran);
 	c->keys_changed = false;

@@ -42,7 +42,10 @@ int store_flowlog_insert(struct store_tx *tx, struct flowlog *fl); /* sets fl->r
 /* CreateFlowLog's check-and-set: inserts fl (setting fl->rowid) unless its
  * owner has quota flow logs already, then ERR_QUOTA_EXCEEDED_FLOWLOG. On
  * PostgreSQL the count is taken and raised in one conditional upsert of
- * flowlog_counts, so the quota holds across processes. */
+ * flowlog_counts, so the quota holds across processes. A job's last store
+ * call, whose result the job returns: on a PostgreSQL writer it returns 0
+ * before the answer is in, the answer then decides the job's result and
+ * sets fl->rowid, so fl must live until the job's done(). */
 int store_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota);
 int store_flowlog_update(struct store_tx *tx, const struct flowlog *fl);
 int store_flowlog_delete(struct store_tx *tx, const struct flowlog *fl);
@@ -76,7 +79,10 @@ int store_sag_delete(struct store_tx *tx, const struct sag *g); /* its devices g
  * not counted (0): neither action reads it. */
 int store_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 			  const char *sag_id, bool devices, struct flowlog *fl, struct sag *g);
-/* Binds g to flow log rowid fl_rowid, or unbinds it with 0. */
+/* Binds g to flow log rowid fl_rowid, or unbinds it with 0. A job's last
+ * store call, whose result the job returns (on a PostgreSQL writer its
+ * answer may decide the job's result after it returned 0; docs/store.md,
+ * "Deferred statements"). */
 int store_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);
 
 struct sag_filter {

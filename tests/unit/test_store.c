@@ -1631,19 +1631,21 @@ struct cas_arg {
 	int64_t account;
 	int idx, rc;
 	int64_t sag_rowid;
+	struct flowlog fl; /* the create's: its answer may arrive after the job returned */
 };
 
 static int cas_create(struct store_tx *tx, void *arg)
 {
 	struct cas_arg *a = arg;
-	struct flowlog fl;
-	flowlog_init(&fl);
-	fl.account_id = a->account;
-	snprintf(fl.region_id, sizeof(fl.region_id), "cn-hangzhou");
-	snprintf(fl.resource_group_id, sizeof(fl.resource_group_id), "rg-test");
-	snprintf(fl.id, sizeof(fl.id), "fl-test%011d", a->idx);
-	fl.created_ms = 1;
-	return store_flowlog_create(tx, &fl, TEST_PG_QUOTA);
+	struct flowlog *fl = &a->fl;
+	flowlog_init(fl);
+	fl->account_id = a->account;
+	snprintf(fl->region_id, sizeof(fl->region_id), "cn-hangzhou");
+	snprintf(fl->resource_group_id, sizeof(fl->resource_group_id), "rg-test");
+	snprintf(fl->id, sizeof(fl->id), "fl-test%011d", a->idx);
+	fl->created_ms = 1;
+	fl->rowid = 0;
+	return store_flowlog_create(tx, fl, TEST_PG_QUOTA);
 }
 
 static void *cas_create_main(void *p)
@@ -1842,6 +1844,16 @@ static int cas_device(struct store_tx *tx, void *arg)
 #define FL0 "fl-test00000000000"
 #define FL1 "fl-test00000000001"
 
+/* Associate's shape: the lookup, then the binding's deferred update. */
+static int bind_job(struct store_tx *tx, void *arg)
+{
+	struct lookup_arg *a = arg;
+	int rc = lookup_job(tx, a);
+	if (rc != 0 || a->rc != 0)
+		return rc ? rc : a->rc;
+	return store_sag_set_flowlog(tx, &a->g, a->devices ? a->fl.rowid : 0);
+}
+
 /* The answers in spec §3.7's order (a missing flow log first, whether the
  * gateway exists or not), the devices and the bound id read, and the round
  * trips: the lookup with the devices is one, as without them. */
@@ -1878,6 +1890,20 @@ static void test_pg_flowlog_sag_lookup(void **state)
 	PQfinish(pc);
 	assert_int_equal(lookup(&a, FL0, "sag-cas", false), 0);
 	assert_string_equal(a.g.flowlog_id, FL0);
+	/* Unbind, then bind: the lookup is the job's one round trip, the
+	 * binding's update rides with COMMIT. */
+	for (int bind = 0; bind < 2; bind++) {
+		struct store_stats before, after;
+		store_stats(s, &before);
+		a.flowlog_id = FL0;
+		a.sag_id = "sag-cas";
+		a.devices = bind;
+		assert_int_equal(store_write_async_wait(s, a.account, bind_job, &a), 0);
+		store_stats(s, &after);
+		assert_int_equal(after.round_trips - before.round_trips, 2);
+		assert_int_equal(lookup(&a, FL0, "sag-cas", false), 0);
+		assert_string_equal(a.g.flowlog_id, bind ? FL0 : "");
+	}
 	store_close(s);
 }
 
@@ -2009,12 +2035,31 @@ static void test_pg_flowlog_sag_races(void **state)
 
 /* ---- the pipelined writer (store_pg.c): round trips and error paths ---- */
 
-enum pipe_kind { PIPE_OK, PIPE_FAIL_AFTER, PIPE_BAD_SQL, PIPE_SECOND_FAILS, PIPE_NOOP };
+enum pipe_kind {
+	PIPE_OK,
+	PIPE_FAIL_AFTER,
+	PIPE_BAD_SQL,
+	PIPE_SECOND_FAILS,
+	PIPE_NOOP,
+	PIPE_DEFER,	  /* one deferred insert */
+	PIPE_DEFER_FAILS, /* one deferred insert of NULL: not_null_violation */
+};
+
+/* A deferred statement's check: a NOT NULL violation is the job's invalid
+ * parameter (a mapped SQLSTATE), any other failure the store's. */
+static int t_check(PGresult *r, const char *sqlstate, void *ctx)
+{
+	int *checked = ctx;
+	++*checked;
+	if (r)
+		return PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : STORE_EIO;
+	return !strcmp(sqlstate, "23502") ? ERR_INVALID_PARAMETER : STORE_EIO;
+}
 
 struct pipe_job {
 	int64_t id;
 	enum pipe_kind kind;
-	int rc, calls;
+	int rc, calls, checked;
 	int *statements; /* statements sent, for the round-trip count */
 	pthread_mutex_t *mu;
 	pthread_cond_t *cv;
@@ -2029,6 +2074,17 @@ static int pipe_job_fn(struct store_tx *tx, void *arg)
 	switch (j->kind) {
 	case PIPE_NOOP:
 		return 0;
+	case PIPE_DEFER:
+	case PIPE_DEFER_FAILS: {
+		struct pg_params p = {0};
+		pg_p_int(&p, j->id);
+		if (j->kind == PIPE_DEFER)
+			pg_p_int(&p, j->id * 3);
+		else
+			pg_p_text(&p, NULL);
+		return pg_tx_exec_deferred(tx, "INSERT INTO t(id, v) VALUES ($1, $2)", &p,
+					   "test deferred", t_check, &j->checked);
+	}
 	case PIPE_BAD_SQL: /* a PREPARE that fails: the job fails, the batch goes on */
 		++*j->statements;
 		return t_exec(tx, "INSERT INTO t(id, no_such_column) VALUES ($1, $2)", 2, v, NULL);
@@ -2116,6 +2172,124 @@ static void test_pg_pipelined_batch(void **state)
 	pthread_cond_destroy(&g.cv);
 }
 
+/* Deferred statements (pg_tx_exec_deferred) in one batch, two of them failing
+ * in the middle and one as the last job (found at COMMIT): each failing job
+ * gets its check's answer and leaves no row, the jobs whose statements the
+ * pipeline skipped after it run once more, the rest once, and every other
+ * row is durable. Round trips: the first statement of the batch (never
+ * deferred), each normal statement, one more for each normal statement a
+ * failure skipped, and COMMIT twice (the first one skipped). */
+static void test_pg_deferred_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	assert_int_equal(store_write(s, make_table, NULL), 0);
+	enum { N = 14 };
+	static const enum pipe_kind kinds[N] = {
+	    PIPE_OK,    PIPE_DEFER, PIPE_DEFER, PIPE_DEFER_FAILS, PIPE_DEFER,
+	    PIPE_OK,    PIPE_DEFER, PIPE_NOOP,  PIPE_DEFER_FAILS, PIPE_DEFER,
+	    PIPE_DEFER, PIPE_OK,    PIPE_DEFER, PIPE_DEFER_FAILS};
+	static const int calls[N] = {1, 1, 1, 1, 2, 2, 1, 1, 1, 2, 2, 2, 1, 1};
+	struct pipe_job jobs[N];
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = N, statements = 0;
+	struct gate g;
+	gate_close(s, &g);
+	struct store_stats before;
+	store_stats(s, &before);
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct pipe_job){.id = i + 1, .kind = kinds[i], .rc = -99,
+					    .statements = &statements, .mu = &mu, .cv = &cv,
+					    .pending = &pending};
+		store_write_async(s, pipe_job_fn, &jobs[i], pipe_job_done);
+	}
+	gate_open(&g);
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	int64_t ok = 0;
+	for (int i = 0; i < N; i++) {
+		enum pipe_kind k = kinds[i];
+		bool fails = k == PIPE_DEFER_FAILS;
+		print_message("job %d: calls %d checked %d rc %d\n", i, jobs[i].calls,
+			      jobs[i].checked, jobs[i].rc);
+		assert_int_equal(jobs[i].calls, calls[i]);
+		assert_int_equal(jobs[i].rc, fails ? ERR_INVALID_PARAMETER : 0);
+		/* Every answer checked once; the skipped ones never reach it. */
+		assert_int_equal(jobs[i].checked, k == PIPE_DEFER || fails);
+		struct lookup l = {.id = i + 1};
+		assert_int_equal(store_read(s, get_row, &l), 0);
+		assert_int_equal(l.found, k == PIPE_OK || k == PIPE_DEFER);
+		ok += k == PIPE_OK || k == PIPE_DEFER;
+	}
+	int64_t count = 0;
+	assert_int_equal(store_read(s, count_rows, &count), 0);
+	assert_int_equal(count, ok);
+	struct store_stats after;
+	store_stats(s, &after);
+	assert_int_equal(after.max_batch, N);
+	/* The gate's COMMIT; then job 0; jobs 5 and 11 twice each (the first
+	 * time skipped); COMMIT twice. */
+	assert_int_equal(after.round_trips - before.round_trips, 1 + 1 + 2 + 2 + 2);
+	store_close(s);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+
+/* CreateFlowLog's deferred upsert in one batch of creates beyond the quota:
+ * the first TEST_PG_QUOTA succeed (with their row ids), the rest get
+ * QuotaExceeded.FlowLog and leave nothing; the batch costs two round trips
+ * (its first statement, COMMIT) however many creates it holds. */
+static void test_pg_deferred_quota(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	enum { N = 12 };
+	struct cas_arg a[N];
+	struct gate g;
+	gate_close(s, &g);
+	struct store_stats before;
+	store_stats(s, &before);
+	struct scoped_call calls[N];
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct cas_arg){.s = s, .account = account, .idx = i, .rc = -99};
+		calls[i] = (struct scoped_call){.fn = cas_create, .arg = &a[i], .rc = -99};
+		pthread_mutex_init(&calls[i].mu, NULL);
+		pthread_cond_init(&calls[i].cv, NULL);
+		/* Unscoped: on the gate's writer, so they wait behind it. */
+		store_write_async(s, scoped_call_run, &calls[i], scoped_call_done);
+	}
+	gate_open(&g);
+	for (int i = 0; i < N; i++) {
+		pthread_mutex_lock(&calls[i].mu);
+		while (!calls[i].done)
+			pthread_cond_wait(&calls[i].cv, &calls[i].mu);
+		pthread_mutex_unlock(&calls[i].mu);
+		assert_int_equal(calls[i].rc, i < TEST_PG_QUOTA ? 0 : ERR_QUOTA_EXCEEDED_FLOWLOG);
+		if (i < TEST_PG_QUOTA)
+			assert_true(a[i].fl.rowid > 0);
+		pthread_mutex_destroy(&calls[i].mu);
+		pthread_cond_destroy(&calls[i].cv);
+	}
+	struct store_stats after;
+	store_stats(s, &after);
+	assert_int_equal(after.max_batch, N);
+	assert_int_equal(after.round_trips - before.round_trips, 1 + 2); /* + the gate's */
+	PGconn *c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs"), TEST_PG_QUOTA);
+	assert_int_equal(pg_scalar(c, "SELECT n FROM flowlog_counts"), TEST_PG_QUOTA);
+	PQfinish(c);
+	store_close(s);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+
 /* Two jobs on two stores (two nodes' writers) lock rows 1 and 2 in opposite
  * orders at the same moment: PostgreSQL kills one with 40P01, whose
  * savepoint is rolled back and which runs again in its writer's next batch,
@@ -2131,7 +2305,8 @@ struct dl_job {
 	struct dl_shared *sh;
 	struct store *s;
 	int64_t first, second;
-	int rc, calls;
+	int rc, calls, checked;
+	bool deferred; /* the second update is the job's deferred statement */
 };
 
 static bool dl_wait_both(struct dl_shared *sh)
@@ -2157,6 +2332,12 @@ static int dl_job_fn(struct store_tx *tx, void *arg)
 	int rc = t_exec(tx, "UPDATE t SET v = v + 1 WHERE id = $1", 1, a, NULL);
 	if (rc == 0 && first_run && !dl_wait_both(j->sh))
 		return STORE_EIO;
+	if (rc == 0 && j->deferred) {
+		struct pg_params p = {0};
+		pg_p_int(&p, b[0]);
+		return pg_tx_exec_deferred(tx, "UPDATE t SET v = v + 1 WHERE id = $1", &p,
+					   "test deferred update", t_check, &j->checked);
+	}
 	return rc ? rc : t_exec(tx, "UPDATE t SET v = v + 1 WHERE id = $1", 1, b, NULL);
 }
 
@@ -2167,7 +2348,7 @@ static void *dl_main(void *arg)
 	return NULL;
 }
 
-static void test_pg_deadlock_requeued(void **state)
+static void deadlock_run(void **state, bool deferred)
 {
 	struct fixture *f = *state;
 	PGconn *c = pg_admin(NULL);
@@ -2183,8 +2364,8 @@ static void test_pg_deadlock_requeued(void **state)
 	assert_int_equal(store_write(s[0], insert_row, &r1), 0);
 	assert_int_equal(store_write(s[0], insert_row, &r2), 0);
 	struct dl_shared sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-	struct dl_job j[2] = {{.sh = &sh, .s = s[0], .first = 1, .second = 2},
-			      {.sh = &sh, .s = s[1], .first = 2, .second = 1}};
+	struct dl_job j[2] = {{.sh = &sh, .s = s[0], .first = 1, .second = 2, .deferred = deferred},
+			      {.sh = &sh, .s = s[1], .first = 2, .second = 1, .deferred = deferred}};
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, dl_main, &j[i]), 0);
@@ -2206,6 +2387,19 @@ static void test_pg_deadlock_requeued(void **state)
 					 "WHERE datname = current_database()");
 	assert_true(deadlocks >= 1);
 	PQfinish(c);
+}
+
+static void test_pg_deadlock_requeued(void **state)
+{
+	deadlock_run(state, false);
+}
+
+/* The same with the second update deferred: the deadlock is found at the
+ * victim's COMMIT, which PostgreSQL skipped; the victim is rolled back to
+ * its savepoint and runs again, the batch commits without it. */
+static void test_pg_deadlock_deferred(void **state)
+{
+	deadlock_run(state, true);
 }
 
 /* ---- shard slots: N nodes starting at once hold distinct ones ---- */
@@ -2497,6 +2691,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_immediate_stop, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_pipelined_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_requeued, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_deferred_batch, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_shard_slots, setup_pg, teardown_pg),
 	};
 	failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, NULL, NULL);
