@@ -12,23 +12,33 @@ struct slsexport {
 	struct exporter ex;
 	struct slssend *s;
 	struct slssend_dest d;
-	struct flow_rec pending[SLSGROUP_MAX_LOGS];
+	struct flow_rec *pending; /* SLSGROUP_MAX_LOGS of them, handed over whole */
 	size_t n;
 	int64_t now_us, oldest_us;
 };
 
+/* The batch goes to the delivery thread as it is: the capture thread copies
+ * each record once (into the batch), not twice. */
 static void sx_hand_over(struct slsexport *x)
 {
+	if (!x->n)
+		return;
+	if (x->n < SLSGROUP_MAX_LOGS) /* a tick's: what waits holds what it needs */
+		x->pending = xrealloc(x->pending, x->n * sizeof(*x->pending));
 	slssend_submit(x->s, &x->d, x->pending, x->n);
-	x->ex.st.datagrams += x->n != 0;
+	x->ex.st.datagrams++;
+	x->pending = NULL;
 	x->n = 0;
 }
 
 static void sx_record(struct exporter *ex, const struct flow_rec *rec)
 {
 	struct slsexport *x = (struct slsexport *)ex;
-	if (x->n == 0)
+	if (x->n == 0) {
+		if (!x->pending)
+			x->pending = xmalloc(SLSGROUP_MAX_LOGS * sizeof(*x->pending));
 		x->oldest_us = x->now_us > rec->last_us ? x->now_us : rec->last_us;
+	}
 	x->pending[x->n++] = *rec;
 	ex->st.records++;
 	if (x->n == SLSGROUP_MAX_LOGS)
@@ -51,8 +61,10 @@ static void sx_flush(struct exporter *ex)
 
 static void sx_free(struct exporter *ex)
 {
-	sx_hand_over((struct slsexport *)ex);
-	free(ex);
+	struct slsexport *x = (struct slsexport *)ex;
+	sx_hand_over(x);
+	free(x->pending);
+	free(x);
 }
 
 static const struct exporter_ops slsexport_ops = {sx_record, sx_tick, sx_flush, sx_free};

@@ -100,8 +100,12 @@ static void spool_batch(struct slssend *s, const struct batch *b)
 	struct spool_group g = {str_c(pack),	     str_c(b->d.project),   str_c(b->d.logstore),
 				str_c(b->d.url_base), str_c(b->d.connect_to), (uint32_t)b->n,
 				(uint32_t)raw,	      {body.p, body.len}};
+	/* The file's write and fsyncs outside mu: the capture thread takes mu
+	 * to hand over a batch and must not wait for the disk. */
+	struct spool_prep prep;
+	spool_prepare(s->spool, &g, &prep);
 	pthread_mutex_lock(&s->mu);
-	spool_push(s->spool, &g);
+	spool_commit(s->spool, &prep);
 	pthread_cond_broadcast(&s->send_cv);
 	pthread_mutex_unlock(&s->mu);
 	buf_free(&body);
@@ -375,11 +379,12 @@ struct slssend *slssend_start(const struct slssend_config *c)
 	return s;
 }
 
-void slssend_submit(struct slssend *s, const struct slssend_dest *d, const struct flow_rec *r,
-		    size_t n)
+void slssend_submit(struct slssend *s, const struct slssend_dest *d, struct flow_rec *r, size_t n)
 {
-	if (!n)
+	if (!n) {
+		free(r);
 		return;
+	}
 	pthread_mutex_lock(&s->mu);
 	if (s->npending >= SLSSEND_MAX_PENDING) {
 		/* The thread is far behind (a disk that does not take writes):
@@ -387,6 +392,7 @@ void slssend_submit(struct slssend *s, const struct slssend_dest *d, const struc
 		s->overflow += n;
 		s->st.dropped += n;
 		pthread_mutex_unlock(&s->mu);
+		free(r);
 		log_warn("sls: %zu records dropped: the delivery thread is %d batches behind", n,
 			 SLSSEND_MAX_PENDING);
 		return;
@@ -394,8 +400,7 @@ void slssend_submit(struct slssend *s, const struct slssend_dest *d, const struc
 	pthread_mutex_unlock(&s->mu);
 	struct batch *b = xcalloc(1, sizeof(*b));
 	b->d = *d;
-	b->r = xmalloc(n * sizeof(*r));
-	memcpy(b->r, r, n * sizeof(*r));
+	b->r = r;
 	b->n = n;
 	pthread_mutex_lock(&s->mu);
 	if (s->tail)

@@ -59,9 +59,10 @@ struct slssend *slssend_start(const struct slssend_config *c);
  * What is still queued stays in the spool. The last counts go to *last (when
  * not NULL; zeros for s NULL). NULL s is a no-op. */
 void slssend_stop(struct slssend *s, int64_t timeout_ms, struct slssend_stats *last);
-/* Hands n records (copied) to the thread, bound for d. */
-void slssend_submit(struct slssend *s, const struct slssend_dest *d, const struct flow_rec *r,
-		    size_t n);
+/* Hands n records to the thread, bound for d: r (from malloc) becomes the
+ * thread's, which frees it (no copy on the capture thread; NULL r with n 0
+ * is a no-op). */
+void slssend_submit(struct slssend *s, const struct slssend_dest *d, struct flow_rec *r, size_t n);
 void slssend_get_stats(struct slssend *s, struct slssend_stats *out);
 
 #endif

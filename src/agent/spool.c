@@ -335,33 +335,47 @@ static int drop_oldest(struct spool *s)
 	return 0;
 }
 
+/* The file of a prepared group is written under a sequence number only the
+ * encoder hands out (next_seq), so preparing touches nothing the senders
+ * read; spool_commit does the accounting. */
+int spool_prepare(struct spool *s, const struct spool_group *g, struct spool_prep *p)
+{
+	*p = (struct spool_prep){.records = g->records};
+	spool_serialize(g, &p->b);
+	if (p->b.len > s->max_bytes)
+		return p->rc = SPOOL_PREP_TOO_BIG;
+	p->seq = s->next_seq++;
+	if (s->dir && write_entry(s, p->seq, &p->b) < 0)
+		return p->rc = SPOOL_PREP_UNWRITTEN;
+	return p->rc = SPOOL_PREP_OK;
+}
+
+int spool_commit(struct spool *s, struct spool_prep *p)
+{
+	if (p->rc == SPOOL_PREP_TOO_BIG)
+		log_warn("spool: a group of %zu bytes exceeds the bound of %" PRIu64 " bytes: dropped",
+			 p->b.len, s->max_bytes);
+	if (p->rc != SPOOL_PREP_OK) {
+		s->st.dropped_groups++;
+		s->st.dropped_records += p->records;
+		buf_free(&p->b);
+		return -1;
+	}
+	while (s->st.bytes + p->b.len > s->max_bytes && drop_oldest(s) == 0)
+		;
+	struct spool_entry e = {p->seq, p->b.len, p->records, NULL, false};
+	if (!s->dir)
+		e.mem = buf_steal(&p->b);
+	add_entry(s, e);
+	buf_free(&p->b);
+	return 0;
+}
+
 int spool_push(struct spool *s, const struct spool_group *g)
 {
-	struct buf b = {0};
-	spool_serialize(g, &b);
-	if (b.len > s->max_bytes) {
-		s->st.dropped_groups++;
-		s->st.dropped_records += g->records;
-		log_warn("spool: a group of %zu bytes exceeds the bound of %" PRIu64 " bytes: dropped",
-			 b.len, s->max_bytes);
-		buf_free(&b);
-		return -1;
-	}
-	while (s->st.bytes + b.len > s->max_bytes && drop_oldest(s) == 0)
-		;
-	uint64_t seq = s->next_seq++;
-	if (s->dir && write_entry(s, seq, &b) < 0) {
-		s->st.dropped_groups++;
-		s->st.dropped_records += g->records;
-		buf_free(&b);
-		return -1;
-	}
-	struct spool_entry e = {seq, b.len, g->records, NULL, false};
-	if (!s->dir)
-		e.mem = buf_steal(&b);
-	add_entry(s, e);
-	buf_free(&b);
-	return 0;
+	struct spool_prep p;
+	spool_prepare(s, g, &p);
+	return spool_commit(s, &p);
 }
 
 /* Entry i's bytes into *store and parsed into *g: 0, or -1 when they no

@@ -57,6 +57,21 @@ void spool_close(struct spool *s); /* NULL is a no-op; queued groups stay on dis
 /* Queues g; drops the oldest groups while the bound is exceeded. 0, or -1
  * when g cannot be written (then it is dropped, counted and logged). */
 int spool_push(struct spool *s, const struct spool_group *g);
+/* spool_push in two halves, so the file's write and fsyncs need no lock
+ * (slssend.c): spool_prepare serializes g and, with a directory, writes it;
+ * only one thread may prepare (it hands out the sequence numbers).
+ * spool_commit, under the lock that guards the rest of the spool, queues it
+ * (dropping the oldest while the bound is exceeded) or counts it dropped;
+ * it frees p's bytes either way. Returns as spool_push. */
+enum spool_prep_rc { SPOOL_PREP_OK, SPOOL_PREP_TOO_BIG, SPOOL_PREP_UNWRITTEN };
+struct spool_prep {
+	struct buf b;
+	uint64_t seq;
+	uint32_t records;
+	enum spool_prep_rc rc;
+};
+int spool_prepare(struct spool *s, const struct spool_group *g, struct spool_prep *p);
+int spool_commit(struct spool *s, struct spool_prep *p);
 /* The oldest group not claimed yet into *g (its bytes in *store, which the
  * caller frees), now claimed, and its sequence number in *seq: 0, or 1 when
  * every queued group is claimed or none is queued. Unreadable files are

@@ -410,9 +410,16 @@ struct logs_slot {
 	Sls__Log__Content c;		  /* decoded, into kv */
 };
 
+/* An index whose last SLS_LOGS_COLD Contents matched no way (a flow's
+ * addresses, ports, byte counts) is cold: its Contents are unpacked where
+ * they are, without comparing them with the ways or copying them in, but
+ * for every SLS_LOGS_PROBE-th, which uses the ways as before; one hit warms
+ * the index again. */
 struct logs_index {
 	struct logs_slot way[SLS_LOGS_WAYS];
-	size_t next; /* the way to replace */
+	size_t next;	/* the way to replace */
+	uint32_t misses; /* in a row */
+	uint32_t skipped; /* Contents unpacked while cold */
 };
 
 struct sls_logs {
@@ -445,6 +452,7 @@ enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **d
 		for (size_t w = 0; w < SLS_LOGS_WAYS; w++)
 			s->slot[i].way[w].len = 0;
 		s->slot[i].next = 0;
+		s->slot[i].misses = s->slot[i].skipped = 0;
 	}
 	*out = s;
 	return SLS_ERR_OK;
@@ -483,17 +491,23 @@ static void slot_keep(struct logs_slot *t, ProtobufCBinaryData b, const Sls__Log
 static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b)
 {
 	struct logs_index *x = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
+	if (x && x->misses >= SLS_LOGS_COLD && ++x->skipped % SLS_LOGS_PROBE != 0)
+		x = NULL; /* cold */
 	/* The ways of an index hold the same key, so values differ at the end:
 	 * the last byte first, before memcmp. */
 	for (size_t w = 0; x && w < SLS_LOGS_WAYS; w++) {
 		struct logs_slot *t = &x->way[w];
 		if (t->len && t->len == b.len && t->bytes[b.len - 1] == b.data[b.len - 1] &&
-		    memcmp(t->bytes, b.data, b.len) == 0)
+		    memcmp(t->bytes, b.data, b.len) == 0) {
+			x->misses = 0;
 			return &t->c;
+		}
 	}
 	/* A nested message: protobuf-c generates no unpack function of its own. */
 	Sls__Log__Content *c = (Sls__Log__Content *)protobuf_c_message_unpack(
 		&sls__log__content__descriptor, &s->log_alloc, b.len, b.data);
+	if (x)
+		x->misses++;
 	if (!c || !x || b.len > SLS_LOGS_SLOT_BYTES) /* key + value < the packed bytes */
 		return c;
 	struct logs_slot *t = &x->way[x->next];

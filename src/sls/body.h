@@ -25,6 +25,8 @@
 #define SLS_LOGS_SLOTS 64         /* indexes of a Log whose Contents are kept (sls_logs_get) ... */
 #define SLS_LOGS_WAYS 4           /* ... this many at each index ... */
 #define SLS_LOGS_SLOT_BYTES 128   /* ... when their packed bytes are at most this long */
+#define SLS_LOGS_COLD 8           /* misses in a row after which an index skips its ways ... */
+#define SLS_LOGS_PROBE 32         /* ... but for one Log in this many, which tries them again */
 
 enum sls_compress { SLS_COMPRESS_NONE, SLS_COMPRESS_LZ4, SLS_COMPRESS_DEFLATE, SLS_COMPRESS_ZSTD };
 

@@ -477,6 +477,50 @@ static void test_logs_slots(void **state)
 }
 
 /* The Hosts (and absolute-form authorities) the Log Service claims. */
+/* An index whose Contents miss the ways SLS_LOGS_COLD times in a row is
+ * unpacked without them until a probe (one Log in SLS_LOGS_PROBE) hits:
+ * Content 0 is new in every Log for a while and then one value for good,
+ * Content 1 alternates between two, Content 2 is new in every Log but for
+ * one in five, which repeats a value its ways held before the index went
+ * cold. Every Log decodes as the whole-group decoder decodes it. */
+static void test_logs_cold(void **state)
+{
+	(void)state;
+	enum { LOGS = 4 * SLS_LOGS_PROBE + 7, NC = 3 };
+	static char text[LOGS][NC][2][24];
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	static Sls__Log l[LOGS], *lp[LOGS];
+	static Sls__Log__Content c[LOGS][NC], *cp[LOGS][NC];
+	for (size_t i = 0; i < LOGS; i++) {
+		sls__log__init(&l[i]);
+		l[i].time = 1700000000;
+		for (size_t j = 0; j < NC; j++) {
+			snprintf(text[i][j][0], sizeof(text[i][j][0]), "k%zu", j);
+			if (j == 0)
+				snprintf(text[i][j][1], sizeof(text[i][j][1]), "%s%zu",
+					 i < 2 * SLS_LOGS_PROBE ? "u" : "same", i < 2 * SLS_LOGS_PROBE ? i : 0);
+			else if (j == 1)
+				snprintf(text[i][j][1], sizeof(text[i][j][1]), "a%zu", i % 2);
+			else
+				snprintf(text[i][j][1], sizeof(text[i][j][1]), "n%zu", i % 5 ? i : 0);
+			sls__log__content__init(&c[i][j]);
+			c[i][j].key = (ProtobufCBinaryData){strlen(text[i][j][0]), (uint8_t *)text[i][j][0]};
+			c[i][j].value = (ProtobufCBinaryData){strlen(text[i][j][1]), (uint8_t *)text[i][j][1]};
+			cp[i][j] = &c[i][j];
+		}
+		l[i].n_contents = NC;
+		l[i].contents = cp[i];
+		lp[i] = &l[i];
+	}
+	g.n_logs = LOGS;
+	g.logs = lp;
+	size_t n = sls__log_group__get_packed_size(&g);
+	uint8_t *buf = malloc(n);
+	sls__log_group__pack(&g, buf);
+	assert_logs_equal(buf, n);
+	free(buf);
+}
+
 static void test_host_forms(void **state)
 {
 	static const struct {
@@ -540,7 +584,7 @@ int main(void)
 		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
-		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_logs_slots), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_logs_slots), cmocka_unit_test(test_logs_cold), cmocka_unit_test(test_host_forms),
 		cmocka_unit_test(test_path_forms),
 		cmocka_unit_test(test_device_example),
 	};

@@ -97,6 +97,50 @@ static void test_bound_and_restart(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* spool_push in its halves: after spool_prepare the group's file is on disk
+ * but not queued (nothing counted, nothing to claim); spool_commit queues it.
+ * A group above the bound is refused at commit and counted dropped. */
+static void test_prepare_commit(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sagflow-spool-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char body[1000], big[4000];
+	memset(body, 'x', sizeof(body));
+	memset(big, 'y', sizeof(big));
+	struct spool *s = spool_open(dir, 3500);
+	assert_non_null(s);
+	struct spool_group g = group("P-0", 10, (struct str){body, sizeof(body)}), back;
+	struct spool_prep p;
+	assert_int_equal(spool_prepare(s, &g, &p), SPOOL_PREP_OK);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/" SPOOL_DIR_NAME "/%016llx.grp", dir, (unsigned long long)p.seq);
+	assert_int_equal(access(path, F_OK), 0);
+	struct spool_stats st;
+	spool_get_stats(s, &st);
+	assert_int_equal(st.groups, 0);
+	struct buf store = {0};
+	uint64_t seq;
+	assert_int_equal(spool_claim(s, &store, &back, &seq), 1);
+	assert_int_equal(spool_commit(s, &p), 0);
+	spool_get_stats(s, &st);
+	assert_int_equal(st.groups, 1);
+	assert_int_equal(st.records, 10);
+	assert_int_equal(spool_claim(s, &store, &back, &seq), 0);
+	assert_true(str_eqc(back.pack_id, "P-0"));
+	struct spool_group b = group("P-1", 7, (struct str){big, sizeof(big)});
+	assert_int_equal(spool_prepare(s, &b, &p), SPOOL_PREP_TOO_BIG);
+	assert_int_equal(spool_commit(s, &p), -1);
+	spool_get_stats(s, &st);
+	assert_int_equal(st.groups, 1);
+	assert_int_equal(st.dropped_groups, 1);
+	assert_int_equal(st.dropped_records, 7);
+	buf_free(&store);
+	spool_close(s);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 /* Two senders: each claim gets the oldest group nobody has in flight; a
  * retried group is handed out again, oldest first; the bound never drops a
  * claimed group. */
@@ -311,6 +355,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_bound_and_restart),
+		cmocka_unit_test(test_prepare_commit),
 		cmocka_unit_test(test_claims),
 		cmocka_unit_test(test_group),
 		cmocka_unit_test(test_group_widest),
