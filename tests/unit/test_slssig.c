@@ -416,6 +416,19 @@ static void assert_logs_equal(const uint8_t *buf, size_t n)
 	sls_loggroup_free(d);
 }
 
+/* The n logs packed as one LogGroup, then assert_logs_equal. */
+static void assert_group_logs_equal(Sls__Log **logs, size_t n)
+{
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	g.n_logs = n;
+	g.logs = logs;
+	size_t len = sls__log_group__get_packed_size(&g);
+	uint8_t *buf = malloc(len);
+	sls__log_group__pack(&g, buf);
+	assert_logs_equal(buf, len);
+	free(buf);
+}
+
 /* sls_logs_get reuses a Content whose packed bytes equal one kept at the same
  * index from the logs before: logs that repeat, change a value (of the same
  * length too), reorder, shrink, grow past SLS_LOGS_SLOTS, hold an empty value
@@ -429,7 +442,6 @@ static void test_logs_slots(void **state)
 	static char longv[SLS_LOGS_SLOT_BYTES + 40];
 	memset(longv, 'L', sizeof(longv) - 1);
 	static char text[LOGS][MAXC][2][24];
-	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
 	Sls__Log l[LOGS], *lp[LOGS];
 	static Sls__Log__Content c[LOGS][MAXC], *cp[LOGS][MAXC];
 	size_t nc[LOGS] = {5, 5, 5, 3, MAXC, MAXC};
@@ -454,13 +466,7 @@ static void test_logs_slots(void **state)
 		l[i].contents = cp[i];
 		lp[i] = &l[i];
 	}
-	g.n_logs = LOGS;
-	g.logs = lp;
-	size_t n = sls__log_group__get_packed_size(&g);
-	uint8_t *buf = malloc(n);
-	sls__log_group__pack(&g, buf);
-	assert_logs_equal(buf, n);
-	free(buf);
+	assert_group_logs_equal(lp, LOGS);
 	/* Log 1's Content 0 is a varint 1, not a Content, after log 0's good one. */
 	static const uint8_t bad[] = {0x0a, 0x0c, 0x08, 0x01, 0x12, 0x08, 0x0a, 0x02, 'k', '0', 0x12, 0x02, 'v', '0',
 				      0x0a, 0x06, 0x08, 0x01, 0x12, 0x02, 0x08, 0x01};
@@ -476,7 +482,6 @@ static void test_logs_slots(void **state)
 			 SLS_ERR_POST_BODY_INVALID);
 }
 
-/* The Hosts (and absolute-form authorities) the Log Service claims. */
 /* An index whose Contents miss the ways SLS_LOGS_COLD times in a row is
  * unpacked without them until a probe (one Log in SLS_LOGS_PROBE) hits:
  * Content 0 is new in every Log for a while and then one value for good,
@@ -488,7 +493,6 @@ static void test_logs_cold(void **state)
 	(void)state;
 	enum { LOGS = 4 * SLS_LOGS_PROBE + 7, NC = 3 };
 	static char text[LOGS][NC][2][24];
-	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
 	static Sls__Log l[LOGS], *lp[LOGS];
 	static Sls__Log__Content c[LOGS][NC], *cp[LOGS][NC];
 	for (size_t i = 0; i < LOGS; i++) {
@@ -512,15 +516,10 @@ static void test_logs_cold(void **state)
 		l[i].contents = cp[i];
 		lp[i] = &l[i];
 	}
-	g.n_logs = LOGS;
-	g.logs = lp;
-	size_t n = sls__log_group__get_packed_size(&g);
-	uint8_t *buf = malloc(n);
-	sls__log_group__pack(&g, buf);
-	assert_logs_equal(buf, n);
-	free(buf);
+	assert_group_logs_equal(lp, LOGS);
 }
 
+/* The Hosts (and absolute-form authorities) the Log Service claims. */
 static void test_host_forms(void **state)
 {
 	static const struct {
