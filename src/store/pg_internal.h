@@ -74,6 +74,14 @@ int pg_tx_exec_n(struct store_tx *tx, const struct pg_stmt *st, int n, PGresult 
 typedef int (*pg_check_fn)(PGresult *r, const char *sqlstate, void *ctx);
 int pg_tx_exec_deferred(struct store_tx *tx, const char *sql, const struct pg_params *p,
 			const char *what, pg_check_fn check, void *ctx);
+/* For a quota-checked insert on a writer: true, and the job's flow log
+ * counts toward owner o's flowlog_counts in one raise per owner for the whole
+ * batch, sent with COMMIT (store_pg.c, count_params): the caller inserts its
+ * row without touching the counter, and a batch that would pass quota runs
+ * again with one check per job. false (reads, the first batches after such a
+ * refusal): the caller checks and raises the counter itself. o.region_id must
+ * live until the job's done(). */
+bool pg_tx_count_in_batch(struct store_tx *tx, struct owner o, int64_t quota);
 /* What a store_fn returns after pg_tx_exec failed: STORE_EUNAVAIL when the
  * connection is gone, STORE_EIO otherwise. */
 int pg_tx_err(struct store_tx *tx);

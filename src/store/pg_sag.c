@@ -245,9 +245,15 @@ int pg_flowlog_create(struct store_tx *tx, struct flowlog *fl, int64_t quota)
 	 * inserted from the upsert's answer in the same statement: no answer, no
 	 * row, and a failed insert undoes the count with it. Its answer decides
 	 * only this job's result, so the writer does not wait for it (quota
-	 * exceeded changed nothing). */
+	 * exceeded changed nothing). In a writer's batch the count is raised
+	 * once per owner at COMMIT instead (pg_tx_count_in_batch), and the row
+	 * inserted alone. */
 	struct pg_params p = {0};
 	p_flowlog_row(&p, fl);
+	if (pg_tx_count_in_batch(tx, (struct owner){fl->account_id, fl->region_id}, quota))
+		return pg_tx_exec_deferred(
+		    tx, FLOWLOG_INSERT "VALUES (" FLOWLOG_INSERT_PARAMS ") RETURNING id", &p,
+		    "flowlog insert", create_check, fl);
 	pg_p_int(&p, quota);
 	return pg_tx_exec_deferred(
 	    tx,

@@ -162,6 +162,7 @@ struct store_stats {
 	uint64_t checkpoints; /* WAL checkpoint passes run (incl. restarts) */
 	uint64_t read_conns;  /* read connections open (one per thread that read) */
 	uint64_t round_trips; /* PostgreSQL: the writers' round trips (pipeline syncs) */
+	uint64_t strict_redos; /* PostgreSQL: batches run again with a quota check per job */
 };
 void store_stats(struct store *s, struct store_stats *out);
 

@@ -47,6 +47,14 @@
  * and a connect attempt a second is nothing to a server that is down. */
 #define PG_BACKOFF_MAX_US 1000000
 #define PG_PING_US 1000000	  /* the health thread checks a live server this often */
+/* A writer connection that answered this recently counts as alive for its
+ * next batch: the batch's first statement is deferred too, so the whole batch
+ * is one round trip (pipe_begin). */
+#define PG_LIVE_US 100000
+/* After a batch's count raise hit the quota, this many batches check it per
+ * job: an account at its quota does not run every batch twice. */
+#define PG_STRICT_BATCHES 16
+#define PG_SQLSTATE_QUOTA "SGQ01"	   /* raised by flowlog_counts_raise (sql/pg/0009) */
 #define PG_MIGRATION_LOCK 0x7361676d6967LL /* pg_advisory_xact_lock key: "sagmig" */
 #define PG_APP_NAME "sagflow"
 /* Fixed commands waiting for the next statement: at most BEGIN, a job's
@@ -109,6 +117,8 @@ struct pconn {
 	struct pjob *job;   /* the running job (writers) */
 	bool job_deferred;  /* it sent a deferred statement: its last */
 	bool confirmed;	    /* a round trip of this batch came back: the connection lives */
+	bool strict;	     /* this batch raises flowlog_counts per job (pwriter.strict) */
+	int64_t answered_us; /* time_mono_us of its last round trip that came back */
 	/* The job whose deferred statement failed (the pipeline skipped what
 	 * followed it) and whether it is to run again; NULL: none. */
 	struct pjob *defer_failed;
@@ -126,6 +136,10 @@ struct pjob {
 	int64_t queued_us; /* time_mono_us when queued */
 	int rc, tries;
 	int drc; /* what its deferred statement's answer decided (0: none or success) */
+	/* A flow log it inserted counts toward this owner's flowlog_counts raise
+	 * at COMMIT (pg_tx_count_in_batch); count_region NULL: none. */
+	int64_t count_account, count_quota;
+	const char *count_region;
 	struct pjob *next;
 };
 
@@ -137,6 +151,9 @@ struct pwriter {
 	struct pjob *head, **tailp;
 	size_t queued;
 	bool done;
+	/* Batches still to run with one quota check per job, after a batch's
+	 * count raise found an owner at its quota (PG_STRICT_BATCHES). */
+	int strict;
 	struct pconn *conn;
 };
 
@@ -157,6 +174,7 @@ struct pg_store {
 	struct pconn *readers, *free_readers;
 	struct store_stats stats;
 	_Atomic uint64_t round_trips; /* the writers' (stats.round_trips) */
+	_Atomic uint64_t strict_redos; /* stats.strict_redos */
 	struct pg_listen *listen; /* serve's node membership (pg_listen.h), or NULL */
 	struct pg_admitq *admitq; /* store_admit's batcher (pg_admitq.h) */
 };
@@ -237,6 +255,7 @@ static void conn_disconnect(struct pconn *c)
 	PQfinish(c->db);
 	c->db = NULL;
 	c->broken = false;
+	c->answered_us = 0;
 	conn_forget_statements(c); /* prepared statements live in the session */
 }
 
@@ -268,7 +287,8 @@ static void conn_note_failure(struct pconn *c, const PGresult *r, const char *wh
 	if (conn_lost(c) || !c->sqlstate[0] || !strncmp(c->sqlstate, "08", 2) ||
 	    !strncmp(c->sqlstate, "57P", 3))
 		c->broken = true;
-	else if (c->writing && sqlstate_retry(c->sqlstate))
+	else if (c->writing &&
+		 (sqlstate_retry(c->sqlstate) || !strcmp(c->sqlstate, PG_SQLSTATE_QUOTA)))
 		c->retry = true;
 	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	if (!msg)
@@ -461,6 +481,7 @@ static int pipe_sync(struct pconn *c)
 		return bad >= 0 ? bad : 0;
 	}
 	c->confirmed = true;
+	c->answered_us = time_mono_us();
 	pipe_answers(c, bad);
 	return bad;
 }
@@ -1085,6 +1106,7 @@ static enum job_outcome run_job(struct pconn *c, struct pjob *j)
 	c->sqlstate[0] = '\0';
 	c->job = j;
 	j->drc = 0;
+	j->count_region = NULL;
 	c->in_tx = true;
 	j->rc = j->fn(&c->tx, j->arg);
 	c->in_tx = false;
@@ -1178,10 +1200,129 @@ static bool bump_params(struct pwriter *w, struct pjob *const *jobs,
 	return true;
 }
 
+static const char COUNT_SQL[] =
+    "SELECT flowlog_counts_raise($1::bigint[], $2::text[], $3::bigint[], $4::bigint)";
+
+/* A PostgreSQL array literal being built: "{" first, then elements. Its
+ * buffer is sized for PG_BATCH_MAX of the largest element (count_list). */
+struct arr {
+	char *b;
+	size_t cap, len;
+};
+
+static void arr_open(struct arr *a, char *b, size_t cap)
+{
+	*a = (struct arr){b, cap, 1};
+	memcpy(b, "{}", 3);
+}
+
+static void arr_char(struct arr *a, char ch)
+{
+	if (a->len + 2 >= a->cap)
+		fatal("store: array literal over %zu bytes", a->cap);
+	a->b[a->len++] = ch;
+	memcpy(a->b + a->len, "}", 2);
+}
+
+/* One element, double-quoted with \ before " and \: taken as it is. */
+static void arr_text(struct arr *a, const char *v)
+{
+	if (a->len > 1)
+		arr_char(a, ',');
+	arr_char(a, '"');
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			arr_char(a, '\\');
+		arr_char(a, *v);
+	}
+	arr_char(a, '"');
+}
+
+static void arr_int(struct arr *a, int64_t v)
+{
+	char num[PG_NUM_MAX];
+	snprintf(num, sizeof(num), "%" PRId64, v);
+	if (a->len > 1)
+		arr_char(a, ',');
+	for (const char *d = num; *d; d++)
+		arr_char(a, *d);
+}
+
+/* The count raise's parameters: per owner, in (account, region) order. */
+struct count_list {
+	char accounts[PG_BATCH_MAX * PG_NUM_MAX + 3];
+	char regions[PG_BATCH_MAX * (2 * DOMAIN_REGION_MAX + 3) + 3];
+	char counts[PG_BATCH_MAX * PG_NUM_MAX + 3];
+};
+
+static int cmp_count_owner(const void *a, const void *b)
+{
+	const struct pjob *x = *(struct pjob *const *)a, *y = *(struct pjob *const *)b;
+	if (x->count_account != y->count_account)
+		return x->count_account < y->count_account ? -1 : 1;
+	return strcmp(x->count_region, y->count_region);
+}
+
+/* A job whose flow log the batch keeps: it ran, and neither it nor the answer
+ * of its insert (when already read) failed; an answer still to come that
+ * fails skips this raise with COMMIT (defer_recover, then a new raise). */
+static bool job_counts(const struct pjob *j, enum job_outcome out)
+{
+	return j->count_region && out == JOB_RAN && j->rc == 0 && j->drc == 0;
+}
+
+/* false: no flow log of the batch counts. The quota is the smallest any of
+ * its jobs asked for (they all come from one configuration). */
+static bool count_params(struct pjob *const *jobs, const enum job_outcome *out, int njobs,
+			 struct count_list *cl, struct pg_params *p)
+{
+	struct pjob *c[PG_BATCH_MAX];
+	int n = 0;
+	int64_t quota = INT64_MAX;
+	for (int i = 0; i < njobs; i++)
+		if (job_counts(jobs[i], out[i])) {
+			c[n++] = jobs[i];
+			quota = jobs[i]->count_quota < quota ? jobs[i]->count_quota : quota;
+		}
+	if (!n)
+		return false;
+	qsort(c, (size_t)n, sizeof(c[0]), cmp_count_owner);
+	struct arr acc, reg, cnt;
+	arr_open(&acc, cl->accounts, sizeof(cl->accounts));
+	arr_open(&reg, cl->regions, sizeof(cl->regions));
+	arr_open(&cnt, cl->counts, sizeof(cl->counts));
+	for (int i = 0, k; i < n; i = k) {
+		for (k = i + 1; k < n && !cmp_count_owner(&c[i], &c[k]); k++)
+			;
+		arr_int(&acc, c[i]->count_account);
+		arr_text(&reg, c[i]->count_region);
+		arr_int(&cnt, k - i);
+	}
+	pg_p_text(p, cl->accounts);
+	pg_p_text(p, cl->regions);
+	pg_p_text(p, cl->counts);
+	pg_p_int(p, quota);
+	return true;
+}
+
+bool pg_tx_count_in_batch(struct store_tx *tx, struct owner o, int64_t quota)
+{
+	struct pconn *c = conn_of(tx);
+	if (!c->pipe || !c->job || c->strict)
+		return false;
+	c->job->count_account = o.account_id;
+	c->job->count_region = o.region_id;
+	c->job->count_quota = quota;
+	return true;
+}
+
 /* The pending RELEASE, the version bump and COMMIT in one round trip, and
  * what COMMIT's answer means: 0 committed, 1 a deferred statement failed
  * (COMMIT was skipped: the transaction is open, aborted; defer_recover, then
- * commit again), -1 not committed. *sent_commit: COMMIT was handed to libpq,
+ * commit again), 2 the count raise found an owner at its quota or deadlocked
+ * (COMMIT was skipped: roll back, run the batch again strictly), -1 not
+ * committed. The count raise goes first, so that the account's counter row
+ * is locked only until COMMIT returns. *sent_commit: COMMIT was handed to libpq,
  * so from then on a lost connection leaves the outcome unknown (the jobs get
  * STORE_EUNKNOWN, a kind of STORE_EIO, never success). */
 static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_outcome *out,
@@ -1189,14 +1330,19 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 {
 	struct pconn *c = w->conn;
 	char list[PG_BATCH_MAX * PG_NUM_MAX + 3];
-	struct pg_params p = {0};
+	struct pg_params p = {0}, cp = {0};
+	struct count_list cl;
 	bool bump = bump_params(w, jobs, out, njobs, list, sizeof(list), &p);
-	int index = 0;
+	bool count = count_params(jobs, out, njobs, &cl, &cp);
+	int index = 0, cindex = 0;
 	struct pstmt *slot = bump ? conn_stmt(c, BUMP_SQL, &index) : NULL;
-	if (bump && !slot)
+	struct pstmt *cslot = count ? conn_stmt(c, COUNT_SQL, &cindex) : NULL;
+	if ((bump && !slot) || (count && !cslot))
 		return -1;
 	int64_t t0 = time_mono_us();
 	pipe_start(c);
+	int count_at =
+	    count ? pipe_stmt_queue(c, cslot, cindex, COUNT_SQL, &cp, "flowlog count raise") : -1;
 	if (bump)
 		pipe_stmt_queue(c, slot, index, BUMP_SQL, &p, "account version");
 	int at = c->nq;
@@ -1204,9 +1350,13 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 	*sent_commit = *sent_commit || c->qsent;
 	int bad = pipe_sync(c);
 	bool ok = bad < 0 && !strcmp(PQcmdStatus(c->q[at].r), "COMMIT");
+	bool redo = !ok && bad >= 0 && bad == count_at && !c->broken && c->retry;
+	c->retry = false;
 	pipe_reset(c);
 	if (!ok && c->defer_failed && !c->broken && !c->batch_failed)
 		return 1;
+	if (redo)
+		return 2;
 	if (!ok && c->broken && *sent_commit)
 		log_err(
 		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
@@ -1242,12 +1392,19 @@ static void keys_wait(struct pconn *c, struct pjob *ran)
 
 /* Pipeline mode for one batch: entered when it starts, left when every
  * answer is in, so that keys_wait, ROLLBACK and the next migration see a
- * plain connection. */
+ * plain connection.
+ * A connection idle for longer than PG_LIVE_US first proves itself alive with
+ * the batch's first statement, so that one which died while idle is replaced
+ * before COMMIT is sent (pipe_exec). A busy one sends the whole batch at once:
+ * then no lock its jobs take (the account's flowlog_counts row) is held across
+ * a round trip to this process, which is what another node's writer waits
+ * for; should the server die in those few milliseconds, the batch is answered
+ * as any batch in flight then is (STORE_EUNKNOWN once COMMIT was sent). */
 static bool pipe_begin(struct pconn *c)
 {
 	c->npending = 0;
 	c->batch_failed = false;
-	c->confirmed = false;
+	c->confirmed = c->answered_us && time_mono_us() - c->answered_us < PG_LIVE_US;
 	c->defer_failed = NULL;
 	pipe_reset(c);
 	if (conn_ensure(c) != 0 || PQenterPipelineMode(c->db) != 1)
@@ -1271,8 +1428,9 @@ static void pipe_end(struct pconn *c)
 /* Runs the jobs and commits: each ends up in out[] as run, to run again or
  * lost (every one when the batch is). A failed deferred statement sends the
  * batch back to the job after it (defer_recover), also from COMMIT; each
- * such pass answers one more job, so the loop ends. */
-static bool run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
+ * such pass answers one more job, so the loop ends. Returns 0 committed, -1
+ * lost, 1 to run again strictly (commit() returned 2). */
+static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
 		     bool *sent_commit)
 {
 	struct pconn *c = w->conn;
@@ -1294,13 +1452,31 @@ static bool run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *ou
 			metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
 		timed = true;
 		int rc = commit(w, jobs, out, n, sent_commit);
+		if (rc == 2)
+			return 1;
 		if (rc != 1) {
 			lost = rc != 0;
 			break;
 		}
 		i = defer_recover(c, jobs, out, n);
 	}
-	return !lost;
+	return lost ? -1 : 0;
+}
+
+/* The count raise refused the batch: nothing of it commits, and every job
+ * runs again, first in the queue, in the strict batches that follow. */
+static void redo_strictly(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n)
+{
+	struct pconn *c = w->conn;
+	if (conn_cmd(c, "ROLLBACK") != 0)
+		conn_disconnect(c); /* reconnected at the next batch */
+	for (int i = 0; i < n; i++) {
+		out[i] = JOB_AGAIN;
+		jobs[i]->rc = 0;
+	}
+	c->keys_changed = false;
+	w->strict = PG_STRICT_BATCHES;
+	atomic_fetch_add_explicit(&w->s->strict_redos, 1, memory_order_relaxed);
 }
 
 /* Runs a batch: the jobs that ran (with their results) end up in *ran, the
@@ -1318,10 +1494,15 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 		jobs[n++] = j;
 	}
 	c->writing = true;
+	c->strict = w->strict > 0;
+	w->strict -= c->strict;
 	bool sent_commit = false;
-	bool lost = !run_jobs(w, jobs, out, n, &sent_commit);
+	int run = run_jobs(w, jobs, out, n, &sent_commit);
+	bool lost = run < 0;
 	pipe_end(c);
 	c->writing = false;
+	if (run > 0)
+		redo_strictly(w, jobs, out, n);
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
 		bool gone = c->broken || !c->db;
@@ -1626,6 +1807,7 @@ static void pg_stats(struct store *base, struct store_stats *out)
 	*out = s->stats;
 	pthread_mutex_unlock(&s->mu);
 	out->round_trips = atomic_load_explicit(&s->round_trips, memory_order_relaxed);
+	out->strict_redos = atomic_load_explicit(&s->strict_redos, memory_order_relaxed);
 }
 
 const char *store_pg_conninfo(struct store *base)

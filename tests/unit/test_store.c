@@ -1631,6 +1631,7 @@ struct cas_arg {
 	int64_t account;
 	int idx, rc;
 	int64_t sag_rowid;
+	const char *region; /* the create's; NULL: cn-hangzhou */
 	struct flowlog fl; /* the create's: its answer may arrive after the job returned */
 };
 
@@ -1640,7 +1641,7 @@ static int cas_create(struct store_tx *tx, void *arg)
 	struct flowlog *fl = &a->fl;
 	flowlog_init(fl);
 	fl->account_id = a->account;
-	snprintf(fl->region_id, sizeof(fl->region_id), "cn-hangzhou");
+	snprintf(fl->region_id, sizeof(fl->region_id), "%s", a->region ? a->region : "cn-hangzhou");
 	snprintf(fl->resource_group_id, sizeof(fl->resource_group_id), "rg-test");
 	snprintf(fl->id, sizeof(fl->id), "fl-test%011d", a->idx);
 	fl->created_ms = 1;
@@ -2239,10 +2240,55 @@ static void test_pg_deferred_batch(void **state)
 	pthread_cond_destroy(&g.cv);
 }
 
-/* CreateFlowLog's deferred upsert in one batch of creates beyond the quota:
- * the first TEST_PG_QUOTA succeed (with their row ids), the rest get
- * QuotaExceeded.FlowLog and leave nothing; the batch costs two round trips
- * (its first statement, COMMIT) however many creates it holds. */
+/* n creates queued behind a gate on one writer, so that they share one
+ * batch, job i in regions[i % nregions]; waits for every answer (in a[i].rc)
+ * and returns the store's counters moved meanwhile, the gate's batch in
+ * them. */
+static struct store_stats create_batch(struct store *s, int64_t account, struct cas_arg *a, int n,
+				       const char *const *regions, int nregions)
+{
+	struct scoped_call *calls = calloc((size_t)n, sizeof(*calls));
+	assert_non_null(calls);
+	struct gate g;
+	gate_close(s, &g);
+	static int next_idx; /* flow log ids stay unique across calls */
+	struct store_stats before, after;
+	store_stats(s, &before);
+	for (int i = 0; i < n; i++) {
+		a[i] = (struct cas_arg){.s = s,
+					.account = account,
+					.idx = next_idx++,
+					.rc = -99,
+					.region = regions[i % nregions]};
+		calls[i] = (struct scoped_call){.fn = cas_create, .arg = &a[i], .rc = -99};
+		pthread_mutex_init(&calls[i].mu, NULL);
+		pthread_cond_init(&calls[i].cv, NULL);
+		/* Unscoped: on the gate's writer, so they wait behind it. */
+		store_write_async(s, scoped_call_run, &calls[i], scoped_call_done);
+	}
+	gate_open(&g);
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&calls[i].mu);
+		while (!calls[i].done)
+			pthread_cond_wait(&calls[i].cv, &calls[i].mu);
+		pthread_mutex_unlock(&calls[i].mu);
+		a[i].rc = calls[i].rc;
+		pthread_mutex_destroy(&calls[i].mu);
+		pthread_cond_destroy(&calls[i].cv);
+	}
+	free(calls);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+	store_stats(s, &after);
+	return (struct store_stats){.max_batch = after.max_batch,
+				    .round_trips = after.round_trips - before.round_trips,
+				    .strict_redos = after.strict_redos - before.strict_redos};
+}
+
+/* One batch of creates beyond the quota: its count raise at COMMIT refuses
+ * it, the batch runs again with the quota checked per job, and the first
+ * TEST_PG_QUOTA succeed (with their row ids) while the rest get
+ * QuotaExceeded.FlowLog and leave nothing. */
 static void test_pg_deferred_quota(void **state)
 {
 	struct fixture *f = *state;
@@ -2252,42 +2298,67 @@ static void test_pg_deferred_quota(void **state)
 	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
 	enum { N = 12 };
 	struct cas_arg a[N];
-	struct gate g;
-	gate_close(s, &g);
-	struct store_stats before;
-	store_stats(s, &before);
-	struct scoped_call calls[N];
+	const char *region[] = {NULL};
+	struct store_stats d = create_batch(s, account, a, N, region, 1);
 	for (int i = 0; i < N; i++) {
-		a[i] = (struct cas_arg){.s = s, .account = account, .idx = i, .rc = -99};
-		calls[i] = (struct scoped_call){.fn = cas_create, .arg = &a[i], .rc = -99};
-		pthread_mutex_init(&calls[i].mu, NULL);
-		pthread_cond_init(&calls[i].cv, NULL);
-		/* Unscoped: on the gate's writer, so they wait behind it. */
-		store_write_async(s, scoped_call_run, &calls[i], scoped_call_done);
-	}
-	gate_open(&g);
-	for (int i = 0; i < N; i++) {
-		pthread_mutex_lock(&calls[i].mu);
-		while (!calls[i].done)
-			pthread_cond_wait(&calls[i].cv, &calls[i].mu);
-		pthread_mutex_unlock(&calls[i].mu);
-		assert_int_equal(calls[i].rc, i < TEST_PG_QUOTA ? 0 : ERR_QUOTA_EXCEEDED_FLOWLOG);
+		assert_int_equal(a[i].rc, i < TEST_PG_QUOTA ? 0 : ERR_QUOTA_EXCEEDED_FLOWLOG);
 		if (i < TEST_PG_QUOTA)
 			assert_true(a[i].fl.rowid > 0);
-		pthread_mutex_destroy(&calls[i].mu);
-		pthread_cond_destroy(&calls[i].cv);
 	}
-	struct store_stats after;
-	store_stats(s, &after);
-	assert_int_equal(after.max_batch, N);
-	assert_int_equal(after.round_trips - before.round_trips, 1 + 2); /* + the gate's */
+	assert_int_equal(d.max_batch, N);
+	assert_int_equal(d.strict_redos, 1);
+	/* The gate's COMMIT; the batch in one round trip, refused; again. */
+	assert_int_equal(d.round_trips, 1 + 1 + 1);
 	PGconn *c = pg_admin(f->dbname);
 	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs"), TEST_PG_QUOTA);
 	assert_int_equal(pg_scalar(c, "SELECT n FROM flowlog_counts"), TEST_PG_QUOTA);
 	PQfinish(c);
+	/* The batches after it check per job: one more create, refused. */
+	struct cas_arg more;
+	d = create_batch(s, account, &more, 1, region, 1);
+	assert_int_equal(more.rc, ERR_QUOTA_EXCEEDED_FLOWLOG);
+	assert_int_equal(d.strict_redos, 0);
 	store_close(s);
-	pthread_mutex_destroy(&g.mu);
-	pthread_cond_destroy(&g.cv);
+}
+
+/* A batch of creates within the quota, for two owners (regions): one round
+ * trip for the whole batch once the connection is known alive, each owner's
+ * count raised by its own flow logs, nothing run again. */
+static void test_pg_count_raise(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	enum { N = 2 * TEST_PG_QUOTA - 1 };
+	struct cas_arg a[N];
+	const char *regions[] = {"cn-hangzhou", "cn-shanghai"};
+	struct store_stats d = create_batch(s, account, a, N, regions, 2);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(a[i].rc, 0);
+		assert_true(a[i].fl.rowid > 0);
+	}
+	assert_int_equal(d.max_batch, N);
+	assert_int_equal(d.strict_redos, 0);
+	assert_int_equal(d.round_trips, 1 + 1); /* the gate's COMMIT; the batch */
+	PGconn *c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs"), N);
+	assert_int_equal(
+	    pg_scalar(c, "SELECT n FROM flowlog_counts WHERE region_id = 'cn-hangzhou'"),
+	    TEST_PG_QUOTA);
+	assert_int_equal(
+	    pg_scalar(c, "SELECT n FROM flowlog_counts WHERE region_id = 'cn-shanghai'"),
+	    TEST_PG_QUOTA - 1);
+	PQfinish(c);
+	/* cn-hangzhou is full, cn-shanghai has one left: a batch of one each way
+	 * is refused at COMMIT and run again, one check per job. */
+	struct cas_arg b[2];
+	d = create_batch(s, account, b, 2, regions, 2);
+	assert_int_equal(b[0].rc, ERR_QUOTA_EXCEEDED_FLOWLOG);
+	assert_int_equal(b[1].rc, 0);
+	assert_int_equal(d.strict_redos, 1);
+	store_close(s);
 }
 
 /* Two jobs on two stores (two nodes' writers) lock rows 1 and 2 in opposite
@@ -2693,6 +2764,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_requeued, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
+	    cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_shard_slots, setup_pg, teardown_pg),
 	};
