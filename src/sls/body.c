@@ -613,9 +613,6 @@ void sls_logs_free(struct sls_logs *s)
 	free(s);
 }
 
-/* One pass over l for the common case (the identity there already, each
- * field once with its value: every content kept as it is); a second over the
- * slices to drop the stamped keys otherwise. */
 /* The stamped field Content i (k, v) is, and whether its value is that
  * field's: from the memo when the Content is the previous Log's (same),
  * else looked up and remembered. */
@@ -636,6 +633,9 @@ static size_t stamped_field(struct sls_stamp_memo *m, size_t i, uint64_t same, s
 	return j;
 }
 
+/* One pass over l for the common case (the identity there already, each
+ * field once with its value: every content kept as it is); a second over the
+ * slices to drop the stamped keys otherwise. */
 size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, uint64_t same,
 		       struct sls_stamp_memo *m, struct str *k, struct str *v)
 {
