@@ -7,7 +7,11 @@
 //   PACKETS, FLOWS, GENERATIONS, GAP_US as in run.mjs; AGENT_CG=0 skips the
 //   agent's callgrind runs; REAL_BIN the sagflow binary itself; PERF_OUT=P
 //   perf records (cpu-clock) serve and three all runs into P.*; TIMELINE=1
-//   prints the agent's own timestamps of three all runs.
+//   prints the agent's own timestamps of three all runs; SCHED_OUT=P
+//   records the scheduler's switches of the whole machine (`perf sched
+//   record -a`) over SCHED_RUNS (default 1) netflow and all runs, into
+//   P.netflow.I and P.all.I, for `perf sched timehist -i P.all.0` (who ran,
+//   who waited, when).
 // Under callgrind serve takes ~10 s for 20,000 records and the agent gives a
 // run 10 s to drain: measure serve on a smaller capture, e.g.
 //   AGENT_CG=0 SAGFLOW_BIN=$PWD/bench/agent/serve-callgrind.sh REAL_BIN=$PWD/build/sagflow \
@@ -85,6 +89,15 @@ try {
       const r = agentRun(srv.url, gAll, ['--read', pcap]);
       delivered(r.stderr);
       console.log(r.stderr.split('\n').filter((l) => /reading|end of file|sls:/.test(l)).join('\n'));
+    }
+  }
+  if (process.env.SCHED_OUT) {
+    for (let i = 0; i < Number(process.env.SCHED_RUNS || 1); i++) for (const [leg, g] of [['netflow', gNet], ['all', gAll]]) {
+      const r = spawnSync('perf', ['sched', 'record', '-a', '-o', `${process.env.SCHED_OUT}.${leg}.${i}`,
+        REAL, ...agentArgs(srv.url, g, ['--read', pcap])], { encoding: 'utf8' });
+      if (leg === 'all') delivered(r.stderr);
+      console.log(`${leg}: serve is pid ${srv.proc.pid}; ` +
+        r.stderr.split('\n').filter((l) => /reading|end of file|sls:/.test(l)).join('\n'));
     }
   }
   if (process.env.AGENT_CG !== '0') {

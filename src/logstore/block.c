@@ -38,6 +38,7 @@ struct block_enc {
 	struct buf keytext, *col;
 	uint32_t *slot, mask;	      /* the key dictionary: index + 1, 0 = empty; at most half full */
 	size_t *kof, nkof, cap_kof;   /* the key of each content of the last log that was not `same` */
+	bool kof_all;		      /* kof names every key once: a `same` log fills every column */
 	struct str *val;	      /* each key's value in the log being added ... */
 	size_t *seen;		      /* ... when seen[k] is n + 1 */
 	struct buf times, ns;	      /* uint32_t each */
@@ -112,13 +113,16 @@ static size_t enc_find(struct block_enc *e, struct str k, bool add)
 }
 
 /* Logs of one sender have the same keys in the same order, log after log:
- * comparing with the previous log is cheaper than hashing every key. */
-static bool enc_same_keys(const struct block_enc *e, const struct str *k, size_t nc)
+ * comparing with the previous log is cheaper than hashing every key, and a
+ * key the caller knows to be the previous log's (bit c of known) needs no
+ * comparison at all. */
+static bool enc_same_keys(const struct block_enc *e, const struct str *k, size_t nc,
+			  uint64_t known)
 {
 	if (e->n == 0 || nc != e->nkof)
 		return false;
 	for (size_t c = 0; c < nc; c++)
-		if (!str_eq(k[c], enc_key(e, e->kof[c])))
+		if (!(c < 64 && (known >> c & 1)) && !str_eq(k[c], enc_key(e, e->kof[c])))
 			return false;
 	return true;
 }
@@ -163,6 +167,15 @@ static void enc_map_keys(struct block_enc *e, const struct str *k, size_t nc)
 	for (size_t c = 0; c < nc; c++)
 		e->kof[c] = enc_find(e, k[c], true);
 	e->nkof = nc;
+	/* Every key once (nc keys, none twice): seen marks them, as no log is
+	 * being added yet. */
+	e->kof_all = nc == e->nkeys;
+	for (size_t c = 0; c < nc && e->kof_all; c++) {
+		e->kof_all = e->seen[e->kof[c]] != SIZE_MAX;
+		e->seen[e->kof[c]] = SIZE_MAX;
+	}
+	for (size_t c = 0; c < nc; c++)
+		e->seen[e->kof[c]] = 0;
 }
 
 static void put_u32(struct buf *b, uint32_t v)
@@ -188,10 +201,18 @@ static void put_cell(struct buf *col, const struct str *v)
 	col->len = (size_t)((char *)at - col->p) + len;
 }
 
-int block_enc_add(struct block_enc *e, const struct str *k, const struct str *v, size_t nc,
-		  uint32_t time, bool has_ns, uint32_t ns)
+/* A log of the previous log's keys, each once, that has every key of the
+ * block: its values go straight to their columns. */
+static void enc_put_all(struct block_enc *e, const struct str *v, size_t nc)
 {
-	bool same = enc_same_keys(e, k, nc);
+	for (size_t c = 0; c < nc; c++)
+		put_cell(&e->col[e->kof[c]], &v[c]);
+}
+
+int block_enc_add(struct block_enc *e, const struct str *k, const struct str *v, size_t nc,
+		  uint64_t known, uint32_t time, bool has_ns, uint32_t ns)
+{
+	bool same = enc_same_keys(e, k, nc, known);
 	size_t keys = e->nkeys;
 	for (size_t c = 0; c < nc && !same; c++)
 		keys += enc_find(e, k[c], false) == SIZE_MAX; /* duplicates count twice: a bound */
@@ -199,12 +220,16 @@ int block_enc_add(struct block_enc *e, const struct str *k, const struct str *v,
 		return 1;
 	if (!same)
 		enc_map_keys(e, k, nc);
-	for (size_t c = 0; c < nc; c++) {
-		e->val[e->kof[c]] = v[c]; /* the last one wins */
-		e->seen[e->kof[c]] = e->n + 1;
+	if (same && e->kof_all) {
+		enc_put_all(e, v, nc);
+	} else {
+		for (size_t c = 0; c < nc; c++) {
+			e->val[e->kof[c]] = v[c]; /* the last one wins */
+			e->seen[e->kof[c]] = e->n + 1;
+		}
+		for (size_t i = 0; i < e->nkeys; i++)
+			put_cell(&e->col[i], e->seen[i] == e->n + 1 ? &e->val[i] : NULL);
 	}
-	for (size_t i = 0; i < e->nkeys; i++)
-		put_cell(&e->col[i], e->seen[i] == e->n + 1 ? &e->val[i] : NULL);
 	put_u32(&e->times, time);
 	put_u32(&e->ns, has_ns ? ns : 0);
 	e->has_ns |= has_ns;
@@ -374,7 +399,7 @@ void block_encode(const Sls__LogGroup *g, size_t from, size_t *to_out, struct bu
 	for (; to < g->n_logs; to++) {
 		const Sls__Log *l = g->logs[to];
 		log_slices(l, &k, &v, &cap);
-		if (block_enc_add(e, k, v, l->n_contents, l->time, l->has_timens, l->timens) != 0)
+		if (block_enc_add(e, k, v, l->n_contents, 0, l->time, l->has_timens, l->timens) != 0)
 			break;
 	}
 	block_enc_finish(e, out, counts, tmin, tmax);
@@ -399,6 +424,7 @@ enum sls_err block_encode_logs(struct sls_logs *s, const struct sls_field *f, si
 	struct str *k = NULL, *v = NULL;
 	size_t cap = 0;
 	enum sls_err err = SLS_ERR_OK;
+	struct sls_stamp_memo memo = {0};
 	for (size_t i = 0; i < sls_logs_count(s) && err == SLS_ERR_OK; i++) {
 		const Sls__Log *l;
 		if ((err = sls_logs_get(s, i, &l, detail)) != SLS_ERR_OK)
@@ -408,10 +434,15 @@ enum sls_err block_encode_logs(struct sls_logs *s, const struct sls_field *f, si
 			k = xrealloc(k, cap * sizeof(*k));
 			v = xrealloc(v, cap * sizeof(*v));
 		}
-		size_t nc = sls_log_stamped(l, f, nf, k, v);
-		if (block_enc_add(e, k, v, nc, l->time, l->has_timens, l->timens) != 0) {
+		/* Contents of the Log before, unchanged, keep their place and key
+		 * when both Logs came out of stamping as they were. */
+		uint64_t same = sls_logs_same(s);
+		bool was_as_is = memo.as_is;
+		size_t nc = sls_log_stamped(l, f, nf, same, &memo, k, v);
+		uint64_t known = was_as_is && memo.as_is ? same : 0;
+		if (block_enc_add(e, k, v, nc, known, l->time, l->has_timens, l->timens) != 0) {
 			enc_emit(e, emit, arg);
-			block_enc_add(e, k, v, nc, l->time, l->has_timens, l->timens);
+			block_enc_add(e, k, v, nc, 0, l->time, l->has_timens, l->timens);
 		}
 	}
 	if (err == SLS_ERR_OK && block_enc_logs(e))

@@ -55,10 +55,12 @@ struct block_enc;
 struct block_enc *block_enc_new(void);
 void block_enc_free(struct block_enc *e); /* NULL is a no-op */
 /* Adds a log of nc contents (k[i], v[i]; a key given twice keeps its last
- * value). 1, adding nothing, when the block is full (BLOCK_MAX_CELLS): finish
- * it and add the log again. Never 1 on an empty block. */
+ * value). known: bit c (c < 64) when k[c] is, byte for byte, key c of the log
+ * added just before (it is not compared again); 0 when nothing is known. 1,
+ * adding nothing, when the block is full (BLOCK_MAX_CELLS): finish it and add
+ * the log again. Never 1 on an empty block. */
 int block_enc_add(struct block_enc *e, const struct str *k, const struct str *v, size_t nc,
-		  uint32_t time, bool has_ns, uint32_t ns);
+		  uint64_t known, uint32_t time, bool has_ns, uint32_t ns);
 size_t block_enc_logs(const struct block_enc *e); /* logs added since the last finish */
 /* The block of those logs, as block_encode writes it; e is then empty again. */
 void block_enc_finish(struct block_enc *e, struct buf *out, struct buf *counts, uint32_t *tmin,

@@ -422,11 +422,20 @@ struct logs_index {
 	uint32_t skipped; /* Contents unpacked while cold */
 };
 
+/* sls_logs_same: a way that gave Content k of two Logs in a row gave the
+ * same bytes both times, since only Content k of a Log rewrites the ways of
+ * index k, and the second Log's hit did not. */
+_Static_assert(SLS_LOGS_SLOTS <= 64, "sls_logs_same is one bit an index");
+
 struct sls_logs {
 	Sls__LogGroupPacked *g; /* first in its arena: each Log still packed */
 	struct pb_arena *log;	/* the current Log's */
 	ProtobufCAllocator log_alloc;
 	struct logs_index slot[SLS_LOGS_SLOTS];
+	const struct logs_slot *from[SLS_LOGS_SLOTS]; /* the way Content k of the last Log came from, or NULL */
+	size_t next;  /* the index of the Log that follows the last one got, or SIZE_MAX */
+	size_t nfrom; /* entries of from that may be set */
+	uint64_t same; /* sls_logs_same */
 };
 
 enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **detail)
@@ -453,7 +462,11 @@ enum sls_err sls_logs_open(struct str raw, struct sls_logs **out, const char **d
 			s->slot[i].way[w].len = 0;
 		s->slot[i].next = 0;
 		s->slot[i].misses = s->slot[i].skipped = 0;
+		s->from[i] = NULL;
 	}
+	s->next = SIZE_MAX;
+	s->nfrom = 0;
+	s->same = 0;
 	*out = s;
 	return SLS_ERR_OK;
 }
@@ -487,9 +500,12 @@ static void slot_keep(struct logs_slot *t, ProtobufCBinaryData b, const Sls__Log
 }
 
 /* Content i of a Log, packed as b: a slot's when its bytes are b's, else
- * unpacked by protobuf-c (and kept when short); NULL when it does not decode. */
-static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b)
+ * unpacked by protobuf-c (and kept when short); NULL when it does not decode.
+ * *way: the slot it is in, or NULL. */
+static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBinaryData b,
+				       const struct logs_slot **way)
 {
+	*way = NULL;
 	struct logs_index *x = i < SLS_LOGS_SLOTS ? &s->slot[i] : NULL;
 	if (x && x->misses >= SLS_LOGS_COLD && ++x->skipped % SLS_LOGS_PROBE != 0)
 		x = NULL; /* cold */
@@ -500,6 +516,7 @@ static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBi
 		if (t->len && t->len == b.len && t->bytes[b.len - 1] == b.data[b.len - 1] &&
 		    memcmp(t->bytes, b.data, b.len) == 0) {
 			x->misses = 0;
+			*way = t;
 			return &t->c;
 		}
 	}
@@ -513,17 +530,32 @@ static Sls__Log__Content *logs_content(struct sls_logs *s, size_t i, ProtobufCBi
 	struct logs_slot *t = &x->way[x->next];
 	x->next = (x->next + 1) % SLS_LOGS_WAYS;
 	slot_keep(t, b, c);
+	*way = t;
 	return &t->c;
+}
+
+/* Content k of Log i came from way (or NULL): sls_logs_same's bit k. */
+static void logs_note(struct sls_logs *s, size_t i, size_t k, const struct logs_slot *way)
+{
+	if (k >= SLS_LOGS_SLOTS)
+		return;
+	if (way && way == s->from[k] && s->next == i)
+		s->same |= 1ull << k;
+	s->from[k] = way;
 }
 
 /* Log i is unpacked as LogPacked (the same wire format, each Content left
  * packed), then each Content on its own: what unpacking it as a Log does,
  * but for the Contents a slot already holds. fuzz_loggroup holds the result
  * to the whole-group decoder's. */
-enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail)
+static enum sls_err logs_get(struct sls_logs *s, size_t i, const Sls__Log **out,
+			     const char **detail)
 {
 	pb_arena_reset(s->log);
 	*out = NULL;
+	s->same = 0;
+	size_t was = s->nfrom;
+	s->nfrom = SLS_LOGS_SLOTS; /* until this Log is through: from[] may hold anything */
 	*detail = "not a LogGroup protobuf";
 	Sls__LogPacked *p = sls__log_packed__unpack(&s->log_alloc, s->g->logs[i].len, s->g->logs[i].data);
 	if (!p)
@@ -542,11 +574,34 @@ enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, co
 	l->timens = p->timens;
 	l->n_contents = p->n_contents;
 	l->contents = c;
-	for (size_t k = 0; k < p->n_contents; k++)
-		if (!(c[k] = logs_content(s, k, p->contents[k])))
+	for (size_t k = 0; k < p->n_contents; k++) {
+		const struct logs_slot *way;
+		if (!(c[k] = logs_content(s, k, p->contents[k], &way)))
 			return SLS_ERR_POST_BODY_INVALID;
+		logs_note(s, i, k, way);
+	}
+	size_t kept = p->n_contents < SLS_LOGS_SLOTS ? p->n_contents : SLS_LOGS_SLOTS;
+	for (size_t k = kept; k < was; k++)
+		s->from[k] = NULL; /* no Content k in this Log: none in the next is "the same" */
+	s->nfrom = kept;
 	*out = l;
 	return check_log(l, detail);
+}
+
+/* The Log got before this one is the one before it (i - 1), or none of
+ * Log i's Contents is "the same". */
+enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail)
+{
+	enum sls_err e = logs_get(s, i, out, detail);
+	s->next = e == SLS_ERR_OK ? i + 1 : SIZE_MAX;
+	if (e != SLS_ERR_OK)
+		s->same = 0;
+	return e;
+}
+
+uint64_t sls_logs_same(const struct sls_logs *s)
+{
+	return s->same;
 }
 
 void sls_logs_free(struct sls_logs *s)
@@ -558,34 +613,60 @@ void sls_logs_free(struct sls_logs *s)
 	free(s);
 }
 
+/* The stamped field Content i (k, v) is, and whether its value is that
+ * field's: from the memo when the Content is the previous Log's (same),
+ * else looked up and remembered. */
+static size_t stamped_field(struct sls_stamp_memo *m, size_t i, uint64_t same, struct str k,
+			    struct str v, const struct sls_field *f, size_t n, uint64_t lens,
+			    bool *value_eq)
+{
+	if (i < SLS_LOGS_SLOTS && (same >> i & 1)) {
+		*value_eq = m->value_eq[i];
+		return m->field[i];
+	}
+	size_t j = stamped_key(k, f, n, lens);
+	*value_eq = j < n && str_eq(v, f[j].value);
+	if (i < SLS_LOGS_SLOTS) {
+		m->field[i] = (uint8_t)j;
+		m->value_eq[i] = *value_eq;
+	}
+	return j;
+}
+
 /* One pass over l for the common case (the identity there already, each
  * field once with its value: every content kept as it is); a second over the
  * slices to drop the stamped keys otherwise. */
-size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, struct str *k,
-		       struct str *v)
+size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, uint64_t same,
+		       struct sls_stamp_memo *m, struct str *k, struct str *v)
 {
+	struct sls_stamp_memo local;
+	if (!m) {
+		m = &local;
+		same = 0;
+	}
 	uint64_t seen = 0, lens = key_lens(f, n);
-	bool as_is = true;
+	bool as_is = true, eq;
 	for (size_t i = 0; i < l->n_contents; i++) {
 		k[i] = sls_pb_str(l->contents[i]->key);
 		v[i] = sls_pb_str(l->contents[i]->value);
-		size_t j = stamped_key(k[i], f, n, lens);
+		size_t j = stamped_field(m, i, same, k[i], v[i], f, n, lens, &eq);
 		if (j == n)
 			continue;
-		as_is &= !(seen >> j & 1) && str_eq(v[i], f[j].value);
+		as_is &= !(seen >> j & 1) && eq;
 		seen |= 1ull << j;
 	}
-	if (as_is && seen == (n == 64 ? ~0ull : (1ull << n) - 1))
+	m->as_is = as_is && seen == (n == 64 ? ~0ull : (1ull << n) - 1);
+	if (m->as_is)
 		return l->n_contents;
-	size_t m = 0;
+	size_t out = 0;
 	for (size_t i = 0; i < l->n_contents; i++)
-		if (stamped_key(k[i], f, n, lens) == n) {
-			k[m] = k[i];
-			v[m++] = v[i];
+		if ((i < SLS_LOGS_SLOTS ? m->field[i] : stamped_key(k[i], f, n, lens)) == n) {
+			k[out] = k[i];
+			v[out++] = v[i];
 		}
 	for (size_t i = 0; i < n; i++) {
-		k[m] = f[i].key;
-		v[m++] = f[i].value;
+		k[out] = f[i].key;
+		v[out++] = f[i].value;
 	}
-	return m;
+	return out;
 }

@@ -59,10 +59,22 @@ struct sls_field {
  * records a gateway writes (docs/device-protocol.md §8) goes through here. */
 void sls_loggroup_stamp(Sls__LogGroup *g, const struct sls_field *f, size_t n);
 
+/* What sls_log_stamped found of each Content of the Log before (the first
+ * SLS_LOGS_SLOTS), so that a Content sls_logs_same says is that Log's own,
+ * unchanged, is not looked at again. Zero-initialise; one memo for one
+ * sequence of Logs and one set of fields. */
+struct sls_stamp_memo {
+	uint8_t field[SLS_LOGS_SLOTS]; /* the stamped field its key is, or n: none */
+	bool value_eq[SLS_LOGS_SLOTS]; /* and its value is that field's */
+	bool as_is;		       /* the Log came out as it was (no stamped key moved) */
+};
+
 /* The contents of l as sls_loggroup_stamp would leave them, as slices into
- * l and f: k and v have room for l->n_contents + n; returns how many. */
-size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, struct str *k,
-		       struct str *v);
+ * l and f: k and v have room for l->n_contents + n; returns how many.
+ * same (sls_logs_same; 0 when m is NULL): bit i when Content i is that of
+ * the Log stamped before through m, key and value byte for byte. */
+size_t sls_log_stamped(const Sls__Log *l, const struct sls_field *f, size_t n, uint64_t same,
+		       struct sls_stamp_memo *m, struct str *k, struct str *v);
 
 /* A LogGroup decoded a Log at a time, for the log store's ingest: the group
  * is unpacked with each Log still packed (LogGroupPacked, the same wire
@@ -79,6 +91,13 @@ const Sls__LogGroupPacked *sls_logs_group(const struct sls_logs *s); /* topic, s
 size_t sls_logs_count(const struct sls_logs *s);
 /* Log i, valid until the next call or sls_logs_free; on error, *detail says why. */
 enum sls_err sls_logs_get(struct sls_logs *s, size_t i, const Sls__Log **out, const char **detail);
+/* Of the Log the last sls_logs_get returned: bit k (k < SLS_LOGS_SLOTS) when
+ * its Content k is Content k of the Log got just before it (Log i - 1, got
+ * by the call before), key and value byte for byte, because both came from
+ * the same way and nothing rewrote it between; 0 for the other Contents, and
+ * for all of them after a failed or out-of-order call. Those Contents need
+ * no comparison with the previous Log's (sls_log_stamped, block_enc_add). */
+uint64_t sls_logs_same(const struct sls_logs *s);
 void sls_logs_free(struct sls_logs *s); /* NULL is a no-op */
 
 /* A value of a LogGroup as a slice (protobuf-c bytes fields). */

@@ -312,12 +312,142 @@ static void test_groups(void **state)
 	groups_free(&g);
 }
 
+/* The logs of "key=value" strings (NULL-ended, at most 8) as a packed
+ * LogGroup in buf (cap bytes); its length. */
+#define ENC_MAXC 8
+static size_t pack_kv(const char *const (*kv)[ENC_MAXC + 1], size_t nlogs, uint8_t *buf, size_t cap)
+{
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	static Sls__Log l[32], *lp[32];
+	static Sls__Log__Content c[32][ENC_MAXC], *cp[32][ENC_MAXC];
+	assert_true(nlogs <= 32);
+	for (size_t i = 0; i < nlogs; i++) {
+		sls__log__init(&l[i]);
+		l[i].time = 1700000000 + (uint32_t)(i % 3);
+		l[i].contents = cp[i];
+		for (size_t j = 0; kv[i][j]; j++) {
+			const char *eq = strchr(kv[i][j], '=');
+			sls__log__content__init(&c[i][j]);
+			c[i][j].key = (ProtobufCBinaryData){(size_t)(eq - kv[i][j]), (uint8_t *)(uintptr_t)kv[i][j]};
+			c[i][j].value = (ProtobufCBinaryData){strlen(eq + 1), (uint8_t *)(uintptr_t)(eq + 1)};
+			cp[i][j] = &c[i][j];
+			l[i].n_contents = j + 1;
+		}
+		lp[i] = &l[i];
+	}
+	g.n_logs = nlogs;
+	g.logs = lp;
+	size_t n = sls__log_group__get_packed_size(&g);
+	assert_true(n <= cap);
+	return sls__log_group__pack(&g, buf);
+}
+
+struct enc_check {
+	const Sls__LogGroup *g;
+	size_t from, blocks;
+};
+
+/* Log i of g's value of key k: its last, or absent (.p NULL). */
+static struct str log_value(const Sls__Log *l, struct str k)
+{
+	struct str v = STR_NULL;
+	for (size_t c = 0; c < l->n_contents; c++)
+		if (str_eq(sls_pb_str(l->contents[c]->key), k))
+			v = sls_pb_str(l->contents[c]->value);
+	return v;
+}
+
+/* A streamed block is block_encode's of the same logs, byte for byte, and
+ * (the two share block_enc_add) decodes to their values, key by key. */
+static void enc_same_block(struct block_out *b, void *arg)
+{
+	struct enc_check *c = arg;
+	struct buf out = {0}, counts = {0};
+	uint32_t tmin, tmax;
+	size_t to;
+	struct block d;
+	assert_int_equal(block_decode((struct str){b->data.p, b->data.len}, &d), 0);
+	assert_int_equal(d.n, b->n);
+	for (size_t i = 0; i < d.n; i++)
+		for (size_t k = 0; k < d.nkeys; k++) {
+			struct str want = log_value(c->g->logs[c->from + i], d.keys[k]);
+			struct str got = block_value(&d, i, k);
+			assert_int_equal(!got.p, !want.p);
+			assert_true(!want.p || str_eq(got, want));
+		}
+	block_free(&d);
+	block_encode(c->g, c->from, &to, &out, &counts, &tmin, &tmax);
+	assert_int_equal(to - c->from, b->n);
+	assert_int_equal(out.len, b->data.len);
+	assert_memory_equal(out.p, b->data.p, out.len);
+	assert_int_equal(counts.len, b->counts.len);
+	assert_memory_equal(counts.p, b->counts.p, counts.len);
+	c->from = to;
+	c->blocks++;
+	buf_free(&out);
+	buf_free(&counts);
+	buf_free(&b->data);
+	buf_free(&b->counts);
+}
+
+/* block_encode_logs passes block_enc_add the keys it knows unchanged from
+ * the Log before (sls_logs_same, both Logs stamped as they were) and writes
+ * a Log of the previous one's keys straight into their columns: the blocks
+ * stay those of block_encode over the stamped group, for Logs alike, Logs
+ * that change a value, swap two keys, lack a key, repeat one (the last value
+ * wins), bring a new key, carry a wrong identity (rebuilt: the memo must not
+ * keep it as it was) twice in a row and then the right one. */
+static void test_encode_logs_known(void **state)
+{
+	(void)state;
+	const char *const kv[][ENC_MAXC + 1] = {
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=2", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=2", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=9", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "b=2", "a=1", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "b=2", "a=1", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "a=5", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "a=5", "c=3"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=2", "c=3", "d=4"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=2", "c=3", "d=4"},
+	    {"Instance_id=sag-1", "snid=EVIL", "ali-uid=7", "a=1", "b=2", "c=3", "d=4"},
+	    {"Instance_id=sag-1", "snid=EVIL", "ali-uid=7", "a=1", "b=2", "c=3", "d=4"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=2", "c=3", "d=4"},
+	    {"Instance_id=sag-1", "snid=SN1", "ali-uid=7", "a=1", "b=2", "c=3", "d=4"},
+	};
+	enum { N = sizeof(kv) / sizeof(kv[0]) };
+	const struct sls_field f[] = {{STR_LIT("Instance_id"), STR_LIT("sag-1")},
+				      {STR_LIT("snid"), STR_LIT("SN1")},
+				      {STR_LIT("ali-uid"), STR_LIT("7")}};
+	static uint8_t buf[8192];
+	size_t n = pack_kv(kv, N, buf, sizeof(buf));
+	struct str raw = {(const char *)buf, n};
+	for (size_t nf = 0; nf <= 3; nf += 3) {
+		Sls__LogGroup *g;
+		struct sls_logs *s;
+		const char *detail;
+		assert_int_equal(sls_loggroup_decode(raw, &g, &detail), SLS_ERR_OK);
+		if (nf)
+			sls_loggroup_stamp(g, f, nf);
+		assert_int_equal(sls_logs_open(raw, &s, &detail), SLS_ERR_OK);
+		struct enc_check c = {g, 0, 0};
+		assert_int_equal(block_encode_logs(s, f, nf, enc_same_block, &c, &detail), SLS_ERR_OK);
+		assert_int_equal(c.from, N);
+		assert_int_equal(c.blocks, 1);
+		sls_logs_free(s);
+		sls_loggroup_free(g);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_b2_roundtrip), cmocka_unit_test(test_b1_still_read),
 		cmocka_unit_test(test_b2_corrupt_column), cmocka_unit_test(test_rollup),
 		cmocka_unit_test(test_groups), cmocka_unit_test(test_legacy_files),
+		cmocka_unit_test(test_encode_logs_known),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

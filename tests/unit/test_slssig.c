@@ -519,6 +519,142 @@ static void test_logs_cold(void **state)
 	assert_group_logs_equal(lp, LOGS);
 }
 
+/* Logs of "key=value" strings (at most 8 Contents, NULL-ended), packed as
+ * one LogGroup into a malloc'd buffer: its length in *n. */
+#define SAME_MAXC 8
+static uint8_t *pack_kv_logs(const char *const (*kv)[SAME_MAXC + 1], size_t nlogs, size_t *n)
+{
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	Sls__Log *l = calloc(nlogs, sizeof(*l)), **lp = calloc(nlogs, sizeof(*lp));
+	Sls__Log__Content *c = calloc(nlogs * SAME_MAXC, sizeof(*c)), **cp = calloc(nlogs * SAME_MAXC, sizeof(*cp));
+	for (size_t i = 0; i < nlogs; i++) {
+		sls__log__init(&l[i]);
+		l[i].time = 1700000000;
+		l[i].contents = &cp[i * SAME_MAXC];
+		for (size_t j = 0; kv[i][j]; j++) {
+			Sls__Log__Content *x = &c[i * SAME_MAXC + j];
+			sls__log__content__init(x);
+			const char *eq = strchr(kv[i][j], '=');
+			x->key = (ProtobufCBinaryData){(size_t)(eq - kv[i][j]), (uint8_t *)(uintptr_t)kv[i][j]};
+			x->value = (ProtobufCBinaryData){strlen(eq + 1), (uint8_t *)(uintptr_t)(eq + 1)};
+			cp[i * SAME_MAXC + j] = x;
+			l[i].n_contents = j + 1;
+		}
+		lp[i] = &l[i];
+	}
+	g.n_logs = nlogs;
+	g.logs = lp;
+	*n = sls__log_group__get_packed_size(&g);
+	uint8_t *buf = malloc(*n);
+	sls__log_group__pack(&g, buf);
+	free(l);
+	free(lp);
+	free(c);
+	free(cp);
+	return buf;
+}
+
+/* sls_logs_same sets bit k only when Content k came from the way Content k
+ * of the Log just before came from: never for a value that changed, nor for
+ * one that went back to an older value (another way), nor past the end of a
+ * shorter Log before, nor for a value too long for a way, nor after a Log
+ * got out of order or one that failed. */
+static void test_logs_same(void **state)
+{
+	(void)state;
+	static char longv[SLS_LOGS_SLOT_BYTES + 10] = "z=";
+	memset(longv + 2, 'L', sizeof(longv) - 3);
+	const char *const kv[][SAME_MAXC + 1] = {
+	    {"a=1", "b=2", "c=3", "d=4", "e=5"},	/* 0 */
+	    {"a=1", "b=2", "c=3", "d=4", "e=5"},	/* 1: all the same */
+	    {"a=9", "b=2", "c=3", "d=4", "e=5"},	/* 2: a changed */
+	    {"a=1", "b=2", "c=3", "d=4", "e=5"},	/* 3: a back to log 1's, in another way */
+	    {"a=1", "b=2", "c=3"},			/* 4: shorter */
+	    {"a=1", "b=2", "c=3", "d=4", "e=5"},	/* 5: d, e again, but log 4 had none */
+	    {"b=2", "a=1", "c=3", longv, "e=5"},	/* 6: a and b swapped; a long value */
+	    {"b=2", "a=1", "c=3", longv, "e=5"},	/* 7: the same, but the long one is in no way */
+	};
+	const uint64_t want[] = {0, 0x1f, 0x1e, 0x1e, 0x7, 0x7, 0x14, 0x17};
+	enum { N = sizeof(want) / sizeof(want[0]) };
+	size_t n;
+	uint8_t *buf = pack_kv_logs(kv, N, &n);
+	assert_logs_equal(buf, n);
+	struct sls_logs *s;
+	const Sls__Log *l;
+	const char *detail;
+	assert_int_equal(sls_logs_open((struct str){(const char *)buf, n}, &s, &detail), SLS_ERR_OK);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(sls_logs_get(s, i, &l, &detail), SLS_ERR_OK);
+		assert_int_equal(sls_logs_same(s), want[i]);
+	}
+	/* Out of order: log 1 after log 7 is like no log before it; log 2
+	 * after it is in order again. */
+	assert_int_equal(sls_logs_get(s, 1, &l, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_same(s), 0);
+	assert_int_equal(sls_logs_get(s, 2, &l, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_same(s), 0x1e);
+	sls_logs_free(s);
+	free(buf);
+	/* A Log that fails leaves nothing "the same" for the one after it. */
+	static const uint8_t bad[] = {0x0a, 0x0c, 0x08, 0x01, 0x12, 0x08, 0x0a, 0x02, 'k', '0', 0x12, 0x02, 'v', '0',
+				      0x0a, 0x06, 0x08, 0x01, 0x12, 0x02, 0x08, 0x01,
+				      0x0a, 0x0c, 0x08, 0x01, 0x12, 0x08, 0x0a, 0x02, 'k', '0', 0x12, 0x02, 'v', '0'};
+	assert_int_equal(sls_logs_open((struct str){(const char *)bad, sizeof(bad)}, &s, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_get(s, 0, &l, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_get(s, 1, &l, &detail), SLS_ERR_POST_BODY_INVALID);
+	assert_int_equal(sls_logs_same(s), 0);
+	assert_int_equal(sls_logs_get(s, 2, &l, &detail), SLS_ERR_OK);
+	assert_int_equal(sls_logs_same(s), 0);
+	sls_logs_free(s);
+}
+
+/* sls_log_stamped through a memo (the Contents sls_logs_same names taken
+ * from it) gives what it gives without one, Log after Log: the identity
+ * right, then one value of it wrong, the same wrong Log again (its memo
+ * entries reused: still rebuilt), the identity right again, a stamped key
+ * twice. */
+static void test_stamped_memo(void **state)
+{
+	(void)state;
+	const char *const kv[][SAME_MAXC + 1] = {
+	    {"Instance_id=sag-real", "snid=SN1", "ali-uid=7", "bytes=1"},
+	    {"Instance_id=sag-real", "snid=SN1", "ali-uid=7", "bytes=2"},
+	    {"Instance_id=sag-real", "snid=EVIL", "ali-uid=7", "bytes=2"},
+	    {"Instance_id=sag-real", "snid=EVIL", "ali-uid=7", "bytes=2"},
+	    {"Instance_id=sag-real", "snid=SN1", "ali-uid=7", "bytes=2"},
+	    {"Instance_id=sag-real", "snid=SN1", "ali-uid=7", "bytes=2", "snid=SN1"},
+	    {"Instance_id=sag-real", "snid=SN1", "ali-uid=7", "bytes=2", "snid=SN1"},
+	};
+	const bool as_is[] = {true, true, false, false, true, false, false};
+	enum { N = sizeof(as_is) / sizeof(as_is[0]) };
+	const struct sls_field f[] = {{STR_LIT("Instance_id"), STR_LIT("sag-real")},
+				      {STR_LIT("snid"), STR_LIT("SN1")},
+				      {STR_LIT("ali-uid"), STR_LIT("7")}};
+	size_t n;
+	uint8_t *buf = pack_kv_logs(kv, N, &n);
+	struct sls_logs *s;
+	const Sls__Log *l;
+	const char *detail;
+	assert_int_equal(sls_logs_open((struct str){(const char *)buf, n}, &s, &detail), SLS_ERR_OK);
+	struct sls_stamp_memo memo = {0};
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(sls_logs_get(s, i, &l, &detail), SLS_ERR_OK);
+		struct str k1[SAME_MAXC + 3], v1[SAME_MAXC + 3], k2[SAME_MAXC + 3], v2[SAME_MAXC + 3];
+		size_t n1 = sls_log_stamped(l, f, 3, sls_logs_same(s), &memo, k1, v1);
+		size_t n2 = sls_log_stamped(l, f, 3, 0, NULL, k2, v2);
+		assert_int_equal(memo.as_is, as_is[i]);
+		assert_int_equal(n1, n2);
+		for (size_t j = 0; j < n1; j++) {
+			assert_true(str_eq(k1[j], k2[j]));
+			assert_true(str_eq(v1[j], v2[j]));
+		}
+		if (i == 3) /* the wrong Log again: its memo did the work */
+			assert_int_equal(sls_logs_same(s), 0xf);
+	}
+	sls_logs_free(s);
+	free(buf);
+}
+
 /* The Hosts (and absolute-form authorities) the Log Service claims. */
 static void test_host_forms(void **state)
 {
@@ -583,7 +719,7 @@ int main(void)
 		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
-		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_logs_slots), cmocka_unit_test(test_logs_cold), cmocka_unit_test(test_host_forms),
+		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_logs_slots), cmocka_unit_test(test_logs_cold), cmocka_unit_test(test_logs_same), cmocka_unit_test(test_stamped_memo), cmocka_unit_test(test_host_forms),
 		cmocka_unit_test(test_path_forms),
 		cmocka_unit_test(test_device_example),
 	};
