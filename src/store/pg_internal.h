@@ -69,7 +69,8 @@ int pg_tx_exec_n(struct store_tx *tx, const struct pg_stmt *st, int n, PGresult 
  * batch run again. The job's savepoint is released before check has seen a
  * successful answer, so an error from check must mean the statement changed
  * nothing (a conditional insert that found no room). Elsewhere (reads, the
- * first statement of a batch) it runs at once and returns check's result.
+ * first statement of a batch on a connection idle for a while: store_pg.c
+ * pipe_begin) it runs at once and returns check's result.
  * ctx must live until the job's done(). */
 typedef int (*pg_check_fn)(PGresult *r, const char *sqlstate, void *ctx);
 int pg_tx_exec_deferred(struct store_tx *tx, const char *sql, const struct pg_params *p,
