@@ -79,7 +79,10 @@ lg() { "$LOADGEN" --port "$1" --signed --akid benchkey --secret benchsecret --ac
 
 # CPU seconds (utime + stime) so far of the PostgreSQL cluster (the postmaster
 # and its children: the backends serve and the benchmark talk to) and of one
-# process; lg_cpu adds both per request to loadgen's JSON.
+# process; lg_cpu adds both per request to loadgen's JSON, over loadgen's
+# measured seconds only: its requests exclude the warm-up (lg's 6th argument,
+# default 2 s), so the CPU is sampled once the warm-up is over (before
+# session 7 it included it, ~20 % too much per request on both backends).
 TICK=$(getconf CLK_TCK)
 pg_cpu() {
 	local pm
@@ -89,10 +92,14 @@ pg_cpu() {
 }
 proc_cpu() { cat "/proc/$1/stat" | awk -v tick="$TICK" '{ sub(/^.*\) /, ""); printf "%.6f", ($12 + $13) / tick }'; }
 lg_cpu() {
-	local pid=$1 p0 s0 out
+	local pid=$1 p0 s0 out lgp
 	shift
+	lg "$@" >"$work/lg_cpu.json" &
+	lgp=$!
+	sleep "${6:-2}"
 	p0=$(pg_cpu) s0=$(proc_cpu "$pid")
-	out=$(lg "$@")
+	wait "$lgp"
+	out=$(cat "$work/lg_cpu.json")
 	node -e '
 const [o, p0, p1, s0, s1] = [JSON.parse(process.argv[1]), ...process.argv.slice(2).map(Number)];
 const n = o.requests || 1;

@@ -58,6 +58,7 @@ struct http_worker {
 	atomic_bool quiesced;    /* set by the worker once its daemon stopped accepting */
 	pthread_mutex_t defer_mu;           /* guards the deferred list (http_defer) */
 	struct http_conn *defer_head, *defer_tail;
+	bool in_deferred;        /* the worker runs its continuations: MHD_run is next */
 };
 
 /* The worker this thread runs, or NULL on any other thread (http_defer). */
@@ -189,7 +190,10 @@ static void respond_with(struct http_request *r, struct MHD_Response *resp, int 
 	if (c->suspended) {
 		c->suspended = false;
 		MHD_resume_connection(c->mc);
-		worker_wake(c->w);
+		/* A continuation of the worker's own needs no wake: its loop calls
+		 * MHD_run right after them (one poll and read saved per batch). */
+		if (!(http_self == c->w && c->w->in_deferred))
+			worker_wake(c->w);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -259,12 +263,14 @@ static void worker_run_deferred(struct http_worker *w)
 	struct http_conn *c = w->defer_head;
 	w->defer_head = w->defer_tail = NULL;
 	pthread_mutex_unlock(&w->defer_mu);
+	w->in_deferred = true;
 	while (c) {
 		struct http_conn *next = c->defer_next;
 		c->defer_next = NULL;
 		c->defer_fn(c->defer_arg);
 		c = next;
 	}
+	w->in_deferred = false;
 }
 
 bool http_peer_closed(const struct http_request *r)

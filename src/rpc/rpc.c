@@ -288,9 +288,8 @@ static void cache_prepare(struct rpc_req *q)
 }
 
 /* Answers from the cache when it holds this request's answer at the admitted
- * data version; otherwise finish() stores it under the key and version. Any
- * thread: it is the admission thread's whole work for a hit (cheap: a copy of
- * the cached bytes). */
+ * data version; otherwise finish() stores it under the key and version. On
+ * the request's own thread (admitted_run). */
 static bool cache_answer(struct rpc_req *q)
 {
 	struct rcache_hit h;
@@ -553,7 +552,8 @@ static enum err authenticate(struct rpc_req *q, struct key_lookup *k, struct sto
 }
 
 /* The rest of an admitted request, on its own HTTP thread: the verdict's
- * error, or the handler (a cache miss, a read, a write job's submission). */
+ * error, a cache hit, or the handler (a cache miss, a read, a write job's
+ * submission). */
 static void admitted_run(void *arg)
 {
 	struct rpc_req *q = arg;
@@ -562,6 +562,8 @@ static void admitted_run(void *arg)
 		finish(q, e, NULL);
 		return;
 	}
+	if (wants_label(q) && cache_answer(q))
+		return;
 	struct rpc_server *s = q->srv;
 	q->call = (struct api_call){.params = q->params, .account_id = q->account, .store = s->store,
 				    .fmt = q->fmt,
@@ -571,15 +573,19 @@ static void admitted_run(void *arg)
 }
 
 /* The admission's answer: on the request's thread (SQLite), or on the
- * store's admission thread (PostgreSQL), which answers a cache hit itself
- * and hands anything else back to the request's thread. */
+ * store's admission thread (PostgreSQL), which hands everything, cache hits
+ * too, back to the request's thread. Why hits too: a hit answered on the
+ * admission thread freed the request the HTTP thread had allocated and
+ * allocated the answer the HTTP thread frees, and shared the cache's, the
+ * access log's and libmicrohttpd's locks with it; serve's user time per
+ * cached read was twice SQLite's at the same instruction count
+ * (docs/benchmarks.md, PostgreSQL, session 7). The hop itself is free: the
+ * worker is woken once per batch and sends the answer anyway. */
 static void admitted(void *arg, enum store_admit_result r, uint64_t version)
 {
 	struct rpc_req *q = arg;
 	q->admitted = r;
 	q->cache_version = version;
-	if (r == STORE_ADMIT_FRESH && wants_label(q) && cache_answer(q))
-		return;
 	http_defer(q->r, admitted_run, q);
 }
 

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,27 @@ static const char PG_ADMIT_SQL[] =
     "WHERE account_id = ANY ($3::bigint[]) GROUP BY account_id "
     "UNION ALL SELECT 2, floor(extract(epoch FROM horizon))::bigint, NULL FROM nonce_marker "
     "WHERE id = 1";
-enum { ROW_FRESH, ROW_SUM, ROW_HORIZON };
+/* The same batch when no member is a replay, the common case: a plain INSERT
+ * of every nonce (one index descent a row, where ON CONFLICT first probes
+ * the index and then inserts: ~25 % of PostgreSQL's CPU per admission,
+ * docs/benchmarks.md "Session 7"), answered with the count of rows inserted
+ * instead of each one. A replay in the batch, or a nonce another node
+ * inserts meanwhile, fails it with unique_violation as a whole (nothing
+ * inserted), and the batch runs again as PG_ADMIT_SQL: the primary key
+ * still decides, in the same key order. */
+static const char PG_ADMIT_FAST_NAME[] = "sagflow_admit_fresh";
+static const char PG_ADMIT_FAST_SQL[] =
+    "WITH n AS (INSERT INTO nonce (bucket, tag) SELECT b, t FROM unnest($1::smallint[], "
+    "$2::uuid[]) AS u (b, t) ORDER BY b, t RETURNING 1) "
+    "SELECT 3, count(*)::bigint, NULL FROM n "
+    "UNION ALL SELECT 1, account_id, sum(v)::text FROM account_version "
+    "WHERE account_id = ANY ($3::bigint[]) GROUP BY account_id "
+    "UNION ALL SELECT 2, floor(extract(epoch FROM horizon))::bigint, NULL FROM nonce_marker "
+    "WHERE id = 1";
+enum { ROW_FRESH, ROW_SUM, ROW_HORIZON, ROW_ALL_FRESH };
+#define PG_SQLSTATE_UNIQUE "23505" /* unique_violation: a replay in the fast form */
+static _Atomic unsigned admit_careful;	 /* batches left to run PG_ADMIT_SQL directly */
+static _Atomic uint64_t admit_fallbacks; /* fast forms that met a replay */
 #define PG_SQLSTATE_NO_STATEMENT "26000" /* invalid_sql_statement_name */
 /* Only after a crash: the first node to notice sets the horizon; the others'
  * inserts do nothing and read it. */
@@ -108,24 +129,51 @@ static PGresult *result_until(PGconn *c, int64_t deadline_us, bool *timed_out)
  * that has not prepared it yet (new, or reconnected) says so, and it is
  * prepared and run again. So no per-connection state is needed here, and each
  * later call is one round trip. */
-static PGresult *admit_exec(PGconn *c, const char *const vals[3], int64_t deadline_us,
+static PGresult *admit_exec(PGconn *c, bool fast, const char *const vals[3], int64_t deadline_us,
 			    bool *timed_out)
 {
+	const char *name = fast ? PG_ADMIT_FAST_NAME : PG_ADMIT_NAME;
 	for (int attempt = 0;; attempt++) {
-		if (!PQsendQueryPrepared(c, PG_ADMIT_NAME, 3, vals, NULL, NULL, 0))
+		if (!PQsendQueryPrepared(c, name, 3, vals, NULL, NULL, 0))
 			return NULL;
 		PGresult *r = result_until(c, deadline_us, timed_out);
 		const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 		if (attempt > 0 || !st || strcmp(st, PG_SQLSTATE_NO_STATEMENT) != 0)
 			return r;
 		PQclear(r);
-		if (!PQsendPrepare(c, PG_ADMIT_NAME, PG_ADMIT_SQL, 3, NULL))
+		if (!PQsendPrepare(c, name, fast ? PG_ADMIT_FAST_SQL : PG_ADMIT_SQL, 3, NULL))
 			return NULL;
 		r = result_until(c, deadline_us, timed_out);
 		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
 			return r;
 		PQclear(r);
 	}
+}
+
+static bool is_unique_violation(const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return st && strcmp(st, PG_SQLSTATE_UNIQUE) == 0;
+}
+
+/* The batch's statement: the fast form unless a recent batch found a
+ * replay, and the careful one after the fast form found one (the failed
+ * statement inserted nothing: it ran as one). */
+static PGresult *admit_run(PGconn *c, const char *const vals[3], int64_t deadline_us,
+			   bool *timed_out)
+{
+	unsigned careful = atomic_load(&admit_careful);
+	if (careful > 0) {
+		atomic_compare_exchange_strong(&admit_careful, &careful, careful - 1);
+		return admit_exec(c, false, vals, deadline_us, timed_out);
+	}
+	PGresult *r = admit_exec(c, true, vals, deadline_us, timed_out);
+	if (!is_unique_violation(r))
+		return r;
+	PQclear(r);
+	atomic_fetch_add(&admit_fallbacks, 1);
+	atomic_store(&admit_careful, PG_ADMIT_CAREFUL_BATCHES);
+	return admit_exec(c, false, vals, deadline_us, timed_out);
 }
 
 /* The horizon after the marker was found missing; -1 on error. */
@@ -262,13 +310,18 @@ static int rows_read(PGresult *r, const struct pg_admit_item *it, const size_t s
 		int64_t kind = field_i64(r, row, 0);
 		size_t j = kind == ROW_FRESH ? fresh_of(r, row, it, sent, k)
 			   : kind == ROW_SUM ? acct_find(a, field_i64(r, row, 1))
+			   : kind == ROW_ALL_FRESH && field_i64(r, row, 1) != (int64_t)k ? k
 					     : 0;
-		if ((kind == ROW_FRESH && j == k) || (kind == ROW_SUM && j == a->nacct)) {
+		if (((kind == ROW_FRESH || kind == ROW_ALL_FRESH) && j == k) ||
+		    (kind == ROW_SUM && j == a->nacct)) {
 			log_err("pg: admit: a result row names no member of the batch");
 			return -1;
 		}
 		if (kind == ROW_FRESH)
 			fresh[sent[j]] = true;
+		else if (kind == ROW_ALL_FRESH)
+			for (size_t m = 0; m < k; m++)
+				fresh[sent[m]] = true;
 		else if (kind == ROW_SUM)
 			a->sum[j] = (uint64_t)strtoull(PQgetvalue(r, row, 2), NULL, 10);
 		else if (kind == ROW_HORIZON) {
@@ -318,7 +371,7 @@ bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n)
 	arrays_build(it, n, sent, k, arr);
 	const char *vals[3] = {arr->bucket, arr->tag, arr->account};
 	int64_t deadline = time_mono_us() + (int64_t)PG_ADMIT_EXEC_MS * 1000;
-	PGresult *r = admit_exec(c, vals, deadline, &timed_out);
+	PGresult *r = admit_run(c, vals, deadline, &timed_out);
 	bool marker = false;
 	int64_t horizon = 0;
 	int rc = r ? rows_read(r, it, sent, k, fresh, arr, &marker, &horizon) : -1;
@@ -337,6 +390,11 @@ bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n)
 		return true;
 	fail_all(it, n);
 	return !timed_out && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
+}
+
+uint64_t pg_admit_fallbacks(void)
+{
+	return atomic_load(&admit_fallbacks);
 }
 
 enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uint64_t *version)

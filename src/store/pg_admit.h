@@ -20,11 +20,18 @@
  * a crash): past it the batch is refused (STORE_ADMIT_UNAVAIL) and the
  * connection, still inside the command, must be dropped. */
 #define PG_ADMIT_EXEC_MS 2000
+/* After a batch's fast form (every nonce fresh, one plain INSERT) met a
+ * replay and the batch ran again with ON CONFLICT, this many batches of the
+ * process run the ON CONFLICT form at once: a stream of replays costs at
+ * most one failed statement per this many batches, never twice the work of
+ * every batch (pg_admit.c). */
+#define PG_ADMIT_CAREFUL_BATCHES 64
 
 /* n admissions (1..PG_ADMIT_BATCH_MAX) on connection c (autocommit, not
  * inside a transaction) in one statement and one snapshot: inserts each
  * nonce's tag and reads each labelled account's version sum and the horizon
- * marker. Items repeating an earlier item's (bucket, tag) are not sent and
+ * marker (first without ON CONFLICT, as if none were a replay; again with it
+ * when one was, PG_ADMIT_CAREFUL_BATCHES). Items repeating an earlier item's (bucket, tag) are not sent and
  * answer STORE_ADMIT_USED: at most one of equal requests is FRESH. A missing
  * marker (crash recovery emptied the UNLOGGED tables) is re-created with
  * now() as the horizon. Any database failure makes every item
@@ -32,6 +39,9 @@
  * PG_ADMIT_EXEC_MS. Returns false when c must not be used again (no answer in
  * time, or not idle after a failure). */
 bool pg_admit_batch(PGconn *c, struct pg_admit_item *it, size_t n);
+
+/* How many batches' fast form met a replay since the process started. */
+uint64_t pg_admit_fallbacks(void);
 
 /* One admission: a batch of one. */
 enum store_admit_result pg_admit(PGconn *c, const struct store_admission *a, uint64_t *version);

@@ -861,6 +861,63 @@ static void test_admit_batch_duplicates(void **state)
 	PQfinish(c);
 }
 
+/* The fast form (a plain INSERT, every nonce fresh) and its fallback: a batch
+ * holding one replay runs again with ON CONFLICT, its fresh members still
+ * FRESH (the failed statement inserted nothing) with their labels; the next
+ * PG_ADMIT_CAREFUL_BATCHES batches skip the fast form, the one after tries
+ * it again. */
+static void admit_n(PGconn *c, const char *who, const char *const nonces[], size_t n,
+		    int64_t acct, enum store_admit_result want_first, uint64_t want_version)
+{
+	int64_t now = time_now_ms() / 1000;
+	struct pg_admit_item it[8];
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		struct store_admission a = adm(who, nonces[i], now, acct);
+		pg_admit_item_of(&a, true, &it[i]);
+	}
+	assert_true(pg_admit_batch(c, it, n));
+	assert_int_equal(it[0].result, want_first);
+	for (size_t i = 1; i < n; i++) {
+		assert_int_equal(it[i].result, STORE_ADMIT_FRESH);
+		assert_int_equal(it[i].version, want_version);
+	}
+}
+
+static void test_admit_fast_form_fallback(void **state)
+{
+	PGconn *c = db_connect();
+	exec_ok(c, "INSERT INTO account_version VALUES (41, 0, 6)");
+	uint64_t v = 6 + (uint64_t)query_i64(c, "SELECT coalesce(sum(v), 0) FROM account_version "
+						"WHERE account_id = 0");
+	char nonce[PG_ADMIT_CAREFUL_BATCHES + 8][16];
+	for (int i = 0; i < PG_ADMIT_CAREFUL_BATCHES + 8; i++)
+		snprintf(nonce[i], sizeof(nonce[i]), "ff-%d", i);
+	/* Earlier tests' replays may have left the careful batches running. */
+	for (int i = 0; i < PG_ADMIT_CAREFUL_BATCHES; i++)
+		admit_n(c, "LTAIdrain", (const char *const[]){nonce[i]}, 1, 41, STORE_ADMIT_FRESH, v);
+	uint64_t f0 = pg_admit_fallbacks();
+	admit_n(c, "LTAIfast", (const char *const[]){"a", "b", "c"}, 3, 41, STORE_ADMIT_FRESH, v);
+	assert_int_equal(pg_admit_fallbacks(), f0);
+	/* "b" again, among fresh ones: the fast form fails as a whole, the batch
+	 * runs again, and only the three fresh rows are there. */
+	int64_t rows = query_i64(c, "SELECT count(*) FROM nonce");
+	admit_n(c, "LTAIfast", (const char *const[]){"b", "d", "e", "f"}, 4, 41, STORE_ADMIT_USED, v);
+	assert_int_equal(pg_admit_fallbacks(), f0 + 1);
+	assert_int_equal(query_i64(c, "SELECT count(*) FROM nonce"), rows + 3);
+	/* Careful now: a replay costs no second statement. */
+	admit_n(c, "LTAIfast", (const char *const[]){"d", "g"}, 2, 41, STORE_ADMIT_USED, v);
+	assert_int_equal(pg_admit_fallbacks(), f0 + 1);
+	for (int i = 0; i < PG_ADMIT_CAREFUL_BATCHES - 2; i++)
+		admit_n(c, "LTAIcareful", (const char *const[]){nonce[i]}, 1, 41, STORE_ADMIT_FRESH, v);
+	/* The last careful batch, then the fast form again. */
+	admit_n(c, "LTAIfast", (const char *const[]){"e", "h"}, 2, 41, STORE_ADMIT_USED, v);
+	assert_int_equal(pg_admit_fallbacks(), f0 + 1);
+	admit_n(c, "LTAIfast", (const char *const[]){"f", "i"}, 2, 41, STORE_ADMIT_USED, v);
+	assert_int_equal(pg_admit_fallbacks(), f0 + 2);
+	PQfinish(c);
+}
+
 /* Many threads admitting through one store (the batcher), each request sent
  * by several threads at once, over several rounds: exactly one acceptance per
  * request, the right label for each accepted one, and batches really formed. */
@@ -1083,6 +1140,7 @@ static int pg_db_tests(void)
 	    cmocka_unit_test(test_admit_across_nodes),
 	    cmocka_unit_test(test_admit_race),
 	    cmocka_unit_test(test_admit_batch_duplicates),
+	    cmocka_unit_test(test_admit_fast_form_fallback),
 	    cmocka_unit_test(test_admit_concurrent_store),
 	    cmocka_unit_test(test_admit_exec_bound),
 	    cmocka_unit_test(test_admit_async_hung),
