@@ -226,8 +226,15 @@ static struct part *part_get(struct ldata *d, int64_t logstore, int day, bool cr
 	for (size_t i = 0; i < LDATA_MAX_OPEN; i++) {
 		struct part *p = &d->open[i];
 		if (p->db && p->logstore == logstore && p->day == day) {
-			p->used = ++d->clock;
-			return p;
+			if (!create || sqlite3_db_readonly(p->db, "main") == 0) {
+				p->used = ++d->clock;
+				return p;
+			}
+			/* Opened read-only for yesterday's pack ids, and now to be
+			 * written: a group received before midnight that was queued
+			 * after one received since. Reopened for writing below. */
+			sqlite3_close(p->db);
+			p->db = NULL;
 		}
 		if (!p->db || (lru->db && p->used < lru->used))
 			lru = p;

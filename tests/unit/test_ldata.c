@@ -39,14 +39,20 @@ static void put_done(struct ldata_put *p, enum ldata_rc rc)
 	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
 }
 
-static enum ldata_rc put_and_wait(struct ldata *d, int64_t logstore, const Sls__LogGroup *g)
+static enum ldata_rc put_at(struct ldata *d, int64_t logstore, const Sls__LogGroup *g,
+			    int64_t received_s, const char *pack_id)
 {
-	struct put_wait w = {.p = {.logstore = logstore, .g = g, .received_s = time(NULL),
-				   .raw_bytes = 1, .done = put_done}};
+	struct put_wait w = {.p = {.logstore = logstore, .g = g, .received_s = received_s,
+				   .pack_id = str_c(pack_id), .raw_bytes = 1, .done = put_done}};
 	ldata_put(d, &w.p);
 	while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
 		usleep(100);
 	return w.rc;
+}
+
+static enum ldata_rc put_and_wait(struct ldata *d, int64_t logstore, const Sls__LogGroup *g)
+{
+	return put_at(d, logstore, g, time(NULL), "");
 }
 
 static int count_block(const struct ldata_block *b, void *arg)
@@ -197,11 +203,38 @@ static void test_crash_leftover(void **state)
 	free(f);
 }
 
+/* Yesterday's file, opened read-only by the writer to look for a pack id
+ * (after a restart, so it had no handle of it), is still written when a
+ * group received yesterday comes after that (queued after midnight). */
+static void test_yesterday_written_after_pack_check(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sagflow-test-ldata-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int64_t now = time(NULL), yesterday = now - 86400;
+	struct lsfix *f = xmalloc(sizeof(*f));
+	lsfix_init(f);
+	struct ldata *d = ldata_open(dir);
+	assert_int_equal(put_at(d, 3, &f->g, yesterday, "pack-a"), LDATA_STORED);
+	ldata_close(d);
+	d = ldata_open(dir);
+	assert_int_equal(put_at(d, 3, &f->g, now, "pack-b"), LDATA_STORED);     /* reads yesterday's */
+	assert_int_equal(put_at(d, 3, &f->g, now, "pack-a"), LDATA_DUPLICATE);  /* found there */
+	assert_int_equal(put_at(d, 3, &f->g, yesterday, "pack-c"), LDATA_STORED); /* written there */
+	assert_int_equal(blocks_seen(d, 3), 3);
+	ldata_drop(d, 3);
+	ldata_close(d);
+	assert_int_equal(rmdir(dir), 0);
+	lsfix_free(f);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_put_race),
 		cmocka_unit_test(test_crash_leftover),
+		cmocka_unit_test(test_yesterday_written_after_pack_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
