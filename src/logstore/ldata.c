@@ -28,8 +28,16 @@ struct ldata_enc {
 
 enum ldata_kind { JOB_PUT, JOB_DROP, JOB_EXPIRE };
 
-/* The suffixes of a day file's SQLite companions, removed with it. */
-static const char *const ldata_file_suffixes[] = {"", "-wal", "-shm", "-journal"};
+/* A new day file is made whole under its name and this suffix, which no
+ * read lists, and then renamed into place (part_create). */
+#define LDATA_NEW_SUFFIX "-new"
+
+/* The suffixes of a day file's SQLite companions, removed with it; a
+ * half-made new file (a crash before its rename) and its own companions too. */
+static const char *const ldata_file_suffixes[] = {
+	"", "-wal", "-shm", "-journal",
+	LDATA_NEW_SUFFIX, LDATA_NEW_SUFFIX "-wal", LDATA_NEW_SUFFIX "-shm", LDATA_NEW_SUFFIX "-journal"};
+#define LDATA_NSUFFIXES (sizeof(ldata_file_suffixes) / sizeof(ldata_file_suffixes[0]))
 
 static const char ldata_schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -106,19 +114,15 @@ static int add_counts_column(sqlite3 *db)
 			       SQLITE_OK ? 0 : -1;
 }
 
+/* A day file that exists, read-only, or for the writer (create): then its
+ * schema is checked and brought up to date. SQLite never creates the file
+ * here (part_create does, whole). */
 static sqlite3 *part_db_open(const char *path, bool create)
 {
 	sqlite3 *db = NULL;
-	int flags = create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+	int flags = create ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
 	if (!create && access(path, F_OK) != 0)
 		return NULL;
-	if (create) {
-		/* 0600 before SQLite touches it; -wal and -shm inherit the mode. */
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return NULL;
-		close(fd);
-	}
 	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		/* A file retention removed between access() and here is no error. */
 		if (create || access(path, F_OK) == 0)
@@ -164,24 +168,81 @@ static void part_checkpoints(struct ldata *d)
 	}
 }
 
-/* The writer's handle of a partition, opened (and created, when create) on demand. */
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static void unlink_new(const char *path)
+{
+	char f[LDATA_PATH_MAX + 32];
+	for (size_t i = 0; i < LDATA_NSUFFIXES; i++)
+		if (!strncmp(ldata_file_suffixes[i], LDATA_NEW_SUFFIX, strlen(LDATA_NEW_SUFFIX))) {
+			snprintf(f, sizeof(f), "%s%s", path, ldata_file_suffixes[i]);
+			unlink(f);
+		}
+}
+
+/* Creates the day file at path (and its logstore's directory) whole: the
+ * schema is written and checkpointed under path + LDATA_NEW_SUFFIX, which no
+ * read lists, and only then renamed to path. A read that lists the directory
+ * therefore finds no file or one with its tables, never a file whose tables
+ * are not there yet (no `blocks`: a failed read, a 500). Closing the only
+ * connection checkpoints the WAL into the file and deletes it, so nothing is
+ * left under the temporary name. */
+static int part_create(struct ldata *d, int64_t logstore, const char *path)
+{
+	char dir[LDATA_PATH_MAX], tmp[LDATA_PATH_MAX + 8];
+	snprintf(dir, sizeof(dir), "%s/%lld", d->dir, (long long)logstore);
+	if (mkdir(dir, 0700) == 0 ? fsync_dir(d->dir) != 0 : errno != EEXIST)
+		goto fail;
+	snprintf(tmp, sizeof(tmp), "%s%s", path, LDATA_NEW_SUFFIX);
+	unlink_new(path); /* a crash's leftover, and its -wal that SQLite would replay */
+	/* 0600 before SQLite touches it; -wal and -shm inherit the mode. */
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	close(fd);
+	sqlite3 *db = part_db_open(tmp, true);
+	if (!db || sqlite3_close(db) != SQLITE_OK || rename(tmp, path) != 0 || fsync_dir(dir) != 0)
+		goto fail;
+	return 0;
+fail:
+	log_err("logstore: cannot create %s: %s", path, strerror(errno));
+	unlink_new(path);
+	return -1;
+}
+
+/* The writer's handle of a partition, opened (and created whole, when
+ * create) on demand. */
 static struct part *part_get(struct ldata *d, int64_t logstore, int day, bool create)
 {
 	struct part *lru = &d->open[0];
 	for (size_t i = 0; i < LDATA_MAX_OPEN; i++) {
 		struct part *p = &d->open[i];
 		if (p->db && p->logstore == logstore && p->day == day) {
-			p->used = ++d->clock;
-			return p;
+			if (!create || sqlite3_db_readonly(p->db, "main") == 0) {
+				p->used = ++d->clock;
+				return p;
+			}
+			/* Opened read-only for yesterday's pack ids, and now to be
+			 * written: a group received before midnight that was queued
+			 * after one received since. Reopened for writing below. */
+			sqlite3_close(p->db);
+			p->db = NULL;
 		}
 		if (!p->db || (lru->db && p->used < lru->used))
 			lru = p;
 	}
 	char path[LDATA_PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%lld", d->dir, (long long)logstore);
-	if (create && mkdir_0700(path) != 0)
-		return NULL;
 	part_path(d, logstore, day, path, sizeof(path));
+	if (create && access(path, F_OK) != 0 && part_create(d, logstore, path) != 0)
+		return NULL;
 	sqlite3 *db = part_db_open(path, create);
 	if (!db)
 		return NULL;
@@ -450,7 +511,7 @@ static int day_of_file(const char *name, int *day, bool *db)
 	base[11] = '\0';
 	if (day_of_name(base, day) != 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(ldata_file_suffixes) / sizeof(ldata_file_suffixes[0]); i++)
+	for (size_t i = 0; i < LDATA_NSUFFIXES; i++)
 		if (!strcmp(name + 11, ldata_file_suffixes[i])) {
 			*db = i == 0;
 			return 0;

@@ -9,7 +9,9 @@
  * COMMITs each file touched once (WAL, synchronous=FULL: one fsync per file per
  * batch), and only then calls the jobs' done(). A LogGroup whose __pack_id__
  * tag is already in today's or yesterday's file is acknowledged and not stored
- * again. */
+ * again. A day file appears under its name only with its tables in it, so a
+ * read racing the first write of a logstore or a day sees nothing or whole
+ * groups. */
 #ifndef LOGSTORE_LDATA_H
 #define LOGSTORE_LDATA_H
 #include <stdbool.h>
