@@ -74,7 +74,7 @@ ACCT=$(q "SELECT account_id FROM access_keys WHERE akid = 'benchkey'")
 
 create_q='OutputType=netflow&NetflowServerIp=192.168.0.2&RegionId=cn-shanghai'
 describe_q='PageNumber=1&PageSize=50&RegionId=cn-shanghai'
-lg() { "$LOADGEN" --port "$1" --signed --akid benchkey --secret benchsecret --action "$2" --query "$3" \
+lg() { "$LOADGEN" --port "$1" --signed --akid "${AKID:-benchkey}" --secret "${SECRET:-benchsecret}" --action "$2" --query "$3" \
 	--connections "${4:-$CONNS}" --seconds "${5:-$DUR}" --warmup "${6:-2}"; }
 
 # CPU seconds (utime + stime) so far of the PostgreSQL cluster (the postmaster
@@ -127,6 +127,13 @@ lg "$a_port" CreateFlowLog "$create_q" 8 2 0 >/dev/null
 lg "$lite_port" CreateFlowLog "$create_q" 8 2 0 >/dev/null
 "$FB" --port "$a_port" --db "$DB" --conns 8 --seconds 1 --flowlogs 8 --gateways 8 --phases assoc >/dev/null
 FL0=$(q "SELECT min(id) FROM flowlogs WHERE account_id = $ACCT")
+# The create-heavy phases each write for an account of their own: at 10 k
+# creates a second, one account would reach serve's largest --flowlog-quota
+# (1,000,000) within the run, and every later create would be refused.
+key_for() { "$BIN" keys create --db "$DB" --account "$1" | node -e '
+const k = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(k.AccessKeyId, k.AccessKeySecret)'; }
+read -r NODES_AKID NODES_SECRET < <(key_for bench-nodes)
+read -r REC_AKID REC_SECRET < <(key_for bench-recovery)
 SAG0=$(q "SELECT min(id) FROM sags WHERE account_id = $ACCT")
 
 echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(postgres --version | awk '{print $3}') (fsync on, synchronous_commit on) on $(df -T "$SAGFLOW_TEST_PG_DATA" | awk 'NR==2{print $2}'); serve on PostgreSQL --threads $PG_THREADS --pg-writers $K, on SQLite --threads $THREADS; $CONNS connections, ${DUR}s each, $ROUNDS rounds"
@@ -149,8 +156,8 @@ for r in $(seq "$ROUNDS"); do
 		echo "{\"round\":$r,\"side\":\"describe-sqlite\",\"result\":$(lg_cpu "$lite_pid" "$lite_port" DescribeFlowLogs "$describe_q")}"
 	fi
 	if phase nodes; then
-		lg "$a_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-a.json" &
-		lg "$b_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-b.json"
+		AKID=$NODES_AKID SECRET=$NODES_SECRET lg "$a_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-a.json" &
+		AKID=$NODES_AKID SECRET=$NODES_SECRET lg "$b_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-b.json"
 		wait $!
 		echo "{\"round\":$r,\"side\":\"create-2-nodes\",\"result\":$(node -e '
 const [a,b]=process.argv.slice(1).map(f=>JSON.parse(require("fs").readFileSync(f,"utf8")));
@@ -166,7 +173,7 @@ crash=0 accepting=0
 if phase recovery; then
 {
 	for i in $(seq 30); do
-		echo "{\"t\":$(date +%s.%N),\"result\":$(lg "$a_port" CreateFlowLog "$create_q" "$CONNS" 1 0)}"
+		echo "{\"t\":$(date +%s.%N),\"result\":$(AKID=$REC_AKID SECRET=$REC_SECRET lg "$a_port" CreateFlowLog "$create_q" "$CONNS" 1 0)}"
 	done >"$work/slices.jsonl"
 } &
 slicer=$!
