@@ -5,6 +5,7 @@
 #define TESTS_LOGSTORE_FIXTURE_H
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "logstore/block.h"
 #include "logstore/ldata.h"
@@ -79,6 +80,36 @@ static inline void lsfix_free(struct lsfix *f)
 {
 	buf_free(&f->data);
 	buf_free(&f->counts);
+}
+
+/* One ldata_put, waited for (polling: the writer answers on its own thread);
+ * pack_id "" for none. */
+struct lsfix_put_wait {
+	struct ldata_put p;
+	enum ldata_rc rc;
+	int done;
+};
+
+static inline void lsfix_put_done(struct ldata_put *p, enum ldata_rc rc)
+{
+	struct lsfix_put_wait *w = (struct lsfix_put_wait *)p;
+	w->rc = rc;
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline enum ldata_rc lsfix_put(struct ldata *d, int64_t logstore, const Sls__LogGroup *g,
+				      int64_t received_s, const char *pack_id)
+{
+	struct lsfix_put_wait w = {.p = {.logstore = logstore,
+					 .g = g,
+					 .received_s = received_s,
+					 .pack_id = str_c(pack_id),
+					 .raw_bytes = 1,
+					 .done = lsfix_put_done}};
+	ldata_put(d, &w.p);
+	while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
+		usleep(100);
+	return w.rc;
 }
 
 #endif

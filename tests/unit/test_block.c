@@ -146,19 +146,6 @@ static void legacy_file(const char *dir, int64_t logstore, int day)
 	free(z);
 }
 
-struct put_wait {
-	struct ldata_put p;
-	enum ldata_rc rc;
-	int done;
-};
-
-static void put_done(struct ldata_put *p, enum ldata_rc rc)
-{
-	struct put_wait *w = (struct put_wait *)p;
-	w->rc = rc;
-	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
-}
-
 static int64_t histogram_total(struct ldata *d, int64_t logstore)
 {
 	struct query q;
@@ -187,12 +174,7 @@ static void test_legacy_files(void **state)
 	 * block has a rollup, and the histogram counts all three blocks. */
 	struct lsfix *f = xmalloc(sizeof(*f));
 	lsfix_init(f);
-	struct put_wait w = {.p = {.logstore = 7, .g = &f->g, .received_s = time(NULL),
-				   .raw_bytes = 1, .done = put_done}};
-	ldata_put(d, &w.p);
-	while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
-		usleep(1000);
-	assert_int_equal(w.rc, LDATA_STORED);
+	assert_int_equal(lsfix_put(d, 7, &f->g, time(NULL), ""), LDATA_STORED);
 	assert_int_equal(histogram_total(d, 7), 3 * LSFIX_N);
 	ldata_drop(d, 7);
 	ldata_close(d);

@@ -26,33 +26,9 @@
 
 #define RACE_LOGSTORES 150 /* new logstores, each raced by a reader */
 
-struct put_wait {
-	struct ldata_put p;
-	enum ldata_rc rc;
-	int done;
-};
-
-static void put_done(struct ldata_put *p, enum ldata_rc rc)
-{
-	struct put_wait *w = (struct put_wait *)p;
-	w->rc = rc;
-	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
-}
-
-static enum ldata_rc put_at(struct ldata *d, int64_t logstore, const Sls__LogGroup *g,
-			    int64_t received_s, const char *pack_id)
-{
-	struct put_wait w = {.p = {.logstore = logstore, .g = g, .received_s = received_s,
-				   .pack_id = str_c(pack_id), .raw_bytes = 1, .done = put_done}};
-	ldata_put(d, &w.p);
-	while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
-		usleep(100);
-	return w.rc;
-}
-
 static enum ldata_rc put_and_wait(struct ldata *d, int64_t logstore, const Sls__LogGroup *g)
 {
-	return put_at(d, logstore, g, time(NULL), "");
+	return lsfix_put(d, logstore, g, time(NULL), "");
 }
 
 static int count_block(const struct ldata_block *b, void *arg)
@@ -215,12 +191,12 @@ static void test_yesterday_written_after_pack_check(void **state)
 	struct lsfix *f = xmalloc(sizeof(*f));
 	lsfix_init(f);
 	struct ldata *d = ldata_open(dir);
-	assert_int_equal(put_at(d, 3, &f->g, yesterday, "pack-a"), LDATA_STORED);
+	assert_int_equal(lsfix_put(d, 3, &f->g, yesterday, "pack-a"), LDATA_STORED);
 	ldata_close(d);
 	d = ldata_open(dir);
-	assert_int_equal(put_at(d, 3, &f->g, now, "pack-b"), LDATA_STORED);     /* reads yesterday's */
-	assert_int_equal(put_at(d, 3, &f->g, now, "pack-a"), LDATA_DUPLICATE);  /* found there */
-	assert_int_equal(put_at(d, 3, &f->g, yesterday, "pack-c"), LDATA_STORED); /* written there */
+	assert_int_equal(lsfix_put(d, 3, &f->g, now, "pack-b"), LDATA_STORED);     /* reads yesterday's */
+	assert_int_equal(lsfix_put(d, 3, &f->g, now, "pack-a"), LDATA_DUPLICATE);  /* found there */
+	assert_int_equal(lsfix_put(d, 3, &f->g, yesterday, "pack-c"), LDATA_STORED); /* written there */
 	assert_int_equal(blocks_seen(d, 3), 3);
 	ldata_drop(d, 3);
 	ldata_close(d);
