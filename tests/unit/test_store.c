@@ -2113,6 +2113,39 @@ static void pipe_job_done(void *arg, int rc)
 	pthread_mutex_unlock(j->mu);
 }
 
+/* n pipe jobs of kinds[i % nkinds], queued behind a gate so that they share
+ * one batch; waits for every answer and returns the store's counters moved
+ * meanwhile (the gate's batch in them) and, in *statements, how many
+ * statements the jobs sent. */
+static struct store_stats run_pipe_jobs(struct store *s, struct pipe_job *jobs, int n,
+					const enum pipe_kind *kinds, int nkinds, int *statements)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = n;
+	*statements = 0;
+	struct gate g;
+	gate_close(s, &g);
+	struct store_stats before, after;
+	store_stats(s, &before);
+	for (int i = 0; i < n; i++) {
+		jobs[i] = (struct pipe_job){.id = i + 1, .kind = kinds[i % nkinds], .rc = -99,
+					    .statements = statements, .mu = &mu, .cv = &cv,
+					    .pending = &pending};
+		store_write_async(s, pipe_job_fn, &jobs[i], pipe_job_done);
+	}
+	gate_open(&g);
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+	store_stats(s, &after);
+	return (struct store_stats){.max_batch = after.max_batch,
+				    .round_trips = after.round_trips - before.round_trips};
+}
+
 /* One batch of jobs of every kind, failures in the middle: each failing job's
  * own rows are rolled back to its savepoint, the others commit, and the
  * whole batch costs one round trip per statement plus one for the version
@@ -2127,24 +2160,8 @@ static void test_pg_pipelined_batch(void **state)
 	static const enum pipe_kind kinds[] = {PIPE_OK, PIPE_FAIL_AFTER, PIPE_OK, PIPE_BAD_SQL,
 					       PIPE_NOOP, PIPE_SECOND_FAILS, PIPE_OK, PIPE_OK};
 	struct pipe_job jobs[N];
-	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-	int pending = N, statements = 0;
-	struct gate g;
-	gate_close(s, &g);
-	struct store_stats before;
-	store_stats(s, &before);
-	for (int i = 0; i < N; i++) {
-		jobs[i] = (struct pipe_job){.id = i + 1, .kind = kinds[i % 8], .rc = -99,
-					    .statements = &statements, .mu = &mu, .cv = &cv,
-					    .pending = &pending};
-		store_write_async(s, pipe_job_fn, &jobs[i], pipe_job_done);
-	}
-	gate_open(&g);
-	pthread_mutex_lock(&mu);
-	while (pending > 0)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	int statements;
+	struct store_stats d = run_pipe_jobs(s, jobs, N, kinds, 8, &statements);
 	int64_t ok = 0;
 	for (int i = 0; i < N; i++) {
 		enum pipe_kind k = jobs[i].kind;
@@ -2161,23 +2178,19 @@ static void test_pg_pipelined_batch(void **state)
 	int64_t count = 0;
 	assert_int_equal(store_read(s, count_rows, &count), 0);
 	assert_int_equal(count, ok);
-	struct store_stats after;
-	store_stats(s, &after);
-	assert_int_equal(after.max_batch, N); /* they did share one transaction */
+	assert_int_equal(d.max_batch, N); /* they did share one transaction */
 	/* The gate's batch: its COMMIT alone; then ours: statements + 1. */
-	assert_int_equal(after.round_trips - before.round_trips, 1 + statements + 1);
+	assert_int_equal(d.round_trips, 1 + statements + 1);
 	print_message("pipelined batch: %d jobs, %d statements, %llu round trips\n", N, statements,
-		      (unsigned long long)(after.round_trips - before.round_trips - 1));
+		      (unsigned long long)(d.round_trips - 1));
 	store_close(s);
-	pthread_mutex_destroy(&g.mu);
-	pthread_cond_destroy(&g.cv);
 }
 
 /* Deferred statements (pg_tx_exec_deferred) in one batch, two of them failing
  * in the middle and one as the last job (found at COMMIT): each failing job
  * gets its check's answer and leaves no row, the jobs whose statements the
  * pipeline skipped after it run once more, the rest once, and every other
- * row is durable. Round trips: the first statement of the batch (never
+ * row is durable. Round trips: the first job's statement (PIPE_OK, never
  * deferred), each normal statement, one more for each normal statement a
  * failure skipped, and COMMIT twice (the first one skipped). */
 static void test_pg_deferred_batch(void **state)
@@ -2193,24 +2206,8 @@ static void test_pg_deferred_batch(void **state)
 	    PIPE_DEFER, PIPE_OK,    PIPE_DEFER, PIPE_DEFER_FAILS};
 	static const int calls[N] = {1, 1, 1, 1, 2, 2, 1, 1, 1, 2, 2, 2, 1, 1};
 	struct pipe_job jobs[N];
-	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-	int pending = N, statements = 0;
-	struct gate g;
-	gate_close(s, &g);
-	struct store_stats before;
-	store_stats(s, &before);
-	for (int i = 0; i < N; i++) {
-		jobs[i] = (struct pipe_job){.id = i + 1, .kind = kinds[i], .rc = -99,
-					    .statements = &statements, .mu = &mu, .cv = &cv,
-					    .pending = &pending};
-		store_write_async(s, pipe_job_fn, &jobs[i], pipe_job_done);
-	}
-	gate_open(&g);
-	pthread_mutex_lock(&mu);
-	while (pending > 0)
-		pthread_cond_wait(&cv, &mu);
-	pthread_mutex_unlock(&mu);
+	int statements;
+	struct store_stats d = run_pipe_jobs(s, jobs, N, kinds, N, &statements);
 	int64_t ok = 0;
 	for (int i = 0; i < N; i++) {
 		enum pipe_kind k = kinds[i];
@@ -2229,15 +2226,11 @@ static void test_pg_deferred_batch(void **state)
 	int64_t count = 0;
 	assert_int_equal(store_read(s, count_rows, &count), 0);
 	assert_int_equal(count, ok);
-	struct store_stats after;
-	store_stats(s, &after);
-	assert_int_equal(after.max_batch, N);
+	assert_int_equal(d.max_batch, N);
 	/* The gate's COMMIT; then job 0; jobs 5 and 11 twice each (the first
 	 * time skipped); COMMIT twice. */
-	assert_int_equal(after.round_trips - before.round_trips, 1 + 1 + 2 + 2 + 2);
+	assert_int_equal(d.round_trips, 1 + 1 + 2 + 2 + 2);
 	store_close(s);
-	pthread_mutex_destroy(&g.mu);
-	pthread_cond_destroy(&g.cv);
 }
 
 /* n creates queued behind a gate on one writer, so that they share one
