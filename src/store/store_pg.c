@@ -1168,43 +1168,9 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static const char BUMP_SQL[] =
-    "INSERT INTO account_version (account_id, shard, v) "
-    "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
-    "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1";
-
-/* The parameters of the account_version bump: one per account of the batch
- * (account 0 for unscoped jobs), on this writer's own shard. false: no job
- * of the batch moves a version. */
-static bool bump_params(struct pwriter *w, struct pjob *const *jobs,
-			const enum job_outcome *out, int njobs, char *list, size_t cap,
-			struct pg_params *p)
-{
-	int64_t acct[PG_BATCH_MAX];
-	size_t n = 0;
-	for (int i = 0; i < njobs; i++)
-		if (out[i] != JOB_AGAIN && jobs[i]->scope >= 0)
-			acct[n++] = jobs[i]->scope;
-	if (!n)
-		return false;
-	qsort(acct, n, sizeof(acct[0]), cmp_i64);
-	size_t len = 0;
-	list[len++] = '{';
-	for (size_t i = 0; i < n; i++)
-		if (i == 0 || acct[i] != acct[i - 1])
-			len += (size_t)snprintf(list + len, cap - len, "%s%" PRId64,
-						len > 1 ? "," : "", acct[i]);
-	snprintf(list + len, cap - len, "}");
-	pg_p_text(p, list);
-	pg_p_int(p, atomic_load_explicit(&w->s->shard_base, memory_order_relaxed) + w->index);
-	return true;
-}
-
-static const char COUNT_SQL[] =
-    "SELECT flowlog_counts_raise($1::bigint[], $2::text[], $3::bigint[], $4::bigint)";
-
 /* A PostgreSQL array literal being built: "{" first, then elements. Its
- * buffer is sized for PG_BATCH_MAX of the largest element (count_list). */
+ * buffer is sized for PG_BATCH_MAX of the largest element (count_list, the
+ * bump's list). */
 struct arr {
 	char *b;
 	size_t cap, len;
@@ -1247,6 +1213,39 @@ static void arr_int(struct arr *a, int64_t v)
 	for (const char *d = num; *d; d++)
 		arr_char(a, *d);
 }
+
+static const char BUMP_SQL[] =
+    "INSERT INTO account_version (account_id, shard, v) "
+    "SELECT a, $2, 1 FROM unnest($1::bigint[]) AS a "
+    "ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1";
+
+/* The parameters of the account_version bump: one per account of the batch
+ * (account 0 for unscoped jobs), on this writer's own shard. false: no job
+ * of the batch moves a version. */
+static bool bump_params(struct pwriter *w, struct pjob *const *jobs,
+			const enum job_outcome *out, int njobs, char *list, size_t cap,
+			struct pg_params *p)
+{
+	int64_t acct[PG_BATCH_MAX];
+	size_t n = 0;
+	for (int i = 0; i < njobs; i++)
+		if (out[i] != JOB_AGAIN && jobs[i]->scope >= 0)
+			acct[n++] = jobs[i]->scope;
+	if (!n)
+		return false;
+	qsort(acct, n, sizeof(acct[0]), cmp_i64);
+	struct arr a;
+	arr_open(&a, list, cap);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || acct[i] != acct[i - 1])
+			arr_int(&a, acct[i]);
+	pg_p_text(p, list);
+	pg_p_int(p, atomic_load_explicit(&w->s->shard_base, memory_order_relaxed) + w->index);
+	return true;
+}
+
+static const char COUNT_SQL[] =
+    "SELECT flowlog_counts_raise($1::bigint[], $2::text[], $3::bigint[], $4::bigint)";
 
 /* The count raise's parameters: per owner, in (account, region) order. */
 struct count_list {
