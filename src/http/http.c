@@ -720,14 +720,28 @@ static int balance_accept(struct http_server *s, struct http_worker **to,
 	return fd;
 }
 
-/* After a failed accept4: true to take the next one (this peer gave up first).
- * Out of descriptors or memory the listening socket stays readable, so this
- * worker pauses accepting instead of spinning. */
+/* accept4's errors about one connection (the peer gave up, or a network error
+ * Linux passes on from it: accept(2)), and those of the process or system. */
+static const int accept_peer_errs[] = {ECONNABORTED, EINTR,     EPROTO,      ENETDOWN,   ENOPROTOOPT,
+				       EHOSTDOWN,    ENONET,    EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH};
+static const int accept_pause_errs[] = {EMFILE, ENFILE, ENOBUFS, ENOMEM};
+
+static bool errno_in(int err, const int *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == err)
+			return true;
+	return false;
+}
+
+/* After a failed accept4: true to take the next one. Out of descriptors or
+ * memory the listening socket stays readable, so this worker pauses accepting
+ * instead of spinning. */
 static bool accept_retry(struct http_worker *w, int err)
 {
-	if (err == ECONNABORTED || err == EINTR || err == EPROTO)
+	if (errno_in(err, accept_peer_errs, sizeof(accept_peer_errs) / sizeof(accept_peer_errs[0])))
 		return true;
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+	if (errno_in(err, accept_pause_errs, sizeof(accept_pause_errs) / sizeof(accept_pause_errs[0]))) {
 		log_warn("http: cannot accept a connection (%s); pausing %d ms", strerror(err),
 			 HTTP_ACCEPT_PAUSE_MS);
 		w->accept_after_us = time_mono_us() + HTTP_ACCEPT_PAUSE_MS * 1000;
