@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -30,6 +31,9 @@
 #define HTTP_DRAIN_WARN_MS 5000
 #define HTTP_RESERVED_FDS 64 /* descriptors kept for SQLite, logs, the device channel */
 #define HTTP_POLL_MAX_MS 1000 /* a worker looks at its daemon at least this often */
+#define HTTP_ACCEPT_BATCH 16  /* connections one wake-up accepts before serving its own (MHD: 10) */
+#define HTTP_ACCEPT_PAUSE_MS 100 /* accept pauses this long when descriptors or memory ran out */
+#define HTTP_LISTEN_BACKLOG SOMAXCONN /* MHD's own default */
 
 struct http_route_ent {
 	char method[HTTP_MAX_METHOD]; /* "" = any */
@@ -40,8 +44,9 @@ struct http_route_ent {
 	void *arg;
 };
 
-/* One MHD daemon in external-polling epoll mode, run by its own thread; all of
- * them share one listening socket (as MHD's own thread pool does). Not MHD's
+/* One MHD daemon in external-polling epoll mode, run by its own thread, with no
+ * listening socket of its own: the workers accept on the shared one for each
+ * other (worker_accept) and each adds its connections to its daemon. Not MHD's
  * internal threads: their loop (0.9.75, also 1.0.0 and 1.0.1) calls epoll_wait
  * again, with the full timeout, whenever a call returned exactly 128 events, so
  * the 128 ready connections it holds wait for the next event or the connection
@@ -59,6 +64,19 @@ struct http_worker {
 	pthread_mutex_t defer_mu;           /* guards the deferred list (http_defer) */
 	struct http_conn *defer_head, *defer_tail;
 	bool in_deferred;        /* the worker runs its continuations: MHD_run is next */
+	struct http_newconn *new_head, *new_tail; /* accepted for us by another worker (defer_mu) */
+	atomic_uint nconns;      /* connections given to this worker and not yet closed */
+	unsigned limit;          /* its daemon's MHD_OPTION_CONNECTION_LIMIT */
+	unsigned started;        /* MHD_CONNECTION_NOTIFY_STARTED seen (worker_add) */
+	int64_t accept_after_us; /* accept paused until then (0: not paused) */
+};
+
+/* A connection one worker accepted for another, waiting for it in new_head. */
+struct http_newconn {
+	int fd;
+	socklen_t len;
+	struct sockaddr_storage addr;
+	struct http_newconn *next;
 };
 
 /* The worker this thread runs, or NULL on any other thread (http_defer). */
@@ -69,7 +87,10 @@ struct http_server {
 	char *host;
 	struct http_worker workers[HTTP_MAX_THREADS];
 	unsigned nworkers;
-	MHD_socket listen_fd; /* shared by the workers; closed once, by http_server_stop */
+	int listen_fd;        /* shared by the workers; closed once, by http_server_stop */
+	atomic_bool accepting; /* every worker runs: they may accept */
+	pthread_mutex_t bal_mu; /* one choice and accept at a time (balance_accept) */
+	unsigned rr;          /* balance_pick's next first candidate: ties go round-robin */
 	bool started;
 	uint16_t port;
 	struct http_route_ent routes[HTTP_MAX_ROUTES];
@@ -105,7 +126,8 @@ struct http_server *http_server_new(const struct http_config *cfg)
 	s->cfg = *cfg;
 	s->host = xstrdup(cfg->host ? cfg->host : "127.0.0.1");
 	s->cfg.host = s->host;
-	s->listen_fd = MHD_INVALID_SOCKET;
+	s->listen_fd = -1;
+	pthread_mutex_init(&s->bal_mu, NULL);
 	if (s->cfg.threads < 1)
 		s->cfg.threads = 1;
 	if (s->cfg.threads > HTTP_MAX_THREADS)
@@ -255,14 +277,57 @@ void http_defer(struct http_request *r, http_defer_fn fn, void *arg)
 		worker_wake(w);
 }
 
-/* The continuations other threads handed this worker. A connection stays
- * until MHD_run (its request is unanswered until fn), so c is still ours. */
+/* Gives fd to w's daemon, on w's thread: in external-polling mode
+ * MHD_add_connection edits the daemon's lists and epoll set without a lock, as
+ * MHD_run does. A refusal (MHD closes fd) that never started the connection
+ * gives its place back; a started one gives it back in its close notice. */
+static void worker_add(struct http_worker *w, int fd, const struct sockaddr_storage *a,
+		       socklen_t len)
+{
+	unsigned started = w->started;
+	if (MHD_add_connection(w->d, fd, (const struct sockaddr *)a, len) != MHD_YES &&
+	    w->started == started)
+		atomic_fetch_sub(&w->nconns, 1);
+}
+
+static void worker_add_handed(struct http_worker *w, struct http_newconn *nc)
+{
+	while (nc) {
+		struct http_newconn *next = nc->next;
+		worker_add(w, nc->fd, &nc->addr, nc->len);
+		free(nc);
+		nc = next;
+	}
+}
+
+/* Another worker accepted fd for w: queue it beside the continuations. */
+static void worker_hand(struct http_worker *w, int fd, const struct sockaddr_storage *a,
+			socklen_t len)
+{
+	struct http_newconn *nc = xcalloc(1, sizeof(*nc));
+	*nc = (struct http_newconn){.fd = fd, .len = len, .addr = *a};
+	pthread_mutex_lock(&w->defer_mu);
+	if (w->new_tail)
+		w->new_tail->next = nc;
+	else
+		w->new_head = nc;
+	w->new_tail = nc;
+	pthread_mutex_unlock(&w->defer_mu);
+	worker_wake(w);
+}
+
+/* The continuations other threads handed this worker, and the connections
+ * other workers accepted for it (one lock for both). A connection stays until
+ * MHD_run (its request is unanswered until fn), so c is still ours. */
 static void worker_run_deferred(struct http_worker *w)
 {
 	pthread_mutex_lock(&w->defer_mu);
 	struct http_conn *c = w->defer_head;
+	struct http_newconn *nc = w->new_head;
 	w->defer_head = w->defer_tail = NULL;
+	w->new_head = w->new_tail = NULL;
 	pthread_mutex_unlock(&w->defer_mu);
+	worker_add_handed(w, nc);
 	w->in_deferred = true;
 	while (c) {
 		struct http_conn *next = c->defer_next;
@@ -535,14 +600,41 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* The shared listening socket, made here rather than by MHD because no daemon
+ * accepts on its own (worker_accept): MHD's defaults kept (SO_REUSEADDR, an
+ * IPv6 socket IPv6 only, a SOMAXCONN backlog). */
+static int listen_open(const struct sockaddr_storage *ss, socklen_t len, uint16_t *port)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	struct sockaddr_storage got;
+	socklen_t glen = sizeof(got);
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&got, &glen) < 0) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&got)->sin6_port
+						: ((struct sockaddr_in *)(void *)&got)->sin_port);
+	return fd;
+}
+
+/* Runs on the worker's own thread, inside MHD_add_connection or MHD_run. */
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 			  enum MHD_ConnectionNotificationCode toe)
 {
-	struct http_server *s = cls;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		atomic_fetch_add(&s->conns, 1);
-	else
-		atomic_fetch_sub(&s->conns, 1);
+	struct http_worker *w = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		w->started++;
+		atomic_fetch_add(&w->srv->conns, 1);
+		return;
+	}
+	atomic_fetch_sub(&w->nconns, 1);
+	atomic_fetch_sub(&w->srv->conns, 1);
 }
 
 unsigned http_connections(const struct http_server *s, unsigned *max)
@@ -579,30 +671,139 @@ static void tls_options(const struct http_tls *tls, struct MHD_OptionItem opt[4]
 	opt[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 }
 
-/* MHD's next deadline (a connection's timeout), capped: never wait forever. */
-static int worker_timeout_ms(struct MHD_Daemon *d)
+/* MHD's next deadline (a connection's timeout), capped: never wait forever,
+ * nor past a pause of accept. */
+static int worker_timeout_ms(struct http_worker *w)
 {
 	MHD_UNSIGNED_LONG_LONG t;
-	if (MHD_get_timeout(d, &t) != MHD_YES || t > HTTP_POLL_MAX_MS)
-		return HTTP_POLL_MAX_MS;
-	return (int)t;
+	int ms = MHD_get_timeout(w->d, &t) == MHD_YES && t < HTTP_POLL_MAX_MS ? (int)t
+									      : HTTP_POLL_MAX_MS;
+	return w->accept_after_us && ms > HTTP_ACCEPT_PAUSE_MS ? HTTP_ACCEPT_PAUSE_MS : ms;
+}
+
+/* The worker with the fewest connections that has room, ties going round-robin
+ * from s->rr; NULL when every one is full. The caller holds bal_mu. */
+static struct http_worker *balance_pick(struct http_server *s)
+{
+	struct http_worker *best = NULL;
+	unsigned best_n = 0;
+	for (unsigned k = 0; k < s->nworkers; k++) {
+		struct http_worker *w = &s->workers[(s->rr + k) % s->nworkers];
+		unsigned n = atomic_load(&w->nconns);
+		if (n < w->limit && (!best || n < best_n)) {
+			best = w;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+/* One accept4 and the worker it goes to, under bal_mu so that each choice
+ * counts every connection placed before it. With no worker below its limit
+ * nothing is accepted: the rest wait in the backlog, as at MHD's own limit. */
+static int balance_accept(struct http_server *s, struct http_worker **to,
+			  struct sockaddr_storage *a, socklen_t *len)
+{
+	pthread_mutex_lock(&s->bal_mu);
+	int fd = -1, err = EAGAIN;
+	*to = balance_pick(s);
+	if (*to) {
+		fd = accept4(s->listen_fd, (struct sockaddr *)a, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		err = errno;
+	}
+	if (fd >= 0) {
+		atomic_fetch_add(&(*to)->nconns, 1);
+		s->rr = (unsigned)(*to - s->workers + 1) % s->nworkers;
+	}
+	pthread_mutex_unlock(&s->bal_mu);
+	errno = err;
+	return fd;
+}
+
+/* accept4's errors about one connection (the peer gave up, or a network error
+ * Linux passes on from it: accept(2)), and those of the process or system. */
+static const int accept_peer_errs[] = {ECONNABORTED, EINTR,     EPROTO,      ENETDOWN,   ENOPROTOOPT,
+				       EHOSTDOWN,    ENONET,    EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH};
+static const int accept_pause_errs[] = {EMFILE, ENFILE, ENOBUFS, ENOMEM};
+
+static bool errno_in(int err, const int *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == err)
+			return true;
+	return false;
+}
+
+/* After a failed accept4: true to take the next one. Out of descriptors or
+ * memory the listening socket stays readable, so this worker pauses accepting
+ * instead of spinning. */
+static bool accept_retry(struct http_worker *w, int err)
+{
+	if (errno_in(err, accept_peer_errs, sizeof(accept_peer_errs) / sizeof(accept_peer_errs[0])))
+		return true;
+	if (errno_in(err, accept_pause_errs, sizeof(accept_pause_errs) / sizeof(accept_pause_errs[0]))) {
+		log_warn("http: cannot accept a connection (%s); pausing %d ms", strerror(err),
+			 HTTP_ACCEPT_PAUSE_MS);
+		w->accept_after_us = time_mono_us() + HTTP_ACCEPT_PAUSE_MS * 1000;
+	}
+	return false;
+}
+
+/* Whichever worker's poll sees the listening socket accepts for all of them,
+ * and each connection goes to the worker with the fewest (balance_pick). Had
+ * the winner of accept() kept it, the agent's 4 long-lived sender connections
+ * would split 3+1 or 4+0 over 2 threads as often as 2+2, leaving a core idle. */
+static void worker_accept(struct http_worker *w)
+{
+	for (unsigned i = 0; i < HTTP_ACCEPT_BATCH; i++) {
+		struct http_worker *to;
+		struct sockaddr_storage a;
+		socklen_t len = sizeof(a);
+		int fd = balance_accept(w->srv, &to, &a, &len);
+		if (fd < 0 && accept_retry(w, errno))
+			continue;
+		if (fd < 0)
+			return;
+		if (to == w)
+			worker_add(w, fd, &a, len);
+		else
+			worker_hand(to, fd, &a, len);
+	}
+}
+
+/* Poll the shared socket while this worker may accept: every worker runs, it
+ * is not quiescing, no pause is on, and some worker has room. */
+static bool worker_listens(struct http_worker *w)
+{
+	struct http_server *s = w->srv;
+	if (!atomic_load(&s->accepting) || atomic_load(&w->quiesce))
+		return false;
+	if (w->accept_after_us && time_mono_us() < w->accept_after_us)
+		return false;
+	w->accept_after_us = 0;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		if (atomic_load(&s->workers[i].nconns) < s->workers[i].limit)
+			return true;
+	return false;
 }
 
 /* Wait on the daemon's epoll descriptor (readable while it holds events; poll
- * does not consume them) and on the wake eventfd, then let MHD do the work
- * without blocking. The eventfd is read before MHD_run, so a resume during the
- * run leaves it set and the next poll returns at once: MHD 0.9.75's
- * MHD_get_timeout does not count resumed connections, and its own wakeup may
- * already have been drained inside the run. */
+ * does not consume them), on the wake eventfd and on the listening socket, then
+ * accept and let MHD do the work without blocking. The eventfd is read before
+ * MHD_run, so a resume during the run leaves it set and the next poll returns at
+ * once: MHD 0.9.75's MHD_get_timeout does not count resumed connections, and its
+ * own wakeup may already have been drained inside the run. */
 static void *worker_loop(void *arg)
 {
 	struct http_worker *w = arg;
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD);
-	struct pollfd pf[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
-			       {.fd = w->wake_fd, .events = POLLIN}};
+	struct pollfd pf[3] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN},
+			       {.fd = w->wake_fd, .events = POLLIN},
+			       {.fd = -1, .events = POLLIN}};
 	http_self = w;
 	while (!atomic_load(&w->quit)) {
-		int ready = poll(pf, 2, worker_timeout_ms(w->d));
+		pf[2].fd = worker_listens(w) ? w->srv->listen_fd : -1;
+		int ready = poll(pf, 3, worker_timeout_ms(w));
 		atomic_store(&w->wake_due, false);
 		if (ready > 0 && (pf[1].revents & POLLIN)) {
 			uint64_t n;
@@ -610,57 +811,45 @@ static void *worker_loop(void *arg)
 				/* EAGAIN: another read won the race; nothing to do */
 			}
 		}
-		if (atomic_load(&w->quiesce) && !atomic_load(&w->quiesced)) {
-			MHD_quiesce_daemon(w->d); /* the listening socket is closed by the server */
-			atomic_store(&w->quiesced, true);
-		}
+		if (atomic_load(&w->quiesce))
+			atomic_store(&w->quiesced, true); /* no accept from here on */
+		else if (ready > 0 && (pf[2].revents & POLLIN))
+			worker_accept(w);
 		worker_run_deferred(w);
 		MHD_run(w->d);
 	}
 	return NULL;
 }
 
+/* No listening socket: its connections come from worker_add. */
 static struct MHD_Daemon *worker_daemon(struct http_server *s, struct http_worker *w,
-					struct sockaddr_storage *ss, unsigned conns)
+					unsigned conns)
 {
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	if (ss->ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 MHD_USE_NO_LISTEN_SOCKET;
 	struct MHD_OptionItem tls_opt[4];
 	tls_options(s->cfg.tls, tls_opt, &flags);
-	/* The first daemon binds; the others take its socket. */
-	struct MHD_OptionItem where[] = {
-		s->listen_fd == MHD_INVALID_SOCKET
-			? (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ss}
-			: (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL},
-		{MHD_OPTION_END, 0, NULL}};
 	return MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, where,
+		flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_logger, w, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_ARRAY, tls_opt, MHD_OPTION_END);
 }
 
-static int worker_start(struct http_server *s, struct http_worker *w,
-			struct sockaddr_storage *ss, unsigned conns)
+static int worker_start(struct http_server *s, struct http_worker *w, unsigned conns)
 {
 	w->srv = s;
 	pthread_mutex_init(&w->defer_mu, NULL);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return -1;
-	w->d = worker_daemon(s, w, ss, conns);
+	w->d = worker_daemon(s, w, conns);
 	if (!w->d)
 		return -1;
-	if (s->listen_fd == MHD_INVALID_SOCKET) {
-		const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_LISTEN_FD);
-		s->listen_fd = di ? di->listen_fd : MHD_INVALID_SOCKET;
-		di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_BIND_PORT);
-		s->port = di ? di->port : s->cfg.port;
-	}
+	w->limit = conns;
 	if (pthread_create(&w->thread, NULL, worker_loop, w) != 0)
 		return -1;
 	pthread_setname_np(w->thread, "http-worker");
@@ -668,25 +857,33 @@ static int worker_start(struct http_server *s, struct http_worker *w,
 	return 0;
 }
 
-/* Each worker quiesces its own daemon (no other thread touches it), then the
- * shared socket is closed once: new connections are refused from here on. */
+/* Each worker stops accepting in its own loop, then the shared socket is
+ * closed once: new connections are refused from here on. */
 static void workers_quiesce(struct http_server *s)
 {
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct http_worker *w = &s->workers[i];
-		if (!w->running) {
-			if (w->d)
-				MHD_quiesce_daemon(w->d);
+		if (!w->running)
 			continue;
-		}
 		atomic_store(&w->quiesce, true);
 		worker_wake(w);
 		while (!atomic_load(&w->quiesced))
 			usleep(HTTP_DRAIN_POLL_US / 10);
 	}
-	if (s->listen_fd != MHD_INVALID_SOCKET)
+	if (s->listen_fd >= 0)
 		close(s->listen_fd);
-	s->listen_fd = MHD_INVALID_SOCKET;
+	s->listen_fd = -1;
+}
+
+/* Connections handed to a worker that quit before adding them. */
+static void worker_drop_handed(struct http_worker *w)
+{
+	for (struct http_newconn *nc = w->new_head, *next; nc; nc = next) {
+		next = nc->next;
+		close(nc->fd);
+		free(nc);
+	}
+	w->new_head = w->new_tail = NULL;
 }
 
 static void workers_stop(struct http_server *s)
@@ -699,6 +896,7 @@ static void workers_stop(struct http_server *s)
 			pthread_join(w->thread, NULL);
 			w->running = false;
 		}
+		worker_drop_handed(w);
 		if (w->d)
 			MHD_stop_daemon(w->d);
 		if (w->wake_fd >= 0)
@@ -728,15 +926,21 @@ int http_server_start(struct http_server *s)
 		s->workers[i].wake_fd = -1;
 	s->nworkers = n;
 	s->started = true;
-	for (unsigned i = 0; i < n; i++) {
+	s->listen_fd = listen_open(&ss, sl, &s->port);
+	for (unsigned i = 0; i < n && s->listen_fd >= 0; i++) {
 		unsigned conns = max_conns / n + (i < max_conns % n ? 1 : 0);
-		if (worker_start(s, &s->workers[i], &ss, conns ? conns : 1) < 0) {
-			log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);
-			workers_quiesce(s);
-			workers_stop(s);
-			return -1;
-		}
+		if (worker_start(s, &s->workers[i], conns ? conns : 1) < 0)
+			break;
 	}
+	if (s->listen_fd < 0 || !s->workers[n - 1].running) {
+		log_err("http: cannot listen on %s port %u", s->host, s->cfg.port);
+		workers_quiesce(s);
+		workers_stop(s);
+		return -1;
+	}
+	atomic_store(&s->accepting, true);
+	for (unsigned i = 0; i < n; i++)
+		worker_wake(&s->workers[i]);
 	return 0;
 }
 
@@ -773,6 +977,7 @@ void http_server_free(struct http_server *s)
 	http_server_stop(s, 0);
 	for (size_t i = 0; i < s->nroutes; i++)
 		free(s->routes[i].path);
+	pthread_mutex_destroy(&s->bal_mu);
 	free(s->host);
 	free(s);
 }

@@ -1,6 +1,6 @@
-/* The HTTP server adapter: libmicrohttpd in epoll mode, one daemon per thread
- * on a shared listening socket (docs/protocol.md, "Threads"), a small route
- * table and asynchronous answers.
+/* The HTTP server adapter: libmicrohttpd in epoll mode, one daemon per thread,
+ * each new connection given to the daemon with the fewest (docs/protocol.md,
+ * "Threads"), a small route table and asynchronous answers.
  *
  * A route's handler runs on a pool thread once the whole request (headers and
  * body, at most HTTP_MAX_BODY bytes) has arrived. It may answer at once or

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { BIN, TEST_AKID, TEST_SECRET, startServer, stopClean } from './lib/server.mjs';
 import { BACKEND } from './lib/pg.mjs';
@@ -374,6 +374,56 @@ for (const n of [128, 256]) {
     }
   });
 }
+
+// The sockets each of serve's epoll sets holds, from /proc (every HTTP thread's
+// daemon has its own set, and a connection stays in it for its whole life).
+function epollCounts(pid) {
+  const counts = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let link;
+    try { link = readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+    if (link === 'anon_inode:[eventpoll]')
+      counts.push((readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').match(/^tfd:/mg) || []).length);
+  }
+  return counts.sort((a, b) => a - b);
+}
+
+// Each new connection goes to the HTTP thread with the fewest (ties in turn),
+// not to whichever thread won accept(): the agent's 4 sender connections must
+// split 2+2 over 2 threads (docs/protocol.md "Threads").
+test('connections spread evenly over the HTTP threads, the next to the one with fewest', async () => {
+  const s = await startServer({ args: ['--threads', '2'] });
+  const socks = [];
+  const open = async (k) => {
+    for (let i = 0; i < k; i++) {
+      socks.push(await new Promise((res, rej) => {
+        const c = net.connect(s.port, '127.0.0.1', () => res(c));
+        c.on('error', rej);
+      }));
+    }
+  };
+  const split = async (want, what) => {
+    await waitFor(() => epollCounts(s.proc.pid).join() === want.join(), what, 5000)
+      .catch((e) => { e.message += ` (have ${epollCounts(s.proc.pid).join('+')})`; throw e; });
+  };
+  try {
+    assert.deepEqual(epollCounts(s.proc.pid), [0, 0]);
+    await open(4);
+    await split([2, 2], '4 connections split 2+2');
+    // Ties went in turn, so the 1st and 3rd share a thread: closing them leaves 0+2,
+    // and the next two both go to the emptied thread.
+    socks[0].destroy();
+    socks[2].destroy();
+    await split([0, 2], 'the 1st and 3rd closed, on one thread');
+    await open(2);
+    await split([2, 2], 'both new connections on the emptied thread');
+    await open(4);
+    await split([4, 4], '8 connections split 4+4');
+  } finally {
+    for (const c of socks) c.destroy();
+    await stopClean(s);
+  }
+});
 
 test('the access log names the request, never the secret or the signature', async () => {
   const q = commonParams('DescribeRegions');
