@@ -1604,10 +1604,10 @@ static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out
 		     bool *sent_commit)
 {
 	struct pconn *c = w->conn;
+	int64_t t0 = time_mono_us();
 	bool lost = !pipe_begin(c);
 	if (!lost)
 		prefetch(c, jobs, n);
-	int64_t t0 = time_mono_us();
 	bool timed = false;
 	int i = 0;
 	while (!lost) {
