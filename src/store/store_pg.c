@@ -1564,8 +1564,9 @@ static void prefetch(struct pconn *c, struct pjob *const *jobs, int n)
 			return;
 	}
 	prefetch_clear(jobs, k);
-	if (c->broken || c->batch_failed)
+	if (c->broken || c->batch_failed || conn_lost(c))
 		return; /* the batch is lost: its first job finds out */
+	log_info("store: the batch's prefetched lookups failed; its jobs look up one by one");
 	c->job_failed = false;
 	c->retry = false;
 	c->sqlstate[0] = '\0';
