@@ -121,8 +121,13 @@ static void job_done(void *arg, int rc)
 
 void sag_job_submit(struct sag_job *j, store_fn fn)
 {
+	sag_job_submit_hinted(j, fn, NULL);
+}
+
+void sag_job_submit_hinted(struct sag_job *j, store_fn fn, const struct store_lock_hint *h)
+{
 	/* Every API write changes the caller's account's data and no other's. */
-	store_write_async_scoped(j->c->store, j->c->account_id, fn, j, job_done);
+	store_write_async_hinted(j->c->store, j->c->account_id, h, fn, j, job_done);
 }
 
 void sag_finish_read(struct api_call *c, int rc, const char *detail)
@@ -392,7 +397,14 @@ static void flowlog_op(struct api_call *c, enum fl_op op)
 		goto out;
 	if (op == OP_MODIFY)
 		read_patch(c, &f->patch);
-	sag_job_submit(j, flowlog_op_tx);
+	if (op != OP_ASSOCIATE && op != OP_DISASSOCIATE) {
+		sag_job_submit(j, flowlog_op_tx);
+		return;
+	}
+	/* associate_tx's lookup, which the store may run ahead with the other
+	 * Associates of the batch (one round trip on PostgreSQL). */
+	struct store_lock_hint h = {j->o, f->flowlog_id, f->sag_id, op == OP_ASSOCIATE};
+	sag_job_submit_hinted(j, flowlog_op_tx, &h);
 	return;
 out:
 	free(j->data);

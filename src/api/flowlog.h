@@ -53,6 +53,8 @@ struct sag_job {
 struct sag_job *sag_job_new(struct api_call *c, size_t data_size);
 /* Hands j to the writer; the call finishes from the done callback. */
 void sag_job_submit(struct sag_job *j, store_fn fn);
+/* The same for a job whose lookup is h (store_sag.h, store_lock_hint). */
+void sag_job_submit_hinted(struct sag_job *j, store_fn fn, const struct store_lock_hint *h);
 /* Finishes c from a store_read result rc (0, a positive enum err, STORE_EIO). */
 void sag_finish_read(struct api_call *c, int rc, const char *detail);
 

@@ -83,6 +83,13 @@ int pg_tx_exec_deferred(struct store_tx *tx, const char *sql, const struct pg_pa
  * refusal): the caller checks and raises the counter itself. o.region_id must
  * live until the job's done(). */
 bool pg_tx_count_in_batch(struct store_tx *tx, struct owner o, int64_t quota);
+/* Prefetched lookups (docs/store.md): the running job's store_lock_hint was
+ * looked up ahead, at the start of its batch, and is still what a lookup now
+ * would answer. true, with its answers in r[0] (and r[1] when devices),
+ * borrowed (the writer clears them after the batch), when the job has such
+ * a lookup with exactly these arguments; false: look up now. */
+bool pg_tx_prefetched(struct store_tx *tx, struct owner o, const char *flowlog_id,
+		      const char *sag_id, bool devices, PGresult *r[PG_TX_STMTS_MAX]);
 /* What a store_fn returns after pg_tx_exec failed: STORE_EUNAVAIL when the
  * connection is gone, STORE_EIO otherwise. */
 int pg_tx_err(struct store_tx *tx);
@@ -127,6 +134,13 @@ int pg_flowlog_list(struct store_tx *tx, struct owner o, const struct flowlog_fi
 int pg_sag_get(struct store_tx *tx, struct owner o, const char *sag_id, struct sag *out);
 int pg_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 		       const char *sag_id, bool devices, struct flowlog *fl, struct sag *g);
+/* The statements of pg_flowlog_sag_get's locking lookup in st (their values
+ * in p and pd, which must outlive st's use): returns how many (1, or 2 with
+ * the devices). The writer's prefetch sends these, so that what it reads
+ * ahead is what the job itself would read. */
+int pg_flowlog_sag_stmts(struct owner o, const char *flowlog_id, const char *sag_id,
+			 bool devices, struct pg_params *p, struct pg_params *pd,
+			 struct pg_stmt st[PG_TX_STMTS_MAX]);
 int pg_sag_insert(struct store_tx *tx, struct sag *g, const char *order_id, const char *order_json);
 int pg_sag_delete(struct store_tx *tx, const struct sag *g);
 int pg_sag_set_flowlog(struct store_tx *tx, const struct sag *g, int64_t fl_rowid);

@@ -14,7 +14,14 @@
  * (pg_flowlog_sag_get): READ COMMITTED re-reads only the rows a statement
  * locks after waiting for them; every other row it reads comes from the
  * snapshot taken before the wait, so what a rule reads besides the locked
- * rows comes from a statement after the lock (docs/store.md). */
+ * rows comes from a statement after the lock (docs/store.md).
+ *
+ * The writer may send those two statements ahead, for the batch's first
+ * hinted jobs at once, right after BEGIN (store_pg.c prefetch; docs/store.md
+ * "Prefetched lookups"): pg_flowlog_sag_stmts builds them for both, so the
+ * answer a job gets from pg_tx_prefetched is the one its own statements
+ * would give, read in the same order (lock, then devices) and in the same
+ * transaction, only earlier. */
 #include "store/pg_internal.h"
 
 #include <stdlib.h>
@@ -577,28 +584,51 @@ static int flowlog_sag_rows(struct store_tx *tx, PGresult *r, PGresult *d, struc
 	return rc != 0 ? rc : bound_id(tx, r, FLOWLOG_NCOLS + SAG_NCOLS, g);
 }
 
+int pg_flowlog_sag_stmts(struct owner o, const char *flowlog_id, const char *sag_id,
+			 bool devices, struct pg_params *p, struct pg_params *pd,
+			 struct pg_stmt st[PG_TX_STMTS_MAX])
+{
+	*p = (struct pg_params){0};
+	*pd = (struct pg_params){0};
+	p_owner(p, o);
+	pg_p_text(p, flowlog_id);
+	pg_p_text(p, sag_id);
+	p_owner(pd, o);
+	pg_p_text(pd, sag_id);
+	st[0] = (struct pg_stmt){FLOWLOG_SAG_LOCK, p, "flowlog sag get"};
+	st[1] = (struct pg_stmt){DEVICES_OF_SAG_ID, pd, "devices"};
+	return devices ? 2 : 1;
+}
+
+/* r[0] the locking statement's answer, r[1] the devices' (or NULL). */
+static int flowlog_sag_answer(struct store_tx *tx, struct owner o, const char *flowlog_id,
+			      const char *sag_id, PGresult *const r[2], struct flowlog *fl,
+			      struct sag *g)
+{
+	if (PQntuples(r[0]) == 0) /* one is missing, or both: which decides the error */
+		return store_flowlog_sag_each(tx, o, flowlog_id, sag_id, fl, g);
+	return flowlog_sag_rows(tx, r[0], r[1], fl, g);
+}
+
+/* The job's prefetched answer when the writer has one (its locks were taken
+ * at the start of the batch, by the same statements, and no job before this
+ * one in the batch could have changed those rows: store_pg.c, prefetch);
+ * otherwise the statements now. */
 int pg_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 		       const char *sag_id, bool devices, struct flowlog *fl, struct sag *g)
 {
 	/* Outside a write job nothing is locked: the two plain lookups. */
 	if (!pg_tx_writing(tx))
 		return store_flowlog_sag_each(tx, o, flowlog_id, sag_id, fl, g);
-	struct pg_params p = {0}, pd = {0};
-	p_owner(&p, o);
-	pg_p_text(&p, flowlog_id);
-	pg_p_text(&p, sag_id);
-	p_owner(&pd, o);
-	pg_p_text(&pd, sag_id);
-	struct pg_stmt st[2] = {{FLOWLOG_SAG_LOCK, &p, "flowlog sag get"},
-				{DEVICES_OF_SAG_ID, &pd, "devices"}};
-	PGresult *r[2] = {NULL, NULL};
-	if (pg_tx_exec_n(tx, st, devices ? 2 : 1, r) != 0)
+	PGresult *r[PG_TX_STMTS_MAX] = {NULL, NULL};
+	if (pg_tx_prefetched(tx, o, flowlog_id, sag_id, devices, r))
+		return flowlog_sag_answer(tx, o, flowlog_id, sag_id, r, fl, g);
+	struct pg_params p, pd;
+	struct pg_stmt st[PG_TX_STMTS_MAX];
+	int n = pg_flowlog_sag_stmts(o, flowlog_id, sag_id, devices, &p, &pd, st);
+	if (pg_tx_exec_n(tx, st, n, r) != 0)
 		return pg_tx_err(tx);
-	int rc;
-	if (PQntuples(r[0]) == 0) /* one is missing, or both: which decides the error */
-		rc = store_flowlog_sag_each(tx, o, flowlog_id, sag_id, fl, g);
-	else
-		rc = flowlog_sag_rows(tx, r[0], r[1], fl, g);
+	int rc = flowlog_sag_answer(tx, o, flowlog_id, sag_id, r, fl, g);
 	PQclear(r[0]);
 	PQclear(r[1]);
 	return rc;

@@ -14,6 +14,9 @@ struct store_ops {
 	int (*read)(struct store *s, store_fn fn, void *arg);
 	void (*write_async)(struct store *s, int64_t scope, store_fn fn, void *arg,
 			    store_done_fn done);
+	/* write_async with a store_lock_hint; NULL: the hint is ignored. */
+	void (*write_async_hinted)(struct store *s, int64_t scope, const struct store_lock_hint *h,
+				   store_fn fn, void *arg, store_done_fn done);
 	void (*stats)(struct store *s, struct store_stats *out);
 	bool (*on_writer)(struct store *s); /* true on the backend's writer thread */
 	/* Accounts and access keys (store.h has their contracts). */

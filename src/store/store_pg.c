@@ -128,6 +128,15 @@ struct pconn {
 	struct pconn *next, *next_free;
 };
 
+/* A job's store_lock_hint, copied (store_sag.h). */
+struct pg_hint {
+	int64_t account;
+	char region[DOMAIN_REGION_MAX + 1];
+	char flowlog_id[DOMAIN_ID_MAX + 1];
+	char sag_id[DOMAIN_ID_MAX + 1];
+	bool devices;
+};
+
 struct pjob {
 	store_fn fn;
 	void *arg;
@@ -140,6 +149,11 @@ struct pjob {
 	 * at COMMIT (pg_tx_count_in_batch); count_region NULL: none. */
 	int64_t count_account, count_quota;
 	const char *count_region;
+	/* hinted: hint holds its lookup; pf: that lookup's answers, read at the
+	 * start of the batch (prefetch), valid for this batch only. */
+	bool hinted, pf_ready;
+	struct pg_hint hint;
+	PGresult *pf[PG_TX_STMTS_MAX];
 	struct pjob *next;
 };
 
@@ -343,7 +357,8 @@ static bool result_ok(const PGresult *r)
 /* The fixed commands of a batch. Compared by address: pending[] holds these. */
 static const char SQL_BEGIN[] = "BEGIN", SQL_SAVEPOINT[] = "SAVEPOINT job",
 		  SQL_RELEASE[] = "RELEASE SAVEPOINT job",
-		  SQL_ROLLBACK_TO[] = "ROLLBACK TO SAVEPOINT job", SQL_COMMIT[] = "COMMIT";
+		  SQL_ROLLBACK_TO[] = "ROLLBACK TO SAVEPOINT job", SQL_COMMIT[] = "COMMIT",
+		  SQL_ROLLBACK[] = "ROLLBACK";
 
 static void pipe_reset(struct pconn *c)
 {
@@ -1053,14 +1068,33 @@ static unsigned writer_of(const struct pg_store *s, int64_t scope)
 	return (unsigned)((h >> 32) % (uint64_t)s->nwriters);
 }
 
-static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void *arg,
-			   store_done_fn done)
+static int hint_copy(char *out, size_t cap, const char *v)
 {
-	struct pg_store *s = (struct pg_store *)base;
+	size_t n = v ? strnlen(v, cap) : cap;
+	if (n >= cap)
+		return -1;
+	memcpy(out, v, n + 1);
+	return 0;
+}
+
+/* A hint whose strings do not fit is no hint: the job looks up as always. */
+static bool hint_set(struct pg_hint *h, const struct store_lock_hint *from)
+{
+	h->account = from->o.account_id;
+	h->devices = from->devices;
+	return hint_copy(h->region, sizeof(h->region), from->o.region_id) == 0 &&
+	       hint_copy(h->flowlog_id, sizeof(h->flowlog_id), from->flowlog_id) == 0 &&
+	       hint_copy(h->sag_id, sizeof(h->sag_id), from->sag_id) == 0;
+}
+
+static void write_queue(struct pg_store *s, int64_t scope, const struct store_lock_hint *h,
+			store_fn fn, void *arg, store_done_fn done)
+{
 	struct pwriter *w = &s->w[writer_of(s, scope)];
 	struct pjob *j = xmalloc(sizeof(*j));
 	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO,
 			   .queued_us = time_mono_us()};
+	j->hinted = h && hint_set(&j->hint, h);
 	int refuse = 0;
 	pthread_mutex_lock(&s->mu);
 	/* Fail fast while the server is away: no unbounded queueing. */
@@ -1085,6 +1119,19 @@ static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void 
 			done(arg, refuse);
 		free(j);
 	}
+}
+
+static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void *arg,
+			   store_done_fn done)
+{
+	write_queue((struct pg_store *)base, scope, NULL, fn, arg, done);
+}
+
+static void pg_write_async_hinted(struct store *base, int64_t scope,
+				  const struct store_lock_hint *h, store_fn fn, void *arg,
+				  store_done_fn done)
+{
+	write_queue((struct pg_store *)base, scope, h, fn, arg, done);
 }
 
 /* JOB_RERUN: the pipeline skipped the job's statements after an earlier
@@ -1424,6 +1471,131 @@ static void pipe_end(struct pconn *c)
 	c->npending = 0;
 }
 
+/* ---- prefetched lookups (docs/store.md): the locking lookups of the
+ * batch's first hinted jobs, all in its first round trip ---- */
+
+static bool hints_overlap(const struct pg_hint *a, const struct pg_hint *b)
+{
+	return !strcmp(a->flowlog_id, b->flowlog_id) || !strcmp(a->sag_id, b->sag_id);
+}
+
+/* How many jobs from the start of the batch are hinted and share neither a
+ * flow log id nor a SagId with each other. Their lookups read ahead answer
+ * as they would have live: no job before one of them changes its rows (a
+ * hinted job changes only its own gateway's binding, store_sag.h), and the
+ * transaction takes the same locks in the same order, only earlier. */
+static int prefetch_count(struct pjob *const *jobs, int n)
+{
+	for (int k = 0; k < n; k++) {
+		if (!jobs[k]->hinted)
+			return k;
+		for (int i = 0; i < k; i++)
+			if (hints_overlap(&jobs[i]->hint, &jobs[k]->hint))
+				return k;
+	}
+	return n;
+}
+
+static void prefetch_clear(struct pjob *const *jobs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < PG_TX_STMTS_MAX; k++) {
+			PQclear(jobs[i]->pf[k]);
+			jobs[i]->pf[k] = NULL;
+		}
+		jobs[i]->pf_ready = false;
+	}
+}
+
+/* Sends the lookups of jobs[0..k) after the pending BEGIN and reads every
+ * answer: one round trip. at[i][t]: where statement t of job i answers. A
+ * full statement cache (conn_stmt logs it) ends the prefetch at that job:
+ * what was sent of it only takes the locks the job takes anyway. */
+static bool prefetch_once(struct pconn *c, struct pjob *const *jobs, int k)
+{
+	int at[PG_BATCH_MAX][PG_TX_STMTS_MAX], ns[PG_BATCH_MAX];
+	pipe_start(c);
+	for (int i = 0; i < k; i++) {
+		const struct pg_hint *h = &jobs[i]->hint;
+		struct pg_params p, pd;
+		struct pg_stmt st[PG_TX_STMTS_MAX];
+		ns[i] = pg_flowlog_sag_stmts((struct owner){h->account, h->region}, h->flowlog_id,
+					     h->sag_id, h->devices, &p, &pd, st);
+		for (int t = 0; t < ns[i]; t++) {
+			int index;
+			struct pstmt *slot = conn_stmt(c, st[t].sql, &index);
+			if (!slot) {
+				k = i;
+				break;
+			}
+			at[i][t] = pipe_stmt_queue(c, slot, index, st[t].sql, st[t].p, st[t].what);
+		}
+	}
+	int bad = pipe_sync(c);
+	for (int i = 0; bad < 0 && i < k; i++) {
+		for (int t = 0; t < ns[i]; t++) {
+			jobs[i]->pf[t] = c->q[at[i][t]].r;
+			c->q[at[i][t]].r = NULL;
+		}
+		jobs[i]->pf_ready = true;
+	}
+	pipe_reset(c);
+	return bad < 0;
+}
+
+/* The batch's first round trip, when its first job is hinted. A connection
+ * that was dead before BEGIN is replaced and the round trip sent once more,
+ * as pipe_exec does. A lookup that failed (a deadlock with another node, say)
+ * aborted the transaction before any job ran: ROLLBACK and BEGIN go out with
+ * the first job's statement, which releases the prefetch's locks, and every
+ * job looks up live, as without a prefetch. */
+static void prefetch(struct pconn *c, struct pjob *const *jobs, int n)
+{
+	int k = prefetch_count(jobs, n);
+	if (k == 0)
+		return;
+	bool fresh = !c->confirmed && !c->nq;
+	if (prefetch_once(c, jobs, k))
+		return;
+	if (fresh && c->broken && pipe_reconnect(c) == 0) {
+		c->npending = 0;
+		pipe_defer(c, SQL_BEGIN);
+		if (prefetch_once(c, jobs, k))
+			return;
+	}
+	prefetch_clear(jobs, k);
+	if (c->broken || c->batch_failed || conn_lost(c))
+		return; /* the batch is lost: its first job finds out */
+	log_info("store: the batch's prefetched lookups failed; its jobs look up one by one");
+	c->job_failed = false;
+	c->retry = false;
+	c->sqlstate[0] = '\0';
+	pipe_defer(c, SQL_ROLLBACK);
+	pipe_defer(c, SQL_BEGIN);
+}
+
+static bool hint_is(const struct pg_hint *h, struct owner o, const char *flowlog_id,
+		    const char *sag_id, bool devices)
+{
+	return h->account == o.account_id && h->devices == devices && o.region_id &&
+	       flowlog_id && sag_id && !strcmp(h->region, o.region_id) &&
+	       !strcmp(h->flowlog_id, flowlog_id) && !strcmp(h->sag_id, sag_id);
+}
+
+bool pg_tx_prefetched(struct store_tx *tx, struct owner o, const char *flowlog_id,
+		      const char *sag_id, bool devices, PGresult *r[PG_TX_STMTS_MAX])
+{
+	struct pconn *c = conn_of(tx);
+	struct pjob *j = c->job;
+	/* Gone or skipped: the live path says so (the job runs again). */
+	if (!c->pipe || !j || !j->pf_ready || c->broken || c->defer_failed ||
+	    !hint_is(&j->hint, o, flowlog_id, sag_id, devices))
+		return false;
+	for (int k = 0; k < PG_TX_STMTS_MAX; k++)
+		r[k] = j->pf[k];
+	return true;
+}
+
 /* Runs the jobs and commits: each ends up in out[] as run, to run again or
  * lost (every one when the batch is). A failed deferred statement sends the
  * batch back to the job after it (defer_recover), also from COMMIT; each
@@ -1433,8 +1605,10 @@ static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out
 		     bool *sent_commit)
 {
 	struct pconn *c = w->conn;
-	bool lost = !pipe_begin(c);
 	int64_t t0 = time_mono_us();
+	bool lost = !pipe_begin(c);
+	if (!lost)
+		prefetch(c, jobs, n);
 	bool timed = false;
 	int i = 0;
 	while (!lost) {
@@ -1497,6 +1671,7 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	w->strict -= c->strict;
 	bool sent_commit = false;
 	int run = run_jobs(w, jobs, out, n, &sent_commit);
+	prefetch_clear(jobs, n); /* never reused across a rollback of the batch */
 	bool lost = run < 0;
 	pipe_end(c);
 	c->writing = false;
@@ -1832,6 +2007,7 @@ static const struct store_ops pg_ops = {
 	.close = pg_close,
 	.read = pg_read,
 	.write_async = pg_write_async,
+	.write_async_hinted = pg_write_async_hinted,
 	.stats = pg_stats,
 	.on_writer = pg_on_writer,
 	.ready = pg_ready,

@@ -79,6 +79,22 @@ int store_sag_delete(struct store_tx *tx, const struct sag *g); /* its devices g
  * not counted (0): neither action reads it. */
 int store_flowlog_sag_get(struct store_tx *tx, struct owner o, const char *flowlog_id,
 			  const char *sag_id, bool devices, struct flowlog *fl, struct sag *g);
+/* What a write job's lookup will be, handed over with the job: its first
+ * store call is store_flowlog_sag_get(o, flowlog_id, sag_id, devices), and
+ * then it changes nothing but that gateway's binding (store_sag_set_flowlog):
+ * Associate and Disassociate. A backend may run the lookups of several such
+ * jobs of one batch ahead, in one round trip (PostgreSQL; docs/store.md,
+ * "Prefetched lookups"); the job gets that answer only when its call has
+ * exactly these arguments, and otherwise looks up as it would have. A
+ * backend that cannot use it (SQLite) ignores it. The strings are copied. */
+struct store_lock_hint {
+	struct owner o;
+	const char *flowlog_id, *sag_id;
+	bool devices;
+};
+/* store_write_async_scoped with the hint h (NULL: none). */
+void store_write_async_hinted(struct store *s, int64_t scope, const struct store_lock_hint *h,
+			      store_fn fn, void *arg, store_done_fn done);
 /* Binds g to flow log rowid fl_rowid, or unbinds it with 0. A job's last
  * store call, whose result the job returns (on a PostgreSQL writer its
  * answer may decide the job's result after it returned 0; docs/store.md,

@@ -2354,6 +2354,270 @@ static void test_pg_count_raise(void **state)
 	store_close(s);
 }
 
+/* ---- prefetched lookups: a batch's hinted Associates (store_pg.c prefetch) ---- */
+
+#define PF_GATEWAYS 16
+
+/* PF_GATEWAYS flow logs and gateways, fl-pf...i and sag-pfi, all unbound
+ * (inserted without the quota's counter: more than TEST_PG_QUOTA). */
+static int pf_setup(struct store_tx *tx, void *arg)
+{
+	int64_t account = *(int64_t *)arg;
+	for (int i = 0; i < PF_GATEWAYS; i++) {
+		struct flowlog fl;
+		flowlog_init(&fl);
+		fl.account_id = account;
+		snprintf(fl.region_id, sizeof(fl.region_id), "cn-hangzhou");
+		snprintf(fl.resource_group_id, sizeof(fl.resource_group_id), "rg-test");
+		snprintf(fl.id, sizeof(fl.id), "fl-pf%013d", i);
+		fl.created_ms = 1;
+		struct sag g = {.account_id = account, .spec = SAG_SPEC_1000, .ha = SAG_HA_WARM};
+		snprintf(g.id, sizeof(g.id), "sag-pf%d", i);
+		snprintf(g.region_id, sizeof(g.region_id), "cn-hangzhou");
+		snprintf(g.resource_group_id, sizeof(g.resource_group_id), "rg-test");
+		int rc = store_flowlog_insert(tx, &fl);
+		if (rc == 0)
+			rc = store_sag_insert(tx, &g, "order", "{}");
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct pf_job {
+	struct lookup_arg a;
+	char flowlog_id[DOMAIN_ID_MAX + 1], sag_id[DOMAIN_ID_MAX + 1];
+	int rc;
+	pthread_mutex_t *mu;
+	pthread_cond_t *cv;
+	int *pending;
+};
+
+static int pf_job_fn(struct store_tx *tx, void *arg)
+{
+	return bind_job(tx, &((struct pf_job *)arg)->a);
+}
+
+static void pf_job_done(void *arg, int rc)
+{
+	struct pf_job *j = arg;
+	pthread_mutex_lock(j->mu);
+	j->rc = rc;
+	if (--*j->pending == 0)
+		pthread_cond_broadcast(j->cv);
+	pthread_mutex_unlock(j->mu);
+}
+
+/* Job i binds (bind[i]) or unbinds flow log fl[i] and gateway sag[i]
+ * (indices of pf_setup's), hinted as the API does, queued behind a gate on
+ * writer 0 so that they share one batch; meanwhile (may be NULL) runs once
+ * the gate is open. Returns the round trips the gate's batch and theirs
+ * cost. */
+static uint64_t pf_batch(struct store *s, int64_t account, struct pf_job *jobs, int n,
+			 const int *fl, const int *sag, const bool *bind, size_t *max_batch)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = n;
+	struct gate g;
+	gate_close(s, &g);
+	struct store_stats before, after;
+	store_stats(s, &before);
+	for (int i = 0; i < n; i++) {
+		struct pf_job *j = &jobs[i];
+		*j = (struct pf_job){.rc = -99, .mu = &mu, .cv = &cv, .pending = &pending};
+		snprintf(j->flowlog_id, sizeof(j->flowlog_id), "fl-pf%013d", fl[i]);
+		snprintf(j->sag_id, sizeof(j->sag_id), "sag-pf%d", sag[i]);
+		j->a = (struct lookup_arg){.s = s, .account = account, .flowlog_id = j->flowlog_id,
+					   .sag_id = j->sag_id, .devices = bind[i], .rc = -99};
+		struct store_lock_hint h = {{account, "cn-hangzhou"}, j->flowlog_id, j->sag_id, bind[i]};
+		store_write_async_hinted(s, 0, &h, pf_job_fn, j, pf_job_done);
+	}
+	gate_open(&g);
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+	store_stats(s, &after);
+	*max_batch = after.max_batch;
+	return after.round_trips - before.round_trips;
+}
+
+/* The flow log gateway sag-pf<sag> is bound to, "" when none. */
+static void pf_bound(const char *dbname, int sag, char out[DOMAIN_ID_MAX + 1])
+{
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce((SELECT flowlog_id FROM flowlogs WHERE id = flowlog_rowid), '') "
+		 "FROM sags WHERE sag_id = 'sag-pf%d'",
+		 sag);
+	PGconn *c = pg_admin(dbname);
+	PGresult *r = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(r), 1);
+	snprintf(out, DOMAIN_ID_MAX + 1, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* A batch of hinted Associates on distinct flow logs and gateways costs two
+ * round trips however many jobs it holds (the lookups, read ahead; the
+ * bindings with COMMIT), where it cost one per job plus one; each job got
+ * its own rows' answer; then a batch of Disassociates sees every binding. */
+static void test_pg_prefetch_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	assert_int_equal(store_write(s, pf_setup, &account), 0);
+	enum { N = PF_GATEWAYS };
+	int idx[N];
+	bool bind[N];
+	for (int i = 0; i < N; i++)
+		idx[i] = i;
+	struct pf_job jobs[N];
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++)
+			bind[i] = round == 0;
+		size_t max_batch;
+		uint64_t rt = pf_batch(s, account, jobs, N, idx, idx, bind, &max_batch);
+		assert_int_equal(max_batch, N);
+		print_message("prefetch: %d jobs, %llu round trips (the gate's 1 in them)\n", N,
+			      (unsigned long long)rt);
+		assert_int_equal(rt, 1 + 2); /* the gate's COMMIT; the batch */
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(jobs[i].rc, 0);
+			assert_int_equal(jobs[i].a.rc, 0);
+			assert_string_equal(jobs[i].a.fl.id, jobs[i].flowlog_id);
+			assert_string_equal(jobs[i].a.g.id, jobs[i].sag_id);
+			/* What the job saw: unbound before the Associate, its
+			 * own flow log before the Disassociate. */
+			assert_string_equal(jobs[i].a.g.flowlog_id, round ? jobs[i].flowlog_id : "");
+			char bound[DOMAIN_ID_MAX + 1];
+			pf_bound(f->dbname, i, bound);
+			assert_string_equal(bound, round ? "" : jobs[i].flowlog_id);
+		}
+	}
+	store_close(s);
+}
+
+/* Jobs on one gateway in one batch: the second must see the first's binding,
+ * so only the first is read ahead and the others look up live (the prefetch
+ * stops at the first job that shares a flow log or a gateway with one
+ * before it). Associate fl0 -> sag0, Disassociate fl0/sag0 (sees fl0 bound:
+ * unbinds), Associate fl1 -> sag1, Associate fl2 -> sag0 (sees it unbound
+ * again). Were the second answered from the prefetch, sag0 would stay
+ * bound to fl0 and the fourth would find it bound. */
+static void test_pg_prefetch_invalidated(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	assert_int_equal(store_write(s, pf_setup, &account), 0);
+	enum { N = 4 };
+	static const int fl[N] = {0, 0, 1, 2}, sag[N] = {0, 0, 1, 0};
+	static const bool bind[N] = {true, false, true, true};
+	struct pf_job jobs[N];
+	size_t max_batch;
+	uint64_t rt = pf_batch(s, account, jobs, N, fl, sag, bind, &max_batch);
+	assert_int_equal(max_batch, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].rc, 0);
+		assert_int_equal(jobs[i].a.rc, 0);
+	}
+	assert_string_equal(jobs[1].a.g.flowlog_id, "fl-pf0000000000000");
+	assert_string_equal(jobs[3].a.g.flowlog_id, "");
+	char bound[DOMAIN_ID_MAX + 1];
+	pf_bound(f->dbname, 0, bound);
+	assert_string_equal(bound, "fl-pf0000000000002");
+	pf_bound(f->dbname, 1, bound);
+	assert_string_equal(bound, "fl-pf0000000000001");
+	/* The gate's COMMIT; the first job's lookup read ahead; the other
+	 * three live; COMMIT. */
+	assert_int_equal(rt, 1 + 1 + 3 + 1);
+	store_close(s);
+}
+
+struct pf_arg {
+	struct store *s;
+	int64_t account;
+	struct pf_job jobs[2];
+	uint64_t rt;
+	size_t max_batch;
+};
+
+/* Associate fl-pf0 -> sag-pf0 and fl-pf1 -> sag-pf1 in one batch. */
+static void *pf_deadlock_main(void *p)
+{
+	struct pf_arg *a = p;
+	static const int idx[2] = {0, 1};
+	static const bool bind[2] = {true, true};
+	a->rt = pf_batch(a->s, a->account, a->jobs, 2, idx, idx, bind, &a->max_batch);
+	return NULL;
+}
+
+/* The prefetch deadlocks with another transaction (it holds sag-pf1 and
+ * then asks for fl-pf0, which the prefetch locked): PostgreSQL aborts the
+ * prefetch, the writer rolls the transaction back and begins again with the
+ * first job, and every job looks up live and succeeds once the other
+ * transaction committed. */
+static void test_pg_prefetch_deadlock(void **state)
+{
+	struct fixture *f = *state;
+	PGconn *c = pg_admin(NULL);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET deadlock_timeout = '100ms'", f->dbname);
+	pg_ok(c, sql);
+	PQfinish(c);
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	assert_int_equal(store_write(s, pf_setup, &account), 0);
+	PGconn *o = pg_admin(f->dbname);
+	pg_ok(o, "SET deadlock_timeout = '5s'"); /* the prefetch is the one to find it */
+	pg_ok(o, "BEGIN");
+	pg_ok(o, "SELECT 1 FROM sags WHERE sag_id = 'sag-pf1' FOR UPDATE");
+	struct pf_arg *a = calloc(1, sizeof(*a));
+	assert_non_null(a);
+	a->s = s;
+	a->account = account;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, pf_deadlock_main, a), 0);
+	PGconn *w = pg_admin(f->dbname);
+	int64_t waiting = 0;
+	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
+		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
+				       "wait_event_type = 'Lock' AND datname = current_database()");
+	PQfinish(w);
+	assert_int_equal(waiting, 1);
+	/* Closes the cycle; waits until the prefetch was aborted. */
+	pg_ok(o, "SELECT 1 FROM flowlogs WHERE flowlog_id = 'fl-pf0000000000000' FOR UPDATE");
+	pg_ok(o, "COMMIT");
+	PQfinish(o);
+	pthread_join(th, NULL);
+	assert_int_equal(a->max_batch, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(a->jobs[i].rc, 0);
+		assert_string_equal(a->jobs[i].a.g.flowlog_id, "");
+	}
+	char bound[DOMAIN_ID_MAX + 1];
+	pf_bound(f->dbname, 0, bound);
+	assert_string_equal(bound, "fl-pf0000000000000");
+	pf_bound(f->dbname, 1, bound);
+	assert_string_equal(bound, "fl-pf0000000000001");
+	/* The gate's COMMIT; the prefetch, aborted; two live lookups; COMMIT. */
+	assert_int_equal(a->rt, 1 + 1 + 2 + 1);
+	free(a);
+	store_close(s);
+}
+
 /* Two jobs on two stores (two nodes' writers) lock rows 1 and 2 in opposite
  * orders at the same moment: PostgreSQL kills one with 40P01, whose
  * savepoint is rolled back and which runs again in its writer's next batch,
@@ -2759,6 +3023,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
 	    cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_prefetch_batch, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_prefetch_invalidated, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_prefetch_deadlock, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_shard_slots, setup_pg, teardown_pg),
 	};
 	failed += cmocka_run_group_tests_name("store on PostgreSQL", pg_tests, NULL, NULL);
