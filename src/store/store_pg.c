@@ -1474,13 +1474,16 @@ static void pipe_end(struct pconn *c)
 /* ---- prefetched lookups (docs/store.md): the locking lookups of the
  * batch's first hinted jobs, all in its first round trip ---- */
 
+/* Only a shared gateway: a hinted job writes nothing but its gateway's
+ * binding, so many gateways bound to one flow log (Terraform's usual shape)
+ * stay one run; the flow log's row is locked by the first and read unchanged. */
 static bool hints_overlap(const struct pg_hint *a, const struct pg_hint *b)
 {
-	return !strcmp(a->flowlog_id, b->flowlog_id) || !strcmp(a->sag_id, b->sag_id);
+	return !strcmp(a->sag_id, b->sag_id);
 }
 
-/* How many jobs from the start of the batch are hinted and share neither a
- * flow log id nor a SagId with each other. Their lookups read ahead answer
+/* How many jobs from the start of the batch are hinted and share no SagId
+ * with each other. Their lookups read ahead answer
  * as they would have live: no job before one of them changes its rows (a
  * hinted job changes only its own gateway's binding, store_sag.h), and the
  * transaction takes the same locks in the same order, only earlier. */

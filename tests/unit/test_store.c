@@ -2502,13 +2502,25 @@ static void test_pg_prefetch_batch(void **state)
 			assert_string_equal(bound, round ? "" : jobs[i].flowlog_id);
 		}
 	}
+	/* Every gateway onto one flow log: one run too (only a shared gateway
+	 * ends it). */
+	int one[N] = {0};
+	for (int i = 0; i < N; i++)
+		bind[i] = true;
+	size_t max_batch;
+	assert_int_equal(pf_batch(s, account, jobs, N, one, idx, bind, &max_batch), 1 + 2);
+	for (int i = 0; i < N; i++) {
+		char bound[DOMAIN_ID_MAX + 1];
+		assert_int_equal(jobs[i].rc, 0);
+		pf_bound(f->dbname, i, bound);
+		assert_string_equal(bound, jobs[0].flowlog_id);
+	}
 	store_close(s);
 }
 
 /* Jobs on one gateway in one batch: the second must see the first's binding,
  * so only the first is read ahead and the others look up live (the prefetch
- * stops at the first job that shares a flow log or a gateway with one
- * before it). Associate fl0 -> sag0, Disassociate fl0/sag0 (sees fl0 bound:
+ * stops at the first job that shares a gateway with one before it). Associate fl0 -> sag0, Disassociate fl0/sag0 (sees fl0 bound:
  * unbinds), Associate fl1 -> sag1, Associate fl2 -> sag0 (sees it unbound
  * again). Were the second answered from the prefetch, sag0 would stay
  * bound to fl0 and the fourth would find it bound. */
