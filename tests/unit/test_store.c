@@ -2354,6 +2354,65 @@ static void test_pg_count_raise(void **state)
 	store_close(s);
 }
 
+/* The count raise is a batch's last statement before COMMIT, after the
+ * version bump: while the bump waits (here for a row lock held by another
+ * session), the account's counter row, which every node's writer for that
+ * account updates, is not locked yet; NOWAIT on it succeeds. Then the batch
+ * commits and its flow log counts. */
+static bool pg_lock_waiter(PGconn *c)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (pg_scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+				 "'Lock' AND pid <> pg_backend_pid()") > 0)
+			return true;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static void test_pg_raise_after_bump(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	struct cas_arg first;
+	const char *region[] = {NULL};
+	create_batch(s, account, &first, 1, region, 1); /* the rows exist */
+	assert_int_equal(first.rc, 0);
+	PGconn *holder = pg_admin(f->dbname), *probe = pg_admin(f->dbname);
+	pg_ok(holder, "BEGIN");
+	pg_ok(holder, "SELECT 1 FROM account_version FOR UPDATE");
+	struct cas_arg a = {.s = s, .account = account, .idx = 900, .rc = -99};
+	struct scoped_call call = {.fn = cas_create, .arg = &a, .rc = -99};
+	pthread_mutex_init(&call.mu, NULL);
+	pthread_cond_init(&call.cv, NULL);
+	store_write_async(s, scoped_call_run, &call, scoped_call_done);
+	assert_true(pg_lock_waiter(probe)); /* the writer waits for the version row */
+	pg_ok(probe, "BEGIN");
+	PGresult *r = PQexec(probe, "SELECT n FROM flowlog_counts FOR UPDATE NOWAIT");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("the counter row is locked while the bump waits: %s",
+			 PQerrorMessage(probe));
+	PQclear(r);
+	pg_ok(probe, "ROLLBACK");
+	pg_ok(holder, "ROLLBACK");
+	pthread_mutex_lock(&call.mu);
+	while (!call.done)
+		pthread_cond_wait(&call.cv, &call.mu);
+	pthread_mutex_unlock(&call.mu);
+	assert_int_equal(call.rc, 0);
+	assert_true(a.fl.rowid > 0);
+	assert_int_equal(pg_scalar(probe, "SELECT n FROM flowlog_counts"), 2);
+	pthread_mutex_destroy(&call.mu);
+	pthread_cond_destroy(&call.cv);
+	PQfinish(holder);
+	PQfinish(probe);
+	store_close(s);
+}
+
 /* Two jobs on two stores (two nodes' writers) lock rows 1 and 2 in opposite
  * orders at the same moment: PostgreSQL kills one with 40P01, whose
  * savepoint is rolled back and which runs again in its writer's next batch,
@@ -2758,6 +2817,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_deferred_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
 	    cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
+	    cmocka_unit_test_setup_teardown(test_pg_raise_after_bump, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_shard_slots, setup_pg, teardown_pg),
 	};
