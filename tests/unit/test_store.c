@@ -2354,6 +2354,58 @@ static void test_pg_count_raise(void **state)
 	store_close(s);
 }
 
+/* flowlogs' value rules on PostgreSQL are domains (sql/pg/0010), not table
+ * CHECK constraints (re-read for every INSERT): the table has none left, and
+ * each rule still refuses a bad value with check_violation, on INSERT and on
+ * UPDATE. */
+static const char *pg_sqlstate_of(PGconn *c, const char *sql)
+{
+	static char st[6];
+	PGresult *r = PQexec(c, sql);
+	const char *v = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(st, sizeof(st), "%s", v ? v : "00000");
+	PQclear(r);
+	return st;
+}
+
+static void test_pg_flowlog_domains(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	PGconn *c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM pg_constraint WHERE conrelid = "
+				      "'flowlogs'::regclass AND contype = 'c'"),
+			 0);
+	static const char *const bad[] = {
+	    "resource_group_id = ''",	  "status = 'Bogus'",	  "output_type = 'ftp'",
+	    "netflow_server_port = 65536", "netflow_version = 'V6'", "active_aging = 59",
+	    "inactive_aging = 601"};
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO flowlogs (flowlog_id, account_id, region_id, resource_group_id, "
+		 "status, output_type, netflow_server_port, netflow_version, active_aging, "
+		 "inactive_aging, created_ms) VALUES ('fl-dom', %lld, 'cn-hangzhou', 'rg', "
+		 "'Active', 'netflow', 9995, 'V9', 300, 15, 1)",
+		 (long long)account);
+	assert_string_equal(pg_sqlstate_of(c, sql), "00000");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(sql, sizeof(sql), "UPDATE flowlogs SET %s WHERE flowlog_id = 'fl-dom'",
+			 bad[i]);
+		assert_string_equal(pg_sqlstate_of(c, sql), "23514");
+	}
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO flowlogs (flowlog_id, account_id, region_id, resource_group_id, "
+		 "status, output_type, active_aging, inactive_aging, created_ms) VALUES "
+		 "('fl-dom2', %lld, 'cn-hangzhou', 'rg', 'Paused', 'sls', 300, 15, 1)",
+		 (long long)account);
+	assert_string_equal(pg_sqlstate_of(c, sql), "23514");
+	PQfinish(c);
+	store_close(s);
+}
+
 /* The count raise is a batch's last statement before COMMIT, after the
  * version bump: while the bump waits (here for a row lock held by another
  * session), the account's counter row, which every node's writer for that
@@ -2818,6 +2870,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
 	    cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
 	    cmocka_unit_test_setup_teardown(test_pg_raise_after_bump, setup_pg, teardown_pg),
+	    cmocka_unit_test_setup_teardown(test_pg_flowlog_domains, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_shard_slots, setup_pg, teardown_pg),
 	};
