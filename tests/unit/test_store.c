@@ -2368,6 +2368,22 @@ static const char *pg_sqlstate_of(PGconn *c, const char *sql)
 	return st;
 }
 
+/* A flow log read and written back changed (store_flowlog_update): to
+ * Inactive with a new name and agings. */
+static int dom_update(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct flowlog fl;
+	int rc = store_flowlog_get(tx, (struct owner){a->account, "cn-hangzhou"}, a->fl.id, &fl);
+	if (rc != 0)
+		return rc;
+	fl.status = FLOWLOG_INACTIVE;
+	fl.active_aging = 120;
+	fl.inactive_aging = 20;
+	snprintf(fl.name, sizeof(fl.name), "renamed");
+	return store_flowlog_update(tx, &fl);
+}
+
 static void test_pg_flowlog_domains(void **state)
 {
 	struct fixture *f = *state;
@@ -2402,6 +2418,16 @@ static void test_pg_flowlog_domains(void **state)
 		 "('fl-dom2', %lld, 'cn-hangzhou', 'rg', 'Paused', 'sls', 300, 15, 1)",
 		 (long long)account);
 	assert_string_equal(pg_sqlstate_of(c, sql), "23514");
+	/* The store's own update of every domain column. */
+	struct cas_arg made;
+	const char *region[] = {NULL};
+	create_batch(s, account, &made, 1, region, 1);
+	assert_int_equal(made.rc, 0);
+	assert_int_equal(store_write(s, dom_update, &made), 0);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs WHERE name = 'renamed' AND "
+				      "status = 'Inactive' AND active_aging = 120 AND "
+				      "inactive_aging = 20"),
+			 1);
 	PQfinish(c);
 	store_close(s);
 }
