@@ -1,8 +1,8 @@
 -- flowlogs' CHECK constraints become domains: the same rules, the same
 -- SQLSTATE (23514 check_violation), cheaper. PostgreSQL 15 re-reads a table's
 -- CHECK constraints from their stored text (stringToNode) and plans them for
--- every INSERT's and UPDATE's executor, ~30 us of CPU a CreateFlowLog here, a
--- third of PostgreSQL's per create (docs/benchmarks.md, "Session 8"); a
+-- every INSERT's and UPDATE's executor, ~20-30 us of CPU a CreateFlowLog here, a
+-- quarter to a third of PostgreSQL's per create (docs/benchmarks.md, "Session 8"); a
 -- domain's constraints are read and planned once per backend (its type cache).
 CREATE DOMAIN flowlog_rg_id AS text CHECK (VALUE <> '');
 CREATE DOMAIN flowlog_status AS text CHECK (VALUE IN ('Active', 'Inactive'));
