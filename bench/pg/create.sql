@@ -1,7 +1,7 @@
 -- pgbench: the statements one CreateFlowLog job issues on PostgreSQL
 -- in a writer's batch (src/store/pg_sag.c pg_flowlog_create: the insert;
--- store_pg.c commit: the owner's count raise, sql/pg/0009, and the version
--- bump, both once per batch and here once per job), one job
+-- store_pg.c commit: the version bump, then the owner's count raise, sql/pg/0009,
+-- both once per batch and here once per job), one job
 -- per transaction. Variables from bench/pg/run.sh: acct (the bench account),
 -- writers (K); shard = one per client modulo K, as serve's writers each own one.
 \set shard :client_id % :writers
@@ -11,7 +11,7 @@ INSERT INTO flowlogs (account_id, region_id, name, description, status, output_t
 	inactive_aging, flowlog_id, resource_group_id, created_ms)
 	VALUES (:acct, 'cn-shanghai', '', '', 'Active', 'netflow', '', '', '', '192.168.0.2', 'V9', 9995, 300, 15,
 	'fl-pgb' || md5(random()::text), 'rg-acfmxazb4ph6aiy', 1764576000000) RETURNING id;
-SELECT flowlog_counts_raise(ARRAY[:acct]::bigint[], ARRAY['cn-shanghai'], ARRAY[1]::bigint[], 1000000);
 INSERT INTO account_version (account_id, shard, v) VALUES (:acct, :shard, 1)
 	ON CONFLICT (account_id, shard) DO UPDATE SET v = account_version.v + 1;
+SELECT flowlog_counts_raise(ARRAY[:acct]::bigint[], ARRAY['cn-shanghai'], ARRAY[1]::bigint[], 1000000);
 COMMIT;

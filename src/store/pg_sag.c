@@ -283,9 +283,13 @@ int pg_flowlog_update(struct store_tx *tx, const struct flowlog *fl)
 	pg_p_text(&p, NULL); /* $2 is unused: the field list starts at $3 */
 	p_flowlog_fields(&p, fl);
 	pg_p_int(&p, time_now_ms() + DOMAIN_SLS_GRACE_MS);
+	/* $5 and $6 are compared as text below: typed so in the SET too (the
+	 * columns are domains over text, sql/pg/0010), or PostgreSQL deduces two
+	 * types for one parameter. */
 	return exec_done(
 	    tx,
-	    "UPDATE flowlogs SET name = $3, description = $4, status = $5, output_type = $6, "
+	    "UPDATE flowlogs SET name = $3, description = $4, status = $5::text, "
+	    "output_type = $6::text, "
 	    "sls_region_id = $7, project_name = $8, logstore_name = $9, "
 	    "netflow_server_ip = $10, netflow_version = $11, netflow_server_port = $12, "
 	    "active_aging = $13, inactive_aging = $14, "

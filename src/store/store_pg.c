@@ -1367,8 +1367,10 @@ bool pg_tx_count_in_batch(struct store_tx *tx, struct owner o, int64_t quota)
  * (COMMIT was skipped: the transaction is open, aborted; defer_recover, then
  * commit again), 2 the count raise found an owner at its quota or deadlocked
  * (COMMIT was skipped: roll back, run the batch again strictly), -1 not
- * committed. The count raise goes first, so that the account's counter row
- * is locked only until COMMIT returns. *sent_commit: COMMIT was handed to libpq,
+ * committed. The count raise goes last, right before COMMIT: the account's
+ * counter row, which every node's writer for that account updates, is then
+ * locked for the raise and COMMIT alone; the version row (this writer's own)
+ * may wait. *sent_commit: COMMIT was handed to libpq,
  * so from then on a lost connection leaves the outcome unknown (the jobs get
  * STORE_EUNKNOWN, a kind of STORE_EIO, never success). */
 static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_outcome *out,
@@ -1387,10 +1389,10 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 		return -1;
 	int64_t t0 = time_mono_us();
 	pipe_start(c);
-	int count_at =
-	    count ? pipe_stmt_queue(c, cslot, cindex, COUNT_SQL, &cp, "flowlog count raise") : -1;
 	if (bump)
 		pipe_stmt_queue(c, slot, index, BUMP_SQL, &p, "account version");
+	int count_at =
+	    count ? pipe_stmt_queue(c, cslot, cindex, COUNT_SQL, &cp, "flowlog count raise") : -1;
 	int at = c->nq;
 	pipe_cmd(c, SQL_COMMIT);
 	*sent_commit = *sent_commit || c->qsent;

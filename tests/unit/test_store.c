@@ -2630,6 +2630,143 @@ static void test_pg_prefetch_deadlock(void **state)
 	store_close(s);
 }
 
+/* flowlogs' value rules on PostgreSQL are domains (sql/pg/0010), not table
+ * CHECK constraints (re-read for every INSERT): the table has none left, and
+ * each rule still refuses a bad value with check_violation, on INSERT and on
+ * UPDATE. */
+static const char *pg_sqlstate_of(PGconn *c, const char *sql)
+{
+	static char st[6];
+	PGresult *r = PQexec(c, sql);
+	const char *v = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(st, sizeof(st), "%s", v ? v : "00000");
+	PQclear(r);
+	return st;
+}
+
+/* A flow log read and written back changed (store_flowlog_update): to
+ * Inactive with a new name and agings. */
+static int dom_update(struct store_tx *tx, void *arg)
+{
+	struct cas_arg *a = arg;
+	struct flowlog fl;
+	int rc = store_flowlog_get(tx, (struct owner){a->account, "cn-hangzhou"}, a->fl.id, &fl);
+	if (rc != 0)
+		return rc;
+	fl.status = FLOWLOG_INACTIVE;
+	fl.active_aging = 120;
+	fl.inactive_aging = 20;
+	snprintf(fl.name, sizeof(fl.name), "renamed");
+	return store_flowlog_update(tx, &fl);
+}
+
+static void test_pg_flowlog_domains(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	PGconn *c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM pg_constraint WHERE conrelid = "
+				      "'flowlogs'::regclass AND contype = 'c'"),
+			 0);
+	static const char *const bad[] = {
+	    "resource_group_id = ''",	  "status = 'Bogus'",	  "output_type = 'ftp'",
+	    "netflow_server_port = 65536", "netflow_version = 'V6'", "active_aging = 59",
+	    "inactive_aging = 601"};
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO flowlogs (flowlog_id, account_id, region_id, resource_group_id, "
+		 "status, output_type, netflow_server_port, netflow_version, active_aging, "
+		 "inactive_aging, created_ms) VALUES ('fl-dom', %lld, 'cn-hangzhou', 'rg', "
+		 "'Active', 'netflow', 9995, 'V9', 300, 15, 1)",
+		 (long long)account);
+	assert_string_equal(pg_sqlstate_of(c, sql), "00000");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(sql, sizeof(sql), "UPDATE flowlogs SET %s WHERE flowlog_id = 'fl-dom'",
+			 bad[i]);
+		assert_string_equal(pg_sqlstate_of(c, sql), "23514");
+	}
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO flowlogs (flowlog_id, account_id, region_id, resource_group_id, "
+		 "status, output_type, active_aging, inactive_aging, created_ms) VALUES "
+		 "('fl-dom2', %lld, 'cn-hangzhou', 'rg', 'Paused', 'sls', 300, 15, 1)",
+		 (long long)account);
+	assert_string_equal(pg_sqlstate_of(c, sql), "23514");
+	/* The store's own update of every domain column. */
+	struct cas_arg made;
+	const char *region[] = {NULL};
+	create_batch(s, account, &made, 1, region, 1);
+	assert_int_equal(made.rc, 0);
+	assert_int_equal(store_write(s, dom_update, &made), 0);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM flowlogs WHERE name = 'renamed' AND "
+				      "status = 'Inactive' AND active_aging = 120 AND "
+				      "inactive_aging = 20"),
+			 1);
+	PQfinish(c);
+	store_close(s);
+}
+
+/* The count raise is a batch's last statement before COMMIT, after the
+ * version bump: while the bump waits (here for a row lock held by another
+ * session), the account's counter row, which every node's writer for that
+ * account updates, is not locked yet; NOWAIT on it succeeds. Then the batch
+ * commits and its flow log counts. */
+static bool pg_lock_waiter(PGconn *c)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (pg_scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+				 "'Lock' AND pid <> pg_backend_pid()") > 0)
+			return true;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static void test_pg_raise_after_bump(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	struct cas_arg first;
+	const char *region[] = {NULL};
+	create_batch(s, account, &first, 1, region, 1); /* the rows exist */
+	assert_int_equal(first.rc, 0);
+	PGconn *holder = pg_admin(f->dbname), *probe = pg_admin(f->dbname);
+	pg_ok(holder, "BEGIN");
+	pg_ok(holder, "SELECT 1 FROM account_version FOR UPDATE");
+	struct cas_arg a = {.s = s, .account = account, .idx = 900, .rc = -99};
+	struct scoped_call call = {.fn = cas_create, .arg = &a, .rc = -99};
+	pthread_mutex_init(&call.mu, NULL);
+	pthread_cond_init(&call.cv, NULL);
+	store_write_async(s, scoped_call_run, &call, scoped_call_done);
+	assert_true(pg_lock_waiter(probe)); /* the writer waits for the version row */
+	pg_ok(probe, "BEGIN");
+	PGresult *r = PQexec(probe, "SELECT n FROM flowlog_counts FOR UPDATE NOWAIT");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("the counter row is locked while the bump waits: %s",
+			 PQerrorMessage(probe));
+	PQclear(r);
+	pg_ok(probe, "ROLLBACK");
+	pg_ok(holder, "ROLLBACK");
+	pthread_mutex_lock(&call.mu);
+	while (!call.done)
+		pthread_cond_wait(&call.cv, &call.mu);
+	pthread_mutex_unlock(&call.mu);
+	assert_int_equal(call.rc, 0);
+	assert_true(a.fl.rowid > 0);
+	assert_int_equal(pg_scalar(probe, "SELECT n FROM flowlog_counts"), 2);
+	pthread_mutex_destroy(&call.mu);
+	pthread_cond_destroy(&call.cv);
+	PQfinish(holder);
+	PQfinish(probe);
+	store_close(s);
+}
+
 /* Two jobs on two stores (two nodes' writers) lock rows 1 and 2 in opposite
  * orders at the same moment: PostgreSQL kills one with 40P01, whose
  * savepoint is rolled back and which runs again in its writer's next batch,
@@ -3033,7 +3170,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_requeued, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
-	    cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_raise_after_bump, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_flowlog_domains, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_prefetch_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_prefetch_invalidated, setup_pg, teardown_pg),
