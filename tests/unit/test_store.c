@@ -2708,6 +2708,43 @@ static void test_pg_flowlog_domains(void **state)
 	store_close(s);
 }
 
+/* sags' and devices' CHECKs are domains too (sql/pg/0011): none left on
+ * the tables, each rule still refused with 23514, and good rows go in. */
+static void test_pg_sag_device_domains(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	int64_t account;
+	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
+	PGconn *c = pg_admin(f->dbname);
+	assert_int_equal(pg_scalar(c, "SELECT count(*) FROM pg_constraint WHERE conrelid IN "
+				      "('sags'::regclass, 'devices'::regclass) AND contype = 'c'"),
+			 0);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO sags (sag_id, account_id, region_id, resource_group_id, "
+		 "hardware_spec, ha_type, order_id, created_ms) VALUES ('sag-dom', %lld, "
+		 "'cn-hangzhou', 'rg', 'sag-1000', 'warm_backup', 'o', 1)",
+		 (long long)account);
+	assert_string_equal(pg_sqlstate_of(c, sql), "00000");
+	assert_string_equal(pg_sqlstate_of(c, "INSERT INTO devices (serial_number, sag_rowid, "
+					      "secret_key, ha_state, sls_delivery, bound_ms) SELECT "
+					      "'sn-dom', id, 'k', 'active', 'delivered', 1 FROM sags "
+					      "WHERE sag_id = 'sag-dom'"),
+			    "00000");
+	static const char *const bad[] = {
+	    "UPDATE sags SET resource_group_id = '' WHERE sag_id = 'sag-dom'",
+	    "UPDATE sags SET hardware_spec = 'sag-9000' WHERE sag_id = 'sag-dom'",
+	    "UPDATE sags SET ha_type = 'hot_backup' WHERE sag_id = 'sag-dom'",
+	    "UPDATE devices SET ha_state = 'primary' WHERE serial_number = 'sn-dom'",
+	    "UPDATE devices SET sls_delivery = 'lost' WHERE serial_number = 'sn-dom'"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_string_equal(pg_sqlstate_of(c, bad[i]), "23514");
+	PQfinish(c);
+	store_close(s);
+}
+
 /* The count raise is a batch's last statement before COMMIT, after the
  * version bump: while the bump waits (here for a row lock held by another
  * session), the account's counter row, which every node's writer for that
@@ -3173,6 +3210,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_raise_after_bump, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_flowlog_domains, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_sag_device_domains, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_deferred, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_prefetch_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_prefetch_invalidated, setup_pg, teardown_pg),
