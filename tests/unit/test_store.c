@@ -2520,9 +2520,9 @@ static void test_pg_prefetch_batch(void **state)
 
 /* Jobs on one gateway in one batch: the second must see the first's binding,
  * so only the first is read ahead and the others look up live (the prefetch
- * stops at the first job that shares a gateway with one before it). Associate fl0 -> sag0, Disassociate fl0/sag0 (sees fl0 bound:
- * unbinds), Associate fl1 -> sag1, Associate fl2 -> sag0 (sees it unbound
- * again). Were the second answered from the prefetch, sag0 would stay
+ * stops at the first job that shares a gateway with one before it).
+ * Associate fl0 -> sag0, Disassociate fl0/sag0 (sees fl0 bound: unbinds),
+ * Associate fl1 -> sag1, Associate fl2 -> sag0 (sees it unbound again). Were the second answered from the prefetch, sag0 would stay
  * bound to fl0 and the fourth would find it bound. */
 static void test_pg_prefetch_invalidated(void **state)
 {
