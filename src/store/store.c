@@ -203,27 +203,19 @@ uint64_t store_admit_live(struct store *s, int64_t now_s, uint64_t *capacity)
 
 void store_write_async(struct store *s, store_fn fn, void *arg, store_done_fn done)
 {
-	s->ops->write_async(s, 0, fn, arg, done);
-}
-
-static int64_t scope_of(int64_t scope)
-{
-	return scope > 0 || scope == STORE_SCOPE_NONE ? scope : 0;
-}
-
-void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void *arg,
-			      store_done_fn done)
-{
-	s->ops->write_async(s, scope_of(scope), fn, arg, done);
+	s->ops->write_async(s, 0, NULL, fn, arg, done);
 }
 
 void store_write_async_hinted(struct store *s, int64_t scope, const struct store_lock_hint *h,
 			      store_fn fn, void *arg, store_done_fn done)
 {
-	if (h && s->ops->write_async_hinted)
-		s->ops->write_async_hinted(s, scope_of(scope), h, fn, arg, done);
-	else
-		s->ops->write_async(s, scope_of(scope), fn, arg, done);
+	s->ops->write_async(s, scope > 0 || scope == STORE_SCOPE_NONE ? scope : 0, h, fn, arg, done);
+}
+
+void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void *arg,
+			      store_done_fn done)
+{
+	store_write_async_hinted(s, scope, NULL, fn, arg, done);
 }
 
 struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us, *store_m_round_trips,

@@ -12,11 +12,10 @@ struct store_ops {
 	const char *name;
 	void (*close)(struct store *s);
 	int (*read)(struct store *s, store_fn fn, void *arg);
-	void (*write_async)(struct store *s, int64_t scope, store_fn fn, void *arg,
-			    store_done_fn done);
-	/* write_async with a store_lock_hint; NULL: the hint is ignored. */
-	void (*write_async_hinted)(struct store *s, int64_t scope, const struct store_lock_hint *h,
-				   store_fn fn, void *arg, store_done_fn done);
+	/* h: the job's lookup (store_sag.h, store_lock_hint), or NULL; a backend
+	 * may ignore it. */
+	void (*write_async)(struct store *s, int64_t scope, const struct store_lock_hint *h,
+			    store_fn fn, void *arg, store_done_fn done);
 	void (*stats)(struct store *s, struct store_stats *out);
 	bool (*on_writer)(struct store *s); /* true on the backend's writer thread */
 	/* Accounts and access keys (store.h has their contracts). */

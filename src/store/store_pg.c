@@ -1087,9 +1087,10 @@ static bool hint_set(struct pg_hint *h, const struct store_lock_hint *from)
 	       hint_copy(h->sag_id, sizeof(h->sag_id), from->sag_id) == 0;
 }
 
-static void write_queue(struct pg_store *s, int64_t scope, const struct store_lock_hint *h,
-			store_fn fn, void *arg, store_done_fn done)
+static void pg_write_async(struct store *base, int64_t scope, const struct store_lock_hint *h,
+			   store_fn fn, void *arg, store_done_fn done)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pwriter *w = &s->w[writer_of(s, scope)];
 	struct pjob *j = xmalloc(sizeof(*j));
 	*j = (struct pjob){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO,
@@ -1119,19 +1120,6 @@ static void write_queue(struct pg_store *s, int64_t scope, const struct store_lo
 			done(arg, refuse);
 		free(j);
 	}
-}
-
-static void pg_write_async(struct store *base, int64_t scope, store_fn fn, void *arg,
-			   store_done_fn done)
-{
-	write_queue((struct pg_store *)base, scope, NULL, fn, arg, done);
-}
-
-static void pg_write_async_hinted(struct store *base, int64_t scope,
-				  const struct store_lock_hint *h, store_fn fn, void *arg,
-				  store_done_fn done)
-{
-	write_queue((struct pg_store *)base, scope, h, fn, arg, done);
 }
 
 /* JOB_RERUN: the pipeline skipped the job's statements after an earlier
@@ -2012,7 +2000,6 @@ static const struct store_ops pg_ops = {
 	.close = pg_close,
 	.read = pg_read,
 	.write_async = pg_write_async,
-	.write_async_hinted = pg_write_async_hinted,
 	.stats = pg_stats,
 	.on_writer = pg_on_writer,
 	.ready = pg_ready,

@@ -430,9 +430,11 @@ static int sqlite_read(struct store *base, store_fn fn, void *arg)
 
 /* ---- writes: the queue and the group-commit writer ---- */
 
-static void sqlite_write_async(struct store *base, int64_t scope, store_fn fn, void *arg,
-			       store_done_fn done)
+/* The hint is not needed: the one writer runs each lookup in process. */
+static void sqlite_write_async(struct store *base, int64_t scope, const struct store_lock_hint *h,
+			       store_fn fn, void *arg, store_done_fn done)
 {
+	(void)h;
 	struct sqlite_store *s = (struct sqlite_store *)base;
 	struct job *j = xmalloc(sizeof(*j));
 	*j = (struct job){.fn = fn, .arg = arg, .done = done, .scope = scope, .rc = STORE_EIO};
