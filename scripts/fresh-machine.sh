@@ -195,7 +195,7 @@ testlog=$root/root/make-test.log
 : >"$testlog"
 # Progress: the failures and the final line, as make test prints them.
 tail -n +1 -f --pid=$$ "$testlog" |
-	grep --line-buffered -E '^(FAILED|not ok)|^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)|^[0-9]+ passed, [0-9]+ failed$' &
+	grep --line-buffered -E '^(FAILED|not ok)|^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)|^\[ +(ERROR|LINE|FAILED) +\]|^[0-9]+ passed, [0-9]+ failed$' &
 rc=0
 in_root 'cd /root/sagflow && make test' >"$testlog" 2>&1 || rc=$?
 sleep 1

@@ -59,7 +59,9 @@ if [ $fuzz_only -eq 0 ]; then
 	ko=$(echo "$out" | awk '/^(Fail|Timeout|Unexpected Pass):/{s+=$NF} END{print s+0}')
 	passed=$((passed + ${ok:-0}))
 	failed=$((failed + ${ko:-0}))
-	[ "${ko:-0}" -gt 0 ] && echo "$out" | tail -n 80
+	# A failed unit test's own lines first (cmocka's ERROR/LINE/FAILED; its
+	# log is long with the store's info lines), then the end of the output.
+	[ "${ko:-0}" -gt 0 ] && { echo "$out" | grep -E '^\[ +(ERROR|LINE|FAILED) +\]' | head -n 40; echo "$out" | tail -n 80; }
 fi
 
 # Brief libFuzzer runs of every target (clang build with ASan + UBSan).

@@ -1354,8 +1354,12 @@ bool pg_tx_count_in_batch(struct store_tx *tx, struct owner o, int64_t quota)
  * what COMMIT's answer means: 0 committed, 1 a deferred statement failed
  * (COMMIT was skipped: the transaction is open, aborted; defer_recover, then
  * commit again), 2 the count raise found an owner at its quota or deadlocked
- * (COMMIT was skipped: roll back, run the batch again strictly), -1 not
- * committed. The count raise goes last, right before COMMIT: the account's
+ * (COMMIT was skipped: roll back, run the batch again strictly), 3 the bump
+ * deadlocked (roll back, run the batch again as it was), -1 not committed.
+ * The bump can deadlock only where two writers share a shard slot (a strict
+ * batch holding the counter row then waits for the version row, which a
+ * normal batch of the other writer holds while its raise waits for the
+ * counter row); losing the batch to it would answer every job with an error. The count raise goes last, right before COMMIT: the account's
  * counter row, which every node's writer for that account updates, is then
  * locked for the raise and COMMIT alone; the version row (this writer's own)
  * may wait. *sent_commit: COMMIT was handed to libpq,
@@ -1377,8 +1381,7 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 		return -1;
 	int64_t t0 = time_mono_us();
 	pipe_start(c);
-	if (bump)
-		pipe_stmt_queue(c, slot, index, BUMP_SQL, &p, "account version");
+	int bump_at = bump ? pipe_stmt_queue(c, slot, index, BUMP_SQL, &p, "account version") : -1;
 	int count_at =
 	    count ? pipe_stmt_queue(c, cslot, cindex, COUNT_SQL, &cp, "flowlog count raise") : -1;
 	int at = c->nq;
@@ -1386,13 +1389,13 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 	*sent_commit = *sent_commit || c->qsent;
 	int bad = pipe_sync(c);
 	bool ok = bad < 0 && !strcmp(PQcmdStatus(c->q[at].r), "COMMIT");
-	bool redo = !ok && bad >= 0 && bad == count_at && !c->broken && c->retry;
+	bool again = !ok && bad >= 0 && !c->broken && c->retry;
 	c->retry = false;
 	pipe_reset(c);
 	if (!ok && c->defer_failed && !c->broken && !c->batch_failed)
 		return 1;
-	if (redo)
-		return 2;
+	if (again && (bad == count_at || bad == bump_at))
+		return bad == count_at ? 2 : 3;
 	if (!ok && c->broken && *sent_commit)
 		log_err(
 		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
@@ -1593,7 +1596,8 @@ bool pg_tx_prefetched(struct store_tx *tx, struct owner o, const char *flowlog_i
  * lost (every one when the batch is). A failed deferred statement sends the
  * batch back to the job after it (defer_recover), also from COMMIT; each
  * such pass answers one more job, so the loop ends. Returns 0 committed, -1
- * lost, 1 to run again strictly (commit() returned 2). */
+ * lost, 1 to run again strictly (commit() returned 2), 2 to run again as it
+ * was (commit() returned 3). */
 static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
 		     bool *sent_commit)
 {
@@ -1618,8 +1622,8 @@ static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out
 			metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
 		timed = true;
 		int rc = commit(w, jobs, out, n, sent_commit);
-		if (rc == 2)
-			return 1;
+		if (rc >= 2)
+			return rc - 1;
 		if (rc != 1) {
 			lost = rc != 0;
 			break;
@@ -1629,9 +1633,11 @@ static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out
 	return lost ? -1 : 0;
 }
 
-/* The count raise refused the batch: nothing of it commits, and every job
- * runs again, first in the queue, in the strict batches that follow. */
-static void redo_strictly(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n)
+/* The count raise (strict) or the bump refused the batch: nothing of it
+ * commits, and every job runs again, first in the queue; after the raise, in
+ * the strict batches that follow. */
+static void redo_batch(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
+		       bool strict)
 {
 	struct pconn *c = w->conn;
 	if (conn_cmd(c, "ROLLBACK") != 0)
@@ -1641,6 +1647,8 @@ static void redo_strictly(struct pwriter *w, struct pjob **jobs, enum job_outcom
 		jobs[i]->rc = 0;
 	}
 	c->keys_changed = false;
+	if (!strict)
+		return;
 	w->strict = PG_STRICT_BATCHES;
 	atomic_fetch_add_explicit(&w->s->strict_redos, 1, memory_order_relaxed);
 }
@@ -1669,7 +1677,7 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	pipe_end(c);
 	c->writing = false;
 	if (run > 0)
-		redo_strictly(w, jobs, out, n);
+		redo_batch(w, jobs, out, n, run == 1);
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
 		bool gone = c->broken || !c->db;
