@@ -31,6 +31,8 @@ struct store_ops {
 	/* store_admit_async; NULL: store.c calls admit and then done, at once. */
 	void (*admit_async)(struct store *s, const struct store_admission *a, bool label,
 			    store_admit_done_fn done, void *arg);
+	/* store_admit_flush; NULL: nothing to flush. */
+	void (*admit_flush)(struct store *s);
 	/* Flow logs, gateways and devices (store_sag.h has their contracts). */
 	int (*flowlog_get)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
 	int (*flowlog_get_config)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
@@ -98,7 +100,8 @@ static inline unsigned store_scope_slot(int64_t scope)
  * backend's writer counts into them. */
 struct metrics_family;
 extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us,
-    *store_m_round_trips, *store_m_queued_us, *store_m_run_us;
+    *store_m_round_trips, *store_m_queued_us, *store_m_run_us, *store_m_admit_queued_us,
+    *store_m_admit_run_us, *store_m_admit_batch;
 
 /* The steps of store_key_find, for a test-only hook: tests/unit/test_store.c
  * builds its own copy of store.c with STORE_TEST_HOOKS defined and sets
