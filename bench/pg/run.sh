@@ -20,7 +20,8 @@
 # SQLite serve's THREADS (the cores the load generator leaves, its best
 # setting, docs/benchmarks.md): admission is asynchronous, so no HTTP thread
 # waits for its batch and more threads do not make bigger batches (docs/store.md
-# "N nodes"; before, each request parked its thread and this was 16).
+# "N nodes"; before, each request parked its thread and this was 16). Session 9
+# checked 2 against 1 in interleaved runs: 2 cost serve more CPU a request.
 # Runs under scripts/pg-test.sh (a private cluster) unless SAGFLOW_TEST_PG is set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
