@@ -31,8 +31,6 @@ struct store_ops {
 	/* store_admit_async; NULL: store.c calls admit and then done, at once. */
 	void (*admit_async)(struct store *s, const struct store_admission *a, bool label,
 			    store_admit_done_fn done, void *arg);
-	/* store_admit_flush; NULL: nothing to flush. */
-	void (*admit_flush)(struct store *s);
 	/* Flow logs, gateways and devices (store_sag.h has their contracts). */
 	int (*flowlog_get)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
 	int (*flowlog_get_config)(struct store_tx *tx, struct owner o, const char *flowlog_id, struct flowlog *out);
