@@ -20,7 +20,12 @@
 # SQLite serve's THREADS (the cores the load generator leaves, its best
 # setting, docs/benchmarks.md): admission is asynchronous, so no HTTP thread
 # waits for its batch and more threads do not make bigger batches (docs/store.md
-# "N nodes"; before, each request parked its thread and this was 16).
+# "N nodes"; before, each request parked its thread and this was 16). Session 9
+# checked 2 against 1 in interleaved runs: 2 cost serve more CPU a request.
+# BASE_BIN=other/sagflow starts one more PostgreSQL serve, of that binary (an
+# older commit's, say), on the same database, and each describe round runs
+# describe-pg-base between describe-pg and describe-sqlite: old against new in
+# the same rounds, on a machine whose speed moves from minute to minute.
 # Runs under scripts/pg-test.sh (a private cluster) unless SAGFLOW_TEST_PG is set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,7 +60,7 @@ q() { psql -X -A -t -q -d "$DB" -c "$1"; }
 serve_on() {
 	local name=$1 db=$2
 	shift 2
-	SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret "$BIN" serve --listen 127.0.0.1:0 \
+	SAGFLOW_ACCESS_KEY_ID=benchkey SAGFLOW_ACCESS_KEY_SECRET=benchsecret "${SERVE_BIN:-$BIN}" serve --listen 127.0.0.1:0 \
 		--db "$db" --rate-limit key=1000000 --flowlog-quota 1000000 --replay-cache "$REPLAY" \
 		"$@" >"$work/$name.out" 2>"$work/$name.log" &
 	pids+=($!)
@@ -70,6 +75,10 @@ serve_on() {
 serve_on a "$DB" --threads "$PG_THREADS" --pg-writers "$K" --logs-dir "$work/logs-a"
 serve_on b "$DB" --threads "$PG_THREADS" --pg-writers "$K" --log-store-at "http://127.0.0.1:$a_port"
 serve_on lite "$work/lite.db" --threads "$THREADS"
+if [ -n "${BASE_BIN:-}" ]; then
+	SERVE_BIN=$BASE_BIN serve_on base "$DB" --threads "$PG_THREADS" --pg-writers "$K" \
+		--log-store-at "http://127.0.0.1:$a_port"
+fi
 ACCT=$(q "SELECT account_id FROM access_keys WHERE akid = 'benchkey'")
 
 create_q='OutputType=netflow&NetflowServerIp=192.168.0.2&RegionId=cn-shanghai'
@@ -136,7 +145,7 @@ read -r NODES_AKID NODES_SECRET < <(key_for bench-nodes)
 read -r REC_AKID REC_SECRET < <(key_for bench-recovery)
 SAG0=$(q "SELECT min(id) FROM sags WHERE account_id = $ACCT")
 
-echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(postgres --version | awk '{print $3}') (fsync on, synchronous_commit on) on $(df -T "$SAGFLOW_TEST_PG_DATA" | awk 'NR==2{print $2}'); serve on PostgreSQL --threads $PG_THREADS --pg-writers $K, on SQLite --threads $THREADS; $CONNS connections, ${DUR}s each, $ROUNDS rounds"
+echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $(postgres --version | awk '{print $3}') (fsync on, synchronous_commit on) on $(df -T "$SAGFLOW_TEST_PG_DATA" | awk 'NR==2{print $2}'); serve on PostgreSQL --threads $PG_THREADS --pg-writers $K, on SQLite --threads $THREADS; $CONNS connections, ${DUR}s each, $ROUNDS rounds${BASE_BIN:+; describe-pg-base: $BASE_BIN}"
 {
 for r in $(seq "$ROUNDS"); do
 	if phase create; then
@@ -153,6 +162,9 @@ for r in $(seq "$ROUNDS"); do
 	fi
 	if phase describe; then
 		echo "{\"round\":$r,\"side\":\"describe-pg\",\"result\":$(lg_cpu "$a_pid" "$a_port" DescribeFlowLogs "$describe_q")}"
+		if [ -n "${BASE_BIN:-}" ]; then
+			echo "{\"round\":$r,\"side\":\"describe-pg-base\",\"result\":$(lg_cpu "$base_pid" "$base_port" DescribeFlowLogs "$describe_q")}"
+		fi
 		echo "{\"round\":$r,\"side\":\"describe-sqlite\",\"result\":$(lg_cpu "$lite_pid" "$lite_port" DescribeFlowLogs "$describe_q")}"
 	fi
 	if phase nodes; then
@@ -203,6 +215,7 @@ for (const side of Object.keys(rounds[1])) {
 if (has('create-api')) console.log(`G1 create: api / pgbench -c ${K}: ${fmt(ratio('create-api', `create-pgbench-${K}`))}; api / pgbench -c 1: ${fmt(ratio('create-api', 'create-pgbench-1'))}`);
 if (has('assoc-api')) console.log(`G1 assoc:  api / pgbench -c ${K}: ${fmt(ratio('assoc-api', `assoc-pgbench-${K}`))}; api / pgbench -c 1: ${fmt(ratio('assoc-api', 'assoc-pgbench-1'))}`);
 if (has('describe-pg', 'describe-sqlite')) console.log(`G2 cached DescribeFlowLogs: pg / sqlite: ${fmt(ratio('describe-pg', 'describe-sqlite'))}`);
+if (has('describe-pg-base', 'describe-sqlite')) console.log(`   BASE_BIN: pg-base / sqlite: ${fmt(ratio('describe-pg-base', 'describe-sqlite'))}; pg / pg-base: ${fmt(ratio('describe-pg', 'describe-pg-base'))}`);
 if (has('create-2-nodes', 'create-api')) console.log(`G3 2 nodes / 1 node (CreateFlowLog): ${fmt(ratio('create-2-nodes', 'create-api'))}`);
 const slicesText = fs.readFileSync(slicesF, 'utf8').trim();
 if (!slicesText) process.exit(0);

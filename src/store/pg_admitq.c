@@ -8,13 +8,16 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/xmalloc.h"
+#include "metrics/metrics.h"
+#include "store/store_impl.h"
 
 /* One submitted admission, queued until the admission thread takes it. */
 struct job {
 	struct pg_admit_item it;
 	pg_admitq_done_fn done;
 	void *arg;
-	int64_t deadline_us; /* refused when still queued then (PG_ADMIT_WAIT_MS) */
+	int64_t submitted_us; /* sagflow_store_admission_queued_seconds */
+	int64_t deadline_us;  /* refused when still queued then (PG_ADMIT_WAIT_MS) */
 	struct job *next;
 };
 
@@ -98,6 +101,7 @@ static size_t take_batch(struct pg_admitq *q, struct job **m, struct job **expir
 			q->stats.timeouts++;
 			continue;
 		}
+		metrics_observe(store_m_admit_queued_us, 0, 0, (uint64_t)(now - j->submitted_us));
 		m[n++] = j;
 	}
 	if (n) {
@@ -116,7 +120,10 @@ static void run_batch(struct pg_admitq *q, struct job **m, size_t n)
 	struct pg_admit_item batch[PG_ADMIT_BATCH_MAX];
 	for (size_t i = 0; i < n; i++)
 		batch[i] = m[i]->it;
+	int64_t t0 = time_mono_us();
 	q->run(q->arg, batch, n);
+	metrics_observe(store_m_admit_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
+	metrics_observe(store_m_admit_batch, 0, 0, n);
 	for (size_t i = 0; i < n; i++) {
 		m[i]->it.version = batch[i].version;
 		job_answer(m[i], batch[i].result);
@@ -189,7 +196,8 @@ void pg_admitq_submit(struct pg_admitq *q, const struct store_admission *a, bool
 	pg_admit_item_of(a, label, &j->it); /* outside the lock: a SHA-256 */
 	j->done = done;
 	j->arg = arg;
-	j->deadline_us = time_mono_us() + (int64_t)PG_ADMIT_WAIT_MS * 1000;
+	j->submitted_us = time_mono_us();
+	j->deadline_us = j->submitted_us + (int64_t)PG_ADMIT_WAIT_MS * 1000;
 	j->next = NULL;
 	pthread_mutex_lock(&q->mu);
 	if (q->stop || q->queued >= PG_ADMIT_QUEUE_MAX) {

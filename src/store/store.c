@@ -219,7 +219,8 @@ void store_write_async_scoped(struct store *s, int64_t scope, store_fn fn, void 
 }
 
 struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us, *store_m_round_trips,
-    *store_m_queued_us, *store_m_run_us;
+    *store_m_queued_us, *store_m_run_us, *store_m_admit_queued_us, *store_m_admit_run_us,
+    *store_m_admit_batch;
 
 void store_metrics_enable(void)
 {
@@ -250,6 +251,22 @@ void store_metrics_enable(void)
 	    .help = "PostgreSQL only: how long each batch ran its jobs, from BEGIN to COMMIT sent.",
 	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
 	    .scale = 1e-6});
+	store_m_admit_queued_us = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_admission_queued_seconds",
+	    .help = "PostgreSQL only: how long each admission (nonce + label) waited for its "
+		    "batch's statement to be sent.",
+	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
+	    .scale = 1e-6});
+	store_m_admit_run_us = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_admission_run_seconds",
+	    .help = "PostgreSQL only: how long each admission batch's statement took, sent to "
+		    "answered.",
+	    .type = METRICS_HISTOGRAM, .bounds = us, .nbounds = sizeof(us) / sizeof(us[0]),
+	    .scale = 1e-6});
+	store_m_admit_batch = metrics_add(&(struct metrics_def){
+	    .name = "sagflow_store_admission_batch_size",
+	    .help = "PostgreSQL only: admissions per batch statement.",
+	    .type = METRICS_HISTOGRAM, .bounds = jobs, .nbounds = sizeof(jobs) / sizeof(jobs[0])});
 	store_m_round_trips = metrics_add(&(struct metrics_def){
 	    .name = "sagflow_store_round_trips_total",
 	    .help = "Round trips of the PostgreSQL writers: one per pipeline Sync (0 on SQLite).",

@@ -98,7 +98,8 @@ static inline unsigned store_scope_slot(int64_t scope)
  * backend's writer counts into them. */
 struct metrics_family;
 extern struct metrics_family *store_m_commits, *store_m_batch, *store_m_commit_us,
-    *store_m_round_trips, *store_m_queued_us, *store_m_run_us;
+    *store_m_round_trips, *store_m_queued_us, *store_m_run_us, *store_m_admit_queued_us,
+    *store_m_admit_run_us, *store_m_admit_batch;
 
 /* The steps of store_key_find, for a test-only hook: tests/unit/test_store.c
  * builds its own copy of store.c with STORE_TEST_HOOKS defined and sets

@@ -157,11 +157,21 @@ test('requests, durations, cache hits and misses, commits and nonces move by exa
   // Every request whose signature verified spent one nonce: 5 + 3 + 4. On
   // PostgreSQL they are in the database (docs/store.md, "N nodes"), and the
   // in-process cache the gauge describes stays empty.
+  // On PostgreSQL each of them went through the admission batcher: queued
+  // once, in batches whose sizes add up to 12, each batch's statement timed.
+  const adm = (s) => delta(m0, m1, `sagflow_store_admission_${s}`);
   if (BACKEND === 'pg') {
     assert.equal(nonceRows() - rows0, 12);
     assert.equal(delta(m0, m1, 'sagflow_replay_cache_entries{cache="api"}'), 0);
+    assert.equal(adm('queued_seconds_count'), 12);
+    assert.equal(adm('batch_size_sum'), 12);
+    const batches = adm('batch_size_count');
+    assert.ok(batches >= 1 && batches <= 12, `admission batches moved by ${batches}`);
+    assert.equal(adm('run_seconds_count'), batches);
+    assert.ok(adm('run_seconds_sum') > 0);
   } else {
     assert.equal(delta(m0, m1, 'sagflow_replay_cache_entries{cache="api"}'), 12);
+    assert.equal(adm('queued_seconds_count'), 0); // admitted in process, no batcher
   }
 });
 
