@@ -33,8 +33,8 @@ static const char *const slsgroup_keys[SLSGROUP_FIELDS] = {
 
 /* Bytes one packed Log can take, generously: 3 identity Contents of at most
  * SLSGROUP_MAX_ID bytes, 13 of at most an IPv6 address, each with its tags and
- * lengths (its own and its frame's), and the time. The packed Logs of a group are laid out one after the
- * other, each given this much room. */
+ * lengths (its own and its frame's), and the time. The packed Logs of a group
+ * are laid out one after the other, each given this much room. */
 #define SLSGROUP_LOG_ROOM                                                            \
 	(8 + SLSGROUP_IDENTITY * (8 + 16 + SLSGROUP_MAX_ID) +                           \
 	 (SLSGROUP_FIELDS - SLSGROUP_IDENTITY) * (8 + 16 + INET6_ADDRSTRLEN))
