@@ -32,7 +32,7 @@ struct slsgroup_meta {
  * group: allocated afresh, it was page-faulted in again for every group):
  * the packed Logs, their slices, the packed group. Zero-initialise;
  * slsgroup_scratch_free releases it. */
-#define SLSGROUP_CONTENT_ROOM 72 /* bytes of one packed Content of a record's value */
+#define SLSGROUP_CONTENT_ROOM 72 /* bytes of one packed, framed Content of a record's value */
 struct slsgroup_cached {
 	uint64_t v[3]; /* the value (slsgroup.c) */
 	bool valid;
@@ -47,6 +47,9 @@ struct slsgroup_field_cache {
 struct slsgroup_scratch {
 	struct buf logs, refs, packed;
 	struct slsgroup_field_cache cache[SLSGROUP_FIELDS]; /* each field's last packed Contents */
+	uint32_t time;		 /* of the last Log packed, */
+	size_t time_len;	 /* its packed Time's length (0: none yet) */
+	uint8_t time_packed[16]; /* and its packed Time */
 };
 void slsgroup_scratch_free(struct slsgroup_scratch *sc);
 

@@ -264,6 +264,52 @@ static void test_group_limits(void **state)
 			 SLS_ERR_POST_BODY_INVALID);
 }
 
+/* A body within every limit whose decoded objects would pass
+ * SLS_DECODE_MEMORY_MAX: Logs of SLS_MAX_CONTENTS_PER_LOG empty Contents, 6
+ * bytes on the wire and ~72 in the arena each. Decoded whole, the arena's
+ * budget refuses it (protobuf-c's allocation fails, so does the unpack);
+ * decoded Log by Log, each Log's arena starts again and every Log decodes. */
+static void test_decode_budget(void **state)
+{
+	enum { LOGS = 1600 };
+	Sls__Log__Content c = SLS__LOG__CONTENT__INIT;
+	c.key = c.value = (ProtobufCBinaryData){0, NULL};
+	Sls__Log__Content *cs[SLS_MAX_CONTENTS_PER_LOG];
+	for (size_t i = 0; i < SLS_MAX_CONTENTS_PER_LOG; i++)
+		cs[i] = &c;
+	Sls__Log l = SLS__LOG__INIT, *ls[LOGS];
+	l.time = 1700000000;
+	l.n_contents = SLS_MAX_CONTENTS_PER_LOG;
+	l.contents = cs;
+	for (size_t i = 0; i < LOGS; i++)
+		ls[i] = &l;
+	Sls__LogGroup g = SLS__LOG_GROUP__INIT;
+	g.n_logs = LOGS;
+	g.logs = ls;
+	size_t n = sls__log_group__get_packed_size(&g);
+	assert_true(n <= SLS_MAX_RAW_BODY);
+	/* The Contents and their pointers alone pass the budget. */
+	assert_true((size_t)LOGS * SLS_MAX_CONTENTS_PER_LOG * (sizeof(c) + sizeof(cs[0])) >
+		    SLS_DECODE_MEMORY_MAX);
+	uint8_t *pb = malloc(n);
+	assert_int_equal(sls__log_group__pack(&g, pb), n);
+	struct str raw = {(const char *)pb, n};
+	Sls__LogGroup *d;
+	const char *detail;
+	assert_int_equal(sls_loggroup_decode(raw, &d, &detail), SLS_ERR_POST_BODY_INVALID);
+	assert_null(d);
+	assert_string_equal(detail, "not a LogGroup protobuf");
+	struct sls_logs *s;
+	assert_int_equal(sls_logs_open(raw, &s, &detail), SLS_ERR_OK);
+	for (size_t i = 0; i < LOGS; i++) {
+		const Sls__Log *got;
+		assert_int_equal(sls_logs_get(s, i, &got, &detail), SLS_ERR_OK);
+		assert_int_equal(got->n_contents, SLS_MAX_CONTENTS_PER_LOG);
+	}
+	sls_logs_free(s);
+	free(pb);
+}
+
 /* The worked example of docs/device-protocol.md §8: a device's PutLogs,
  * signed with its SecretKey; body MD5 and signature computed here. */
 static void test_device_example(void **state)
@@ -719,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_v1_list_and_create), cmocka_unit_test(test_v1_sha256),
 		cmocka_unit_test(test_v4_vector), cmocka_unit_test(test_auth_and_dates),
 		cmocka_unit_test(test_body_compressions), cmocka_unit_test(test_group_limits),
+		cmocka_unit_test(test_decode_budget),
 		cmocka_unit_test(test_stamp), cmocka_unit_test(test_stamp_kept), cmocka_unit_test(test_logs_slots), cmocka_unit_test(test_logs_cold), cmocka_unit_test(test_logs_same), cmocka_unit_test(test_stamped_memo), cmocka_unit_test(test_host_forms),
 		cmocka_unit_test(test_path_forms),
 		cmocka_unit_test(test_device_example),

@@ -339,10 +339,18 @@ static void test_group_values_change(void **state)
 			snprintf(want[5], 32, "%llu", (unsigned long long)x->packets);
 			snprintf(want[6], 32, "%llu", (unsigned long long)x->bytes);
 			snprintf(want[7], 32, "%u", x->tcp_flags);
+			assert_int_equal(g->logs[i]->time, x->last_us / 1000000);
 			const size_t at[8] = {3, 4, 5, 6, 7, 10, 11, 12};
 			for (size_t k = 0; k < 8; k++)
 				assert_true(str_eqc(sls_pb_str(g->logs[i]->contents[at[k]]->value), want[k]));
 		}
+		/* Laid out from packed pieces (a Time kept while it repeats, Contents
+		 * from the ways), the bytes are still protobuf-c's for the LogGroup. */
+		size_t len = sls__log_group__get_packed_size(g);
+		uint8_t *repacked = malloc(len);
+		assert_int_equal(sls__log_group__pack(g, repacked), len);
+		assert_true(len == raw && !memcmp(repacked, plain, raw));
+		free(repacked);
 		sls_loggroup_free(g);
 		free(plain);
 		buf_free(&out);
