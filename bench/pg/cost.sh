@@ -42,6 +42,10 @@ q 'CREATE EXTENSION pg_stat_statements'
 if [ -n "${COMMIT_DELAY:-}" ]; then
 	q "ALTER SYSTEM SET commit_delay = ${COMMIT_DELAY}" && q 'SELECT pg_reload_conf()' >/dev/null
 fi
+# COMMIT_SIBLINGS=N: the other transactions commit_delay waits for (default 5).
+if [ -n "${COMMIT_SIBLINGS:-}" ]; then
+	q "ALTER SYSTEM SET commit_siblings = ${COMMIT_SIBLINGS}" && q 'SELECT pg_reload_conf()' >/dev/null
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -84,7 +88,7 @@ pg_cpu_snap() {
 	local pm
 	pm=$(head -1 "$SAGFLOW_TEST_PG_DATA/postmaster.pid")
 	for p in $pm $(pgrep -P "$pm"); do
-		[ -r "/proc/$p/stat" ] && awk -v p="$p" -v tick="$TICK" '{ sub(/^.*\) /, ""); printf "%s %.6f\n", p, ($12 + $13) / tick }' "/proc/$p/stat"
+		[ -r "/proc/$p/stat" ] && awk -v p="$p" -v tick="$TICK" '{ sub(/^.*\) /, ""); printf "%s %.6f\n", p, ($12 + $13) / tick }' "/proc/$p/stat" || true # a backend that ended meanwhile
 	done
 }
 pg_roles() {
@@ -98,7 +102,7 @@ pg_roles() {
 }
 task_cpu() { # serve's CPU by thread name
 	for t in /proc/"$1"/task/*; do
-		awk -v tick="$TICK" '{ c = $0; sub(/^[^(]*\(/, "", c); sub(/\).*/, "", c); sub(/^.*\) /, ""); printf "%s %.6f\n", c, ($12 + $13) / tick }' "$t/stat" 2>/dev/null
+		awk -v tick="$TICK" '{ c = $0; sub(/^[^(]*\(/, "", c); sub(/\).*/, "", c); sub(/^.*\) /, ""); printf "%s %.6f\n", c, ($12 + $13) / tick }' "$t/stat" 2>/dev/null || true # a thread that ended meanwhile
 	done | awk '{ a[$1] += $2 } END { for (k in a) printf "%s %.6f\n", k, a[k] }'
 }
 metrics() { curl -s "http://127.0.0.1:$1/metrics" | grep -E '^sagflow_store_(commit_batch_size_(sum|count)|round_trips_total|batch_run_seconds_(sum|count)|fsync_seconds_(sum|count)|commits_total)' || true; }
@@ -153,7 +157,7 @@ run() {
 	[ "${PERF:-0}" = 1 ] && { echo "perf (writers' backends, self):"; cat "$work/$name-perf.txt"; echo "perf (children):"; cat "$work/$name-perfc.txt"; }
 	return 0
 }
-echo "# commit_delay $(q 'SHOW commit_delay'); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $BIN; $CONNS connections, ${DUR}s, --threads $THREADS --pg-writers $K"
+echo "# commit_delay $(q 'SHOW commit_delay'), commit_siblings $(q 'SHOW commit_siblings'); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $BIN; $CONNS connections, ${DUR}s, --threads $THREADS --pg-writers $K"
 for r in $(seq "${ROUNDS:-1}"); do
 	run "one-$r" 1
 	run "two-$r" 2

@@ -51,6 +51,12 @@
  * next batch: the batch's first statement is deferred too, so the whole batch
  * is one round trip (pipe_begin). */
 #define PG_LIVE_US 100000
+/* The writer's linger (linger): the jobs a batch must have had for the next
+ * to wait for as many, and the longest that wait lasts. Measured with 2 nodes
+ * x 32 connections: batches of ~15 became ~29 and CPU per create fell to one
+ * node's (docs/benchmarks.md "Session 9"). */
+#define PG_LINGER_MIN 8
+#define PG_LINGER_US 2000
 /* After a batch's count raise hit the quota, this many batches check it per
  * job: an account at its quota does not run every batch twice. */
 #define PG_STRICT_BATCHES 16
@@ -168,6 +174,7 @@ struct pwriter {
 	/* Batches still to run with one quota check per job, after a batch's
 	 * count raise found an owner at its quota (PG_STRICT_BATCHES). */
 	int strict;
+	size_t last_batch; /* the size of its last batch (linger) */
 	struct pconn *conn;
 };
 
@@ -177,6 +184,7 @@ struct pg_store {
 	int nwriters;
 	atomic_int shard_base; /* this node's slot x STORE_PG_WRITERS_MAX (slot_take) */
 	atomic_int slot;       /* the slot the health connection holds, or -1 */
+	atomic_int peers;      /* other nodes with a live lease, at the last ping (peers_set) */
 	bool node;		/* serve: take a slot (store_options.node) */
 	pthread_mutex_t mu; /* queues, reader lists, stats, health state */
 	pthread_cond_t cv_health;
@@ -855,6 +863,17 @@ static void slot_take(struct pg_store *s, struct pconn *c)
 	atomic_store(&s->slot, got);
 }
 
+/* The health thread's ping counts the nodes whose lease is live
+ * (pg_listen.h): the writers linger only while another node shares the
+ * database (linger). A node's own lease is among them once renewed. */
+static const char PEERS_SQL[] = "SELECT count(*) FROM node_lease WHERE lease_until > now()";
+
+static void peers_set(struct pg_store *s, int64_t live)
+{
+	int64_t others = live - (s->node ? 1 : 0);
+	atomic_store_explicit(&s->peers, others > 0 ? (int)others : 0, memory_order_relaxed);
+}
+
 /* One look: a ping on the health connection, or, when it is gone, a
  * connection attempt (and the migrations, the first time). Up or down is
  * decided here alone, so a connection that only one thread lost (its backend
@@ -863,8 +882,10 @@ static bool health_check(struct pg_store *s, struct pconn *c)
 {
 	bool fresh = !c->db;
 	if (c->db) {
-		PGresult *r = PQexec(c->db, "SELECT 1");
-		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+		PGresult *r = PQexec(c->db, PEERS_SQL);
+		bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+		if (ok)
+			peers_set(s, pg_int(r, 0, 0));
 		PQclear(r);
 		if (!ok)
 			conn_disconnect(c);
@@ -1771,6 +1792,41 @@ static void requeue_front(struct pwriter *w, struct pjob *again)
 	w->queued += n;
 }
 
+/* Under load (its last batch had PG_LINGER_MIN jobs or more) and while
+ * another node shares the database (peers), a writer waits before it takes a
+ * batch until as many jobs are queued as its last batch held, for at most
+ * PG_LINGER_US. Each transaction has a fixed part (its
+ * fsync, BEGIN/COMMIT, the count raise, the version bump, a round trip and
+ * the backend's wake-up): two nodes on one database split the clients, so
+ * each node's batches were half the size and that part was paid twice as
+ * often per create (docs/benchmarks.md "PostgreSQL", "Session 9"). Waiting
+ * for the last batch's size, not for a full one, lets a steady load whose
+ * every client is already queued go at once, and the batch still grows,
+ * since take_batch takes all that is queued; a light load never waits. A
+ * node alone does not wait: there its waiting left the database idle between
+ * batches, which cost 1-node throughput (docs/benchmarks.md). Called with mu
+ * held. */
+static void linger(struct pg_store *s, struct pwriter *w)
+{
+	size_t want = w->last_batch;
+	if (want < PG_LINGER_MIN || atomic_load_explicit(&s->peers, memory_order_relaxed) < 1)
+		return;
+	struct timespec until = time_deadline(CLOCK_MONOTONIC, PG_LINGER_US);
+	while (w->queued < want && !s->stopping &&
+	       pthread_cond_timedwait(&w->cv, &s->mu, &until) != ETIMEDOUT)
+		;
+}
+
+/* The writer's condition variable waits on CLOCK_MONOTONIC (linger). */
+static void cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static void *writer_main(void *arg)
 {
 	struct pwriter *w = arg;
@@ -1782,8 +1838,10 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&w->cv, &s->mu);
 		if (!w->head)
 			break;
+		linger(s, w);
 		size_t n;
 		struct pjob *batch = take_batch(s, w, &n), *ran, *again;
+		w->last_batch = n;
 		pthread_mutex_unlock(&s->mu);
 		metrics_observe(store_m_batch, 0, 0, n);
 		run_batch(w, batch, &ran, &again);
@@ -1858,7 +1916,7 @@ struct store *store_pg_open(const char *conninfo, int writers, bool node)
 	for (int i = 0; i < writers; i++) {
 		s->w[i] = (struct pwriter){.s = s, .index = i, .conn = conn_new(s)};
 		s->w[i].tailp = &s->w[i].head;
-		pthread_cond_init(&s->w[i].cv, NULL);
+		cond_init_mono(&s->w[i].cv);
 	}
 	struct pconn *first = s->w[0].conn;
 	if (conn_connect(first, false) == 0) {
@@ -1993,6 +2051,13 @@ const char *store_pg_conninfo(struct store *base)
 int store_pg_writers(struct store *base)
 {
 	return base->ops == &pg_ops ? ((struct pg_store *)base)->nwriters : 0;
+}
+
+int store_pg_peers(struct store *base)
+{
+	if (base->ops != &pg_ops)
+		return -1;
+	return atomic_load(&((struct pg_store *)base)->peers);
 }
 
 int store_pg_shard_base(struct store *base)

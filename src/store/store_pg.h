@@ -18,6 +18,11 @@ int store_pg_writers(struct store *s);
  * slot 0's rows). -1 while a node holds no slot yet, or for another backend. */
 int store_pg_shard_base(struct store *s);
 
+/* Other nodes with a live lease on the database, as the health thread last
+ * counted them (every PG_PING_US; the writers' linger, docs/store.md), or -1
+ * for another backend. */
+int store_pg_peers(struct store *s);
+
 /* The admission batcher's counters (pg_admitq.h); false, and nothing
  * written, when s is not PostgreSQL. */
 struct pg_admitq_stats;

@@ -2186,6 +2186,90 @@ static void test_pg_pipelined_batch(void **state)
 	store_close(s);
 }
 
+/* The writer's linger (store_pg.c linger, docs/store.md "Linger under load"):
+ * LINGER_MIN is store_pg.c's PG_LINGER_MIN. n jobs that change nothing,
+ * submitted one at a time LINGER_GAP_US apart; returns the batches they took. */
+enum { LINGER_MIN = 8, LINGER_GAP_US = 50, LINGER_TRIES = 3 };
+
+static uint64_t trickle_batches(struct store *s, struct pipe_job *jobs, int n)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int pending = n, statements = 0;
+	struct store_stats before, after;
+	store_stats(s, &before);
+	for (int i = 0; i < n; i++) {
+		jobs[i] = (struct pipe_job){.id = i + 1, .kind = PIPE_NOOP, .rc = -99,
+					    .statements = &statements, .mu = &mu, .cv = &cv,
+					    .pending = &pending};
+		store_write_async(s, pipe_job_fn, &jobs[i], pipe_job_done);
+		usleep(LINGER_GAP_US);
+	}
+	pthread_mutex_lock(&mu);
+	while (pending > 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	store_stats(s, &after);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(jobs[i].rc, 0);
+	return after.batches - before.batches;
+}
+
+/* A batch of LINGER_MIN behind a gate, then LINGER_MIN jobs one by one:
+ * the batches those took. */
+static uint64_t after_full_batch(struct store *s, struct pipe_job *jobs)
+{
+	int statements;
+	static const enum pipe_kind noop[] = {PIPE_NOOP};
+	struct store_stats d = run_pipe_jobs(s, jobs, LINGER_MIN, noop, 1, &statements);
+	assert_int_equal(d.max_batch, LINGER_MIN);
+	return trickle_batches(s, jobs, LINGER_MIN);
+}
+
+/* Alone on the database, a writer does not wait: after a batch of
+ * LINGER_MIN, as many jobs arriving one by one take more than one batch.
+ * With another node's lease live, they share one (well within PG_LINGER_US:
+ * the writer waited for them); after a batch of one they do not. Timing is
+ * involved (50 us between jobs against PG_LINGER_US = 2 ms), so the two
+ * first cases take the best of LINGER_TRIES. */
+static void test_pg_writer_linger(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = store_open(f->path);
+	assert_non_null(s);
+	struct pipe_job jobs[LINGER_MIN];
+	assert_int_equal(store_pg_peers(s), 0);
+	uint64_t alone = 0;
+	for (int i = 0; i < LINGER_TRIES && alone < 2; i++) {
+		uint64_t b = after_full_batch(s, jobs);
+		alone = b > alone ? b : alone;
+	}
+	PGconn *c = pg_admin(f->dbname);
+	PQclear(PQexec(c, "INSERT INTO node_lease VALUES (gen_random_uuid(), 0, "
+			  "now() + interval '1 hour', now())"));
+	for (int i = 0; i < 100 && store_pg_peers(s) < 1; i++)
+		usleep(50000); /* the health thread counts leases every PG_PING_US */
+	assert_int_equal(store_pg_peers(s), 1);
+	/* The best of LINGER_TRIES: a loaded machine may stall this thread. */
+	uint64_t lingered = UINT64_MAX;
+	for (int i = 0; i < LINGER_TRIES && lingered > 1; i++) {
+		uint64_t b = after_full_batch(s, jobs);
+		lingered = b < lingered ? b : lingered;
+	}
+	assert_int_equal(trickle_batches(s, jobs, 1), 1);
+	uint64_t plain = trickle_batches(s, jobs, LINGER_MIN);
+	print_message("linger: %d jobs one by one took %llu batch(es) alone, %llu with a peer after "
+		      "a batch of %d, %llu after a batch of 1\n",
+		      LINGER_MIN, (unsigned long long)alone, (unsigned long long)lingered,
+		      LINGER_MIN, (unsigned long long)plain);
+	assert_true(alone > 1);
+	assert_int_equal(lingered, 1);
+	assert_true(plain > 1);
+	PQclear(PQexec(c, "DELETE FROM node_lease"));
+	PQfinish(c);
+	store_close(s);
+}
+
 /* Deferred statements (pg_tx_exec_deferred) in one batch, two of them failing
  * in the middle and one as the last job (found at COMMIT): each failing job
  * gets its check's answer and leaves no row, the jobs whose statements the
@@ -3271,6 +3355,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_pipelined_batch, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_requeued, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_batch, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_writer_linger, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_deferred_quota, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_count_raise, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_raise_after_bump, setup_pg, teardown_pg),
