@@ -9,7 +9,9 @@
 #   assoc-pgbench-K / assoc-pgbench-1   bench/pg/assoc.sql likewise
 #   describe-pg / describe-sqlite       cached DescribeFlowLogs page 1 (50) on PostgreSQL
 #                    and on an SQLite serve of the same build
-#   create-2-nodes   CreateFlowLog over two serves on the one database (CONNS/2 each)
+#   create-2-nodes   CreateFlowLog over two serves on the one database (CONNS/2 each;
+#                    the second is started for it and stopped after, so the
+#                    1-node phases run a node alone)
 # then once: throughput in 1-second slices while PostgreSQL is stopped with
 # `pg_ctl stop -m immediate` and started again under load.
 #   BUILD=build SECONDS_=10 ROUNDS=3 CONNS=64 PG_WRITERS=2 PG_THREADS=1 bench/pg/run.sh
@@ -73,8 +75,14 @@ serve_on() {
 }
 
 serve_on a "$DB" --threads "$PG_THREADS" --pg-writers "$K" --logs-dir "$work/logs-a"
-serve_on b "$DB" --threads "$PG_THREADS" --pg-writers "$K" --log-store-at "http://127.0.0.1:$a_port"
+# Node b runs only in the 2-node phase: beside a live lease, node a's writers
+# linger for bigger batches (docs/store.md "Linger under load"), and the
+# 1-node phases measure a node alone (a clean stop deletes b's lease).
+start_b() { serve_on b "$DB" --threads "$PG_THREADS" --pg-writers "$K" --log-store-at "http://127.0.0.1:$a_port"; }
+stop_b() { kill -TERM "$b_pid" && wait "$b_pid" || true; }
 serve_on lite "$work/lite.db" --threads "$THREADS"
+# (A BASE_BIN serve stays up for the whole run: node a's 1-node writes then
+# run beside a live peer.)
 if [ -n "${BASE_BIN:-}" ]; then
 	SERVE_BIN=$BASE_BIN serve_on base "$DB" --threads "$PG_THREADS" --pg-writers "$K" \
 		--log-store-at "http://127.0.0.1:$a_port"
@@ -168,9 +176,11 @@ for r in $(seq "$ROUNDS"); do
 		echo "{\"round\":$r,\"side\":\"describe-sqlite\",\"result\":$(lg_cpu "$lite_pid" "$lite_port" DescribeFlowLogs "$describe_q")}"
 	fi
 	if phase nodes; then
+		start_b
 		AKID=$NODES_AKID SECRET=$NODES_SECRET lg "$a_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-a.json" &
 		AKID=$NODES_AKID SECRET=$NODES_SECRET lg "$b_port" CreateFlowLog "$create_q" $((CONNS / 2)) >"$work/two-b.json"
 		wait $!
+		stop_b
 		echo "{\"round\":$r,\"side\":\"create-2-nodes\",\"result\":$(node -e '
 const [a,b]=process.argv.slice(1).map(f=>JSON.parse(require("fs").readFileSync(f,"utf8")));
 console.log(JSON.stringify({rps:a.rps+b.rps,p99_ms:Math.max(a.p99_ms,b.p99_ms),non2xx:a.non2xx+b.non2xx,errors:a.errors+b.errors,nodes:[a.rps,b.rps]}))' "$work/two-a.json" "$work/two-b.json")}"
