@@ -1392,6 +1392,32 @@ static int64_t pg_scalar(PGconn *c, const char *sql)
 	return v;
 }
 
+/* Waits until one session of the database waits for a lock. */
+static void wait_one_lock_waiter(const char *dbname)
+{
+	PGconn *w = pg_admin(dbname);
+	int64_t waiting = 0;
+	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
+		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
+				       "wait_event_type = 'Lock' AND datname = current_database()");
+	PQfinish(w);
+	assert_int_equal(waiting, 1);
+}
+
+/* Deadlock tests: the store's sessions look for a deadlock after 100 ms, so
+ * they are its victim; the returned session of the test waits 5 s first. */
+static PGconn *deadlock_setup(const char *dbname)
+{
+	PGconn *c = pg_admin(NULL);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET deadlock_timeout = '100ms'", dbname);
+	pg_ok(c, sql);
+	PQfinish(c);
+	PGconn *o = pg_admin(dbname);
+	pg_ok(o, "SET deadlock_timeout = '5s'");
+	return o;
+}
+
 /* Appends key=value as a URI query parameter, percent-encoded. */
 static void uri_param(char *out, size_t cap, const char *key, const char *val)
 {
@@ -1775,13 +1801,7 @@ static void test_pg_delete_while_bound(void **state)
 	pg_ok(c, "SELECT 1 FROM flowlogs WHERE flowlog_id = 'fl-test00000000000' FOR UPDATE");
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, race_delete_main, &a), 0);
-	PGconn *w = pg_admin(f->dbname);
-	int64_t waiting = 0;
-	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
-		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
-				       "wait_event_type = 'Lock' AND datname = current_database()");
-	PQfinish(w);
-	assert_int_equal(waiting, 1);
+	wait_one_lock_waiter(f->dbname);
 	pg_ok(c, "UPDATE sags SET flowlog_rowid = (SELECT id FROM flowlogs WHERE flowlog_id = "
 		 "'fl-test00000000000') WHERE sag_id = 'sag-cas'");
 	pg_ok(c, "COMMIT");
@@ -1921,13 +1941,7 @@ static void lookup_race(struct fixture *f, struct lookup_arg *a, const char *con
 	a->rc = -99;
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, lookup_main, a), 0);
-	PGconn *w = pg_admin(f->dbname);
-	int64_t waiting = 0;
-	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
-		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
-				       "wait_event_type = 'Lock' AND datname = current_database()");
-	PQfinish(w);
-	assert_int_equal(waiting, 1);
+	wait_one_lock_waiter(f->dbname);
 	if (meanwhile)
 		meanwhile(f, marg);
 	pg_ok(c, "COMMIT");
@@ -2666,18 +2680,12 @@ static void *pf_deadlock_main(void *p)
 static void test_pg_prefetch_deadlock(void **state)
 {
 	struct fixture *f = *state;
-	PGconn *c = pg_admin(NULL);
-	char sql[160];
-	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET deadlock_timeout = '100ms'", f->dbname);
-	pg_ok(c, sql);
-	PQfinish(c);
+	PGconn *o = deadlock_setup(f->dbname); /* the prefetch is the one to find it */
 	struct store *s = store_open(f->path);
 	assert_non_null(s);
 	int64_t account;
 	assert_int_equal(store_write(s, ensure_account_id, &account), 0);
 	assert_int_equal(store_write(s, pf_setup, &account), 0);
-	PGconn *o = pg_admin(f->dbname);
-	pg_ok(o, "SET deadlock_timeout = '5s'"); /* the prefetch is the one to find it */
 	pg_ok(o, "BEGIN");
 	pg_ok(o, "SELECT 1 FROM sags WHERE sag_id = 'sag-pf1' FOR UPDATE");
 	struct pf_arg *a = calloc(1, sizeof(*a));
@@ -2686,13 +2694,7 @@ static void test_pg_prefetch_deadlock(void **state)
 	a->account = account;
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, pf_deadlock_main, a), 0);
-	PGconn *w = pg_admin(f->dbname);
-	int64_t waiting = 0;
-	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
-		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
-				       "wait_event_type = 'Lock' AND datname = current_database()");
-	PQfinish(w);
-	assert_int_equal(waiting, 1);
+	wait_one_lock_waiter(f->dbname);
 	/* Closes the cycle; waits until the prefetch was aborted. */
 	pg_ok(o, "SELECT 1 FROM flowlogs WHERE flowlog_id = 'fl-pf0000000000000' FOR UPDATE");
 	pg_ok(o, "COMMIT");
@@ -2815,11 +2817,8 @@ static void *bump_deadlock_main(void *p)
 static void test_pg_bump_deadlock(void **state)
 {
 	struct fixture *f = *state;
-	PGconn *c = pg_admin(NULL);
+	PGconn *o = deadlock_setup(f->dbname); /* the writer is the one to find it */
 	char sql[200];
-	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET deadlock_timeout = '100ms'", f->dbname);
-	pg_ok(c, sql);
-	PQfinish(c);
 	struct store *s = store_open(f->path);
 	assert_non_null(s);
 	int64_t account;
@@ -2829,19 +2828,11 @@ static void test_pg_bump_deadlock(void **state)
 	create_batch(s, account, &b.made, 1, region, 1);
 	assert_int_equal(b.made.rc, 0);
 	b.made.s = s;
-	PGconn *o = pg_admin(f->dbname);
-	pg_ok(o, "SET deadlock_timeout = '5s'"); /* the writer is the one to find it */
 	pg_ok(o, "BEGIN");
 	pg_ok(o, "LOCK TABLE account_version IN EXCLUSIVE MODE");
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, bump_deadlock_main, &b), 0);
-	PGconn *w = pg_admin(f->dbname);
-	int64_t waiting = 0;
-	for (int i = 0; i < 500 && waiting < 1; i++, usleep(10000))
-		waiting = pg_scalar(w, "SELECT count(*) FROM pg_stat_activity WHERE "
-				       "wait_event_type = 'Lock' AND datname = current_database()");
-	PQfinish(w);
-	assert_int_equal(waiting, 1); /* the bump, after the job's UPDATE */
+	wait_one_lock_waiter(f->dbname); /* the bump, after the job's UPDATE */
 	/* Closes the cycle; returns once the writer's batch was aborted. */
 	snprintf(sql, sizeof(sql), "SELECT 1 FROM flowlogs WHERE flowlog_id = '%s' FOR UPDATE",
 		 b.made.fl.id);
