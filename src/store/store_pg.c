@@ -1371,23 +1371,31 @@ bool pg_tx_count_in_batch(struct store_tx *tx, struct owner o, int64_t quota)
 	return true;
 }
 
+/* What a batch's COMMIT came to (commit), and so its run (run_jobs). */
+enum batch_end {
+	BATCH_LOST = -1,    /* not committed */
+	BATCH_COMMITTED,    /* durable */
+	BATCH_DEFER_FAILED, /* a deferred statement failed: COMMIT was skipped, the
+			       transaction is open and aborted (defer_recover, commit again) */
+	BATCH_REDO_STRICT,  /* the count raise found an owner at its quota or deadlocked */
+	BATCH_REDO,	    /* the version bump deadlocked */
+};
+
 /* The pending RELEASE, the version bump and COMMIT in one round trip, and
- * what COMMIT's answer means: 0 committed, 1 a deferred statement failed
- * (COMMIT was skipped: the transaction is open, aborted; defer_recover, then
- * commit again), 2 the count raise found an owner at its quota or deadlocked
- * (COMMIT was skipped: roll back, run the batch again strictly), 3 the bump
- * deadlocked (roll back, run the batch again as it was), -1 not committed.
- * The bump can deadlock only where two writers share a shard slot (a strict
- * batch holding the counter row then waits for the version row, which a
- * normal batch of the other writer holds while its raise waits for the
- * counter row); losing the batch to it would answer every job with an error. The count raise goes last, right before COMMIT: the account's
- * counter row, which every node's writer for that account updates, is then
- * locked for the raise and COMMIT alone; the version row (this writer's own)
- * may wait. *sent_commit: COMMIT was handed to libpq,
+ * what COMMIT's answer means (enum batch_end). After BATCH_REDO_STRICT the
+ * batch is rolled back and runs again strictly, after BATCH_REDO as it was.
+ * The bump can deadlock only where two writers share a shard slot: a strict
+ * batch holding the counter row waits for the version row, which the other
+ * writer's normal batch holds while its raise waits for the counter row;
+ * losing the batch to that would answer every job with an error. The count
+ * raise goes last, right before COMMIT: the account's counter row, which
+ * every node's writer for that account updates, is then locked for the
+ * raise and COMMIT alone; the version row (this writer's own) may wait.
+ * *sent_commit: COMMIT was handed to libpq,
  * so from then on a lost connection leaves the outcome unknown (the jobs get
  * STORE_EUNKNOWN, a kind of STORE_EIO, never success). */
-static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_outcome *out,
-		  int njobs, bool *sent_commit)
+static enum batch_end commit(struct pwriter *w, struct pjob *const *jobs,
+			     const enum job_outcome *out, int njobs, bool *sent_commit)
 {
 	struct pconn *c = w->conn;
 	char list[PG_BATCH_MAX * PG_NUM_MAX + 3];
@@ -1399,7 +1407,7 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 	struct pstmt *slot = bump ? conn_stmt(c, BUMP_SQL, &index) : NULL;
 	struct pstmt *cslot = count ? conn_stmt(c, COUNT_SQL, &cindex) : NULL;
 	if ((bump && !slot) || (count && !cslot))
-		return -1;
+		return BATCH_LOST;
 	int64_t t0 = time_mono_us();
 	pipe_start(c);
 	int bump_at = bump ? pipe_stmt_queue(c, slot, index, BUMP_SQL, &p, "account version") : -1;
@@ -1414,18 +1422,18 @@ static int commit(struct pwriter *w, struct pjob *const *jobs, const enum job_ou
 	c->retry = false;
 	pipe_reset(c);
 	if (!ok && c->defer_failed && !c->broken && !c->batch_failed)
-		return 1;
+		return BATCH_DEFER_FAILED;
 	if (again && (bad == count_at || bad == bump_at))
-		return bad == count_at ? 2 : 3;
+		return bad == count_at ? BATCH_REDO_STRICT : BATCH_REDO;
 	if (!ok && c->broken && *sent_commit)
 		log_err(
 		    "store: commit outcome unknown: the connection to PostgreSQL was lost after "
 		    "COMMIT was sent");
 	if (!ok)
-		return -1;
+		return BATCH_LOST;
 	metrics_count(store_m_commits, 0, 0, 1);
 	metrics_observe(store_m_commit_us, 0, 0, (uint64_t)(time_mono_us() - t0));
-	return 0;
+	return BATCH_COMMITTED;
 }
 
 static void fail_all(struct pjob *list, int rc)
@@ -1616,10 +1624,9 @@ bool pg_tx_prefetched(struct store_tx *tx, struct owner o, const char *flowlog_i
 /* Runs the jobs and commits: each ends up in out[] as run, to run again or
  * lost (every one when the batch is). A failed deferred statement sends the
  * batch back to the job after it (defer_recover), also from COMMIT; each
- * such pass answers one more job, so the loop ends. Returns 0 committed, -1
- * lost, 1 to run again strictly (commit() returned 2), 2 to run again as it
- * was (commit() returned 3). */
-static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
+ * such pass answers one more job, so the loop ends. Returns BATCH_COMMITTED,
+ * BATCH_LOST, or one of the BATCH_REDOs. */
+static enum batch_end run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out, int n,
 		     bool *sent_commit)
 {
 	struct pconn *c = w->conn;
@@ -1642,16 +1649,12 @@ static int run_jobs(struct pwriter *w, struct pjob **jobs, enum job_outcome *out
 		if (!timed)
 			metrics_observe(store_m_run_us, 0, 0, (uint64_t)(time_mono_us() - t0));
 		timed = true;
-		int rc = commit(w, jobs, out, n, sent_commit);
-		if (rc >= 2)
-			return rc - 1;
-		if (rc != 1) {
-			lost = rc != 0;
-			break;
-		}
+		enum batch_end end = commit(w, jobs, out, n, sent_commit);
+		if (end != BATCH_DEFER_FAILED)
+			return end;
 		i = defer_recover(c, jobs, out, n);
 	}
-	return lost ? -1 : 0;
+	return BATCH_LOST;
 }
 
 /* The count raise (strict) or the bump refused the batch: nothing of it
@@ -1692,13 +1695,13 @@ static void run_batch(struct pwriter *w, struct pjob *batch, struct pjob **ran, 
 	c->strict = w->strict > 0;
 	w->strict -= c->strict;
 	bool sent_commit = false;
-	int run = run_jobs(w, jobs, out, n, &sent_commit);
+	enum batch_end run = run_jobs(w, jobs, out, n, &sent_commit);
 	prefetch_clear(jobs, n); /* never reused across a rollback of the batch */
-	bool lost = run < 0;
+	bool lost = run == BATCH_LOST;
 	pipe_end(c);
 	c->writing = false;
-	if (run > 0)
-		redo_batch(w, jobs, out, n, run == 1);
+	if (run == BATCH_REDO_STRICT || run == BATCH_REDO)
+		redo_batch(w, jobs, out, n, run == BATCH_REDO_STRICT);
 	if (lost) {
 		/* Nothing was committed unless COMMIT was sent and its answer lost. */
 		bool gone = c->broken || !c->db;
